@@ -1,0 +1,76 @@
+"""paymentorch: embeddable Buy-Now-Pay-Later payment orchestration.
+
+Open a service with ``await paymentorch.open_service(url)``; see the README for a tour.
+"""
+
+from paymentorch._open import open_service, open_store
+from paymentorch._version import __version__
+from paymentorch.adapters.cache import LocalCache
+from paymentorch.adapters.memory import InMemoryPaymentStore
+from paymentorch.bus import InMemoryEventBus
+from paymentorch.domain import (
+    Actor,
+    AuditEntry,
+    FieldError,
+    IdempotencyConflict,
+    InvalidTransition,
+    NewPayment,
+    Payment,
+    PaymentError,
+    PaymentEvent,
+    PaymentNotFound,
+    PaymentStatus,
+    PermissionDenied,
+    Role,
+    RolePolicy,
+    StoreError,
+    StoreUnavailable,
+    ValidationError,
+    ValidationPolicy,
+    correlation,
+)
+from paymentorch.domain.results import BulkResult, HealthReport, Page
+from paymentorch.outbox import OutboxRelay
+from paymentorch.ports import Cache, EventSink, OutboxMessage, OutboxStats, PaymentStore
+from paymentorch.service import PaymentService
+from paymentorch.sync import SyncPaymentService, open_sync_service
+
+__all__ = [
+    "Actor",
+    "AuditEntry",
+    "BulkResult",
+    "Cache",
+    "EventSink",
+    "FieldError",
+    "HealthReport",
+    "IdempotencyConflict",
+    "InMemoryEventBus",
+    "InMemoryPaymentStore",
+    "InvalidTransition",
+    "LocalCache",
+    "NewPayment",
+    "OutboxMessage",
+    "OutboxRelay",
+    "OutboxStats",
+    "Page",
+    "Payment",
+    "PaymentError",
+    "PaymentEvent",
+    "PaymentNotFound",
+    "PaymentService",
+    "PaymentStatus",
+    "PaymentStore",
+    "PermissionDenied",
+    "Role",
+    "RolePolicy",
+    "StoreError",
+    "StoreUnavailable",
+    "SyncPaymentService",
+    "ValidationError",
+    "ValidationPolicy",
+    "__version__",
+    "correlation",
+    "open_service",
+    "open_store",
+    "open_sync_service",
+]

@@ -1,0 +1,289 @@
+"""The in-memory store: the fake that service tests use, held to the same contract as SQL."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from paymentorch.domain import (
+    AuditEntry,
+    Change,
+    IdempotencyConflict,
+    Payment,
+    PaymentStatus,
+    StoreError,
+)
+from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
+
+
+@attrs.define
+class _OutboxRow:
+    seq: int
+    message: OutboxMessage
+    retry_at: datetime | None = None
+    lease_until: datetime | None = None
+
+
+class InMemoryPaymentStore:
+    """Payments, audit trail and outbox in this process's memory.
+
+    Every operation is one step under a lock, so it is safe from many tasks and threads.
+    Delivered events are dropped, so memory stays flat while the relay keeps up.
+    """
+
+    backend = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._payments: dict[UUID, Payment] = {}
+        self._by_key: dict[str, UUID] = {}
+        self._order: list[Keyset] = []
+        self._by_customer: dict[str, list[Keyset]] = {}
+        self._status_counts: Counter[PaymentStatus] = Counter()
+        self._audit: dict[UUID, list[AuditEntry]] = {}
+        self._pending: dict[UUID, _OutboxRow] = {}  # insertion order is event order
+        self._parked: dict[UUID, _OutboxRow] = {}
+        self._event_ids: set[UUID] = set()
+        self._seq = itertools.count(1)
+        self.closed = False
+
+    # -- writes -----------------------------------------------------------------
+
+    async def add(self, change: Change) -> Payment | None:
+        """Insert a payment with its entry and event, or return the holder of its key."""
+        payment = change.payment
+        with self._lock:
+            key = payment.idempotency_key
+            if key is not None and key in self._by_key:
+                return self._payments[self._by_key[key]]
+            self._check_new([change])
+            self._insert(change)
+        return None
+
+    async def add_many(self, changes: Sequence[Change]) -> None:
+        """Insert all payments or none."""
+        with self._lock:
+            keys = [c.payment.idempotency_key for c in changes if c.payment.idempotency_key]
+            for key in keys:
+                if key in self._by_key:
+                    raise IdempotencyConflict(key, "already used by another payment")
+            if len(set(keys)) != len(keys):
+                raise IdempotencyConflict(
+                    next(k for k in keys if keys.count(k) > 1), "used twice in one batch"
+                )
+            self._check_new(changes)
+            for change in changes:
+                self._insert(change)
+
+    async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
+        """Write the change if the payment still has status ``expected``."""
+        with self._lock:
+            return bool(self._apply_locked([change], expected))
+
+    async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
+        """Apply every change whose payment still has status ``expected``."""
+        with self._lock:
+            return self._apply_locked(changes, expected)
+
+    def _apply_locked(self, changes: Sequence[Change], expected: PaymentStatus) -> set[UUID]:
+        due = [c for c in changes if self._payments.get(c.payment.id, None) is not None]
+        due = [c for c in due if self._payments[c.payment.id].status is expected]
+        self._check_events(due)
+        for change in due:
+            new = change.payment
+            old = self._payments[new.id]
+            self._payments[new.id] = new
+            self._status_counts[old.status] -= 1
+            self._status_counts[new.status] += 1
+            self._record(change)
+        return {c.payment.id for c in due}
+
+    def _check_new(self, changes: Sequence[Change]) -> None:
+        ids = [c.payment.id for c in changes]
+        if len(set(ids)) != len(ids) or any(i in self._payments for i in ids):
+            raise StoreError("a payment with this id exists already")
+        self._check_events(changes)
+
+    def _check_events(self, changes: Sequence[Change]) -> None:
+        ids = [c.event.id for c in changes]
+        if len(set(ids)) != len(ids) or any(i in self._event_ids for i in ids):
+            raise StoreError("an outbox event with this id exists already")
+
+    def _insert(self, change: Change) -> None:
+        payment = change.payment
+        self._payments[payment.id] = payment
+        if payment.idempotency_key is not None:
+            self._by_key[payment.idempotency_key] = payment.id
+        position = (payment.created_at, payment.id)
+        bisect.insort(self._order, position)
+        bisect.insort(self._by_customer.setdefault(payment.customer_id, []), position)
+        self._status_counts[payment.status] += 1
+        self._record(change)
+
+    def _record(self, change: Change) -> None:
+        self._audit.setdefault(change.payment.id, []).append(change.audit)
+        event = change.event
+        self._event_ids.add(event.id)
+        self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
+
+    async def purge_idempotency_keys(self, created_before: datetime) -> int:
+        """Release keys of payments created before ``created_before``."""
+        with self._lock:
+            released = [
+                (key, pid)
+                for key, pid in self._by_key.items()
+                if self._payments[pid].created_at < created_before
+            ]
+            for key, pid in released:
+                del self._by_key[key]
+                self._payments[pid] = attrs.evolve(self._payments[pid], idempotency_key=None)
+            return len(released)
+
+    # -- reads ------------------------------------------------------------------
+
+    async def get(self, payment_id: UUID) -> Payment | None:
+        """The payment, or None."""
+        return self._payments.get(payment_id)
+
+    async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
+        """The payments that exist among ``payment_ids``."""
+        found = self._payments
+        return {i: found[i] for i in payment_ids if i in found}
+
+    async def list(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        limit: int,
+        after: Keyset | None,
+    ) -> list[Payment]:
+        """Newest first, strictly after ``after``."""
+        with self._lock:
+            order = self._order if customer_id is None else self._by_customer.get(customer_id, [])
+            end = len(order) if after is None else bisect.bisect_left(order, after)
+            items: list[Payment] = []
+            for index in range(end - 1, -1, -1):
+                payment = self._payments[order[index][1]]
+                if status is None or payment.status is status:
+                    items.append(payment)
+                    if len(items) == limit:
+                        break
+            return items
+
+    async def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
+        """How many payments match."""
+        with self._lock:
+            if customer_id is None:
+                return len(self._payments) if status is None else self._status_counts[status]
+            positions = self._by_customer.get(customer_id, [])
+            if status is None:
+                return len(positions)
+            return sum(1 for _, pid in positions if self._payments[pid].status is status)
+
+    async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
+        """Entries for one payment, oldest first."""
+        with self._lock:
+            return list(self._audit.get(payment_id, ()))
+
+    # -- outbox -----------------------------------------------------------------
+
+    async def claim_events(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due events, oldest first, keeping each payment's order."""
+        claimed: list[OutboxMessage] = []
+        with self._lock:
+            blocked: set[UUID] = set()
+            for row in self._pending.values():
+                payment_id = row.message.event.payment_id
+                if payment_id in blocked:
+                    continue
+                blocked.add(payment_id)  # later events of this payment wait for this one
+                if (row.retry_at is not None and row.retry_at > now) or (
+                    row.lease_until is not None and row.lease_until > now
+                ):
+                    continue
+                row.lease_until = lease_until
+                claimed.append(row.message)
+                if len(claimed) == limit:
+                    break
+        return claimed
+
+    async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
+        """Drop delivered events."""
+        with self._lock:
+            for event_id in event_ids:
+                self._pending.pop(event_id, None)
+
+    async def mark_failed(
+        self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
+    ) -> None:
+        """Count a failed attempt; schedule a retry or park."""
+        with self._lock:
+            for event_id in event_ids:
+                row = self._pending.get(event_id)
+                if row is None:
+                    continue
+                row.message = attrs.evolve(
+                    row.message, attempts=row.message.attempts + 1, last_error=error[:1000]
+                )
+                row.lease_until = None
+                row.retry_at = retry_at
+                if retry_at is None:
+                    self._parked[event_id] = self._pending.pop(event_id)
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Pending and parked counts, and when the oldest pending event occurred."""
+        with self._lock:
+            first = next(iter(self._pending.values()), None)
+            return OutboxStats(
+                pending=len(self._pending),
+                oldest_pending_at=None if first is None else first.message.event.occurred_at,
+                parked=len(self._parked),
+            )
+
+    async def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
+        """Parked events, oldest first."""
+        with self._lock:
+            rows = sorted(self._parked.values(), key=lambda r: r.seq)[:limit]
+            return [r.message for r in rows]
+
+    async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
+        """Make parked events pending again, in their original order."""
+        with self._lock:
+            chosen = list(self._parked) if event_ids is None else [
+                i for i in event_ids if i in self._parked
+            ]
+            for event_id in chosen:
+                row = self._parked.pop(event_id)
+                row.message = attrs.evolve(row.message, attempts=0)
+                row.retry_at = None
+                self._pending[event_id] = row
+            if chosen:
+                self._pending = dict(sorted(self._pending.items(), key=lambda kv: kv[1].seq))
+            return len(chosen)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Nothing to reach: always answers."""
+
+    async def aclose(self) -> None:
+        """Nothing to release; the data stays for anyone still holding the store."""
+        self.closed = True
+
+
+async def open_store(url: str, **options: object) -> InMemoryPaymentStore:
+    """A new, empty store for ``memory://``. ``create_schema`` is accepted and ignored."""
+    unknown = set(options) - {"create_schema"}
+    if unknown:
+        raise TypeError(f"memory:// takes no option(s) {', '.join(sorted(unknown))}")
+    return InMemoryPaymentStore()

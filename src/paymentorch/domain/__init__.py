@@ -1,0 +1,56 @@
+"""The pure core: values, rules and transitions. No I/O, no asyncio, no drivers."""
+
+from paymentorch.domain.access import Actor, Role, RolePolicy
+from paymentorch.domain.correlation import correlation, current_correlation_id
+from paymentorch.domain.errors import (
+    FieldError,
+    IdempotencyConflict,
+    InvalidTransition,
+    PaymentError,
+    PaymentNotFound,
+    PermissionDenied,
+    StoreError,
+    StoreUnavailable,
+    ValidationError,
+)
+from paymentorch.domain.ids import uuid7
+from paymentorch.domain.payment import Payment, PaymentStatus, cancel, confirm, fail, transition
+from paymentorch.domain.records import AuditEntry, Change, PaymentEvent, record_change
+from paymentorch.domain.validation import (
+    NewPayment,
+    ValidationPolicy,
+    ValidPayment,
+    parse_payment_id,
+)
+
+__all__ = [
+    "Actor",
+    "AuditEntry",
+    "Change",
+    "FieldError",
+    "IdempotencyConflict",
+    "InvalidTransition",
+    "NewPayment",
+    "Payment",
+    "PaymentError",
+    "PaymentEvent",
+    "PaymentNotFound",
+    "PaymentStatus",
+    "PermissionDenied",
+    "Role",
+    "RolePolicy",
+    "StoreError",
+    "StoreUnavailable",
+    "ValidPayment",
+    "ValidationError",
+    "ValidationPolicy",
+    "cancel",
+    "confirm",
+    "correlation",
+    "current_correlation_id",
+    "fail",
+    "parse_payment_id",
+    "record_change",
+    "transition",
+    "uuid7",
+]

@@ -1,0 +1,63 @@
+"""Who may do what: actors, roles and the role policy."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import attrs
+
+from paymentorch.domain.errors import PermissionDenied
+
+
+class Role(str, enum.Enum):
+    """A role an actor can hold."""
+
+    ADMIN = "PaymentAdmin"
+    USER = "PaymentUser"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _roles(value: Iterable[Role | str]) -> frozenset[Role]:
+    return frozenset(Role(r) for r in value)
+
+
+@attrs.frozen
+class Actor:
+    """Someone (a person or a process) acting on payments.
+
+    Attributes:
+        id: Recorded in audit entries and events.
+        roles: The roles held; strings are read as ``Role`` values.
+    """
+
+    id: str
+    roles: frozenset[Role] = attrs.field(factory=frozenset, converter=_roles)
+
+    @classmethod
+    def system(cls, id: str = "system") -> Actor:  # noqa: A002 - mirrors the attribute
+        """An actor holding every role, for workers and scripts."""
+        return cls(id, roles=frozenset(Role))
+
+
+@attrs.frozen
+class RolePolicy:
+    """Which roles each operation needs; holding any one of them is enough.
+
+    Attributes:
+        create: Roles allowed to create payments.
+        change: Roles allowed to confirm, fail and cancel, and to use the bulk operations.
+    """
+
+    create: frozenset[Role] = frozenset({Role.USER, Role.ADMIN})
+    change: frozenset[Role] = frozenset({Role.ADMIN})
+
+    def check(self, actor: Actor, action: str) -> None:
+        """Raise ``PermissionDenied`` unless ``actor`` may perform ``action``."""
+        needed = self.create if action == "create" else self.change
+        if not isinstance(actor, Actor):
+            raise PermissionDenied(str(actor), action, "an Actor")
+        if actor.roles.isdisjoint(needed):
+            raise PermissionDenied(actor.id, action, " or ".join(sorted(r.value for r in needed)))

@@ -1,0 +1,115 @@
+"""The error hierarchy. Every error carries a stable ``code`` string."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import attrs
+
+if TYPE_CHECKING:
+    from paymentorch.domain.payment import PaymentStatus
+
+
+@attrs.frozen
+class FieldError:
+    """One broken rule.
+
+    Attributes:
+        field: The input that broke it (``amount``, ``items[3].currency``).
+        message: What is wrong, for a person.
+        code: A stable machine-readable name for the rule (``too_many_decimals``).
+    """
+
+    field: str
+    message: str
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class PaymentError(Exception):
+    """Base of every paymentorch error."""
+
+    code = "payment_error"
+
+
+class ValidationError(PaymentError, ValueError):
+    """The input broke one or more rules; ``errors`` lists every one of them."""
+
+    code = "validation_error"
+
+    def __init__(self, errors: Iterable[FieldError]) -> None:
+        self.errors = tuple(errors)
+        if not self.errors:
+            raise ValueError("ValidationError needs at least one FieldError")
+        listed = "; ".join(str(e) for e in self.errors)
+        super().__init__(f"{len(self.errors)} invalid field(s): {listed}")
+
+
+class PaymentNotFound(PaymentError, LookupError):
+    """No payment has this id."""
+
+    code = "payment_not_found"
+
+    def __init__(self, payment_id: UUID) -> None:
+        self.payment_id = payment_id
+        super().__init__(f"payment {payment_id} does not exist")
+
+
+class InvalidTransition(PaymentError):
+    """The state machine forbids ``action`` from the payment's current ``status``."""
+
+    code = "invalid_transition"
+
+    def __init__(self, payment_id: UUID, status: PaymentStatus, action: str) -> None:
+        self.payment_id = payment_id
+        self.status = status
+        self.action = action
+        super().__init__(
+            f"cannot {action} payment {payment_id}: it is {status.value}, "
+            "only Pending payments can change"
+        )
+
+
+class IdempotencyConflict(PaymentError):
+    """The idempotency key was already used with different parameters."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, key: str, detail: str = "") -> None:
+        self.key = key
+        super().__init__(
+            f"idempotency key {key!r} was already used with different parameters"
+            + (f" ({detail})" if detail else "")
+        )
+
+
+class PermissionDenied(PaymentError):
+    """The actor lacks the role that ``action`` needs."""
+
+    code = "permission_denied"
+
+    def __init__(self, actor_id: str, action: str, needs: str = "") -> None:
+        self.actor_id = actor_id
+        self.action = action
+        super().__init__(
+            f"actor {actor_id!r} may not {action}" + (f": needs {needs}" if needs else "")
+        )
+
+
+class StoreError(PaymentError):
+    """The store refused a write for a reason outside the payment rules (a broken constraint).
+
+    Nothing of the write is visible. It signals a bug or a damaged database, never bad input.
+    """
+
+    code = "store_error"
+
+
+class StoreUnavailable(PaymentError):
+    """The backend could not be reached; the driver's error is the ``__cause__``."""
+
+    code = "store_unavailable"

@@ -1,0 +1,130 @@
+"""What a change leaves behind: the audit entry and the event, written with it atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+import attrs
+
+from paymentorch.domain.ids import uuid7
+from paymentorch.domain.payment import Payment, PaymentStatus
+
+EVENT_TYPES: Final = {
+    "created": "payment.created",
+    "confirm": "payment.confirmed",
+    "fail": "payment.failed",
+    "cancel": "payment.cancelled",
+}
+AUDIT_ACTIONS: Final = {
+    "created": "created",
+    "confirm": "confirmed",
+    "fail": "failed",
+    "cancel": "cancelled",
+}
+
+
+@attrs.frozen
+class AuditEntry:
+    """One change to one payment; never updated or deleted.
+
+    Attributes:
+        payment_id: The payment that changed.
+        action: ``created``, ``confirmed``, ``failed`` or ``cancelled``.
+        from_status: The status before (None on creation).
+        to_status: The status after.
+        actor_id: Who made the change.
+        at: When (UTC).
+        reason: The reason given, if any.
+        correlation_id: The request that made it, if known.
+    """
+
+    payment_id: UUID
+    action: str
+    from_status: PaymentStatus | None
+    to_status: PaymentStatus
+    actor_id: str
+    at: datetime
+    reason: str | None = None
+    correlation_id: str | None = None
+
+
+@attrs.frozen
+class PaymentEvent:
+    """A committed change, as consumers receive it.
+
+    Attributes:
+        id: Unique; consumers de-duplicate by it (delivery is at least once).
+        type: ``payment.created``, ``payment.confirmed``, ``payment.failed``, ``payment.cancelled``.
+        payment_id: The payment it is about.
+        occurred_at: When the change happened (UTC).
+        payment: The payment's ``to_dict()`` snapshot after the change.
+        actor_id: Who made the change.
+        correlation_id: The request that made it, if known.
+    """
+
+    id: UUID
+    type: str
+    payment_id: UUID
+    occurred_at: datetime
+    payment: Mapping[str, Any]
+    actor_id: str
+    correlation_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe values, as sinks usually want them."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "payment_id": str(self.payment_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "payment": dict(self.payment),
+            "actor_id": self.actor_id,
+            "correlation_id": self.correlation_id,
+        }
+
+
+@attrs.frozen
+class Change:
+    """A payment's new state with the audit entry and event that must commit with it."""
+
+    payment: Payment
+    audit: AuditEntry
+    event: PaymentEvent
+
+
+def record_change(
+    payment: Payment,
+    kind: str,
+    *,
+    from_status: PaymentStatus | None,
+    actor_id: str,
+    reason: str | None = None,
+    correlation_id: str | None = None,
+) -> Change:
+    """Build the audit entry and event for ``payment`` after ``kind`` (``created`` or an action)."""
+    at = payment.updated_at
+    return Change(
+        payment,
+        AuditEntry(
+            payment_id=payment.id,
+            action=AUDIT_ACTIONS[kind],
+            from_status=from_status,
+            to_status=payment.status,
+            actor_id=actor_id,
+            at=at,
+            reason=reason,
+            correlation_id=correlation_id,
+        ),
+        PaymentEvent(
+            id=uuid7(),
+            type=EVENT_TYPES[kind],
+            payment_id=payment.id,
+            occurred_at=at,
+            payment=payment.to_dict(),
+            actor_id=actor_id,
+            correlation_id=correlation_id,
+        ),
+    )

@@ -1,0 +1,235 @@
+"""Input rules: one ``ValidationError`` lists every broken rule, and nothing is stored."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from paymentorch.domain.errors import FieldError, ValidationError
+from paymentorch.domain.money import currency_exponent, decimal_places, minor_unit, parse_amount
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab and newlines allowed
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+
+
+@attrs.frozen
+class NewPayment:
+    """A payment to create, as the caller gave it (validated by the service).
+
+    Attributes:
+        customer_id: Who pays.
+        amount: ``Decimal``, ``int`` or decimal string; never a float.
+        currency: ISO 4217 code; the service's default when None.
+        idempotency_key: Makes retries safe, when given.
+        metadata: Up to 20 string pairs.
+    """
+
+    customer_id: str
+    amount: Decimal | int | str
+    currency: str | None = None
+    idempotency_key: str | None = None
+    metadata: Mapping[str, str] | None = None
+
+
+@attrs.frozen
+class ValidPayment:
+    """A ``NewPayment`` that passed every rule, normalised (amount quantized, currency upper)."""
+
+    customer_id: str
+    amount: Decimal
+    currency: str
+    idempotency_key: str | None
+    metadata: dict[str, str]
+
+
+@attrs.frozen
+class ValidationPolicy:
+    """The input rules; the defaults follow the seed design.
+
+    Attributes:
+        customer_id_pattern: Full-match pattern for customer ids (ASCII classes).
+        min_amount: Smallest amount, in major units.
+        max_amount: Largest amount, in major units.
+        max_metadata_items: Most metadata pairs.
+        max_metadata_key_length: Longest metadata key.
+        max_metadata_value_length: Longest metadata value.
+        max_idempotency_key_length: Longest idempotency key.
+        max_reason_length: Longest failure or cancellation reason.
+    """
+
+    customer_id_pattern: str = r"[A-Z]{4}-\d{5}"
+    min_amount: Decimal = Decimal("0.01")
+    max_amount: Decimal = Decimal("1000000")
+    max_metadata_items: int = 20
+    max_metadata_key_length: int = 40
+    max_metadata_value_length: int = 500
+    max_idempotency_key_length: int = 255
+    max_reason_length: int = 500
+    _pattern: re.Pattern[str] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_pattern", re.compile(self.customer_id_pattern, re.ASCII))
+
+    def check_payment(
+        self, new: NewPayment, *, default_currency: str, prefix: str = ""
+    ) -> tuple[ValidPayment | None, list[FieldError]]:
+        """Validate one new payment; return it normalised, or every problem found."""
+        errors: list[FieldError] = []
+
+        def bad(field: str, message: str, code: str) -> None:
+            errors.append(FieldError(prefix + field, message, code))
+
+        self._check_customer_id(new.customer_id, bad)
+        currency = self._check_currency(
+            default_currency if new.currency is None else new.currency, bad
+        )
+        amount = self._check_amount(new.amount, currency, bad)
+        self._check_idempotency_key(new.idempotency_key, bad)
+        metadata = self._check_metadata({} if new.metadata is None else new.metadata, bad)
+        if errors or amount is None or currency is None:
+            return None, errors
+        return ValidPayment(
+            customer_id=new.customer_id,
+            amount=amount,
+            currency=currency,
+            idempotency_key=new.idempotency_key,
+            metadata=metadata,
+        ), errors
+
+    def validate_payment(self, new: NewPayment, *, default_currency: str) -> ValidPayment:
+        """Like ``check_payment``, raising one ``ValidationError`` for every problem."""
+        valid, errors = self.check_payment(new, default_currency=default_currency)
+        if valid is None:
+            raise ValidationError(errors)
+        return valid
+
+    def check_reason(self, reason: object, *, required: bool) -> list[FieldError]:
+        """Problems with a failure or cancellation reason."""
+        if reason is None:
+            return [FieldError("reason", "is required", "required")] if required else []
+        if not isinstance(reason, str):
+            return [FieldError("reason", "must be a string", "type")]
+        if not reason.strip():
+            return [FieldError("reason", "must not be blank", "blank")]
+        if len(reason) > self.max_reason_length:
+            return [
+                FieldError(
+                    "reason",
+                    f"must be at most {self.max_reason_length} characters",
+                    "too_long",
+                )
+            ]
+        if _CONTROL_IN_TEXT.search(reason):
+            return [FieldError("reason", "must not contain control characters", "control")]
+        return []
+
+    def _check_customer_id(self, value: object, bad: Any) -> None:
+        if not isinstance(value, str):
+            bad("customer_id", "must be a string", "type")
+        elif not 1 <= len(value) <= 100:
+            bad("customer_id", "must be 1 to 100 characters", "length")
+        elif _CONTROL.search(value):
+            bad("customer_id", "must not contain control characters", "control")
+        elif not self._pattern.fullmatch(value):
+            bad("customer_id", f"must match {self.customer_id_pattern}", "pattern")
+
+    def _check_currency(self, value: object, bad: Any) -> str | None:
+        if not isinstance(value, str):
+            bad("currency", "must be a string", "type")
+            return None
+        code = value.upper()
+        if len(code) != 3 or not code.isascii() or currency_exponent(code) is None:
+            bad("currency", f"{value[:10]!r} is not an active ISO 4217 currency", "unknown")
+            return None
+        return code
+
+    def _check_amount(self, value: object, currency: str | None, bad: Any) -> Decimal | None:
+        amount = parse_amount(value)
+        if isinstance(amount, str):
+            bad("amount", amount, "type")
+            return None
+        ok = True
+        if amount < self.min_amount:
+            bad("amount", f"must be at least {self.min_amount}", "too_small")
+            ok = False
+        elif amount > self.max_amount:
+            bad("amount", f"must be at most {self.max_amount}", "too_large")
+            ok = False
+        if currency is None:
+            return None
+        exponent = currency_exponent(currency)
+        assert exponent is not None
+        if decimal_places(amount) > exponent:
+            bad(
+                "amount",
+                f"{currency} allows {exponent} decimal place(s); "
+                "amounts are never rounded silently",
+                "too_many_decimals",
+            )
+            ok = False
+        return amount.quantize(minor_unit(exponent)) if ok else None
+
+    def _check_idempotency_key(self, value: object, bad: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str):
+            bad("idempotency_key", "must be a string", "type")
+        elif not 1 <= len(value) <= self.max_idempotency_key_length:
+            bad(
+                "idempotency_key",
+                f"must be 1 to {self.max_idempotency_key_length} characters",
+                "length",
+            )
+        elif not _PRINTABLE_ASCII.fullmatch(value):
+            bad("idempotency_key", "must be printable ASCII", "charset")
+
+    def _check_metadata(self, value: object, bad: Any) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            bad("metadata", "must be a mapping of strings to strings", "type")
+            return {}
+        if len(value) > self.max_metadata_items:
+            bad("metadata", f"must have at most {self.max_metadata_items} pairs", "too_many")
+            return {}
+        result: dict[str, str] = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not 1 <= len(key) <= self.max_metadata_key_length:
+                bad(
+                    "metadata",
+                    f"keys must be strings of 1 to {self.max_metadata_key_length} characters",
+                    "key",
+                )
+                continue
+            name = f"metadata.{key}" if key.isprintable() else "metadata"
+            if _CONTROL.search(key):
+                bad(name, "keys must not contain control characters", "control")
+            elif not isinstance(item, str):
+                bad(name, "values must be strings", "type")
+            elif len(item) > self.max_metadata_value_length:
+                bad(
+                    name,
+                    f"values must be at most {self.max_metadata_value_length} characters",
+                    "too_long",
+                )
+            elif _CONTROL_IN_TEXT.search(item):
+                bad(name, "values must not contain control characters", "control")
+            else:
+                result[key] = item
+        return result
+
+
+def parse_payment_id(value: object, field: str = "payment_id") -> UUID:
+    """Read a payment id from a UUID or its string form."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and len(value) <= 45:
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise ValidationError([FieldError(field, "must be a UUID", "uuid")])

@@ -1,0 +1,178 @@
+"""The interfaces the service depends on. Adapters implement them; the domain knows none."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+import attrs
+
+from paymentorch.domain import AuditEntry, Change, Payment, PaymentEvent, PaymentStatus
+
+Keyset = tuple[datetime, UUID]
+"""A listing position: ``(created_at, id)`` of the last payment seen."""
+
+EventSink = Callable[[Sequence[PaymentEvent]], Awaitable[None]]
+"""Where relayed events go: raise to leave them pending for another attempt."""
+
+
+@attrs.frozen
+class OutboxMessage:
+    """An event waiting in (or claimed from) the outbox.
+
+    Attributes:
+        event: The event.
+        attempts: Deliveries tried and failed so far.
+        last_error: Why the last attempt failed.
+    """
+
+    event: PaymentEvent
+    attempts: int = 0
+    last_error: str | None = None
+
+
+@attrs.frozen
+class OutboxStats:
+    """The outbox at a glance.
+
+    Attributes:
+        pending: Events not yet delivered (parked ones excluded).
+        oldest_pending_at: When the oldest pending event occurred.
+        parked: Events that used up their attempts and wait for a re-queue.
+    """
+
+    pending: int
+    oldest_pending_at: datetime | None
+    parked: int
+
+
+@runtime_checkable
+class AuditLog(Protocol):
+    """Reads the audit trail."""
+
+    async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
+        """Entries for one payment, oldest first."""
+        ...
+
+
+@runtime_checkable
+class Outbox(Protocol):
+    """The events committed with each change, waiting for delivery."""
+
+    async def claim_events(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due events, oldest first.
+
+        An event is due when it is pending, its retry time has come, no unexpired lease
+        holds it, and no earlier event of the same payment is still pending, so that
+        several relays keep each payment's events in order.
+        """
+        ...
+
+    async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
+        """Record delivery; the events will not be claimed again."""
+        ...
+
+    async def mark_failed(
+        self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
+    ) -> None:
+        """Count a failed attempt; retry at ``retry_at``, or park the events when None."""
+        ...
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Pending and parked counts, and the age of the oldest pending event."""
+        ...
+
+    async def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
+        """Parked events, oldest first."""
+        ...
+
+    async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
+        """Make parked events (all, or those named) pending again with a fresh attempt count."""
+        ...
+
+
+@runtime_checkable
+class PaymentStore(AuditLog, Outbox, Protocol):
+    """Payments, with each change's audit entry and outbox event written atomically.
+
+    ``backend`` names the kind of store (``memory``, ``sqlite``, ``postgresql``).
+    """
+
+    backend: str
+
+    async def add(self, change: Change) -> Payment | None:
+        """Insert a new payment with its entry and event; return None.
+
+        If its idempotency key is already held, insert nothing and return the
+        payment holding it. The claim is atomic: concurrent adds with one key
+        insert exactly one payment.
+        """
+        ...
+
+    async def add_many(self, changes: Sequence[Change]) -> None:
+        """Insert all or nothing; ``IdempotencyConflict`` if any key is already held."""
+        ...
+
+    async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
+        """Write the change if the payment still has status ``expected``; say if it did."""
+        ...
+
+    async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
+        """``apply`` for many payments at once; return the ids that changed."""
+        ...
+
+    async def get(self, payment_id: UUID) -> Payment | None:
+        """The payment, or None."""
+        ...
+
+    async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
+        """The payments that exist among ``payment_ids``."""
+        ...
+
+    async def list(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        limit: int,
+        after: Keyset | None,
+    ) -> list[Payment]:
+        """Newest first by ``(created_at, id)``, strictly after the ``after`` position."""
+        ...
+
+    async def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
+        """How many payments match."""
+        ...
+
+    async def purge_idempotency_keys(self, created_before: datetime) -> int:
+        """Release the keys of payments created before ``created_before``; return how many."""
+        ...
+
+    async def ping(self) -> None:
+        """One round trip; raise ``StoreUnavailable`` if the backend cannot answer."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and threads."""
+        ...
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """Payments by id, kept coherent by the service. A cache that raises is bypassed."""
+
+    async def get(self, payment_id: UUID) -> Payment | None:
+        """The cached payment, or None."""
+        ...
+
+    async def set(self, payment: Payment) -> None:
+        """Keep ``payment`` unless a newer version of it is cached already."""
+        ...
+
+    async def delete(self, payment_id: UUID) -> None:
+        """Forget the payment."""
+        ...

@@ -1,0 +1,543 @@
+"""PaymentService: the one place that orchestrates the store, the cache and the domain."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import TracebackType
+from typing import Final, Self
+from uuid import UUID
+
+from opentelemetry import metrics, trace
+
+from paymentorch.domain import (
+    Actor,
+    AuditEntry,
+    Change,
+    FieldError,
+    IdempotencyConflict,
+    InvalidTransition,
+    NewPayment,
+    Payment,
+    PaymentError,
+    PaymentNotFound,
+    PaymentStatus,
+    RolePolicy,
+    ValidationError,
+    ValidationPolicy,
+    ValidPayment,
+    current_correlation_id,
+    parse_payment_id,
+    record_change,
+    transition,
+    uuid7,
+)
+from paymentorch.domain.money import currency_exponent
+from paymentorch.domain.cursor import decode_cursor, encode_cursor
+from paymentorch.domain.results import BulkResult, HealthReport, HealthStatus, Page
+from paymentorch.ports import Cache, Keyset, PaymentStore
+from paymentorch.telemetry import Telemetry
+
+logger = logging.getLogger("paymentorch")
+
+KEY_RETENTION: Final = timedelta(hours=24)
+MAX_PAGE: Final = 500
+MAX_BULK_IDS: Final = 10_000
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+class PaymentService:
+    """Payments with a strict state machine, idempotent creation, an audit trail and events.
+
+    Belongs to one event loop. Build it with ``open_service(url)``, or compose it by hand
+    around any ``PaymentStore`` (by hand, ``cache`` defaults to None: no cache).
+    Closing the service closes its store.
+    """
+
+    def __init__(
+        self,
+        store: PaymentStore,
+        *,
+        cache: Cache | None = None,
+        policy: RolePolicy | None = None,
+        validation: ValidationPolicy | None = None,
+        default_currency: str = "USD",
+        clock: Callable[[], datetime] = utc_now,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        outbox_lag_threshold: timedelta = timedelta(seconds=60),
+    ) -> None:
+        if not isinstance(default_currency, str) or currency_exponent(default_currency.upper()) is None:
+            raise ValidationError(
+                [
+                    FieldError(
+                        "default_currency",
+                        f"{default_currency!r} is not an active ISO 4217 currency",
+                        "unknown",
+                    )
+                ]
+            )
+        self._store = store
+        self._cache = cache
+        self._policy = policy or RolePolicy()
+        self._validation = validation or ValidationPolicy()
+        self._clock = clock
+        self._lag_threshold = outbox_lag_threshold
+        self._telemetry = Telemetry(
+            backend=store.backend, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+        self._default_currency = default_currency.upper()
+
+    @property
+    def store(self) -> PaymentStore:
+        """The backend behind the service (for ``OutboxRelay`` and maintenance)."""
+        return self._store
+
+    @property
+    def cache(self) -> Cache | None:
+        """The cache in front of ``get_payment``, if any."""
+        return self._cache
+
+    # -- creating ---------------------------------------------------------------
+
+    async def create_payment(
+        self,
+        customer_id: str,
+        amount: Decimal | int | str,
+        *,
+        actor: Actor,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Payment:
+        """Create a Pending payment, or return the one already made with ``idempotency_key``.
+
+        Raises:
+            PermissionDenied: the actor may not create payments.
+            ValidationError: any input broke a rule (every problem is listed).
+            IdempotencyConflict: the key was used with other parameters.
+        """
+        with self._telemetry.operation("create_payment") as span:
+            self._policy.check(actor, "create")
+            valid = self._validation.validate_payment(
+                NewPayment(customer_id, amount, currency, idempotency_key, metadata),
+                default_currency=self._default_currency,
+            )
+            change = self._creation(valid, actor)
+            existing = await self._store.add(change)
+            if existing is not None:
+                _same_request(existing, valid)
+                Telemetry.describe(span, existing)
+                return existing
+            payment = change.payment
+            await self._cache_set(payment)
+            Telemetry.describe(span, payment)
+            self._telemetry.payment_created(payment)
+            return payment
+
+    async def create_payments(self, items: Sequence[NewPayment], *, actor: Actor) -> list[Payment]:
+        """Create many payments in one transaction: all of them or none.
+
+        A key that is already held raises ``IdempotencyConflict`` and creates nothing.
+        """
+        with self._telemetry.operation("create_payments"):
+            self._policy.check(actor, "create_payments")
+            valid: list[ValidPayment] = []
+            errors: list[FieldError] = []
+            seen_keys: dict[str, int] = {}
+            for index, item in enumerate(items):
+                prefix = f"items[{index}]."
+                if not isinstance(item, NewPayment):
+                    errors.append(FieldError(prefix[:-1], "must be a NewPayment", "type"))
+                    continue
+                checked, problems = self._validation.check_payment(
+                    item, default_currency=self._default_currency, prefix=prefix
+                )
+                errors.extend(problems)
+                key = item.idempotency_key
+                if isinstance(key, str) and key in seen_keys:
+                    errors.append(
+                        FieldError(
+                            prefix + "idempotency_key",
+                            f"repeats the key of items[{seen_keys[key]}]",
+                            "duplicate",
+                        )
+                    )
+                elif isinstance(key, str):
+                    seen_keys[key] = index
+                if checked is not None:
+                    valid.append(checked)
+            if errors:
+                raise ValidationError(errors)
+            changes = [self._creation(v, actor) for v in valid]
+            if changes:
+                await self._store.add_many(changes)
+            for change in changes:
+                self._telemetry.payment_created(change.payment)
+            return [c.payment for c in changes]
+
+    def _creation(self, valid: ValidPayment, actor: Actor) -> Change:
+        now = self._clock()
+        payment = Payment(
+            id=uuid7(),
+            customer_id=valid.customer_id,
+            amount=valid.amount,
+            currency=valid.currency,
+            status=PaymentStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            version=1,
+            idempotency_key=valid.idempotency_key,
+            metadata=valid.metadata,
+        )
+        return record_change(
+            payment,
+            "created",
+            from_status=None,
+            actor_id=actor.id,
+            correlation_id=current_correlation_id(),
+        )
+
+    # -- reading ----------------------------------------------------------------
+
+    async def get_payment(self, payment_id: UUID | str) -> Payment:
+        """The payment with this id, through the cache.
+
+        Raises:
+            PaymentNotFound: no payment has this id.
+        """
+        with self._telemetry.operation("get_payment") as span:
+            payment = await self._load(parse_payment_id(payment_id))
+            Telemetry.describe(span, payment)
+            return payment
+
+    async def list_payments(
+        self,
+        *,
+        status: PaymentStatus | str | None = None,
+        customer_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """One page of payments, newest first; pass ``page.next_cursor`` for the next one."""
+        with self._telemetry.operation("list_payments"):
+            errors: list[FieldError] = []
+            wanted = _check_filters(status, customer_id, errors)
+            if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+                errors.append(FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range"))
+            after: Keyset | None = None
+            if cursor is not None:
+                decoded = decode_cursor(cursor)
+                if isinstance(decoded, FieldError):
+                    errors.append(decoded)
+                else:
+                    after = decoded
+            if errors:
+                raise ValidationError(errors)
+            items = await self._store.list(
+                status=wanted, customer_id=customer_id, limit=limit + 1, after=after
+            )
+            if len(items) > limit:
+                return Page(items[:limit], encode_cursor(items[limit - 1]))
+            return Page(items, None)
+
+    async def count_payments(
+        self, *, status: PaymentStatus | str | None = None, customer_id: str | None = None
+    ) -> int:
+        """How many payments match the filters."""
+        with self._telemetry.operation("count_payments"):
+            errors: list[FieldError] = []
+            wanted = _check_filters(status, customer_id, errors)
+            if errors:
+                raise ValidationError(errors)
+            return await self._store.count(status=wanted, customer_id=customer_id)
+
+    async def audit_trail(self, payment_id: UUID | str) -> list[AuditEntry]:
+        """Every change to the payment, oldest first.
+
+        Raises:
+            PaymentNotFound: no payment has this id.
+        """
+        with self._telemetry.operation("audit_trail"):
+            pid = parse_payment_id(payment_id)
+            trail = await self._store.audit_trail(pid)
+            if not trail:
+                raise PaymentNotFound(pid)  # every payment has its creation entry
+            return trail
+
+    # -- changing ---------------------------------------------------------------
+
+    async def confirm_payment(self, payment_id: UUID | str, *, actor: Actor) -> Payment:
+        """Pending -> Confirmed.
+
+        Raises:
+            PermissionDenied, PaymentNotFound, InvalidTransition.
+        """
+        with self._telemetry.operation("confirm_payment") as span:
+            return await self._change(span, "confirm", payment_id, actor, None)
+
+    async def fail_payment(
+        self, payment_id: UUID | str, *, reason: str, actor: Actor
+    ) -> Payment:
+        """Pending -> Failed, keeping ``reason`` (1 to 500 characters)."""
+        with self._telemetry.operation("fail_payment") as span:
+            return await self._change(span, "fail", payment_id, actor, reason)
+
+    async def cancel_payment(
+        self, payment_id: UUID | str, *, actor: Actor, reason: str | None = None
+    ) -> Payment:
+        """Pending -> Cancelled."""
+        with self._telemetry.operation("cancel_payment") as span:
+            return await self._change(span, "cancel", payment_id, actor, reason)
+
+    async def _change(
+        self,
+        span: trace.Span,
+        action: str,
+        payment_id: UUID | str,
+        actor: Actor,
+        reason: str | None,
+    ) -> Payment:
+        self._policy.check(actor, action)
+        if action == "confirm":
+            pid = parse_payment_id(payment_id)
+        else:
+            pid = self._check_id_and_reason(payment_id, reason, required=action == "fail")
+        current = await self._load(pid)
+        new = transition(current, action, at=self._clock(), reason=reason)
+        change = record_change(
+            new,
+            action,
+            from_status=current.status,
+            actor_id=actor.id,
+            reason=reason,
+            correlation_id=current_correlation_id(),
+        )
+        if not await self._store.apply(change, expected=current.status):
+            # Someone else changed it first (possibly in another process): report what it is now.
+            await self._cache_delete(pid)
+            fresh = await self._store.get(pid)
+            if fresh is None:
+                raise PaymentNotFound(pid)
+            raise InvalidTransition(pid, fresh.status, action)
+        await self._cache_set(new)
+        Telemetry.describe(span, new)
+        self._telemetry.payment_changed(new)
+        return new
+
+    def _check_id_and_reason(self, payment_id: object, reason: object, *, required: bool) -> UUID:
+        errors = self._validation.check_reason(reason, required=required)
+        try:
+            pid = parse_payment_id(payment_id)
+        except ValidationError as exc:
+            raise ValidationError([*exc.errors, *errors]) from None
+        if errors:
+            raise ValidationError(errors)
+        return pid
+
+    async def confirm_payments(self, payment_ids: Iterable[UUID | str], *, actor: Actor) -> BulkResult:
+        """Confirm every Pending payment among ``payment_ids``; report why others were skipped."""
+        with self._telemetry.operation("confirm_payments"):
+            self._policy.check(actor, "confirm_payments")
+            ids = _parse_ids(payment_ids)
+            found = await self._store.get_many(ids)
+            skipped: dict[UUID, str] = {}
+            changes: list[Change] = []
+            correlation_id = current_correlation_id()
+            now = self._clock()
+            for pid in ids:
+                payment = found.get(pid)
+                if payment is None:
+                    skipped[pid] = "not found"
+                elif payment.status is not PaymentStatus.PENDING:
+                    skipped[pid] = f"is {payment.status.value}"
+                else:
+                    new = transition(payment, "confirm", at=now)
+                    changes.append(
+                        record_change(
+                            new,
+                            "confirm",
+                            from_status=payment.status,
+                            actor_id=actor.id,
+                            correlation_id=correlation_id,
+                        )
+                    )
+            applied = (
+                await self._store.apply_many(changes, expected=PaymentStatus.PENDING)
+                if changes
+                else set()
+            )
+            confirmed: list[Payment] = []
+            for change in changes:
+                payment = change.payment
+                if payment.id in applied:
+                    confirmed.append(payment)
+                    await self._cache_set(payment)
+                    self._telemetry.payment_changed(payment)
+                else:
+                    skipped[payment.id] = "changed concurrently: no longer Pending"
+                    await self._cache_delete(payment.id)
+            return BulkResult(confirmed, skipped)
+
+    # -- maintenance ------------------------------------------------------------
+
+    async def purge_idempotency_keys(self, older_than: timedelta = KEY_RETENTION) -> int:
+        """Release idempotency keys of payments created more than ``older_than`` ago.
+
+        Keys are kept at least 24 hours; a purged payment's ``idempotency_key`` reads None.
+        """
+        with self._telemetry.operation("purge_idempotency_keys"):
+            if not isinstance(older_than, timedelta) or older_than < KEY_RETENTION:
+                raise ValidationError(
+                    [FieldError("older_than", "must be a timedelta of at least 24 hours", "range")]
+                )
+            return await self._store.purge_idempotency_keys(self._clock() - older_than)
+
+    async def health(self) -> HealthReport:
+        """Store round trip and outbox lag: ``ok``, ``degraded`` or ``down``."""
+        with self._telemetry.operation("health"):
+            start = time.perf_counter()
+            try:
+                await self._store.ping()
+                stats = await self._store.outbox_stats()
+            except PaymentError as exc:
+                return HealthReport(
+                    "down", {"store": {"status": "down", "error": str(exc)}, "outbox": {}}
+                )
+            latency_ms = (time.perf_counter() - start) * 1000
+            age = (
+                0.0
+                if stats.oldest_pending_at is None
+                else max(0.0, (self._clock() - stats.oldest_pending_at).total_seconds())
+            )
+            lagging = age > self._lag_threshold.total_seconds() or stats.parked > 0
+            status: HealthStatus = "degraded" if lagging else "ok"
+            return HealthReport(
+                status,
+                {
+                    "store": {
+                        "status": "ok",
+                        "backend": self._store.backend,
+                        "latency_ms": round(latency_ms, 3),
+                    },
+                    "outbox": {
+                        "status": "degraded" if lagging else "ok",
+                        "pending": stats.pending,
+                        "parked": stats.parked,
+                        "oldest_pending_age_s": round(age, 3),
+                    },
+                },
+            )
+
+    async def aclose(self) -> None:
+        """Close the store (connections, threads)."""
+        await self._store.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- cache ------------------------------------------------------------------
+
+    async def _load(self, pid: UUID) -> Payment:
+        cached = await self._cache_get(pid)
+        if cached is not None:
+            return cached
+        payment = await self._store.get(pid)
+        if payment is None:
+            raise PaymentNotFound(pid)
+        await self._cache_set(payment)
+        return payment
+
+    async def _cache_get(self, pid: UUID) -> Payment | None:
+        if self._cache is None:
+            return None
+        try:
+            return await self._cache.get(pid)
+        except Exception:
+            logger.warning("cache get failed; reading the store", exc_info=True)
+            return None
+
+    async def _cache_set(self, payment: Payment) -> None:
+        if self._cache is not None:
+            try:
+                await self._cache.set(payment)
+            except Exception:
+                logger.warning("cache set failed; evicting", exc_info=True)
+                await self._cache_delete(payment.id)
+
+    async def _cache_delete(self, pid: UUID) -> None:
+        if self._cache is not None:
+            try:
+                await self._cache.delete(pid)
+            except Exception:
+                logger.warning("cache delete failed", exc_info=True)
+
+
+def _same_request(existing: Payment, valid: ValidPayment) -> None:
+    differences = [
+        name
+        for name, ours, theirs in (
+            ("customer_id", valid.customer_id, existing.customer_id),
+            ("amount", valid.amount, existing.amount),
+            ("currency", valid.currency, existing.currency),
+            ("metadata", valid.metadata, dict(existing.metadata)),
+        )
+        if ours != theirs
+    ]
+    if differences:
+        assert valid.idempotency_key is not None
+        raise IdempotencyConflict(valid.idempotency_key, "differs in " + ", ".join(differences))
+
+
+def _check_filters(
+    status: object, customer_id: object, errors: list[FieldError]
+) -> PaymentStatus | None:
+    wanted: PaymentStatus | None = None
+    if status is not None:
+        try:
+            wanted = PaymentStatus(status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in PaymentStatus)
+            errors.append(FieldError("status", f"must be one of {allowed}", "choice"))
+    if customer_id is not None and (
+        not isinstance(customer_id, str)
+        or not 1 <= len(customer_id) <= 100
+        or not customer_id.isprintable()
+    ):
+        errors.append(
+            FieldError("customer_id", "must be 1 to 100 printable characters", "length")
+        )
+    return wanted
+
+
+def _parse_ids(payment_ids: Iterable[object]) -> list[UUID]:
+    ids: dict[UUID, None] = {}
+    errors: list[FieldError] = []
+    if isinstance(payment_ids, str | bytes) or not isinstance(payment_ids, Iterable):
+        raise ValidationError([FieldError("payment_ids", "must be a list of UUIDs", "type")])
+    for index, value in enumerate(payment_ids):
+        try:
+            ids[parse_payment_id(value, f"payment_ids[{index}]")] = None
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+    if len(ids) > MAX_BULK_IDS:
+        errors.append(FieldError("payment_ids", f"at most {MAX_BULK_IDS} ids", "too_many"))
+    if errors:
+        raise ValidationError(errors)
+    return list(ids)
+
