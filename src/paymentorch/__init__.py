@@ -3,7 +3,7 @@
 Open a service with ``await paymentorch.open_service(url)``; see the README for a tour.
 """
 
-from paymentorch._open import open_service, open_store
+from paymentorch._open import migrate, open_service, open_store
 from paymentorch._version import __version__
 from paymentorch.adapters.cache import LocalCache
 from paymentorch.adapters.memory import InMemoryPaymentStore
@@ -70,6 +70,7 @@ __all__ = [
     "ValidationPolicy",
     "__version__",
     "correlation",
+    "migrate",
     "open_service",
     "open_store",
     "open_sync_service",

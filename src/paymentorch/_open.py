@@ -90,3 +90,14 @@ async def open_service(
     except BaseException:
         await store.aclose()
         raise
+
+
+async def migrate(url: str, *, revision: str = "head", sql: bool = False) -> str | None:
+    """Create or upgrade paymentorch's tables at ``url`` (PostgreSQL or SQLite).
+
+    Uses the packaged Alembic revisions and their own version table
+    (``paymentorch_alembic_version``). With ``sql=True`` nothing runs: the SQL is returned.
+    """
+    from paymentorch import _migrate  # noqa: PLC0415 - Alembic loads only when migrating
+
+    return await _migrate.migrate(url, revision=revision, sql=sql)

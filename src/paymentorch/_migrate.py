@@ -1,0 +1,89 @@
+"""Apply paymentorch's packaged Alembic revisions (own version table) to a database."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+
+from paymentorch.domain import FieldError, ValidationError
+
+
+def sync_url(url: str) -> str:
+    """The SQLAlchemy URL (with a synchronous driver) for a paymentorch URL."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValidationError([FieldError("url", "must be a URL", "url")])
+    if scheme in {"postgresql", "postgres", "postgresql+psycopg"}:
+        return f"postgresql+psycopg://{rest}"
+    if scheme in {"sqlite", "sqlite+aiosqlite"}:
+        return f"sqlite://{rest}"
+    raise ValidationError(
+        [FieldError("url", f"{scheme!r} has no schema to migrate (postgresql or sqlite)", "scheme")]
+    )
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "paymentorch:migrations")
+    return config
+
+
+def migrate_sync(url: str, *, revision: str = "head", sql: bool = False) -> str | None:
+    """Upgrade the schema at ``url`` to ``revision``; with ``sql``, return the SQL instead.
+
+    Concurrent callers are safe: they serialize on a database lock, and the later ones
+    find the schema current.
+    """
+    import sqlalchemy as sa  # noqa: PLC0415 - SQLAlchemy engines only when migrating
+
+    target = sync_url(url)
+    config = _config()
+    if sql:
+        buffer = io.StringIO()
+        config.output_buffer = buffer
+        config.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
+        command.upgrade(config, revision, sql=True)
+        return buffer.getvalue()
+    engine = _engine(sa, target)
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7306265821)")
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+    return None
+
+
+def _engine(sa: Any, target: str) -> Any:
+    if not target.startswith("sqlite"):
+        return sa.create_engine(target, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 10})
+    engine = sa.create_engine(
+        target, poolclass=sa.pool.NullPool, connect_args={"timeout": 30}
+    )
+
+    # Let SQLite take the write lock up front, so concurrent migrations queue, not fail.
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+async def migrate(url: str, *, revision: str = "head", sql: bool = False) -> str | None:
+    """Upgrade the schema at ``url`` (PostgreSQL or SQLite) to the newest revision.
+
+    With ``sql=True`` nothing runs: the SQL is returned for a DBA to apply.
+    """
+    return await asyncio.to_thread(migrate_sync, url, revision=revision, sql=sql)

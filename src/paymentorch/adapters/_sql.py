@@ -1,0 +1,94 @@
+"""What the SQL adapters share: column lists and turning rows back into values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+from paymentorch.domain import AuditEntry, Payment, PaymentEvent, PaymentStatus
+from paymentorch.ports import OutboxMessage
+
+PAYMENT_COLUMNS: Final = (
+    "id, customer_id, amount, currency, status, created_at, updated_at, version,"
+    " failure_reason, idempotency_key, metadata"
+)
+AUDIT_COLUMNS: Final = (
+    "payment_id, action, from_status, to_status, actor_id, at, reason, correlation_id"
+)
+OUTBOX_COLUMNS: Final = (
+    "event_id, payment_id, type, occurred_at, payload, actor_id, correlation_id"
+)
+OUTBOX_READ: Final = OUTBOX_COLUMNS + ", attempts, last_error"
+
+STATUS: Final = {s.value: s for s in PaymentStatus}
+
+
+def dumps(value: Mapping[str, Any]) -> str:
+    """Compact JSON text."""
+    return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def payment_from_row(
+    row: tuple[Any, ...],
+    *,
+    uuid: Callable[[Any], UUID],
+    time: Callable[[Any], datetime],
+    metadata: Callable[[Any], Mapping[str, str]],
+) -> Payment:
+    """A payment from a row in ``PAYMENT_COLUMNS`` order, with the driver's converters."""
+    return Payment(
+        id=uuid(row[0]),
+        customer_id=row[1],
+        amount=row[2] if isinstance(row[2], Decimal) else Decimal(row[2]),
+        currency=row[3],
+        status=STATUS[row[4]],
+        created_at=time(row[5]),
+        updated_at=time(row[6]),
+        version=row[7],
+        failure_reason=row[8],
+        idempotency_key=row[9],
+        metadata=metadata(row[10]),
+    )
+
+
+def audit_from_row(
+    row: tuple[Any, ...], *, uuid: Callable[[Any], UUID], time: Callable[[Any], datetime]
+) -> AuditEntry:
+    """An audit entry from a row in ``AUDIT_COLUMNS`` order."""
+    return AuditEntry(
+        payment_id=uuid(row[0]),
+        action=row[1],
+        from_status=None if row[2] is None else STATUS[row[2]],
+        to_status=STATUS[row[3]],
+        actor_id=row[4],
+        at=time(row[5]),
+        reason=row[6],
+        correlation_id=row[7],
+    )
+
+
+def message_from_row(
+    row: tuple[Any, ...],
+    *,
+    uuid: Callable[[Any], UUID],
+    time: Callable[[Any], datetime],
+    payload: Callable[[Any], Mapping[str, Any]],
+) -> OutboxMessage:
+    """An outbox message from a row in ``OUTBOX_READ`` order."""
+    return OutboxMessage(
+        PaymentEvent(
+            id=uuid(row[0]),
+            type=row[2],
+            payment_id=uuid(row[1]),
+            occurred_at=time(row[3]),
+            payment=payload(row[4]),
+            actor_id=row[5],
+            correlation_id=row[6],
+        ),
+        attempts=row[7],
+        last_error=row[8],
+    )

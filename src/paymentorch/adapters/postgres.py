@@ -1,0 +1,555 @@
+"""The PostgreSQL store: psycopg 3 async with psycopg_pool, one round trip per change.
+
+Creating and transitioning are each one statement: a data-modifying CTE writes the
+payment, its audit entry and its outbox event together, in autocommit, so a change is
+one round trip and one transaction. Driver errors are translated in ``_errors``, the one
+seam: a lost or refused connection is ``StoreUnavailable``. Reads are retried with
+back-off; writes never are, since a write whose commit outcome is unknown could
+otherwise be applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Final, TypeVar
+from uuid import UUID
+
+from paymentorch.adapters._require import driver
+
+driver("psycopg", "postgres")
+driver("psycopg_pool", "postgres")
+
+import psycopg  # noqa: E402 - after the check that names the extra
+import psycopg_pool  # noqa: E402
+from psycopg import errors as pg_errors  # noqa: E402
+from psycopg.types.json import Jsonb  # noqa: E402
+
+from paymentorch.adapters._sql import (  # noqa: E402
+    AUDIT_COLUMNS,
+    OUTBOX_COLUMNS,
+    OUTBOX_READ,
+    PAYMENT_COLUMNS,
+    audit_from_row,
+    message_from_row,
+    payment_from_row,
+)
+from paymentorch.domain import (  # noqa: E402
+    AuditEntry,
+    Change,
+    IdempotencyConflict,
+    Payment,
+    PaymentStatus,
+    StoreError,
+    StoreUnavailable,
+)
+from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
+
+logger = logging.getLogger("paymentorch.postgres")
+T = TypeVar("T")
+
+_KEY_INDEX: Final = "paymentorch_payments_idempotency_key"
+_READ_RETRIES: Final = (0.05, 0.2, 0.5)
+
+_CREATE: Final = f"""
+WITH ins AS (
+  INSERT INTO paymentorch_payments ({PAYMENT_COLUMNS})
+  VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id
+), audit AS (
+  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
+  SELECT id, %s, NULL, %s, %s, %s, NULL, %s FROM ins
+), event AS (
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
+  SELECT %s, id, %s, %s, %s, %s, %s FROM ins
+)
+SELECT count(*) FROM ins
+"""
+
+_APPLY: Final = f"""
+WITH upd AS (
+  UPDATE paymentorch_payments
+  SET status = %s, version = %s, updated_at = %s, failure_reason = %s
+  WHERE id = %s AND status = %s
+  RETURNING id
+), audit AS (
+  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
+  SELECT id, %s, %s, %s, %s, %s, %s, %s FROM upd
+), event AS (
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
+  SELECT %s, id, %s, %s, %s, %s, %s FROM upd
+)
+SELECT count(*) FROM upd
+"""
+
+_APPLY_MANY: Final = f"""
+WITH input AS (
+  SELECT * FROM unnest(
+    %s::uuid[], %s::text[], %s::int[], %s::timestamptz[], %s::text[],
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::jsonb[]
+  ) AS t(id, status, version, at, failure_reason,
+         action, actor_id, reason, correlation_id, event_id, type, payload)
+), upd AS (
+  UPDATE paymentorch_payments p
+  SET status = input.status, version = input.version, updated_at = input.at,
+      failure_reason = input.failure_reason
+  FROM input
+  WHERE p.id = input.id AND p.status = %s
+  RETURNING p.id
+), audit AS (
+  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
+  SELECT input.id, input.action, %s, input.status, input.actor_id, input.at,
+         input.reason, input.correlation_id
+  FROM upd JOIN input ON input.id = upd.id
+), event AS (
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
+  SELECT input.event_id, input.id, input.type, input.at, input.payload,
+         input.actor_id, input.correlation_id
+  FROM upd JOIN input ON input.id = upd.id
+)
+SELECT id FROM upd
+"""
+
+_SELECT: Final = f"SELECT {PAYMENT_COLUMNS} FROM paymentorch_payments"
+
+_CLAIM: Final = f"""
+WITH due AS (
+  SELECT o.seq FROM paymentorch_outbox o
+  WHERE o.state = 'pending'
+    AND (o.available_at IS NULL OR o.available_at <= %(now)s)
+    AND (o.lease_until IS NULL OR o.lease_until <= %(now)s)
+    AND NOT EXISTS (
+      SELECT 1 FROM paymentorch_outbox e
+      WHERE e.payment_id = o.payment_id AND e.state = 'pending' AND e.seq < o.seq)
+  ORDER BY o.seq
+  LIMIT %(limit)s
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE paymentorch_outbox o SET lease_until = %(lease)s
+FROM due WHERE o.seq = due.seq
+RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
+"""
+
+
+def _same(value: T) -> T:
+    return value
+
+
+def _payment(row: tuple[Any, ...]) -> Payment:
+    return payment_from_row(row, uuid=_same, time=_same, metadata=_same)
+
+
+def _message(row: tuple[Any, ...]) -> OutboxMessage:
+    return message_from_row(row, uuid=_same, time=_same, payload=_same)
+
+
+@contextlib.contextmanager
+def _errors(action: str) -> Iterator[None]:
+    """The one seam where psycopg's errors become paymentorch's."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise StoreError(f"PostgreSQL refused to {action}: {exc.diag.message_primary}") from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolClosed) as exc:
+        raise StoreUnavailable(f"PostgreSQL is unavailable ({action}): {exc}") from exc
+    except psycopg.errors.UndefinedTable as exc:
+        raise StoreError(
+            "the paymentorch schema is missing: run `paymentorch migrate URL` "
+            "or `await paymentorch.migrate(url)` first"
+        ) from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"PostgreSQL failed to {action}: {exc}") from exc
+
+
+class PostgresPaymentStore:
+    """Payments in PostgreSQL, shared safely by any number of processes."""
+
+    backend = "postgresql"
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(
+        cls,
+        conninfo: str,
+        *,
+        pool_size: int = 10,
+        min_pool_size: int | None = None,
+        connect_timeout: float = 5.0,
+        create_schema: bool = False,
+    ) -> PostgresPaymentStore:
+        """Open a pool; raise ``StoreUnavailable`` within ``connect_timeout`` if unreachable."""
+        if create_schema:
+            from paymentorch._migrate import migrate  # noqa: PLC0415 - Alembic only when asked
+
+            try:
+                await asyncio.wait_for(migrate(conninfo), timeout=max(30.0, connect_timeout))
+            except (psycopg.OperationalError, TimeoutError) as exc:
+                raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+        pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
+            conninfo,
+            min_size=pool_size if min_pool_size is None else min_pool_size,
+            max_size=pool_size,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, round(connect_timeout)),
+                "options": "-c timezone=UTC",
+            },
+            timeout=connect_timeout,
+            open=False,
+            name="paymentorch",
+        )
+        try:
+            await pool.open(wait=True, timeout=connect_timeout)
+        except psycopg_pool.PoolTimeout as exc:
+            await pool.close()
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL within {connect_timeout:g}s"
+            ) from exc
+        store = cls(pool)
+        try:
+            await store._read("check the schema", lambda c: c.execute(_SELECT + " LIMIT 0"))
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    @property
+    def pool(self) -> psycopg_pool.AsyncConnectionPool[Any]:
+        """The connection pool (for maintenance and benchmarks)."""
+        return self._pool
+
+    async def _write(
+        self, action: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> T:
+        with _errors(action):
+            async with self._pool.connection() as conn:
+                return await work(conn)
+
+    async def _read(
+        self, action: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> T:
+        for delay in (*_READ_RETRIES, None):
+            try:
+                return await self._write(action, work)
+            except StoreUnavailable:
+                if delay is None:
+                    raise
+                logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- writes -----------------------------------------------------------------
+
+    async def add(self, change: Change) -> Payment | None:
+        """Insert payment, entry and event in one statement, or return the key's holder."""
+        p, a, e = change.payment, change.audit, change.event
+        params = (
+            p.id, p.customer_id, p.amount, p.currency, p.status.value, p.created_at,
+            p.updated_at, p.version, p.failure_reason, p.idempotency_key, Jsonb(dict(p.metadata)),
+            a.action, a.to_status.value, a.actor_id, a.at, a.correlation_id,
+            e.id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id, e.correlation_id,
+        )  # fmt: skip
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
+            cur = await conn.execute(_CREATE, params)
+            row = await cur.fetchone()
+            if row is not None and row[0] == 1:
+                return None
+            cur = await conn.execute(_SELECT + " WHERE idempotency_key = %s", (p.idempotency_key,))
+            existing = await cur.fetchone()
+            if existing is None:
+                raise StoreError("the insert conflicted, but no payment holds its key")
+            return _payment(existing)
+
+        return await self._write("create a payment", work)
+
+    async def add_many(self, changes: Sequence[Change]) -> None:
+        """Insert all with ``COPY``, in one transaction."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cur:
+                async with cur.copy(
+                    f"COPY paymentorch_payments ({PAYMENT_COLUMNS}) FROM STDIN"
+                ) as copy:
+                    for c in changes:
+                        p = c.payment
+                        await copy.write_row((
+                            p.id, p.customer_id, p.amount, p.currency, p.status.value,
+                            p.created_at, p.updated_at, p.version, p.failure_reason,
+                            p.idempotency_key, Jsonb(dict(p.metadata)),
+                        ))  # fmt: skip
+                async with cur.copy(
+                    f"COPY paymentorch_audit_entries ({AUDIT_COLUMNS}) FROM STDIN"
+                ) as copy:
+                    for c in changes:
+                        a = c.audit
+                        await copy.write_row(
+                            (a.payment_id, a.action, None, a.to_status.value, a.actor_id,
+                             a.at, a.reason, a.correlation_id)
+                        )  # fmt: skip
+                async with cur.copy(f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN") as copy:
+                    for c in changes:
+                        e = c.event
+                        await copy.write_row(
+                            (e.id, e.payment_id, e.type, e.occurred_at, Jsonb(dict(e.payment)),
+                             e.actor_id, e.correlation_id)
+                        )  # fmt: skip
+
+        try:
+            await self._write("create payments", work)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if (
+                isinstance(cause, pg_errors.UniqueViolation)
+                and cause.diag.constraint_name == _KEY_INDEX
+            ):
+                detail = cause.diag.message_detail or ""
+                key = detail.partition("=(")[2].rpartition(") already")[0] or "?"
+                raise IdempotencyConflict(key, "already used by another payment") from cause
+            raise
+
+    async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
+        """The guarded update with its entry and event: one statement, one round trip."""
+        p, a, e = change.payment, change.audit, change.event
+        params = (
+            p.status.value, p.version, p.updated_at, p.failure_reason, p.id, expected.value,
+            a.action, expected.value, a.to_status.value, a.actor_id, a.at, a.reason,
+            a.correlation_id,
+            e.id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id, e.correlation_id,
+        )  # fmt: skip
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
+            cur = await conn.execute(_APPLY, params)
+            row = await cur.fetchone()
+            return row is not None and row[0] == 1
+
+        return await self._write("change a payment", work)
+
+    async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
+        """Guarded updates for many payments in one statement."""
+        if not changes:
+            return set()
+        columns: list[list[Any]] = [[] for _ in range(12)]
+        for change in changes:
+            p, a, e = change.payment, change.audit, change.event
+            values = (
+                p.id, p.status.value, p.version, p.updated_at, p.failure_reason, a.action,
+                a.actor_id, a.reason, a.correlation_id, e.id, e.type, Jsonb(dict(e.payment)),
+            )  # fmt: skip
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> set[UUID]:
+            cur = await conn.execute(_APPLY_MANY, (*columns, expected.value, expected.value))
+            return {row[0] for row in await cur.fetchall()}
+
+        return await self._write("change payments", work)
+
+    async def purge_idempotency_keys(self, created_before: datetime) -> int:
+        """Release keys of payments created before ``created_before``."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            cur = await conn.execute(
+                "UPDATE paymentorch_payments SET idempotency_key = NULL"
+                " WHERE idempotency_key IS NOT NULL AND created_at < %s",
+                (created_before,),
+            )
+            return cur.rowcount
+
+        return await self._write("purge idempotency keys", work)
+
+    # -- reads ------------------------------------------------------------------
+
+    async def _fetch(
+        self, action: str, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+        return await self._read(action, work)
+
+    async def get(self, payment_id: UUID) -> Payment | None:
+        """The payment, or None."""
+        rows = await self._fetch("read a payment", _SELECT + " WHERE id = %s", (payment_id,))
+        return _payment(rows[0]) if rows else None
+
+    async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
+        """The payments that exist among ``payment_ids``."""
+        rows = await self._fetch(
+            "read payments", _SELECT + " WHERE id = ANY(%s)", (list(payment_ids),)
+        )
+        return {row[0]: _payment(row) for row in rows}
+
+    async def list(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        limit: int,
+        after: Keyset | None,
+    ) -> list[Payment]:
+        """Newest first, strictly after ``after``, walking the matching index."""
+        sql, params = _list_query(status, customer_id, limit, after)
+        return [_payment(r) for r in await self._fetch("list payments", sql, params)]
+
+    async def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
+        """How many payments match."""
+        where, params = _filters(status, customer_id)
+        rows = await self._fetch(
+            "count payments", "SELECT count(*) FROM paymentorch_payments" + where, params
+        )
+        return int(rows[0][0])
+
+    async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
+        """Entries for one payment, oldest first."""
+        rows = await self._fetch(
+            "read the audit trail",
+            f"SELECT {AUDIT_COLUMNS} FROM paymentorch_audit_entries"
+            " WHERE payment_id = %s ORDER BY seq",
+            (payment_id,),
+        )
+        return [audit_from_row(r, uuid=_same, time=_same) for r in rows]
+
+    # -- outbox -----------------------------------------------------------------
+
+    async def claim_events(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[OutboxMessage]:
+        """Lease due head events with ``FOR UPDATE SKIP LOCKED``, oldest first."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(_CLAIM, {"now": now, "limit": limit, "lease": lease_until})
+            return await cur.fetchall()
+
+        rows = await self._write("claim events", work)
+        rows.sort(key=lambda r: r[-1])
+        return [_message(r) for r in rows]
+
+    async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
+        """Delete delivered events."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(
+                "DELETE FROM paymentorch_outbox WHERE event_id = ANY(%s)", (list(event_ids),)
+            )
+
+        await self._write("mark events delivered", work)
+
+    async def mark_failed(
+        self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
+    ) -> None:
+        """Count a failed attempt; schedule a retry, or park when ``retry_at`` is None."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(
+                "UPDATE paymentorch_outbox SET attempts = attempts + 1, last_error = %s,"
+                " available_at = %s, lease_until = NULL, state = %s"
+                " WHERE event_id = ANY(%s) AND state = 'pending'",
+                (error[:1000], retry_at, "pending" if retry_at else "parked", list(event_ids)),
+            )
+
+        await self._write("mark events failed", work)
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Pending and parked counts, and when the oldest pending event occurred."""
+        rows = await self._fetch(
+            "read outbox stats",
+            "SELECT count(*) FILTER (WHERE state = 'pending'),"
+            " min(occurred_at) FILTER (WHERE state = 'pending'),"
+            " count(*) FILTER (WHERE state = 'parked') FROM paymentorch_outbox",
+        )
+        pending, oldest, parked = rows[0]
+        return OutboxStats(pending=pending, oldest_pending_at=oldest, parked=parked)
+
+    async def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
+        """Parked events, oldest first."""
+        rows = await self._fetch(
+            "read parked events",
+            f"SELECT {OUTBOX_READ} FROM paymentorch_outbox WHERE state = 'parked'"
+            " ORDER BY seq LIMIT %s",
+            (limit,),
+        )
+        return [_message(r) for r in rows]
+
+    async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
+        """Make parked events pending again with a fresh attempt count."""
+        sql = (
+            "UPDATE paymentorch_outbox SET state = 'pending', attempts = 0,"
+            " available_at = NULL, lease_until = NULL WHERE state = 'parked'"
+        )
+        params: tuple[Any, ...] = ()
+        if event_ids is not None:
+            sql += " AND event_id = ANY(%s)"
+            params = (list(event_ids),)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            return (await conn.execute(sql, params)).rowcount
+
+        return await self._write("re-queue parked events", work)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """One round trip."""
+        await self._write("ping", lambda conn: conn.execute("SELECT 1"))
+
+    async def aclose(self) -> None:
+        """Close the pool. Safe to call twice."""
+        await self._pool.close()
+
+
+def _filters(status: PaymentStatus | None, customer_id: str | None) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        where.append("status = %s")
+        params.append(status.value)
+    if customer_id is not None:
+        where.append("customer_id = %s")
+        params.append(customer_id)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def _list_query(
+    status: PaymentStatus | None, customer_id: str | None, limit: int, after: Keyset | None
+) -> tuple[str, list[Any]]:
+    """The keyset query: the ``(created_at, id)`` row comparison walks the index."""
+    where, params = _filters(status, customer_id)
+    if after is not None:
+        where += (" AND " if where else " WHERE ") + "(created_at, id) < (%s, %s)"
+        params += [after[0], after[1]]
+    return _SELECT + where + " ORDER BY created_at DESC, id DESC LIMIT %s", [*params, limit]
+
+
+def conninfo(url: str) -> str:
+    """The libpq URL for a paymentorch URL (``postgresql+psycopg://`` is accepted)."""
+    scheme, _, rest = url.partition("://")
+    del scheme
+    return f"postgresql://{rest}"
+
+
+async def open_store(
+    url: str,
+    *,
+    pool_size: int = 10,
+    min_pool_size: int | None = None,
+    connect_timeout: float = 5.0,
+    create_schema: bool = False,
+) -> PostgresPaymentStore:
+    """Open the PostgreSQL store that ``url`` names."""
+    return await PostgresPaymentStore.open(
+        conninfo(url),
+        pool_size=pool_size,
+        min_pool_size=min_pool_size,
+        connect_timeout=connect_timeout,
+        create_schema=create_schema,
+    )
+
+

@@ -1,0 +1,124 @@
+"""The tables, in SQLAlchemy Core, for ``paymentorch.schema.metadata`` in a host's Alembic.
+
+Money is exact everywhere: ``NUMERIC`` on PostgreSQL, decimal text on SQLite (never REAL).
+Times are ``timestamptz`` on PostgreSQL and fixed-width ISO 8601 UTC text on SQLite, so
+that text order is time order. Ids are ``uuid`` on PostgreSQL and 32 hex digits on SQLite.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+PREFIX: Final = "paymentorch_"
+VERSION_TABLE: Final = "paymentorch_alembic_version"
+
+metadata = sa.MetaData()
+
+
+
+
+def _uuid() -> sa.types.TypeEngine[Any]:
+    return sa.Uuid().with_variant(sa.String(32), "sqlite")
+
+
+def _time() -> sa.types.TypeEngine[Any]:
+    return sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
+
+
+def _json() -> sa.types.TypeEngine[Any]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(
+        sa.Text(), "sqlite"
+    )
+
+
+def _serial() -> sa.types.TypeEngine[Any]:
+    # SQLite only auto-numbers an INTEGER PRIMARY KEY.
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+
+payments = sa.Table(
+    "paymentorch_payments",
+    metadata,
+    sa.Column("id", _uuid(), primary_key=True),
+    sa.Column("customer_id", sa.String(100), nullable=False),
+    sa.Column("amount", sa.Numeric().with_variant(sa.String(40), "sqlite"), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", _time(), nullable=False),
+    sa.Column("updated_at", _time(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("failure_reason", sa.String(500)),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("metadata", _json(), nullable=False),
+    sa.CheckConstraint(
+        "status IN ('Pending', 'Confirmed', 'Failed', 'Cancelled')",
+        name="paymentorch_payments_status",
+    ),
+    sa.Index("paymentorch_payments_idempotency_key", "idempotency_key", unique=True),
+    sa.Index("paymentorch_payments_created", "created_at", "id"),
+    sa.Index("paymentorch_payments_status_created", "status", "created_at", "id"),
+    sa.Index("paymentorch_payments_customer_created", "customer_id", "created_at", "id"),
+)
+
+audit_entries = sa.Table(
+    "paymentorch_audit_entries",
+    metadata,
+    sa.Column("seq", _serial(), primary_key=True, autoincrement=True),
+    sa.Column("payment_id", _uuid(), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
+    sa.Column("at", _time(), nullable=False),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("correlation_id", sa.String(200)),
+    sa.Index("paymentorch_audit_entries_payment", "payment_id", "seq"),
+)
+
+outbox = sa.Table(
+    "paymentorch_outbox",
+    metadata,
+    sa.Column("seq", _serial(), primary_key=True, autoincrement=True),
+    sa.Column("event_id", _uuid(), nullable=False, unique=True),
+    sa.Column("payment_id", _uuid(), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("occurred_at", _time(), nullable=False),
+    sa.Column("payload", _json(), nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False),
+    sa.Column("correlation_id", sa.String(200)),
+    sa.Column("state", sa.String(10), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("available_at", _time()),
+    sa.Column("lease_until", _time()),
+    sa.Column("last_error", sa.Text()),
+    sa.CheckConstraint("state IN ('pending', 'parked')", name="paymentorch_outbox_state"),
+    sa.Index("paymentorch_outbox_payment", "payment_id", "seq"),
+    sa.Index("paymentorch_outbox_state", "state", "seq"),
+)
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """For a host's Alembic ``include_object``: paymentorch's tables belong to paymentorch.
+
+    Keeps autogenerate in a host's environment from dropping or duplicating them when the
+    host migrates with ``po.migrate`` instead. Objects of other tables pass through.
+    """
+    table_name = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
+    return not (table_name or "").startswith(PREFIX)
+
+
+__all__ = [
+    "PREFIX",
+    "VERSION_TABLE",
+    "audit_entries",
+    "include_object",
+    "metadata",
+    "outbox",
+    "payments",
+]
