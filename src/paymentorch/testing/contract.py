@@ -1,0 +1,500 @@
+"""The store contract: every backend must pass these, the in-memory one included.
+
+Import them into a test module (``from paymentorch.testing.contract import *``) and
+provide the ``backend`` and ``shared_backend`` fixtures described in ``paymentorch.testing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import random
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+
+from paymentorch.domain import (
+    Actor,
+    Change,
+    IdempotencyConflict,
+    InvalidTransition,
+    NewPayment,
+    PaymentNotFound,
+    PaymentStatus,
+    Role,
+    StoreError,
+    ValidationError,
+    correlation,
+    record_change,
+    transition,
+    uuid7,
+)
+from paymentorch.ports import PaymentStore
+from paymentorch.service import utc_now
+from paymentorch.testing._backend import Backend, service_on
+from paymentorch.testing._workers import race
+
+USER = Actor("user-1", roles={Role.USER})
+ADMIN = Actor("admin-1", roles={Role.ADMIN})
+CUSTOMER = "ABCD-12345"
+
+
+async def _events(store: PaymentStore) -> list[Any]:
+    """Every pending event, in outbox order, delivered and removed on the way."""
+    now = utc_now()
+    events = []
+    while True:
+        batch = await store.claim_events(1000, now=now, lease_until=now + timedelta(minutes=1))
+        if not batch:
+            return events
+        events += [m.event for m in batch]
+        await store.mark_delivered([m.event.id for m in batch])
+
+
+# -- the state machine ---------------------------------------------------------
+
+
+async def test_create_then_confirm(backend: Backend) -> None:
+    """A new payment is Pending at version 1; confirming makes it Confirmed at version 2."""
+    async with service_on(backend) as service:
+        created = await service.create_payment(CUSTOMER, Decimal("125.50"), actor=USER)
+        assert (created.status, created.version, created.amount) == (
+            PaymentStatus.PENDING,
+            1,
+            Decimal("125.50"),
+        )
+        confirmed = await service.confirm_payment(created.id, actor=ADMIN)
+        assert (confirmed.status, confirmed.version) == (PaymentStatus.CONFIRMED, 2)
+        stored = await service.store.get(created.id)
+        assert stored == confirmed
+
+
+@pytest.mark.parametrize("first", ["confirm", "fail", "cancel"])
+@pytest.mark.parametrize("second", ["confirm", "fail", "cancel"])
+async def test_no_transition_leaves_a_final_state(backend: Backend, first: str, second: str) -> None:
+    """Confirmed, Failed and Cancelled are final: every further action is refused."""
+    async with service_on(backend) as service:
+        payment = await service.create_payment(CUSTOMER, Decimal("5.00"), actor=USER)
+        actions = {
+            "confirm": lambda: service.confirm_payment(payment.id, actor=ADMIN),
+            "fail": lambda: service.fail_payment(payment.id, reason="declined", actor=ADMIN),
+            "cancel": lambda: service.cancel_payment(payment.id, actor=ADMIN),
+        }
+        done = await actions[first]()
+        with pytest.raises(InvalidTransition) as caught:
+            await actions[second]()
+        assert (caught.value.status, caught.value.action) == (done.status, second)
+        assert await service.store.get(payment.id) == done
+        assert len(await service.audit_trail(payment.id)) == 2
+
+
+async def test_fail_keeps_the_reason(backend: Backend) -> None:
+    """A failed payment keeps its reason; the audit entry records it too."""
+    async with service_on(backend) as service:
+        payment = await service.create_payment(CUSTOMER, Decimal("5.00"), actor=USER)
+        failed = await service.fail_payment(payment.id, reason="processor declined", actor=ADMIN)
+        assert failed.failure_reason == "processor declined"
+        assert (await service.store.get(payment.id)) == failed
+        trail = await service.audit_trail(payment.id)
+        assert [(e.action, e.reason) for e in trail] == [
+            ("created", None),
+            ("failed", "processor declined"),
+        ]
+
+
+async def test_unknown_payment(backend: Backend) -> None:
+    """Reading or changing a payment that does not exist raises PaymentNotFound."""
+    async with service_on(backend) as service:
+        missing = uuid7()
+        for call in (
+            service.get_payment(missing),
+            service.confirm_payment(missing, actor=ADMIN),
+            service.audit_trail(missing),
+        ):
+            with pytest.raises(PaymentNotFound) as caught:
+                await call
+            assert caught.value.payment_id == missing
+
+
+# -- validation ----------------------------------------------------------------
+
+
+async def test_invalid_input_stores_nothing(backend: Backend) -> None:
+    """One ValidationError lists every problem, and nothing reaches the store."""
+    async with service_on(backend) as service:
+        with pytest.raises(ValidationError) as caught:
+            await service.create_payment(
+                "nope", "10.005", actor=USER, currency="usd", metadata={"k": 1}  # type: ignore[dict-item]
+            )
+        assert {e.field for e in caught.value.errors} == {"customer_id", "amount", "metadata.k"}
+        assert await service.count_payments() == 0
+        assert await _events(service.store) == []
+
+
+# -- idempotency ---------------------------------------------------------------
+
+
+async def test_idempotent_repeat_returns_the_same_payment(backend: Backend) -> None:
+    """A repeat with the same key and parameters returns the stored payment, writing nothing."""
+    async with service_on(backend) as service:
+        first = await service.create_payment(
+            CUSTOMER, "10.50", actor=USER, idempotency_key="order-1", metadata={"a": "b"}
+        )
+        again = await service.create_payment(
+            CUSTOMER, Decimal("10.5"), actor=USER, idempotency_key="order-1", metadata={"a": "b"}
+        )
+        assert again == first
+        assert len(await service.audit_trail(first.id)) == 1
+        assert len(await _events(service.store)) == 1
+
+
+async def test_idempotency_conflict(backend: Backend) -> None:
+    """The same key with other parameters raises IdempotencyConflict and changes nothing."""
+    async with service_on(backend) as service:
+        await service.create_payment(CUSTOMER, "10.00", actor=USER, idempotency_key="k")
+        with pytest.raises(IdempotencyConflict) as caught:
+            await service.create_payment(CUSTOMER, "11.00", actor=USER, idempotency_key="k")
+        assert caught.value.key == "k"
+        assert await service.count_payments() == 1
+
+
+async def test_concurrent_creates_with_one_key(backend: Backend) -> None:
+    """50 concurrent creates with one key make exactly one payment, entry and event."""
+    async with service_on(backend) as service:
+        results = await asyncio.gather(
+            *(
+                service.create_payment(CUSTOMER, "20.00", actor=USER, idempotency_key="same")
+                for _ in range(50)
+            )
+        )
+        assert len({p.id for p in results}) == 1
+        assert await service.count_payments() == 1
+        assert len(await service.audit_trail(results[0].id)) == 1
+        assert len(await _events(service.store)) == 1
+
+
+async def test_purged_keys_can_be_used_again(backend: Backend) -> None:
+    """Keys older than the retention are released; newer ones stay claimed."""
+    clock = [utc_now() - timedelta(days=2)]
+    async with service_on(backend, clock=lambda: clock[0]) as service:
+        old = await service.create_payment(CUSTOMER, "1.00", actor=USER, idempotency_key="old")
+        clock[0] = utc_now()
+        await service.create_payment(CUSTOMER, "1.00", actor=USER, idempotency_key="new")
+        assert await service.purge_idempotency_keys(timedelta(hours=24)) == 1
+        reused = await service.create_payment(CUSTOMER, "2.00", actor=USER, idempotency_key="old")
+        assert reused.id != old.id
+        with pytest.raises(IdempotencyConflict):
+            await service.create_payment(CUSTOMER, "2.00", actor=USER, idempotency_key="new")
+
+
+# -- concurrency ---------------------------------------------------------------
+
+
+async def test_hundred_concurrent_confirms(backend: Backend) -> None:
+    """100 concurrent confirms: one winner, 99 InvalidTransition, one entry and one event."""
+    async with service_on(backend, cache=None) as service:
+        payment = await service.create_payment(CUSTOMER, "30.00", actor=USER)
+        results = await asyncio.gather(
+            *(service.confirm_payment(payment.id, actor=ADMIN) for _ in range(100)),
+            return_exceptions=True,
+        )
+        kinds = Counter(type(r).__name__ for r in results)
+        assert kinds == Counter({"Payment": 1, "InvalidTransition": 99})
+        trail = await service.audit_trail(payment.id)
+        assert [e.action for e in trail] == ["created", "confirmed"]
+        events = await _events(service.store)
+        assert [e.type for e in events] == ["payment.created", "payment.confirmed"]
+
+
+async def test_processes_race_for_the_same_payments(shared_backend: Backend) -> None:
+    """4 processes confirm the same 40 payments and create with the same 25 keys."""
+    assert shared_backend.url is not None
+    async with service_on(shared_backend) as service:
+        payments = [await service.create_payment(CUSTOMER, "1.00", actor=USER) for _ in range(40)]
+        ids = [str(p.id) for p in payments]
+        keys = [f"race-{i}" for i in range(25)]
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, context.Pool(4) as pool:
+            barrier = manager.Barrier(4)
+            orders = [random.sample(ids, len(ids)) for _ in range(4)]
+            results = await asyncio.to_thread(
+                pool.starmap, race, [(shared_backend.url, o, keys, barrier) for o in orders]
+            )
+        won = [pid for r in results for pid in r["won"]]
+        assert sorted(won) == sorted(ids)  # every payment confirmed exactly once
+        assert sum(r["lost"] for r in results) == 3 * 40
+        created = {pid for r in results for pid in r["created"]}
+        assert len(created) == 25
+        assert await service.count_payments() == 65
+        assert await service.count_payments(status=PaymentStatus.CONFIRMED) == 40
+        for payment in payments:
+            trail = await service.audit_trail(payment.id)
+            assert [e.action for e in trail] == ["created", "confirmed"]
+        events = Counter(e.type for e in await _events(service.store))
+        assert events == Counter({"payment.created": 65, "payment.confirmed": 40})
+
+
+# -- atomicity -----------------------------------------------------------------
+
+
+async def test_a_failed_event_write_undoes_the_creation(backend: Backend) -> None:
+    """If the outbox write fails, neither the payment nor its audit entry is visible."""
+    async with service_on(backend) as service:
+        first = await service.create_payment(CUSTOMER, "1.00", actor=USER)
+        (event,) = [e for e in await _peek(service.store) if e.payment_id == first.id]
+        change = _creation_reusing_event(first, event.id)
+        with pytest.raises(StoreError):
+            await service.store.add(change)
+        assert await service.store.get(change.payment.id) is None
+        assert await service.store.audit_trail(change.payment.id) == []
+        assert await service.count_payments() == 1
+
+
+async def test_a_failed_event_write_undoes_the_transition(backend: Backend) -> None:
+    """If the outbox write fails, the status change and its audit entry are undone."""
+    async with service_on(backend) as service:
+        payment = await service.create_payment(CUSTOMER, "1.00", actor=USER)
+        (event,) = await _peek(service.store)
+        new = transition(payment, "confirm", at=utc_now())
+        change = record_change(new, "confirm", from_status=payment.status, actor_id="x")
+        change = attrs.evolve(change, event=attrs.evolve(change.event, id=event.id))
+        with pytest.raises(StoreError):
+            await service.store.apply(change, expected=PaymentStatus.PENDING)
+        assert (await service.store.get(payment.id)) == payment
+        assert len(await service.store.audit_trail(payment.id)) == 1
+        assert len(await _events(service.store)) == 1
+
+
+async def test_bulk_create_is_all_or_nothing(backend: Backend) -> None:
+    """A batch with a key that is already held creates nothing at all."""
+    async with service_on(backend) as service:
+        await service.create_payment(CUSTOMER, "1.00", actor=USER, idempotency_key="held")
+        batch = [NewPayment(CUSTOMER, "2.00"), NewPayment(CUSTOMER, "3.00", idempotency_key="held")]
+        with pytest.raises(IdempotencyConflict):
+            await service.create_payments(batch, actor=ADMIN)
+        assert await service.count_payments() == 1
+        created = await service.create_payments(
+            [NewPayment(CUSTOMER, "2.00", idempotency_key="a"), NewPayment("WXYZ-00001", "3")],
+            actor=ADMIN,
+        )
+        assert [str(p.amount) for p in created] == ["2.00", "3.00"]
+        assert await service.count_payments() == 3
+        for payment in created:
+            assert await service.store.get(payment.id) == payment
+            assert [e.action for e in await service.audit_trail(payment.id)] == ["created"]
+        assert len(await _events(service.store)) == 3
+
+
+async def test_bulk_confirm(backend: Backend) -> None:
+    """confirm_payments confirms the Pending ones and says why it skipped the others."""
+    async with service_on(backend) as service:
+        a, b, c = [await service.create_payment(CUSTOMER, "1.00", actor=USER) for _ in range(3)]
+        await service.cancel_payment(b.id, actor=ADMIN)
+        missing = uuid7()
+        result = await service.confirm_payments([a.id, b.id, c.id, missing], actor=ADMIN)
+        assert [p.id for p in result.confirmed] == [a.id, c.id]
+        assert result.skipped == {b.id: "is Cancelled", missing: "not found"}
+        assert (await service.get_payment(c.id)).status is PaymentStatus.CONFIRMED
+        assert [e.action for e in await service.audit_trail(a.id)] == ["created", "confirmed"]
+
+
+# -- listing -------------------------------------------------------------------
+
+
+async def test_listing_newest_first_with_filters(backend: Backend) -> None:
+    """Listing is newest first and filters by status and customer; counts agree."""
+    async with service_on(backend) as service:
+        made = [
+            await service.create_payment(f"ABCD-0000{i % 3}", "1.00", actor=USER)
+            for i in range(9)
+        ]
+        for payment in made[::2]:
+            await service.confirm_payment(payment.id, actor=ADMIN)
+        page = await service.list_payments(limit=500)
+        assert [p.id for p in page.items] == [p.id for p in reversed(made)]
+        assert page.next_cursor is None
+        confirmed = await service.list_payments(status="Confirmed")
+        assert [p.id for p in confirmed.items] == [p.id for p in reversed(made[::2])]
+        mine = await service.list_payments(customer_id="ABCD-00001", status=PaymentStatus.PENDING)
+        assert [p.id for p in mine.items] == [made[7].id, made[1].id]
+        assert await service.count_payments(status=PaymentStatus.CONFIRMED) == 5
+        assert await service.count_payments(customer_id="ABCD-00001") == 3
+        assert await service.count_payments(customer_id="ABCD-00001", status="Pending") == 2
+
+
+async def test_paging_while_others_insert(backend: Backend) -> None:
+    """Paging through 1,000 payments while another task inserts: no duplicate, no skip."""
+    async with service_on(backend) as service:
+        await service.create_payments(
+            [NewPayment(CUSTOMER, str(i + 1)) for i in range(1000)], actor=ADMIN
+        )
+        before = {p.id for p in (await service.list_payments(limit=500)).items}
+        seen: list[Any] = []
+        stop = asyncio.Event()
+
+        async def insert() -> None:
+            while not stop.is_set():
+                await service.create_payment(CUSTOMER, "7.77", actor=USER)
+                await asyncio.sleep(0)
+
+        inserter = asyncio.create_task(insert())
+        cursor = None
+        try:
+            while True:
+                page = await service.list_payments(limit=37, cursor=cursor)
+                seen += [p.id for p in page.items]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        finally:
+            stop.set()
+            await inserter
+        assert len(seen) == len(set(seen))
+        existing = await service.store.list(status=None, customer_id=None, limit=10**6, after=None)
+        original = {p.id for p in existing if p.amount != Decimal("7.77")}
+        assert len(original) == 1000
+        assert len(existing) > 1000, "the inserter never ran while paging"
+        assert original <= set(seen)
+        assert before <= set(seen)
+
+
+async def test_bad_listing_arguments(backend: Backend) -> None:
+    """A malformed cursor, a bad limit and an unknown status are one ValidationError."""
+    async with service_on(backend) as service:
+        with pytest.raises(ValidationError) as caught:
+            await service.list_payments(status="Paid", limit=0, cursor="not-a-cursor")
+        assert {e.field for e in caught.value.errors} == {"status", "limit", "cursor"}
+
+
+# -- storage -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [("999999.99", "USD"), ("1000", "JPY"), ("1.234", "KWD"), ("0.01", "EUR")],
+)
+async def test_exact_amounts_round_trip(backend: Backend, amount: str, currency: str) -> None:
+    """Amounts come back exactly as given, at the currency's scale."""
+    async with service_on(backend, cache=None) as service:
+        payment = await service.create_payment(CUSTOMER, amount, actor=USER, currency=currency)
+        stored = await service.get_payment(payment.id)
+        assert stored.amount == Decimal(amount)
+        assert str(stored.amount) == amount
+        assert stored.currency == currency
+        listed = (await service.list_payments()).items[0]
+        assert str(listed.amount) == amount
+
+
+async def test_durable_across_reopen(shared_backend: Backend) -> None:
+    """Payments, audit entries and events survive closing and reopening the store."""
+    async with service_on(shared_backend) as service:
+        payment = await service.create_payment(CUSTOMER, "12.34", actor=USER, metadata={"x": "y"})
+        payment = await service.confirm_payment(payment.id, actor=ADMIN)
+    async with service_on(shared_backend) as service:
+        assert await service.get_payment(payment.id) == payment
+        assert dict((await service.get_payment(payment.id)).metadata) == {"x": "y"}
+        assert len(await service.audit_trail(payment.id)) == 2
+        assert len(await _events(service.store)) == 2
+
+
+async def test_audit_trail_records_who_why_and_correlation(backend: Backend) -> None:
+    """Each change leaves one entry, oldest first, with actor, reason and correlation id."""
+    async with service_on(backend) as service:
+        with correlation("req-1"):
+            payment = await service.create_payment(CUSTOMER, "3.00", actor=USER)
+        with correlation("req-2"):
+            await service.cancel_payment(payment.id, actor=ADMIN, reason="customer asked")
+        trail = await service.audit_trail(payment.id)
+        assert [
+            (e.action, e.from_status, e.to_status, e.actor_id, e.reason, e.correlation_id)
+            for e in trail
+        ] == [
+            ("created", None, PaymentStatus.PENDING, "user-1", None, "req-1"),
+            ("cancelled", PaymentStatus.PENDING, PaymentStatus.CANCELLED, "admin-1",
+             "customer asked", "req-2"),
+        ]  # fmt: skip
+        events = await _events(service.store)
+        assert [(e.type, e.correlation_id, e.payment["status"]) for e in events] == [
+            ("payment.created", "req-1", "Pending"),
+            ("payment.cancelled", "req-2", "Cancelled"),
+        ]
+
+
+# -- outbox --------------------------------------------------------------------
+
+
+async def test_outbox_keeps_each_payments_order(backend: Backend) -> None:
+    """Only the oldest pending event of a payment can be claimed."""
+    async with service_on(backend) as service:
+        a = await service.create_payment(CUSTOMER, "1.00", actor=USER)
+        b = await service.create_payment(CUSTOMER, "1.00", actor=USER)
+        await service.confirm_payment(a.id, actor=ADMIN)
+        now = utc_now()
+        lease = now + timedelta(minutes=1)
+        first = await service.store.claim_events(10, now=now, lease_until=lease)
+        assert [(m.event.payment_id, m.event.type) for m in first] == [
+            (a.id, "payment.created"),
+            (b.id, "payment.created"),
+        ]
+        assert await service.store.claim_events(10, now=now, lease_until=lease) == []
+        await service.store.mark_delivered([m.event.id for m in first])
+        second = await service.store.claim_events(10, now=now, lease_until=lease)
+        assert [(m.event.payment_id, m.event.type) for m in second] == [(a.id, "payment.confirmed")]
+
+
+async def test_outbox_retry_park_and_requeue(backend: Backend) -> None:
+    """Failed events wait for their retry time, park when told, and can be re-queued."""
+    async with service_on(backend) as service:
+        payment = await service.create_payment(CUSTOMER, "1.00", actor=USER)
+        store = service.store
+        now = utc_now()
+        (message,) = await store.claim_events(10, now=now, lease_until=now + timedelta(seconds=30))
+        await store.mark_failed([message.event.id], error="boom", retry_at=now + timedelta(hours=1))
+        assert await store.claim_events(10, now=now, lease_until=now) == []
+        later = now + timedelta(hours=2)
+        (again,) = await store.claim_events(10, now=later, lease_until=later)
+        assert (again.attempts, again.last_error) == (1, "boom")
+        await store.mark_failed([again.event.id], error="still", retry_at=None)
+        stats = await store.outbox_stats()
+        assert (stats.pending, stats.parked) == (0, 1)
+        (parked,) = await store.parked_events()
+        assert (parked.event.payment_id, parked.attempts) == (payment.id, 2)
+        assert await store.requeue_parked() == 1
+        (requeued,) = await store.claim_events(10, now=later, lease_until=later)
+        assert requeued.attempts == 0
+        await store.mark_delivered([requeued.event.id])
+        assert (await store.outbox_stats()).pending == 0
+
+
+async def test_health_ok(backend: Backend) -> None:
+    """A reachable store with a fresh outbox reports ok."""
+    async with service_on(backend) as service:
+        await service.create_payment(CUSTOMER, "1.00", actor=USER)
+        report = await service.health()
+        assert report.status == "ok"
+        assert report.checks["store"]["status"] == "ok"
+        assert report.checks["outbox"]["pending"] == 1
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+async def _peek(store: PaymentStore) -> list[Any]:
+    """Pending events without delivering them (the lease lapses at once)."""
+    now = utc_now()
+    messages = await store.claim_events(1000, now=now, lease_until=now)
+    return [m.event for m in messages]
+
+
+def _creation_reusing_event(template: Any, event_id: Any) -> Change:
+    now = utc_now()
+    payment = attrs.evolve(template, id=uuid7(), created_at=now, updated_at=now)
+    change = record_change(payment, "created", from_status=None, actor_id="x")
+    return attrs.evolve(change, event=attrs.evolve(change.event, id=event_id))
+
+
+__all__ = [name for name in dict(globals()) if name.startswith("test_")]
