@@ -1,0 +1,178 @@
+"""A model-based test: random sequences of operations agree with a simple model."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+)
+
+import paymentorch as po
+from paymentorch.domain import uuid7
+from paymentorch.service import utc_now
+
+USER = po.Actor("user", roles={po.Role.USER})
+ADMIN = po.Actor("admin", roles={po.Role.ADMIN})
+TARGET = {"confirm": "Confirmed", "fail": "Failed", "cancel": "Cancelled"}
+EVENT = {"created": "payment.created", "confirm": "payment.confirmed", "fail": "payment.failed",
+         "cancel": "payment.cancelled"}  # fmt: skip
+AUDIT = {"created": "created", "confirm": "confirmed", "fail": "failed", "cancel": "cancelled"}
+
+URLS: list[Callable[[], str]] = []  # how to make a fresh, empty database per run
+
+
+class PaymentMachine(RuleBasedStateMachine):
+    """Drives a SyncPaymentService and a dict model side by side."""
+
+    payments = Bundle("payments")
+
+    @initialize()
+    def open(self) -> None:
+        self.service = po.open_sync_service(URLS[-1]())
+        self.model: dict[UUID, dict[str, Any]] = {}
+        self.keys: dict[str, tuple[UUID, str]] = {}
+        self.events: list[tuple[UUID, str]] = []
+
+    def teardown(self) -> None:
+        if hasattr(self, "service"):
+            self.service.close()
+
+    @rule(
+        target=payments,
+        customer=st.sampled_from(["ABCD-00001", "ABCD-00002", "WXYZ-99999"]),
+        amount=st.sampled_from(["1.00", "10.50", "999999.99"]),
+        key=st.one_of(st.none(), st.sampled_from(["k1", "k2", "k3"])),
+    )
+    def create(self, customer: str, amount: str, key: str | None) -> Any:
+        known = self.keys.get(key) if key else None
+        try:
+            payment = self.service.create_payment(customer, amount, actor=USER, idempotency_key=key)
+        except po.IdempotencyConflict:
+            assert known is not None and known[1] != f"{customer}/{amount}"
+            return multiple()
+        if known is not None:
+            assert known[1] == f"{customer}/{amount}"
+            assert payment.id == known[0]
+            return multiple()
+        self.model[payment.id] = {"status": "Pending", "version": 1, "trail": ["created"]}
+        self.events.append((payment.id, EVENT["created"]))
+        if key:
+            self.keys[key] = (payment.id, f"{customer}/{amount}")
+        return payment.id
+
+    @rule(pid=payments, action=st.sampled_from(["confirm", "fail", "cancel"]))
+    def change(self, pid: UUID, action: str) -> None:
+        entry = self.model[pid]
+        try:
+            if action == "confirm":
+                payment = self.service.confirm_payment(pid, actor=ADMIN)
+            elif action == "fail":
+                payment = self.service.fail_payment(pid, reason="declined", actor=ADMIN)
+            else:
+                payment = self.service.cancel_payment(pid, actor=ADMIN)
+        except po.InvalidTransition as exc:
+            assert entry["status"] != "Pending"
+            assert exc.status.value == entry["status"]
+            return
+        assert entry["status"] == "Pending"
+        entry.update(status=TARGET[action], version=2)
+        entry["trail"].append(AUDIT[action])
+        self.events.append((pid, EVENT[action]))
+        assert payment.status.value == entry["status"]
+
+    @rule(pid=payments)
+    def get(self, pid: UUID) -> None:
+        payment = self.service.get_payment(pid)
+        assert (payment.status.value, payment.version) == (
+            self.model[pid]["status"],
+            self.model[pid]["version"],
+        )
+
+    @rule()
+    def get_missing(self) -> None:
+        with pytest.raises(po.PaymentNotFound):
+            self.service.get_payment(uuid7())
+
+    @rule(limit=st.integers(1, 4), status=st.sampled_from([None, *TARGET.values(), "Pending"]))
+    def list_all(self, limit: int, status: str | None) -> None:
+        seen: list[UUID] = []
+        cursor = None
+        while True:
+            page = self.service.list_payments(status=status, limit=limit, cursor=cursor)
+            seen += [p.id for p in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        expected = [pid for pid, e in self.model.items() if status in (None, e["status"])]
+        assert seen == list(reversed(expected))
+
+    @rule(pid=consumes(payments))
+    def audit(self, pid: UUID) -> None:
+        trail = self.service.audit_trail(pid)
+        assert [e.action for e in trail] == self.model[pid]["trail"]
+
+    @invariant()
+    def counts_agree(self) -> None:
+        if hasattr(self, "service"):
+            assert self.service.count_payments() == len(self.model)
+
+    @invariant()
+    def events_agree(self) -> None:
+        if not hasattr(self, "service"):
+            return
+        delivered: list[Any] = []
+
+        async def drain() -> None:
+            store = self.service.store
+            while True:
+                now = utc_now()
+                batch = await store.claim_events(100, now=now, lease_until=now + timedelta(1))
+                if not batch:
+                    return
+                delivered.extend(m.event for m in batch)
+                await store.mark_delivered([m.event.id for m in batch])
+
+        self.service.run(drain)
+        got = [(e.payment_id, e.type) for e in delivered]
+        expected, self.events = self.events, []
+        # Per payment, events arrive in the order they happened; each exactly once.
+        assert sorted(got, key=str) == sorted(expected, key=str)
+        for pid in {p for p, _ in expected}:
+            assert [t for p, t in got if p == pid] == [t for p, t in expected if p == pid]
+        for event in delivered:
+            assert Decimal(event.payment["amount"]) > 0
+
+
+@pytest.fixture(params=["memory", pytest.param("sqlite", marks=pytest.mark.sqlite)])
+def machine_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    runs = itertools.count()
+    URLS.append(
+        (lambda: "memory://")
+        if request.param == "memory"
+        else (lambda: f"sqlite:///{tmp_path}/run-{next(runs)}.db")
+    )
+    yield
+    URLS.pop()
+
+
+def test_service_agrees_with_the_model(machine_url: None) -> None:
+    """Statuses, versions, listings, audit trails and events always match the model."""
+    runner = PaymentMachine.TestCase
+    runner.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+    runner().runTest()
