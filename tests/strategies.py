@@ -33,9 +33,9 @@ bad_amount = st.one_of(
     st.decimals(max_value=Decimal("0"), allow_nan=False, allow_infinity=False),
     st.decimals(min_value=Decimal("1000000.01"), allow_nan=False, allow_infinity=False),
     st.just("10.005"),
-    st.decimals(
-        min_value=Decimal("0.001"), max_value=Decimal("100"), places=3
-    ).filter(lambda d: d != d.quantize(Decimal("0.01"))),
+    st.decimals(min_value=Decimal("0.001"), max_value=Decimal("100"), places=3).filter(
+        lambda d: d != d.quantize(Decimal("0.01"))
+    ),
     st.just("1 000"),
     st.just("0x10"),
     st.just(""),
@@ -48,7 +48,9 @@ bad_currency = st.one_of(
     st.integers(),
 )
 
-good_key = st.one_of(st.none(), st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=255))
+good_key = st.one_of(
+    st.none(), st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=255)
+)
 bad_key = st.one_of(
     st.just(""),
     st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=256, max_size=300),
@@ -60,7 +62,11 @@ bad_key = st.one_of(
 _meta_key = st.text(st.characters(min_codepoint=97, max_codepoint=122), min_size=1, max_size=40)
 good_metadata = st.one_of(
     st.none(),
-    st.dictionaries(_meta_key, st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=500), max_size=20),
+    st.dictionaries(
+        _meta_key,
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=500),
+        max_size=20,
+    ),
 )
 bad_metadata = st.one_of(
     st.dictionaries(_meta_key, st.just("v"), min_size=21, max_size=30),

@@ -60,9 +60,7 @@ def test_hostile_requests_are_refused_whole(request: tuple[dict[str, Any], set[s
 
 
 @settings(max_examples=200)
-@given(
-    s.good_customer, s.good_amount, s.good_currency, s.good_key, s.good_metadata
-)
+@given(s.good_customer, s.good_amount, s.good_currency, s.good_key, s.good_metadata)
 def test_good_requests_are_stored_exactly(
     customer: str, amount: Any, currency: str | None, key: str | None, metadata: Any
 ) -> None:

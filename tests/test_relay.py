@@ -45,7 +45,9 @@ async def test_relay_delivers_each_payments_events_in_order(backend: Backend) ->
         assert total == 8
         for payment in payments:
             types = [e.type for e in sink.received if e.payment_id == payment.id]
-            expected = ["payment.created"] + (["payment.confirmed"] if payment in payments[:3] else [])
+            expected = ["payment.created"] + (
+                ["payment.confirmed"] if payment in payments[:3] else []
+            )
             assert types == expected
         assert len({e.id for e in sink.received}) == 8
 

@@ -6,7 +6,6 @@ import threading
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -237,5 +236,3 @@ async def test_health_degrades_when_events_lag() -> None:
         await service.store.mark_failed([message.event.id], error="x", retry_at=None)
         now[0] -= timedelta(seconds=31)
         assert (await service.health()).status == "degraded"  # a parked event
-
-

@@ -64,7 +64,8 @@ class PaymentMachine(RuleBasedStateMachine):
         try:
             payment = self.service.create_payment(customer, amount, actor=USER, idempotency_key=key)
         except po.IdempotencyConflict:
-            assert known is not None and known[1] != f"{customer}/{amount}"
+            assert known is not None
+            assert known[1] != f"{customer}/{amount}"
             return multiple()
         if known is not None:
             assert known[1] == f"{customer}/{amount}"

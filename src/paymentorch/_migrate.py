@@ -63,21 +63,21 @@ def migrate_sync(url: str, *, revision: str = "head", sql: bool = False) -> str 
 
 def _engine(sa: Any, target: str) -> Any:
     if not target.startswith("sqlite"):
-        return sa.create_engine(target, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 10})
-    engine = sa.create_engine(
-        target, poolclass=sa.pool.NullPool, connect_args={"timeout": 30}
-    )
+        return sa.create_engine(
+            target, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 10}
+        )
+    engine = sa.create_engine(target, poolclass=sa.pool.NullPool, connect_args={"timeout": 30})
 
     # Let SQLite take the write lock up front, so concurrent migrations queue, not fail.
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
+    def connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
+    def begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    sa.event.listen(engine, "connect", connect)
+    sa.event.listen(engine, "begin", begin)
     return engine
 
 

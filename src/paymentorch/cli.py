@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from paymentorch.domain import PaymentError
 from paymentorch._migrate import migrate_sync
+from paymentorch.domain import PaymentError
 
 
 def main(argv: list[str] | None = None) -> int:

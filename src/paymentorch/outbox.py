@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -52,7 +53,7 @@ class OutboxRelay:
 
     def retry_delay(self, attempts: int) -> timedelta:
         """How long to wait after the ``attempts``-th failed delivery."""
-        return min(self.max_backoff, self.backoff * 2 ** max(0, attempts - 1))
+        return min(self.max_backoff, self.backoff * (1 << max(0, attempts - 1)))
 
     async def run_once(self) -> int:
         """Deliver one batch of due events; return how many were delivered."""
@@ -93,7 +94,5 @@ class OutboxRelay:
                 logger.exception("outbox relay could not reach the store; retrying")
                 delivered = 0
             if delivered < self.batch_size:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass

@@ -133,7 +133,7 @@ class PaymentStore(AuditLog, Outbox, Protocol):
         """The payments that exist among ``payment_ids``."""
         ...
 
-    async def list(
+    async def list_payments(
         self,
         *,
         status: PaymentStatus | None,

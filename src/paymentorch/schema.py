@@ -18,8 +18,6 @@ VERSION_TABLE: Final = "paymentorch_alembic_version"
 metadata = sa.MetaData()
 
 
-
-
 def _uuid() -> sa.types.TypeEngine[Any]:
     return sa.Uuid().with_variant(sa.String(32), "sqlite")
 
@@ -29,15 +27,14 @@ def _time() -> sa.types.TypeEngine[Any]:
 
 
 def _json() -> sa.types.TypeEngine[Any]:
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(
-        sa.Text(), "sqlite"
+    return (
+        sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(sa.Text(), "sqlite")
     )
 
 
 def _serial() -> sa.types.TypeEngine[Any]:
     # SQLite only auto-numbers an INTEGER PRIMARY KEY.
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
 
 
 payments = sa.Table(

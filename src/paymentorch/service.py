@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, cast
 from uuid import UUID
 
 from opentelemetry import metrics, trace
@@ -35,8 +35,8 @@ from paymentorch.domain import (
     transition,
     uuid7,
 )
-from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.cursor import decode_cursor, encode_cursor
+from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.results import BulkResult, HealthReport, HealthStatus, Page
 from paymentorch.ports import Cache, Keyset, PaymentStore
 from paymentorch.telemetry import Telemetry
@@ -74,7 +74,10 @@ class PaymentService:
         meter_provider: metrics.MeterProvider | None = None,
         outbox_lag_threshold: timedelta = timedelta(seconds=60),
     ) -> None:
-        if not isinstance(default_currency, str) or currency_exponent(default_currency.upper()) is None:
+        if (
+            not isinstance(default_currency, str)
+            or currency_exponent(default_currency.upper()) is None
+        ):
             raise ValidationError(
                 [
                     FieldError(
@@ -133,7 +136,7 @@ class PaymentService:
             change = self._creation(valid, actor)
             existing = await self._store.add(change)
             if existing is not None:
-                _same_request(existing, valid)
+                _same_request(existing, valid, idempotency_key or "")
                 Telemetry.describe(span, existing)
                 return existing
             payment = change.payment
@@ -152,7 +155,7 @@ class PaymentService:
             valid: list[ValidPayment] = []
             errors: list[FieldError] = []
             seen_keys: dict[str, int] = {}
-            for index, item in enumerate(items):
+            for index, item in enumerate(cast(Sequence[object], items)):  # checked at run time
                 prefix = f"items[{index}]."
                 if not isinstance(item, NewPayment):
                     errors.append(FieldError(prefix[:-1], "must be a NewPayment", "type"))
@@ -231,7 +234,9 @@ class PaymentService:
             errors: list[FieldError] = []
             wanted = _check_filters(status, customer_id, errors)
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-                errors.append(FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range"))
+                errors.append(
+                    FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range")
+                )
             after: Keyset | None = None
             if cursor is not None:
                 decoded = decode_cursor(cursor)
@@ -241,7 +246,7 @@ class PaymentService:
                     after = decoded
             if errors:
                 raise ValidationError(errors)
-            items = await self._store.list(
+            items = await self._store.list_payments(
                 status=wanted, customer_id=customer_id, limit=limit + 1, after=after
             )
             if len(items) > limit:
@@ -283,9 +288,7 @@ class PaymentService:
         with self._telemetry.operation("confirm_payment") as span:
             return await self._change(span, "confirm", payment_id, actor, None)
 
-    async def fail_payment(
-        self, payment_id: UUID | str, *, reason: str, actor: Actor
-    ) -> Payment:
+    async def fail_payment(self, payment_id: UUID | str, *, reason: str, actor: Actor) -> Payment:
         """Pending -> Failed, keeping ``reason`` (1 to 500 characters)."""
         with self._telemetry.operation("fail_payment") as span:
             return await self._change(span, "fail", payment_id, actor, reason)
@@ -342,7 +345,9 @@ class PaymentService:
             raise ValidationError(errors)
         return pid
 
-    async def confirm_payments(self, payment_ids: Iterable[UUID | str], *, actor: Actor) -> BulkResult:
+    async def confirm_payments(
+        self, payment_ids: Iterable[UUID | str], *, actor: Actor
+    ) -> BulkResult:
         """Confirm every Pending payment among ``payment_ids``; report why others were skipped."""
         with self._telemetry.operation("confirm_payments"):
             self._policy.check(actor, "confirm_payments")
@@ -488,7 +493,7 @@ class PaymentService:
                 logger.warning("cache delete failed", exc_info=True)
 
 
-def _same_request(existing: Payment, valid: ValidPayment) -> None:
+def _same_request(existing: Payment, valid: ValidPayment, key: str) -> None:
     differences = [
         name
         for name, ours, theirs in (
@@ -500,8 +505,7 @@ def _same_request(existing: Payment, valid: ValidPayment) -> None:
         if ours != theirs
     ]
     if differences:
-        assert valid.idempotency_key is not None
-        raise IdempotencyConflict(valid.idempotency_key, "differs in " + ", ".join(differences))
+        raise IdempotencyConflict(key, "differs in " + ", ".join(differences))
 
 
 def _check_filters(
@@ -510,7 +514,7 @@ def _check_filters(
     wanted: PaymentStatus | None = None
     if status is not None:
         try:
-            wanted = PaymentStatus(status)
+            wanted = PaymentStatus(str(status))
         except ValueError:
             allowed = ", ".join(s.value for s in PaymentStatus)
             errors.append(FieldError("status", f"must be one of {allowed}", "choice"))
@@ -519,9 +523,7 @@ def _check_filters(
         or not 1 <= len(customer_id) <= 100
         or not customer_id.isprintable()
     ):
-        errors.append(
-            FieldError("customer_id", "must be 1 to 100 printable characters", "length")
-        )
+        errors.append(FieldError("customer_id", "must be 1 to 100 printable characters", "length"))
     return wanted
 
 
@@ -540,4 +542,3 @@ def _parse_ids(payment_ids: Iterable[object]) -> list[UUID]:
     if errors:
         raise ValidationError(errors)
     return list(ids)
-

@@ -139,9 +139,7 @@ class SyncPaymentService:
 
     def fail_payment(self, payment_id: UUID | str, *, reason: str, actor: Actor) -> Payment:
         """See ``PaymentService.fail_payment``."""
-        return self.run(
-            lambda: self._service.fail_payment(payment_id, reason=reason, actor=actor)
-        )
+        return self.run(lambda: self._service.fail_payment(payment_id, reason=reason, actor=actor))
 
     def cancel_payment(
         self, payment_id: UUID | str, *, actor: Actor, reason: str | None = None

@@ -15,7 +15,7 @@ def driver(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        package = module.split(".", maxsplit=1)[0]
         raise MissingDriver(
-            f"the {extra} backend needs {module.split('.')[0]}: "
-            f"pip install 'paymentorch[{extra}]'"
+            f"the {extra} backend needs {package}: pip install 'paymentorch[{extra}]'"
         ) from exc

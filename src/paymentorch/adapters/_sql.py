@@ -19,9 +19,7 @@ PAYMENT_COLUMNS: Final = (
 AUDIT_COLUMNS: Final = (
     "payment_id, action, from_status, to_status, actor_id, at, reason, correlation_id"
 )
-OUTBOX_COLUMNS: Final = (
-    "event_id, payment_id, type, occurred_at, payload, actor_id, correlation_id"
-)
+OUTBOX_COLUMNS: Final = "event_id, payment_id, type, occurred_at, payload, actor_id, correlation_id"
 OUTBOX_READ: Final = OUTBOX_COLUMNS + ", attempts, last_error"
 
 STATUS: Final = {s.value: s for s in PaymentStatus}

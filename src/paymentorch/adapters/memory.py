@@ -157,7 +157,7 @@ class InMemoryPaymentStore:
         found = self._payments
         return {i: found[i] for i in payment_ids if i in found}
 
-    async def list(
+    async def list_payments(
         self,
         *,
         status: PaymentStatus | None,
@@ -259,9 +259,11 @@ class InMemoryPaymentStore:
     async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
         """Make parked events pending again, in their original order."""
         with self._lock:
-            chosen = list(self._parked) if event_ids is None else [
-                i for i in event_ids if i in self._parked
-            ]
+            chosen = (
+                list(self._parked)
+                if event_ids is None
+                else [i for i in event_ids if i in self._parked]
+            )
             for event_id in chosen:
                 row = self._parked.pop(event_id)
                 row.message = attrs.evolve(row.message, attempts=0)

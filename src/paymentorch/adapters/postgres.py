@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -293,7 +293,9 @@ class PostgresPaymentStore:
                             (a.payment_id, a.action, None, a.to_status.value, a.actor_id,
                              a.at, a.reason, a.correlation_id)
                         )  # fmt: skip
-                async with cur.copy(f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN") as copy:
+                async with cur.copy(
+                    f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN"
+                ) as copy:
                     for c in changes:
                         e = c.event
                         await copy.write_row(
@@ -387,7 +389,7 @@ class PostgresPaymentStore:
         )
         return {row[0]: _payment(row) for row in rows}
 
-    async def list(
+    async def list_payments(
         self,
         *,
         status: PaymentStatus | None,
@@ -551,5 +553,3 @@ async def open_store(
         connect_timeout=connect_timeout,
         create_schema=create_schema,
     )
-
-

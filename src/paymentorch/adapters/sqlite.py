@@ -319,7 +319,7 @@ class SQLitePaymentStore:
         payments = [_payment(r) for r in await self._run(body)]
         return {p.id: p for p in payments}
 
-    async def list(
+    async def list_payments(
         self,
         *,
         status: PaymentStatus | None,
@@ -382,9 +382,7 @@ class SQLitePaymentStore:
         rows = await self._run(
             lambda conn: _transaction(
                 conn,
-                lambda c: c.execute(
-                    _CLAIM, (_time(lease_until), stamp, stamp, limit)
-                ).fetchall(),
+                lambda c: c.execute(_CLAIM, (_time(lease_until), stamp, stamp, limit)).fetchall(),
             )
         )
         rows.sort(key=lambda r: r[-1])
@@ -451,7 +449,9 @@ class SQLitePaymentStore:
         def body(conn: sqlite3.Connection) -> int:
             if event_ids is None:
                 return conn.execute(sql).rowcount
-            return sum(conn.execute(sql + " AND event_id = ?", (i.hex,)).rowcount for i in event_ids)
+            return sum(
+                conn.execute(sql + " AND event_id = ?", (i.hex,)).rowcount for i in event_ids
+            )
 
         return await self._run(lambda conn: _transaction(conn, body))
 

@@ -10,14 +10,11 @@ import attrs
 from paymentorch.domain.errors import PermissionDenied
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """A role an actor can hold."""
 
     ADMIN = "PaymentAdmin"
     USER = "PaymentUser"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _roles(value: Iterable[Role | str]) -> frozenset[Role]:
@@ -37,7 +34,7 @@ class Actor:
     roles: frozenset[Role] = attrs.field(factory=frozenset, converter=_roles)
 
     @classmethod
-    def system(cls, id: str = "system") -> Actor:  # noqa: A002 - mirrors the attribute
+    def system(cls, id: str = "system") -> Actor:
         """An actor holding every role, for workers and scripts."""
         return cls(id, roles=frozenset(Role))
 

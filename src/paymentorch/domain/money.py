@@ -60,5 +60,5 @@ def parse_amount(value: object) -> Decimal | str:
 def decimal_places(amount: Decimal) -> int:
     """How many fractional digits ``amount`` really has (``10.50`` has 1, ``100`` has 0)."""
     exponent = amount.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite amounts only
-    return max(0, -exponent)
+    # Only finite amounts reach here; an infinity's exponent is a letter, not a number.
+    return max(0, -exponent) if isinstance(exponent, int) else 0

@@ -15,16 +15,13 @@ import attrs
 from paymentorch.domain.errors import InvalidTransition
 
 
-class PaymentStatus(str, enum.Enum):
+class PaymentStatus(enum.StrEnum):
     """Where a payment is in its life. Only ``PENDING`` can change."""
 
     PENDING = "Pending"
     CONFIRMED = "Confirmed"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _frozen_metadata(value: Mapping[str, str]) -> Mapping[str, str]:

@@ -163,8 +163,7 @@ class ValidationPolicy:
             ok = False
         if currency is None:
             return None
-        exponent = currency_exponent(currency)
-        assert exponent is not None
+        exponent = currency_exponent(currency) or 0  # the currency was checked already
         if decimal_places(amount) > exponent:
             bad(
                 "amount",

@@ -20,7 +20,8 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    assert connection is not None, "paymentorch.migrate passes an open connection"
+    if connection is None:
+        raise RuntimeError("run paymentorch's migrations through paymentorch.migrate")
     context.configure(
         connection=connection,
         target_metadata=metadata,

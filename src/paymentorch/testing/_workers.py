@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from paymentorch._open import open_service
-from paymentorch.domain import Actor, IdempotencyConflict, InvalidTransition, Role
+from paymentorch.domain import Actor, InvalidTransition, Role
 
 ADMIN = Actor("racer", roles={Role.ADMIN})
 
@@ -31,11 +31,8 @@ async def _race(url: str, payment_ids: list[str], keys: list[str], barrier: Any)
             except InvalidTransition:
                 lost += 1
         for key in keys:
-            try:
-                payment = await service.create_payment(
-                    "RACE-00001", Decimal("10.00"), actor=ADMIN, idempotency_key=key
-                )
-            except IdempotencyConflict:  # pragma: no cover - same parameters never conflict
-                raise
+            payment = await service.create_payment(
+                "RACE-00001", Decimal("10.00"), actor=ADMIN, idempotency_key=key
+            )
             created.append(str(payment.id))
     return {"won": won, "lost": lost, "created": created}

@@ -23,6 +23,7 @@ from paymentorch.domain import (
     IdempotencyConflict,
     InvalidTransition,
     NewPayment,
+    PaymentEvent,
     PaymentNotFound,
     PaymentStatus,
     Role,
@@ -46,7 +47,7 @@ CUSTOMER = "ABCD-12345"
 async def _events(store: PaymentStore) -> list[Any]:
     """Every pending event, in outbox order, delivered and removed on the way."""
     now = utc_now()
-    events = []
+    events: list[PaymentEvent] = []
     while True:
         batch = await store.claim_events(1000, now=now, lease_until=now + timedelta(minutes=1))
         if not batch:
@@ -75,7 +76,9 @@ async def test_create_then_confirm(backend: Backend) -> None:
 
 @pytest.mark.parametrize("first", ["confirm", "fail", "cancel"])
 @pytest.mark.parametrize("second", ["confirm", "fail", "cancel"])
-async def test_no_transition_leaves_a_final_state(backend: Backend, first: str, second: str) -> None:
+async def test_no_transition_leaves_a_final_state(
+    backend: Backend, first: str, second: str
+) -> None:
     """Confirmed, Failed and Cancelled are final: every further action is refused."""
     async with service_on(backend) as service:
         payment = await service.create_payment(CUSTOMER, Decimal("5.00"), actor=USER)
@@ -128,7 +131,11 @@ async def test_invalid_input_stores_nothing(backend: Backend) -> None:
     async with service_on(backend) as service:
         with pytest.raises(ValidationError) as caught:
             await service.create_payment(
-                "nope", "10.005", actor=USER, currency="usd", metadata={"k": 1}  # type: ignore[dict-item]
+                "nope",
+                "10.005",
+                actor=USER,
+                currency="usd",
+                metadata={"k": 1},  # type: ignore[dict-item]
             )
         assert {e.field for e in caught.value.errors} == {"customer_id", "amount", "metadata.k"}
         assert await service.count_payments() == 0
@@ -309,8 +316,7 @@ async def test_listing_newest_first_with_filters(backend: Backend) -> None:
     """Listing is newest first and filters by status and customer; counts agree."""
     async with service_on(backend) as service:
         made = [
-            await service.create_payment(f"ABCD-0000{i % 3}", "1.00", actor=USER)
-            for i in range(9)
+            await service.create_payment(f"ABCD-0000{i % 3}", "1.00", actor=USER) for i in range(9)
         ]
         for payment in made[::2]:
             await service.confirm_payment(payment.id, actor=ADMIN)
@@ -350,11 +356,14 @@ async def test_paging_while_others_insert(backend: Backend) -> None:
                 cursor = page.next_cursor
                 if cursor is None:
                     break
+                await asyncio.sleep(0)  # let the inserter in between pages on every backend
         finally:
             stop.set()
             await inserter
         assert len(seen) == len(set(seen))
-        existing = await service.store.list(status=None, customer_id=None, limit=10**6, after=None)
+        existing = await service.store.list_payments(
+            status=None, customer_id=None, limit=10**6, after=None
+        )
         original = {p.id for p in existing if p.amount != Decimal("7.77")}
         assert len(original) == 1000
         assert len(existing) > 1000, "the inserter never ran while paging"

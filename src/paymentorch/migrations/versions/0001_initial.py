@@ -28,8 +28,8 @@ def _time() -> Any:
 
 
 def _json() -> Any:
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(
-        sa.Text(), "sqlite"
+    return (
+        sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(sa.Text(), "sqlite")
     )
 
 

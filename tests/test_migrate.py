@@ -1,0 +1,84 @@
+"""Packaged migrations, the console command and the host Alembic helper."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import paymentorch as po
+from paymentorch import schema
+from paymentorch.cli import main
+from paymentorch.testing import Backend
+
+
+async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
+    """Migrating twice leaves one schema at head with its own version table."""
+    url = f"sqlite:///{tmp_path}/m.db"
+    await po.migrate(url)
+    await po.migrate(url)
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = conn.execute("SELECT version_num FROM paymentorch_alembic_version").fetchall()
+    assert tables == {
+        "paymentorch_payments",
+        "paymentorch_audit_entries",
+        "paymentorch_outbox",
+        "paymentorch_alembic_version",
+    }
+    assert version == [("0001",)]
+
+
+def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:
+    """`paymentorch migrate URL --sql` prints the DDL instead of running it."""
+    assert main(["migrate", "postgresql://nobody@127.0.0.1:1/none", "--sql"]) == 0
+    out = capsys.readouterr().out
+    assert "CREATE TABLE paymentorch_payments" in out
+    assert "amount NUMERIC NOT NULL" in out
+    assert "paymentorch_alembic_version" in out
+
+
+def test_console_script_runs(tmp_path: Path) -> None:
+    """The installed console command migrates a SQLite file."""
+    result = subprocess.run(
+        [sys.executable, "-m", "paymentorch.cli", "migrate", f"sqlite:///{tmp_path}/c.db"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "c.db").exists()
+
+
+def test_cli_reports_bad_urls(capsys: pytest.CaptureFixture[str]) -> None:
+    """A URL with no schema to migrate is a short error, exit status 2."""
+    assert main(["migrate", "memory://"]) == 2
+    assert "postgresql or sqlite" in capsys.readouterr().err
+
+
+def test_schema_matches_the_migrations(shared_backend: Backend) -> None:
+    """Autogenerate finds nothing to change between the metadata and the migrated schema."""
+    import sqlalchemy as sa
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from paymentorch._migrate import sync_url
+
+    assert shared_backend.url is not None
+    engine = sa.create_engine(sync_url(shared_backend.url))
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": schema.VERSION_TABLE})
+        diff = compare_metadata(context, schema.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_include_object_leaves_paymentorch_tables_alone() -> None:
+    """The helper for a host's Alembic excludes paymentorch's tables, and only those."""
+    assert not schema.include_object(schema.payments, "paymentorch_payments", "table", False, None)
+    assert schema.include_object(None, "orders", "table", False, None)
+    index = next(iter(schema.payments.indexes))
+    assert not schema.include_object(index, index.name, "index", False, None)

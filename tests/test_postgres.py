@@ -1,0 +1,117 @@
+"""PostgreSQL specifics: index use, unreachable servers, missing schema, error translation."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+
+import paymentorch as po
+from paymentorch.adapters._require import MissingDriver
+from paymentorch.testing import Backend
+
+pytestmark = pytest.mark.postgres
+ADMIN = po.Actor.system()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_listing_walks_an_index(postgres_backend: Backend) -> None:
+    """The keyset query is served by an index scan, never a sort of the whole table."""
+    import psycopg
+
+    from paymentorch.adapters.postgres import _list_query
+
+    assert postgres_backend.url is not None
+    async with await po.open_service(postgres_backend.url) as service:
+        await service.create_payments(
+            [po.NewPayment(f"ABCD-{i % 5:05d}", "1.00") for i in range(5000)], actor=ADMIN
+        )
+        page = await service.list_payments(limit=50)
+        last = page.items[-1]
+    with psycopg.connect(postgres_backend.url) as conn:
+        conn.execute("ANALYZE paymentorch_payments")
+        for status, customer in [
+            (None, None),
+            (po.PaymentStatus.PENDING, None),
+            (None, "ABCD-00003"),
+        ]:
+            sql, params = _list_query(status, customer, 51, (last.created_at, last.id))
+            plan = "\n".join(
+                row[0]
+                for row in conn.execute("EXPLAIN " + sql, params).fetchall()  # type: ignore[call-overload]
+            )
+            assert "Index" in plan, plan
+            assert "Sort" not in plan, plan
+
+
+async def test_unreachable_server_fails_fast() -> None:
+    """Opening a store on a closed port raises StoreUnavailable within seconds."""
+    started = time.monotonic()
+    with pytest.raises(po.StoreUnavailable) as caught:
+        await po.open_service(
+            f"postgresql://postgres@127.0.0.1:{_closed_port()}/test", connect_timeout=2
+        )
+    assert time.monotonic() - started < 10
+    assert caught.value.__cause__ is not None
+    assert "psycopg" not in type(caught.value).__module__
+
+
+async def test_health_is_down_when_the_server_goes_away(postgres_backend: Backend) -> None:
+    """A store whose server is unreachable reports down, without raising."""
+    store = await postgres_backend.open_store()
+    service = po.PaymentService(store)
+    assert (await service.health()).status == "ok"
+    await store.aclose()
+    report = await service.health()
+    assert report.status == "down"
+    assert report.checks["store"]["status"] == "down"
+
+
+async def test_missing_schema_names_the_fix(postgres_database: str) -> None:
+    """A database without the tables says to run the migration."""
+    import psycopg
+
+    base = postgres_database.rpartition("/")[0]
+    name = "paymentorch_test_empty"
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with pytest.raises(po.StoreError, match="migrate"):
+            await po.open_service(f"{base}/{name}")
+        async with await po.open_service(f"{base}/{name}", create_schema=True) as service:
+            assert (await service.health()).status == "ok"
+    finally:
+        with psycopg.connect(postgres_database, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_amounts_are_numeric(postgres_backend: Backend) -> None:
+    """Amounts are stored as NUMERIC, exactly."""
+    import psycopg
+
+    assert postgres_backend.url is not None
+    async with await po.open_service(postgres_backend.url) as service:
+        payment = await service.create_payment("ABCD-12345", "1.234", actor=ADMIN, currency="KWD")
+    with psycopg.connect(postgres_backend.url) as conn:
+        row = conn.execute(
+            "SELECT amount, pg_typeof(amount)::text FROM paymentorch_payments WHERE id = %s",
+            (payment.id,),
+        ).fetchone()
+    assert row == (Decimal("1.234"), "numeric")
+
+
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psycopg installed, the error says which extra to install."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.delitem(sys.modules, "paymentorch.adapters.postgres", raising=False)
+    with pytest.raises(MissingDriver, match=r"paymentorch\[postgres\]"):
+        import paymentorch.adapters.postgres  # noqa: F401

@@ -1,0 +1,69 @@
+"""SQLite specifics: exact money on disk, durability settings and URLs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import paymentorch as po
+from paymentorch.adapters.sqlite import database_path
+
+pytestmark = pytest.mark.sqlite
+ADMIN = po.Actor.system()
+
+
+async def test_money_is_text_never_real(tmp_path: Path) -> None:
+    """Amounts are stored as exact decimal text, never as a floating-point REAL."""
+    path = tmp_path / "p.db"
+    async with await po.open_service(f"sqlite:///{path}") as service:
+        await service.create_payment("ABCD-12345", "0.10", actor=ADMIN)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(
+            "SELECT amount, typeof(amount) FROM paymentorch_payments"
+        ).fetchone() == (
+            "0.10",
+            "text",
+        )
+
+
+@pytest.mark.parametrize(("durability", "expected"), [("normal", 1), ("full", 2)])
+async def test_durability_sets_synchronous(tmp_path: Path, durability: str, expected: int) -> None:
+    """durability='normal' is synchronous=NORMAL; 'full' is FULL; WAL either way."""
+    store = await po.open_store(f"sqlite:///{tmp_path}/d.db", durability=durability)
+    try:
+        conn = store._conn  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == expected
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        await store.aclose()
+
+
+async def test_bad_durability_is_refused(tmp_path: Path) -> None:
+    """An unknown durability is a ValidationError."""
+    with pytest.raises(po.ValidationError):
+        await po.open_store(f"sqlite:///{tmp_path}/d.db", durability="maybe")
+
+
+def test_urls() -> None:
+    """Three slashes for a relative path, four for an absolute one."""
+    assert database_path("sqlite:///payments.db") == "payments.db"
+    assert database_path("sqlite:////var/data/p.db") == "/var/data/p.db"
+    with pytest.raises(po.ValidationError):
+        database_path("sqlite://payments.db")
+
+
+async def test_unopenable_file_is_store_unavailable(tmp_path: Path) -> None:
+    """A path that cannot be opened gives StoreUnavailable, not a sqlite3 error."""
+    with pytest.raises(po.StoreUnavailable):
+        await po.open_store(f"sqlite:///{tmp_path}/missing/dir/p.db", create_schema=False)
+
+
+async def test_closed_store_is_unavailable(tmp_path: Path) -> None:
+    """Calls on a closed store raise StoreUnavailable; health says down."""
+    service = await po.open_service(f"sqlite:///{tmp_path}/c.db")
+    await service.aclose()
+    with pytest.raises(po.StoreUnavailable):
+        await service.count_payments()
+    assert (await service.health()).status == "down"

@@ -1,0 +1,69 @@
+"""The public API as a type checker sees it; mypy --strict runs over this file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import assert_type
+from uuid import UUID
+
+import paymentorch as po
+from paymentorch.http import problem_details
+
+
+async def _sink(events: Sequence[po.PaymentEvent]) -> None:
+    for event in events:
+        assert_type(event.id, UUID)
+
+
+async def test_async_api_types() -> None:
+    """Every public async call has the types the docs promise."""
+    service = await po.open_service("memory://", cache=None, default_currency="EUR")
+    assert_type(service, po.PaymentService)
+    async with service:
+        user = po.Actor("u-17", roles={po.Role.USER})
+        admin = po.Actor("ops-3", roles={po.Role.ADMIN})
+        p = await service.create_payment(
+            "ABCD-12345",
+            Decimal("125.50"),
+            actor=user,
+            currency="USD",
+            idempotency_key="order-981",
+            metadata={"order_id": "981"},
+        )
+        assert_type(p, po.Payment)
+        assert_type(p.amount, Decimal)
+        assert_type(p.status, po.PaymentStatus)
+        p = await service.confirm_payment(p.id, actor=admin)
+        page = await service.list_payments(status=po.PaymentStatus.CONFIRMED, limit=10)
+        assert_type(page, po.Page)
+        assert_type(page.next_cursor, str | None)
+        assert_type(await service.count_payments(), int)
+        result = await service.confirm_payments([p.id], actor=admin)
+        assert_type(result.skipped, dict[UUID, str])
+        created = await service.create_payments([po.NewPayment("ABCD-12345", "9.99")], actor=admin)
+        assert_type(created, list[po.Payment])
+        trail = await service.audit_trail(p.id)
+        assert_type(trail, list[po.AuditEntry])
+        report = await service.health()
+        assert_type(report, po.HealthReport)
+        assert_type(await service.purge_idempotency_keys(timedelta(days=2)), int)
+        relay = po.OutboxRelay(service.store, _sink)
+        assert_type(await relay.run_once(), int)
+        bus = po.InMemoryEventBus()
+        bus.subscribe("payment.*", lambda event: None)
+        status, body = problem_details(po.PaymentNotFound(p.id))
+        assert_type(status, int)
+        assert body["status"] == 404
+
+
+def test_sync_api_types() -> None:
+    """The sync twin mirrors the async service."""
+    with po.open_sync_service("memory://") as service:
+        assert_type(service, po.SyncPaymentService)
+        payment = service.create_payment("ABCD-12345", "1.00", actor=po.Actor.system())
+        assert_type(payment, po.Payment)
+        assert_type(service.get_payment(payment.id), po.Payment)
+        with po.correlation("req-1"):
+            assert_type(service.cancel_payment(payment.id, actor=po.Actor.system()), po.Payment)
