@@ -6,7 +6,7 @@ import paymentorch
 
 project = "paymentorch"
 author = "paymentorch contributors"
-copyright = "2026, paymentorch contributors"  # noqa: A001 - Sphinx's name
+copyright = "2026, paymentorch contributors"
 release = paymentorch.__version__
 version = release
 

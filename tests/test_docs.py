@@ -32,9 +32,7 @@ def test_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     async def run_all() -> None:
         for source in _blocks(page):
-            code = compile(
-                source, str(page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-            )
+            code = compile(source, str(page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
             result = eval(code, namespace)  # noqa: S307 - our own documentation
             if asyncio.iscoroutine(result):
                 await result
