@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +21,7 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/m.db"
     await po.migrate(url)
     await po.migrate(url)
-    with sqlite3.connect(tmp_path / "m.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "m.db")) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = conn.execute("SELECT version_num FROM paymentorch_alembic_version").fetchall()
     assert tables == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -19,7 +20,7 @@ async def test_money_is_text_never_real(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     async with await po.open_service(f"sqlite:///{path}") as service:
         await service.create_payment("ABCD-12345", "0.10", actor=ADMIN)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute(
             "SELECT amount, typeof(amount) FROM paymentorch_payments"
         ).fetchone() == (

@@ -186,9 +186,13 @@ class SQLitePaymentStore:
             conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={durability.upper()}")
-            conn.execute("SELECT 1 FROM paymentorch_payments LIMIT 0")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={durability.upper()}")
+                conn.execute("SELECT 1 FROM paymentorch_payments LIMIT 0")
+            except BaseException:
+                conn.close()
+                raise
             return conn
 
         loop = asyncio.get_running_loop()
