@@ -115,3 +115,26 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delitem(sys.modules, "paymentorch.adapters.postgres", raising=False)
     with pytest.raises(MissingDriver, match=r"paymentorch\[postgres\]"):
         import paymentorch.adapters.postgres  # noqa: F401
+
+
+async def test_health_is_down_on_a_closed_port() -> None:
+    """health() reports down, with the error, when nothing listens on the store's port."""
+    import psycopg_pool
+
+    from paymentorch.adapters.postgres import PostgresPaymentStore
+
+    pool: psycopg_pool.AsyncConnectionPool = psycopg_pool.AsyncConnectionPool(
+        f"postgresql://postgres@127.0.0.1:{_closed_port()}/test",
+        min_size=1,
+        timeout=1,
+        open=False,
+        kwargs={"connect_timeout": 1},
+    )
+    await pool.open(wait=False)
+    service = po.PaymentService(PostgresPaymentStore(pool))
+    try:
+        report = await service.health()
+    finally:
+        await service.aclose()
+    assert report.status == "down"
+    assert "unavailable" in report.checks["store"]["error"]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from paymentorch._open import open_service
-from paymentorch.domain import Actor, InvalidTransition, Role
+from paymentorch._open import open_service, open_store
+from paymentorch.domain import Actor, InvalidTransition, PaymentEvent, Role
+from paymentorch.outbox import OutboxRelay
 
 ADMIN = Actor("racer", roles={Role.ADMIN})
 
@@ -36,3 +40,76 @@ async def _race(url: str, payment_ids: list[str], keys: list[str], barrier: Any)
             )
             created.append(str(payment.id))
     return {"won": won, "lost": lost, "created": created}
+
+
+def commit_then_die(url: str, count: int, confirm_every: int) -> None:
+    """Create ``count`` payments, confirm every ``confirm_every``-th, then die abruptly."""
+    asyncio.run(_commit(url, count, confirm_every))
+    os._exit(0)  # no close, no relay, no clean-up: as if the process crashed
+
+
+async def _commit(url: str, count: int, confirm_every: int) -> None:
+    service = await open_service(url, create_schema=False)
+    for index in range(count):
+        payment = await service.create_payment("CRSH-00001", Decimal("1.00"), actor=ADMIN)
+        if index % confirm_every == 0:
+            await service.confirm_payment(payment.id, actor=ADMIN)
+
+
+def relay_then_die(url: str, log: str) -> None:
+    """Deliver one batch to ``log``, then die before the delivery is recorded."""
+    asyncio.run(_relay_then_die(url, log))
+
+
+async def _relay_then_die(url: str, log: str) -> None:
+    store = await open_store(url, create_schema=False)
+
+    async def sink(events: Sequence[PaymentEvent]) -> None:
+        _append(log, events)
+        os._exit(1)  # after the sink took the events, before mark_delivered
+
+    await OutboxRelay(store, sink, batch_size=10).run_once()
+
+
+def relay_until_empty(url: str, log: str, barrier: Any) -> int:
+    """Run a relay until the outbox is empty, logging every delivery; return its count."""
+    return asyncio.run(_relay_until_empty(url, log, barrier))
+
+
+async def _relay_until_empty(url: str, log: str, barrier: Any) -> int:
+    store = await open_store(url, create_schema=False)
+
+    async def sink(events: Sequence[PaymentEvent]) -> None:
+        _append(log, events)
+
+    relay = OutboxRelay(store, sink, batch_size=25)
+    delivered = 0
+    await asyncio.to_thread(barrier.wait)
+    try:
+        while True:
+            done = await relay.run_once()
+            delivered += done
+            if done == 0:
+                if (await store.outbox_stats()).pending == 0:
+                    return delivered
+                await asyncio.sleep(0.005)  # poll interval while other relays hold leases
+    finally:
+        await store.aclose()
+
+
+def _append(log: str, events: Sequence[PaymentEvent]) -> None:
+    with open(log, "a", encoding="utf-8") as file:
+        for event in events:
+            file.write(f"{time.monotonic_ns()} {event.id} {event.payment_id} {event.type}\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def read_log(log: str) -> list[tuple[int, str, str, str]]:
+    """Deliveries in a log written by ``_append``: (time, event id, payment id, type)."""
+    try:
+        with open(log, encoding="utf-8") as file:
+            rows = [line.split() for line in file if line.strip()]
+    except FileNotFoundError:
+        return []
+    return [(int(t), e, p, k) for t, e, p, k in rows]

@@ -10,8 +10,10 @@ import asyncio
 import multiprocessing
 import random
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -34,10 +36,17 @@ from paymentorch.domain import (
     transition,
     uuid7,
 )
+from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
 from paymentorch.service import utc_now
 from paymentorch.testing._backend import Backend, service_on
-from paymentorch.testing._workers import race
+from paymentorch.testing._workers import (
+    commit_then_die,
+    race,
+    read_log,
+    relay_then_die,
+    relay_until_empty,
+)
 
 USER = Actor("user-1", roles={Role.USER})
 ADMIN = Actor("admin-1", roles={Role.ADMIN})
@@ -479,6 +488,119 @@ async def test_outbox_retry_park_and_requeue(backend: Backend) -> None:
         assert (await store.outbox_stats()).pending == 0
 
 
+async def test_events_survive_a_crash_before_any_relay(shared_backend: Backend) -> None:
+    """A process commits payments and dies; a relay elsewhere delivers every event, in order."""
+    assert shared_backend.url is not None
+    await _close(await shared_backend.open_store())  # the schema exists before the child starts
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=commit_then_die, args=(shared_backend.url, 30, 3))
+    child.start()
+    await asyncio.to_thread(child.join)
+    assert child.exitcode == 0
+    store = await shared_backend.open_store()
+    try:
+        received: list[PaymentEvent] = []
+
+        async def sink(events: Sequence[PaymentEvent]) -> None:
+            received.extend(events)
+
+        relay = OutboxRelay(store, sink, batch_size=7)
+        while await relay.run_once():
+            pass
+    finally:
+        await store.aclose()
+    assert Counter(e.type for e in received) == Counter(
+        {"payment.created": 30, "payment.confirmed": 10}
+    )
+    by_payment: dict[Any, list[str]] = {}
+    for event in received:
+        by_payment.setdefault(event.payment_id, []).append(event.type)
+    assert len(by_payment) == 30
+    for types in by_payment.values():
+        assert types in (["payment.created"], ["payment.created", "payment.confirmed"])
+
+
+async def test_a_relay_killed_before_marking_redelivers(
+    shared_backend: Backend, tmp_path: Path
+) -> None:
+    """A relay killed between the sink and the mark: its batch is delivered again, none lost."""
+    assert shared_backend.url is not None
+    async with service_on(shared_backend) as service:
+        for _ in range(5):
+            await service.create_payment(CUSTOMER, "1.00", actor=USER)
+    log = str(tmp_path / "deliveries.log")
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=relay_then_die, args=(shared_backend.url, log))
+    child.start()
+    await asyncio.to_thread(child.join)
+    assert child.exitcode == 1
+    first = read_log(log)
+    assert len(first) == 5
+    store = await shared_backend.open_store()
+    try:
+        assert (await store.outbox_stats()).pending == 5  # the kill left them undelivered
+        received: list[PaymentEvent] = []
+
+        async def sink(events: Sequence[PaymentEvent]) -> None:
+            received.extend(events)
+
+        later = utc_now() + timedelta(hours=1)  # past the dead relay's lease
+        relay = OutboxRelay(store, sink, clock=lambda: later)
+        while await relay.run_once():
+            pass
+        assert (await store.outbox_stats()).pending == 0
+    finally:
+        await store.aclose()
+    assert sorted(str(e.id) for e in received) == sorted(row[1] for row in first)
+
+
+async def test_three_relays_share_two_thousand_events(
+    shared_backend: Backend, tmp_path: Path
+) -> None:
+    """Three relay processes deliver 2,000 events: none lost, each payment's in order."""
+    assert shared_backend.url is not None
+    async with service_on(shared_backend, cache=None) as service:
+        created = await service.create_payments(
+            [NewPayment(CUSTOMER, "1.00") for _ in range(1000)], actor=ADMIN
+        )
+        result = await service.confirm_payments([p.id for p in created], actor=ADMIN)
+        assert len(result.confirmed) == 1000
+    context = multiprocessing.get_context("spawn")
+    logs = [str(tmp_path / f"relay-{i}.log") for i in range(3)]
+    with context.Manager() as manager, context.Pool(3) as pool:
+        barrier = manager.Barrier(3)
+        counts = await asyncio.to_thread(
+            pool.starmap, relay_until_empty, [(shared_backend.url, log, barrier) for log in logs]
+        )
+    rows = sorted(row for log in logs for row in read_log(log))
+    assert sum(counts) == len(rows)
+    delivered = {row[1] for row in rows}
+    assert len(delivered) == 2000
+    first_seen: dict[tuple[str, str], int] = {}
+    for at, _event_id, payment_id, kind in rows:
+        first_seen.setdefault((payment_id, kind), at)
+    for payment in created:
+        pid = str(payment.id)
+        assert first_seen[(pid, "payment.created")] < first_seen[(pid, "payment.confirmed")]
+    duplicates = len(rows) - len(delivered)
+    print(f"{shared_backend.name}: 3 relays, {len(rows)} deliveries, {duplicates} duplicates")
+    # Leases outlast these deliveries, so no event is handed to two relays.
+    assert duplicates == 0
+    assert all(count > 0 for count in counts), f"a relay got no work: {counts}"
+
+
+async def test_audit_entries_are_never_changed(backend: Backend) -> None:
+    """Later changes add entries; earlier ones stay exactly as written."""
+    async with service_on(backend) as service:
+        payment = await service.create_payment(CUSTOMER, "1.00", actor=USER)
+        before = await service.audit_trail(payment.id)
+        await service.fail_payment(payment.id, reason="declined", actor=ADMIN)
+        await service.purge_idempotency_keys()
+        after = await service.audit_trail(payment.id)
+        assert after[: len(before)] == before
+        assert len(after) == len(before) + 1
+
+
 async def test_health_ok(backend: Backend) -> None:
     """A reachable store with a fresh outbox reports ok."""
     async with service_on(backend) as service:
@@ -490,6 +612,10 @@ async def test_health_ok(backend: Backend) -> None:
 
 
 # -- helpers -------------------------------------------------------------------
+
+
+async def _close(store: PaymentStore) -> None:
+    await store.aclose()
 
 
 async def _peek(store: PaymentStore) -> list[Any]:
