@@ -12,7 +12,7 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
-def install(session: nox.Session, *groups: str, extras: str = "postgres,sqlite") -> None:
+def install(session: nox.Session, *groups: str, extras: str = "postgres,sqlite,examples") -> None:
     """The project (editable, with ``extras``) and the named dependency groups."""
     requirements = [r for g in groups for r in nox.project.dependency_groups(PYPROJECT, g)]
     session.install("-e", f".[{extras}]" if extras else ".", *requirements)
@@ -45,3 +45,13 @@ def docs(session: nox.Session) -> None:
     """Build the documentation with warnings as errors."""
     install(session, "docs")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session(python=PYTHONS[0])
+def example(session: nox.Session) -> None:
+    """Serve the FastAPI example on SQLite at http://127.0.0.1:8000 (development mode)."""
+    install(session, extras="sqlite,examples")
+    session.run(
+        "uvicorn", "examples.fastapi_app.main:app", "--host", "127.0.0.1", "--port", "8000",
+        *session.posargs,
+    )  # fmt: skip

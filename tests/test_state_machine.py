@@ -30,8 +30,12 @@ from paymentorch.service import utc_now
 USER = po.Actor("user", roles={po.Role.USER})
 ADMIN = po.Actor("admin", roles={po.Role.ADMIN})
 TARGET = {"confirm": "Confirmed", "fail": "Failed", "cancel": "Cancelled"}
-EVENT = {"created": "payment.created", "confirm": "payment.confirmed", "fail": "payment.failed",
-         "cancel": "payment.cancelled"}  # fmt: skip
+EVENT = {
+    "created": "payment.created",
+    "confirm": "payment.confirmed",
+    "fail": "payment.failed",
+    "cancel": "payment.cancelled",
+}
 AUDIT = {"created": "created", "confirm": "confirmed", "fail": "failed", "cancel": "cancelled"}
 
 URLS: list[Callable[[], str]] = []  # how to make a fresh, empty database per run

@@ -250,11 +250,29 @@ class PostgresPaymentStore:
         """Insert payment, entry and event in one statement, or return the key's holder."""
         p, a, e = change.payment, change.audit, change.event
         params = (
-            p.id, p.customer_id, p.amount, p.currency, p.status.value, p.created_at,
-            p.updated_at, p.version, p.failure_reason, p.idempotency_key, Jsonb(dict(p.metadata)),
-            a.action, a.to_status.value, a.actor_id, a.at, a.correlation_id,
-            e.id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id, e.correlation_id,
-        )  # fmt: skip
+            p.id,
+            p.customer_id,
+            p.amount,
+            p.currency,
+            p.status.value,
+            p.created_at,
+            p.updated_at,
+            p.version,
+            p.failure_reason,
+            p.idempotency_key,
+            Jsonb(dict(p.metadata)),
+            a.action,
+            a.to_status.value,
+            a.actor_id,
+            a.at,
+            a.correlation_id,
+            e.id,
+            e.type,
+            e.occurred_at,
+            Jsonb(dict(e.payment)),
+            e.actor_id,
+            e.correlation_id,
+        )
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
             cur = await conn.execute(_CREATE, params)
@@ -279,29 +297,54 @@ class PostgresPaymentStore:
                 ) as copy:
                     for c in changes:
                         p = c.payment
-                        await copy.write_row((
-                            p.id, p.customer_id, p.amount, p.currency, p.status.value,
-                            p.created_at, p.updated_at, p.version, p.failure_reason,
-                            p.idempotency_key, Jsonb(dict(p.metadata)),
-                        ))  # fmt: skip
+                        await copy.write_row(
+                            (
+                                p.id,
+                                p.customer_id,
+                                p.amount,
+                                p.currency,
+                                p.status.value,
+                                p.created_at,
+                                p.updated_at,
+                                p.version,
+                                p.failure_reason,
+                                p.idempotency_key,
+                                Jsonb(dict(p.metadata)),
+                            )
+                        )
                 async with cur.copy(
                     f"COPY paymentorch_audit_entries ({AUDIT_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
                         a = c.audit
                         await copy.write_row(
-                            (a.payment_id, a.action, None, a.to_status.value, a.actor_id,
-                             a.at, a.reason, a.correlation_id)
-                        )  # fmt: skip
+                            (
+                                a.payment_id,
+                                a.action,
+                                None,
+                                a.to_status.value,
+                                a.actor_id,
+                                a.at,
+                                a.reason,
+                                a.correlation_id,
+                            )
+                        )
                 async with cur.copy(
                     f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
                         e = c.event
                         await copy.write_row(
-                            (e.id, e.payment_id, e.type, e.occurred_at, Jsonb(dict(e.payment)),
-                             e.actor_id, e.correlation_id)
-                        )  # fmt: skip
+                            (
+                                e.id,
+                                e.payment_id,
+                                e.type,
+                                e.occurred_at,
+                                Jsonb(dict(e.payment)),
+                                e.actor_id,
+                                e.correlation_id,
+                            )
+                        )
 
         try:
             await self._write("create payments", work)
@@ -320,11 +363,26 @@ class PostgresPaymentStore:
         """The guarded update with its entry and event: one statement, one round trip."""
         p, a, e = change.payment, change.audit, change.event
         params = (
-            p.status.value, p.version, p.updated_at, p.failure_reason, p.id, expected.value,
-            a.action, expected.value, a.to_status.value, a.actor_id, a.at, a.reason,
+            p.status.value,
+            p.version,
+            p.updated_at,
+            p.failure_reason,
+            p.id,
+            expected.value,
+            a.action,
+            expected.value,
+            a.to_status.value,
+            a.actor_id,
+            a.at,
+            a.reason,
             a.correlation_id,
-            e.id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id, e.correlation_id,
-        )  # fmt: skip
+            e.id,
+            e.type,
+            e.occurred_at,
+            Jsonb(dict(e.payment)),
+            e.actor_id,
+            e.correlation_id,
+        )
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
             cur = await conn.execute(_APPLY, params)
@@ -341,9 +399,19 @@ class PostgresPaymentStore:
         for change in changes:
             p, a, e = change.payment, change.audit, change.event
             values = (
-                p.id, p.status.value, p.version, p.updated_at, p.failure_reason, a.action,
-                a.actor_id, a.reason, a.correlation_id, e.id, e.type, Jsonb(dict(e.payment)),
-            )  # fmt: skip
+                p.id,
+                p.status.value,
+                p.version,
+                p.updated_at,
+                p.failure_reason,
+                a.action,
+                a.actor_id,
+                a.reason,
+                a.correlation_id,
+                e.id,
+                e.type,
+                Jsonb(dict(e.payment)),
+            )
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
 

@@ -432,9 +432,15 @@ async def test_audit_trail_records_who_why_and_correlation(backend: Backend) -> 
             for e in trail
         ] == [
             ("created", None, PaymentStatus.PENDING, "user-1", None, "req-1"),
-            ("cancelled", PaymentStatus.PENDING, PaymentStatus.CANCELLED, "admin-1",
-             "customer asked", "req-2"),
-        ]  # fmt: skip
+            (
+                "cancelled",
+                PaymentStatus.PENDING,
+                PaymentStatus.CANCELLED,
+                "admin-1",
+                "customer asked",
+                "req-2",
+            ),
+        ]
         events = await _events(service.store)
         assert [(e.type, e.correlation_id, e.payment["status"]) for e in events] == [
             ("payment.created", "req-1", "Pending"),

@@ -1,0 +1,1 @@
+"""Example services built on paymentorch: FastAPI and Flask, sharing one dashboard."""

@@ -1,0 +1,63 @@
+"""Configuration from the environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+
+logger = logging.getLogger("examples")
+
+DEFAULT_URL = "sqlite:///paymentorch-example.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the example apps read from the environment.
+
+    Attributes:
+        url: ``PAYMENTORCH_URL``; a SQLite file by default.
+        jwt_secret: ``PAYMENTORCH_JWT_SECRET``; generated in development mode.
+        dev_mode: True when no secret was configured: the app hands out tokens itself.
+        rate_limit: ``PAYMENTORCH_RATE_LIMIT`` for POST routes, per client (``100/minute``).
+        cors_origins: ``PAYMENTORCH_CORS_ORIGINS``, comma-separated.
+        telemetry: ``PAYMENTORCH_OTEL=1`` wires the OpenTelemetry SDK and ``/metrics``.
+    """
+
+    url: str = DEFAULT_URL
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    dev_mode: bool = True
+    rate_limit: str = "100/minute"
+    cors_origins: tuple[str, ...] = ()
+    telemetry: bool = False
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the environment; log loudly when running in development mode."""
+        secret = os.environ.get("PAYMENTORCH_JWT_SECRET") or None
+        origins = os.environ.get("PAYMENTORCH_CORS_ORIGINS", "")
+        settings = cls(
+            url=os.environ.get("PAYMENTORCH_URL") or DEFAULT_URL,
+            jwt_secret=secret or secrets.token_urlsafe(32),
+            dev_mode=secret is None,
+            rate_limit=os.environ.get("PAYMENTORCH_RATE_LIMIT") or "100/minute",
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            telemetry=os.environ.get("PAYMENTORCH_OTEL") == "1",
+        )
+        if settings.dev_mode:
+            logger.warning(
+                "DEVELOPMENT MODE: PAYMENTORCH_JWT_SECRET is not set, so a random secret was "
+                "generated and GET /dev/token hands out tokens. Set the secret in production."
+            )
+        return settings
+
+
+def configure_logging() -> None:
+    """Show the examples' INFO logs (events relayed) unless the host configured logging."""
+    root = logging.getLogger("examples")
+    if not root.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)

@@ -1,0 +1,340 @@
+"""The example API, run against both apps: endpoints, JSON, errors, auth and limits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import jwt
+import pytest
+
+from examples.common.auth import AUDIENCE, ISSUER
+from examples.common.settings import Settings
+from tests.examples.conftest import SECRET, Client, FastAPIClient
+
+PROBLEM = "application/problem+json"
+
+
+def create(client: Client, token: str, **body: object) -> dict[str, object]:
+    reply = client(
+        "POST",
+        "/api/payments",
+        json_body={"customerId": "ABCD-12345", "amount": "10.00", **body},
+        token=token,
+    )
+    assert reply.status == 201, reply.text
+    return reply.json  # type: ignore[no-any-return]
+
+
+def test_create_returns_camel_case_and_location(client: Client, user: str) -> None:
+    """201 with a Location header and camelCase JSON, amounts as exact strings."""
+    reply = client(
+        "POST",
+        "/api/payments",
+        json_body={"customerId": "ABCD-12345", "amount": 125.5, "metadata": {"order": "1"}},
+        token=user,
+    )
+    assert reply.status == 201
+    body = reply.json
+    assert reply.headers["location"] == f"/api/payments/{body['id']}"
+    assert body["amount"] == "125.50"
+    assert (body["customerId"], body["status"], body["currency"]) == (
+        "ABCD-12345",
+        "Pending",
+        "USD",
+    )
+    assert set(body) >= {"createdAt", "updatedAt", "failureReason", "idempotencyKey", "metadata"}
+
+
+def test_json_numbers_are_read_exactly(client: Client, user: str) -> None:
+    """0.1 is 0.10; 10.005 USD is refused, never rounded through a float."""
+    raw = b'{"customerId": "ABCD-12345", "amount": 0.1}'
+    reply = client(
+        "POST", "/api/payments", body=raw, token=user, headers={"Content-Type": "application/json"}
+    )
+    assert reply.json["amount"] == "0.10"
+    reply = client(
+        "POST",
+        "/api/payments",
+        json_body={"customerId": "ABCD-12345", "amount": 10.005},
+        token=user,
+    )
+    assert reply.status == 422
+    assert [e["field"] for e in reply.json["errors"]] == ["amount"]
+    big = b'{"customerId": "ABCD-12345", "amount": 999999.99}'
+    assert client("POST", "/api/payments", body=big, token=user).json["amount"] == "999999.99"
+
+
+def test_idempotency_key(client: Client, user: str) -> None:
+    """A repeat with the same key returns the same payment; another body is a 409."""
+    headers = {"Idempotency-Key": "order-981"}
+    body = {"customerId": "ABCD-12345", "amount": "10.00"}
+    first = client("POST", "/api/payments", json_body=body, token=user, headers=headers)
+    again = client("POST", "/api/payments", json_body=body, token=user, headers=headers)
+    assert first.json["id"] == again.json["id"]
+    other = client(
+        "POST", "/api/payments", json_body={**body, "amount": "11.00"}, token=user, headers=headers
+    )
+    assert other.status == 409
+    assert other.headers["content-type"].startswith(PROBLEM)
+    assert other.json["code"] == "idempotency_conflict"
+
+
+def test_get_list_and_audit(client: Client, user: str, admin: str) -> None:
+    """Reads return what was written, newest first, with filters and paging."""
+    made = [create(client, user, amount=str(i + 1)) for i in range(5)]
+    client("POST", f"/api/payments/{made[0]['id']}/confirm", token=admin)
+    one = client("GET", f"/api/payments/{made[0]['id']}", token=user)
+    assert one.json["status"] == "Confirmed"
+    page = client("GET", "/api/payments?limit=2", token=user).json
+    assert [p["id"] for p in page["items"]] == [made[4]["id"], made[3]["id"]]
+    rest = client("GET", f"/api/payments?limit=10&cursor={page['nextCursor']}", token=user).json
+    assert [p["id"] for p in rest["items"]] == [m["id"] for m in reversed(made[:3])]
+    assert rest["nextCursor"] is None
+    confirmed = client("GET", "/api/payments?status=Confirmed", token=user).json
+    assert [p["id"] for p in confirmed["items"]] == [made[0]["id"]]
+    mine = client("GET", "/api/payments?customerId=WXYZ-00000", token=user).json
+    assert mine["items"] == []
+    audit = client("GET", f"/api/payments/{made[0]['id']}/audit", token=user).json
+    assert [(e["action"], e["actorId"]) for e in audit] == [
+        ("created", "u-17"),
+        ("confirmed", "ops-3"),
+    ]
+
+
+@pytest.mark.parametrize("path", ["simulate-confirmation/{id}", "{id}/confirm"])
+def test_confirm_routes(client: Client, user: str, admin: str, path: str) -> None:
+    """Both confirmation paths confirm; a second attempt is a 409 problem."""
+    payment = create(client, user)
+    url = "/api/payments/" + path.format(id=payment["id"])
+    assert client("POST", url, token=admin).json["status"] == "Confirmed"
+    again = client("POST", url, token=admin)
+    assert again.status == 409
+    assert again.json["code"] == "invalid_transition"
+
+
+def test_fail_and_cancel(client: Client, user: str, admin: str) -> None:
+    """fail needs a reason; cancel takes an optional one."""
+    a, b = create(client, user), create(client, user)
+    missing = client("POST", f"/api/payments/{a['id']}/fail", json_body={}, token=admin)
+    assert missing.status == 422
+    assert [e["field"] for e in missing.json["errors"]] == ["reason"]
+    failed = client(
+        "POST", f"/api/payments/{a['id']}/fail", json_body={"reason": "declined"}, token=admin
+    )
+    assert (failed.json["status"], failed.json["failureReason"]) == ("Failed", "declined")
+    assert client("POST", f"/api/payments/{b['id']}/cancel", token=admin).json["status"] == (
+        "Cancelled"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (b"{not json", ["body"]),
+        (b"[1, 2]", ["body"]),
+        (b"", ["body"]),
+        (b'{"customerId": "ABCD-12345", "amount": NaN}', ["body"]),
+        (b'{"customerId": "ABCD-12345", "amount": "1", "colour": "red"}', ["colour"]),
+        (b'{"customerId": "bad", "amount": 1.001, "extra": 1}', ["extra", "customerId", "amount"]),
+        (b'{"amount": "1"}', ["customerId"]),
+    ],
+)
+def test_bad_bodies_are_problems(client: Client, user: str, body: bytes, fields: list[str]) -> None:
+    """Malformed JSON and unknown fields are 422 problem+json listing every field."""
+    reply = client(
+        "POST", "/api/payments", body=body, token=user, headers={"Content-Type": "application/json"}
+    )
+    assert reply.status == 422
+    assert reply.headers["content-type"].startswith(PROBLEM)
+    assert [e["field"] for e in reply.json["errors"]] == fields
+
+
+def test_not_found_and_bad_ids(client: Client, user: str) -> None:
+    """An unknown id is 404, a malformed one 422, an unknown route 404: all problems."""
+    missing = client("GET", "/api/payments/01a21718-8031-76d8-821e-d5cf28d29097", token=user)
+    assert (missing.status, missing.json["code"]) == (404, "payment_not_found")
+    bad = client("GET", "/api/payments/not-a-uuid", token=user)
+    assert (bad.status, bad.json["errors"][0]["field"]) == (422, "paymentId")
+    nowhere = client("GET", "/api/nowhere", token=user)
+    assert nowhere.status == 404
+    assert nowhere.headers["content-type"].startswith(PROBLEM)
+    for query in ("limit=0", "limit=x", "status=Paid", "cursor=zzz", "colour=red"):
+        assert client("GET", f"/api/payments?{query}", token=user).status == 422
+
+
+def _token(**claims: object) -> str:
+    now = int(time.time())
+    base = {
+        "sub": "u-1",
+        "roles": ["PaymentAdmin"],
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 60,
+    }
+    return jwt.encode({**base, **claims}, SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("token", "read", "create_", "confirm"),
+    [
+        (None, 401, 401, 401),
+        (
+            jwt.encode(
+                {"sub": "x", "exp": 9999999999},
+                "wrong-secret-wrong-secret-32bytes!",
+                algorithm="HS256",
+            ),
+            401,
+            401,
+            401,
+        ),
+        (_token(exp=int(time.time()) - 10), 401, 401, 401),
+        (_token(aud="someone-else"), 401, 401, 401),
+        (_token(iss="someone-else"), 401, 401, 401),
+        (_token(roles=[]), 403, 403, 403),
+        (_token(roles=["PaymentUser"]), 200, 201, 403),
+        (_token(roles=["PaymentAdmin"]), 200, 201, 200),
+    ],
+    ids=[
+        "none",
+        "bad-signature",
+        "expired",
+        "wrong-audience",
+        "wrong-issuer",
+        "no-role",
+        "user",
+        "admin",
+    ],
+)
+def test_auth_matrix(
+    client: Client, admin: str, token: str | None, read: int, create_: int, confirm: int
+) -> None:
+    """Every /api route needs a valid token; roles decide what it may do."""
+    target = create(client, admin)
+    assert client("GET", "/api/payments", token=token).status == read
+    made = client(
+        "POST", "/api/payments", json_body={"customerId": "ABCD-12345", "amount": "1"}, token=token
+    )
+    assert made.status == create_
+    reply = client("POST", f"/api/payments/{target['id']}/confirm", token=token)
+    assert reply.status == confirm
+    if confirm == 401:
+        assert reply.headers["www-authenticate"].startswith("Bearer")
+    assert reply.headers["content-type"].startswith(
+        PROBLEM if confirm != 200 else "application/json"
+    )
+
+
+def test_correlation_id_is_echoed_and_recorded(client: Client, user: str) -> None:
+    """X-Correlation-ID is echoed and tags the audit entry; one is made up when missing."""
+    reply = client(
+        "POST",
+        "/api/payments",
+        json_body={"customerId": "ABCD-12345", "amount": "1"},
+        token=user,
+        headers={"X-Correlation-ID": "req-42"},
+    )
+    assert reply.headers["x-correlation-id"] == "req-42"
+    audit = client("GET", f"/api/payments/{reply.json['id']}/audit", token=user).json
+    assert audit[0]["correlationId"] == "req-42"
+    generated = client("GET", "/health/live").headers["x-correlation-id"]
+    assert len(generated) == 36
+
+
+def test_rate_limit(make_client: Callable[..., Client], user: str) -> None:
+    """POSTs past the limit get 429 problem+json with Retry-After; reads are not limited."""
+    client = make_client(rate_limit="2/minute")
+    body = {"customerId": "ABCD-12345", "amount": "1"}
+    assert [
+        client("POST", "/api/payments", json_body=body, token=user).status for _ in range(3)
+    ] == [201, 201, 429]
+    limited = client("POST", "/api/payments", json_body=body, token=user)
+    assert limited.headers["content-type"].startswith(PROBLEM)
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert client("GET", "/api/payments", token=user).status == 200
+
+
+def test_health(client: Client) -> None:
+    """live is 200; ready is 200 while the store answers and 503 once it cannot."""
+    assert client("GET", "/health/live").json == {"status": "ok"}
+    ready = client("GET", "/health/ready")
+    assert (ready.status, ready.json["status"]) == (200, "ok")
+    client.break_store()
+    down = client("GET", "/health/ready")
+    assert (down.status, down.json["status"]) == (503, "down")
+
+
+def test_cors(make_client: Callable[..., Client]) -> None:
+    """Configured origins get CORS headers; others do not."""
+    client = make_client(cors_origins=("http://shop.example",))
+    preflight = {
+        "Origin": "http://shop.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    reply = client("OPTIONS", "/api/payments", headers=preflight)
+    assert reply.headers.get("access-control-allow-origin") == "http://shop.example"
+    other = client("GET", "/health/live", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_metrics(make_client: Callable[..., Client], user: str) -> None:
+    """With PAYMENTORCH_OTEL=1 the library's metrics are served for Prometheus."""
+    plain = make_client()
+    assert plain("GET", "/metrics").status == 404
+    client = make_client(telemetry=True)
+    create(client, user)
+    reply = client("GET", "/metrics")
+    assert reply.status == 200
+    assert "paymentorch_payments_created" in reply.text
+
+
+def test_dashboard_and_dev_tokens(make_client: Callable[..., Client]) -> None:
+    """/ serves the dashboard; /dev/token works only in development mode."""
+    client = make_client()
+    page = client("GET", "/")
+    assert page.status == 200
+    assert "PaymentOrchestrator Lite" in page.text
+    assert client("GET", "/static/app.js").status == 200
+    assert client("GET", "/dev/token").status == 404
+    dev = make_client(dev_mode=True)
+    token = dev("GET", "/dev/token?role=PaymentAdmin").json["token"]
+    assert dev("GET", "/api/payments", token=token).status == 200
+
+
+def test_token_command() -> None:
+    """python -m examples.token prints a token the apps accept, given the secret."""
+    env = {"PAYMENTORCH_JWT_SECRET": SECRET, "PATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.token", "--role", "PaymentAdmin"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    claims = jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    assert claims["roles"] == ["PaymentAdmin"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "examples.token"],
+        capture_output=True,
+        text=True,
+        env={"PATH": ""},
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "/dev/token" in missing.stderr
+
+
+def test_openapi_docs(settings: Settings) -> None:
+    """The FastAPI app publishes its OpenAPI document and docs page."""
+    client = FastAPIClient(settings)
+    try:
+        assert client("GET", "/docs").status == 200
+        spec = client("GET", "/openapi.json").json
+        assert {"/api/payments", "/api/payments/{payment_id}/fail"} <= set(spec["paths"])
+    finally:
+        client.close()
