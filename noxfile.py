@@ -48,6 +48,13 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS[0])
+def bench(session: nox.Session) -> None:
+    """The benchmarks (``-- --quick`` for a smoke run); PostgreSQL from the environment."""
+    install(session, "bench", extras="postgres,sqlite")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
 def example(session: nox.Session) -> None:
     """Serve the FastAPI example on SQLite at http://127.0.0.1:8000 (development mode)."""
     install(session, extras="sqlite,examples")

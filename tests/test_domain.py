@@ -233,3 +233,21 @@ def test_cursor_round_trip_and_garbage() -> None:
         result = decode_cursor(junk)
         assert isinstance(result, FieldError)
         assert result.field == "cursor"
+
+
+def test_uuid7_differs_in_a_forked_child() -> None:
+    """A forked child does not reuse its parent's buffered random bits."""
+    import os
+
+    uuid7()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, uuid7().bytes)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 16)
+    os.close(read)
+    os.close(write)
+    assert child != uuid7().bytes
+    assert child[8:] != uuid7().bytes[8:]

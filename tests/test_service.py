@@ -236,3 +236,13 @@ async def test_health_degrades_when_events_lag() -> None:
         await service.store.mark_failed([message.event.id], error="x", retry_at=None)
         now[0] -= timedelta(seconds=31)
         assert (await service.health()).status == "degraded"  # a parked event
+
+
+async def test_local_cache_expires() -> None:
+    """An entry past its time to live is not served."""
+    async with await po.open_service("memory://", cache=None) as service:
+        payment = await service.create_payment("ABCD-12345", "1.00", actor=USER)
+    cache = po.LocalCache(ttl=0)
+    await cache.set(payment)
+    assert await cache.get(payment.id) is None
+    assert len(cache) == 0

@@ -108,3 +108,19 @@ async def test_metrics_count_payments_amounts_and_durations(
     assert found["paymentorch.payments.created:unit"] == ["{payment}"]
     assert found["paymentorch.payments.transitions:unit"] == ["{payment}"]
     assert found["paymentorch.operation.duration:unit"] == ["s"]
+
+
+async def test_spans_follow_a_provider_installed_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service opened before the host installs its SDK starts tracing once it does."""
+    from opentelemetry import trace
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with await po.open_service("memory://") as service:
+        await service.count_payments()
+        assert exporter.get_finished_spans() == ()
+        monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+        await service.count_payments()
+    assert [s.name for s in exporter.get_finished_spans()] == ["paymentorch.count_payments"]

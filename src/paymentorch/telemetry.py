@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -29,6 +28,7 @@ class Telemetry:
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         self.backend = backend
+        self._explicit_tracer = tracer_provider is not None
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
         self.created = meter.create_counter(
@@ -49,28 +49,19 @@ class Telemetry:
             description="Time spent in each service operation, by outcome",
         )
 
-    @contextlib.contextmanager
-    def operation(self, name: str) -> Iterator[trace.Span]:
+    def operation(self, name: str) -> _Operation:
         """One INTERNAL span and one duration sample for a service operation."""
-        start = time.perf_counter()
-        outcome = "ok"
-        with self.tracer.start_as_current_span(
-            f"paymentorch.{name}",
-            kind=trace.SpanKind.INTERNAL,
-            attributes={"paymentorch.backend": self.backend},
-        ) as span:
-            try:
-                yield span
-            except PaymentError as exc:
-                outcome = exc.code
-                raise
-            except BaseException:
-                outcome = "error"
-                raise
-            finally:
-                self.duration.record(
-                    time.perf_counter() - start, {"operation": name, "outcome": outcome}
-                )
+        return _Operation(self, name)
+
+    def tracing(self) -> bool:
+        """Whether spans go anywhere: a provider was given, or the host installed an SDK.
+
+        Until then the global provider is the API's proxy and every span would be dropped,
+        so the service skips making them (the duration metric is still recorded).
+        """
+        return self._explicit_tracer or not isinstance(
+            trace.get_tracer_provider(), trace.ProxyTracerProvider
+        )
 
     @staticmethod
     def describe(span: trace.Span, payment: Payment) -> None:
@@ -91,3 +82,45 @@ class Telemetry:
     def payment_changed(self, payment: Payment) -> None:
         """Count a transition."""
         self.transitions.add(1, {"to_status": payment.status.value})
+
+
+class _Operation:
+    """The context of one service operation: its span (if traced) and its duration."""
+
+    __slots__ = ("_name", "_span_context", "_start", "_telemetry")
+
+    def __init__(self, telemetry: Telemetry, name: str) -> None:
+        self._telemetry = telemetry
+        self._name = name
+        self._span_context: Any = None
+
+    def __enter__(self) -> trace.Span:
+        self._start = time.perf_counter()
+        telemetry = self._telemetry
+        if not telemetry.tracing():
+            return trace.INVALID_SPAN
+        self._span_context = telemetry.tracer.start_as_current_span(
+            f"paymentorch.{self._name}",
+            kind=trace.SpanKind.INTERNAL,
+            attributes={"paymentorch.backend": telemetry.backend},
+        )
+        span: trace.Span = self._span_context.__enter__()
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            outcome = "ok"
+        elif isinstance(exc, PaymentError):
+            outcome = exc.code
+        else:
+            outcome = "error"
+        self._telemetry.duration.record(
+            time.perf_counter() - self._start, {"operation": self._name, "outcome": outcome}
+        )
+        if self._span_context is not None:
+            self._span_context.__exit__(exc_type, exc, tb)

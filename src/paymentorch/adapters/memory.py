@@ -50,7 +50,6 @@ class InMemoryPaymentStore:
         self._audit: dict[UUID, list[AuditEntry]] = {}
         self._pending: dict[UUID, _OutboxRow] = {}  # insertion order is event order
         self._parked: dict[UUID, _OutboxRow] = {}
-        self._event_ids: set[UUID] = set()
         self._seq = itertools.count(1)
         self.closed = False
 
@@ -93,8 +92,12 @@ class InMemoryPaymentStore:
             return self._apply_locked(changes, expected)
 
     def _apply_locked(self, changes: Sequence[Change], expected: PaymentStatus) -> set[UUID]:
-        due = [c for c in changes if self._payments.get(c.payment.id, None) is not None]
-        due = [c for c in due if self._payments[c.payment.id].status is expected]
+        payments = self._payments
+        due = [
+            c
+            for c in changes
+            if (old := payments.get(c.payment.id)) is not None and old.status is expected
+        ]
         self._check_events(due)
         for change in due:
             new = change.payment
@@ -106,14 +109,15 @@ class InMemoryPaymentStore:
         return {c.payment.id for c in due}
 
     def _check_new(self, changes: Sequence[Change]) -> None:
-        ids = [c.payment.id for c in changes]
-        if len(set(ids)) != len(ids) or any(i in self._payments for i in ids):
+        ids = {c.payment.id for c in changes}
+        if len(ids) != len(changes) or any(i in self._payments for i in ids):
             raise StoreError("a payment with this id exists already")
         self._check_events(changes)
 
     def _check_events(self, changes: Sequence[Change]) -> None:
-        ids = [c.event.id for c in changes]
-        if len(set(ids)) != len(ids) or any(i in self._event_ids for i in ids):
+        # Like the SQL outbox's unique key: delivered events are gone, waiting ones count.
+        ids = {c.event.id for c in changes}
+        if len(ids) != len(changes) or any(i in self._pending or i in self._parked for i in ids):
             raise StoreError("an outbox event with this id exists already")
 
     def _insert(self, change: Change) -> None:
@@ -130,7 +134,6 @@ class InMemoryPaymentStore:
     def _record(self, change: Change) -> None:
         self._audit.setdefault(change.payment.id, []).append(change.audit)
         event = change.event
-        self._event_ids.add(event.id)
         self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
 
     async def purge_idempotency_keys(self, created_before: datetime) -> int:

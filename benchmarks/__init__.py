@@ -1,0 +1,1 @@
+"""Benchmarks: paymentorch against hand-written SQL and the ORM, in one process."""
