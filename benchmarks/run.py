@@ -150,7 +150,7 @@ def targets(series: list[Series], extra: dict[str, Any]) -> list[dict[str, Any]]
             }
         )
         memory = extra["memory"]
-        mib = memory["rss_mb_with_pending_events"]
+        mib = memory["rss_mib"]
         checks.append(
             {
                 "target": f"{memory['payments']:,} payments in memory (MiB)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
@@ -68,3 +69,22 @@ async def test_closed_store_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(po.StoreUnavailable):
         await service.count_payments()
     assert (await service.health()).status == "down"
+
+
+async def test_a_writer_waits_for_another_connections_lock(tmp_path: Path) -> None:
+    """While another connection holds the write lock, a change waits for it, then lands."""
+    path = tmp_path / "w.db"
+    service = await po.open_service(f"sqlite:///{path}")
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        creating = asyncio.ensure_future(service.create_payment("ABCD-12345", "1.00", actor=ADMIN))
+        with pytest.raises(TimeoutError):  # still waiting for the lock, not failed
+            await asyncio.wait_for(asyncio.shield(creating), timeout=0.3)
+        blocker.execute("COMMIT")
+        payment = await creating
+        assert await service.get_payment(payment.id) == payment
+        assert await service.count_payments() == 1
+    finally:
+        blocker.close()
+        await service.aclose()

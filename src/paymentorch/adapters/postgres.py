@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -133,6 +133,11 @@ UPDATE paymentorch_outbox o SET lease_until = %(lease)s
 FROM due WHERE o.seq = due.seq
 RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
 """
+
+
+def _metadata(value: Mapping[str, str]) -> Jsonb | str:
+    """Metadata for a jsonb column; the usual empty one as a literal, with no JSON encoding."""
+    return Jsonb(dict(value)) if value else "{}"
 
 
 def _same(value: T) -> T:
@@ -260,7 +265,7 @@ class PostgresPaymentStore:
             p.version,
             p.failure_reason,
             p.idempotency_key,
-            Jsonb(dict(p.metadata)),
+            _metadata(p.metadata),
             a.action,
             a.to_status.value,
             a.actor_id,
@@ -309,7 +314,7 @@ class PostgresPaymentStore:
                                 p.version,
                                 p.failure_reason,
                                 p.idempotency_key,
-                                Jsonb(dict(p.metadata)),
+                                _metadata(p.metadata),
                             )
                         )
                 async with cur.copy(

@@ -24,8 +24,13 @@ class PaymentStatus(enum.StrEnum):
     CANCELLED = "Cancelled"
 
 
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
 def _frozen_metadata(value: Mapping[str, str]) -> Mapping[str, str]:
-    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value)) if value else _NO_METADATA  # one shared empty view
 
 
 @attrs.frozen
@@ -57,7 +62,7 @@ class Payment:
     failure_reason: str | None = None
     idempotency_key: str | None = None
     metadata: Mapping[str, str] = attrs.field(
-        factory=lambda: MappingProxyType({}), converter=_frozen_metadata, hash=False
+        default=_NO_METADATA, converter=_frozen_metadata, hash=False
     )
 
     def to_dict(self) -> dict[str, Any]:
