@@ -140,9 +140,9 @@ def test_twenty_threads_confirm_through_the_sync_twin(backend: Backend) -> None:
         assert health.checks["outbox"]["pending"] == 2
 
 
-def test_sync_twin_carries_the_correlation_id() -> None:
+def test_sync_twin_carries_the_correlation_id(backend: Backend) -> None:
     """A correlation id set in the calling thread tags what the sync twin writes."""
-    with po.open_sync_service("memory://") as service, po.correlation("req-42"):
+    with po.open_sync_service(backend.url or "memory://") as service, po.correlation("req-42"):
         payment = service.create_payment("ABCD-12345", "1.00", actor=USER)
         (entry,) = service.audit_trail(payment.id)
     assert entry.correlation_id == "req-42"

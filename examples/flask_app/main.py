@@ -24,33 +24,29 @@ from paymentorch.http import PROBLEM_JSON
 
 
 class Relay:
-    """The outbox relay, running on the sync twin's event loop from a daemon thread."""
+    """The outbox relay on a daemon thread, where the sync twin runs its calls."""
 
     def __init__(self, service: po.SyncPaymentService) -> None:
         self._service = service
-        self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="paymentorch-relay", daemon=True)
         self._thread.start()
         self._ready.wait()
 
     def _run(self) -> None:
         async def run() -> None:
-            self._stop = asyncio.Event()
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             self._ready.set()
             await po.OutboxRelay(self._service.store, log_events).run(self._stop)
 
         self._service.run(run)
 
     def stop(self) -> None:
-        stop = self._stop
-        if stop is not None:
-            self._service.run(lambda: _set(stop))
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)  # the relay's loop, its thread
         self._thread.join()
-
-
-async def _set(event: asyncio.Event) -> None:
-    event.set()
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -32,6 +32,15 @@ class _Default:
 _DEFAULT: Any = _Default()
 
 
+def loop_bound(url: str) -> bool:
+    """Whether the backend ``url`` names must stay on the event loop that opened it.
+
+    Unknown backends are assumed to be bound.
+    """
+    name = BACKENDS.get(url.split("://", 1)[0].lower()) if isinstance(url, str) else None
+    return name is None or bool(getattr(importlib.import_module(name), "LOOP_BOUND", True))
+
+
 async def open_store(url: str, **options: Any) -> PaymentStore:
     """Open the store that ``url`` names, with backend ``options`` (pool size, durability...)."""
     if not isinstance(url, str) or "://" not in url:

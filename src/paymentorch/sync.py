@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, S
 from datetime import timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
 
-from paymentorch._open import open_service
+from paymentorch._open import loop_bound, open_service
 from paymentorch.domain import (
     Actor,
     AuditEntry,
@@ -28,8 +28,17 @@ from paymentorch.service import PaymentService
 T = TypeVar("T")
 
 
+class _Runner(Protocol):
+    def run(self, make: Callable[[], Awaitable[T]]) -> T: ...
+
+    def stop(self) -> None: ...
+
+
 class _LoopThread:
-    """An event loop running on a private daemon thread."""
+    """One event loop on a private daemon thread; every call hops to it and back.
+
+    For backends bound to the loop that opened them (a PostgreSQL pool).
+    """
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -41,6 +50,8 @@ class _LoopThread:
     def run(self, make: Callable[[], Awaitable[T]]) -> T:
         # The caller's correlation id lives in the caller's context; carry it across.
         correlation_id = current_correlation_id()
+        if correlation_id is None:
+            return asyncio.run_coroutine_threadsafe(_await(make), self.loop).result()
 
         async def call() -> T:
             with correlation(correlation_id):
@@ -54,14 +65,50 @@ class _LoopThread:
         self.loop.close()
 
 
+class _CallerLoops:
+    """An event loop per calling thread: calls run where they are made, with no hop.
+
+    For backends that any loop may use (memory, SQLite): a hop to another thread costs
+    more than a SQLite transaction, so the blocking twin runs the service right in the
+    calling thread, on that thread's own loop.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._lock = threading.Lock()
+
+    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
+        if loop is None:
+            loop = self._local.loop = asyncio.new_event_loop()
+            with self._lock:
+                self._loops.append(loop)
+        return loop.run_until_complete(_await(make))
+
+    def stop(self) -> None:
+        with self._lock:
+            loops, self._loops = self._loops, []
+        for loop in loops:
+            if not loop.is_running():
+                loop.close()
+
+
+async def _await(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()
+
+
 class SyncPaymentService:
     """``PaymentService`` with blocking methods; safe to share between threads.
 
-    The async service runs on an event loop on a private thread; every call hops to it
-    and waits. Close it (or use ``with``) to stop that thread and close the store.
+    On memory and SQLite, each call runs the async service in the calling thread, on an
+    event loop of that thread's own. On PostgreSQL, whose pool belongs to one loop, the
+    service runs on a loop on a private thread and every call hops to it and waits.
+    Either way, do not call it from inside a running event loop (use the async service
+    there). Close it (or use ``with``) when done: the store closes and loops stop.
     """
 
-    def __init__(self, service: PaymentService, runner: _LoopThread) -> None:
+    def __init__(self, service: PaymentService, runner: _Runner) -> None:
         self._service = service
         self._runner = runner
         self._closed = False
@@ -77,7 +124,7 @@ class SyncPaymentService:
         return self._service.store
 
     def run(self, coroutine_function: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run ``coroutine_function()`` on the service's loop and wait for its result."""
+        """Run ``coroutine_function()`` where this service runs its calls; wait for it."""
         return self._runner.run(coroutine_function)
 
     def create_payment(
@@ -190,7 +237,7 @@ class SyncPaymentService:
 
 def open_sync_service(url: str, **options: Any) -> SyncPaymentService:
     """The blocking twin of ``open_service``, with the same URL and options."""
-    runner = _LoopThread()
+    runner: _Runner = _LoopThread() if loop_bound(url) else _CallerLoops()
     try:
         service = runner.run(lambda: open_service(url, **options))
     except BaseException:

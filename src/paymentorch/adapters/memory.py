@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Final
 from uuid import UUID
 
 import attrs
@@ -21,6 +22,8 @@ from paymentorch.domain import (
     StoreError,
 )
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
+
+LOOP_BOUND: Final = False  # usable from any thread's event loop (see SyncPaymentService)
 
 
 @attrs.define

@@ -51,6 +51,7 @@ from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
 logger = logging.getLogger("paymentorch.postgres")
 T = TypeVar("T")
 
+LOOP_BOUND: Final = True  # the pool belongs to the event loop that opened it
 _KEY_INDEX: Final = "paymentorch_payments_idempotency_key"
 _READ_RETRIES: Final = (0.05, 0.2, 0.5)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from paymentorch.domain import (
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
 T = TypeVar("T")
+LOOP_BOUND: Final = False  # usable from any thread's event loop (see SyncPaymentService)
 Durability = Literal["normal", "full"]
 
 _INSERT_PAYMENT: Final = (
@@ -172,7 +174,9 @@ class SQLitePaymentStore:
         self._executor = executor
         self._busy_ms = round(busy_timeout * 1000)
         self._inline = inline
-        self._lock = asyncio.Lock()  # one user of the connection at a time
+        # One user of the connection at a time, from any thread or event loop: held only
+        # around a synchronous call, never across an await.
+        self._lock = threading.Lock()
         self._closed = False
 
     @classmethod
@@ -227,29 +231,35 @@ class SQLitePaymentStore:
         if self._closed:
             raise StoreUnavailable("the SQLite store is closed")
         try:
-            async with self._lock:
-                if self._inline:
-                    try:
-                        return fn(self._conn)
-                    except sqlite3.OperationalError as exc:
-                        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                            raise
-                # Another connection is writing: wait for it on the private thread.
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._executor, self._patiently, fn)
+            if self._inline and self._lock.acquire(blocking=False):
+                try:
+                    return fn(self._conn)
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                finally:
+                    self._lock.release()
+            # The file or the connection is busy: wait for it on the private thread.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._patiently, fn)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"SQLite refused the write: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite failed: {exc}") from exc
 
     def _patiently(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if not self._inline:
-            return fn(self._conn)
-        self._conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-        try:
-            return fn(self._conn)
-        finally:
-            self._conn.execute("PRAGMA busy_timeout=0")
+        with self._lock:
+            if not self._inline:
+                return fn(self._conn)
+            self._conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            try:
+                return fn(self._conn)
+            finally:
+                self._conn.execute("PRAGMA busy_timeout=0")
+
+    def _close(self) -> None:
+        with self._lock:
+            self._conn.close()
 
     # -- writes -----------------------------------------------------------------
 
@@ -506,9 +516,8 @@ class SQLitePaymentStore:
         if self._closed:
             return
         self._closed = True
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._conn.close)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
 
