@@ -29,6 +29,8 @@ class Telemetry:
     ) -> None:
         self.backend = backend
         self._explicit_tracer = tracer_provider is not None
+        self._sdk = False
+        self._recheck_at = 0.0
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
         self.created = meter.create_counter(
@@ -57,11 +59,16 @@ class Telemetry:
         """Whether spans go anywhere: a provider was given, or the host installed an SDK.
 
         Until then the global provider is the API's proxy and every span would be dropped,
-        so the service skips making them (the duration metric is still recorded).
+        so the service skips making them (the duration metric is still recorded). Looking
+        the provider up reads the environment, so the answer is kept for a second.
         """
-        return self._explicit_tracer or not isinstance(
-            trace.get_tracer_provider(), trace.ProxyTracerProvider
-        )
+        if self._explicit_tracer:
+            return True
+        now = time.monotonic()
+        if now >= self._recheck_at:
+            self._recheck_at = now + 1.0
+            self._sdk = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        return self._sdk
 
     @staticmethod
     def describe(span: trace.Span, payment: Payment) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
@@ -49,7 +48,7 @@ class InMemoryPaymentStore:
         self._by_key: dict[str, UUID] = {}
         self._order: list[Keyset] = []
         self._by_customer: dict[str, list[Keyset]] = {}
-        self._status_counts: Counter[PaymentStatus] = Counter()
+        self._status_counts = dict.fromkeys(PaymentStatus, 0)
         self._audit: dict[UUID, list[AuditEntry]] = {}
         self._pending: dict[UUID, _OutboxRow] = {}  # insertion order is event order
         self._parked: dict[UUID, _OutboxRow] = {}
@@ -65,7 +64,9 @@ class InMemoryPaymentStore:
             key = payment.idempotency_key
             if key is not None and key in self._by_key:
                 return self._payments[self._by_key[key]]
-            self._check_new([change])
+            if payment.id in self._payments:
+                raise StoreError("a payment with this id exists already")
+            self._check_event(change.event.id)
             self._insert(change)
         return None
 
@@ -86,8 +87,14 @@ class InMemoryPaymentStore:
 
     async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
         """Write the change if the payment still has status ``expected``."""
+        new = change.payment
         with self._lock:
-            return bool(self._apply_locked([change], expected))
+            old = self._payments.get(new.id)
+            if old is None or old.status is not expected:
+                return False
+            self._check_event(change.event.id)
+            self._replace(old, change)
+            return True
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Apply every change whose payment still has status ``expected``."""
@@ -103,13 +110,15 @@ class InMemoryPaymentStore:
         ]
         self._check_events(due)
         for change in due:
-            new = change.payment
-            old = self._payments[new.id]
-            self._payments[new.id] = new
-            self._status_counts[old.status] -= 1
-            self._status_counts[new.status] += 1
-            self._record(change)
+            self._replace(payments[change.payment.id], change)
         return {c.payment.id for c in due}
+
+    def _replace(self, old: Payment, change: Change) -> None:
+        new = change.payment
+        self._payments[new.id] = new
+        self._status_counts[old.status] -= 1
+        self._status_counts[new.status] += 1
+        self._record(change)
 
     def _check_new(self, changes: Sequence[Change]) -> None:
         ids = {c.payment.id for c in changes}
@@ -118,9 +127,15 @@ class InMemoryPaymentStore:
         self._check_events(changes)
 
     def _check_events(self, changes: Sequence[Change]) -> None:
-        # Like the SQL outbox's unique key: delivered events are gone, waiting ones count.
         ids = {c.event.id for c in changes}
-        if len(ids) != len(changes) or any(i in self._pending or i in self._parked for i in ids):
+        if len(ids) != len(changes):
+            raise StoreError("an outbox event with this id exists already")
+        for event_id in ids:
+            self._check_event(event_id)
+
+    def _check_event(self, event_id: UUID) -> None:
+        # Like the SQL outbox's unique key: delivered events are gone, waiting ones count.
+        if event_id in self._pending or event_id in self._parked:
             raise StoreError("an outbox event with this id exists already")
 
     def _insert(self, change: Change) -> None:

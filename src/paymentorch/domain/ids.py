@@ -5,55 +5,56 @@ from __future__ import annotations
 import os
 import threading
 import time
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 _COUNTER_BITS = 42  # 12 bits in rand_a, 30 in rand_b: ids from one process stay in order
-_POOL_SIZE = 4096
+_POOL_SIZE = 9 * 512  # random bits for 512 ids per system call
+_VERSION_AND_VARIANT = 0x7 << 76 | 0b10 << 62
 
 
 class _Generator:
     """Monotonic UUIDv7s with random bits from the OS, read in blocks to save system calls."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ms = 0
-        self._counter = 0
-        self._pool = b""
-        self._offset = 0
-
-    def _random(self, size: int) -> int:
-        if self._offset + size > len(self._pool):
-            self._pool, self._offset = os.urandom(_POOL_SIZE), 0
-        start = self._offset
-        self._offset += size
-        return int.from_bytes(self._pool[start : self._offset])
-
-    def __call__(self) -> UUID:
-        with self._lock:
-            ms = time.time_ns() // 1_000_000
-            if ms > self._ms:
-                self._ms = ms
-                self._counter = self._random(5) >> 1  # 39 random bits leave room to count
-            else:
-                # Same (or a stepped-back) millisecond: count up so ids stay monotonic.
-                self._counter += 1
-                if self._counter >= 1 << _COUNTER_BITS:
-                    self._ms += 1
-                    self._counter = self._random(5) >> 1
-            ms, counter, rand = self._ms, self._counter, self._random(4)
-        return UUID(
-            int=(ms & 0xFFFF_FFFF_FFFF) << 80
-            | 0x7 << 76
-            | (counter >> 30) << 64
-            | 0b10 << 62
-            | (counter & 0x3FFF_FFFF) << 32
-            | rand
-        )
+        self.forget()
 
     def forget(self) -> None:
         """Drop the buffered random bits (a forked child must not reuse its parent's)."""
         self._lock = threading.Lock()
-        self._pool, self._offset, self._ms = b"", 0, 0
+        self._pool = b""
+        self._offset = _POOL_SIZE
+        self._ms = 0
+        self._counter = 0
+
+    def __call__(self) -> UUID:
+        with self._lock:
+            if self._offset == _POOL_SIZE:
+                self._pool, self._offset = os.urandom(_POOL_SIZE), 0
+            start = self._offset
+            self._offset = start + 9
+            bits = int.from_bytes(self._pool[start : start + 9])  # 72 random bits
+            ms = time.time_ns() // 1_000_000
+            if ms > self._ms:
+                self._ms, self._counter = ms, bits >> 33  # 39 bits leave room to count up
+            else:
+                # Same (or a stepped-back) millisecond: count up so ids stay monotonic.
+                self._counter += 1
+                if self._counter >= 1 << _COUNTER_BITS:
+                    self._ms, self._counter = self._ms + 1, bits >> 33
+            ms, counter = self._ms, self._counter
+        value = (
+            (ms & 0xFFFF_FFFF_FFFF) << 80
+            | _VERSION_AND_VARIANT
+            | (counter >> 30) << 64
+            | (counter & 0x3FFF_FFFF) << 32
+            | bits & 0xFFFF_FFFF
+        )
+        # The value is well formed by construction: skip UUID.__init__'s parsing, as the
+        # standard library's own constructors of UUIDs from ints do.
+        uuid = object.__new__(UUID)
+        object.__setattr__(uuid, "int", value)
+        object.__setattr__(uuid, "is_safe", SafeUUID.unknown)
+        return uuid
 
 
 uuid7 = _Generator()

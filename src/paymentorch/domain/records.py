@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
@@ -24,6 +24,37 @@ AUDIT_ACTIONS: Final = {
     "fail": "failed",
     "cancel": "cancelled",
 }
+
+
+class PaymentSnapshot(Mapping[str, Any]):
+    """A payment's ``to_dict()``, worked out when first read.
+
+    An event carries its payment's state after the change; many events are relayed
+    without their snapshot ever being read in this process, so it is not built until then.
+    """
+
+    __slots__ = ("_data", "_payment")
+
+    def __init__(self, payment: Payment) -> None:
+        self._payment = payment
+        self._data: dict[str, Any] | None = None
+
+    def _dict(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = self._payment.to_dict()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
 
 
 @attrs.frozen
@@ -123,7 +154,7 @@ def record_change(
             type=EVENT_TYPES[kind],
             payment_id=payment.id,
             occurred_at=at,
-            payment=payment.to_dict(),
+            payment=PaymentSnapshot(payment),
             actor_id=actor_id,
             correlation_id=correlation_id,
         ),

@@ -92,7 +92,7 @@ class ValidationPolicy:
         )
         amount = self._check_amount(new.amount, currency, bad)
         self._check_idempotency_key(new.idempotency_key, bad)
-        metadata = self._check_metadata({} if new.metadata is None else new.metadata, bad)
+        metadata = {} if new.metadata is None else self._check_metadata(new.metadata, bad)
         if errors or amount is None or currency is None:
             return None, errors
         return ValidPayment(
@@ -165,15 +165,20 @@ class ValidationPolicy:
         if currency is None:
             return None
         exponent = currency_exponent(currency) or 0  # the currency was checked already
-        if decimal_places(amount) > exponent:
+        if ok:  # quantizing changes the value exactly when digits would be lost
+            quantized: Decimal | None = amount.quantize(minor_unit(exponent))
+            lost = quantized != amount
+        else:  # out of range, the quantum could overflow: count the digits instead
+            quantized, lost = None, decimal_places(amount) > exponent
+        if lost:
             bad(
                 "amount",
                 f"{currency} allows {exponent} decimal place(s); "
                 "amounts are never rounded silently",
                 "too_many_decimals",
             )
-            ok = False
-        return amount.quantize(minor_unit(exponent)) if ok else None
+            return None
+        return quantized
 
     def _check_idempotency_key(self, value: object, bad: Any) -> None:
         if value is None:
