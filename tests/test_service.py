@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -246,3 +247,30 @@ async def test_local_cache_expires() -> None:
     await cache.set(payment)
     assert await cache.get(payment.id) is None
     assert len(cache) == 0
+
+
+async def test_bulk_create_restores_the_garbage_collector() -> None:
+    """A large batch pauses the cyclic collector and leaves it as it found it."""
+    import gc
+
+    seen: list[bool] = []
+
+    class Watching(po.InMemoryPaymentStore):
+        async def add_many(self, changes: Any) -> None:
+            seen.append(gc.isenabled())
+            await super().add_many(changes)
+
+    async with po.PaymentService(Watching()) as service:
+        batch = [po.NewPayment("ABCD-12345", "1.00") for _ in range(1000)]
+        assert gc.isenabled()
+        await service.create_payments(batch, actor=ADMIN)
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            await service.create_payments(batch, actor=ADMIN)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        await service.create_payments(batch[:10], actor=ADMIN)
+        assert await service.count_payments() == 2010
+    assert seen == [False, False, True]

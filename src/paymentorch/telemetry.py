@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -85,6 +86,14 @@ class Telemetry:
         """Count a new payment and its amount."""
         self.created.add(1, {"to_status": payment.status.value})
         self.amount.record(float(payment.amount), {"currency": payment.currency})
+
+    def payments_created(self, payments: Sequence[Payment]) -> None:
+        """Count a batch of new (Pending) payments and their amounts."""
+        if payments:
+            self.created.add(len(payments), {"to_status": payments[0].status.value})
+        record = self.amount.record
+        for payment in payments:
+            record(float(payment.amount), {"currency": payment.currency})
 
     def payment_changed(self, payment: Payment) -> None:
         """Count a transition."""
