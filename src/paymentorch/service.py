@@ -58,7 +58,8 @@ def utc_now() -> datetime:
 class PaymentService:
     """Payments with a strict state machine, idempotent creation, an audit trail and events.
 
-    Belongs to one event loop. Build it with ``open_service(url)``, or compose it by hand
+    Belongs to one event loop (memory and SQLite stores may serve several, as the blocking
+    twin does). Build it with ``open_service(url)``, or compose it by hand
     around any ``PaymentStore`` (by hand, ``cache`` defaults to None: no cache).
     Closing the service closes its store.
     """

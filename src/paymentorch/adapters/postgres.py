@@ -42,6 +42,7 @@ from paymentorch.domain import (  # noqa: E402
     Change,
     IdempotencyConflict,
     Payment,
+    PaymentEvent,
     PaymentStatus,
     StoreError,
     StoreUnavailable,
@@ -63,10 +64,10 @@ WITH ins AS (
   RETURNING id
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
-  SELECT id, %s, NULL, %s, %s, %s, NULL, %s FROM ins
+  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM ins
 ), event AS (
   INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT %s, id, %s, %s, %s, %s, %s FROM ins
+  SELECT %s, %s, %s, %s, %s, %s, %s FROM ins
 )
 SELECT count(*) FROM ins
 """
@@ -79,10 +80,10 @@ WITH upd AS (
   RETURNING id
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
-  SELECT id, %s, %s, %s, %s, %s, %s, %s FROM upd
+  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM upd
 ), event AS (
   INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT %s, id, %s, %s, %s, %s, %s FROM upd
+  SELECT %s, %s, %s, %s, %s, %s, %s FROM upd
 )
 SELECT count(*) FROM upd
 """
@@ -139,6 +140,30 @@ RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
 def _metadata(value: Mapping[str, str]) -> Jsonb | str:
     """Metadata for a jsonb column; the usual empty one as a literal, with no JSON encoding."""
     return Jsonb(dict(value)) if value else "{}"
+
+
+def _payment_row(p: Payment) -> tuple[Any, ...]:
+    """A payment's values in ``PAYMENT_COLUMNS`` order."""
+    return (
+        p.id, p.customer_id, p.amount, p.currency, p.status.value, p.created_at,
+        p.updated_at, p.version, p.failure_reason, p.idempotency_key, _metadata(p.metadata),
+    )  # fmt: skip
+
+
+def _audit_row(a: AuditEntry) -> tuple[Any, ...]:
+    """An audit entry's values in ``AUDIT_COLUMNS`` order."""
+    return (
+        a.payment_id, a.action, a.from_status.value if a.from_status else None,
+        a.to_status.value, a.actor_id, a.at, a.reason, a.correlation_id,
+    )  # fmt: skip
+
+
+def _event_row(e: PaymentEvent) -> tuple[Any, ...]:
+    """An event's values in ``OUTBOX_COLUMNS`` order."""
+    return (
+        e.id, e.payment_id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id,
+        e.correlation_id,
+    )  # fmt: skip
 
 
 def _same(value: T) -> T:
@@ -254,31 +279,8 @@ class PostgresPaymentStore:
 
     async def add(self, change: Change) -> Payment | None:
         """Insert payment, entry and event in one statement, or return the key's holder."""
-        p, a, e = change.payment, change.audit, change.event
-        params = (
-            p.id,
-            p.customer_id,
-            p.amount,
-            p.currency,
-            p.status.value,
-            p.created_at,
-            p.updated_at,
-            p.version,
-            p.failure_reason,
-            p.idempotency_key,
-            _metadata(p.metadata),
-            a.action,
-            a.to_status.value,
-            a.actor_id,
-            a.at,
-            a.correlation_id,
-            e.id,
-            e.type,
-            e.occurred_at,
-            Jsonb(dict(e.payment)),
-            e.actor_id,
-            e.correlation_id,
-        )
+        p = change.payment
+        params = (*_payment_row(p), *_audit_row(change.audit), *_event_row(change.event))
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
             cur = await conn.execute(_CREATE, params)
@@ -302,55 +304,17 @@ class PostgresPaymentStore:
                     f"COPY paymentorch_payments ({PAYMENT_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        p = c.payment
-                        await copy.write_row(
-                            (
-                                p.id,
-                                p.customer_id,
-                                p.amount,
-                                p.currency,
-                                p.status.value,
-                                p.created_at,
-                                p.updated_at,
-                                p.version,
-                                p.failure_reason,
-                                p.idempotency_key,
-                                _metadata(p.metadata),
-                            )
-                        )
+                        await copy.write_row(_payment_row(c.payment))
                 async with cur.copy(
                     f"COPY paymentorch_audit_entries ({AUDIT_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        a = c.audit
-                        await copy.write_row(
-                            (
-                                a.payment_id,
-                                a.action,
-                                None,
-                                a.to_status.value,
-                                a.actor_id,
-                                a.at,
-                                a.reason,
-                                a.correlation_id,
-                            )
-                        )
+                        await copy.write_row(_audit_row(c.audit))
                 async with cur.copy(
                     f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        e = c.event
-                        await copy.write_row(
-                            (
-                                e.id,
-                                e.payment_id,
-                                e.type,
-                                e.occurred_at,
-                                Jsonb(dict(e.payment)),
-                                e.actor_id,
-                                e.correlation_id,
-                            )
-                        )
+                        await copy.write_row(_event_row(c.event))
 
         try:
             await self._write("create payments", work)
@@ -367,27 +331,11 @@ class PostgresPaymentStore:
 
     async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
         """The guarded update with its entry and event: one statement, one round trip."""
-        p, a, e = change.payment, change.audit, change.event
+        p = change.payment
         params = (
-            p.status.value,
-            p.version,
-            p.updated_at,
-            p.failure_reason,
-            p.id,
-            expected.value,
-            a.action,
-            expected.value,
-            a.to_status.value,
-            a.actor_id,
-            a.at,
-            a.reason,
-            a.correlation_id,
-            e.id,
-            e.type,
-            e.occurred_at,
-            Jsonb(dict(e.payment)),
-            e.actor_id,
-            e.correlation_id,
+            *(p.status.value, p.version, p.updated_at, p.failure_reason, p.id, expected.value),
+            *_audit_row(change.audit),
+            *_event_row(change.event),
         )
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> bool:

@@ -378,14 +378,7 @@ class SQLitePaymentStore:
         after: Keyset | None,
     ) -> list[Payment]:
         """Newest first, strictly after ``after``, from the matching index."""
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status.value)
-        if customer_id is not None:
-            where.append("customer_id = ?")
-            params.append(customer_id)
+        where, params = _filters(status, customer_id)
         if after is not None:
             where.append("(created_at, id) < (?, ?)")
             params += [_time(after[0]), after[1].hex]
@@ -397,14 +390,7 @@ class SQLitePaymentStore:
 
     async def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
         """How many payments match."""
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status.value)
-        if customer_id is not None:
-            where.append("customer_id = ?")
-            params.append(customer_id)
+        where, params = _filters(status, customer_id)
         sql = "SELECT count(*) FROM paymentorch_payments" + (
             " WHERE " + " AND ".join(where) if where else ""
         )
@@ -519,6 +505,18 @@ class SQLitePaymentStore:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
+
+
+def _filters(status: PaymentStatus | None, customer_id: str | None) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status.value)
+    if customer_id is not None:
+        where.append("customer_id = ?")
+        params.append(customer_id)
+    return where, params
 
 
 def _message(row: tuple[Any, ...]) -> OutboxMessage:
