@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
-from types import TracebackType
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -84,20 +85,20 @@ class Telemetry:
 
     def payment_created(self, payment: Payment) -> None:
         """Count a new payment and its amount."""
-        self.created.add(1, {"to_status": payment.status.value})
-        self.amount.record(float(payment.amount), {"currency": payment.currency})
+        self.created.add(1, _attributes("to_status", payment.status.value))
+        self.amount.record(float(payment.amount), _attributes("currency", payment.currency))
 
     def payments_created(self, payments: Sequence[Payment]) -> None:
         """Count a batch of new (Pending) payments and their amounts."""
         if payments:
-            self.created.add(len(payments), {"to_status": payments[0].status.value})
+            self.created.add(len(payments), _attributes("to_status", payments[0].status.value))
         record = self.amount.record
         for payment in payments:
-            record(float(payment.amount), {"currency": payment.currency})
+            record(float(payment.amount), _attributes("currency", payment.currency))
 
     def payment_changed(self, payment: Payment) -> None:
         """Count a transition."""
-        self.transitions.add(1, {"to_status": payment.status.value})
+        self.transitions.add(1, _attributes("to_status", payment.status.value))
 
 
 class _Operation:
@@ -136,7 +137,18 @@ class _Operation:
         else:
             outcome = "error"
         self._telemetry.duration.record(
-            time.perf_counter() - self._start, {"operation": self._name, "outcome": outcome}
+            time.perf_counter() - self._start, _outcome(self._name, outcome)
         )
         if self._span_context is not None:
             self._span_context.__exit__(exc_type, exc, tb)
+
+
+@functools.cache
+def _attributes(name: str, value: str) -> Mapping[str, str]:
+    # Metric attributes come from a few fixed values: build each mapping once.
+    return MappingProxyType({name: value})
+
+
+@functools.cache
+def _outcome(operation: str, outcome: str) -> Mapping[str, str]:
+    return MappingProxyType({"operation": operation, "outcome": outcome})
