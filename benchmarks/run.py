@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -32,7 +33,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: check it all runs")
     parser.add_argument("--n", type=int, help="lifecycles per run (default 2000; quick 60)")
-    parser.add_argument("--rounds", type=int, help="rounds per figure (default 3; quick 1)")
+    parser.add_argument("--rounds", type=int, help="rounds per figure (default 5; quick 1)")
     parser.add_argument("--only", nargs="*", choices=sorted(IMPLEMENTATIONS), help="subset")
     parser.add_argument("--skip-bulk", action="store_true", help="lifecycles only")
     parser.add_argument(
@@ -59,6 +60,9 @@ async def lifecycles(db: Databases, names: list[str], n: int, rounds: int) -> li
             for mode, concurrency in MODES.items():
                 for name in order:
                     bar.set_postfix_str(f"round {round_ + 1} {name} {mode}")
+                    # Start each run with no garbage left by the previous one: a full
+                    # collection landing inside a 70 ms run would double it.
+                    gc.collect()
                     seconds = await IMPLEMENTATIONS[name](db, n, concurrency)
                     entry = series[(name, mode)]
                     entry.rates.append(n / seconds)
@@ -241,7 +245,7 @@ def chart(series: list[Series], path: Path) -> None:
 async def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     n = args.n or (60 if args.quick else 2000)
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = args.rounds or (1 if args.quick else 5)
     names = args.only or list(IMPLEMENTATIONS)
     with tempfile.TemporaryDirectory() as folder:
         db = Databases(args.postgres_url, Path(folder))
