@@ -88,3 +88,9 @@ async def test_a_writer_waits_for_another_connections_lock(tmp_path: Path) -> No
     finally:
         blocker.close()
         await service.aclose()
+
+
+async def test_missing_schema_names_the_fix(tmp_path: Path) -> None:
+    """A file without the tables, opened without creating them, says how to create them."""
+    with pytest.raises(po.StoreError, match="migrate"):
+        await po.open_store(f"sqlite:///{tmp_path}/empty.db", create_schema=False)

@@ -220,6 +220,11 @@ class SQLitePaymentStore:
             conn = await loop.run_in_executor(executor, connect)
         except sqlite3.Error as exc:
             executor.shutdown(wait=False)
+            if "no such table" in str(exc):
+                raise StoreError(
+                    f"the paymentorch schema is missing in {path!r}: open it with "
+                    "create_schema=True, or run `paymentorch migrate URL` first"
+                ) from exc
             raise StoreUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
         return cls(conn, executor, busy_timeout=busy_timeout, inline=inline)
 
