@@ -145,7 +145,7 @@ class PaymentService:
             payment = change.payment
             await self._cache_set(payment)
             Telemetry.describe(span, payment)
-            self._telemetry.payment_created(payment)
+            self._telemetry.payments_created((payment,))
             return payment
 
     async def create_payments(self, items: Sequence[NewPayment], *, actor: Actor) -> list[Payment]:

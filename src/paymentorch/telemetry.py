@@ -83,11 +83,6 @@ class Telemetry:
             }
             span.set_attributes(attributes)
 
-    def payment_created(self, payment: Payment) -> None:
-        """Count a new payment and its amount."""
-        self.created.add(1, _attributes("to_status", payment.status.value))
-        self.amount.record(float(payment.amount), _attributes("currency", payment.currency))
-
     def payments_created(self, payments: Sequence[Payment]) -> None:
         """Count a batch of new (Pending) payments and their amounts."""
         if payments:

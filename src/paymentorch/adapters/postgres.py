@@ -56,37 +56,34 @@ LOOP_BOUND: Final = True  # the pool belongs to the event loop that opened it
 _KEY_INDEX: Final = "paymentorch_payments_idempotency_key"
 _READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
+
+def _recorded(changed: str) -> str:
+    """The CTE tail that writes the audit entry and the event when ``changed`` has a row."""
+    return f"""
+), audit AS (
+  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
+  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}
+), event AS (
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
+  SELECT %s, %s, %s, %s, %s, %s, %s FROM {changed}
+)
+SELECT count(*) FROM {changed}
+"""
+
+
 _CREATE: Final = f"""
 WITH ins AS (
   INSERT INTO paymentorch_payments ({PAYMENT_COLUMNS})
   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
   ON CONFLICT (idempotency_key) DO NOTHING
-  RETURNING id
-), audit AS (
-  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM ins
-), event AS (
-  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s FROM ins
-)
-SELECT count(*) FROM ins
-"""
+  RETURNING id{_recorded("ins")}"""
 
 _APPLY: Final = f"""
 WITH upd AS (
   UPDATE paymentorch_payments
   SET status = %s, version = %s, updated_at = %s, failure_reason = %s
   WHERE id = %s AND status = %s
-  RETURNING id
-), audit AS (
-  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM upd
-), event AS (
-  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s FROM upd
-)
-SELECT count(*) FROM upd
-"""
+  RETURNING id{_recorded("upd")}"""
 
 _APPLY_MANY: Final = f"""
 WITH input AS (
@@ -554,9 +551,7 @@ def _list_query(
 
 def conninfo(url: str) -> str:
     """The libpq URL for a paymentorch URL (``postgresql+psycopg://`` is accepted)."""
-    scheme, _, rest = url.partition("://")
-    del scheme
-    return f"postgresql://{rest}"
+    return "postgresql://" + url.partition("://")[2]
 
 
 async def open_store(
