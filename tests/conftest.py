@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -13,6 +14,8 @@ import pytest
 from paymentorch import open_store
 from paymentorch._migrate import migrate_sync
 from paymentorch.testing import Backend
+
+pytest_plugins = ["pytester"]  # the mutant-store tests run the shipped suite in a sub-session
 
 POSTGRES_URL = os.environ.get("PAYMENTORCH_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("PAYMENTORCH_REQUIRE_POSTGRES") == "1"
@@ -32,7 +35,9 @@ def sqlite_backend(sqlite_template: Path, tmp_path: Path) -> Backend:
     path = tmp_path / "payments.db"
     shutil.copy(sqlite_template, path)
     url = f"sqlite:///{path}"
-    return Backend("sqlite", lambda: open_store(url, create_schema=False), url)
+    return Backend(
+        "sqlite", functools.partial(open_store, url, create_schema=False), shared=True, url=url
+    )
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +66,33 @@ def postgres_database() -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_postgres_url(postgres_database: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database with a name of its own, dropped after the test."""
+    import psycopg
+
+    name = f"paymentorch_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{postgres_database.rpartition('/')[0]}/{name}"
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database, with no schema: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    url: str = request.getfixturevalue("empty_postgres_url")
+    return url
+
+
+@pytest.fixture
 def postgres_backend(postgres_database: str) -> Backend:
     """The session's PostgreSQL database, emptied."""
     import psycopg
@@ -71,14 +103,17 @@ def postgres_backend(postgres_database: str) -> Backend:
             " RESTART IDENTITY"
         )
     return Backend(
-        "postgresql", lambda: open_store(postgres_database, pool_size=8), postgres_database
+        "postgresql",
+        functools.partial(open_store, postgres_database, pool_size=8),
+        shared=True,
+        url=postgres_database,
     )
 
 
 @pytest.fixture
 def memory_backend() -> Backend:
     """A new in-memory store."""
-    return Backend("memory", lambda: open_store("memory://"))
+    return Backend("memory", functools.partial(open_store, "memory://"))
 
 
 @pytest.fixture(

@@ -8,10 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from decimal import Decimal
+
 import pytest
 
 import paymentorch as po
 from paymentorch import schema
+from paymentorch.adapters._sql import AUDIT_COLUMNS, PAYMENT_COLUMNS
+from paymentorch.clock import utc_now
+from paymentorch.domain import Change, record_change, uuid7
 from paymentorch.cli import main
 from paymentorch.testing import Backend
 
@@ -30,7 +35,7 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_outbox",
         "paymentorch_alembic_version",
     }
-    assert version == [("0001",)]
+    assert version == [("0002",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,3 +88,74 @@ def test_include_object_leaves_paymentorch_tables_alone() -> None:
     assert schema.include_object(None, "orders", "table", False, None)
     index = next(iter(schema.payments.indexes))
     assert not schema.include_object(index, index.name, "index", False, None)
+
+
+
+def _write_as_0001(url: str, changes: list[Change]) -> None:
+    """Payments with unscoped keys and their creation entries, as revision 0001 stored them."""
+    if url.startswith("sqlite"):
+        from paymentorch.adapters import sqlite as lite
+
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
+            for change in changes:
+                conn.execute(
+                    f"INSERT INTO paymentorch_payments ({PAYMENT_COLUMNS}) VALUES ({'?,' * 10}?)",
+                    lite._payment_params(change)[:-1],
+                )
+                lite._record(conn, change)
+        return
+    import psycopg
+
+    from paymentorch.adapters import postgres as pg
+
+    with psycopg.connect(url) as conn:
+        for change in changes:
+            conn.execute(
+                f"INSERT INTO paymentorch_payments ({PAYMENT_COLUMNS}) VALUES ({'%s,' * 10}%s)",
+                pg._payment_row(change)[:-1],
+            )
+            conn.execute(
+                f"INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS}) VALUES ({'%s,' * 7}%s)",
+                pg._audit_row(change.audit),
+            )
+
+
+async def test_migration_0002_scopes_existing_keys(empty_database_url: str) -> None:
+    """A database with keyed payments at 0001 upgrades: each key belongs to its creator."""
+    await po.migrate(empty_database_url, revision="0001")
+    now = utc_now()
+    changes = [
+        record_change(
+            po.Payment(
+                id=uuid7(),
+                customer_id="ABCD-12345",
+                amount=Decimal("10.00"),
+                currency="USD",
+                status=po.PaymentStatus.PENDING,
+                created_at=now,
+                updated_at=now,
+                version=1,
+                idempotency_key=key,
+            ),
+            "created",
+            from_status=None,
+            actor_id=actor,
+        )
+        for actor, key in [("alice", "order-1"), ("bob", "order-2"), ("bob", None)]
+    ]
+    _write_as_0001(empty_database_url, changes)
+    await po.migrate(empty_database_url)
+    alice = po.Actor("alice", roles={po.Role.USER})
+    bob = po.Actor("bob", roles={po.Role.USER})
+    async with await po.open_service(empty_database_url) as service:
+        create = service.create_payment
+        assert (await create("ABCD-12345", "10.00", actor=alice, idempotency_key="order-1")).id == (
+            changes[0].payment.id
+        )
+        assert (await create("ABCD-12345", "10.00", actor=bob, idempotency_key="order-2")).id == (
+            changes[1].payment.id
+        )
+        # Alice's key is hers alone now: bob using it gets a payment of his own.
+        bobs = await create("ABCD-12345", "10.00", actor=bob, idempotency_key="order-1")
+        assert bobs.id not in {c.payment.id for c in changes}
+        assert await service.count_payments() == 4

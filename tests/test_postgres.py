@@ -75,23 +75,12 @@ async def test_health_is_down_when_the_server_goes_away(postgres_backend: Backen
     assert report.checks["store"]["status"] == "down"
 
 
-async def test_missing_schema_names_the_fix(postgres_database: str) -> None:
+async def test_missing_schema_names_the_fix(empty_postgres_url: str) -> None:
     """A database without the tables says to run the migration."""
-    import psycopg
-
-    base = postgres_database.rpartition("/")[0]
-    name = "paymentorch_test_empty"
-    with psycopg.connect(postgres_database, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with pytest.raises(po.StoreError, match="migrate"):
-            await po.open_service(f"{base}/{name}")
-        async with await po.open_service(f"{base}/{name}", create_schema=True) as service:
-            assert (await service.health()).status == "ok"
-    finally:
-        with psycopg.connect(postgres_database, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pytest.raises(po.StoreError, match="migrate"):
+        await po.open_service(empty_postgres_url)
+    async with await po.open_service(empty_postgres_url, create_schema=True) as service:
+        assert (await service.health()).status == "ok"
 
 
 async def test_amounts_are_numeric(postgres_backend: Backend) -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 import paymentorch as po
-from paymentorch.service import utc_now
+from paymentorch.clock import utc_now
 from paymentorch.testing import Backend, service_on
 
 USER = po.Actor("user-1", roles={po.Role.USER})
@@ -145,3 +145,20 @@ def test_relay_refuses_nonsense_settings() -> None:
     """A batch size or attempt limit below one is refused."""
     with pytest.raises(ValueError, match="at least 1"):
         po.OutboxRelay(po.InMemoryPaymentStore(), FlakySink(0), batch_size=0)
+
+
+async def test_backoff_is_capped_however_many_attempts() -> None:
+    """After dozens of failures the delay stays at max_backoff, and the relay keeps going."""
+    now = [utc_now()]
+    async with await po.open_service("memory://") as service:
+        await service.create_payment("ABCD-12345", "1", actor=USER)
+        relay = po.OutboxRelay(
+            service.store, FlakySink(failures=10**6), max_attempts=100, clock=lambda: now[0]
+        )
+        assert relay.retry_delay(49) == relay.max_backoff
+        assert relay.retry_delay(10**9) == relay.max_backoff
+        for _ in range(60):
+            assert await relay.run_once() == 0
+            now[0] += relay.max_backoff
+        (message,) = await service.store.claim_events(1, now=now[0], lease_until=now[0])
+        assert message.attempts == 60

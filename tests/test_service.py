@@ -221,7 +221,7 @@ async def test_injected_clock_sets_times() -> None:
 
 async def test_health_degrades_when_events_lag() -> None:
     """An outbox event older than the threshold, or a parked one, makes health degraded."""
-    from paymentorch.service import utc_now
+    from paymentorch.clock import utc_now
 
     now = [utc_now()]
     async with await po.open_service(

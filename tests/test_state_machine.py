@@ -25,7 +25,7 @@ from hypothesis.stateful import (
 
 import paymentorch as po
 from paymentorch.domain import uuid7
-from paymentorch.service import utc_now
+from paymentorch.clock import utc_now
 
 USER = po.Actor("user", roles={po.Role.USER})
 ADMIN = po.Actor("admin", roles={po.Role.ADMIN})

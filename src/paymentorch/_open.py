@@ -11,7 +11,8 @@ from opentelemetry import metrics, trace
 
 from paymentorch.domain import FieldError, RolePolicy, ValidationError, ValidationPolicy
 from paymentorch.ports import Cache, PaymentStore
-from paymentorch.service import PaymentService, utc_now
+from paymentorch.clock import utc_now
+from paymentorch.service import PaymentService
 
 # URL scheme -> the adapter module with its ``open_store``; drivers load only when chosen.
 BACKENDS: dict[str, str] = {
@@ -75,15 +76,16 @@ async def open_service(
     """Open a ``PaymentService`` on the backend ``url`` names.
 
     ``memory://``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
-    ``postgresql://user@host:5432/db``. ``cache`` defaults to a ``LocalCache``;
-    pass None for none. Other keyword options go to the backend (``create_schema``,
-    ``pool_size``, ``durability``, ...).
+    ``sqlite:///:memory:``, ``postgresql://user@host:5432/db``. ``cache`` defaults to a
+    ``LocalCache`` for ``memory://`` (one process owns the data) and to no cache on SQL
+    backends, which other processes may change: pass a cache whose entries are
+    invalidated across processes, or a ``LocalCache`` if this is the only process.
+    Other keyword options go to the backend (``create_schema``, ``pool_size``,
+    ``durability``, ...).
     """
-    if cache is _DEFAULT:
-        from paymentorch.adapters.cache import LocalCache  # noqa: PLC0415 - only when asked
-
-        cache = LocalCache()
     store = await open_store(url, **store_options)
+    if cache is _DEFAULT:
+        cache = _default_cache(store)
     try:
         return PaymentService(
             store,
@@ -99,6 +101,14 @@ async def open_service(
     except BaseException:
         await store.aclose()
         raise
+
+
+def _default_cache(store: PaymentStore) -> Cache | None:
+    if store.backend != "memory":
+        return None
+    from paymentorch.adapters.cache import LocalCache  # noqa: PLC0415 - only when asked
+
+    return LocalCache()
 
 
 async def migrate(url: str, *, revision: str = "head", sql: bool = False) -> str | None:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from paymentorch.domain import PaymentError
 from paymentorch.ports import EventSink, Outbox
-from paymentorch.service import utc_now
+from paymentorch.clock import utc_now
 
 logger = logging.getLogger("paymentorch.outbox")
 
@@ -53,7 +53,10 @@ class OutboxRelay:
 
     def retry_delay(self, attempts: int) -> timedelta:
         """How long to wait after the ``attempts``-th failed delivery."""
-        return min(self.max_backoff, self.backoff * (1 << max(0, attempts - 1)))
+        # Doubling in float seconds: a timedelta would overflow after about 48 doublings.
+        exponent = min(max(0, attempts - 1), 1000)
+        seconds = self.backoff.total_seconds() * 2.0**exponent
+        return min(self.max_backoff, timedelta(seconds=min(seconds, 1e9)))
 
     async def run_once(self) -> int:
         """Deliver one batch of due events; return how many were delivered."""

@@ -51,11 +51,15 @@ payments = sa.Table(
     sa.Column("failure_reason", sa.String(500)),
     sa.Column("idempotency_key", sa.String(255)),
     sa.Column("metadata", _json(), nullable=False),
+    # Keys are unique per caller: the id of the actor who created the payment.
+    sa.Column("idempotency_scope", sa.String(200)),
     sa.CheckConstraint(
         "status IN ('Pending', 'Confirmed', 'Failed', 'Cancelled')",
         name="paymentorch_payments_status",
     ),
-    sa.Index("paymentorch_payments_idempotency_key", "idempotency_key", unique=True),
+    sa.Index(
+        "paymentorch_payments_idempotency", "idempotency_scope", "idempotency_key", unique=True
+    ),
     sa.Index("paymentorch_payments_created", "created_at", "id"),
     sa.Index("paymentorch_payments_status_created", "status", "created_at", "id"),
     sa.Index("paymentorch_payments_customer_created", "customer_id", "created_at", "id"),

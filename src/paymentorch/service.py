@@ -7,7 +7,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Final, Self, cast
@@ -37,6 +37,7 @@ from paymentorch.domain import (
     transition,
     uuid7,
 )
+from paymentorch.clock import utc_now
 from paymentorch.domain.cursor import decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.results import BulkResult, HealthReport, HealthStatus, Page
@@ -48,11 +49,6 @@ logger = logging.getLogger("paymentorch")
 KEY_RETENTION: Final = timedelta(hours=24)
 MAX_PAGE: Final = 500
 MAX_BULK_IDS: Final = 10_000
-
-
-def utc_now() -> datetime:
-    """The default clock."""
-    return datetime.now(UTC)
 
 
 class PaymentService:

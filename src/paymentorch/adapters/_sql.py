@@ -9,13 +9,15 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-from paymentorch.domain import AuditEntry, Payment, PaymentEvent, PaymentStatus
+from paymentorch.domain import AuditEntry, Change, Payment, PaymentEvent, PaymentStatus
 from paymentorch.ports import OutboxMessage
 
 PAYMENT_COLUMNS: Final = (
     "id, customer_id, amount, currency, status, created_at, updated_at, version,"
     " failure_reason, idempotency_key, metadata"
 )
+PAYMENT_INSERT_COLUMNS: Final = PAYMENT_COLUMNS + ", idempotency_scope"
+"""What a creation writes: the columns read back, and the key's scope (the creator's id)."""
 AUDIT_COLUMNS: Final = (
     "payment_id, action, from_status, to_status, actor_id, at, reason, correlation_id"
 )
@@ -23,6 +25,11 @@ OUTBOX_COLUMNS: Final = "event_id, payment_id, type, occurred_at, payload, actor
 OUTBOX_READ: Final = OUTBOX_COLUMNS + ", attempts, last_error"
 
 STATUS: Final = {s.value: s for s in PaymentStatus}
+
+
+def key_scope(change: Change) -> str | None:
+    """The scope of a creation's idempotency key: the id of the actor who creates it."""
+    return None if change.payment.idempotency_key is None else change.audit.actor_id
 
 
 def dumps(value: Mapping[str, Any]) -> str:

@@ -19,6 +19,7 @@ from paymentorch.domain import (
     Payment,
     PaymentStatus,
     StoreError,
+    StoreUnavailable,
 )
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -45,7 +46,7 @@ class InMemoryPaymentStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._payments: dict[UUID, Payment] = {}
-        self._by_key: dict[str, UUID] = {}
+        self._by_key: dict[tuple[str, str], UUID] = {}  # (creator's id, key)
         self._order: list[Keyset] = []
         self._by_customer: dict[str, list[Keyset]] = {}
         self._status_counts = dict.fromkeys(PaymentStatus, 0)
@@ -53,7 +54,11 @@ class InMemoryPaymentStore:
         self._pending: dict[UUID, _OutboxRow] = {}  # insertion order is event order
         self._parked: dict[UUID, _OutboxRow] = {}
         self._seq = itertools.count(1)
-        self.closed = False
+        self._closed = False
+
+    def _open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the in-memory store is closed")
 
     # -- writes -----------------------------------------------------------------
 
@@ -61,7 +66,8 @@ class InMemoryPaymentStore:
         """Insert a payment with its entry and event, or return the holder of its key."""
         payment = change.payment
         with self._lock:
-            key = payment.idempotency_key
+            self._open()
+            key = _scoped_key(change)
             if key is not None and key in self._by_key:
                 return self._payments[self._by_key[key]]
             if payment.id in self._payments:
@@ -73,13 +79,14 @@ class InMemoryPaymentStore:
     async def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all payments or none."""
         with self._lock:
-            keys = [c.payment.idempotency_key for c in changes if c.payment.idempotency_key]
+            self._open()
+            keys = [k for c in changes if (k := _scoped_key(c)) is not None]
             for key in keys:
                 if key in self._by_key:
-                    raise IdempotencyConflict(key, "already used by another payment")
+                    raise IdempotencyConflict(key[1], "already used by another payment")
             if len(set(keys)) != len(keys):
                 raise IdempotencyConflict(
-                    next(k for k in keys if keys.count(k) > 1), "used twice in one batch"
+                    next(k for k in keys if keys.count(k) > 1)[1], "used twice in one batch"
                 )
             self._check_new(changes)
             for change in changes:
@@ -89,6 +96,7 @@ class InMemoryPaymentStore:
         """Write the change if the payment still has status ``expected``."""
         new = change.payment
         with self._lock:
+            self._open()
             old = self._payments.get(new.id)
             if old is None or old.status is not expected:
                 return False
@@ -99,6 +107,7 @@ class InMemoryPaymentStore:
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Apply every change whose payment still has status ``expected``."""
         with self._lock:
+            self._open()
             return self._apply_locked(changes, expected)
 
     def _apply_locked(self, changes: Sequence[Change], expected: PaymentStatus) -> set[UUID]:
@@ -141,8 +150,9 @@ class InMemoryPaymentStore:
     def _insert(self, change: Change) -> None:
         payment = change.payment
         self._payments[payment.id] = payment
-        if payment.idempotency_key is not None:
-            self._by_key[payment.idempotency_key] = payment.id
+        key = _scoped_key(change)
+        if key is not None:
+            self._by_key[key] = payment.id
         position = (payment.created_at, payment.id)
         bisect.insort(self._order, position)
         bisect.insort(self._by_customer.setdefault(payment.customer_id, []), position)
@@ -157,6 +167,7 @@ class InMemoryPaymentStore:
     async def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release keys of payments created before ``created_before``."""
         with self._lock:
+            self._open()
             released = [
                 (key, pid)
                 for key, pid in self._by_key.items()
@@ -171,10 +182,12 @@ class InMemoryPaymentStore:
 
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment, or None."""
+        self._open()
         return self._payments.get(payment_id)
 
     async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
         """The payments that exist among ``payment_ids``."""
+        self._open()
         found = self._payments
         return {i: found[i] for i in payment_ids if i in found}
 
@@ -188,6 +201,7 @@ class InMemoryPaymentStore:
     ) -> list[Payment]:
         """Newest first, strictly after ``after``."""
         with self._lock:
+            self._open()
             order = self._order if customer_id is None else self._by_customer.get(customer_id, [])
             end = len(order) if after is None else bisect.bisect_left(order, after)
             items: list[Payment] = []
@@ -202,6 +216,7 @@ class InMemoryPaymentStore:
     async def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
         """How many payments match."""
         with self._lock:
+            self._open()
             if customer_id is None:
                 return len(self._payments) if status is None else self._status_counts[status]
             positions = self._by_customer.get(customer_id, [])
@@ -212,6 +227,7 @@ class InMemoryPaymentStore:
     async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""
         with self._lock:
+            self._open()
             return list(self._audit.get(payment_id, ()))
 
     # -- outbox -----------------------------------------------------------------
@@ -222,6 +238,7 @@ class InMemoryPaymentStore:
         """Lease up to ``limit`` due events, oldest first, keeping each payment's order."""
         claimed: list[OutboxMessage] = []
         with self._lock:
+            self._open()
             blocked: set[UUID] = set()
             for row in self._pending.values():
                 payment_id = row.message.event.payment_id
@@ -241,6 +258,7 @@ class InMemoryPaymentStore:
     async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
         """Drop delivered events."""
         with self._lock:
+            self._open()
             for event_id in event_ids:
                 self._pending.pop(event_id, None)
 
@@ -249,6 +267,7 @@ class InMemoryPaymentStore:
     ) -> None:
         """Count a failed attempt; schedule a retry or park."""
         with self._lock:
+            self._open()
             for event_id in event_ids:
                 row = self._pending.get(event_id)
                 if row is None:
@@ -264,6 +283,7 @@ class InMemoryPaymentStore:
     async def outbox_stats(self) -> OutboxStats:
         """Pending and parked counts, and when the oldest pending event occurred."""
         with self._lock:
+            self._open()
             first = next(iter(self._pending.values()), None)
             return OutboxStats(
                 pending=len(self._pending),
@@ -274,12 +294,14 @@ class InMemoryPaymentStore:
     async def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
         """Parked events, oldest first."""
         with self._lock:
+            self._open()
             rows = sorted(self._parked.values(), key=lambda r: r.seq)[:limit]
             return [r.message for r in rows]
 
     async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
         """Make parked events pending again, in their original order."""
         with self._lock:
+            self._open()
             chosen = (
                 list(self._parked)
                 if event_ids is None
@@ -297,11 +319,17 @@ class InMemoryPaymentStore:
     # -- lifecycle --------------------------------------------------------------
 
     async def ping(self) -> None:
-        """Nothing to reach: always answers."""
+        """Answers while the store is open."""
+        self._open()
 
     async def aclose(self) -> None:
-        """Nothing to release; the data stays for anyone still holding the store."""
-        self.closed = True
+        """Close the store: every later call raises ``StoreUnavailable``, as on SQL."""
+        self._closed = True
+
+
+def _scoped_key(change: Change) -> tuple[str, str] | None:
+    key = change.payment.idempotency_key
+    return None if key is None else (change.audit.actor_id, key)
 
 
 async def open_store(url: str, **options: object) -> InMemoryPaymentStore:

@@ -33,7 +33,9 @@ from paymentorch.adapters._sql import (  # noqa: E402
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_COLUMNS,
+    PAYMENT_INSERT_COLUMNS,
     audit_from_row,
+    key_scope,
     message_from_row,
     payment_from_row,
 )
@@ -53,7 +55,7 @@ logger = logging.getLogger("paymentorch.postgres")
 T = TypeVar("T")
 
 LOOP_BOUND: Final = True  # the pool belongs to the event loop that opened it
-_KEY_INDEX: Final = "paymentorch_payments_idempotency_key"
+_KEY_INDEX: Final = "paymentorch_payments_idempotency"
 _READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
 
@@ -73,9 +75,9 @@ SELECT count(*) FROM {changed}
 
 _CREATE: Final = f"""
 WITH ins AS (
-  INSERT INTO paymentorch_payments ({PAYMENT_COLUMNS})
-  VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-  ON CONFLICT (idempotency_key) DO NOTHING
+  INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})
+  VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+  ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
   RETURNING id{_recorded("ins")}"""
 
 _APPLY: Final = f"""
@@ -139,11 +141,13 @@ def _metadata(value: Mapping[str, str]) -> Jsonb | str:
     return Jsonb(dict(value)) if value else "{}"
 
 
-def _payment_row(p: Payment) -> tuple[Any, ...]:
-    """A payment's values in ``PAYMENT_COLUMNS`` order."""
+def _payment_row(change: Change) -> tuple[Any, ...]:
+    """A new payment's values in ``PAYMENT_INSERT_COLUMNS`` order."""
+    p = change.payment
     return (
         p.id, p.customer_id, p.amount, p.currency, p.status.value, p.created_at,
         p.updated_at, p.version, p.failure_reason, p.idempotency_key, _metadata(p.metadata),
+        key_scope(change),
     )  # fmt: skip
 
 
@@ -266,7 +270,7 @@ class PostgresPaymentStore:
             try:
                 return await self._write(action, work)
             except StoreUnavailable:
-                if delay is None:
+                if delay is None or self._pool.closed:
                     raise
                 logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
                 await asyncio.sleep(delay)
@@ -276,15 +280,17 @@ class PostgresPaymentStore:
 
     async def add(self, change: Change) -> Payment | None:
         """Insert payment, entry and event in one statement, or return the key's holder."""
-        p = change.payment
-        params = (*_payment_row(p), *_audit_row(change.audit), *_event_row(change.event))
+        params = (*_payment_row(change), *_audit_row(change.audit), *_event_row(change.event))
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
             cur = await conn.execute(_CREATE, params)
             row = await cur.fetchone()
             if row is not None and row[0] == 1:
                 return None
-            cur = await conn.execute(_SELECT + " WHERE idempotency_key = %s", (p.idempotency_key,))
+            cur = await conn.execute(
+                _SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
+                (key_scope(change), change.payment.idempotency_key),
+            )
             existing = await cur.fetchone()
             if existing is None:
                 raise StoreError("the insert conflicted, but no payment holds its key")
@@ -298,10 +304,10 @@ class PostgresPaymentStore:
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction(), conn.cursor() as cur:
                 async with cur.copy(
-                    f"COPY paymentorch_payments ({PAYMENT_COLUMNS}) FROM STDIN"
+                    f"COPY paymentorch_payments ({PAYMENT_INSERT_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        await copy.write_row(_payment_row(c.payment))
+                        await copy.write_row(_payment_row(c))
                 async with cur.copy(
                     f"COPY paymentorch_audit_entries ({AUDIT_COLUMNS}) FROM STDIN"
                 ) as copy:
@@ -321,10 +327,21 @@ class PostgresPaymentStore:
                 isinstance(cause, pg_errors.UniqueViolation)
                 and cause.diag.constraint_name == _KEY_INDEX
             ):
-                detail = cause.diag.message_detail or ""
-                key = detail.partition("=(")[2].rpartition(") already")[0] or "?"
+                key = await self._held_key(changes)
                 raise IdempotencyConflict(key, "already used by another payment") from cause
             raise
+
+    async def _held_key(self, changes: Sequence[Change]) -> str:
+        """One of the batch's keys that its creator already holds."""
+        keyed = [c for c in changes if c.payment.idempotency_key is not None]
+        rows = await self._fetch(
+            "find a held key",
+            "SELECT k.key FROM unnest(%s::text[], %s::text[]) AS k(scope, key)"
+            " JOIN paymentorch_payments p"
+            " ON p.idempotency_scope = k.scope AND p.idempotency_key = k.key LIMIT 1",
+            ([key_scope(c) for c in keyed], [c.payment.idempotency_key for c in keyed]),
+        )
+        return str(rows[0][0]) if rows else "?"
 
     async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
         """The guarded update with its entry and event: one statement, one round trip."""
@@ -377,7 +394,7 @@ class PostgresPaymentStore:
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> int:
             cur = await conn.execute(
-                "UPDATE paymentorch_payments SET idempotency_key = NULL"
+                "UPDATE paymentorch_payments SET idempotency_key = NULL, idempotency_scope = NULL"
                 " WHERE idempotency_key IS NOT NULL AND created_at < %s",
                 (created_before,),
             )

@@ -28,8 +28,10 @@ from paymentorch.adapters._sql import (
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_COLUMNS,
+    PAYMENT_INSERT_COLUMNS,
     audit_from_row,
     dumps,
+    key_scope,
     message_from_row,
     payment_from_row,
 )
@@ -51,7 +53,7 @@ LOOP_BOUND: Final = False  # usable from any thread's event loop (see SyncPaymen
 Durability = Literal["normal", "full"]
 
 _INSERT_PAYMENT: Final = (
-    f"INSERT INTO paymentorch_payments ({PAYMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_AUDIT: Final = (
     f"INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
@@ -96,7 +98,8 @@ def _payment(row: tuple[Any, ...]) -> Payment:
     return payment_from_row(row, uuid=_uuid, time=_parse_time, metadata=json.loads)
 
 
-def _payment_params(payment: Payment) -> tuple[Any, ...]:
+def _payment_params(change: Change) -> tuple[Any, ...]:
+    payment = change.payment
     return (
         payment.id.hex,
         payment.customer_id,
@@ -109,6 +112,7 @@ def _payment_params(payment: Payment) -> tuple[Any, ...]:
         payment.failure_reason,
         payment.idempotency_key,
         dumps(payment.metadata),
+        key_scope(change),
     )
 
 
@@ -274,14 +278,15 @@ class SQLitePaymentStore:
 
         def body(conn: sqlite3.Connection) -> Payment | None:
             cursor = conn.execute(
-                _INSERT_PAYMENT + " ON CONFLICT (idempotency_key) DO NOTHING",
-                _payment_params(payment),
+                _INSERT_PAYMENT + " ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING",
+                _payment_params(change),
             )
             if cursor.rowcount == 1:
                 _record(conn, change)
                 return None
             row = conn.execute(
-                _SELECT + " WHERE idempotency_key = ?", (payment.idempotency_key,)
+                _SELECT + " WHERE idempotency_scope = ? AND idempotency_key = ?",
+                (key_scope(change), payment.idempotency_key),
             ).fetchone()
             if row is None:  # pragma: no cover - the conflict was on the id, not the key
                 raise StoreError("a payment with this id exists already")
@@ -293,17 +298,15 @@ class SQLitePaymentStore:
         """Insert all in one transaction (one hop)."""
 
         def body(conn: sqlite3.Connection) -> None:
-            keys = [c.payment.idempotency_key for c in changes if c.payment.idempotency_key]
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                taken = conn.execute(
-                    "SELECT idempotency_key FROM paymentorch_payments WHERE idempotency_key IN"
-                    f" ({','.join('?' * len(chunk))}) LIMIT 1",
-                    chunk,
-                ).fetchone()
-                if taken is not None:
-                    raise IdempotencyConflict(taken[0], "already used by another payment")
-            conn.executemany(_INSERT_PAYMENT, [_payment_params(c.payment) for c in changes])
+            for change in changes:
+                key = change.payment.idempotency_key
+                if key is not None and conn.execute(
+                    "SELECT 1 FROM paymentorch_payments"
+                    " WHERE idempotency_scope = ? AND idempotency_key = ?",
+                    (key_scope(change), key),
+                ).fetchone():
+                    raise IdempotencyConflict(key, "already used by another payment")
+            conn.executemany(_INSERT_PAYMENT, [_payment_params(c) for c in changes])
             for change in changes:
                 _record(conn, change)
 
@@ -343,7 +346,7 @@ class SQLitePaymentStore:
 
         def body(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "UPDATE paymentorch_payments SET idempotency_key = NULL"
+                "UPDATE paymentorch_payments SET idempotency_key = NULL, idempotency_scope = NULL"
                 " WHERE idempotency_key IS NOT NULL AND created_at < ?",
                 (_time(created_before),),
             ).rowcount

@@ -15,17 +15,21 @@ from paymentorch.service import PaymentService
 
 @attrs.frozen
 class Backend:
-    """A store under test.
+    """A store under test, and how to open it.
 
     Attributes:
-        name: Shown in test ids and messages.
-        open_store: Opens the store; for a ``shared_backend``, every call reopens the
-            same database.
-        url: The URL child processes open (``shared_backend`` only).
+        name: Shown in messages.
+        open_store: Opens the store; every call of one ``Backend`` opens the same data.
+        shared: Whether several processes can open the store at once (a database
+            file or server). The multi-process tests run only then, in child processes
+            started with ``spawn``, so ``open_store`` must be picklable: a module-level
+            function or a ``functools.partial`` of one, not a lambda.
+        url: The URL the store was opened from, if any; the suite itself never uses it.
     """
 
     name: str
     open_store: Callable[[], Awaitable[PaymentStore]]
+    shared: bool = False
     url: str | None = None
 
 

@@ -5,28 +5,34 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from paymentorch._open import open_service, open_store
 from paymentorch.domain import Actor, InvalidTransition, PaymentEvent, Role
 from paymentorch.outbox import OutboxRelay
+from paymentorch.ports import PaymentStore
+from paymentorch.service import PaymentService
 
 ADMIN = Actor("racer", roles={Role.ADMIN})
+StoreFactory = Callable[[], Awaitable[PaymentStore]]
 
 
-def race(url: str, payment_ids: list[str], keys: list[str], barrier: Any) -> dict[str, Any]:
+def race(
+    open_store: StoreFactory, payment_ids: list[str], keys: list[str], barrier: Any
+) -> dict[str, Any]:
     """Confirm every payment and create one payment per key, after all racers are ready."""
-    return asyncio.run(_race(url, payment_ids, keys, barrier))
+    return asyncio.run(_race(open_store, payment_ids, keys, barrier))
 
 
-async def _race(url: str, payment_ids: list[str], keys: list[str], barrier: Any) -> dict[str, Any]:
+async def _race(
+    open_store: StoreFactory, payment_ids: list[str], keys: list[str], barrier: Any
+) -> dict[str, Any]:
     won: list[str] = []
     lost = 0
     created: list[str] = []
-    async with await open_service(url, create_schema=False) as service:
+    async with PaymentService(await open_store()) as service:
         await asyncio.to_thread(barrier.wait)
         for pid in payment_ids:
             try:
@@ -42,27 +48,27 @@ async def _race(url: str, payment_ids: list[str], keys: list[str], barrier: Any)
     return {"won": won, "lost": lost, "created": created}
 
 
-def commit_then_die(url: str, count: int, confirm_every: int) -> None:
+def commit_then_die(open_store: StoreFactory, count: int, confirm_every: int) -> None:
     """Create ``count`` payments, confirm every ``confirm_every``-th, then die abruptly."""
-    asyncio.run(_commit(url, count, confirm_every))
+    asyncio.run(_commit(open_store, count, confirm_every))
     os._exit(0)  # no close, no relay, no clean-up: as if the process crashed
 
 
-async def _commit(url: str, count: int, confirm_every: int) -> None:
-    service = await open_service(url, create_schema=False)
+async def _commit(open_store: StoreFactory, count: int, confirm_every: int) -> None:
+    service = PaymentService(await open_store())
     for index in range(count):
         payment = await service.create_payment("CRSH-00001", Decimal("1.00"), actor=ADMIN)
         if index % confirm_every == 0:
             await service.confirm_payment(payment.id, actor=ADMIN)
 
 
-def relay_then_die(url: str, log: str) -> None:
+def relay_then_die(open_store: StoreFactory, log: str) -> None:
     """Deliver one batch to ``log``, then die before the delivery is recorded."""
-    asyncio.run(_relay_then_die(url, log))
+    asyncio.run(_relay_then_die(open_store, log))
 
 
-async def _relay_then_die(url: str, log: str) -> None:
-    store = await open_store(url, create_schema=False)
+async def _relay_then_die(open_store: StoreFactory, log: str) -> None:
+    store = await open_store()
 
     async def sink(events: Sequence[PaymentEvent]) -> None:
         _append(log, events)
@@ -71,13 +77,13 @@ async def _relay_then_die(url: str, log: str) -> None:
     await OutboxRelay(store, sink, batch_size=10).run_once()
 
 
-def relay_until_empty(url: str, log: str, barrier: Any) -> int:
+def relay_until_empty(open_store: StoreFactory, log: str, barrier: Any) -> int:
     """Run a relay until the outbox is empty, logging every delivery; return its count."""
-    return asyncio.run(_relay_until_empty(url, log, barrier))
+    return asyncio.run(_relay_until_empty(open_store, log, barrier))
 
 
-async def _relay_until_empty(url: str, log: str, barrier: Any) -> int:
-    store = await open_store(url, create_schema=False)
+async def _relay_until_empty(open_store: StoreFactory, log: str, barrier: Any) -> int:
+    store = await open_store()
 
     async def sink(events: Sequence[PaymentEvent]) -> None:
         _append(log, events)

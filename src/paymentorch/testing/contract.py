@@ -1,7 +1,10 @@
 """The store contract: every backend must pass these, the in-memory one included.
 
 Import them into a test module (``from paymentorch.testing.contract import *``) and
-provide the ``backend`` and ``shared_backend`` fixtures described in ``paymentorch.testing``.
+provide a ``backend`` fixture returning a ``paymentorch.testing.Backend``. Each test is
+marked for pytest-asyncio, so the suite runs in its default strict mode. Tests of the
+store itself (``test_store_*``) call the port directly, as a service never would, so
+that a store which ignores a guard fails here rather than in production.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from paymentorch.domain import (
     IdempotencyConflict,
     InvalidTransition,
     NewPayment,
+    Payment,
     PaymentEvent,
     PaymentNotFound,
     PaymentStatus,
     Role,
     StoreError,
+    StoreUnavailable,
     ValidationError,
     correlation,
     record_change,
@@ -38,7 +43,7 @@ from paymentorch.domain import (
 )
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
-from paymentorch.service import utc_now
+from paymentorch.clock import utc_now
 from paymentorch.testing._backend import Backend, service_on
 from paymentorch.testing._workers import (
     commit_then_die,
@@ -193,6 +198,35 @@ async def test_concurrent_creates_with_one_key(backend: Backend) -> None:
         assert len(await _events(service.store)) == 1
 
 
+async def test_keys_are_scoped_by_caller(backend: Backend) -> None:
+    """Callers racing with one key get one payment each; none receives another's."""
+    other = Actor("user-2", roles={Role.USER})
+    async with service_on(backend) as service:
+        callers = [USER if i % 2 else other for i in range(40)]
+        results = await asyncio.gather(
+            *(
+                service.create_payment(CUSTOMER, "20.00", actor=a, idempotency_key="shared")
+                for a in callers
+            )
+        )
+        mine = {p.id for p, a in zip(results, callers, strict=True) if a is USER}
+        theirs = {p.id for p, a in zip(results, callers, strict=True) if a is other}
+        assert len(mine) == len(theirs) == 1
+        assert mine != theirs
+        # Other parameters under another caller's key are that caller's own new payment.
+        third = await service.create_payment(
+            CUSTOMER, "99.00", actor=Actor("user-3", roles={Role.USER}), idempotency_key="shared"
+        )
+        assert third.id not in mine | theirs
+        # A batch scopes its items' keys by its own actor.
+        (batched,) = await service.create_payments(
+            [NewPayment(CUSTOMER, "5.00", idempotency_key="shared")], actor=ADMIN
+        )
+        assert await service.count_payments() == 4
+        assert len({batched.id, third.id, *mine, *theirs}) == 4
+        assert len(await _events(service.store)) == 4
+
+
 async def test_purged_keys_can_be_used_again(backend: Backend) -> None:
     """Keys older than the retention are released; newer ones stay claimed."""
     clock = [utc_now() - timedelta(days=2)]
@@ -226,10 +260,10 @@ async def test_hundred_concurrent_confirms(backend: Backend) -> None:
         assert [e.type for e in events] == ["payment.created", "payment.confirmed"]
 
 
-async def test_processes_race_for_the_same_payments(shared_backend: Backend) -> None:
+async def test_processes_race_for_the_same_payments(backend: Backend) -> None:
     """4 processes confirm the same 40 payments and create with the same 25 keys."""
-    assert shared_backend.url is not None
-    async with service_on(shared_backend) as service:
+    _shared(backend)
+    async with service_on(backend) as service:
         payments = [await service.create_payment(CUSTOMER, "1.00", actor=USER) for _ in range(40)]
         ids = [str(p.id) for p in payments]
         keys = [f"race-{i}" for i in range(25)]
@@ -238,7 +272,7 @@ async def test_processes_race_for_the_same_payments(shared_backend: Backend) -> 
             barrier = manager.Barrier(4)
             orders = [random.sample(ids, len(ids)) for _ in range(4)]
             results = await asyncio.to_thread(
-                pool.starmap, race, [(shared_backend.url, o, keys, barrier) for o in orders]
+                pool.starmap, race, [(backend.open_store, o, keys, barrier) for o in orders]
             )
         won = [pid for r in results for pid in r["won"]]
         assert sorted(won) == sorted(ids)  # every payment confirmed exactly once
@@ -288,7 +322,7 @@ async def test_a_failed_event_write_undoes_the_transition(backend: Backend) -> N
 async def test_bulk_create_is_all_or_nothing(backend: Backend) -> None:
     """A batch with a key that is already held creates nothing at all."""
     async with service_on(backend) as service:
-        await service.create_payment(CUSTOMER, "1.00", actor=USER, idempotency_key="held")
+        await service.create_payment(CUSTOMER, "1.00", actor=ADMIN, idempotency_key="held")
         batch = [NewPayment(CUSTOMER, "2.00"), NewPayment(CUSTOMER, "3.00", idempotency_key="held")]
         with pytest.raises(IdempotencyConflict):
             await service.create_payments(batch, actor=ADMIN)
@@ -407,12 +441,13 @@ async def test_exact_amounts_round_trip(backend: Backend, amount: str, currency:
         assert str(listed.amount) == amount
 
 
-async def test_durable_across_reopen(shared_backend: Backend) -> None:
+async def test_durable_across_reopen(backend: Backend) -> None:
     """Payments, audit entries and events survive closing and reopening the store."""
-    async with service_on(shared_backend) as service:
+    _shared(backend)
+    async with service_on(backend) as service:
         payment = await service.create_payment(CUSTOMER, "12.34", actor=USER, metadata={"x": "y"})
         payment = await service.confirm_payment(payment.id, actor=ADMIN)
-    async with service_on(shared_backend) as service:
+    async with service_on(backend) as service:
         assert await service.get_payment(payment.id) == payment
         assert dict((await service.get_payment(payment.id)).metadata) == {"x": "y"}
         assert len(await service.audit_trail(payment.id)) == 2
@@ -494,16 +529,16 @@ async def test_outbox_retry_park_and_requeue(backend: Backend) -> None:
         assert (await store.outbox_stats()).pending == 0
 
 
-async def test_events_survive_a_crash_before_any_relay(shared_backend: Backend) -> None:
+async def test_events_survive_a_crash_before_any_relay(backend: Backend) -> None:
     """A process commits payments and dies; a relay elsewhere delivers every event, in order."""
-    assert shared_backend.url is not None
-    await _close(await shared_backend.open_store())  # the schema exists before the child starts
+    _shared(backend)
+    await _close(await backend.open_store())  # the schema exists before the child starts
     context = multiprocessing.get_context("spawn")
-    child = context.Process(target=commit_then_die, args=(shared_backend.url, 30, 3))
+    child = context.Process(target=commit_then_die, args=(backend.open_store, 30, 3))
     child.start()
     await asyncio.to_thread(child.join)
     assert child.exitcode == 0
-    store = await shared_backend.open_store()
+    store = await backend.open_store()
     try:
         received: list[PaymentEvent] = []
 
@@ -526,23 +561,21 @@ async def test_events_survive_a_crash_before_any_relay(shared_backend: Backend) 
         assert types in (["payment.created"], ["payment.created", "payment.confirmed"])
 
 
-async def test_a_relay_killed_before_marking_redelivers(
-    shared_backend: Backend, tmp_path: Path
-) -> None:
+async def test_a_relay_killed_before_marking_redelivers(backend: Backend, tmp_path: Path) -> None:
     """A relay killed between the sink and the mark: its batch is delivered again, none lost."""
-    assert shared_backend.url is not None
-    async with service_on(shared_backend) as service:
+    _shared(backend)
+    async with service_on(backend) as service:
         for _ in range(5):
             await service.create_payment(CUSTOMER, "1.00", actor=USER)
     log = str(tmp_path / "deliveries.log")
     context = multiprocessing.get_context("spawn")
-    child = context.Process(target=relay_then_die, args=(shared_backend.url, log))
+    child = context.Process(target=relay_then_die, args=(backend.open_store, log))
     child.start()
     await asyncio.to_thread(child.join)
     assert child.exitcode == 1
     first = read_log(log)
     assert len(first) == 5
-    store = await shared_backend.open_store()
+    store = await backend.open_store()
     try:
         assert (await store.outbox_stats()).pending == 5  # the kill left them undelivered
         received: list[PaymentEvent] = []
@@ -560,12 +593,10 @@ async def test_a_relay_killed_before_marking_redelivers(
     assert sorted(str(e.id) for e in received) == sorted(row[1] for row in first)
 
 
-async def test_three_relays_share_two_thousand_events(
-    shared_backend: Backend, tmp_path: Path
-) -> None:
+async def test_three_relays_share_two_thousand_events(backend: Backend, tmp_path: Path) -> None:
     """Three relay processes deliver 2,000 events: none lost, each payment's in order."""
-    assert shared_backend.url is not None
-    async with service_on(shared_backend, cache=None) as service:
+    _shared(backend)
+    async with service_on(backend, cache=None) as service:
         created = await service.create_payments(
             [NewPayment(CUSTOMER, "1.00") for _ in range(1000)], actor=ADMIN
         )
@@ -576,7 +607,7 @@ async def test_three_relays_share_two_thousand_events(
     with context.Manager() as manager, context.Pool(3) as pool:
         barrier = manager.Barrier(3)
         counts = await asyncio.to_thread(
-            pool.starmap, relay_until_empty, [(shared_backend.url, log, barrier) for log in logs]
+            pool.starmap, relay_until_empty, [(backend.open_store, log, barrier) for log in logs]
         )
     rows = sorted(row for log in logs for row in read_log(log))
     assert sum(counts) == len(rows)
@@ -589,7 +620,7 @@ async def test_three_relays_share_two_thousand_events(
         pid = str(payment.id)
         assert first_seen[(pid, "payment.created")] < first_seen[(pid, "payment.confirmed")]
     duplicates = len(rows) - len(delivered)
-    print(f"{shared_backend.name}: 3 relays, {len(rows)} deliveries, {duplicates} duplicates")
+    print(f"{backend.name}: 3 relays, {len(rows)} deliveries, {duplicates} duplicates")
     # Leases outlast these deliveries, so no event is handed to two relays.
     assert duplicates == 0
     assert all(count > 0 for count in counts), f"a relay got no work: {counts}"
@@ -617,7 +648,185 @@ async def test_health_ok(backend: Backend) -> None:
         assert report.checks["outbox"]["pending"] == 1
 
 
+# -- the store itself -------------------------------------------------------------
+
+
+async def test_store_add_then_read(backend: Backend) -> None:
+    """add writes the payment, its entry and its event; get and get_many read it back."""
+    store = await backend.open_store()
+    try:
+        a, b = _created(), _created()
+        assert await store.add(a) is None
+        assert await store.add(b) is None
+        missing = uuid7()
+        assert await store.get(a.payment.id) == a.payment
+        assert await store.get(missing) is None
+        found = await store.get_many([b.payment.id, missing, a.payment.id])
+        assert found == {a.payment.id: a.payment, b.payment.id: b.payment}
+        assert await store.get_many([]) == {}
+        assert await store.audit_trail(a.payment.id) == [a.audit]
+        assert [e.id for e in await _events(store)] == [a.event.id, b.event.id]
+    finally:
+        await store.aclose()
+
+
+async def test_store_apply_with_a_stale_status_writes_nothing(backend: Backend) -> None:
+    """apply with an ``expected`` status the payment no longer has returns False, writes nothing."""
+    store = await backend.open_store()
+    try:
+        created = _created()
+        await store.add(created)
+        confirm = _changed(created.payment, "confirm")
+        assert await store.apply(confirm, expected=PaymentStatus.CONFIRMED) is False
+        assert await store.get(created.payment.id) == created.payment
+        assert await store.audit_trail(created.payment.id) == [created.audit]
+        assert await store.apply(confirm, expected=PaymentStatus.PENDING) is True
+        cancel = _changed(created.payment, "cancel")
+        assert await store.apply(cancel, expected=PaymentStatus.PENDING) is False
+        assert await store.get(created.payment.id) == confirm.payment
+        assert await store.audit_trail(created.payment.id) == [created.audit, confirm.audit]
+        assert [e.id for e in await _events(store)] == [created.event.id, confirm.event.id]
+    finally:
+        await store.aclose()
+
+
+async def test_store_apply_many_changes_only_the_expected(backend: Backend) -> None:
+    """apply_many writes the changes whose payment has the expected status, and only those."""
+    store = await backend.open_store()
+    try:
+        a, b, c = _created(), _created(), _created()
+        for change in (a, b, c):
+            await store.add(change)
+        cancel = _changed(b.payment, "cancel")
+        assert await store.apply(cancel, expected=PaymentStatus.PENDING)
+        confirms = [_changed(x.payment, "confirm") for x in (a, b, c)]
+        applied = await store.apply_many(confirms, expected=PaymentStatus.PENDING)
+        assert applied == {a.payment.id, c.payment.id}
+        assert await store.get(b.payment.id) == cancel.payment
+        assert await store.audit_trail(b.payment.id) == [b.audit, cancel.audit]
+        assert await store.get(c.payment.id) == confirms[2].payment
+        events = {e.id for e in await _events(store)}
+        assert events == {x.event.id for x in (a, b, c, cancel, confirms[0], confirms[2])}
+    finally:
+        await store.aclose()
+
+
+async def test_store_add_with_a_held_key_inserts_nothing(backend: Backend) -> None:
+    """add with a key its caller holds returns the holder and writes no payment, entry or event."""
+    store = await backend.open_store()
+    try:
+        first = _created(key="k")
+        assert await store.add(first) is None
+        again = _created(key="k")
+        assert await store.add(again) == first.payment
+        assert await store.get(again.payment.id) is None
+        assert await store.audit_trail(again.payment.id) == []
+        other = _created(key="k", actor_id="user-2")  # the same key, another caller's
+        assert await store.add(other) is None
+        assert [e.id for e in await _events(store)] == [first.event.id, other.event.id]
+    finally:
+        await store.aclose()
+
+
+async def test_store_add_many_with_a_held_key_inserts_nothing(backend: Backend) -> None:
+    """add_many with one held key raises IdempotencyConflict and writes none of the batch."""
+    store = await backend.open_store()
+    try:
+        held = _created(key="k")
+        await store.add(held)
+        batch = [_created(), _created(key="k")]
+        with pytest.raises(IdempotencyConflict) as caught:
+            await store.add_many(batch)
+        assert caught.value.key == "k"
+        assert await store.get(batch[0].payment.id) is None
+        assert await store.audit_trail(batch[0].payment.id) == []
+        others = [_created(key="k", actor_id="user-2"), _created()]
+        await store.add_many(others)
+        assert [await store.get(c.payment.id) for c in others] == [c.payment for c in others]
+        assert [e.id for e in await _events(store)] == [
+            c.event.id for c in (held, *others)
+        ]
+    finally:
+        await store.aclose()
+
+
+async def test_store_claims_are_leased(backend: Backend) -> None:
+    """A claimed event is not handed out again until its lease lapses or it is delivered."""
+    store = await backend.open_store()
+    try:
+        created = _created()
+        await store.add(created)
+        now = utc_now()
+        (first,) = await store.claim_events(10, now=now, lease_until=now + timedelta(minutes=1))
+        assert first.event.id == created.event.id
+        during = now + timedelta(seconds=30)
+        assert await store.claim_events(10, now=during, lease_until=during) == []
+        after = now + timedelta(minutes=2)
+        (again,) = await store.claim_events(10, now=after, lease_until=after + timedelta(minutes=1))
+        assert again.event.id == created.event.id
+        await store.mark_delivered([created.event.id])
+        later = now + timedelta(hours=1)
+        assert await store.claim_events(10, now=later, lease_until=later) == []
+        assert (await store.outbox_stats()).pending == 0
+    finally:
+        await store.aclose()
+
+
+async def test_store_requeues_the_parked_events_named(backend: Backend) -> None:
+    """requeue_parked with ids re-queues just those; without, all the rest."""
+    store = await backend.open_store()
+    try:
+        a, b = _created(), _created()
+        await store.add(a)
+        await store.add(b)
+        now = utc_now()
+        claimed = await store.claim_events(10, now=now, lease_until=now + timedelta(minutes=1))
+        await store.mark_failed([m.event.id for m in claimed], error="down", retry_at=None)
+        assert [m.event.id for m in await store.parked_events()] == [a.event.id, b.event.id]
+        assert await store.requeue_parked([b.event.id, uuid7()]) == 1
+        stats = await store.outbox_stats()
+        assert (stats.pending, stats.parked) == (1, 1)
+        (message,) = await store.claim_events(10, now=now, lease_until=now)
+        assert (message.event.id, message.attempts) == (b.event.id, 0)
+        assert await store.requeue_parked() == 1
+        assert [e.id for e in await _events(store)] == [a.event.id, b.event.id]
+    finally:
+        await store.aclose()
+
+
+async def test_store_closed_is_unavailable(backend: Backend) -> None:
+    """After aclose every call raises StoreUnavailable; closing twice is fine."""
+    store = await backend.open_store()
+    created = _created()
+    await store.add(created)
+    await store.aclose()
+    now = utc_now()
+    calls = {
+        "get": lambda: store.get(created.payment.id),
+        "add": lambda: store.add(_created()),
+        "apply": lambda: store.apply(
+            _changed(created.payment, "confirm"), expected=PaymentStatus.PENDING
+        ),
+        "list_payments": lambda: store.list_payments(
+            status=None, customer_id=None, limit=10, after=None
+        ),
+        "count": lambda: store.count(status=None, customer_id=None),
+        "claim_events": lambda: store.claim_events(10, now=now, lease_until=now),
+        "ping": store.ping,
+    }
+    for name, call in calls.items():
+        with pytest.raises(StoreUnavailable):
+            await call()
+            pytest.fail(f"{name} answered on a closed store")
+    await store.aclose()
+
+
 # -- helpers -------------------------------------------------------------------
+
+
+def _shared(backend: Backend) -> None:
+    if not backend.shared:
+        pytest.skip(f"{backend.name} cannot be opened by several processes (Backend.shared)")
 
 
 async def _close(store: PaymentStore) -> None:
@@ -631,6 +840,29 @@ async def _peek(store: PaymentStore) -> list[Any]:
     return [m.event for m in messages]
 
 
+def _created(*, key: str | None = None, actor_id: str = "user-1") -> Change:
+    """A new Pending payment's change, as the service would hand it to ``add``."""
+    now = utc_now()
+    payment = Payment(
+        id=uuid7(),
+        customer_id=CUSTOMER,
+        amount=Decimal("1.00"),
+        currency="USD",
+        status=PaymentStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        version=1,
+        idempotency_key=key,
+    )
+    return record_change(payment, "created", from_status=None, actor_id=actor_id)
+
+
+def _changed(payment: Any, action: str) -> Change:
+    """``action`` applied to ``payment``, as the service would hand it to ``apply``."""
+    new = transition(payment, action, at=utc_now())
+    return record_change(new, action, from_status=payment.status, actor_id="admin-1")
+
+
 def _creation_reusing_event(template: Any, event_id: Any) -> Change:
     now = utc_now()
     payment = attrs.evolve(template, id=uuid7(), created_at=now, updated_at=now)
@@ -639,3 +871,8 @@ def _creation_reusing_event(template: Any, event_id: Any) -> Change:
 
 
 __all__ = [name for name in dict(globals()) if name.startswith("test_")]
+
+# Marked one by one rather than with a module ``pytestmark``, which ``import *`` would not
+# carry into the importing module: so the suite runs under pytest-asyncio's strict mode.
+for _name in __all__:
+    globals()[_name] = pytest.mark.asyncio(globals()[_name])

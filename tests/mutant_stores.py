@@ -1,0 +1,78 @@
+"""Broken stores: each breaks one promise of the port, and the contract suite must notice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from paymentorch.adapters.memory import InMemoryPaymentStore, _OutboxRow
+from paymentorch.domain import Change, Payment, PaymentStatus, StoreError
+from paymentorch.ports import OutboxMessage
+
+
+class IgnoresExpected(InMemoryPaymentStore):
+    """``apply`` writes whatever status the payment has now: read, then write."""
+
+    async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
+        current = await self.get(change.payment.id)
+        if current is None:
+            return False
+        return await super().apply(change, expected=current.status)
+
+
+class ForgetsEvents(InMemoryPaymentStore):
+    """Writes the payment and its audit entry, but never the outbox event."""
+
+    def _record(self, change: Change) -> None:
+        self._audit.setdefault(change.payment.id, []).append(change.audit)
+
+
+class IgnoresKeys(InMemoryPaymentStore):
+    """Inserts every payment, even when its caller already holds the key."""
+
+    async def add(self, change: Change) -> Payment | None:
+        payment = attrs.evolve(change.payment, idempotency_key=None)
+        await super().add(attrs.evolve(change, payment=payment))
+        return None
+
+
+class ReordersEvents(InMemoryPaymentStore):
+    """Hands out due events newest first, ignoring each payment's order."""
+
+    async def claim_events(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[OutboxMessage]:
+        claimed: list[OutboxMessage] = []
+        with self._lock:
+            for row in reversed(self._pending.values()):
+                if (row.retry_at is not None and row.retry_at > now) or (
+                    row.lease_until is not None and row.lease_until > now
+                ):
+                    continue
+                row.lease_until = lease_until
+                claimed.append(row.message)
+                if len(claimed) == limit:
+                    break
+        return claimed
+
+
+class NotAtomic(InMemoryPaymentStore):
+    """Writes the payment and its entry first, then fails on a bad event, leaving both."""
+
+    def _check_event(self, event_id: object) -> None:
+        pass  # no check before writing
+
+    def _record(self, change: Change) -> None:
+        self._audit.setdefault(change.payment.id, []).append(change.audit)
+        event = change.event
+        if event.id in self._pending or event.id in self._parked:
+            raise StoreError("an outbox event with this id exists already")
+        self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
+
+
+class ServesWhenClosed(InMemoryPaymentStore):
+    """Keeps answering after ``aclose``."""
+
+    def _open(self) -> None:
+        pass

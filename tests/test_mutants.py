@@ -1,0 +1,72 @@
+"""The shipped contract suite fails for every broken store, through its public entry point."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import mutant_stores
+
+CONFTEST = '''
+import pytest
+from paymentorch.testing import Backend
+from {module} import {store}
+
+
+async def open_store():
+    return {store}()
+
+
+@pytest.fixture
+def backend():
+    return Backend("{store}", open_store)
+'''
+
+# Each broken store, and tests of the suite that must catch it (others may fail too).
+CAUGHT_BY = {
+    # Through the service, the in-memory race has no await between read and write, so
+    # only the direct store test can see this one.
+    "IgnoresExpected": {"test_store_apply_with_a_stale_status_writes_nothing"},
+    "ForgetsEvents": {"test_store_add_then_read", "test_audit_trail_records_who_why_and_correlation"},
+    "IgnoresKeys": {
+        "test_store_add_with_a_held_key_inserts_nothing",
+        "test_concurrent_creates_with_one_key",
+    },
+    "ReordersEvents": {"test_outbox_keeps_each_payments_order"},
+    "NotAtomic": {
+        "test_a_failed_event_write_undoes_the_creation",
+        "test_a_failed_event_write_undoes_the_transition",
+    },
+    "ServesWhenClosed": {"test_store_closed_is_unavailable"},
+}
+
+
+def _run_suite(pytester: pytest.Pytester, module: str, store: str) -> pytest.RunResult:
+    """The suite as docs/howto/testing.md sets it up, in pytest-asyncio's strict mode."""
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
+    )
+    pytester.makeconftest(CONFTEST.format(module=module, store=store))
+    pytester.makepyfile(test_store="from paymentorch.testing.contract import *  # noqa: F403\n")
+    return pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+
+
+def test_the_real_memory_store_passes(pytester: pytest.Pytester) -> None:
+    """The harness itself is sound: the honest in-memory store passes every test."""
+    result = _run_suite(pytester, "paymentorch.adapters.memory", "InMemoryPaymentStore")
+    outcomes = result.parseoutcomes()
+    assert result.ret == 0, result.stdout.str()
+    assert outcomes["passed"] >= 40
+    assert "failed" not in outcomes
+    # Only the multi-process tests skip, for a store that one process owns.
+    assert outcomes.get("skipped", 0) == 5
+
+
+@pytest.mark.parametrize("store", sorted(CAUGHT_BY))
+def test_the_suite_catches_a_broken_store(pytester: pytest.Pytester, store: str) -> None:
+    """Each broken store fails the shipped suite, in the tests that pin its promise."""
+    assert hasattr(mutant_stores, store)
+    result = _run_suite(pytester, "tests.mutant_stores", store)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    failed = {report.nodeid.split("::")[-1] for report in result.reprec.getfailures()}  # type: ignore[attr-defined]
+    missing = CAUGHT_BY[store] - failed
+    assert not missing, f"{store} passed {sorted(missing)}; failed: {sorted(failed)}"
