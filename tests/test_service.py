@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import threading
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +17,7 @@ import pytest
 import paymentorch as po
 from paymentorch.domain import Payment
 from paymentorch.testing import Backend
+from tests import children
 
 USER = po.Actor("user-1", roles={po.Role.USER})
 ADMIN = po.Actor("admin-1", roles={po.Role.ADMIN})
@@ -249,8 +253,8 @@ async def test_local_cache_expires() -> None:
     assert len(cache) == 0
 
 
-async def test_bulk_create_restores_the_garbage_collector() -> None:
-    """A large batch pauses the cyclic collector and leaves it as it found it."""
+async def test_bulk_create_leaves_the_garbage_collector_alone() -> None:
+    """A large batch never switches off the process-wide cyclic collector."""
     import gc
 
     seen: list[bool] = []
@@ -261,16 +265,31 @@ async def test_bulk_create_restores_the_garbage_collector() -> None:
             await super().add_many(changes)
 
     async with po.PaymentService(Watching()) as service:
-        batch = [po.NewPayment("ABCD-12345", "1.00") for _ in range(1000)]
-        assert gc.isenabled()
-        await service.create_payments(batch, actor=ADMIN)
-        assert gc.isenabled()
-        gc.disable()
-        try:
-            await service.create_payments(batch, actor=ADMIN)
-            assert not gc.isenabled()
-        finally:
-            gc.enable()
-        await service.create_payments(batch[:10], actor=ADMIN)
-        assert await service.count_payments() == 2010
-    assert seen == [False, False, True]
+        await service.create_payments(
+            [po.NewPayment("ABCD-12345", "1.00") for _ in range(1000)], actor=ADMIN
+        )
+    assert seen == [True]
+    assert gc.isenabled()
+
+
+async def test_a_change_in_another_process_is_read_at_once(shared_backend: Backend) -> None:
+    """With default options, B reads, A (another process) confirms, B reads Confirmed."""
+    assert shared_backend.url is not None
+    async with await po.open_service(shared_backend.url) as service:
+        payment = await service.create_payment("ABCD-12345", "1.00", actor=USER)
+        assert (await service.get_payment(payment.id)).status is po.PaymentStatus.PENDING
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1) as pool:
+            status = await asyncio.to_thread(
+                pool.apply, children.confirm, (shared_backend.url, str(payment.id))
+            )
+        assert status == "Confirmed"
+        assert (await service.get_payment(payment.id)).status is po.PaymentStatus.CONFIRMED
+
+
+async def test_only_memory_caches_by_default(tmp_path: Path) -> None:
+    """open_service puts a LocalCache in front of memory:// and no cache in front of SQL."""
+    async with await po.open_service("memory://") as service:
+        assert isinstance(service.cache, po.LocalCache)
+    async with await po.open_service(f"sqlite:///{tmp_path / 'p.db'}") as service:
+        assert service.cache is None

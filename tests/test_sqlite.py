@@ -94,3 +94,47 @@ async def test_missing_schema_names_the_fix(tmp_path: Path) -> None:
     """A file without the tables, opened without creating them, says how to create them."""
     with pytest.raises(po.StoreError, match="migrate"):
         await po.open_store(f"sqlite:///{tmp_path}/empty.db", create_schema=False)
+
+
+async def test_a_private_in_memory_database_opens() -> None:
+    """sqlite:///:memory: opens with its schema and works like a file."""
+    async with await po.open_service("sqlite:///:memory:") as service:
+        payment = await service.create_payment("ABCD-12345", "1.00", actor=ADMIN)
+        await service.confirm_payment(payment.id, actor=ADMIN)
+        assert await service.count_payments(status=po.PaymentStatus.CONFIRMED) == 1
+
+
+def test_a_private_in_memory_database_opens_in_the_twin() -> None:
+    """The blocking twin opens sqlite:///:memory: too, each twin with a database of its own."""
+    with po.open_sync_service("sqlite:///:memory:") as twin:
+        assert twin.count_payments() == 0
+        twin.create_payment("ABCD-12345", "1.00", actor=ADMIN)
+        assert twin.count_payments() == 1
+
+
+async def test_large_batches_never_hold_the_event_loop(tmp_path: Path) -> None:
+    """While 20,000 payments are written in one batch, other tasks keep running."""
+    async with await po.open_service(f"sqlite:///{tmp_path / 'p.db'}") as service:
+        ticks = 0
+        writing = True
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while writing:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        started = ticks
+        await service.create_payments(
+            [po.NewPayment("ABCD-12345", "1.00") for _ in range(20_000)], actor=ADMIN
+        )
+        during = ticks - started
+        writing = False
+        await task
+        page = await service.list_payments(limit=500)
+        assert await service.count_payments() == 20_000
+        assert len(page.items) == 500
+    # The batch took many milliseconds on the store's thread; the loop went round meanwhile.
+    assert during > 10

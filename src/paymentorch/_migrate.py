@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 from typing import Any
 
 from alembic import command
@@ -61,12 +62,29 @@ def migrate_sync(url: str, *, revision: str = "head", sql: bool = False) -> str 
     return None
 
 
-def _engine(sa: Any, target: str) -> Any:
+def migrate_connection(connection: sqlite3.Connection, *, revision: str = "head") -> None:
+    """Upgrade the schema on an open ``sqlite3`` connection (a ``:memory:`` database)."""
+    import sqlalchemy as sa  # noqa: PLC0415 - SQLAlchemy engines only when migrating
+
+    engine = _engine(sa, "sqlite://", creator=lambda: connection)
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    # No engine.dispose(): that would close the connection, and with it the database.
+
+
+def _engine(sa: Any, target: str, creator: Any = None) -> Any:
     if not target.startswith("sqlite"):
         return sa.create_engine(
             target, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 10}
         )
-    engine = sa.create_engine(target, poolclass=sa.pool.NullPool, connect_args={"timeout": 30})
+    if creator is None:
+        engine = sa.create_engine(
+            target, poolclass=sa.pool.NullPool, connect_args={"timeout": 30}
+        )
+    else:
+        engine = sa.create_engine(target, poolclass=sa.pool.StaticPool, creator=creator)
 
     # Let SQLite take the write lock up front, so concurrent migrations queue, not fail.
     def connect(dbapi_connection: Any, _record: Any) -> None:

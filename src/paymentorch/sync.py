@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -26,6 +28,23 @@ from paymentorch.ports import PaymentStore
 from paymentorch.service import PaymentService
 
 T = TypeVar("T")
+
+# Bumped in a child after fork(): a twin notices on its next call that its threads, loops
+# and connections belong to the parent, and starts anew.
+_generation = 0
+_fork_lock = threading.Lock()
+# What a child inherited from its parent. Kept referenced so that it is never finalized
+# here: closing an inherited connection would end the parent's session.
+_INHERITED: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    global _generation, _fork_lock  # noqa: PLW0603 - process-wide by nature
+    _generation += 1
+    _fork_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Runner(Protocol):
@@ -65,33 +84,44 @@ class _LoopThread:
         self.loop.close()
 
 
+class _ThreadLoop:
+    """A thread's own event loop, closed when the thread ends (its thread-local goes)."""
+
+    __slots__ = ("__weakref__", "loop")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        weakref.finalize(self, self.loop.close)
+
+
 class _CallerLoops:
     """An event loop per calling thread: calls run where they are made, with no hop.
 
     For backends that any loop may use (memory, SQLite): a hop to another thread costs
     more than a SQLite transaction, so the blocking twin runs the service right in the
-    calling thread, on that thread's own loop.
+    calling thread, on that thread's own loop. A thread's loop is closed when the thread
+    ends, so a server that starts a thread per request leaks nothing.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._loops: list[asyncio.AbstractEventLoop] = []
+        self._loops: weakref.WeakSet[_ThreadLoop] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def run(self, make: Callable[[], Awaitable[T]]) -> T:
-        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
-        if loop is None:
-            loop = self._local.loop = asyncio.new_event_loop()
+        mine: _ThreadLoop | None = getattr(self._local, "loop", None)
+        if mine is None:
+            mine = self._local.loop = _ThreadLoop()
             with self._lock:
-                self._loops.append(loop)
-        return loop.run_until_complete(_await(make))
+                self._loops.add(mine)
+        return mine.loop.run_until_complete(_await(make))
 
     def stop(self) -> None:
         with self._lock:
-            loops, self._loops = self._loops, []
-        for loop in loops:
-            if not loop.is_running():
-                loop.close()
+            loops, self._loops = list(self._loops), weakref.WeakSet()
+        for mine in loops:
+            if not mine.loop.is_running():
+                mine.loop.close()
 
 
 async def _await(make: Callable[[], Awaitable[T]]) -> T:
@@ -105,13 +135,36 @@ class SyncPaymentService:
     event loop of that thread's own. On PostgreSQL, whose pool belongs to one loop, the
     service runs on a loop on a private thread and every call hops to it and waits.
     Either way, do not call it from inside a running event loop (use the async service
-    there). Close it (or use ``with``) when done: the store closes and loops stop.
+    there). A twin opened before ``fork()`` (gunicorn ``--preload``) reopens its store
+    in the child on first use, leaving the parent's connections alone; on ``memory://``
+    the child keeps its copy of the data. Close it (or use ``with``) when done.
     """
 
-    def __init__(self, service: PaymentService, runner: _Runner) -> None:
-        self._service = service
-        self._runner = runner
+    def __init__(self, url: str, **options: Any) -> None:
+        """Open the service at ``url``; ``open_sync_service`` is the usual way in."""
+        self._url = url
+        self._options = options
         self._closed = False
+        self._start(options)
+
+    def _start(self, options: dict[str, Any]) -> None:
+        runner: _Runner = _LoopThread() if loop_bound(self._url) else _CallerLoops()
+        try:
+            service = runner.run(lambda: open_service(self._url, **options))
+        except BaseException:
+            runner.stop()
+            raise
+        self._runner, self._service, self._generation = runner, service, _generation
+
+    def _restart_in_child(self) -> None:
+        with _fork_lock:
+            if self._generation == _generation:
+                return  # another thread of this child restarted it already
+            _INHERITED.append((self._service, self._runner))
+            if self._service.store.backend == "memory":
+                self._runner, self._generation = _CallerLoops(), _generation
+            else:
+                self._start({**self._options, "create_schema": False})
 
     @property
     def service(self) -> PaymentService:
@@ -125,6 +178,8 @@ class SyncPaymentService:
 
     def run(self, coroutine_function: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``coroutine_function()`` where this service runs its calls; wait for it."""
+        if self._generation != _generation:
+            self._restart_in_child()
         return self._runner.run(coroutine_function)
 
     def create_payment(
@@ -198,8 +253,7 @@ class SyncPaymentService:
 
     def confirm_payments(self, payment_ids: Iterable[UUID | str], *, actor: Actor) -> BulkResult:
         """See ``PaymentService.confirm_payments``."""
-        ids = list(payment_ids)
-        return self.run(lambda: self._service.confirm_payments(ids, actor=actor))
+        return self.run(lambda: self._service.confirm_payments(payment_ids, actor=actor))
 
     def audit_trail(self, payment_id: UUID | str) -> list[AuditEntry]:
         """See ``PaymentService.audit_trail``."""
@@ -237,10 +291,4 @@ class SyncPaymentService:
 
 def open_sync_service(url: str, **options: Any) -> SyncPaymentService:
     """The blocking twin of ``open_service``, with the same URL and options."""
-    runner: _Runner = _LoopThread() if loop_bound(url) else _CallerLoops()
-    try:
-        service = runner.run(lambda: open_service(url, **options))
-    except BaseException:
-        runner.stop()
-        raise
-    return SyncPaymentService(service, runner)
+    return SyncPaymentService(url, **options)

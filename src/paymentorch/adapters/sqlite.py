@@ -1,11 +1,13 @@
 """The SQLite store: stdlib sqlite3, each operation one function call, often zero hops.
 
 Each operation (a whole ``BEGIN IMMEDIATE ... COMMIT`` transaction for writes) runs as
-one function. With ``durability="normal"`` it first runs right on the event loop with a
-busy timeout of zero: a WAL commit without a sync takes tens of microseconds, less than
-a hop to another thread. Only when another connection holds the write lock does the
-call move to the connection's private thread, where it waits out the busy timeout: one
-hop. So a create or a transition costs no hop uncontended and one hop contended, where
+one function. With ``durability="normal"``, work on a single payment (create, change,
+read, its audit trail) first runs right on the event loop with a busy timeout of zero: a
+WAL commit without a sync takes tens of microseconds, less than a hop to another thread.
+Work whose size the caller chooses (batches, listings, counts, the outbox) always runs on
+the connection's private thread, so that it never holds the event loop. When another
+connection holds the write lock, an inline call moves to that thread too, where it waits
+out the busy timeout: one hop. So a create or a transition costs no hop uncontended and one hop contended, where
 a driver that hops once per statement (aiosqlite) would cost five. With
 ``durability="full"`` every commit syncs to disk, so every call takes the hop.
 """
@@ -197,7 +199,8 @@ class SQLitePaymentStore:
             raise ValidationError(
                 [FieldError("durability", "must be 'normal' or 'full'", "choice")]
             )
-        if create_schema and path != ":memory:":
+        in_memory = path == ":memory:"
+        if create_schema and not in_memory:
             from paymentorch._migrate import migrate  # noqa: PLC0415 - Alembic only when asked
 
             await migrate(f"sqlite:///{path}")
@@ -211,6 +214,12 @@ class SQLitePaymentStore:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={durability.upper()}")
+                if in_memory and create_schema:
+                    # A private database lives and dies with its one connection: the
+                    # schema must be made on this very connection.
+                    from paymentorch._migrate import migrate_connection  # noqa: PLC0415
+
+                    migrate_connection(conn)
                 conn.execute("SELECT 1 FROM paymentorch_payments LIMIT 0")
                 if inline:
                     conn.execute("PRAGMA busy_timeout=0")  # never wait on the event loop
@@ -232,15 +241,16 @@ class SQLitePaymentStore:
             raise StoreUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
         return cls(conn, executor, busy_timeout=busy_timeout, inline=inline)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` with the connection: inline if it need not wait, else on its thread.
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
+        """Run ``fn`` with the connection: on the loop if ``inline`` and it need not wait,
+        else on the connection's thread. Only bounded single-payment work is ``inline``.
 
         Driver errors stop here.
         """
         if self._closed:
             raise StoreUnavailable("the SQLite store is closed")
         try:
-            if self._inline and self._lock.acquire(blocking=False):
+            if inline and self._inline and self._lock.acquire(blocking=False):
                 try:
                     return fn(self._conn)
                 except sqlite3.OperationalError as exc:
@@ -292,7 +302,7 @@ class SQLitePaymentStore:
                 raise StoreError("a payment with this id exists already")
             return _payment(row)
 
-        return await self._run(lambda conn: _transaction(conn, body))
+        return await self._run(lambda conn: _transaction(conn, body), inline=True)
 
     async def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all in one transaction (one hop)."""
@@ -313,11 +323,16 @@ class SQLitePaymentStore:
         await self._run(lambda conn: _transaction(conn, body))
 
     async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
-        """The guarded update with its entry and event, in one transaction (one hop)."""
-        return bool(await self.apply_many([change], expected=expected))
+        """The guarded update with its entry and event, in one transaction."""
+        return bool(await self._apply([change], expected, inline=True))
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one transaction (one hop)."""
+        return await self._apply(changes, expected, inline=False)
+
+    async def _apply(
+        self, changes: Sequence[Change], expected: PaymentStatus, *, inline: bool
+    ) -> set[UUID]:
 
         def body(conn: sqlite3.Connection) -> set[UUID]:
             applied: set[UUID] = set()
@@ -339,7 +354,7 @@ class SQLitePaymentStore:
                     applied.add(new.id)
             return applied
 
-        return await self._run(lambda conn: _transaction(conn, body))
+        return await self._run(lambda conn: _transaction(conn, body), inline=inline)
 
     async def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release keys of payments created before ``created_before``."""
@@ -358,7 +373,8 @@ class SQLitePaymentStore:
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment, or None."""
         row = await self._run(
-            lambda conn: conn.execute(_SELECT + " WHERE id = ?", (payment_id.hex,)).fetchone()
+            lambda conn: conn.execute(_SELECT + " WHERE id = ?", (payment_id.hex,)).fetchone(),
+            inline=True,
         )
         return None if row is None else _payment(row)
 
@@ -412,7 +428,8 @@ class SQLitePaymentStore:
                 f"SELECT {AUDIT_COLUMNS} FROM paymentorch_audit_entries"
                 " WHERE payment_id = ? ORDER BY seq",
                 (payment_id.hex,),
-            ).fetchall()
+            ).fetchall(),
+            inline=True,
         )
         return [audit_from_row(r, uuid=_uuid, time=_parse_time) for r in rows]
 
@@ -503,7 +520,7 @@ class SQLitePaymentStore:
 
     async def ping(self) -> None:
         """One round trip to the database file."""
-        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone(), inline=True)
 
     async def aclose(self) -> None:
         """Close the connection and stop its thread. Safe to call twice."""
@@ -511,7 +528,10 @@ class SQLitePaymentStore:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close)
+        try:
+            await loop.run_in_executor(self._executor, self._close)
+        except RuntimeError:  # the executor is shut already: the interpreter is exiting
+            self._close()
         self._executor.shutdown(wait=True)
 
 

@@ -1,0 +1,18 @@
+"""Work for child processes in the tests (importable under ``spawn``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import paymentorch as po
+
+
+def confirm(url: str, payment_id: str) -> str:
+    """Confirm the payment through a service with the default options; return its status."""
+
+    async def run() -> str:
+        async with await po.open_service(url) as service:
+            payment = await service.confirm_payment(payment_id, actor=po.Actor.system())
+            return payment.status.value
+
+    return asyncio.run(run())

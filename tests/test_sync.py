@@ -1,0 +1,114 @@
+"""The blocking twin: threads, fork, validation and shutdown behave as for the async service."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+import paymentorch as po
+from paymentorch.testing import Backend
+
+ADMIN = po.Actor.system()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts descriptors in /proc")
+def test_a_thread_per_call_leaks_no_descriptors(backend: Backend) -> None:
+    """200 short-lived threads (a threaded server's requests) leave no descriptors behind."""
+    with po.open_sync_service(backend.url or "memory://") as service:
+        payment = service.create_payment("ABCD-12345", "1.00", actor=ADMIN)
+
+        def request() -> None:
+            assert service.get_payment(payment.id).id == payment.id
+
+        for _ in range(10):  # warm up whatever the service opens once
+            thread = threading.Thread(target=request)
+            thread.start()
+            thread.join()
+        gc.collect()
+        before = _open_fds()
+        for _ in range(200):
+            thread = threading.Thread(target=request)
+            thread.start()
+            thread.join()
+        gc.collect()
+        assert _open_fds() - before < 5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_twin_opened_before_fork_works_in_the_child(backend: Backend) -> None:
+    """gunicorn --preload: the child uses the twin at once; the parent's stays usable."""
+    with po.open_sync_service(backend.url or "memory://") as service:
+        before = service.create_payment("ABCD-12345", "1.00", actor=ADMIN)
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that forking a threaded process is risky: that is the case
+            # this test is about.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: report by exit status, never return into pytest
+            code = 1
+            try:
+                made = service.create_payment("ABCD-12345", "2.00", actor=ADMIN)
+                service.confirm_payment(made.id, actor=ADMIN)
+                seen = service.get_payment(before.id)
+                code = 0 if seen.id == before.id else 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 30
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                pytest.fail("the child hung on its first call")
+            time.sleep(0.05)  # polling a child's exit; nothing here races
+        assert os.waitstatus_to_exitcode(status) == 0
+        after = service.create_payment("ABCD-12345", "3.00", actor=ADMIN)
+        assert service.confirm_payment(after.id, actor=ADMIN).status is po.PaymentStatus.CONFIRMED
+        expected = 1 if backend.name == "memory" else 2  # the child's copy is its own
+        assert service.count_payments(status=po.PaymentStatus.CONFIRMED) == expected
+
+
+async def test_bulk_confirm_validates_as_the_async_service_does() -> None:
+    """confirm_payments("abc") is the same ValidationError through both services."""
+    async with await po.open_service("memory://") as service:
+        with pytest.raises(po.ValidationError) as expected:
+            await service.confirm_payments("abc", actor=ADMIN)
+    errors = await asyncio.to_thread(_sync_bulk_errors)
+    assert errors == expected.value.errors
+
+
+def _sync_bulk_errors() -> tuple[po.FieldError, ...]:
+    with po.open_sync_service("memory://") as service, pytest.raises(po.ValidationError) as got:
+        service.confirm_payments("abc", actor=ADMIN)
+    return got.value.errors
+
+
+@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+def test_closing_from_atexit_is_quiet(tmp_path: Path, scheme: str) -> None:
+    """A twin closed by an atexit handler closes cleanly, with nothing on stderr."""
+    url = "memory://" if scheme == "memory" else f"sqlite:///{tmp_path / 'p.db'}"
+    script = (
+        "import atexit, paymentorch as po\n"
+        f"service = po.open_sync_service({url!r})\n"
+        "service.create_payment('ABCD-12345', '1', actor=po.Actor.system())\n"
+        "atexit.register(service.close)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")
