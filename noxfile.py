@@ -25,6 +25,39 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+BARE_CHECK = """
+import asyncio, importlib.util, paymentorch as po
+from paymentorch.adapters._require import MissingDriver
+for module in ("sqlalchemy", "alembic", "psycopg", "psycopg_pool"):
+    assert importlib.util.find_spec(module) is None, f"pip install . pulled in {module}"
+async def main():
+    async with await po.open_service("memory://") as service:
+        payment = await service.create_payment("ABCD-12345", "1", actor=po.Actor.system())
+        await service.confirm_payment(payment.id, actor=po.Actor.system())
+    try:
+        await po.open_service("sqlite:///bare.db")
+    except MissingDriver as exc:
+        assert "paymentorch[sqlite]" in str(exc), exc
+    else:
+        raise AssertionError("SQLite opened without its extra")
+asyncio.run(main())
+print("pip install . : memory works; SQL libraries absent; SQLite names its extra")
+"""
+
+
+@nox.session(python=PYTHONS[0], reuse_venv=False)
+def bare(session: nox.Session) -> None:
+    """Installs as a user would (no editable, no dev extras): memory, then SQLite tests."""
+    session.install(".")
+    session.run("python", "-c", BARE_CHECK)
+    session.install(".[sqlite]", *nox.project.dependency_groups(PYPROJECT, "tests-bare"))
+    session.run(
+        "pytest", "-m", "not postgres", "-p", "no:cacheprovider",
+        "--ignore=tests/examples", "--ignore=tests/test_telemetry.py",
+        "--ignore=tests/test_docs.py", *session.posargs,
+    )  # fmt: skip
+
+
 @nox.session(python=PYTHONS[0])
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
@@ -57,7 +90,7 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def example(session: nox.Session) -> None:
     """Serve the FastAPI example on SQLite at http://127.0.0.1:8000 (development mode)."""
-    install(session, extras="sqlite,examples")
+    install(session, extras="postgres-binary,sqlite,examples")
     session.run(
         "uvicorn", "examples.fastapi_app.main:app", "--host", "127.0.0.1", "--port", "8000",
         *session.posargs,

@@ -6,18 +6,17 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
-
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 import paymentorch as po
 from paymentorch import schema
 from paymentorch.adapters._sql import AUDIT_COLUMNS, PAYMENT_COLUMNS
+from paymentorch.cli import main
 from paymentorch.clock import utc_now
 from paymentorch.domain import Change, record_change, uuid7
-from paymentorch.cli import main
 from paymentorch.testing import Backend
 
 
@@ -90,7 +89,6 @@ def test_include_object_leaves_paymentorch_tables_alone() -> None:
     assert not schema.include_object(index, index.name, "index", False, None)
 
 
-
 def _write_as_0001(url: str, changes: list[Change]) -> None:
     """Payments with unscoped keys and their creation entries, as revision 0001 stored them."""
     if url.startswith("sqlite"):
@@ -159,3 +157,15 @@ async def test_migration_0002_scopes_existing_keys(empty_database_url: str) -> N
         bobs = await create("ABCD-12345", "10.00", actor=bob, idempotency_key="order-1")
         assert bobs.id not in {c.payment.id for c in changes}
         assert await service.count_payments() == 4
+
+
+@pytest.mark.parametrize("missing", ["psycopg", "alembic"])
+def test_cli_names_the_extra_for_a_missing_driver(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], missing: str
+) -> None:
+    """Migrating PostgreSQL without its libraries says which extra to install."""
+    monkeypatch.setitem(sys.modules, missing, None)
+    assert main(["migrate", "postgresql://postgres@127.0.0.1:1/none"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'paymentorch[postgres]'" in err
+    assert "Traceback" not in err

@@ -6,7 +6,7 @@ import pytest
 
 from tests import mutant_stores
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 from paymentorch.testing import Backend
 from {module} import {store}
@@ -19,14 +19,17 @@ async def open_store():
 @pytest.fixture
 def backend():
     return Backend("{store}", open_store)
-'''
+"""
 
 # Each broken store, and tests of the suite that must catch it (others may fail too).
 CAUGHT_BY = {
     # Through the service, the in-memory race has no await between read and write, so
     # only the direct store test can see this one.
     "IgnoresExpected": {"test_store_apply_with_a_stale_status_writes_nothing"},
-    "ForgetsEvents": {"test_store_add_then_read", "test_audit_trail_records_who_why_and_correlation"},
+    "ForgetsEvents": {
+        "test_store_add_then_read",
+        "test_audit_trail_records_who_why_and_correlation",
+    },
     "IgnoresKeys": {
         "test_store_add_with_a_held_key_inserts_nothing",
         "test_concurrent_creates_with_one_key",

@@ -127,3 +127,16 @@ async def test_health_is_down_on_a_closed_port() -> None:
         await service.aclose()
     assert report.status == "down"
     assert "unavailable" in report.checks["store"]["error"]
+
+
+async def test_a_misspelled_database_fails_at_once_with_the_reason(
+    postgres_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that does not exist is named at once, not after the whole connect timeout."""
+    url = postgres_database.rpartition("/")[0] + "/paymentorch_no_such_database"
+    started = time.monotonic()
+    with pytest.raises(po.StoreUnavailable, match="does not exist") as caught:
+        await po.open_service(url, connect_timeout=60)
+    assert time.monotonic() - started < 30  # the pool would have retried for 60 s
+    assert "paymentorch_no_such_database" in str(caught.value)
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]

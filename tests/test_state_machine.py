@@ -24,8 +24,8 @@ from hypothesis.stateful import (
 )
 
 import paymentorch as po
-from paymentorch.domain import uuid7
 from paymentorch.clock import utc_now
+from paymentorch.domain import uuid7
 
 USER = po.Actor("user", roles={po.Role.USER})
 ADMIN = po.Actor("admin", roles={po.Role.ADMIN})

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import paymentorch as po
+from paymentorch.telemetry import DURATION_BUCKETS
 
 USER = po.Actor("user-1", roles={po.Role.USER})
 ADMIN = po.Actor("admin-1", roles={po.Role.ADMIN})
@@ -128,3 +129,21 @@ async def test_spans_follow_a_provider_installed_later(monkeypatch: pytest.Monke
         monkeypatch.setattr("paymentorch.telemetry.time.monotonic", lambda: later)
         await service.count_payments()
     assert [s.name for s in exporter.get_finished_spans()] == ["paymentorch.count_payments"]
+
+
+async def test_durations_land_in_buckets_for_seconds(
+    telemetry: tuple[InMemorySpanExporter, InMemoryMetricReader, dict[str, Any]],
+) -> None:
+    """Operation durations use boundaries in seconds, so fast calls spread over buckets."""
+    _, reader, providers = telemetry
+    async with await po.open_service("memory://", **providers) as service:
+        for _ in range(20):
+            await service.create_payment("ABCD-12345", "1.00", actor=USER)
+    (point,) = [
+        p
+        for p in _metrics(reader)["paymentorch.operation.duration"]
+        if p.attributes["operation"] == "create_payment"
+    ]
+    # The SDK's default boundaries (0, 5, 10, ... 10,000) suit milliseconds, not seconds.
+    assert tuple(point.explicit_bounds) == DURATION_BUCKETS
+    assert (point.count, sum(point.bucket_counts)) == (20, 20)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import io
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-
+from paymentorch.adapters._require import driver
 from paymentorch.domain import FieldError, ValidationError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def sync_url(url: str) -> str:
@@ -28,7 +29,26 @@ def sync_url(url: str) -> str:
     )
 
 
+def _extra(target: str) -> str:
+    return "sqlite" if target.startswith("sqlite") else "postgres"
+
+
+def _require(target: str, *, dbapi: bool = True) -> None:
+    """Check the libraries a migration of ``target`` needs, naming the extra that has them.
+
+    Printing the SQL (``dbapi=False``) connects to nothing, so it needs no driver.
+    """
+    extra = _extra(target)
+    needed = ["sqlalchemy", "alembic"]
+    if dbapi and extra == "postgres":
+        needed.append("psycopg")
+    for module in needed:
+        driver(module, extra)
+
+
 def _config() -> Config:
+    from alembic.config import Config  # noqa: PLC0415 - after _require named the extra
+
     config = Config()
     config.set_main_option("script_location", "paymentorch:migrations")
     return config
@@ -40,9 +60,11 @@ def migrate_sync(url: str, *, revision: str = "head", sql: bool = False) -> str 
     Concurrent callers are safe: they serialize on a database lock, and the later ones
     find the schema current.
     """
-    import sqlalchemy as sa  # noqa: PLC0415 - SQLAlchemy engines only when migrating
-
     target = sync_url(url)
+    _require(target, dbapi=not sql)
+    import sqlalchemy as sa  # noqa: PLC0415 - SQLAlchemy engines only when migrating
+    from alembic import command  # noqa: PLC0415
+
     config = _config()
     if sql:
         buffer = io.StringIO()
@@ -64,7 +86,9 @@ def migrate_sync(url: str, *, revision: str = "head", sql: bool = False) -> str 
 
 def migrate_connection(connection: sqlite3.Connection, *, revision: str = "head") -> None:
     """Upgrade the schema on an open ``sqlite3`` connection (a ``:memory:`` database)."""
+    _require("sqlite://")
     import sqlalchemy as sa  # noqa: PLC0415 - SQLAlchemy engines only when migrating
+    from alembic import command  # noqa: PLC0415
 
     engine = _engine(sa, "sqlite://", creator=lambda: connection)
     config = _config()
@@ -80,9 +104,7 @@ def _engine(sa: Any, target: str, creator: Any = None) -> Any:
             target, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 10}
         )
     if creator is None:
-        engine = sa.create_engine(
-            target, poolclass=sa.pool.NullPool, connect_args={"timeout": 30}
-        )
+        engine = sa.create_engine(target, poolclass=sa.pool.NullPool, connect_args={"timeout": 30})
     else:
         engine = sa.create_engine(target, poolclass=sa.pool.StaticPool, creator=creator)
 

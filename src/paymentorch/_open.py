@@ -9,9 +9,9 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
+from paymentorch.clock import utc_now
 from paymentorch.domain import FieldError, RolePolicy, ValidationError, ValidationPolicy
 from paymentorch.ports import Cache, PaymentStore
-from paymentorch.clock import utc_now
 from paymentorch.service import PaymentService
 
 # URL scheme -> the adapter module with its ``open_store``; drivers load only when chosen.

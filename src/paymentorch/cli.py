@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from paymentorch._migrate import migrate_sync
+from paymentorch.adapters._require import MissingDriver
 from paymentorch.domain import PaymentError
 
 
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         output = migrate_sync(args.url, revision=args.revision, sql=args.sql)
-    except PaymentError as exc:
+    except (PaymentError, MissingDriver) as exc:
         print(f"paymentorch: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a driver's error: show it plainly, without a traceback

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from paymentorch.clock import utc_now
 from paymentorch.domain import PaymentError
 from paymentorch.ports import EventSink, Outbox
-from paymentorch.clock import utc_now
 
 logger = logging.getLogger("paymentorch.outbox")
 

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from opentelemetry import metrics, trace
 
+from paymentorch.clock import utc_now
 from paymentorch.domain import (
     Actor,
     AuditEntry,
@@ -35,7 +36,6 @@ from paymentorch.domain import (
     transition,
     uuid7,
 )
-from paymentorch.clock import utc_now
 from paymentorch.domain.cursor import decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.results import BulkResult, HealthReport, HealthStatus, Page

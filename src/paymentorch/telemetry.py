@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import metrics, trace
 
@@ -14,6 +14,11 @@ from paymentorch._version import __version__
 from paymentorch.domain import Payment, PaymentError
 
 SCOPE = "paymentorch"
+DURATION_BUCKETS: Final = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Bucket boundaries for ``paymentorch.operation.duration``, in seconds: 100 µs to 10 s."""
 
 
 class Telemetry:
@@ -51,6 +56,7 @@ class Telemetry:
             "paymentorch.operation.duration",
             unit="s",
             description="Time spent in each service operation, by outcome",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
 
     def operation(self, name: str) -> _Operation:

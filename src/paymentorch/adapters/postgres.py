@@ -223,6 +223,7 @@ class PostgresPaymentStore:
                 await asyncio.wait_for(migrate(conninfo), timeout=max(30.0, connect_timeout))
             except (psycopg.OperationalError, TimeoutError) as exc:
                 raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+        await _probe(conninfo, connect_timeout)
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             conninfo,
             min_size=pool_size if min_pool_size is None else min_pool_size,
@@ -541,6 +542,21 @@ class PostgresPaymentStore:
     async def aclose(self) -> None:
         """Close the pool. Safe to call twice."""
         await self._pool.close()
+
+
+async def _probe(conninfo: str, connect_timeout: float) -> None:
+    """Connect once before the pool starts, so that a refusal (a database that does not
+    exist, a wrong password) fails at once with the server's reason, where the pool would
+    retry until its timeout and log every attempt."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            conninfo, connect_timeout=max(1, round(connect_timeout))
+        )
+    except psycopg.OperationalError as exc:
+        message = str(exc).strip()
+        reason = message.rpartition("FATAL:")[2].strip() if "FATAL:" in message else message
+        raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
+    await conn.close()
 
 
 def _filters(status: PaymentStatus | None, customer_id: str | None) -> tuple[str, list[Any]]:

@@ -7,8 +7,9 @@ WAL commit without a sync takes tens of microseconds, less than a hop to another
 Work whose size the caller chooses (batches, listings, counts, the outbox) always runs on
 the connection's private thread, so that it never holds the event loop. When another
 connection holds the write lock, an inline call moves to that thread too, where it waits
-out the busy timeout: one hop. So a create or a transition costs no hop uncontended and one hop contended, where
-a driver that hops once per statement (aiosqlite) would cost five. With
+out the busy timeout: one hop. So a create or a transition costs no hop uncontended and
+one hop contended, where a driver that hops once per statement (aiosqlite) would cost
+five. With
 ``durability="full"`` every commit syncs to disk, so every call takes the hop.
 """
 
@@ -310,11 +311,14 @@ class SQLitePaymentStore:
         def body(conn: sqlite3.Connection) -> None:
             for change in changes:
                 key = change.payment.idempotency_key
-                if key is not None and conn.execute(
-                    "SELECT 1 FROM paymentorch_payments"
-                    " WHERE idempotency_scope = ? AND idempotency_key = ?",
-                    (key_scope(change), key),
-                ).fetchone():
+                if (
+                    key is not None
+                    and conn.execute(
+                        "SELECT 1 FROM paymentorch_payments"
+                        " WHERE idempotency_scope = ? AND idempotency_key = ?",
+                        (key_scope(change), key),
+                    ).fetchone()
+                ):
                     raise IdempotencyConflict(key, "already used by another payment")
             conn.executemany(_INSERT_PAYMENT, [_payment_params(c) for c in changes])
             for change in changes:

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import pytest
 
+from paymentorch.clock import utc_now
 from paymentorch.domain import (
     Actor,
     Change,
@@ -43,7 +44,6 @@ from paymentorch.domain import (
 )
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
-from paymentorch.clock import utc_now
 from paymentorch.testing._backend import Backend, service_on
 from paymentorch.testing._workers import (
     commit_then_die,
@@ -743,9 +743,7 @@ async def test_store_add_many_with_a_held_key_inserts_nothing(backend: Backend) 
         others = [_created(key="k", actor_id="user-2"), _created()]
         await store.add_many(others)
         assert [await store.get(c.payment.id) for c in others] == [c.payment for c in others]
-        assert [e.id for e in await _events(store)] == [
-            c.event.id for c in (held, *others)
-        ]
+        assert [e.id for e in await _events(store)] == [c.event.id for c in (held, *others)]
     finally:
         await store.aclose()
 
@@ -814,10 +812,14 @@ async def test_store_closed_is_unavailable(backend: Backend) -> None:
         "claim_events": lambda: store.claim_events(10, now=now, lease_until=now),
         "ping": store.ping,
     }
+    answered = []
     for name, call in calls.items():
-        with pytest.raises(StoreUnavailable):
+        try:
             await call()
-            pytest.fail(f"{name} answered on a closed store")
+            answered.append(name)
+        except StoreUnavailable:
+            pass
+    assert answered == [], f"a closed store answered {answered}"
     await store.aclose()
 
 
