@@ -60,10 +60,21 @@ def bare(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting."""
+    """ruff: lint and formatting; the generated blocking twin must be current."""
     install(session, "lint", extras="")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # unasyncd's --check never reports a difference (0.10), but a forced run exits 1
+    # exactly when it had to rewrite a file: the committed twin was stale.
+    session.log("the blocking twin must be current (./dev generate writes it)")
+    session.run("unasyncd", "--force", "--quiet")
+
+
+@nox.session(python=PYTHONS[0])
+def generate(session: nox.Session) -> None:
+    """Write the blocking twin (src/paymentorch/_sync) from the async modules."""
+    install(session, "lint", extras="")
+    session.run("unasyncd", "--force", success_codes=[0, 1])  # 1: files were rewritten
 
 
 @nox.session(python=PYTHONS[0])

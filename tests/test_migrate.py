@@ -92,29 +92,29 @@ def test_include_object_leaves_paymentorch_tables_alone() -> None:
 def _write_as_0001(url: str, changes: list[Change]) -> None:
     """Payments with unscoped keys and their creation entries, as revision 0001 stored them."""
     if url.startswith("sqlite"):
-        from paymentorch.adapters import sqlite as lite
+        from paymentorch.adapters import _sqlite_sql as lite
 
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
             for change in changes:
                 conn.execute(
                     f"INSERT INTO paymentorch_payments ({PAYMENT_COLUMNS}) VALUES ({'?,' * 10}?)",
-                    lite._payment_params(change)[:-1],
+                    lite.payment_params(change)[:-1],
                 )
-                lite._record(conn, change)
+                lite.insert_records(conn, change)
         return
     import psycopg
 
-    from paymentorch.adapters import postgres as pg
+    from paymentorch.adapters import _postgres_sql as pg
 
     with psycopg.connect(url) as conn:
         for change in changes:
             conn.execute(
                 f"INSERT INTO paymentorch_payments ({PAYMENT_COLUMNS}) VALUES ({'%s,' * 10}%s)",
-                pg._payment_row(change)[:-1],
+                pg.payment_row(change)[:-1],
             )
             conn.execute(
                 f"INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS}) VALUES ({'%s,' * 7}%s)",
-                pg._audit_row(change.audit),
+                pg.audit_row(change.audit),
             )
 
 

@@ -27,7 +27,7 @@ async def test_listing_walks_an_index(postgres_backend: Backend) -> None:
     """The keyset query is served by an index scan, never a sort of the whole table."""
     import psycopg
 
-    from paymentorch.adapters.postgres import _list_query
+    from paymentorch.adapters._postgres_sql import list_query
 
     assert postgres_backend.url is not None
     async with await po.open_service(postgres_backend.url) as service:
@@ -43,7 +43,7 @@ async def test_listing_walks_an_index(postgres_backend: Backend) -> None:
             (po.PaymentStatus.PENDING, None),
             (None, "ABCD-00003"),
         ]:
-            sql, params = _list_query(status, customer, 51, (last.created_at, last.id))
+            sql, params = list_query(status, customer, 51, (last.created_at, last.id))
             plan = "\n".join(
                 row[0]
                 for row in conn.execute("EXPLAIN " + sql, params).fetchall()  # type: ignore[call-overload]

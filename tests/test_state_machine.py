@@ -142,18 +142,14 @@ class PaymentMachine(RuleBasedStateMachine):
         if not hasattr(self, "service"):
             return
         delivered: list[Any] = []
-
-        async def drain() -> None:
-            store = self.service.store
-            while True:
-                now = utc_now()
-                batch = await store.claim_events(100, now=now, lease_until=now + timedelta(1))
-                if not batch:
-                    return
-                delivered.extend(m.event for m in batch)
-                await store.mark_delivered([m.event.id for m in batch])
-
-        self.service.run(drain)
+        store = self.service.store
+        while True:
+            now = utc_now()
+            batch = store.claim_events(100, now=now, lease_until=now + timedelta(1))
+            if not batch:
+                break
+            delivered.extend(m.event for m in batch)
+            store.mark_delivered([m.event.id for m in batch])
         got = [(e.payment_id, e.type) for e in delivered]
         expected, self.events = self.events, []
         # Per payment, events arrive in the order they happened; each exactly once.

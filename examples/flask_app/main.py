@@ -24,10 +24,14 @@ from paymentorch.http import PROBLEM_JSON
 
 
 class Relay:
-    """The outbox relay on a daemon thread, where the sync twin runs its calls."""
+    """The outbox relay on a daemon thread, with an event loop and a store of its own.
 
-    def __init__(self, service: po.SyncPaymentService) -> None:
-        self._service = service
+    The blocking twin has no event loop; the relay is async, so it opens the same
+    database through the async store (on ``memory://`` there is nothing to share).
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -38,10 +42,16 @@ class Relay:
     def _run(self) -> None:
         async def run() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            self._ready.set()
-            await po.OutboxRelay(self._service.store, log_events).run(self._stop)
+            try:
+                store = await po.open_store(self._url, create_schema=False)
+            finally:
+                self._ready.set()
+            try:
+                await po.OutboxRelay(store, log_events).run(self._stop)
+            finally:
+                await store.aclose()
 
-        self._service.run(run)
+        asyncio.run(run())
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:
@@ -63,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     limiter = RateLimiter(settings.rate_limit)
     meters = meter_provider(settings)
     service = po.open_sync_service(settings.url, meter_provider=meters, create_schema=True)
-    relay = Relay(service)
+    relay = Relay(settings.url)
 
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.extensions["paymentorch"] = service

@@ -3,7 +3,13 @@
 Open a service with ``await paymentorch.open_service(url)``; see the README for a tour.
 """
 
-from paymentorch._open import migrate, open_service, open_store
+from paymentorch._migrate import migrate
+from paymentorch._open import open_service, open_store
+from paymentorch._sync.cache import SyncLocalCache
+from paymentorch._sync.memory import SyncInMemoryPaymentStore
+from paymentorch._sync.open import open_sync_service
+from paymentorch._sync.ports import SyncCache, SyncPaymentStore
+from paymentorch._sync.service import SyncPaymentService
 from paymentorch._version import __version__
 from paymentorch.adapters.cache import LocalCache
 from paymentorch.adapters.memory import InMemoryPaymentStore
@@ -33,7 +39,6 @@ from paymentorch.domain.results import BulkResult, HealthReport, Page
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import Cache, EventSink, OutboxMessage, OutboxStats, PaymentStore
 from paymentorch.service import PaymentService
-from paymentorch.sync import SyncPaymentService, open_sync_service
 
 __all__ = [
     "Actor",
@@ -65,7 +70,11 @@ __all__ = [
     "RolePolicy",
     "StoreError",
     "StoreUnavailable",
+    "SyncCache",
+    "SyncInMemoryPaymentStore",
+    "SyncLocalCache",
     "SyncPaymentService",
+    "SyncPaymentStore",
     "ValidationError",
     "ValidationPolicy",
     "__version__",

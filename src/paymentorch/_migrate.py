@@ -8,7 +8,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from paymentorch.adapters._require import driver
-from paymentorch.domain import FieldError, ValidationError
+from paymentorch.domain import FieldError, StoreError, StoreUnavailable, ValidationError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -79,6 +79,10 @@ def migrate_sync(url: str, *, revision: str = "head", sql: bool = False) -> str 
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7306265821)")
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+    except sa.exc.OperationalError as exc:
+        raise StoreUnavailable(f"cannot migrate the database: {exc.orig}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(f"the migration failed: {exc}") from exc
     finally:
         engine.dispose()
     return None

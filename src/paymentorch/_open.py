@@ -1,4 +1,7 @@
-"""Build a service from a URL: the backend is chosen by scheme and imported lazily."""
+"""Build a service from a URL: the backend is chosen by scheme and imported lazily.
+
+The blocking twin's ``open_sync_service`` is generated from this module.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +12,11 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
+from paymentorch.adapters import STORES, backend_of
 from paymentorch.clock import utc_now
-from paymentorch.domain import FieldError, RolePolicy, ValidationError, ValidationPolicy
+from paymentorch.domain import RolePolicy, ValidationPolicy
 from paymentorch.ports import Cache, PaymentStore
 from paymentorch.service import PaymentService
-
-# URL scheme -> the adapter module with its ``open_store``; drivers load only when chosen.
-BACKENDS: dict[str, str] = {
-    "memory": "paymentorch.adapters.memory",
-    "sqlite": "paymentorch.adapters.sqlite",
-    "sqlite+aiosqlite": "paymentorch.adapters.sqlite",
-    "postgresql": "paymentorch.adapters.postgres",
-    "postgres": "paymentorch.adapters.postgres",
-    "postgresql+psycopg": "paymentorch.adapters.postgres",
-}
 
 
 class _Default:
@@ -33,28 +27,9 @@ class _Default:
 _DEFAULT: Any = _Default()
 
 
-def loop_bound(url: str) -> bool:
-    """Whether the backend ``url`` names must stay on the event loop that opened it.
-
-    Unknown backends are assumed to be bound.
-    """
-    name = BACKENDS.get(url.split("://", 1)[0].lower()) if isinstance(url, str) else None
-    return name is None or bool(getattr(importlib.import_module(name), "LOOP_BOUND", True))
-
-
 async def open_store(url: str, **options: Any) -> PaymentStore:
     """Open the store that ``url`` names, with backend ``options`` (pool size, durability...)."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ValidationError(
-            [FieldError("url", "must be a URL such as 'sqlite:///payments.db'", "url")]
-        )
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in BACKENDS:
-        known = ", ".join(sorted(BACKENDS))
-        raise ValidationError(
-            [FieldError("url", f"unknown scheme {scheme!r}; use one of {known}", "scheme")]
-        )
-    module = importlib.import_module(BACKENDS[scheme])
+    module = importlib.import_module(STORES[backend_of(url)])
     opener: Callable[..., Any] = module.open_store
     store: PaymentStore = await opener(url, **options)
     return store
@@ -109,14 +84,3 @@ def _default_cache(store: PaymentStore) -> Cache | None:
     from paymentorch.adapters.cache import LocalCache  # noqa: PLC0415 - only when asked
 
     return LocalCache()
-
-
-async def migrate(url: str, *, revision: str = "head", sql: bool = False) -> str | None:
-    """Create or upgrade paymentorch's tables at ``url`` (PostgreSQL or SQLite).
-
-    Uses the packaged Alembic revisions and their own version table
-    (``paymentorch_alembic_version``). With ``sql=True`` nothing runs: the SQL is returned.
-    """
-    from paymentorch import _migrate  # noqa: PLC0415 - Alembic loads only when migrating
-
-    return await _migrate.migrate(url, revision=revision, sql=sql)

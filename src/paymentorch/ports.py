@@ -7,45 +7,23 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
-import attrs
-
 from paymentorch.domain import AuditEntry, Change, Payment, PaymentEvent, PaymentStatus
+from paymentorch.domain.cursor import Keyset
+from paymentorch.domain.outbox import OutboxMessage, OutboxStats
 
-Keyset = tuple[datetime, UUID]
-"""A listing position: ``(created_at, id)`` of the last payment seen."""
+__all__ = [
+    "AuditLog",
+    "Cache",
+    "EventSink",
+    "Keyset",
+    "Outbox",
+    "OutboxMessage",
+    "OutboxStats",
+    "PaymentStore",
+]
 
 EventSink = Callable[[Sequence[PaymentEvent]], Awaitable[None]]
 """Where relayed events go: raise to leave them pending for another attempt."""
-
-
-@attrs.frozen
-class OutboxMessage:
-    """An event waiting in (or claimed from) the outbox.
-
-    Attributes:
-        event: The event.
-        attempts: Deliveries tried and failed so far.
-        last_error: Why the last attempt failed.
-    """
-
-    event: PaymentEvent
-    attempts: int = 0
-    last_error: str | None = None
-
-
-@attrs.frozen
-class OutboxStats:
-    """The outbox at a glance.
-
-    Attributes:
-        pending: Events not yet delivered (parked ones excluded).
-        oldest_pending_at: When the oldest pending event occurred.
-        parked: Events that used up their attempts and wait for a re-queue.
-    """
-
-    pending: int
-    oldest_pending_at: datetime | None
-    parked: int
 
 
 @runtime_checkable

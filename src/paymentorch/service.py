@@ -8,18 +8,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Final, Self, cast
+from typing import Self, cast
 from uuid import UUID
 
 from opentelemetry import metrics, trace
 
+from paymentorch._kinds import require_async
 from paymentorch.clock import utc_now
 from paymentorch.domain import (
     Actor,
     AuditEntry,
     Change,
     FieldError,
-    IdempotencyConflict,
     InvalidTransition,
     NewPayment,
     Payment,
@@ -36,17 +36,20 @@ from paymentorch.domain import (
     transition,
     uuid7,
 )
-from paymentorch.domain.cursor import decode_cursor, encode_cursor
+from paymentorch.domain.cursor import Keyset, decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.results import BulkResult, HealthReport, HealthStatus, Page
-from paymentorch.ports import Cache, Keyset, PaymentStore
+from paymentorch.domain.validation import (
+    KEY_RETENTION,
+    MAX_PAGE,
+    check_filters,
+    parse_ids,
+    same_request,
+)
+from paymentorch.ports import Cache, PaymentStore
 from paymentorch.telemetry import Telemetry
 
 logger = logging.getLogger("paymentorch")
-
-KEY_RETENTION: Final = timedelta(hours=24)
-MAX_PAGE: Final = 500
-MAX_BULK_IDS: Final = 10_000
 
 
 class PaymentService:
@@ -84,6 +87,8 @@ class PaymentService:
                     )
                 ]
             )
+        require_async(store, "store", "get")
+        require_async(cache, "cache", "get")
         self._store = store
         self._cache = cache
         self._policy = policy or RolePolicy()
@@ -133,7 +138,7 @@ class PaymentService:
             change = self._creation(valid, actor)
             existing = await self._store.add(change)
             if existing is not None:
-                _same_request(existing, valid, idempotency_key or "")
+                same_request(existing, valid, idempotency_key or "")
                 Telemetry.describe(span, existing)
                 return existing
             payment = change.payment
@@ -229,7 +234,7 @@ class PaymentService:
         """One page of payments, newest first; pass ``page.next_cursor`` for the next one."""
         with self._telemetry.operation("list_payments"):
             errors: list[FieldError] = []
-            wanted = _check_filters(status, customer_id, errors)
+            wanted = check_filters(status, customer_id, errors)
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
                 errors.append(
                     FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range")
@@ -256,7 +261,7 @@ class PaymentService:
         """How many payments match the filters."""
         with self._telemetry.operation("count_payments"):
             errors: list[FieldError] = []
-            wanted = _check_filters(status, customer_id, errors)
+            wanted = check_filters(status, customer_id, errors)
             if errors:
                 raise ValidationError(errors)
             return await self._store.count(status=wanted, customer_id=customer_id)
@@ -348,7 +353,7 @@ class PaymentService:
         """Confirm every Pending payment among ``payment_ids``; report why others were skipped."""
         with self._telemetry.operation("confirm_payments"):
             self._policy.check(actor, "confirm_payments")
-            ids = _parse_ids(payment_ids)
+            ids = parse_ids(payment_ids)
             found = await self._store.get_many(ids)
             skipped: dict[UUID, str] = {}
             changes: list[Change] = []
@@ -488,54 +493,3 @@ class PaymentService:
                 await self._cache.delete(pid)
             except Exception:
                 logger.warning("cache delete failed", exc_info=True)
-
-
-def _same_request(existing: Payment, valid: ValidPayment, key: str) -> None:
-    differences = [
-        name
-        for name, ours, theirs in (
-            ("customer_id", valid.customer_id, existing.customer_id),
-            ("amount", valid.amount, existing.amount),
-            ("currency", valid.currency, existing.currency),
-            ("metadata", valid.metadata, dict(existing.metadata)),
-        )
-        if ours != theirs
-    ]
-    if differences:
-        raise IdempotencyConflict(key, "differs in " + ", ".join(differences))
-
-
-def _check_filters(
-    status: object, customer_id: object, errors: list[FieldError]
-) -> PaymentStatus | None:
-    wanted: PaymentStatus | None = None
-    if status is not None:
-        try:
-            wanted = PaymentStatus(str(status))
-        except ValueError:
-            allowed = ", ".join(s.value for s in PaymentStatus)
-            errors.append(FieldError("status", f"must be one of {allowed}", "choice"))
-    if customer_id is not None and (
-        not isinstance(customer_id, str)
-        or not 1 <= len(customer_id) <= 100
-        or not customer_id.isprintable()
-    ):
-        errors.append(FieldError("customer_id", "must be 1 to 100 printable characters", "length"))
-    return wanted
-
-
-def _parse_ids(payment_ids: Iterable[object]) -> list[UUID]:
-    ids: dict[UUID, None] = {}
-    errors: list[FieldError] = []
-    if isinstance(payment_ids, str | bytes) or not isinstance(payment_ids, Iterable):
-        raise ValidationError([FieldError("payment_ids", "must be a list of UUIDs", "type")])
-    for index, value in enumerate(payment_ids):
-        try:
-            ids[parse_payment_id(value, f"payment_ids[{index}]")] = None
-        except ValidationError as exc:
-            errors.extend(exc.errors)
-    if len(ids) > MAX_BULK_IDS:
-        errors.append(FieldError("payment_ids", f"at most {MAX_BULK_IDS} ids", "too_many"))
-    if errors:
-        raise ValidationError(errors)
-    return list(ids)

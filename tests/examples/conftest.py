@@ -110,7 +110,7 @@ class FlaskClient(_Base):
 
     def break_store(self) -> None:
         service = self.app.extensions["paymentorch"]
-        service.run(service.store.aclose)
+        service.store.close()
 
     def close(self) -> None:
         self.app.extensions["paymentorch.close"]()

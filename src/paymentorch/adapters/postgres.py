@@ -1,21 +1,17 @@
-"""The PostgreSQL store: psycopg 3 async with psycopg_pool, one round trip per change.
+"""The PostgreSQL store: psycopg 3 with psycopg_pool, one round trip per change.
 
-Creating and transitioning are each one statement: a data-modifying CTE writes the
-payment, its audit entry and its outbox event together, in autocommit, so a change is
-one round trip and one transaction. Driver errors are translated in ``_errors``, the one
-seam: a lost or refused connection is ``StoreUnavailable``. Reads are retried with
-back-off; writes never are, since a write whose commit outcome is unknown could
-otherwise be applied twice.
+Driver errors are translated in ``errors``, the one seam: a lost or refused connection
+is ``StoreUnavailable``. Reads are retried with back-off; writes never are, since a
+write whose commit outcome is unknown could otherwise be applied twice. The blocking
+twin's store is generated from this module, with psycopg's synchronous pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from paymentorch.adapters._require import driver
@@ -28,173 +24,47 @@ import psycopg_pool  # noqa: E402
 from psycopg import errors as pg_errors  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from paymentorch import _fork  # noqa: E402
+from paymentorch.adapters._postgres_sql import (  # noqa: E402
+    APPLY,
+    APPLY_MANY,
+    CLAIM,
+    CREATE,
+    KEY_INDEX,
+    READ_RETRIES,
+    SELECT,
+    audit_row,
+    conninfo,
+    errors,
+    event_row,
+    list_query,
+    logger,
+    payment_row,
+    row_message,
+    row_payment,
+    same,
+    where_filters,
+)
 from paymentorch.adapters._sql import (  # noqa: E402
     AUDIT_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_READ,
-    PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
     audit_from_row,
     key_scope,
-    message_from_row,
-    payment_from_row,
 )
 from paymentorch.domain import (  # noqa: E402
     AuditEntry,
     Change,
     IdempotencyConflict,
     Payment,
-    PaymentEvent,
     PaymentStatus,
     StoreError,
     StoreUnavailable,
 )
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
 
-logger = logging.getLogger("paymentorch.postgres")
 T = TypeVar("T")
-
-LOOP_BOUND: Final = True  # the pool belongs to the event loop that opened it
-_KEY_INDEX: Final = "paymentorch_payments_idempotency"
-_READ_RETRIES: Final = (0.05, 0.2, 0.5)
-
-
-def _recorded(changed: str) -> str:
-    """The CTE tail that writes the audit entry and the event when ``changed`` has a row."""
-    return f"""
-), audit AS (
-  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}
-), event AS (
-  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s FROM {changed}
-)
-SELECT count(*) FROM {changed}
-"""
-
-
-_CREATE: Final = f"""
-WITH ins AS (
-  INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})
-  VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-  ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
-  RETURNING id{_recorded("ins")}"""
-
-_APPLY: Final = f"""
-WITH upd AS (
-  UPDATE paymentorch_payments
-  SET status = %s, version = %s, updated_at = %s, failure_reason = %s
-  WHERE id = %s AND status = %s
-  RETURNING id{_recorded("upd")}"""
-
-_APPLY_MANY: Final = f"""
-WITH input AS (
-  SELECT * FROM unnest(
-    %s::uuid[], %s::text[], %s::int[], %s::timestamptz[], %s::text[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::jsonb[]
-  ) AS t(id, status, version, at, failure_reason,
-         action, actor_id, reason, correlation_id, event_id, type, payload)
-), upd AS (
-  UPDATE paymentorch_payments p
-  SET status = input.status, version = input.version, updated_at = input.at,
-      failure_reason = input.failure_reason
-  FROM input
-  WHERE p.id = input.id AND p.status = %s
-  RETURNING p.id
-), audit AS (
-  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
-  SELECT input.id, input.action, %s, input.status, input.actor_id, input.at,
-         input.reason, input.correlation_id
-  FROM upd JOIN input ON input.id = upd.id
-), event AS (
-  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT input.event_id, input.id, input.type, input.at, input.payload,
-         input.actor_id, input.correlation_id
-  FROM upd JOIN input ON input.id = upd.id
-)
-SELECT id FROM upd
-"""
-
-_SELECT: Final = f"SELECT {PAYMENT_COLUMNS} FROM paymentorch_payments"
-
-_CLAIM: Final = f"""
-WITH due AS (
-  SELECT o.seq FROM paymentorch_outbox o
-  WHERE o.state = 'pending'
-    AND (o.available_at IS NULL OR o.available_at <= %(now)s)
-    AND (o.lease_until IS NULL OR o.lease_until <= %(now)s)
-    AND NOT EXISTS (
-      SELECT 1 FROM paymentorch_outbox e
-      WHERE e.payment_id = o.payment_id AND e.state = 'pending' AND e.seq < o.seq)
-  ORDER BY o.seq
-  LIMIT %(limit)s
-  FOR UPDATE SKIP LOCKED
-)
-UPDATE paymentorch_outbox o SET lease_until = %(lease)s
-FROM due WHERE o.seq = due.seq
-RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
-"""
-
-
-def _metadata(value: Mapping[str, str]) -> Jsonb | str:
-    """Metadata for a jsonb column; the usual empty one as a literal, with no JSON encoding."""
-    return Jsonb(dict(value)) if value else "{}"
-
-
-def _payment_row(change: Change) -> tuple[Any, ...]:
-    """A new payment's values in ``PAYMENT_INSERT_COLUMNS`` order."""
-    p = change.payment
-    return (
-        p.id, p.customer_id, p.amount, p.currency, p.status.value, p.created_at,
-        p.updated_at, p.version, p.failure_reason, p.idempotency_key, _metadata(p.metadata),
-        key_scope(change),
-    )  # fmt: skip
-
-
-def _audit_row(a: AuditEntry) -> tuple[Any, ...]:
-    """An audit entry's values in ``AUDIT_COLUMNS`` order."""
-    return (
-        a.payment_id, a.action, a.from_status.value if a.from_status else None,
-        a.to_status.value, a.actor_id, a.at, a.reason, a.correlation_id,
-    )  # fmt: skip
-
-
-def _event_row(e: PaymentEvent) -> tuple[Any, ...]:
-    """An event's values in ``OUTBOX_COLUMNS`` order."""
-    return (
-        e.id, e.payment_id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id,
-        e.correlation_id,
-    )  # fmt: skip
-
-
-def _same(value: T) -> T:
-    return value
-
-
-def _payment(row: tuple[Any, ...]) -> Payment:
-    return payment_from_row(row, uuid=_same, time=_same, metadata=_same)
-
-
-def _message(row: tuple[Any, ...]) -> OutboxMessage:
-    return message_from_row(row, uuid=_same, time=_same, payload=_same)
-
-
-@contextlib.contextmanager
-def _errors(action: str) -> Iterator[None]:
-    """The one seam where psycopg's errors become paymentorch's."""
-    try:
-        yield
-    except psycopg.errors.UniqueViolation as exc:
-        raise StoreError(f"PostgreSQL refused to {action}: {exc.diag.message_primary}") from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolClosed) as exc:
-        raise StoreUnavailable(f"PostgreSQL is unavailable ({action}): {exc}") from exc
-    except psycopg.errors.UndefinedTable as exc:
-        raise StoreError(
-            "the paymentorch schema is missing: run `paymentorch migrate URL` "
-            "or `await paymentorch.migrate(url)` first"
-        ) from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL failed to {action}: {exc}") from exc
 
 
 class PostgresPaymentStore:
@@ -204,6 +74,7 @@ class PostgresPaymentStore:
 
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self._pool = pool
+        self._generation = _fork.generation
 
     @classmethod
     async def open(
@@ -216,14 +87,11 @@ class PostgresPaymentStore:
         create_schema: bool = False,
     ) -> PostgresPaymentStore:
         """Open a pool; raise ``StoreUnavailable`` within ``connect_timeout`` if unreachable."""
+        await _probe(conninfo, connect_timeout)
         if create_schema:
             from paymentorch._migrate import migrate  # noqa: PLC0415 - Alembic only when asked
 
-            try:
-                await asyncio.wait_for(migrate(conninfo), timeout=max(30.0, connect_timeout))
-            except (psycopg.OperationalError, TimeoutError) as exc:
-                raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
-        await _probe(conninfo, connect_timeout)
+            await migrate(conninfo)
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             conninfo,
             min_size=pool_size if min_pool_size is None else min_pool_size,
@@ -246,7 +114,7 @@ class PostgresPaymentStore:
             ) from exc
         store = cls(pool)
         try:
-            await store._read("check the schema", lambda c: c.execute(_SELECT + " LIMIT 0"))
+            await store._read("check the schema", lambda c: c.execute(SELECT + " LIMIT 0"))
         except BaseException:
             await pool.close()
             raise
@@ -260,14 +128,33 @@ class PostgresPaymentStore:
     async def _write(
         self, action: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
     ) -> T:
-        with _errors(action):
+        if self._generation != _fork.generation:
+            await self._reopen_in_child()
+        with errors(action):
             async with self._pool.connection() as conn:
                 return await work(conn)
+
+    async def _reopen_in_child(self) -> None:
+        """After fork(): a pool of this process's own, configured as the inherited one."""
+        old = self._pool
+        _fork.abandon(old)
+        self._pool = type(old)(
+            old.conninfo,
+            min_size=old.min_size,
+            max_size=old.max_size,
+            kwargs=old.kwargs,
+            timeout=old.timeout,
+            open=False,
+            name=old.name,
+        )
+        self._generation = _fork.generation
+        with errors("reconnect after fork"):
+            await self._pool.open(wait=True, timeout=old.timeout)
 
     async def _read(
         self, action: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
     ) -> T:
-        for delay in (*_READ_RETRIES, None):
+        for delay in (*READ_RETRIES, None):
             try:
                 return await self._write(action, work)
             except StoreUnavailable:
@@ -281,21 +168,21 @@ class PostgresPaymentStore:
 
     async def add(self, change: Change) -> Payment | None:
         """Insert payment, entry and event in one statement, or return the key's holder."""
-        params = (*_payment_row(change), *_audit_row(change.audit), *_event_row(change.event))
+        params = (*payment_row(change), *audit_row(change.audit), *event_row(change.event))
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
-            cur = await conn.execute(_CREATE, params)
+            cur = await conn.execute(CREATE, params)
             row = await cur.fetchone()
             if row is not None and row[0] == 1:
                 return None
             cur = await conn.execute(
-                _SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
+                SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
                 (key_scope(change), change.payment.idempotency_key),
             )
             existing = await cur.fetchone()
             if existing is None:
                 raise StoreError("the insert conflicted, but no payment holds its key")
-            return _payment(existing)
+            return row_payment(existing)
 
         return await self._write("create a payment", work)
 
@@ -308,17 +195,17 @@ class PostgresPaymentStore:
                     f"COPY paymentorch_payments ({PAYMENT_INSERT_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        await copy.write_row(_payment_row(c))
+                        await copy.write_row(payment_row(c))
                 async with cur.copy(
                     f"COPY paymentorch_audit_entries ({AUDIT_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        await copy.write_row(_audit_row(c.audit))
+                        await copy.write_row(audit_row(c.audit))
                 async with cur.copy(
                     f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        await copy.write_row(_event_row(c.event))
+                        await copy.write_row(event_row(c.event))
 
         try:
             await self._write("create payments", work)
@@ -326,7 +213,7 @@ class PostgresPaymentStore:
             cause = exc.__cause__
             if (
                 isinstance(cause, pg_errors.UniqueViolation)
-                and cause.diag.constraint_name == _KEY_INDEX
+                and cause.diag.constraint_name == KEY_INDEX
             ):
                 key = await self._held_key(changes)
                 raise IdempotencyConflict(key, "already used by another payment") from cause
@@ -349,12 +236,12 @@ class PostgresPaymentStore:
         p = change.payment
         params = (
             *(p.status.value, p.version, p.updated_at, p.failure_reason, p.id, expected.value),
-            *_audit_row(change.audit),
-            *_event_row(change.event),
+            *audit_row(change.audit),
+            *event_row(change.event),
         )
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
-            cur = await conn.execute(_APPLY, params)
+            cur = await conn.execute(APPLY, params)
             row = await cur.fetchone()
             return row is not None and row[0] == 1
 
@@ -385,7 +272,7 @@ class PostgresPaymentStore:
                 column.append(value)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> set[UUID]:
-            cur = await conn.execute(_APPLY_MANY, (*columns, expected.value, expected.value))
+            cur = await conn.execute(APPLY_MANY, (*columns, expected.value, expected.value))
             return {row[0] for row in await cur.fetchall()}
 
         return await self._write("change payments", work)
@@ -416,15 +303,15 @@ class PostgresPaymentStore:
 
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment, or None."""
-        rows = await self._fetch("read a payment", _SELECT + " WHERE id = %s", (payment_id,))
-        return _payment(rows[0]) if rows else None
+        rows = await self._fetch("read a payment", SELECT + " WHERE id = %s", (payment_id,))
+        return row_payment(rows[0]) if rows else None
 
     async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
         """The payments that exist among ``payment_ids``."""
         rows = await self._fetch(
-            "read payments", _SELECT + " WHERE id = ANY(%s)", (list(payment_ids),)
+            "read payments", SELECT + " WHERE id = ANY(%s)", (list(payment_ids),)
         )
-        return {row[0]: _payment(row) for row in rows}
+        return {row[0]: row_payment(row) for row in rows}
 
     async def list_payments(
         self,
@@ -435,12 +322,12 @@ class PostgresPaymentStore:
         after: Keyset | None,
     ) -> list[Payment]:
         """Newest first, strictly after ``after``, walking the matching index."""
-        sql, params = _list_query(status, customer_id, limit, after)
-        return [_payment(r) for r in await self._fetch("list payments", sql, params)]
+        sql, params = list_query(status, customer_id, limit, after)
+        return [row_payment(r) for r in await self._fetch("list payments", sql, params)]
 
     async def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
         """How many payments match."""
-        where, params = _filters(status, customer_id)
+        where, params = where_filters(status, customer_id)
         rows = await self._fetch(
             "count payments", "SELECT count(*) FROM paymentorch_payments" + where, params
         )
@@ -454,7 +341,7 @@ class PostgresPaymentStore:
             " WHERE payment_id = %s ORDER BY seq",
             (payment_id,),
         )
-        return [audit_from_row(r, uuid=_same, time=_same) for r in rows]
+        return [audit_from_row(r, uuid=same, time=same) for r in rows]
 
     # -- outbox -----------------------------------------------------------------
 
@@ -464,12 +351,12 @@ class PostgresPaymentStore:
         """Lease due head events with ``FOR UPDATE SKIP LOCKED``, oldest first."""
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
-            cur = await conn.execute(_CLAIM, {"now": now, "limit": limit, "lease": lease_until})
+            cur = await conn.execute(CLAIM, {"now": now, "limit": limit, "lease": lease_until})
             return await cur.fetchall()
 
         rows = await self._write("claim events", work)
         rows.sort(key=lambda r: r[-1])
-        return [_message(r) for r in rows]
+        return [row_message(r) for r in rows]
 
     async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
         """Delete delivered events."""
@@ -515,7 +402,7 @@ class PostgresPaymentStore:
             " ORDER BY seq LIMIT %s",
             (limit,),
         )
-        return [_message(r) for r in rows]
+        return [row_message(r) for r in rows]
 
     async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
         """Make parked events pending again with a fresh attempt count."""
@@ -557,34 +444,6 @@ async def _probe(conninfo: str, connect_timeout: float) -> None:
         reason = message.rpartition("FATAL:")[2].strip() if "FATAL:" in message else message
         raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
     await conn.close()
-
-
-def _filters(status: PaymentStatus | None, customer_id: str | None) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if status is not None:
-        where.append("status = %s")
-        params.append(status.value)
-    if customer_id is not None:
-        where.append("customer_id = %s")
-        params.append(customer_id)
-    return (" WHERE " + " AND ".join(where) if where else ""), params
-
-
-def _list_query(
-    status: PaymentStatus | None, customer_id: str | None, limit: int, after: Keyset | None
-) -> tuple[str, list[Any]]:
-    """The keyset query: the ``(created_at, id)`` row comparison walks the index."""
-    where, params = _filters(status, customer_id)
-    if after is not None:
-        where += (" AND " if where else " WHERE ") + "(created_at, id) < (%s, %s)"
-        params += [after[0], after[1]]
-    return _SELECT + where + " ORDER BY created_at DESC, id DESC LIMIT %s", [*params, limit]
-
-
-def conninfo(url: str) -> str:
-    """The libpq URL for a paymentorch URL (``postgresql+psycopg://`` is accepted)."""
-    return "postgresql://" + url.partition("://")[2]
 
 
 async def open_store(

@@ -12,6 +12,9 @@ from paymentorch.domain.payment import Payment
 
 _PREFIX = "1|"
 
+Keyset = tuple[datetime, UUID]
+"""A listing position: ``(created_at, id)`` of the last payment seen."""
+
 
 def encode_cursor(payment: Payment) -> str:
     """The cursor that continues a listing after ``payment``."""
@@ -19,7 +22,7 @@ def encode_cursor(payment: Payment) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: object) -> tuple[datetime, UUID] | FieldError:
+def decode_cursor(cursor: object) -> Keyset | FieldError:
     """The ``(created_at, id)`` position in ``cursor``, or why it is not a cursor."""
     bad = FieldError("cursor", "is not a cursor returned by list_payments", "cursor")
     if not isinstance(cursor, str) or not 1 <= len(cursor) <= 200 or not cursor.isascii():

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import attrs
 
-from paymentorch.domain.errors import FieldError, ValidationError
+from paymentorch.domain.errors import FieldError, IdempotencyConflict, ValidationError
 from paymentorch.domain.money import currency_exponent, decimal_places, minor_unit, parse_amount
+from paymentorch.domain.payment import Payment, PaymentStatus
+
+KEY_RETENTION: Final = timedelta(hours=24)
+"""Idempotency keys are kept at least this long."""
+MAX_PAGE: Final = 500
+"""The largest page ``list_payments`` returns."""
+MAX_BULK_IDS: Final = 10_000
+"""The most ids one ``confirm_payments`` call takes."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab and newlines allowed
@@ -238,3 +247,61 @@ def parse_payment_id(value: object, field: str = "payment_id") -> UUID:
         except ValueError:
             pass
     raise ValidationError([FieldError(field, "must be a UUID", "uuid")])
+
+
+def same_request(existing: Payment, valid: ValidPayment, key: str) -> None:
+    """Check that a repeat under ``key`` asks for what ``existing`` was created with.
+
+    Raises:
+        IdempotencyConflict: it differs, naming the fields that do.
+    """
+    differences = [
+        name
+        for name, ours, theirs in (
+            ("customer_id", valid.customer_id, existing.customer_id),
+            ("amount", valid.amount, existing.amount),
+            ("currency", valid.currency, existing.currency),
+            ("metadata", valid.metadata, dict(existing.metadata)),
+        )
+        if ours != theirs
+    ]
+    if differences:
+        raise IdempotencyConflict(key, "differs in " + ", ".join(differences))
+
+
+def check_filters(
+    status: object, customer_id: object, errors: list[FieldError]
+) -> PaymentStatus | None:
+    """The status a listing filters on; problems with either filter go to ``errors``."""
+    wanted: PaymentStatus | None = None
+    if status is not None:
+        try:
+            wanted = PaymentStatus(str(status))
+        except ValueError:
+            allowed = ", ".join(s.value for s in PaymentStatus)
+            errors.append(FieldError("status", f"must be one of {allowed}", "choice"))
+    if customer_id is not None and (
+        not isinstance(customer_id, str)
+        or not 1 <= len(customer_id) <= 100
+        or not customer_id.isprintable()
+    ):
+        errors.append(FieldError("customer_id", "must be 1 to 100 printable characters", "length"))
+    return wanted
+
+
+def parse_ids(payment_ids: Iterable[object]) -> list[UUID]:
+    """Distinct payment ids, in order; one ``ValidationError`` lists every bad one."""
+    ids: dict[UUID, None] = {}
+    errors: list[FieldError] = []
+    if isinstance(payment_ids, str | bytes) or not isinstance(payment_ids, Iterable):
+        raise ValidationError([FieldError("payment_ids", "must be a list of UUIDs", "type")])
+    for index, value in enumerate(payment_ids):
+        try:
+            ids[parse_payment_id(value, f"payment_ids[{index}]")] = None
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+    if len(ids) > MAX_BULK_IDS:
+        errors.append(FieldError("payment_ids", f"at most {MAX_BULK_IDS} ids", "too_many"))
+    if errors:
+        raise ValidationError(errors)
+    return list(ids)

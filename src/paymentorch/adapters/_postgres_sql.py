@@ -1,0 +1,216 @@
+"""What both PostgreSQL stores share: statements, values to and from rows, the error seam.
+
+Creating and transitioning are each one statement: a data-modifying CTE writes the
+payment, its audit entry and its outbox event together, in autocommit, so a change is
+one round trip and one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any, Final, TypeVar
+
+from paymentorch.adapters._require import driver
+
+driver("psycopg", "postgres")
+driver("psycopg_pool", "postgres")
+
+import psycopg  # noqa: E402 - after the check that names the extra
+import psycopg_pool  # noqa: E402
+from psycopg.types.json import Jsonb  # noqa: E402
+
+from paymentorch.adapters._sql import (  # noqa: E402
+    AUDIT_COLUMNS,
+    OUTBOX_COLUMNS,
+    OUTBOX_READ,
+    PAYMENT_COLUMNS,
+    PAYMENT_INSERT_COLUMNS,
+    key_scope,
+    message_from_row,
+    payment_from_row,
+)
+from paymentorch.domain import (  # noqa: E402
+    AuditEntry,
+    Change,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    StoreError,
+    StoreUnavailable,
+)
+from paymentorch.domain.cursor import Keyset  # noqa: E402
+from paymentorch.domain.outbox import OutboxMessage  # noqa: E402
+
+logger = logging.getLogger("paymentorch.postgres")
+T = TypeVar("T")
+
+KEY_INDEX: Final = "paymentorch_payments_idempotency"
+READ_RETRIES: Final = (0.05, 0.2, 0.5)
+
+
+def _recorded(changed: str) -> str:
+    """The CTE tail that writes the audit entry and the event when ``changed`` has a row."""
+    return f"""
+), audit AS (
+  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
+  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}
+), event AS (
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
+  SELECT %s, %s, %s, %s, %s, %s, %s FROM {changed}
+)
+SELECT count(*) FROM {changed}
+"""
+
+
+CREATE: Final = f"""
+WITH ins AS (
+  INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})
+  VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+  ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+  RETURNING id{_recorded("ins")}"""
+
+APPLY: Final = f"""
+WITH upd AS (
+  UPDATE paymentorch_payments
+  SET status = %s, version = %s, updated_at = %s, failure_reason = %s
+  WHERE id = %s AND status = %s
+  RETURNING id{_recorded("upd")}"""
+
+APPLY_MANY: Final = f"""
+WITH input AS (
+  SELECT * FROM unnest(
+    %s::uuid[], %s::text[], %s::int[], %s::timestamptz[], %s::text[],
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::jsonb[]
+  ) AS t(id, status, version, at, failure_reason,
+         action, actor_id, reason, correlation_id, event_id, type, payload)
+), upd AS (
+  UPDATE paymentorch_payments p
+  SET status = input.status, version = input.version, updated_at = input.at,
+      failure_reason = input.failure_reason
+  FROM input
+  WHERE p.id = input.id AND p.status = %s
+  RETURNING p.id
+), audit AS (
+  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
+  SELECT input.id, input.action, %s, input.status, input.actor_id, input.at,
+         input.reason, input.correlation_id
+  FROM upd JOIN input ON input.id = upd.id
+), event AS (
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
+  SELECT input.event_id, input.id, input.type, input.at, input.payload,
+         input.actor_id, input.correlation_id
+  FROM upd JOIN input ON input.id = upd.id
+)
+SELECT id FROM upd
+"""
+
+SELECT: Final = f"SELECT {PAYMENT_COLUMNS} FROM paymentorch_payments"
+
+CLAIM: Final = f"""
+WITH due AS (
+  SELECT o.seq FROM paymentorch_outbox o
+  WHERE o.state = 'pending'
+    AND (o.available_at IS NULL OR o.available_at <= %(now)s)
+    AND (o.lease_until IS NULL OR o.lease_until <= %(now)s)
+    AND NOT EXISTS (
+      SELECT 1 FROM paymentorch_outbox e
+      WHERE e.payment_id = o.payment_id AND e.state = 'pending' AND e.seq < o.seq)
+  ORDER BY o.seq
+  LIMIT %(limit)s
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE paymentorch_outbox o SET lease_until = %(lease)s
+FROM due WHERE o.seq = due.seq
+RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
+"""
+
+
+def _metadata(value: Mapping[str, str]) -> Jsonb | str:
+    """Metadata for a jsonb column; the usual empty one as a literal, with no JSON encoding."""
+    return Jsonb(dict(value)) if value else "{}"
+
+
+def payment_row(change: Change) -> tuple[Any, ...]:
+    """A new payment's values in ``PAYMENT_INSERT_COLUMNS`` order."""
+    p = change.payment
+    return (
+        p.id, p.customer_id, p.amount, p.currency, p.status.value, p.created_at,
+        p.updated_at, p.version, p.failure_reason, p.idempotency_key, _metadata(p.metadata),
+        key_scope(change),
+    )  # fmt: skip
+
+
+def audit_row(a: AuditEntry) -> tuple[Any, ...]:
+    """An audit entry's values in ``AUDIT_COLUMNS`` order."""
+    return (
+        a.payment_id, a.action, a.from_status.value if a.from_status else None,
+        a.to_status.value, a.actor_id, a.at, a.reason, a.correlation_id,
+    )  # fmt: skip
+
+
+def event_row(e: PaymentEvent) -> tuple[Any, ...]:
+    """An event's values in ``OUTBOX_COLUMNS`` order."""
+    return (
+        e.id, e.payment_id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id,
+        e.correlation_id,
+    )  # fmt: skip
+
+
+def same(value: T) -> T:
+    return value
+
+
+def row_payment(row: tuple[Any, ...]) -> Payment:
+    return payment_from_row(row, uuid=same, time=same, metadata=same)
+
+
+def row_message(row: tuple[Any, ...]) -> OutboxMessage:
+    return message_from_row(row, uuid=same, time=same, payload=same)
+
+
+@contextlib.contextmanager
+def errors(action: str) -> Iterator[None]:
+    """The one seam where psycopg's errors become paymentorch's."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise StoreError(f"PostgreSQL refused to {action}: {exc.diag.message_primary}") from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolClosed) as exc:
+        raise StoreUnavailable(f"PostgreSQL is unavailable ({action}): {exc}") from exc
+    except psycopg.errors.UndefinedTable as exc:
+        raise StoreError(
+            "the paymentorch schema is missing: run `paymentorch migrate URL` "
+            "or `await paymentorch.migrate(url)` first"
+        ) from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"PostgreSQL failed to {action}: {exc}") from exc
+
+
+def where_filters(status: PaymentStatus | None, customer_id: str | None) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        where.append("status = %s")
+        params.append(status.value)
+    if customer_id is not None:
+        where.append("customer_id = %s")
+        params.append(customer_id)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def list_query(
+    status: PaymentStatus | None, customer_id: str | None, limit: int, after: Keyset | None
+) -> tuple[str, list[Any]]:
+    """The keyset query: the ``(created_at, id)`` row comparison walks the index."""
+    where, params = where_filters(status, customer_id)
+    if after is not None:
+        where += (" AND " if where else " WHERE ") + "(created_at, id) < (%s, %s)"
+        params += [after[0], after[1]]
+    return SELECT + where + " ORDER BY created_at DESC, id DESC LIMIT %s", [*params, limit]
+
+
+def conninfo(url: str) -> str:
+    """The libpq URL for a paymentorch URL (``postgresql+psycopg://`` is accepted)."""
+    return "postgresql://" + url.partition("://")[2]

@@ -1,0 +1,245 @@
+"""The connection under each SQLite store, and where the store's work runs on it.
+
+Every operation of a store is one function of the connection (for a write, a whole
+``BEGIN IMMEDIATE ... COMMIT``), handed to ``_run``. The two runners differ only there:
+
+- ``SQLiteConnection`` (async): with ``durability="normal"``, work on a single payment
+  runs right on the event loop with a busy timeout of zero, since a WAL commit without
+  a sync takes tens of microseconds, less than a hop to another thread. Work whose size
+  the caller chooses (batches, listings, counts, the outbox), and any call that finds
+  the file locked, runs on the connection's private thread, which waits out the busy
+  timeout: one hop, where a driver that hops once per statement would cost five.
+- ``SyncSQLiteConnection`` (blocking twin): in the calling thread, one thread at a
+  time, waiting up to the busy timeout for another process's write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, Self, TypeVar
+
+from paymentorch import _fork
+from paymentorch.domain import FieldError, StoreError, StoreUnavailable, ValidationError
+
+T = TypeVar("T")
+Durability = Literal["normal", "full"]
+
+
+def connect(
+    path: str, *, durability: Durability, busy_timeout: float, create_schema: bool
+) -> sqlite3.Connection:
+    """A connection in WAL mode to the database at ``path``, its schema checked.
+
+    Raises ``StoreError`` when the schema is missing, ``StoreUnavailable`` when the file
+    cannot be opened.
+    """
+    if durability not in ("normal", "full"):
+        raise ValidationError([FieldError("durability", "must be 'normal' or 'full'", "choice")])
+    in_memory = path == ":memory:"
+    if create_schema and not in_memory:
+        from paymentorch._migrate import migrate_sync  # noqa: PLC0415 - Alembic only when asked
+
+        migrate_sync(f"sqlite:///{path}")
+    try:
+        conn = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={durability.upper()}")
+        if in_memory and create_schema:
+            # A private database lives and dies with its one connection: the schema
+            # must be made on this very connection.
+            from paymentorch._migrate import migrate_connection  # noqa: PLC0415
+
+            migrate_connection(conn)
+        conn.execute("SELECT 1 FROM paymentorch_payments LIMIT 0")
+    except sqlite3.Error as exc:
+        conn.close()
+        if "no such table" in str(exc):
+            raise StoreError(
+                f"the paymentorch schema is missing in {path!r}: open it with "
+                "create_schema=True, or run `paymentorch migrate URL` first"
+            ) from exc
+        raise StoreUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """The one seam where sqlite3's errors become paymentorch's."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise StoreError(f"SQLite refused the write: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"SQLite failed: {exc}") from exc
+
+
+class SQLiteConnection:
+    """One connection, used from the event loop when it need not wait, else its thread."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        *,
+        busy_timeout: float = 30.0,
+        inline: bool = True,
+    ) -> None:
+        self._conn = conn
+        self._executor = executor
+        self._busy_ms = round(busy_timeout * 1000)
+        self._inline = inline
+        # One user of the connection at a time, from any thread or event loop: held only
+        # around a synchronous call, never across an await.
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        path: str,
+        *,
+        durability: Durability = "normal",
+        busy_timeout: float = 30.0,
+        create_schema: bool = True,
+    ) -> Self:
+        """Open (and by default create or upgrade) the database at ``path``."""
+        executor = ThreadPoolExecutor(1, thread_name_prefix="paymentorch-sqlite")
+        inline = durability == "normal"
+
+        def opened() -> sqlite3.Connection:
+            conn = connect(
+                path, durability=durability, busy_timeout=busy_timeout, create_schema=create_schema
+            )
+            if inline:
+                conn.execute("PRAGMA busy_timeout=0")  # never wait on the event loop
+            return conn
+
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, opened)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(conn, executor, busy_timeout=busy_timeout, inline=inline)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
+        """Run ``fn`` with the connection: on the loop if ``inline`` and it need not wait,
+        else on the connection's thread. Only bounded single-payment work is ``inline``.
+        """
+        if self._closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        with _errors():
+            if inline and self._inline and self._lock.acquire(blocking=False):
+                try:
+                    return fn(self._conn)
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                finally:
+                    self._lock.release()
+            # The file or the connection is busy: wait for it on the private thread.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._patiently, fn)
+
+    def _patiently(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            if not self._inline:
+                return fn(self._conn)
+            self._conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            try:
+                return fn(self._conn)
+            finally:
+                self._conn.execute("PRAGMA busy_timeout=0")
+
+    def _close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    async def aclose(self) -> None:
+        """Close the connection and stop its thread. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._close)
+        except RuntimeError:  # the executor is shut already: the interpreter is exiting
+            self._close()
+        self._executor.shutdown(wait=True)
+
+
+class SyncSQLiteConnection:
+    """One connection, used in the calling thread, one thread at a time.
+
+    After ``fork()`` the child connects anew on its first call and leaves the inherited
+    connection alone.
+    """
+
+    def __init__(
+        self, path: str, conn: sqlite3.Connection, *, durability: Durability, busy_timeout: float
+    ) -> None:
+        self._path = path
+        self._conn = conn
+        self._durability: Durability = durability
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._generation = _fork.generation
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        *,
+        durability: Durability = "normal",
+        busy_timeout: float = 30.0,
+        create_schema: bool = True,
+    ) -> Self:
+        """Open (and by default create or upgrade) the database at ``path``."""
+        conn = connect(
+            path, durability=durability, busy_timeout=busy_timeout, create_schema=create_schema
+        )
+        return cls(path, conn, durability=durability, busy_timeout=busy_timeout)
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
+        """Run ``fn`` with the connection in this thread (``inline`` is the async store's)."""
+        if self._closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        if self._generation != _fork.generation:
+            self._reconnect_in_child()
+        with _errors(), self._lock:
+            return fn(self._conn)
+
+    def _reconnect_in_child(self) -> None:
+        if self._path == ":memory:":
+            raise StoreUnavailable("a private sqlite:///:memory: database stays with its parent")
+        # The lock too may have been held by a thread that the child does not have.
+        _fork.abandon(self._conn, self._lock)
+        self._lock = threading.Lock()
+        self._conn = connect(
+            self._path,
+            durability=self._durability,
+            busy_timeout=self._busy_timeout,
+            create_schema=False,
+        )
+        self._generation = _fork.generation
+
+    def close(self) -> None:
+        """Close the connection. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            self._conn.close()

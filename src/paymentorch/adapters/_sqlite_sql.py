@@ -1,0 +1,163 @@
+"""What both SQLite stores share: statements, and values to and from rows.
+
+Amounts are exact decimal text, times fixed-width ISO 8601 UTC text (text order is time
+order), ids 32 hex digits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from uuid import UUID
+
+from paymentorch.adapters._sql import (
+    AUDIT_COLUMNS,
+    OUTBOX_COLUMNS,
+    OUTBOX_READ,
+    PAYMENT_COLUMNS,
+    PAYMENT_INSERT_COLUMNS,
+    dumps,
+    key_scope,
+    message_from_row,
+    payment_from_row,
+)
+from paymentorch.domain import Change, FieldError, Payment, PaymentStatus, ValidationError
+from paymentorch.ports import OutboxMessage
+
+T = TypeVar("T")
+
+INSERT_PAYMENT: Final = (
+    f"INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_AUDIT: Final = (
+    f"INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+)
+INSERT_EVENT: Final = f"INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
+UPDATE: Final = (
+    "UPDATE paymentorch_payments SET status = ?, version = ?, updated_at = ?,"
+    " failure_reason = ? WHERE id = ? AND status = ?"
+)
+SELECT: Final = f"SELECT {PAYMENT_COLUMNS} FROM paymentorch_payments"
+CLAIM: Final = f"""
+UPDATE paymentorch_outbox SET lease_until = ?
+WHERE seq IN (
+  SELECT o.seq FROM paymentorch_outbox o
+  WHERE o.state = 'pending'
+    AND (o.available_at IS NULL OR o.available_at <= ?)
+    AND (o.lease_until IS NULL OR o.lease_until <= ?)
+    AND NOT EXISTS (
+      SELECT 1 FROM paymentorch_outbox e
+      WHERE e.payment_id = o.payment_id AND e.state = 'pending' AND e.seq < o.seq)
+  ORDER BY o.seq LIMIT ?)
+RETURNING {OUTBOX_READ}, seq
+"""
+
+
+def time_text(value: datetime) -> str:
+    """Fixed-width UTC text, so that text order is time order."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def hex_uuid(value: str) -> UUID:
+    return UUID(hex=value)
+
+
+def row_payment(row: tuple[Any, ...]) -> Payment:
+    return payment_from_row(row, uuid=hex_uuid, time=parse_time, metadata=json.loads)
+
+
+def payment_params(change: Change) -> tuple[Any, ...]:
+    payment = change.payment
+    return (
+        payment.id.hex,
+        payment.customer_id,
+        str(payment.amount),
+        payment.currency,
+        payment.status.value,
+        time_text(payment.created_at),
+        time_text(payment.updated_at),
+        payment.version,
+        payment.failure_reason,
+        payment.idempotency_key,
+        dumps(payment.metadata),
+        key_scope(change),
+    )
+
+
+def insert_records(conn: sqlite3.Connection, change: Change) -> None:
+    audit, event = change.audit, change.event
+    conn.execute(
+        INSERT_AUDIT,
+        (
+            audit.payment_id.hex,
+            audit.action,
+            None if audit.from_status is None else audit.from_status.value,
+            audit.to_status.value,
+            audit.actor_id,
+            time_text(audit.at),
+            audit.reason,
+            audit.correlation_id,
+        ),
+    )
+    conn.execute(
+        INSERT_EVENT,
+        (
+            event.id.hex,
+            event.payment_id.hex,
+            event.type,
+            time_text(event.occurred_at),
+            dumps(event.payment),
+            event.actor_id,
+            event.correlation_id,
+        ),
+    )
+
+
+def transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = body(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def where_filters(
+    status: PaymentStatus | None, customer_id: str | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status.value)
+    if customer_id is not None:
+        where.append("customer_id = ?")
+        params.append(customer_id)
+    return where, params
+
+
+def row_message(row: tuple[Any, ...]) -> OutboxMessage:
+    return message_from_row(row, uuid=hex_uuid, time=parse_time, payload=json.loads)
+
+
+def database_path(url: str) -> str:
+    """The file path in ``sqlite:///relative.db`` or ``sqlite:////absolute.db``."""
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/") or rest == "/":
+        raise ValidationError(
+            [FieldError("url", "SQLite URLs look like sqlite:///payments.db", "url")]
+        )
+    path = rest[1:].split("?", 1)[0]
+    return path if path == ":memory:" else str(Path(path))
