@@ -102,6 +102,79 @@ class NaiveSql:
             )
 
 
+# -- one-statement: async psycopg, each step one data-modifying CTE in autocommit -----------
+
+
+class OneStatement:
+    """The ceiling for a step on PostgreSQL: one statement, one round trip, no Python around.
+
+    The same rows as paymentorch writes, each step one CTE in autocommit, its values
+    built inline: what a careful team with nothing else to do would write.
+    """
+
+    name = "one-statement"
+
+    _CREATE = """
+        WITH p AS (
+          INSERT INTO paymentorch_payments (id, customer_id, amount, currency, status,
+            created_at, updated_at, version, metadata)
+          VALUES (%(id)s, 'ABCD-12345', 125.50, 'USD', 'Pending', %(at)s, %(at)s, 1, '{}')
+          RETURNING id
+        ), a AS (
+          INSERT INTO paymentorch_audit_entries (payment_id, action, to_status, actor_id, at)
+          SELECT id, 'created', 'Pending', 'bench', %(at)s FROM p
+        )
+        INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at, payload,
+          actor_id)
+        SELECT %(event)s, id, 'payment.created', %(at)s, %(payload)s, 'bench' FROM p
+    """
+    _CONFIRM = """
+        WITH p AS (
+          UPDATE paymentorch_payments SET status = 'Confirmed', version = version + 1,
+            updated_at = %(at)s
+          WHERE id = %(id)s AND status = 'Pending'
+          RETURNING id
+        ), a AS (
+          INSERT INTO paymentorch_audit_entries (payment_id, action, from_status, to_status,
+            actor_id, at)
+          SELECT id, 'confirmed', 'Pending', 'Confirmed', 'bench', %(at)s FROM p
+        )
+        INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at, payload,
+          actor_id)
+        SELECT %(event)s, id, 'payment.confirmed', %(at)s, %(payload)s, 'bench' FROM p
+    """
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
+        self.pool = pool
+
+    async def lifecycles(self, count: int) -> None:
+        async with self.pool.connection() as conn:
+            for _ in range(count):
+                pid = uuid.uuid4()
+                now = datetime.now(UTC)
+                await conn.execute(
+                    self._CREATE,
+                    {
+                        "id": pid,
+                        "at": now,
+                        "event": uuid.uuid4(),
+                        "payload": Jsonb(_snapshot(pid, "Pending", now, 1)),
+                    },
+                )
+                now = datetime.now(UTC)
+                cur = await conn.execute(
+                    self._CONFIRM,
+                    {
+                        "id": pid,
+                        "at": now,
+                        "event": uuid.uuid4(),
+                        "payload": Jsonb(_snapshot(pid, "Confirmed", now, 2)),
+                    },
+                )
+                if cur.rowcount != 1:
+                    raise RuntimeError("not pending")
+
+
 # -- orm: SQLAlchemy ORM, a Session per operation, version column ------------------------
 
 

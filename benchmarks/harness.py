@@ -18,7 +18,7 @@ import psycopg_pool
 import sqlalchemy as sa
 
 import paymentorch as po
-from benchmarks.baselines import NaiveSql, Orm, Sqlite3
+from benchmarks.baselines import NaiveSql, OneStatement, Orm, Sqlite3
 from paymentorch._migrate import migrate_sync
 
 ADMIN = po.Actor("bench", roles={po.Role.ADMIN})
@@ -135,19 +135,25 @@ Implementation = Callable[[Databases, int, int], Awaitable[float]]
 """(databases, lifecycles, concurrency) -> seconds taken, on fresh state."""
 
 
-async def naive_sql(db: Databases, count: int, concurrency: int) -> float:
-    url = db.fresh_postgres()
-    pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-        url, min_size=concurrency, max_size=concurrency, kwargs={"autocommit": True}, open=False
-    )
-    await pool.open(wait=True)
-    try:
-        baseline = NaiveSql(pool)
-        start = time.perf_counter()
-        await split(count, concurrency, baseline.lifecycles)
-        return time.perf_counter() - start
-    finally:
-        await pool.close()
+def _psycopg(baseline: type[NaiveSql | OneStatement]) -> Implementation:
+    async def run(db: Databases, count: int, concurrency: int) -> float:
+        pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
+            db.fresh_postgres(),
+            min_size=concurrency,
+            max_size=concurrency,
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        await pool.open(wait=True)
+        try:
+            lifecycles = baseline(pool).lifecycles
+            start = time.perf_counter()
+            await split(count, concurrency, lifecycles)
+            return time.perf_counter() - start
+        finally:
+            await pool.close()
+
+    return run
 
 
 async def orm(db: Databases, count: int, concurrency: int) -> float:
@@ -174,8 +180,9 @@ async def sqlite3_baseline(db: Databases, count: int, concurrency: int) -> float
         baseline.close()
 
 
-def _service(url: Callable[[Databases], str], **options: Any) -> Implementation:
+def _service(url: Callable[[Databases], str], *, local_cache: bool = False) -> Implementation:
     async def run(db: Databases, count: int, concurrency: int) -> float:
+        options: dict[str, Any] = {"cache": po.LocalCache()} if local_cache else {}
         if "postgresql" in (target := url(db)):
             options["pool_size"] = concurrency
         async with await po.open_service(target, **options) as service:
@@ -202,12 +209,16 @@ def _sync_service(url: Callable[[Databases], str]) -> Implementation:
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
-    "naive-sql": naive_sql,
+    "one-statement": _psycopg(OneStatement),
+    "naive-sql": _psycopg(NaiveSql),
     "orm": orm,
     "sqlite3": sqlite3_baseline,
     "paymentorch-memory": _service(lambda db: "memory://"),
     "paymentorch-sqlite": _service(lambda db: f"sqlite:///{db.fresh_sqlite()}"),
     "paymentorch-postgresql": _service(lambda db: db.fresh_postgres()),
+    # One process owning the database may cache locally: a transition then skips its read.
+    "postgresql-localcache": _service(lambda db: db.fresh_postgres(), local_cache=True),
+    "sync-memory": _sync_service(lambda db: "memory://"),
     "sync-sqlite": _sync_service(lambda db: f"sqlite:///{db.fresh_sqlite()}"),
     "sync-postgresql": _sync_service(lambda db: db.fresh_postgres()),
 }

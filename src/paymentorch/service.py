@@ -55,10 +55,11 @@ logger = logging.getLogger("paymentorch")
 class PaymentService:
     """Payments with a strict state machine, idempotent creation, an audit trail and events.
 
-    Belongs to one event loop (memory and SQLite stores may serve several, as the blocking
-    twin does). Build it with ``open_service(url)``, or compose it by hand
-    around any ``PaymentStore`` (by hand, ``cache`` defaults to None: no cache).
-    Closing the service closes its store.
+    Build it with ``open_service(url)``, or compose it by hand around any
+    ``PaymentStore`` (by hand, ``cache`` defaults to None: no cache). Closing the
+    service closes its store. The async service belongs to one event loop; the
+    blocking twin, ``SyncPaymentService``, generated from it, is safe to share between
+    threads and survives ``fork()``.
     """
 
     def __init__(
@@ -129,6 +130,31 @@ class PaymentService:
             ValidationError: any input broke a rule (every problem is listed).
             IdempotencyConflict: the key was used with other parameters.
         """
+        payment, _ = await self.create_or_get_payment(
+            customer_id,
+            amount,
+            actor=actor,
+            currency=currency,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        return payment
+
+    async def create_or_get_payment(
+        self,
+        customer_id: str,
+        amount: Decimal | int | str,
+        *,
+        actor: Actor,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> tuple[Payment, bool]:
+        """``create_payment``, saying whether this call created the payment.
+
+        ``(payment, False)`` is a repeat of an earlier request with the same key: an HTTP
+        host answers it as the original (``Idempotent-Replayed: true``).
+        """
         with self._telemetry.operation("create_payment") as span:
             self._policy.check(actor, "create")
             valid = self._validation.validate_payment(
@@ -140,12 +166,12 @@ class PaymentService:
             if existing is not None:
                 same_request(existing, valid, idempotency_key or "")
                 Telemetry.describe(span, existing)
-                return existing
+                return existing, False
             payment = change.payment
             await self._cache_set(payment)
             Telemetry.describe(span, payment)
             self._telemetry.payments_created((payment,))
-            return payment
+            return payment, True
 
     async def create_payments(self, items: Sequence[NewPayment], *, actor: Actor) -> list[Payment]:
         """Create many payments in one transaction: all of them or none.

@@ -57,10 +57,11 @@ logger = logging.getLogger("paymentorch")
 class SyncPaymentService:
     """Payments with a strict state machine, idempotent creation, an audit trail and events.
 
-    Belongs to one event loop (memory and SQLite stores may serve several, as the blocking
-    twin does). Build it with ``open_sync_service(url)``, or compose it by hand
-    around any ``PaymentStore`` (by hand, ``cache`` defaults to None: no cache).
-    Closing the service closes its store.
+    Build it with ``open_sync_service(url)``, or compose it by hand around any
+    ``PaymentStore`` (by hand, ``cache`` defaults to None: no cache). Closing the
+    service closes its store. The async service belongs to one event loop; the
+    blocking twin, ``SyncSyncPaymentService``, generated from it, is safe to share between
+    threads and survives ``fork()``.
     """
 
     def __init__(
@@ -131,6 +132,31 @@ class SyncPaymentService:
             ValidationError: any input broke a rule (every problem is listed).
             IdempotencyConflict: the key was used with other parameters.
         """
+        payment, _ = self.create_or_get_payment(
+            customer_id,
+            amount,
+            actor=actor,
+            currency=currency,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        return payment
+
+    def create_or_get_payment(
+        self,
+        customer_id: str,
+        amount: Decimal | int | str,
+        *,
+        actor: Actor,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> tuple[Payment, bool]:
+        """``create_payment``, saying whether this call created the payment.
+
+        ``(payment, False)`` is a repeat of an earlier request with the same key: an HTTP
+        host answers it as the original (``Idempotent-Replayed: true``).
+        """
         with self._telemetry.operation("create_payment") as span:
             self._policy.check(actor, "create")
             valid = self._validation.validate_payment(
@@ -142,12 +168,12 @@ class SyncPaymentService:
             if existing is not None:
                 same_request(existing, valid, idempotency_key or "")
                 Telemetry.describe(span, existing)
-                return existing
+                return existing, False
             payment = change.payment
             self._cache_set(payment)
             Telemetry.describe(span, payment)
             self._telemetry.payments_created((payment,))
-            return payment
+            return payment, True
 
     def create_payments(self, items: Sequence[NewPayment], *, actor: Actor) -> list[Payment]:
         """Create many payments in one transaction: all of them or none.

@@ -1,12 +1,11 @@
-"""A process-local TTL cache of payments, on cachetools."""
+"""A process-local cache of payments: a least-recently-used map with a time to live."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from uuid import UUID
-
-import cachetools
 
 from paymentorch.domain import Payment
 
@@ -19,11 +18,11 @@ class LocalCache:
     """
 
     def __init__(self, *, maxsize: int = 10_000, ttl: float = 60.0) -> None:
-        # An LRU of (expiry, payment): expiry is checked on read, which costs a third of
-        # what TTLCache's eager sweep does on every write (measured on the lifecycle).
-        self._entries: cachetools.LRUCache[UUID, tuple[float, Payment]] = cachetools.LRUCache(
-            maxsize
-        )
+        # An OrderedDict in recency order, each entry (expiry, payment), expiry checked on
+        # read: every step is one C-level dict operation, where cachetools' LRU spent more
+        # time than the in-memory store it sat in front of.
+        self._entries: OrderedDict[UUID, tuple[float, Payment]] = OrderedDict()
+        self._maxsize = maxsize
         self._ttl = ttl
         self._lock = threading.Lock()
 
@@ -36,15 +35,22 @@ class LocalCache:
             if entry[0] <= time.monotonic():
                 del self._entries[payment_id]
                 return None
+            self._entries.move_to_end(payment_id)
             return entry[1]
 
     async def set(self, payment: Payment) -> None:
         """Keep ``payment`` unless a newer version is cached."""
+        entries = self._entries
         with self._lock:
             now = time.monotonic()
-            current = self._entries.get(payment.id)
-            if current is None or current[0] <= now or current[1].version <= payment.version:
-                self._entries[payment.id] = (now + self._ttl, payment)
+            current = entries.get(payment.id)
+            if current is None:
+                entries[payment.id] = (now + self._ttl, payment)
+                if len(entries) > self._maxsize:
+                    entries.popitem(last=False)
+            elif current[0] <= now or current[1].version <= payment.version:
+                entries[payment.id] = (now + self._ttl, payment)
+                entries.move_to_end(payment.id)
 
     async def delete(self, payment_id: UUID) -> None:
         """Forget the payment."""

@@ -119,6 +119,35 @@ class ValidationPolicy:
             raise ValidationError(errors)
         return valid
 
+    def check_field(
+        self, field: str, value: object, *, currency: str = "USD"
+    ) -> tuple[Any, list[FieldError]]:
+        """One field of a new payment: ``(normalised value, problems)``.
+
+        For hosts that validate request fields one at a time (a Pydantic model, a form):
+        ``customer_id``, ``currency``, ``amount`` (checked against ``currency``),
+        ``idempotency_key`` or ``metadata``. The value is None when there are problems.
+        """
+        errors: list[FieldError] = []
+
+        def bad(name: str, message: str, code: str) -> None:
+            errors.append(FieldError(name, message, code))
+
+        result: Any = value
+        if field == "customer_id":
+            self._check_customer_id(value, bad)
+        elif field == "currency":
+            result = self._check_currency(value, bad)
+        elif field == "amount":
+            result = self._check_amount(value, currency, bad)
+        elif field == "idempotency_key":
+            self._check_idempotency_key(value, bad)
+        elif field == "metadata":
+            result = self._check_metadata(value, bad)
+        else:
+            raise ValueError(f"no rule for field {field!r}")
+        return (None if errors else result), errors
+
     def check_reason(self, reason: object, *, required: bool) -> list[FieldError]:
         """Problems with a failure or cancellation reason."""
         if reason is None:
