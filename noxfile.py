@@ -103,6 +103,7 @@ def example(session: nox.Session) -> None:
     """Serve the FastAPI example on SQLite at http://127.0.0.1:8000 (development mode)."""
     install(session, extras="postgres-binary,sqlite,examples")
     session.run(
-        "uvicorn", "examples.fastapi_app.main:app", "--host", "127.0.0.1", "--port", "8000",
+        "uvicorn", "--factory", "examples.fastapi_app.main:create_app",
+        "--host", "127.0.0.1", "--port", "8000",
         *session.posargs,
     )  # fmt: skip

@@ -293,3 +293,17 @@ async def test_only_memory_caches_by_default(tmp_path: Path) -> None:
         assert isinstance(service.cache, po.LocalCache)
     async with await po.open_service(f"sqlite:///{tmp_path / 'p.db'}") as service:
         assert service.cache is None
+
+
+async def test_creation_periods_are_checked() -> None:
+    """A naive datetime or a period that ends before it starts is a ValidationError."""
+    from datetime import UTC, datetime
+
+    async with await po.open_service("memory://") as service:
+        with pytest.raises(po.ValidationError) as naive:
+            await service.list_payments(created_from=datetime(2026, 1, 1))  # noqa: DTZ001
+        assert [e.field for e in naive.value.errors] == ["created_from"]
+        later, earlier = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+        with pytest.raises(po.ValidationError) as backwards:
+            await service.summarize_payments(created_from=later, created_to=earlier)
+        assert [e.code for e in backwards.value.errors] == ["range"]

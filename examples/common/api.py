@@ -1,16 +1,20 @@
-"""Request parsing and response mapping shared by both apps: camelCase JSON, exact money.
+"""Request reading and error mapping shared by both apps: exact JSON, one problem format.
 
-Amounts are read with ``json.loads(parse_float=Decimal)``, so ``0.1`` is the decimal 0.1
-and never passes through a binary float; responses carry amounts as decimal strings.
+JSON is read with ``parse_float=Decimal``, so ``0.1`` is the decimal 0.1 and never passes
+through a binary float. Bodies are Pydantic models (``examples.common.models``); every
+error, whatever raised it, leaves as an RFC 9457 problem whose ``detail`` and
+``errors[].field`` name fields as the API does (camelCase).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+import pydantic
 
 import paymentorch as po
 from examples.common.auth import AuthError
@@ -18,86 +22,121 @@ from examples.common.ratelimit import RateLimited
 from paymentorch.domain import FieldError
 from paymentorch.http import PROBLEM_JSON, problem_details, problem_type
 
-CREATE_FIELDS = {"customerId", "amount", "currency", "metadata"}
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+JSON_TYPES = ("application/json",)
+LIST_QUERY = {"status", "customerId", "limit", "cursor"}
+_CODES = {
+    "missing": ("is required", "required"),
+    "extra_forbidden": ("is not a known field", "unknown_field"),
+}
+
+
+class HttpProblem(Exception):
+    """An HTTP-level refusal (413, 415, 405...) as a problem."""
+
+    def __init__(
+        self, status: int, code: str, title: str, detail: str, headers: Mapping[str, str] = {}
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.title, self.detail = status, code, title, detail
+        self.headers = dict(headers)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"duplicate key {key!r}")
+        found[key] = value
+    return found
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
-def read_json(body: bytes, *, required: bool = True) -> dict[str, Any]:
-    """A JSON object from ``body``, numbers as exact Decimals."""
+def read_json(body: bytes) -> Any:
+    """The JSON value in ``body``: numbers as exact Decimals; duplicate keys, NaN and
+    nesting deeper than Python's recursion limit refused with a ``ValidationError``."""
+    try:
+        return json.loads(
+            body,
+            parse_float=Decimal,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_no_duplicates,
+        )
+    except RecursionError:
+        message = "nested too deeply"
+    except (ValueError, UnicodeDecodeError) as exc:
+        message = f"malformed JSON: {exc}"
+    raise po.ValidationError([FieldError("body", message, "json")])
+
+
+def check_content_type(content_type: str | None, body: bytes) -> None:
+    """415 for a body that is not JSON (an empty body needs no type)."""
+    if not body:
+        return
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        raise HttpProblem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "send the body as application/json",
+            {"Accept-Post": "application/json"},
+        )
+
+
+def parse_body(model: type[Model], body: bytes, *, required: bool = True) -> Model | None:
+    """``body`` as ``model``; one ``ValidationError`` names every problem."""
     if not body.strip():
         if required:
             raise po.ValidationError([FieldError("body", "a JSON object is required", "json")])
-        return {}
-    try:
-        value = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise po.ValidationError([FieldError("body", f"malformed JSON: {exc}", "json")]) from None
-    if not isinstance(value, dict):
-        raise po.ValidationError([FieldError("body", "must be a JSON object", "json")])
-    return value
-
-
-def _unknown_fields(body: Mapping[str, Any], allowed: set[str]) -> list[FieldError]:
-    return [
-        FieldError(name, "is not a known field", "unknown_field")
-        for name in sorted(set(body) - allowed)
-    ]
-
-
-def parse_create(body: bytes, policy: po.ValidationPolicy | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``create_payment`` from a request body.
-
-    Problems with the body's shape are reported together with the payment rules' own, so
-    one response lists everything wrong.
-    """
+        return None
     data = read_json(body)
-    errors = _unknown_fields(data, CREATE_FIELDS)
-    for name in ("customerId", "amount"):
-        if name not in data:
-            errors.append(FieldError(name, "is required", "required"))
-    amount = data.get("amount")
-    if isinstance(amount, int | Decimal) and not isinstance(amount, bool):
-        amount = str(amount)  # exact already; the library reads the digits
-    arguments: dict[str, Any] = {
-        "customer_id": data.get("customerId"),
-        "amount": amount,
-        "currency": data.get("currency"),
-        "metadata": data.get("metadata"),
-    }
-    if errors:
-        _, rules = (policy or po.ValidationPolicy()).check_payment(
-            po.NewPayment(**arguments), default_currency="USD"
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise po.ValidationError(field_errors(exc.errors())) from None
+
+
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
+    """Pydantic's errors as paymentorch's, with the API's field names."""
+    found: list[FieldError] = []
+    for error in errors:
+        loc = [str(part) for part in error["loc"]]
+        if loc and loc[0] in {"body", "query", "header", "path"}:  # FastAPI's request parts
+            loc = loc[1:]
+        field = ".".join(loc) if loc and error["type"] != "json_invalid" else "body"
+        message, code = _CODES.get(error["type"], (error["msg"], error["type"]))
+        if error["type"] == "json_invalid":
+            message, code = f"malformed JSON: {error.get('ctx', {}).get('error', '')}", "json"
+        elif error["type"] == "model_attributes_type":
+            message, code = "must be a JSON object", "json"
+        found.append(FieldError(field, message, code))
+    return found
+
+
+def idempotency_key(header: str | None) -> str | None:
+    """The ``Idempotency-Key`` header; present but empty is a mistake, not a missing key."""
+    if header is not None and not header.strip():
+        raise po.ValidationError(
+            [FieldError("Idempotency-Key", "must not be empty when sent", "blank")]
         )
-        named = {e.field for e in errors}
-        errors += [e for e in rules if camel(e.field) not in named]
-        raise po.ValidationError(errors)
-    return arguments
+    return header
 
 
-def camel(field: str) -> str:
-    """``customer_id`` as the API names it: ``customerId``."""
-    head, *rest = field.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def parse_reason(body: bytes, *, required: bool) -> str | None:
-    """The ``reason`` of a fail or cancel request."""
-    data = read_json(body, required=required)
-    errors = _unknown_fields(data, {"reason"})
-    if required and "reason" not in data:
-        errors.append(FieldError("reason", "is required", "required"))
-    if errors:
-        raise po.ValidationError(errors)
-    reason = data.get("reason")
-    return reason if reason is None or isinstance(reason, str) else str(reason)
+def check_query(names: Iterable[str], known: set[str]) -> list[FieldError]:
+    """Query parameters the route does not know: a typo must not widen a filter silently."""
+    return [
+        FieldError(name, "is not a known parameter", "unknown_field")
+        for name in sorted(set(names) - known)
+    ]
 
 
 def parse_list_query(query: Mapping[str, str]) -> dict[str, Any]:
     """Keyword arguments for ``list_payments`` from query parameters."""
-    errors = _unknown_fields(query, {"status", "customerId", "limit", "cursor"})
+    errors = check_query(query, LIST_QUERY)
     limit: Any = query.get("limit", "50")
     try:
         limit = int(limit)
@@ -113,42 +152,10 @@ def parse_list_query(query: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def payment_json(payment: po.Payment) -> dict[str, Any]:
-    """A payment in the API's camelCase JSON."""
-    return {
-        "id": str(payment.id),
-        "customerId": payment.customer_id,
-        "amount": str(payment.amount),
-        "currency": payment.currency,
-        "status": payment.status.value,
-        "createdAt": payment.created_at.isoformat(),
-        "updatedAt": payment.updated_at.isoformat(),
-        "version": payment.version,
-        "failureReason": payment.failure_reason,
-        "idempotencyKey": payment.idempotency_key,
-        "metadata": dict(payment.metadata),
-    }
-
-
-def page_json(page: po.Page) -> dict[str, Any]:
-    """A page of payments."""
-    return {"items": [payment_json(p) for p in page.items], "nextCursor": page.next_cursor}
-
-
-def audit_json(entries: list[po.AuditEntry]) -> list[dict[str, Any]]:
-    """An audit trail, oldest first."""
-    return [
-        {
-            "action": e.action,
-            "fromStatus": e.from_status.value if e.from_status else None,
-            "toStatus": e.to_status.value,
-            "actorId": e.actor_id,
-            "at": e.at.isoformat(),
-            "reason": e.reason,
-            "correlationId": e.correlation_id,
-        }
-        for e in entries
-    ]
+def camel(field: str) -> str:
+    """``customer_id`` as the API names it: ``customerId`` (``items[0].x`` kept as is)."""
+    head, *rest = field.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def error_response(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -160,10 +167,26 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, s
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
         return 429, _problem("rate_limited", "Too many requests", 429, str(exc)), headers
+    if isinstance(exc, HttpProblem):
+        headers.update(exc.headers)
+        return exc.status, _problem(exc.code, exc.title, exc.status, exc.detail), headers
     status, body = problem_details(exc)
-    for error in body.get("errors", []):
-        error["field"] = camel(error["field"])
+    if "errors" in body:
+        for error in body["errors"]:
+            error["field"] = camel(error["field"])
+        body["detail"] = "; ".join(f"{e['field']}: {e['message']}" for e in body["errors"])
     return status, body, headers
+
+
+def http_error(status: int, title: str, headers: Mapping[str, str] = {}) -> HttpProblem:
+    """A problem for a framework's own HTTP error (404 route, 405 method...)."""
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    detail = {
+        404: "no such resource",
+        405: f"allowed: {headers.get('Allow', '')}",
+        413: "the request body is too large",
+    }.get(status, title)
+    return HttpProblem(status, codes.get(status, "http_error"), title, detail, headers)
 
 
 def _problem(code: str, title: str, status: int, detail: str) -> dict[str, Any]:

@@ -39,11 +39,12 @@ def make_token(
 
 def actor_from_header(secret: str, authorization: str | None) -> po.Actor:
     """The actor named by a ``Bearer`` token; ``AuthError`` for anything else."""
-    if not authorization or not authorization.startswith("Bearer "):
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
         raise AuthError("a bearer token is required")
     try:
         claims = jwt.decode(
-            authorization.removeprefix("Bearer ").strip(),
+            token.strip(),
             secret,
             algorithms=["HS256"],
             audience=AUDIENCE,

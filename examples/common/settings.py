@@ -23,6 +23,7 @@ class Settings:
         rate_limit: ``PAYMENTORCH_RATE_LIMIT`` for POST routes, per client (``100/minute``).
         cors_origins: ``PAYMENTORCH_CORS_ORIGINS``, comma-separated.
         telemetry: ``PAYMENTORCH_OTEL=1`` wires the OpenTelemetry SDK and ``/metrics``.
+        max_body: ``PAYMENTORCH_MAX_BODY``, the largest request body in bytes (64 KiB).
     """
 
     url: str = DEFAULT_URL
@@ -31,6 +32,7 @@ class Settings:
     rate_limit: str = "100/minute"
     cors_origins: tuple[str, ...] = ()
     telemetry: bool = False
+    max_body: int = 64 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -44,6 +46,7 @@ class Settings:
             rate_limit=os.environ.get("PAYMENTORCH_RATE_LIMIT") or "100/minute",
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             telemetry=os.environ.get("PAYMENTORCH_OTEL") == "1",
+            max_body=int(os.environ.get("PAYMENTORCH_MAX_BODY") or 64 * 1024),
         )
         if settings.dev_mode:
             logger.warning(

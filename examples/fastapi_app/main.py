@@ -1,50 +1,123 @@
-"""PaymentOrchestrator Lite on FastAPI: the payments API, health, metrics and a dashboard."""
+"""PaymentOrchestrator Lite on FastAPI: the payments API, health, metrics and a dashboard.
+
+Run it with ``uvicorn --factory examples.fastapi_app.main:create_app``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import importlib.resources
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 import paymentorch as po
 from examples.common import api
 from examples.common.auth import AuthError, actor_from_header, require_reader
 from examples.common.dashboard import STATIC, dev_token
 from examples.common.events import log_events
+from examples.common.models import (
+    AuditEntryResponse,
+    CreatePaymentRequest,
+    OptionalReasonRequest,
+    PageResponse,
+    PaymentResponse,
+    Problem,
+    ReasonRequest,
+    Status,
+)
 from examples.common.observability import meter_provider, metrics_text
 from examples.common.ratelimit import RateLimited, RateLimiter
 from examples.common.settings import Settings, configure_logging
-from paymentorch.http import PROBLEM_JSON
 
-_BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
-_CREATE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["customerId", "amount"],
-                    "properties": {
-                        "customerId": {"type": "string", "example": "ABCD-12345"},
-                        "amount": {"type": ["number", "string"], "example": "125.50"},
-                        "currency": {"type": "string", "example": "USD"},
-                        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-                    },
-                    "additionalProperties": False,
-                }
-            }
-        },
+# Swagger UI and ReDoc from an installed package: many networks reach no CDN.
+DOCS_ASSETS = importlib.resources.files("fastapi_offline") / "static"
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: each status a problem+json body."""
+    described = {
+        401: "No valid bearer token",
+        403: "The caller's role does not allow it",
+        404: "No such payment",
+        409: "The payment's status does not allow it, or the key was used otherwise",
+        413: "The body is larger than the limit",
+        415: "The body is not JSON",
+        422: "The request broke a rule; `errors` lists every one",
+        429: "Too many requests; see Retry-After",
+        503: "The store cannot be reached",
     }
-}
-_REASON_BODY = {"requestBody": {"required": False, **_BODY}}
+    return {
+        status: {
+            "description": described[status],
+            "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
+        }
+        for status in statuses
+    }
+
+
+READ = _problems(401, 403, 422, 503)
+WRITE = _problems(401, 403, 404, 409, 413, 415, 422, 429, 503)
+
+
+class ExactRequest(Request):
+    """A request whose body is capped before it is read whole, and whose JSON is exact."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            limit: int = self.app.state.settings.max_body
+            declared = self.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise api.http_error(413, "Payload too large")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise api.http_error(413, "Payload too large")
+                chunks.append(chunk)
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = api.read_json(body)
+            except po.ValidationError as exc:  # FastAPI turns this into a 422 on "body"
+                message = exc.errors[0].message
+                raise json.JSONDecodeError(message, body.decode(errors="replace"), 0) from None
+        return self._json
+
+
+class ExactRoute(APIRoute):
+    """Routes that read bodies through ``ExactRequest`` and refuse non-JSON bodies (415)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            exact = ExactRequest(request.scope, request.receive)
+            if request.method in {"POST", "PUT", "PATCH"}:
+                api.check_content_type(exact.headers.get("content-type"), await exact.body())
+            return await handler(exact)
+
+        return route
+
+
+bearer = HTTPBearer(auto_error=False, description="A token from `python -m examples.token`.")
 
 
 def service(request: Request) -> po.PaymentService:
@@ -53,16 +126,25 @@ def service(request: Request) -> po.PaymentService:
     return found
 
 
-def actor(request: Request) -> po.Actor:
+def actor(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> po.Actor:
     """The caller, from its bearer token."""
     secret: str = request.app.state.settings.jwt_secret
-    return actor_from_header(secret, request.headers.get("Authorization"))
+    header = None if credentials is None else f"Bearer {credentials.credentials}"
+    return actor_from_header(secret, header)
 
 
 def reader(who: Annotated[po.Actor, Depends(actor)]) -> po.Actor:
     """A caller allowed to read payments."""
     require_reader(who)
     return who
+
+
+def known_query(request: Request) -> None:
+    """Refuse query parameters the listing does not know."""
+    if errors := api.check_query(request.query_params.keys(), api.LIST_QUERY):
+        raise po.ValidationError(errors)
 
 
 def limited(request: Request) -> None:
@@ -74,10 +156,17 @@ def limited(request: Request) -> None:
 Service = Annotated[po.PaymentService, Depends(service)]
 Writer = Annotated[po.Actor, Depends(actor)]
 Reader = Annotated[po.Actor, Depends(reader)]
+CorrelationHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Correlation-ID",
+        description="Tags the audit entries and events; echoed back, or made up.",
+    ),
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the service opens in the lifespan, so importing does no I/O."""
+    """Build the app; the service opens in the lifespan, so building it does no I/O."""
     configure_logging()
     settings = settings or Settings.from_env()
     meters = meter_provider(settings)
@@ -97,10 +186,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="PaymentOrchestrator Lite",
-        description="A BNPL payments API built on paymentorch.",
+        description="A BNPL payments API built on paymentorch. Amounts are exact decimal "
+        "strings; every error is an RFC 9457 problem.",
         version=po.__version__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    app.router.route_class = ExactRoute
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limit)
     if settings.cors_origins:
@@ -109,7 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
-            expose_headers=["Location", "X-Correlation-ID", "Retry-After"],
+            expose_headers=["Location", "X-Correlation-ID", "Retry-After", "Idempotent-Replayed"],
         )
 
     @app.middleware("http")
@@ -118,85 +211,193 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> Response:
         correlation_id = api.correlation_id(request.headers.get("X-Correlation-ID"))
         with po.correlation(correlation_id):
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # the last resort: a problem, never a stack trace
+                status, body, headers = api.error_response(exc)
+                response = JSONResponse(body, status, headers, media_type=headers["Content-Type"])
         response.headers["X-Correlation-ID"] = correlation_id
         return response
 
-    async def problem(_request: Request, exc: Exception) -> JSONResponse:
+    def problem_response(exc: Exception) -> JSONResponse:
         status, body, headers = api.error_response(exc)
-        return JSONResponse(
-            body, status_code=status, headers=headers, media_type=headers["Content-Type"]
-        )
+        return JSONResponse(body, status, headers, media_type=headers["Content-Type"])
 
-    async def http_problem(_request: Request, exc: Exception) -> JSONResponse:
-        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
-        body = {"type": "about:blank", "title": str(getattr(exc, "detail", "")), "status": status}
-        return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    async def problem(_request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(exc)
 
-    for kind in (po.PaymentError, AuthError, RateLimited):
+    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, RequestValidationError):
+            raise exc
+        return problem_response(po.ValidationError(api.field_errors(exc.errors())))
+
+    async def http_problem(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, StarletteHTTPException):
+            raise exc
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of one route; list them all
+            allowed = {
+                method
+                for route in request.app.router.routes
+                if route.matches(request.scope)[0] is Match.PARTIAL
+                for method in getattr(route, "methods", None) or ()
+            }
+            headers["Allow"] = ", ".join(sorted(allowed))
+        return problem_response(api.http_error(exc.status_code, str(exc.detail), headers))
+
+    for kind in (po.PaymentError, AuthError, RateLimited, api.HttpProblem):
         app.add_exception_handler(kind, problem)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_problem)
 
-    write: dict[str, Any] = {"dependencies": [Depends(limited)], "tags": ["payments"]}
+    write: dict[str, Any] = {
+        "dependencies": [Depends(limited)],
+        "tags": ["payments"],
+        "responses": WRITE,
+    }
+    read: dict[str, Any] = {"tags": ["payments"], "responses": READ}
 
-    @app.get("/api/payments", tags=["payments"])
-    async def list_payments(request: Request, svc: Service, _who: Reader) -> dict[str, Any]:
-        """Payments, newest first: filter by `status` and `customerId`, page with `cursor`."""
-        return api.page_json(await svc.list_payments(**api.parse_list_query(request.query_params)))
+    @app.get(
+        "/api/payments",
+        response_model=PageResponse,
+        dependencies=[Depends(known_query)],
+        **read,
+    )
+    async def list_payments(
+        svc: Service,
+        _who: Reader,
+        _correlation: CorrelationHeader = None,
+        status: Annotated[Status | None, Query(description="Only this status.")] = None,
+        customer_id: Annotated[
+            str | None, Query(alias="customerId", max_length=100, description="Only this payer.")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+        cursor: Annotated[
+            str | None, Query(max_length=200, description="`nextCursor` of the page before.")
+        ] = None,
+    ) -> PageResponse:
+        """Payments, newest first, filtered and paged with an opaque cursor."""
+        page = await svc.list_payments(
+            status=status, customer_id=customer_id, limit=limit, cursor=cursor
+        )
+        return PageResponse.of(page)
 
-    @app.post("/api/payments", status_code=201, openapi_extra=_CREATE_BODY, **write)
+    @app.post("/api/payments", status_code=201, response_model=PaymentResponse, **write)
     async def create_payment(
-        request: Request, response: Response, svc: Service, who: Writer
-    ) -> dict[str, Any]:
-        """Create a payment; repeat safely with an `Idempotency-Key` header."""
-        payment = await svc.create_payment(
-            **api.parse_create(await request.body()),
+        body: CreatePaymentRequest,
+        response: Response,
+        svc: Service,
+        who: Writer,
+        _correlation: CorrelationHeader = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                max_length=255,
+                description="Makes a retry safe: the same key and body return the same "
+                "payment, answered with `Idempotent-Replayed: true`.",
+            ),
+        ] = None,
+    ) -> PaymentResponse:
+        """Create a Pending payment."""
+        payment, created = await svc.create_or_get_payment(
+            body.customer_id,
+            body.amount,
+            currency=body.currency,
+            metadata=body.metadata,
             actor=who,
-            idempotency_key=request.headers.get("Idempotency-Key"),
+            idempotency_key=api.idempotency_key(idempotency_key),
         )
         response.headers["Location"] = f"/api/payments/{payment.id}"
-        return api.payment_json(payment)
+        if not created:
+            response.headers["Idempotent-Replayed"] = "true"
+        return PaymentResponse.of(payment)
 
-    @app.get("/api/payments/{payment_id}", tags=["payments"])
-    async def get_payment(payment_id: str, svc: Service, _who: Reader) -> dict[str, Any]:
+    @app.get(
+        "/api/payments/{payment_id}",
+        response_model=PaymentResponse,
+        **{**read, "responses": _problems(401, 403, 404, 422, 503)},
+    )
+    async def get_payment(
+        payment_id: str, svc: Service, _who: Reader, _correlation: CorrelationHeader = None
+    ) -> PaymentResponse:
         """One payment."""
-        return api.payment_json(await svc.get_payment(payment_id))
+        return PaymentResponse.of(await svc.get_payment(payment_id))
 
-    @app.get("/api/payments/{payment_id}/audit", tags=["payments"])
-    async def audit_trail(payment_id: str, svc: Service, _who: Reader) -> list[dict[str, Any]]:
+    @app.get(
+        "/api/payments/{payment_id}/audit",
+        response_model=list[AuditEntryResponse],
+        **{**read, "responses": _problems(401, 403, 404, 422, 503)},
+    )
+    async def audit_trail(
+        payment_id: str, svc: Service, _who: Reader, _correlation: CorrelationHeader = None
+    ) -> list[AuditEntryResponse]:
         """Every change to the payment, oldest first."""
-        return api.audit_json(await svc.audit_trail(payment_id))
+        return [
+            AuditEntryResponse.model_validate(
+                {
+                    "action": e.action,
+                    "fromStatus": e.from_status.value if e.from_status else None,
+                    "toStatus": e.to_status.value,
+                    "actorId": e.actor_id,
+                    "at": e.at,
+                    "reason": e.reason,
+                    "correlationId": e.correlation_id,
+                }
+            )
+            for e in await svc.audit_trail(payment_id)
+        ]
 
-    @app.post("/api/payments/simulate-confirmation/{payment_id}", **write)
-    async def simulate_confirmation(payment_id: str, svc: Service, who: Writer) -> dict[str, Any]:
+    @app.post(
+        "/api/payments/simulate-confirmation/{payment_id}", response_model=PaymentResponse, **write
+    )
+    async def simulate_confirmation(
+        payment_id: str, svc: Service, who: Writer, _correlation: CorrelationHeader = None
+    ) -> PaymentResponse:
         """Confirm, as the processor's callback would (the seed design's path)."""
-        return api.payment_json(await svc.confirm_payment(payment_id, actor=who))
+        return PaymentResponse.of(await svc.confirm_payment(payment_id, actor=who))
 
-    @app.post("/api/payments/{payment_id}/confirm", **write)
-    async def confirm(payment_id: str, svc: Service, who: Writer) -> dict[str, Any]:
+    @app.post("/api/payments/{payment_id}/confirm", response_model=PaymentResponse, **write)
+    async def confirm(
+        payment_id: str, svc: Service, who: Writer, _correlation: CorrelationHeader = None
+    ) -> PaymentResponse:
         """Pending -> Confirmed."""
-        return api.payment_json(await svc.confirm_payment(payment_id, actor=who))
+        return PaymentResponse.of(await svc.confirm_payment(payment_id, actor=who))
 
-    @app.post("/api/payments/{payment_id}/fail", openapi_extra=_REASON_BODY, **write)
-    async def fail(payment_id: str, request: Request, svc: Service, who: Writer) -> dict[str, Any]:
+    @app.post("/api/payments/{payment_id}/fail", response_model=PaymentResponse, **write)
+    async def fail(
+        payment_id: str,
+        body: ReasonRequest,
+        svc: Service,
+        who: Writer,
+        _correlation: CorrelationHeader = None,
+    ) -> PaymentResponse:
         """Pending -> Failed, with a `reason`."""
-        reason = api.parse_reason(await request.body(), required=True)
-        return api.payment_json(await svc.fail_payment(payment_id, reason=reason or "", actor=who))
+        payment = await svc.fail_payment(payment_id, reason=body.reason, actor=who)
+        return PaymentResponse.of(payment)
 
-    @app.post("/api/payments/{payment_id}/cancel", openapi_extra=_REASON_BODY, **write)
+    @app.post("/api/payments/{payment_id}/cancel", response_model=PaymentResponse, **write)
     async def cancel(
-        payment_id: str, request: Request, svc: Service, who: Writer
-    ) -> dict[str, Any]:
+        payment_id: str,
+        svc: Service,
+        who: Writer,
+        body: OptionalReasonRequest | None = None,
+        _correlation: CorrelationHeader = None,
+    ) -> PaymentResponse:
         """Pending -> Cancelled, with an optional `reason`."""
-        reason = api.parse_reason(await request.body(), required=False)
-        return api.payment_json(await svc.cancel_payment(payment_id, actor=who, reason=reason))
+        reason = None if body is None else body.reason
+        return PaymentResponse.of(await svc.cancel_payment(payment_id, actor=who, reason=reason))
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/health/ready", tags=["health"])
+    @app.get(
+        "/health/ready",
+        tags=["health"],
+        responses={503: {"description": "The store is down"}},
+    )
     async def ready(svc: Service) -> JSONResponse:
         """The store answers: 200 when ok or degraded, 503 when down."""
         status, body = api.health_response(await svc.health())
@@ -205,22 +406,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         if meters is None:
-            return JSONResponse({"detail": "set PAYMENTORCH_OTEL=1 to expose metrics"}, 404)
+            raise api.HttpProblem(
+                404, "not_found", "Not found", "set PAYMENTORCH_OTEL=1 to expose metrics"
+            )
         body, content_type = metrics_text()
         return Response(body, media_type=content_type)
 
     @app.get("/dev/token", include_in_schema=False)
     async def token(role: str | None = None) -> JSONResponse:
         if not settings.dev_mode:
-            return JSONResponse({"detail": "not found"}, 404)
+            raise api.http_error(404, "Not found")
         return JSONResponse(dev_token(settings.jwt_secret, role))
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
     return app
-
-
-app = create_app()

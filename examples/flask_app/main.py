@@ -1,14 +1,22 @@
-"""PaymentOrchestrator Lite on Flask, over paymentorch's blocking twin."""
+"""PaymentOrchestrator Lite on Flask, over paymentorch's blocking twin.
+
+``PaymentOrchestrator`` is a Flask extension (``init_app``) and the API is a Blueprint.
+Nothing starts at import, and nothing starts before the first request of each process:
+the service and the outbox relay open lazily, so a forking server (gunicorn
+``--preload``) gives every worker its own. Run it with
+``flask --app examples.flask_app.main run``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
 import json
+import os
 import threading
 from typing import Any
 
-from flask import Flask, Response, g, request, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, g, request, send_from_directory
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
@@ -17,10 +25,17 @@ from examples.common import api
 from examples.common.auth import AuthError, actor_from_header, require_reader
 from examples.common.dashboard import STATIC, dev_token
 from examples.common.events import log_events
+from examples.common.models import (
+    AuditEntryResponse,
+    CreatePaymentRequest,
+    OptionalReasonRequest,
+    PageResponse,
+    PaymentResponse,
+    ReasonRequest,
+)
 from examples.common.observability import meter_provider, metrics_text
 from examples.common.ratelimit import RateLimited, RateLimiter
 from examples.common.settings import Settings, configure_logging
-from paymentorch.http import PROBLEM_JSON
 
 
 class Relay:
@@ -59,6 +74,68 @@ class Relay:
         self._thread.join()
 
 
+class PaymentOrchestrator:
+    """The Flask extension: settings, the service and the relay of this process."""
+
+    def __init__(self, app: Flask | None = None, settings: Settings | None = None) -> None:
+        self._given = settings
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._service: po.SyncPaymentService | None = None
+        self._relay: Relay | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the API, the error handlers and the dashboard on ``app``."""
+        self.settings = self._given or Settings.from_env()
+        self.limiter = RateLimiter(self.settings.rate_limit)
+        self.meters = meter_provider(self.settings)
+        app.config["MAX_CONTENT_LENGTH"] = self.settings.max_body
+        app.extensions["paymentorch"] = self
+        app.register_blueprint(payments)
+        app.register_blueprint(pages)
+        for kind in (po.PaymentError, AuthError, RateLimited, api.HttpProblem):
+            app.register_error_handler(kind, problem)
+        app.register_error_handler(HTTPException, http_problem)
+        app.register_error_handler(Exception, problem)
+        app.before_request(correlate)
+        app.teardown_request(uncorrelate)
+        app.after_request(echo_correlation)
+        atexit.register(self.close)
+
+    @property
+    def service(self) -> po.SyncPaymentService:
+        """This process's service, opened (with its relay) on first use."""
+        if self._service is None or self._pid != os.getpid():
+            with self._lock:
+                if self._service is None or self._pid != os.getpid():
+                    url = self.settings.url
+                    self._service = po.open_sync_service(
+                        url, meter_provider=self.meters, create_schema=True
+                    )
+                    self._relay = Relay(url)
+                    self._pid = os.getpid()
+        return self._service
+
+    def close(self) -> None:
+        """Stop the relay and close the service, if this process opened them."""
+        with self._lock:
+            if self._pid == os.getpid():
+                if self._relay is not None:
+                    self._relay.stop()
+                if self._service is not None:
+                    self._service.close()
+            self._service = self._relay = None
+            self._pid = None
+
+
+def ext() -> PaymentOrchestrator:
+    """The extension of the current app."""
+    found: PaymentOrchestrator = current_app.extensions["paymentorch"]
+    return found
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response (problem bodies pass their own content type in ``headers``)."""
     response = Response(json.dumps(body), status=status, mimetype="application/json")
@@ -66,149 +143,196 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
+def model_response(
+    model: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A response model as the API's camelCase JSON."""
+    return json_response(model.model_dump(mode="json", by_alias=True), status, headers)
+
+
+def problem(exc: Exception) -> Response:
+    """Any error as problem+json (the last resort reveals nothing of its cause)."""
+    status, body, headers = api.error_response(exc)
+    return json_response(body, status, headers)
+
+
+def http_problem(exc: HTTPException) -> Response:
+    """Flask's own HTTP errors (404, 405 with Allow, 413...) as problem+json."""
+    allowed = dict(exc.get_headers()).get("Allow")
+    headers = {"Allow": allowed} if allowed else {}
+    return problem(api.http_error(exc.code or 500, exc.name, headers))
+
+
+def correlate() -> None:
+    g.correlation_id = api.correlation_id(request.headers.get("X-Correlation-ID"))
+    g.correlation = po.correlation(g.correlation_id)
+    g.correlation.__enter__()
+
+
+def uncorrelate(_exc: BaseException | None) -> None:
+    if "correlation" in g:
+        g.correlation.__exit__(None, None, None)
+
+
+def echo_correlation(response: Response) -> Response:
+    if "correlation_id" in g:
+        response.headers["X-Correlation-ID"] = g.correlation_id
+    return response
+
+
+def actor() -> po.Actor:
+    settings = ext().settings
+    return actor_from_header(settings.jwt_secret, request.headers.get("Authorization"))
+
+
+def reader() -> po.Actor:
+    who = actor()
+    require_reader(who)
+    return who
+
+
+def writer() -> po.Actor:
+    who = actor()
+    ext().limiter.hit(request.remote_addr or "unknown")
+    return who
+
+
+def body_of(model: Any, *, required: bool = True) -> Any:
+    """The request body as ``model``: JSON only (415), within the size limit (413)."""
+    data = request.get_data()
+    api.check_content_type(request.headers.get("Content-Type"), data)
+    return api.parse_body(model, data, required=required)
+
+
+payments = Blueprint("payments", __name__, url_prefix="/api/payments")
+
+
+@payments.get("")
+def list_payments() -> Response:
+    reader()
+    page = ext().service.list_payments(**api.parse_list_query(request.args))
+    return model_response(PageResponse.of(page))
+
+
+@payments.post("")
+def create_payment() -> Response:
+    who = writer()
+    body: CreatePaymentRequest = body_of(CreatePaymentRequest)
+    payment, created = ext().service.create_or_get_payment(
+        body.customer_id,
+        body.amount,
+        currency=body.currency,
+        metadata=body.metadata,
+        actor=who,
+        idempotency_key=api.idempotency_key(request.headers.get("Idempotency-Key")),
+    )
+    headers = {"Location": f"/api/payments/{payment.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return model_response(PaymentResponse.of(payment), 201, headers)
+
+
+@payments.get("/<payment_id>")
+def get_payment(payment_id: str) -> Response:
+    reader()
+    return model_response(PaymentResponse.of(ext().service.get_payment(payment_id)))
+
+
+@payments.get("/<payment_id>/audit")
+def audit_trail(payment_id: str) -> Response:
+    reader()
+    entries = [
+        AuditEntryResponse.model_validate(
+            {
+                "action": e.action,
+                "fromStatus": e.from_status.value if e.from_status else None,
+                "toStatus": e.to_status.value,
+                "actorId": e.actor_id,
+                "at": e.at,
+                "reason": e.reason,
+                "correlationId": e.correlation_id,
+            }
+        ).model_dump(mode="json", by_alias=True)
+        for e in ext().service.audit_trail(payment_id)
+    ]
+    return json_response(entries)
+
+
+@payments.post("/simulate-confirmation/<payment_id>")
+@payments.post("/<payment_id>/confirm")
+def confirm(payment_id: str) -> Response:
+    who = writer()
+    body_of(OptionalReasonRequest, required=False)
+    return model_response(PaymentResponse.of(ext().service.confirm_payment(payment_id, actor=who)))
+
+
+@payments.post("/<payment_id>/fail")
+def fail(payment_id: str) -> Response:
+    who = writer()
+    body: ReasonRequest = body_of(ReasonRequest)
+    payment = ext().service.fail_payment(payment_id, reason=body.reason, actor=who)
+    return model_response(PaymentResponse.of(payment))
+
+
+@payments.post("/<payment_id>/cancel")
+def cancel(payment_id: str) -> Response:
+    who = writer()
+    body: OptionalReasonRequest | None = body_of(OptionalReasonRequest, required=False)
+    reason = None if body is None else body.reason
+    payment = ext().service.cancel_payment(payment_id, actor=who, reason=reason)
+    return model_response(PaymentResponse.of(payment))
+
+
+pages = Blueprint("pages", __name__)
+
+
+@pages.get("/health/live")
+def live() -> Response:
+    return json_response({"status": "ok"})
+
+
+@pages.get("/health/ready")
+def ready() -> Response:
+    status, body = api.health_response(ext().service.health())
+    return json_response(body, status)
+
+
+@pages.get("/metrics")
+def metrics() -> Response:
+    if ext().meters is None:
+        raise api.HttpProblem(
+            404, "not_found", "Not found", "set PAYMENTORCH_OTEL=1 to expose metrics"
+        )
+    body, content_type = metrics_text()
+    return Response(body, content_type=content_type)
+
+
+@pages.get("/dev/token")
+def token() -> Response:
+    settings = ext().settings
+    if not settings.dev_mode:
+        raise api.http_error(404, "Not found")
+    return json_response(dev_token(settings.jwt_secret, request.args.get("role")))
+
+
+@pages.get("/")
+def dashboard() -> Response:
+    return send_from_directory(STATIC, "index.html")
+
+
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app, open the service and start the relay."""
+    """The application factory: Flask, CORS and the extension; no I/O, no thread."""
     configure_logging()
     settings = settings or Settings.from_env()
-    limiter = RateLimiter(settings.rate_limit)
-    meters = meter_provider(settings)
-    service = po.open_sync_service(settings.url, meter_provider=meters, create_schema=True)
-    relay = Relay(settings.url)
-
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
-    app.extensions["paymentorch"] = service
     if settings.cors_origins:
         CORS(
             app,
             origins=list(settings.cors_origins),
-            expose_headers=["Location", "X-Correlation-ID", "Retry-After"],
+            expose_headers=["Location", "X-Correlation-ID", "Retry-After", "Idempotent-Replayed"],
         )
-
-    closed = threading.Event()
-
-    def close() -> None:
-        if not closed.is_set():
-            closed.set()
-            relay.stop()
-            service.close()
-
-    app.extensions["paymentorch.close"] = close
-    atexit.register(close)
-
-    @app.before_request
-    def correlate() -> None:
-        g.correlation_id = api.correlation_id(request.headers.get("X-Correlation-ID"))
-        g.correlation = po.correlation(g.correlation_id)
-        g.correlation.__enter__()
-
-    @app.teardown_request
-    def uncorrelate(_exc: BaseException | None) -> None:
-        if "correlation" in g:
-            g.correlation.__exit__(None, None, None)
-
-    @app.after_request
-    def echo_correlation(response: Response) -> Response:
-        if "correlation_id" in g:
-            response.headers["X-Correlation-ID"] = g.correlation_id
-        return response
-
-    @app.errorhandler(po.PaymentError)
-    @app.errorhandler(AuthError)
-    @app.errorhandler(RateLimited)
-    def problem(exc: Exception) -> Response:
-        status, body, headers = api.error_response(exc)
-        return json_response(body, status, headers)
-
-    @app.errorhandler(HTTPException)
-    def http_problem(exc: HTTPException) -> Response:
-        body = {"type": "about:blank", "title": exc.name, "status": exc.code}
-        return json_response(body, exc.code or 500, {"Content-Type": PROBLEM_JSON})
-
-    def actor() -> po.Actor:
-        return actor_from_header(settings.jwt_secret, request.headers.get("Authorization"))
-
-    def reader() -> po.Actor:
-        who = actor()
-        require_reader(who)
-        return who
-
-    def writer() -> po.Actor:
-        who = actor()
-        limiter.hit(request.remote_addr or "unknown")
-        return who
-
-    @app.get("/api/payments")
-    def list_payments() -> Response:
-        reader()
-        page = service.list_payments(**api.parse_list_query(request.args))
-        return json_response(api.page_json(page))
-
-    @app.post("/api/payments")
-    def create_payment() -> Response:
-        who = writer()
-        payment = service.create_payment(
-            **api.parse_create(request.get_data()),
-            actor=who,
-            idempotency_key=request.headers.get("Idempotency-Key"),
-        )
-        return json_response(
-            api.payment_json(payment), 201, {"Location": f"/api/payments/{payment.id}"}
-        )
-
-    @app.get("/api/payments/<payment_id>")
-    def get_payment(payment_id: str) -> Response:
-        reader()
-        return json_response(api.payment_json(service.get_payment(payment_id)))
-
-    @app.get("/api/payments/<payment_id>/audit")
-    def audit_trail(payment_id: str) -> Response:
-        reader()
-        return json_response(api.audit_json(service.audit_trail(payment_id)))
-
-    @app.post("/api/payments/simulate-confirmation/<payment_id>")
-    @app.post("/api/payments/<payment_id>/confirm")
-    def confirm(payment_id: str) -> Response:
-        who = writer()
-        return json_response(api.payment_json(service.confirm_payment(payment_id, actor=who)))
-
-    @app.post("/api/payments/<payment_id>/fail")
-    def fail(payment_id: str) -> Response:
-        who = writer()
-        reason = api.parse_reason(request.get_data(), required=True)
-        payment = service.fail_payment(payment_id, reason=reason or "", actor=who)
-        return json_response(api.payment_json(payment))
-
-    @app.post("/api/payments/<payment_id>/cancel")
-    def cancel(payment_id: str) -> Response:
-        who = writer()
-        reason = api.parse_reason(request.get_data(), required=False)
-        payment = service.cancel_payment(payment_id, actor=who, reason=reason)
-        return json_response(api.payment_json(payment))
-
-    @app.get("/health/live")
-    def live() -> Response:
-        return json_response({"status": "ok"})
-
-    @app.get("/health/ready")
-    def ready() -> Response:
-        status, body = api.health_response(service.health())
-        return json_response(body, status)
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        if meters is None:
-            return json_response({"detail": "set PAYMENTORCH_OTEL=1 to expose metrics"}, 404)
-        body, content_type = metrics_text()
-        return Response(body, content_type=content_type)
-
-    @app.get("/dev/token")
-    def token() -> Response:
-        if not settings.dev_mode:
-            return json_response({"detail": "not found"}, 404)
-        return json_response(dev_token(settings.jwt_secret, request.args.get("role")))
-
-    @app.get("/")
-    def dashboard() -> Response:
-        return send_from_directory(STATIC, "index.html")
-
+    PaymentOrchestrator(app, settings)
     return app
+
+
+__all__ = ["PaymentOrchestrator", "create_app"]

@@ -35,7 +35,7 @@ from paymentorch.domain import (
     ValidationPolicy,
     correlation,
 )
-from paymentorch.domain.results import BulkResult, HealthReport, Page
+from paymentorch.domain.results import BulkResult, HealthReport, Page, PaymentSummary
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import Cache, EventSink, OutboxMessage, OutboxStats, PaymentStore
 from paymentorch.service import PaymentService
@@ -65,6 +65,7 @@ __all__ = [
     "PaymentService",
     "PaymentStatus",
     "PaymentStore",
+    "PaymentSummary",
     "PermissionDenied",
     "Role",
     "RolePolicy",

@@ -10,6 +10,7 @@ from uuid import UUID
 from paymentorch.domain import AuditEntry, Change, Payment, PaymentEvent, PaymentStatus
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
+from paymentorch.domain.results import SummaryRow
 
 __all__ = [
     "AuditLog",
@@ -118,12 +119,34 @@ class PaymentStore(AuditLog, Outbox, Protocol):
         customer_id: str | None,
         limit: int,
         after: Keyset | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> list[Payment]:
-        """Newest first by ``(created_at, id)``, strictly after the ``after`` position."""
+        """Newest first by ``(created_at, id)``, strictly after the ``after`` position.
+
+        ``created_from`` (inclusive) and ``created_to`` (exclusive) bound the creation time.
+        """
         ...
 
-    async def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
+    async def count(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> int:
         """How many payments match."""
+        ...
+
+    async def summarize(
+        self,
+        *,
+        customer_id: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+    ) -> list[SummaryRow]:
+        """Matching payments grouped by the day (UTC) they were created, status and currency."""
         ...
 
     async def purge_idempotency_keys(self, created_before: datetime) -> int:

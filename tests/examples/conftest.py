@@ -47,6 +47,8 @@ class Client(Protocol):
 
     def break_store(self) -> None: ...
 
+    def sabotage(self) -> None: ...
+
 
 class _Base:
     def __call__(
@@ -88,6 +90,12 @@ class FastAPIClient(_Base):
     def break_store(self) -> None:
         self.client.portal.call(self.app.state.service.store.aclose)  # type: ignore[union-attr]
 
+    def sabotage(self) -> None:
+        async def broken(*_args: Any, **_kwargs: Any) -> None:
+            raise RuntimeError("sabotage: a bug nobody planned for")
+
+        self.app.state.service.get_payment = broken  # type: ignore[union-attr]
+
     def close(self) -> None:
         self.client.__exit__(None, None, None)
 
@@ -97,6 +105,7 @@ class FlaskClient(_Base):
         from examples.flask_app.main import create_app
 
         self.app = create_app(settings)
+        self.app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: a 500 problem
         self.client = self.app.test_client()
 
     def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Reply:
@@ -109,11 +118,16 @@ class FlaskClient(_Base):
             )
 
     def break_store(self) -> None:
-        service = self.app.extensions["paymentorch"]
-        service.store.close()
+        self.app.extensions["paymentorch"].service.store.close()
+
+    def sabotage(self) -> None:
+        def broken(*_args: Any, **_kwargs: Any) -> None:
+            raise RuntimeError("sabotage: a bug nobody planned for")
+
+        self.app.extensions["paymentorch"].service.get_payment = broken
 
     def close(self) -> None:
-        self.app.extensions["paymentorch.close"]()
+        self.app.extensions["paymentorch"].close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from examples.common.auth import AUDIENCE, ISSUER
 from examples.common.settings import Settings
-from tests.examples.conftest import SECRET, Client, FastAPIClient
+from tests.examples.conftest import SECRET, Client, FastAPIClient, Reply
 
 PROBLEM = "application/problem+json"
 
@@ -64,7 +64,9 @@ def test_json_numbers_are_read_exactly(client: Client, user: str) -> None:
     assert reply.status == 422
     assert [e["field"] for e in reply.json["errors"]] == ["amount"]
     big = b'{"customerId": "ABCD-12345", "amount": 999999.99}'
-    assert client("POST", "/api/payments", body=big, token=user).json["amount"] == "999999.99"
+    json_type = {"Content-Type": "application/json"}
+    reply = client("POST", "/api/payments", body=big, token=user, headers=json_type)
+    assert reply.json["amount"] == "999999.99"
 
 
 def test_idempotency_key(client: Client, user: str) -> None:
@@ -138,7 +140,10 @@ def test_fail_and_cancel(client: Client, user: str, admin: str) -> None:
         (b"", ["body"]),
         (b'{"customerId": "ABCD-12345", "amount": NaN}', ["body"]),
         (b'{"customerId": "ABCD-12345", "amount": "1", "colour": "red"}', ["colour"]),
-        (b'{"customerId": "bad", "amount": 1.001, "extra": 1}', ["extra", "customerId", "amount"]),
+        (b'{"customerId": "bad", "amount": 1.001, "extra": 1}', ["customerId", "amount", "extra"]),
+        (b'{"customerId": "ABCD-12345", "amount": "1", "amount": "2"}', ["body"]),
+        (b'{"customerId": 12345, "amount": "1"}', ["customerId"]),
+        (b"[" * 1000 + b"]" * 1000, ["body"]),
         (b'{"amount": "1"}', ["customerId"]),
     ],
 )
@@ -338,3 +343,113 @@ def test_openapi_docs(settings: Settings) -> None:
         assert {"/api/payments", "/api/payments/{payment_id}/fail"} <= set(spec["paths"])
     finally:
         client.close()
+
+
+def _problem(reply: Reply, status: int) -> dict[str, object]:
+    assert reply.status == status, reply.text
+    assert reply.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, object] = reply.json
+    assert body["status"] == status
+    return body
+
+
+def test_bodies_over_the_limit_are_refused(make_client: Callable[..., Client], user: str) -> None:
+    """A body larger than the limit is 413 before it is read whole, and creates nothing."""
+    client = make_client(max_body=1024)
+    big = {"customerId": "ABCD-12345", "amount": "1", "metadata": {"note": "x" * 2000}}
+    _problem(client("POST", "/api/payments", json_body=big, token=user), 413)
+    assert client("GET", "/api/payments", token=user).json["items"] == []
+
+
+def test_only_json_bodies_are_read(client: Client, user: str) -> None:
+    """A body sent as anything but JSON is 415; an empty body needs no type."""
+    form = b"customerId=ABCD-12345&amount=1"
+    reply = client(
+        "POST",
+        "/api/payments",
+        body=form,
+        token=user,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    _problem(reply, 415)
+    made = create(client, user)
+    assert client("POST", f"/api/payments/{made['id']}/cancel", token=user).status == 403
+
+
+def test_reasons_must_be_strings(client: Client, user: str, admin: str) -> None:
+    """A non-string reason is refused like a non-string customerId, naming the field."""
+    made = create(client, user)
+    reply = client(
+        "POST", f"/api/payments/{made['id']}/fail", json_body={"reason": 42}, token=admin
+    )
+    body = _problem(reply, 422)
+    assert [e["field"] for e in body["errors"]] == ["reason"]  # type: ignore[attr-defined]
+    assert client("GET", f"/api/payments/{made['id']}", token=user).json["status"] == "Pending"
+
+
+def test_detail_names_fields_as_errors_do(client: Client, user: str) -> None:
+    """The problem's detail and errors[].field use the same (camelCase) names."""
+    reply = client(
+        "POST", "/api/payments", json_body={"customerId": "nope", "amount": "1"}, token=user
+    )
+    body = _problem(reply, 422)
+    assert [e["field"] for e in body["errors"]] == ["customerId"]  # type: ignore[attr-defined]
+    assert "customerId" in str(body["detail"])
+    assert "customer_id" not in str(body["detail"])
+
+
+def test_wrong_methods_say_what_is_allowed(client: Client, user: str) -> None:
+    """405 is a problem with an Allow header."""
+    reply = client("DELETE", "/api/payments", token=user)
+    _problem(reply, 405)
+    assert {"GET", "POST"} <= {m.strip() for m in reply.headers["allow"].split(",")}
+
+
+def test_bearer_is_case_insensitive(client: Client, user: str) -> None:
+    """`bearer` and `BEARER` are the Bearer scheme (RFC 9110: schemes are case-insensitive)."""
+    for scheme in ("bearer", "BEARER"):
+        reply = client("GET", "/api/payments", headers={"Authorization": f"{scheme} {user}"})
+        assert reply.status == 200
+
+
+def test_dev_tokens_only_for_known_roles(make_client: Callable[..., Client]) -> None:
+    """/dev/token with an unknown role is a 422, never an admin token."""
+    dev = make_client(dev_mode=True)
+    body = _problem(dev("GET", "/dev/token?role=Superuser"), 422)
+    assert [e["field"] for e in body["errors"]] == ["role"]  # type: ignore[attr-defined]
+    assert dev("GET", "/dev/token?role=PaymentUser").json["role"] == "PaymentUser"
+
+
+def test_an_empty_idempotency_key_is_refused(client: Client, user: str) -> None:
+    """An Idempotency-Key header sent empty is a 422, not a request without a key."""
+    reply = client(
+        "POST",
+        "/api/payments",
+        json_body={"customerId": "ABCD-12345", "amount": "1"},
+        token=user,
+        headers={"Idempotency-Key": ""},
+    )
+    _problem(reply, 422)
+    assert client("GET", "/api/payments", token=user).json["items"] == []
+
+
+def test_a_replay_answers_as_the_original(client: Client, user: str) -> None:
+    """A repeated creation is 201 with the same body and Idempotent-Replayed: true."""
+    body = {"customerId": "ABCD-12345", "amount": "5.00"}
+    headers = {"Idempotency-Key": "order-77"}
+    first = client("POST", "/api/payments", json_body=body, token=user, headers=headers)
+    again = client("POST", "/api/payments", json_body=body, token=user, headers=headers)
+    assert (first.status, again.status) == (201, 201)
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json == first.json
+    assert again.headers["location"] == first.headers["location"]
+
+
+def test_unexpected_errors_are_problems(client: Client, user: str) -> None:
+    """A failure nobody planned for is a bare 500 problem that reveals nothing."""
+    made = create(client, user)
+    client.sabotage()
+    body = _problem(client("GET", f"/api/payments/{made['id']}", token=user), 500)
+    assert body["code"] == "internal_error"
+    assert "sabotage" not in str(body)

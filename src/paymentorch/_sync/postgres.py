@@ -53,6 +53,7 @@ from paymentorch.adapters._sql import (  # noqa: E402
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_INSERT_COLUMNS,
+    STATUS,
     audit_from_row,
     key_scope,
 )
@@ -65,6 +66,7 @@ from paymentorch.domain import (  # noqa: E402
     StoreError,
     StoreUnavailable,
 )
+from paymentorch.domain.results import SummaryRow  # noqa: E402
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
 
 T = TypeVar("T")
@@ -312,18 +314,47 @@ class SyncPostgresPaymentStore:
         customer_id: str | None,
         limit: int,
         after: Keyset | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> list[Payment]:
         """Newest first, strictly after ``after``, walking the matching index."""
-        sql, params = list_query(status, customer_id, limit, after)
+        sql, params = list_query(status, customer_id, limit, after, created_from, created_to)
         return [row_payment(r) for r in self._fetch("list payments", sql, params)]
 
-    def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
+    def count(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> int:
         """How many payments match."""
-        where, params = where_filters(status, customer_id)
+        where, params = where_filters(status, customer_id, created_from, created_to)
         rows = self._fetch(
             "count payments", "SELECT count(*) FROM paymentorch_payments" + where, params
         )
         return int(rows[0][0])
+
+    def summarize(
+        self,
+        *,
+        customer_id: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+    ) -> list[SummaryRow]:
+        """Grouped by day created (UTC), status and currency; amounts summed as NUMERIC."""
+        where, params = where_filters(None, customer_id, created_from, created_to)
+        rows = self._fetch(
+            "summarize payments",
+            "SELECT (created_at AT TIME ZONE 'UTC')::date, status, currency, count(*),"
+            " sum(amount) FROM paymentorch_payments" + where + " GROUP BY 1, 2, 3",
+            params,
+        )
+        return [
+            SummaryRow(day, STATUS[status], currency, count, total)
+            for day, status, currency, count, total in rows
+        ]
 
     def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""

@@ -41,11 +41,18 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.cursor import Keyset, decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
-from paymentorch.domain.results import BulkResult, HealthReport, HealthStatus, Page
+from paymentorch.domain.results import (
+    BulkResult,
+    HealthReport,
+    HealthStatus,
+    Page,
+    PaymentSummary,
+)
 from paymentorch.domain.validation import (
     KEY_RETENTION,
     MAX_PAGE,
     check_filters,
+    check_period,
     parse_ids,
     same_request,
 )
@@ -258,11 +265,17 @@ class SyncPaymentService:
         customer_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> Page:
-        """One page of payments, newest first; pass ``page.next_cursor`` for the next one."""
+        """One page of payments, newest first; pass ``page.next_cursor`` for the next one.
+
+        ``created_from`` (inclusive) and ``created_to`` (exclusive) bound the creation time.
+        """
         with self._telemetry.operation("list_payments"):
             errors: list[FieldError] = []
             wanted = check_filters(status, customer_id, errors)
+            check_period(created_from, created_to, errors)
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
                 errors.append(
                     FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range")
@@ -277,22 +290,57 @@ class SyncPaymentService:
             if errors:
                 raise ValidationError(errors)
             items = self._store.list_payments(
-                status=wanted, customer_id=customer_id, limit=limit + 1, after=after
+                status=wanted,
+                customer_id=customer_id,
+                limit=limit + 1,
+                after=after,
+                created_from=created_from,
+                created_to=created_to,
             )
             if len(items) > limit:
                 return Page(items[:limit], encode_cursor(items[limit - 1]))
             return Page(items, None)
 
     def count_payments(
-        self, *, status: PaymentStatus | str | None = None, customer_id: str | None = None
+        self,
+        *,
+        status: PaymentStatus | str | None = None,
+        customer_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> int:
         """How many payments match the filters."""
         with self._telemetry.operation("count_payments"):
             errors: list[FieldError] = []
             wanted = check_filters(status, customer_id, errors)
+            check_period(created_from, created_to, errors)
             if errors:
                 raise ValidationError(errors)
-            return self._store.count(status=wanted, customer_id=customer_id)
+            return self._store.count(
+                status=wanted,
+                customer_id=customer_id,
+                created_from=created_from,
+                created_to=created_to,
+            )
+
+    def summarize_payments(
+        self,
+        *,
+        customer_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> PaymentSummary:
+        """Counts by status, exact totals by currency and counts by day, for a dashboard."""
+        with self._telemetry.operation("summarize_payments"):
+            errors: list[FieldError] = []
+            check_filters(None, customer_id, errors)
+            check_period(created_from, created_to, errors)
+            if errors:
+                raise ValidationError(errors)
+            rows = self._store.summarize(
+                customer_id=customer_id, created_from=created_from, created_to=created_to
+            )
+            return PaymentSummary.of(rows)
 
     def audit_trail(self, payment_id: UUID | str) -> list[AuditEntry]:
         """Every change to the payment, oldest first.

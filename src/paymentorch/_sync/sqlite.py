@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from paymentorch.adapters._sql import AUDIT_COLUMNS, OUTBOX_READ, audit_from_row, key_scope
+from paymentorch.adapters._sql import (
+    AUDIT_COLUMNS,
+    OUTBOX_READ,
+    STATUS,
+    SUMMARY_DIGITS,
+    SUMMARY_SCALE,
+    audit_from_row,
+    key_scope,
+)
 from paymentorch.adapters._sqlite_conn import Durability, SyncSQLiteConnection
 from paymentorch.adapters._sqlite_sql import (
     CLAIM,
@@ -41,6 +50,7 @@ from paymentorch.domain import (
     PaymentStatus,
     StoreError,
 )
+from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
 
@@ -177,9 +187,11 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
         customer_id: str | None,
         limit: int,
         after: Keyset | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> list[Payment]:
         """Newest first, strictly after ``after``, from the matching index."""
-        where, params = where_filters(status, customer_id)
+        where, params = where_filters(status, customer_id, created_from, created_to)
         if after is not None:
             where.append("(created_at, id) < (?, ?)")
             params += [time_text(after[0]), after[1].hex]
@@ -189,14 +201,51 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
         rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [row_payment(r) for r in rows]
 
-    def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
+    def count(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> int:
         """How many payments match."""
-        where, params = where_filters(status, customer_id)
+        where, params = where_filters(status, customer_id, created_from, created_to)
         sql = "SELECT count(*) FROM paymentorch_payments" + (
             " WHERE " + " AND ".join(where) if where else ""
         )
         row = self._run(lambda conn: conn.execute(sql, params).fetchone())
         return int(row[0])
+
+    def summarize(
+        self,
+        *,
+        customer_id: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+    ) -> list[SummaryRow]:
+        """Grouped by day created, status and currency; amounts summed exactly."""
+        where, params = where_filters(None, customer_id, created_from, created_to)
+        # Amounts are decimal text: SQLite would add them as floats. Scaled by 10^4 (the
+        # largest ISO 4217 exponent) and rounded, each is an exact integer, and so is the sum.
+        sql = (
+            "SELECT substr(created_at, 1, 10), status, currency, count(*),"
+            f" sum(CAST(round(amount * {SUMMARY_SCALE}) AS INTEGER))"
+            " FROM paymentorch_payments"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " GROUP BY 1, 2, 3"
+        )
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [
+            SummaryRow(
+                date.fromisoformat(day),
+                STATUS[status],
+                currency,
+                count,
+                Decimal(total).scaleb(-SUMMARY_DIGITS),
+            )
+            for day, status, currency, count, total in rows
+        ]
 
     def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""

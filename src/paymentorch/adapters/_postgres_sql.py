@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 from paymentorch.adapters._require import driver
@@ -188,7 +189,13 @@ def errors(action: str) -> Iterator[None]:
         raise StoreError(f"PostgreSQL failed to {action}: {exc}") from exc
 
 
-def where_filters(status: PaymentStatus | None, customer_id: str | None) -> tuple[str, list[Any]]:
+def where_filters(
+    status: PaymentStatus | None,
+    customer_id: str | None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause and parameters for the filters that are set."""
     where: list[str] = []
     params: list[Any] = []
     if status is not None:
@@ -197,14 +204,25 @@ def where_filters(status: PaymentStatus | None, customer_id: str | None) -> tupl
     if customer_id is not None:
         where.append("customer_id = %s")
         params.append(customer_id)
+    if created_from is not None:
+        where.append("created_at >= %s")
+        params.append(created_from)
+    if created_to is not None:
+        where.append("created_at < %s")
+        params.append(created_to)
     return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
-def list_query(
-    status: PaymentStatus | None, customer_id: str | None, limit: int, after: Keyset | None
+def list_query(  # noqa: PLR0917 - the port's listing arguments, in its order
+    status: PaymentStatus | None,
+    customer_id: str | None,
+    limit: int,
+    after: Keyset | None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
 ) -> tuple[str, list[Any]]:
     """The keyset query: the ``(created_at, id)`` row comparison walks the index."""
-    where, params = where_filters(status, customer_id)
+    where, params = where_filters(status, customer_id, created_from, created_to)
     if after is not None:
         where += (" AND " if where else " WHERE ") + "(created_at, id) < (%s, %s)"
         params += [after[0], after[1]]

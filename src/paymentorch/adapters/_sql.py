@@ -25,6 +25,9 @@ OUTBOX_COLUMNS: Final = "event_id, payment_id, type, occurred_at, payload, actor
 OUTBOX_READ: Final = OUTBOX_COLUMNS + ", attempts, last_error"
 
 STATUS: Final = {s.value: s for s in PaymentStatus}
+SUMMARY_DIGITS: Final = 4
+"""Decimal places kept when SQL adds amounts up as integers (ISO 4217's largest exponent)."""
+SUMMARY_SCALE: Final = 10**SUMMARY_DIGITS
 
 
 def key_scope(change: Change) -> str | None:

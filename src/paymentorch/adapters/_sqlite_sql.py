@@ -135,8 +135,12 @@ def transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T
 
 
 def where_filters(
-    status: PaymentStatus | None, customer_id: str | None
+    status: PaymentStatus | None,
+    customer_id: str | None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
 ) -> tuple[list[str], list[Any]]:
+    """Conditions and parameters for the filters that are set."""
     where: list[str] = []
     params: list[Any] = []
     if status is not None:
@@ -145,6 +149,12 @@ def where_filters(
     if customer_id is not None:
         where.append("customer_id = ?")
         params.append(customer_id)
+    if created_from is not None:
+        where.append("created_at >= ?")
+        params.append(time_text(created_from))
+    if created_to is not None:
+        where.append("created_at < ?")
+        params.append(time_text(created_to))
     return where, params
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Final
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from paymentorch.domain import (
     StoreError,
     StoreUnavailable,
 )
+from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
 LOOP_BOUND: Final = False  # usable from any thread's event loop (see SyncPaymentService)
@@ -198,14 +200,21 @@ class InMemoryPaymentStore:
         customer_id: str | None,
         limit: int,
         after: Keyset | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> list[Payment]:
-        """Newest first, strictly after ``after``."""
+        """Newest first, strictly after ``after``, within the creation period."""
         with self._lock:
             self._open()
             order = self._order if customer_id is None else self._by_customer.get(customer_id, [])
-            end = len(order) if after is None else bisect.bisect_left(order, after)
+            end = len(order)
+            if after is not None:
+                end = bisect.bisect_left(order, after)
+            if created_to is not None:
+                end = min(end, bisect.bisect_left(order, (created_to,)))
+            start = 0 if created_from is None else bisect.bisect_left(order, (created_from,))
             items: list[Payment] = []
-            for index in range(end - 1, -1, -1):
+            for index in range(end - 1, start - 1, -1):
                 payment = self._payments[order[index][1]]
                 if status is None or payment.status is status:
                     items.append(payment)
@@ -213,16 +222,52 @@ class InMemoryPaymentStore:
                         break
             return items
 
-    async def count(self, *, status: PaymentStatus | None, customer_id: str | None) -> int:
+    async def count(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> int:
         """How many payments match."""
         with self._lock:
             self._open()
-            if customer_id is None:
+            if customer_id is None and created_from is None and created_to is None:
                 return len(self._payments) if status is None else self._status_counts[status]
-            positions = self._by_customer.get(customer_id, [])
-            if status is None:
-                return len(positions)
-            return sum(1 for _, pid in positions if self._payments[pid].status is status)
+            return sum(
+                1
+                for p in self._matching(customer_id, created_from, created_to)
+                if status is None or p.status is status
+            )
+
+    async def summarize(
+        self,
+        *,
+        customer_id: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+    ) -> list[SummaryRow]:
+        """Matching payments grouped by day created (UTC), status and currency."""
+        groups: dict[tuple[date, PaymentStatus, str], list[Decimal]] = {}
+        with self._lock:
+            self._open()
+            for p in self._matching(customer_id, created_from, created_to):
+                key = (p.created_at.astimezone(UTC).date(), p.status, p.currency)
+                groups.setdefault(key, []).append(p.amount)
+        return [
+            SummaryRow(day, status, currency, len(amounts), sum(amounts, Decimal(0)))
+            for (day, status, currency), amounts in groups.items()
+        ]
+
+    def _matching(
+        self, customer_id: str | None, created_from: datetime | None, created_to: datetime | None
+    ) -> Iterator[Payment]:
+        order = self._order if customer_id is None else self._by_customer.get(customer_id, [])
+        start = 0 if created_from is None else bisect.bisect_left(order, (created_from,))
+        end = len(order) if created_to is None else bisect.bisect_left(order, (created_to,))
+        for _, pid in order[start:end]:
+            yield self._payments[pid]
 
     async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -316,6 +316,20 @@ def check_filters(
     ):
         errors.append(FieldError("customer_id", "must be 1 to 100 printable characters", "length"))
     return wanted
+
+
+def check_period(created_from: object, created_to: object, errors: list[FieldError]) -> None:
+    """A creation period: timezone-aware datetimes, ``created_from`` before ``created_to``."""
+    for name, value in (("created_from", created_from), ("created_to", created_to)):
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            errors.append(FieldError(name, "must be a timezone-aware datetime", "type"))
+            return
+    if (
+        isinstance(created_from, datetime)
+        and isinstance(created_to, datetime)
+        and created_from >= created_to
+    ):
+        errors.append(FieldError("created_to", "must be later than created_from", "range"))
 
 
 def parse_ids(payment_ids: Iterable[object]) -> list[UUID]:

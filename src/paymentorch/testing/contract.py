@@ -14,7 +14,7 @@ import multiprocessing
 import random
 from collections import Counter
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -412,6 +412,65 @@ async def test_paging_while_others_insert(backend: Backend) -> None:
         assert len(existing) > 1000, "the inserter never ran while paging"
         assert original <= set(seen)
         assert before <= set(seen)
+
+
+async def test_listing_and_counting_by_creation_time(backend: Backend) -> None:
+    """created_from (inclusive) and created_to (exclusive) bound listings, pages and counts."""
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = [base]
+    async with service_on(backend, clock=lambda: clock[0]) as service:
+        made = []
+        for day in range(5):
+            clock[0] = base + timedelta(days=day, hours=12)
+            made.append(await service.create_payment(CUSTOMER, f"{day + 1}.00", actor=USER))
+        await service.confirm_payment(made[1].id, actor=ADMIN)
+        start, end = base + timedelta(days=1), base + timedelta(days=3)
+        page = await service.list_payments(created_from=start, created_to=end)
+        assert [p.id for p in page.items] == [made[2].id, made[1].id]
+        assert await service.count_payments(created_from=start, created_to=end) == 2
+        confirmed = await service.count_payments(
+            created_from=start, created_to=end, status=PaymentStatus.CONFIRMED
+        )
+        assert confirmed == 1
+        assert await service.count_payments(created_from=made[2].created_at) == 3
+        assert await service.count_payments(created_to=made[2].created_at) == 2
+        first = await service.list_payments(created_from=start, limit=2)
+        rest = await service.list_payments(created_from=start, limit=2, cursor=first.next_cursor)
+        assert rest.next_cursor is None
+        assert [p.id for p in first.items + rest.items] == [p.id for p in reversed(made[1:])]
+
+
+async def test_summary_counts_and_adds_up_exactly(backend: Backend) -> None:
+    """The summary counts by status and day, and adds amounts exactly in each currency."""
+    base = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    clock = [base]
+    async with service_on(backend, clock=lambda: clock[0]) as service:
+        a = await service.create_payment(CUSTOMER, "0.10", actor=USER)
+        await service.create_payment(CUSTOMER, "0.20", actor=USER)
+        await service.create_payment(CUSTOMER, "1000", actor=USER, currency="JPY")
+        clock[0] = base + timedelta(hours=1)  # the next day, in UTC
+        b = await service.create_payment(CUSTOMER, "1.234", actor=USER, currency="KWD")
+        await service.create_payment("WXYZ-00001", "5.00", actor=USER)
+        await service.confirm_payment(a.id, actor=ADMIN)
+        await service.cancel_payment(b.id, actor=ADMIN)
+        summary = await service.summarize_payments(customer_id=CUSTOMER)
+        assert summary.by_status == {
+            PaymentStatus.PENDING: 2,
+            PaymentStatus.CONFIRMED: 1,
+            PaymentStatus.FAILED: 0,
+            PaymentStatus.CANCELLED: 1,
+        }
+        assert {c: str(t) for c, t in summary.totals.items()} == {
+            "JPY": "1000",
+            "KWD": "1.234",
+            "USD": "0.30",
+        }
+        assert [(d.isoformat(), sum(n.values())) for d, n in summary.days] == [
+            ("2026-03-01", 3),
+            ("2026-03-02", 1),
+        ]
+        later = await service.summarize_payments(created_from=base + timedelta(minutes=45))
+        assert later.totals == {"KWD": Decimal("1.234"), "USD": Decimal("5.00")}
 
 
 async def test_bad_listing_arguments(backend: Backend) -> None:

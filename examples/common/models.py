@@ -1,0 +1,175 @@
+"""The API's request and response bodies as Pydantic models: they validate requests in
+both apps and make the FastAPI app's OpenAPI document.
+
+Field names are camelCase on the wire. Request fields run paymentorch's own rules, one
+field at a time, so that one 422 lists every problem of a body: its shape and its rules.
+Amounts arrive as exact ``Decimal`` values (the apps parse JSON numbers as decimals) or
+decimal strings, and leave as decimal strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+import paymentorch as po
+
+RULES = po.ValidationPolicy()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=_camel, populate_by_name=False)
+
+
+def _checked(field: str, value: Any, currency: str = "USD") -> Any:
+    normalised, errors = RULES.check_field(field, value, currency=currency)
+    if errors:
+        raise PydanticCustomError(errors[0].code, "; ".join(e.message for e in errors))
+    return normalised
+
+
+class CreatePaymentRequest(_Body):
+    """A new payment. Send the `Idempotency-Key` header to make retries safe."""
+
+    customer_id: str = Field(examples=["ABCD-12345"], description="Who pays.")
+    currency: str | None = Field(
+        default=None, examples=["USD"], description="ISO 4217 code; USD when left out."
+    )
+    amount: Decimal = Field(
+        examples=["125.50"],
+        description="A JSON number or a decimal string, never rounded: no more decimals "
+        "than the currency has.",
+    )
+    metadata: dict[str, str] | None = Field(
+        default=None, examples=[{"orderId": "981"}], description="Up to 20 string pairs."
+    )
+
+    @field_validator("customer_id")
+    @classmethod
+    def _customer_id(cls, value: str) -> str:
+        result: str = _checked("customer_id", value)
+        return result
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        return None if value is None else str(_checked("currency", value))
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any, info: ValidationInfo) -> Decimal:
+        currency = info.data.get("currency") or "USD"
+        result: Decimal = _checked("amount", value, currency)
+        return result
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else dict(_checked("metadata", value))
+
+
+class ReasonRequest(_Body):
+    """Why the payment fails or is cancelled."""
+
+    reason: str = Field(min_length=1, max_length=500, examples=["processor declined"])
+
+
+class OptionalReasonRequest(_Body):
+    """Why the payment is cancelled, if you say."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+Status = Literal["Pending", "Confirmed", "Failed", "Cancelled"]
+
+
+class PaymentResponse(_Body):
+    """A payment."""
+
+    id: UUID
+    customer_id: str
+    amount: str = Field(description="Exact decimal string.", examples=["125.50"])
+    currency: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    failure_reason: str | None
+    idempotency_key: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, payment: po.Payment) -> PaymentResponse:
+        """The response body for ``payment``."""
+        return cls.model_validate(
+            {
+                "id": payment.id,
+                "customerId": payment.customer_id,
+                "amount": str(payment.amount),
+                "currency": payment.currency,
+                "status": payment.status.value,
+                "createdAt": payment.created_at,
+                "updatedAt": payment.updated_at,
+                "version": payment.version,
+                "failureReason": payment.failure_reason,
+                "idempotencyKey": payment.idempotency_key,
+                "metadata": dict(payment.metadata),
+            }
+        )
+
+
+class PageResponse(_Body):
+    """One page of payments, newest first."""
+
+    items: list[PaymentResponse]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+    @classmethod
+    def of(cls, page: po.Page) -> PageResponse:
+        """The response body for ``page``."""
+        return cls.model_validate(
+            {"items": [PaymentResponse.of(p) for p in page.items], "nextCursor": page.next_cursor}
+        )
+
+
+class AuditEntryResponse(_Body):
+    """One change to a payment."""
+
+    action: str
+    from_status: Status | None
+    to_status: Status
+    actor_id: str
+    at: datetime
+    reason: str | None
+    correlation_id: str | None
+
+
+class FieldProblem(_Body):
+    """One broken rule."""
+
+    field: str
+    message: str
+    code: str
+
+
+class Problem(_Body):
+    """An RFC 9457 problem."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=_camel)
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    code: str | None = None
+    errors: list[FieldProblem] | None = None
