@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -24,7 +25,8 @@ from paymentorch.http import PROBLEM_JSON, problem_details, problem_type
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 JSON_TYPES = ("application/json",)
-LIST_QUERY = {"status", "customerId", "limit", "cursor"}
+LIST_QUERY = {"status", "customerId", "limit", "cursor", "createdFrom", "createdTo"}
+SUMMARY_QUERY = {"customerId", "createdFrom", "createdTo"}
 _CODES = {
     "missing": ("is required", "required"),
     "extra_forbidden": ("is not a known field", "unknown_field"),
@@ -142,6 +144,7 @@ def parse_list_query(query: Mapping[str, str]) -> dict[str, Any]:
         limit = int(limit)
     except ValueError:
         errors.append(FieldError("limit", "must be an integer", "type"))
+    period = _period(query, errors)
     if errors:
         raise po.ValidationError(errors)
     return {
@@ -149,7 +152,28 @@ def parse_list_query(query: Mapping[str, str]) -> dict[str, Any]:
         "customer_id": query.get("customerId") or None,
         "limit": limit,
         "cursor": query.get("cursor") or None,
+        **period,
     }
+
+
+def parse_summary_query(query: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``summarize_payments`` from query parameters."""
+    errors = check_query(query, SUMMARY_QUERY)
+    period = _period(query, errors)
+    if errors:
+        raise po.ValidationError(errors)
+    return {"customer_id": query.get("customerId") or None, **period}
+
+
+def _period(query: Mapping[str, str], errors: list[FieldError]) -> dict[str, datetime | None]:
+    period: dict[str, datetime | None] = {}
+    for name, argument in (("createdFrom", "created_from"), ("createdTo", "created_to")):
+        text = query.get(name) or None
+        try:
+            period[argument] = None if text is None else datetime.fromisoformat(text)
+        except ValueError:
+            errors.append(FieldError(name, "must be an ISO 8601 date and time", "type"))
+    return period
 
 
 def camel(field: str) -> str:

@@ -9,7 +9,7 @@ decimal strings, and leave as decimal strings.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
@@ -152,6 +152,36 @@ class AuditEntryResponse(_Body):
     at: datetime
     reason: str | None
     correlation_id: str | None
+
+
+class DayCounts(_Body):
+    """Payments created on one day (UTC), by the status they have now."""
+
+    day: date
+    by_status: dict[Status, int]
+
+
+class SummaryResponse(_Body):
+    """Payments at a glance."""
+
+    by_status: dict[Status, int] = Field(description="Every status, zeros included.")
+    totals: dict[str, str] = Field(
+        description="Amounts added up by currency, as exact decimal strings.",
+        examples=[{"USD": "1250.50"}],
+    )
+    days: list[DayCounts]
+
+    @classmethod
+    def of(cls, summary: po.PaymentSummary) -> SummaryResponse:
+        """The response body for ``summary``."""
+        data = summary.to_dict()
+        return cls.model_validate(
+            {
+                "byStatus": data["by_status"],
+                "totals": data["totals"],
+                "days": [{"day": d["day"], "byStatus": d["by_status"]} for d in data["days"]],
+            }
+        )
 
 
 class FieldProblem(_Body):

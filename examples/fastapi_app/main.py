@@ -10,6 +10,7 @@ import contextlib
 import importlib.resources
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
@@ -37,6 +38,7 @@ from examples.common.models import (
     Problem,
     ReasonRequest,
     Status,
+    SummaryResponse,
 )
 from examples.common.observability import meter_provider, metrics_text
 from examples.common.ratelimit import RateLimited, RateLimiter
@@ -141,10 +143,14 @@ def reader(who: Annotated[po.Actor, Depends(actor)]) -> po.Actor:
     return who
 
 
-def known_query(request: Request) -> None:
-    """Refuse query parameters the listing does not know."""
-    if errors := api.check_query(request.query_params.keys(), api.LIST_QUERY):
-        raise po.ValidationError(errors)
+def known_query(known: set[str]) -> Callable[[Request], None]:
+    """A dependency refusing query parameters the route does not know."""
+
+    def check(request: Request) -> None:
+        if errors := api.check_query(request.query_params.keys(), known):
+            raise po.ValidationError(errors)
+
+    return check
 
 
 def limited(request: Request) -> None:
@@ -156,6 +162,14 @@ def limited(request: Request) -> None:
 Service = Annotated[po.PaymentService, Depends(service)]
 Writer = Annotated[po.Actor, Depends(actor)]
 Reader = Annotated[po.Actor, Depends(reader)]
+CreatedFrom = Annotated[
+    datetime | None,
+    Query(alias="createdFrom", description="Created at or after (ISO 8601, with a zone)."),
+]
+CreatedTo = Annotated[
+    datetime | None,
+    Query(alias="createdTo", description="Created before (ISO 8601, with a zone)."),
+]
 CorrelationHeader = Annotated[
     str | None,
     Header(
@@ -260,10 +274,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/api/payments",
         response_model=PageResponse,
-        dependencies=[Depends(known_query)],
+        dependencies=[Depends(known_query(api.LIST_QUERY))],
         **read,
     )
     async def list_payments(
+        *,
         svc: Service,
         _who: Reader,
         _correlation: CorrelationHeader = None,
@@ -275,12 +290,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cursor: Annotated[
             str | None, Query(max_length=200, description="`nextCursor` of the page before.")
         ] = None,
+        created_from: CreatedFrom = None,
+        created_to: CreatedTo = None,
     ) -> PageResponse:
         """Payments, newest first, filtered and paged with an opaque cursor."""
         page = await svc.list_payments(
-            status=status, customer_id=customer_id, limit=limit, cursor=cursor
+            status=status,
+            customer_id=customer_id,
+            limit=limit,
+            cursor=cursor,
+            created_from=created_from,
+            created_to=created_to,
         )
         return PageResponse.of(page)
+
+    @app.get(
+        "/api/payments/summary",
+        response_model=SummaryResponse,
+        dependencies=[Depends(known_query(api.SUMMARY_QUERY))],
+        **read,
+    )
+    async def summary(
+        svc: Service,
+        _who: Reader,
+        _correlation: CorrelationHeader = None,
+        customer_id: Annotated[
+            str | None, Query(alias="customerId", max_length=100, description="Only this payer.")
+        ] = None,
+        created_from: CreatedFrom = None,
+        created_to: CreatedTo = None,
+    ) -> SummaryResponse:
+        """Counts by status, exact totals by currency and counts by day created."""
+        found = await svc.summarize_payments(
+            customer_id=customer_id, created_from=created_from, created_to=created_to
+        )
+        return SummaryResponse.of(found)
 
     @app.post("/api/payments", status_code=201, response_model=PaymentResponse, **write)
     async def create_payment(

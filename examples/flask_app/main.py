@@ -32,6 +32,7 @@ from examples.common.models import (
     PageResponse,
     PaymentResponse,
     ReasonRequest,
+    SummaryResponse,
 )
 from examples.common.observability import meter_provider, metrics_text
 from examples.common.ratelimit import RateLimited, RateLimiter
@@ -212,6 +213,13 @@ def list_payments() -> Response:
     reader()
     page = ext().service.list_payments(**api.parse_list_query(request.args))
     return model_response(PageResponse.of(page))
+
+
+@payments.get("/summary")
+def summary() -> Response:
+    reader()
+    found = ext().service.summarize_payments(**api.parse_summary_query(request.args))
+    return model_response(SummaryResponse.of(found))
 
 
 @payments.post("")

@@ -1,7 +1,18 @@
 // The dashboard: plain JavaScript modules against the example API, nothing from the internet.
 
-const state = { token: sessionStorage.getItem("paymentorch-token"), cursors: [null], page: 0 };
+const STATUSES = ["Pending", "Confirmed", "Failed", "Cancelled"];
+const COLOURS = { Pending: "#e0a800", Confirmed: "#2f9e5b", Failed: "#d64545", Cancelled: "#8a94a6" };
+const state = {
+  token: sessionStorage.getItem("paymentorch-token"),
+  cursors: [null],
+  page: 0,
+  filters: {},
+  createKey: null, // one Idempotency-Key per intended payment, kept until it is answered
+  selected: null,
+};
 const $ = (id) => document.getElementById(id);
+// UUIDv7s made in the same moment share their first digits; the last ones tell them apart.
+const short = (id) => `…${id.slice(-8)}`;
 
 function show(message, kind = "error", details = []) {
   const box = $("message");
@@ -23,11 +34,14 @@ function clearMessage() {
   $("message").hidden = true;
 }
 
-async function call(method, path, body) {
-  const headers = { Authorization: `Bearer ${state.token}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method === "POST" && path === "/api/payments") headers["Idempotency-Key"] = crypto.randomUUID();
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+async function call(method, path, body, headers = {}) {
+  const sent = { Authorization: `Bearer ${state.token}`, ...headers };
+  if (body !== undefined) sent["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method,
+    headers: sent,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const details = (data.errors || []).map((e) => `${e.field}: ${e.message}`);
@@ -54,90 +68,247 @@ async function guarded(action) {
   }
 }
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
 }
 
-function actionButton(label, onClick) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.textContent = label;
-  button.addEventListener("click", (event) => {
-    event.stopPropagation();
-    guarded(onClick);
-  });
-  return button;
+function badge(status) {
+  return element("span", status, `status status-${status}`);
 }
+
+// -- confirmation ---------------------------------------------------------------------
+
+function ask(title, text, { reason = false, reasonRequired = false } = {}) {
+  const dialog = $("confirm-dialog");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-reason-label").hidden = !reason;
+  $("confirm-reason").value = "";
+  $("confirm-reason").required = reasonRequired;
+  return new Promise((resolve) => {
+    const done = (answer) => {
+      dialog.close();
+      $("confirm-form").onsubmit = null;
+      $("confirm-no").onclick = null;
+      resolve(answer);
+    };
+    $("confirm-form").onsubmit = (event) => {
+      event.preventDefault();
+      done({ reason: $("confirm-reason").value.trim() || null });
+    };
+    $("confirm-no").onclick = () => done(null);
+    dialog.oncancel = () => done(null);
+    dialog.showModal();
+  });
+}
+
+const ACTIONS = {
+  confirm: { label: "Confirm", text: "Confirming is final: the payment cannot be failed or cancelled afterwards." },
+  fail: { label: "Fail", text: "Failing is final. Say why.", reason: true, reasonRequired: true },
+  cancel: { label: "Cancel", text: "Cancelling is final. Say why (optional).", reason: true },
+};
 
 async function change(payment, action) {
-  let body;
-  if (action === "fail") {
-    const reason = prompt("Why did it fail?", "processor declined");
-    if (reason === null) return;
-    body = { reason };
-  }
+  const spec = ACTIONS[action];
+  const answer = await ask(`${spec.label} payment ${short(payment.id)}?`, spec.text, spec);
+  if (answer === null) return;
+  const body = spec.reason && answer.reason ? { reason: answer.reason } : undefined;
   const updated = await call("POST", `/api/payments/${payment.id}/${action}`, body);
-  show(`Payment ${updated.id.slice(0, 8)} is now ${updated.status}.`, "info");
-  await loadPayments();
-  await showAudit(updated.id);
+  show(`Payment ${short(updated.id)} is now ${updated.status}.`, "info");
+  await refresh();
+  await showDetail(updated.id);
 }
+
+// -- the list -------------------------------------------------------------------------
 
 function row(payment) {
   const tr = document.createElement("tr");
   tr.dataset.id = payment.id;
-  const status = document.createElement("td");
-  const badge = document.createElement("span");
-  badge.className = `status status-${payment.status}`;
-  badge.textContent = payment.status;
-  status.append(badge);
-  const actions = document.createElement("td");
+  const id = element("td", short(payment.id), "id");
+  id.title = payment.id;
+  const status = element("td");
+  status.append(badge(payment.status));
+  const actions = element("td", undefined, "actions");
   if (payment.status === "Pending") {
-    actions.append(
-      actionButton("Confirm", () => change(payment, "confirm")),
-      actionButton("Fail", () => change(payment, "fail")),
-      actionButton("Cancel", () => change(payment, "cancel")),
-    );
+    for (const action of Object.keys(ACTIONS)) {
+      const button = element("button", ACTIONS[action].label);
+      button.type = "button";
+      button.addEventListener("click", (event) => {
+        event.stopPropagation();
+        guarded(() => change(payment, action));
+      });
+      actions.append(button);
+    }
   }
   tr.append(
-    cell(new Date(payment.createdAt).toLocaleString()),
-    cell(payment.customerId),
-    cell(`${payment.amount} ${payment.currency}`, "amount"),
+    id,
+    element("td", new Date(payment.createdAt).toLocaleString()),
+    element("td", payment.customerId),
+    element("td", `${payment.amount} ${payment.currency}`, "amount"),
     status,
     actions,
   );
-  tr.addEventListener("click", () => guarded(() => showAudit(payment.id)));
+  tr.addEventListener("click", () => guarded(() => showDetail(payment.id)));
   return tr;
 }
 
+function query(extra = {}) {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries({ ...state.filters, ...extra })) {
+    if (value) params.set(name, value);
+  }
+  return params;
+}
+
 async function loadPayments() {
-  const params = new URLSearchParams({ limit: "10" });
-  const status = $("status-filter").value;
-  if (status) params.set("status", status);
+  const params = query({ limit: "10" });
+  delete state.filters.limit;
   const cursor = state.cursors[state.page];
   if (cursor) params.set("cursor", cursor);
   const page = await call("GET", `/api/payments?${params}`);
-  $("payments").replaceChildren(...page.items.map(row));
+  const rows = page.items.map(row);
+  $("payments").replaceChildren(...rows);
+  if (!rows.length) {
+    const empty = element("tr");
+    const td = element("td", "No payments match.", "muted");
+    td.colSpan = 6;
+    empty.append(td);
+    $("payments").append(empty);
+  }
   state.cursors[state.page + 1] = page.nextCursor;
   $("next").disabled = !page.nextCursor;
   $("prev").disabled = state.page === 0;
+  markSelected();
 }
 
-async function showAudit(id) {
-  const entries = await call("GET", `/api/payments/${id}/audit`);
-  $("audit-id").textContent = id;
+// -- the overview ---------------------------------------------------------------------
+
+async function loadSummary() {
+  const params = query();
+  params.delete("status");
+  const summary = await call("GET", `/api/payments/summary?${params}`);
+  const total = STATUSES.reduce((sum, s) => sum + summary.byStatus[s], 0);
+  const tiles = [
+    tile("All", total, "count-all"),
+    ...STATUSES.map((s) => tile(s, summary.byStatus[s], `count-${s}`)),
+    tile("Total amount", Object.entries(summary.totals).map(([c, a]) => `${a} ${c}`).join(" · ") || "0", "count-total"),
+  ];
+  $("counts").replaceChildren(...tiles);
+  drawChart(summary.days);
+}
+
+function tile(label, value, id) {
+  const box = element("div", undefined, "tile");
+  box.id = id;
+  box.append(element("span", label, "tile-label"), element("strong", String(value)));
+  return box;
+}
+
+function drawChart(days) {
+  const svg = $("chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const width = 600;
+  const height = 160;
+  const pad = 24;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + pad}`);
+  svg.replaceChildren();
+  const max = Math.max(1, ...days.map((d) => STATUSES.reduce((n, s) => n + d.byStatus[s], 0)));
+  const slot = Math.min(60, (width - pad) / Math.max(days.length, 1));
+  days.forEach((day, index) => {
+    let y = height;
+    for (const status of STATUSES) {
+      const count = day.byStatus[status];
+      if (!count) continue;
+      const h = (count / max) * (height - 8);
+      y -= h;
+      const bar = document.createElementNS(ns, "rect");
+      bar.setAttribute("x", String(pad + index * slot + slot * 0.15));
+      bar.setAttribute("y", String(y));
+      bar.setAttribute("width", String(slot * 0.7));
+      bar.setAttribute("height", String(h));
+      bar.setAttribute("fill", COLOURS[status]);
+      bar.setAttribute("class", `bar bar-${status}`);
+      const title = document.createElementNS(ns, "title");
+      title.textContent = `${day.day}: ${count} ${status}`;
+      bar.append(title);
+      svg.append(bar);
+    }
+    if (days.length <= 14 || index % Math.ceil(days.length / 14) === 0) {
+      const label = document.createElementNS(ns, "text");
+      label.setAttribute("x", String(pad + index * slot + slot / 2));
+      label.setAttribute("y", String(height + 16));
+      label.setAttribute("text-anchor", "middle");
+      label.setAttribute("class", "axis");
+      label.textContent = day.day.slice(5);
+      svg.append(label);
+    }
+  });
+  const scale = document.createElementNS(ns, "text");
+  scale.setAttribute("x", "0");
+  scale.setAttribute("y", "10");
+  scale.setAttribute("class", "axis");
+  scale.textContent = String(max);
+  svg.append(scale);
+  $("chart-legend").replaceChildren(
+    ...STATUSES.map((s) => {
+      const key = element("span", s, "legend-key");
+      key.style.setProperty("--colour", COLOURS[s]);
+      return key;
+    }),
+  );
+}
+
+// -- the detail view ------------------------------------------------------------------
+
+async function showDetail(id) {
+  const [payment, entries] = await Promise.all([
+    call("GET", `/api/payments/${id}`),
+    call("GET", `/api/payments/${id}/audit`),
+  ]);
+  state.selected = id;
+  $("detail-id").textContent = payment.id;
+  const fields = [
+    ["Status", badge(payment.status)],
+    ["Customer", payment.customerId],
+    ["Amount", `${payment.amount} ${payment.currency}`],
+    ["Created", new Date(payment.createdAt).toLocaleString()],
+    ["Updated", new Date(payment.updatedAt).toLocaleString()],
+    ["Version", String(payment.version)],
+    ["Failure reason", payment.failureReason || "—"],
+    ["Idempotency key", payment.idempotencyKey || "—"],
+    ["Metadata", Object.entries(payment.metadata).map(([k, v]) => `${k} = ${v}`).join(", ") || "—"],
+    ["Correlation ids", [...new Set(entries.map((e) => e.correlationId).filter(Boolean))].join(", ") || "—"],
+  ];
+  $("detail-fields").replaceChildren(
+    ...fields.flatMap(([name, value]) => {
+      const dd = element("dd");
+      dd.append(value);
+      return [element("dt", name), dd];
+    }),
+  );
   $("audit-entries").replaceChildren(
     ...entries.map((e) => {
-      const li = document.createElement("li");
       const reason = e.reason ? ` (${e.reason})` : "";
-      li.textContent = `${new Date(e.at).toLocaleString()}: ${e.action} by ${e.actorId}${reason}`;
+      const li = element("li", `${new Date(e.at).toLocaleString()}: ${e.action} by ${e.actorId}${reason}`);
+      if (e.correlationId) li.title = `correlation id ${e.correlationId}`;
       return li;
     }),
   );
-  $("audit").hidden = false;
-  for (const tr of $("payments").children) tr.classList.toggle("selected", tr.dataset.id === id);
+  $("detail").hidden = false;
+  markSelected();
+}
+
+function markSelected() {
+  for (const tr of $("payments").children) tr.classList.toggle("selected", tr.dataset.id === state.selected);
+}
+
+// -- wiring ---------------------------------------------------------------------------
+
+async function refresh() {
+  await Promise.all([loadPayments(), loadSummary()]);
 }
 
 async function signIn() {
@@ -154,8 +325,15 @@ async function signIn() {
   if (state.token) {
     const claims = JSON.parse(atob(state.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
     $("identity").textContent = `${claims.sub} (${(claims.roles || []).join(", ")})`;
-    await loadPayments();
+    await refresh();
   }
+}
+
+function startOfDay(value, offsetDays = 0) {
+  if (!value) return "";
+  const day = new Date(`${value}T00:00:00`);
+  day.setDate(day.getDate() + offsetDays);
+  return day.toISOString(); // local midnight, as UTC with its zone
 }
 
 $("token-form").addEventListener("submit", (event) => {
@@ -167,27 +345,65 @@ $("token-form").addEventListener("submit", (event) => {
 
 $("create-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const form = new FormData(event.target);
+  const form = event.target;
+  const submit = form.querySelector("button[type=submit]");
+  if (submit.disabled) return; // a request for this payment is on its way
+  state.createKey = state.createKey || crypto.randomUUID();
+  submit.disabled = true;
+  const data = new FormData(form);
   guarded(async () => {
-    const payment = await call("POST", "/api/payments", {
-      customerId: form.get("customerId").trim(),
-      amount: form.get("amount").trim(),
-      currency: form.get("currency").trim() || undefined,
-    });
-    show(`Created payment ${payment.id.slice(0, 8)} for ${payment.amount} ${payment.currency}.`, "info");
-    state.cursors = [null];
-    state.page = 0;
-    await loadPayments();
-    await showAudit(payment.id);
+    try {
+      const payment = await call(
+        "POST",
+        "/api/payments",
+        {
+          customerId: data.get("customerId").trim(),
+          amount: data.get("amount").trim(),
+          currency: data.get("currency").trim() || undefined,
+        },
+        { "Idempotency-Key": state.createKey },
+      );
+      state.createKey = null;
+      form.reset();
+      show(`Created payment ${short(payment.id)} for ${payment.amount} ${payment.currency}.`, "info");
+      state.cursors = [null];
+      state.page = 0;
+      await refresh();
+      await showDetail(payment.id);
+    } catch (error) {
+      if (error.status && error.status < 500) state.createKey = null; // nothing was stored
+      throw error;
+    } finally {
+      submit.disabled = false;
+    }
   });
 });
 
-$("status-filter").addEventListener("change", () => {
+$("filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const id = $("search-id").value.trim();
+  if (id) {
+    guarded(() => showDetail(id));
+    return;
+  }
+  state.filters = {
+    status: $("status-filter").value,
+    customerId: $("search-customer").value.trim(),
+    createdFrom: startOfDay($("from-date").value),
+    createdTo: startOfDay($("to-date").value, 1),
+  };
   state.cursors = [null];
   state.page = 0;
-  guarded(loadPayments);
+  guarded(refresh);
 });
-$("refresh").addEventListener("click", () => guarded(loadPayments));
+$("clear-filters").addEventListener("click", () => {
+  $("filters").reset();
+  state.filters = {};
+  state.cursors = [null];
+  state.page = 0;
+  guarded(refresh);
+});
+$("status-filter").addEventListener("change", () => $("filters").requestSubmit());
 $("next").addEventListener("click", () => {
   state.page += 1;
   guarded(loadPayments);

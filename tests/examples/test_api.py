@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 
 import jwt
@@ -296,6 +297,8 @@ def test_metrics(make_client: Callable[..., Client], user: str) -> None:
     reply = client("GET", "/metrics")
     assert reply.status == 200
     assert "paymentorch_payments_created" in reply.text
+    # Durations are in seconds, with buckets for seconds (100 µs to 10 s).
+    assert 'paymentorch_operation_duration_seconds_bucket{le="0.001"' in reply.text
 
 
 def test_dashboard_and_dev_tokens(make_client: Callable[..., Client]) -> None:
@@ -335,12 +338,26 @@ def test_token_command() -> None:
 
 
 def test_openapi_docs(settings: Settings) -> None:
-    """The FastAPI app publishes its OpenAPI document and docs page."""
+    """The FastAPI app documents itself, and serves Swagger UI and ReDoc with no CDN."""
     client = FastAPIClient(settings)
     try:
-        assert client("GET", "/docs").status == 200
+        for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+            html = client("GET", page).text
+            assert f"/docs-assets/{asset}" in html
+            assert "cdn" not in html.lower()
+            assert client("GET", f"/docs-assets/{asset}").status == 200
         spec = client("GET", "/openapi.json").json
         assert {"/api/payments", "/api/payments/{payment_id}/fail"} <= set(spec["paths"])
+        assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+        create = spec["paths"]["/api/payments"]["post"]
+        assert {p["name"] for p in create["parameters"]} >= {"Idempotency-Key", "X-Correlation-ID"}
+        assert {"401", "403", "409", "413", "415", "422", "429", "503"} <= set(create["responses"])
+        problem = create["responses"]["422"]["content"]
+        assert list(problem) == ["application/problem+json"]
+        body = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert body.endswith("/CreatePaymentRequest")
+        listing = spec["paths"]["/api/payments"]["get"]["parameters"]
+        assert {p["name"] for p in listing} >= {"status", "customerId", "limit", "cursor"}
     finally:
         client.close()
 
@@ -453,3 +470,19 @@ def test_unexpected_errors_are_problems(client: Client, user: str) -> None:
     body = _problem(client("GET", f"/api/payments/{made['id']}", token=user), 500)
     assert body["code"] == "internal_error"
     assert "sabotage" not in str(body)
+
+
+def test_listing_by_period_and_the_summary(client: Client, user: str, admin: str) -> None:
+    """createdFrom/createdTo filter the listing; the summary counts and adds up exactly."""
+    made = [create(client, user, amount=amount) for amount in ("0.10", "0.20", "3.00")]
+    client("POST", f"/api/payments/{made[0]['id']}/confirm", token=admin)
+    summary = client("GET", "/api/payments/summary", token=user).json
+    assert summary["byStatus"] == {"Pending": 2, "Confirmed": 1, "Failed": 0, "Cancelled": 0}
+    assert summary["totals"] == {"USD": "3.30"}
+    assert sum(summary["days"][0]["byStatus"].values()) == 3
+    window = urllib.parse.urlencode({"createdFrom": made[1]["createdAt"]})
+    later = client("GET", f"/api/payments?{window}", token=user).json["items"]
+    assert [p["id"] for p in later] == [made[2]["id"], made[1]["id"]]
+    assert client("GET", "/api/payments?createdFrom=yesterday", token=user).status == 422
+    naive = urllib.parse.urlencode({"createdFrom": "2026-01-01T00:00:00"})
+    assert client("GET", f"/api/payments?{naive}", token=user).status == 422
