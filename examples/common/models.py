@@ -90,7 +90,7 @@ class OptionalReasonRequest(_Body):
     reason: str | None = Field(default=None, min_length=1, max_length=500)
 
 
-Status = Literal["Pending", "Confirmed", "Failed", "Cancelled"]
+Status = Literal["Pending", "Authorized", "Confirmed", "Failed", "Cancelled", "Refunded"]
 
 
 class PaymentResponse(_Body):

@@ -1,7 +1,14 @@
 // The dashboard: plain JavaScript modules against the example API, nothing from the internet.
 
-const STATUSES = ["Pending", "Confirmed", "Failed", "Cancelled"];
-const COLOURS = { Pending: "#e0a800", Confirmed: "#2f9e5b", Failed: "#d64545", Cancelled: "#8a94a6" };
+const STATUSES = ["Pending", "Authorized", "Confirmed", "Failed", "Cancelled", "Refunded"];
+const COLOURS = {
+  Pending: "#e0a800",
+  Authorized: "#3b82c4",
+  Confirmed: "#2f9e5b",
+  Failed: "#d64545",
+  Cancelled: "#8a94a6",
+  Refunded: "#8a5cc4",
+};
 const state = {
   token: sessionStorage.getItem("paymentorch-token"),
   cursors: [null],

@@ -16,11 +16,15 @@ from paymentorch.adapters.memory import InMemoryPaymentStore
 from paymentorch.bus import InMemoryEventBus
 from paymentorch.domain import (
     Actor,
+    AmountExceeded,
     AuditEntry,
     FieldError,
     IdempotencyConflict,
     InvalidTransition,
     NewPayment,
+    Operation,
+    OperationKind,
+    OperationStatus,
     Payment,
     PaymentError,
     PaymentEvent,
@@ -42,6 +46,7 @@ from paymentorch.service import PaymentService
 
 __all__ = [
     "Actor",
+    "AmountExceeded",
     "AuditEntry",
     "BulkResult",
     "Cache",
@@ -54,6 +59,9 @@ __all__ = [
     "InvalidTransition",
     "LocalCache",
     "NewPayment",
+    "Operation",
+    "OperationKind",
+    "OperationStatus",
     "OutboxMessage",
     "OutboxRelay",
     "OutboxStats",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from paymentorch.domain import (
+    AmountExceeded,
     IdempotencyConflict,
     InvalidTransition,
     PaymentError,
@@ -21,6 +22,7 @@ _STATUS: list[tuple[type[PaymentError], int, str]] = [
     (PaymentNotFound, 404, "Payment not found"),
     (InvalidTransition, 409, "Invalid transition"),
     (IdempotencyConflict, 409, "Idempotency key reused"),
+    (AmountExceeded, 409, "Amount exceeded"),
     (PermissionDenied, 403, "Permission denied"),
     (StoreUnavailable, 503, "Service unavailable"),
 ]

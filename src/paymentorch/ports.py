@@ -7,7 +7,14 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
-from paymentorch.domain import AuditEntry, Change, Payment, PaymentEvent, PaymentStatus
+from paymentorch.domain import (
+    AuditEntry,
+    Change,
+    Operation,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+)
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
 from paymentorch.domain.results import SummaryRow
@@ -97,7 +104,15 @@ class PaymentStore(AuditLog, Outbox, Protocol):
         ...
 
     async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
-        """Write the change if the payment still has status ``expected``; say if it did."""
+        """Write the change with its entry, event and operation, and say if it did.
+
+        Written only if, at the moment of writing, the payment has status ``expected``
+        and the version before ``change.payment.version``, and, for a refund, if its
+        refunded amount plus its pending refunds plus the refund's amount stay within
+        what was captured: all checked by the write itself, never read first. A refund
+        key its actor already used for this payment raises ``IdempotencyConflict`` and
+        writes nothing.
+        """
         ...
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
@@ -106,6 +121,14 @@ class PaymentStore(AuditLog, Outbox, Protocol):
 
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment, or None."""
+        ...
+
+    async def operations(self, payment_id: UUID) -> list[Operation]:
+        """The payment's operations, oldest first."""
+        ...
+
+    async def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
+        """The operation of ``payment_id`` that the actor ``scope`` asked for with ``key``."""
         ...
 
     async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:

@@ -32,6 +32,10 @@ def _json() -> sa.types.TypeEngine[Any]:
     )
 
 
+def _money() -> sa.types.TypeEngine[Any]:
+    return sa.Numeric().with_variant(sa.String(40), "sqlite")
+
+
 def _serial() -> sa.types.TypeEngine[Any]:
     # SQLite only auto-numbers an INTEGER PRIMARY KEY.
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -42,7 +46,7 @@ payments = sa.Table(
     metadata,
     sa.Column("id", _uuid(), primary_key=True),
     sa.Column("customer_id", sa.String(100), nullable=False),
-    sa.Column("amount", sa.Numeric().with_variant(sa.String(40), "sqlite"), nullable=False),
+    sa.Column("amount", _money(), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", _time(), nullable=False),
@@ -53,8 +57,11 @@ payments = sa.Table(
     sa.Column("metadata", _json(), nullable=False),
     # Keys are unique per caller: the id of the actor who created the payment.
     sa.Column("idempotency_scope", sa.String(200)),
+    sa.Column("captured_amount", _money(), nullable=False, server_default="0"),
+    sa.Column("refunded_amount", _money(), nullable=False, server_default="0"),
+    sa.Column("pending_refunds", _money(), nullable=False, server_default="0"),
     sa.CheckConstraint(
-        "status IN ('Pending', 'Confirmed', 'Failed', 'Cancelled')",
+        "status IN ('Pending', 'Authorized', 'Confirmed', 'Failed', 'Cancelled', 'Refunded')",
         name="paymentorch_payments_status",
     ),
     sa.Index(
@@ -96,9 +103,39 @@ outbox = sa.Table(
     sa.Column("available_at", _time()),
     sa.Column("lease_until", _time()),
     sa.Column("last_error", sa.Text()),
+    sa.Column("operation", _json()),
     sa.CheckConstraint("state IN ('pending', 'parked')", name="paymentorch_outbox_state"),
     sa.Index("paymentorch_outbox_payment", "payment_id", "seq"),
     sa.Index("paymentorch_outbox_state", "state", "seq"),
+)
+
+
+operations = sa.Table(
+    "paymentorch_operations",
+    metadata,
+    sa.Column("id", _uuid(), primary_key=True),
+    sa.Column("payment_id", _uuid(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("amount", _money(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("processor", sa.String(100)),
+    sa.Column("reference", sa.String(200)),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("idempotency_scope", sa.String(200)),
+    sa.Column("error", sa.Text()),
+    sa.Column("created_at", _time(), nullable=False),
+    sa.Column("updated_at", _time(), nullable=False),
+    sa.Index("paymentorch_operations_payment", "payment_id", "created_at", "id"),
+    sa.Index(
+        "paymentorch_operations_key",
+        "payment_id",
+        "idempotency_scope",
+        "idempotency_key",
+        unique=True,
+    ),
 )
 
 
@@ -120,6 +157,7 @@ __all__ = [
     "audit_entries",
     "include_object",
     "metadata",
+    "operations",
     "outbox",
     "payments",
 ]

@@ -477,7 +477,14 @@ def test_listing_by_period_and_the_summary(client: Client, user: str, admin: str
     made = [create(client, user, amount=amount) for amount in ("0.10", "0.20", "3.00")]
     client("POST", f"/api/payments/{made[0]['id']}/confirm", token=admin)
     summary = client("GET", "/api/payments/summary", token=user).json
-    assert summary["byStatus"] == {"Pending": 2, "Confirmed": 1, "Failed": 0, "Cancelled": 0}
+    assert summary["byStatus"] == {
+        "Pending": 2,
+        "Authorized": 0,
+        "Confirmed": 1,
+        "Failed": 0,
+        "Cancelled": 0,
+        "Refunded": 0,
+    }
     assert summary["totals"] == {"USD": "3.30"}
     assert sum(summary["days"][0]["byStatus"].values()) == 3
     window = urllib.parse.urlencode({"createdFrom": made[1]["createdAt"]})

@@ -31,6 +31,7 @@ from paymentorch import _fork  # noqa: E402
 from paymentorch.adapters._postgres_sql import (  # noqa: E402
     APPLY,
     APPLY_MANY,
+    APPLY_WITH_OPERATION,
     CLAIM,
     CREATE,
     KEY_INDEX,
@@ -42,14 +43,19 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     event_row,
     list_query,
     logger,
+    operation_row,
     payment_row,
     row_message,
+    row_operation,
     row_payment,
     same,
+    update_row,
     where_filters,
 )
 from paymentorch.adapters._sql import (  # noqa: E402
     AUDIT_COLUMNS,
+    OPERATION_COLUMNS,
+    OPERATION_KEY_INDEX,
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_INSERT_COLUMNS,
@@ -61,6 +67,7 @@ from paymentorch.domain import (  # noqa: E402
     AuditEntry,
     Change,
     IdempotencyConflict,
+    Operation,
     Payment,
     PaymentStatus,
     StoreError,
@@ -228,26 +235,39 @@ class SyncPostgresPaymentStore:
         return str(rows[0][0]) if rows else "?"
 
     def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
-        """The guarded update with its entry and event: one statement, one round trip."""
-        p = change.payment
-        params = (
-            *(p.status.value, p.version, p.updated_at, p.failure_reason, p.id, expected.value),
-            *audit_row(change.audit),
-            *event_row(change.event),
-        )
+        """The guarded update with its entry, event and operation: one statement.
+
+        Guarded by status, by version, and for a refund by the room left under what was
+        captured, all in the ``WHERE`` of the one update.
+        """
+        params = (*update_row(change, expected), *audit_row(change.audit), *event_row(change.event))
+        sql = APPLY
+        if change.operation is not None:
+            sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
 
         def work(conn: psycopg.Connection[Any]) -> bool:
-            cur = conn.execute(APPLY, params)
+            cur = conn.execute(sql, params)
             row = cur.fetchone()
             return row is not None and row[0] == 1
 
-        return self._write("change a payment", work)
+        try:
+            return self._write("change a payment", work)
+        except StoreError as exc:
+            cause, op = exc.__cause__, change.operation
+            if (
+                op is not None
+                and op.idempotency_key is not None
+                and isinstance(cause, pg_errors.UniqueViolation)
+                and cause.diag.constraint_name == OPERATION_KEY_INDEX
+            ):
+                raise IdempotencyConflict(op.idempotency_key, "already used") from cause
+            raise
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one statement."""
         if not changes:
             return set()
-        columns: list[list[Any]] = [[] for _ in range(12)]
+        columns: list[list[Any]] = [[] for _ in range(13)]
         for change in changes:
             p, a, e = change.payment, change.audit, change.event
             values = (
@@ -263,6 +283,7 @@ class SyncPostgresPaymentStore:
                 e.id,
                 e.type,
                 Jsonb(dict(e.payment)),
+                p.captured_amount,
             )
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
@@ -355,6 +376,26 @@ class SyncPostgresPaymentStore:
             SummaryRow(day, STATUS[status], currency, count, total)
             for day, status, currency, count, total in rows
         ]
+
+    def operations(self, payment_id: UUID) -> list[Operation]:
+        """A payment's operations, oldest first."""
+        rows = self._fetch(
+            "read operations",
+            f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations"
+            " WHERE payment_id = %s ORDER BY created_at, id",
+            (payment_id,),
+        )
+        return [row_operation(r) for r in rows]
+
+    def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
+        """The operation of ``payment_id`` that ``scope`` asked for with ``key``."""
+        rows = self._fetch(
+            "find an operation",
+            f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations WHERE payment_id = %s"
+            " AND idempotency_scope = %s AND idempotency_key = %s",
+            (payment_id, scope, key),
+        )
+        return row_operation(rows[0]) if rows else None
 
     def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""

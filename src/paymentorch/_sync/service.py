@@ -20,22 +20,29 @@ from paymentorch._sync.ports import SyncCache, SyncPaymentStore
 from paymentorch.clock import utc_now
 from paymentorch.domain import (
     Actor,
+    AmountExceeded,
     AuditEntry,
     Change,
     FieldError,
+    IdempotencyConflict,
     InvalidTransition,
     NewPayment,
+    Operation,
+    OperationKind,
+    OperationStatus,
     Payment,
     PaymentError,
     PaymentNotFound,
     PaymentStatus,
     RolePolicy,
+    StoreError,
     ValidationError,
     ValidationPolicy,
     ValidPayment,
     current_correlation_id,
     parse_payment_id,
     record_change,
+    refund,
     transition,
     uuid7,
 )
@@ -50,10 +57,12 @@ from paymentorch.domain.results import (
 )
 from paymentorch.domain.validation import (
     KEY_RETENTION,
+    MAX_ATTEMPTS,
     MAX_PAGE,
     check_filters,
     check_period,
     parse_ids,
+    same_refund,
     same_request,
 )
 from paymentorch.telemetry import Telemetry
@@ -358,25 +367,51 @@ class SyncPaymentService:
     # -- changing ---------------------------------------------------------------
 
     def confirm_payment(self, payment_id: UUID | str, *, actor: Actor) -> Payment:
-        """Pending -> Confirmed.
+        """Pending -> Confirmed, capturing the whole amount.
 
         Raises:
             PermissionDenied, PaymentNotFound, InvalidTransition.
         """
         with self._telemetry.operation("confirm_payment") as span:
-            return self._change(span, "confirm", payment_id, actor, None)
+            return self._change(span, "confirm", payment_id, actor)
+
+    def authorize_payment(self, payment_id: UUID | str, *, actor: Actor) -> Payment:
+        """Pending -> Authorized: the money is held, to be captured later.
+
+        Raises:
+            PermissionDenied, PaymentNotFound, InvalidTransition.
+        """
+        with self._telemetry.operation("authorize_payment") as span:
+            return self._change(span, "authorize", payment_id, actor)
+
+    def capture_payment(
+        self,
+        payment_id: UUID | str,
+        *,
+        actor: Actor,
+        amount: Decimal | int | str | None = None,
+    ) -> Payment:
+        """Authorized -> Confirmed, taking ``amount`` (all of it when None); the rest of the
+        authorization is released.
+
+        Raises:
+            PermissionDenied, PaymentNotFound, InvalidTransition, ValidationError.
+            AmountExceeded: more than was authorized.
+        """
+        with self._telemetry.operation("capture_payment") as span:
+            return self._change(span, "capture", payment_id, actor, amount=amount)
 
     def fail_payment(self, payment_id: UUID | str, *, reason: str, actor: Actor) -> Payment:
-        """Pending -> Failed, keeping ``reason`` (1 to 500 characters)."""
+        """Pending or Authorized -> Failed, keeping ``reason`` (1 to 500 characters)."""
         with self._telemetry.operation("fail_payment") as span:
-            return self._change(span, "fail", payment_id, actor, reason)
+            return self._change(span, "fail", payment_id, actor, reason=reason)
 
     def cancel_payment(
         self, payment_id: UUID | str, *, actor: Actor, reason: str | None = None
     ) -> Payment:
-        """Pending -> Cancelled."""
+        """Pending -> Cancelled, or Authorized -> Cancelled (a void)."""
         with self._telemetry.operation("cancel_payment") as span:
-            return self._change(span, "cancel", payment_id, actor, reason)
+            return self._change(span, "cancel", payment_id, actor, reason=reason)
 
     def _change(
         self,
@@ -384,37 +419,153 @@ class SyncPaymentService:
         action: str,
         payment_id: UUID | str,
         actor: Actor,
-        reason: str | None,
+        *,
+        reason: str | None = None,
+        amount: object = None,
     ) -> Payment:
         self._policy.check(actor, action)
-        if action == "confirm":
-            pid = parse_payment_id(payment_id)
-        else:
-            pid = self._check_id_and_reason(payment_id, reason, required=action == "fail")
-        current = self._load(pid)
-        new = transition(current, action, at=self._clock(), reason=reason)
-        change = record_change(
-            new,
-            action,
-            from_status=current.status,
-            actor_id=actor.id,
-            reason=reason,
-            correlation_id=current_correlation_id(),
+        pid = self._check_id_and_reason(
+            payment_id, reason, required=action == "fail", checked=action in {"fail", "cancel"}
         )
-        if not self._store.apply(change, expected=current.status):
-            # Someone else changed it first (possibly in another process): report what it is now.
-            self._cache_delete(pid)
-            fresh = self._store.get(pid)
-            if fresh is None:
-                raise PaymentNotFound(pid)
-            raise InvalidTransition(pid, fresh.status, action)
-        self._cache_set(new)
-        Telemetry.describe(span, new)
-        self._telemetry.payment_changed(new)
-        return new
+        fresh = False
+        for _ in range(MAX_ATTEMPTS):
+            current = self._read(pid, fresh=fresh)
+            wanted = None if amount is None else self._money(amount, current.currency)
+            try:
+                new = transition(current, action, at=self._clock(), reason=reason, amount=wanted)
+            except (InvalidTransition, AmountExceeded):
+                if fresh:
+                    raise
+                fresh = True  # a cached copy may be behind: decide on the store's
+                continue
+            change = record_change(
+                new,
+                action,
+                from_status=current.status,
+                actor_id=actor.id,
+                reason=reason,
+                correlation_id=current_correlation_id(),
+            )
+            if self._store.apply(change, expected=current.status):
+                self._cache_set(new)
+                Telemetry.describe(span, new)
+                self._telemetry.payment_changed(new)
+                return new
+            fresh = True  # someone changed it first (perhaps in another process)
+        raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while {action} waited")
 
-    def _check_id_and_reason(self, payment_id: object, reason: object, *, required: bool) -> UUID:
-        errors = self._validation.check_reason(reason, required=required)
+    def refund_payment(
+        self,
+        payment_id: UUID | str,
+        amount: Decimal | int | str | None = None,
+        *,
+        actor: Actor,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Operation:
+        """Give back ``amount`` (what is left to refund when None) of a Confirmed payment.
+
+        The payment stays Confirmed until everything captured is refunded, then is
+        Refunded. A repeat with the same ``idempotency_key`` (scoped by payment and actor)
+        returns the same Operation.
+
+        Raises:
+            PermissionDenied, PaymentNotFound, ValidationError.
+            InvalidTransition: the payment is not Confirmed.
+            AmountExceeded: more than is left to refund.
+            IdempotencyConflict: the key was used for another refund of this payment.
+        """
+        with self._telemetry.operation("refund_payment") as span:
+            self._policy.check(actor, "refund")
+            pid = self._check_id_and_reason(payment_id, reason, required=False, checked=True)
+            errors = self._validation.check_operation_key(idempotency_key)
+            if errors:
+                raise ValidationError(errors)
+            fresh = False
+            for _ in range(MAX_ATTEMPTS):
+                current = self._read(pid, fresh=fresh)
+                if idempotency_key is not None:
+                    done = self._store.find_operation(pid, scope=actor.id, key=idempotency_key)
+                    if done is not None:
+                        return same_refund(done, amount, reason, idempotency_key)
+                wanted = (
+                    current.refundable if amount is None else self._money(amount, current.currency)
+                )
+                now = self._clock()
+                try:
+                    new = refund(current, wanted, at=now)
+                except (InvalidTransition, AmountExceeded):
+                    if fresh:
+                        raise
+                    fresh = True
+                    continue
+                operation = Operation(
+                    id=uuid7(),
+                    payment_id=pid,
+                    kind=OperationKind.REFUND,
+                    amount=wanted,
+                    currency=current.currency,
+                    status=OperationStatus.SUCCEEDED,
+                    created_at=now,
+                    updated_at=now,
+                    reason=reason,
+                    idempotency_key=idempotency_key,
+                )
+                change = record_change(
+                    new,
+                    "refund",
+                    from_status=current.status,
+                    actor_id=actor.id,
+                    reason=reason,
+                    correlation_id=current_correlation_id(),
+                    operation=operation,
+                )
+                try:
+                    applied = self._store.apply(change, expected=current.status)
+                except IdempotencyConflict:
+                    applied = False  # the same key won a race: the next round returns it
+                if applied:
+                    self._cache_set(new)
+                    Telemetry.describe(span, new)
+                    if new.status is not current.status:
+                        self._telemetry.payment_changed(new)
+                    return operation
+                fresh = True
+            raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while a refund waited")
+
+    def operations(self, payment_id: UUID | str) -> list[Operation]:
+        """The payment's money movements, oldest first.
+
+        Raises:
+            PaymentNotFound: no payment has this id.
+        """
+        with self._telemetry.operation("operations"):
+            pid = parse_payment_id(payment_id)
+            found = self._store.operations(pid)
+            if not found and self._store.get(pid) is None:
+                raise PaymentNotFound(pid)
+            return found
+
+    def _read(self, pid: UUID, *, fresh: bool) -> Payment:
+        """The payment: through the cache, or (``fresh``) from the store."""
+        if not fresh:
+            return self._load(pid)
+        self._cache_delete(pid)
+        payment = self._store.get(pid)
+        if payment is None:
+            raise PaymentNotFound(pid)
+        return payment
+
+    def _money(self, value: object, currency: str) -> Decimal:
+        amount, errors = self._validation.check_money(value, currency)
+        if amount is None:
+            raise ValidationError(errors)
+        return amount
+
+    def _check_id_and_reason(
+        self, payment_id: object, reason: object, *, required: bool, checked: bool = True
+    ) -> UUID:
+        errors = self._validation.check_reason(reason, required=required) if checked else []
         try:
             pid = parse_payment_id(payment_id)
         except ValidationError as exc:

@@ -24,17 +24,22 @@ from psycopg.types.json import Jsonb  # noqa: E402
 
 from paymentorch.adapters._sql import (  # noqa: E402
     AUDIT_COLUMNS,
+    OPERATION_INSERT_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
     key_scope,
     message_from_row,
+    operation_from_row,
+    operation_scope,
     payment_from_row,
+    refund_delta,
 )
 from paymentorch.domain import (  # noqa: E402
     AuditEntry,
     Change,
+    Operation,
     Payment,
     PaymentEvent,
     PaymentStatus,
@@ -51,15 +56,24 @@ KEY_INDEX: Final = "paymentorch_payments_idempotency"
 READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
 
-def _recorded(changed: str) -> str:
-    """The CTE tail that writes the audit entry and the event when ``changed`` has a row."""
+def _recorded(changed: str, *, operation: bool = False) -> str:
+    """The CTE tail that writes the audit entry, the event and (with ``operation``) the
+    operation when ``changed`` has a row."""
+    also = (
+        f"""
+), operation AS (
+  INSERT INTO paymentorch_operations ({OPERATION_INSERT_COLUMNS})
+  SELECT {", ".join(["%s"] * 15)} FROM {changed}"""
+        if operation
+        else ""
+    )
     return f"""
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
   SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}
 ), event AS (
   INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s FROM {changed}
+  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}{also}
 )
 SELECT count(*) FROM {changed}
 """
@@ -68,30 +82,35 @@ SELECT count(*) FROM {changed}
 CREATE: Final = f"""
 WITH ins AS (
   INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})
-  VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+  VALUES ({", ".join(["%s"] * 15)})
   ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
   RETURNING id{_recorded("ins")}"""
 
-APPLY: Final = f"""
+_UPDATE = """
 WITH upd AS (
   UPDATE paymentorch_payments
-  SET status = %s, version = %s, updated_at = %s, failure_reason = %s
-  WHERE id = %s AND status = %s
-  RETURNING id{_recorded("upd")}"""
+  SET status = %s, version = %s, updated_at = %s, failure_reason = %s,
+      captured_amount = %s, refunded_amount = %s, pending_refunds = %s
+  WHERE id = %s AND status = %s AND version = %s
+    AND refunded_amount + pending_refunds + %s <= captured_amount
+  RETURNING id"""
+APPLY: Final = _UPDATE + _recorded("upd")
+APPLY_WITH_OPERATION: Final = _UPDATE + _recorded("upd", operation=True)
 
 APPLY_MANY: Final = f"""
 WITH input AS (
   SELECT * FROM unnest(
     %s::uuid[], %s::text[], %s::int[], %s::timestamptz[], %s::text[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::jsonb[]
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::jsonb[],
+    %s::numeric[]
   ) AS t(id, status, version, at, failure_reason,
-         action, actor_id, reason, correlation_id, event_id, type, payload)
+         action, actor_id, reason, correlation_id, event_id, type, payload, captured)
 ), upd AS (
   UPDATE paymentorch_payments p
   SET status = input.status, version = input.version, updated_at = input.at,
-      failure_reason = input.failure_reason
+      failure_reason = input.failure_reason, captured_amount = input.captured
   FROM input
-  WHERE p.id = input.id AND p.status = %s
+  WHERE p.id = input.id AND p.status = %s AND p.version = input.version - 1
   RETURNING p.id
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
@@ -101,7 +120,7 @@ WITH input AS (
 ), event AS (
   INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
   SELECT input.event_id, input.id, input.type, input.at, input.payload,
-         input.actor_id, input.correlation_id
+         input.actor_id, input.correlation_id, NULL
   FROM upd JOIN input ON input.id = upd.id
 )
 SELECT id FROM upd
@@ -139,7 +158,28 @@ def payment_row(change: Change) -> tuple[Any, ...]:
     return (
         p.id, p.customer_id, p.amount, p.currency, p.status.value, p.created_at,
         p.updated_at, p.version, p.failure_reason, p.idempotency_key, _metadata(p.metadata),
-        key_scope(change),
+        p.captured_amount, p.refunded_amount, p.pending_refunds, key_scope(change),
+    )  # fmt: skip
+
+
+def update_row(change: Change, expected: PaymentStatus) -> tuple[Any, ...]:
+    """``APPLY``'s parameters: the new state, and the guards it is written under."""
+    p = change.payment
+    return (
+        p.status.value, p.version, p.updated_at, p.failure_reason, p.captured_amount,
+        p.refunded_amount, p.pending_refunds, p.id, expected.value, p.version - 1,
+        refund_delta(change),
+    )  # fmt: skip
+
+
+def operation_row(change: Change) -> tuple[Any, ...]:
+    """A new operation's values in ``OPERATION_INSERT_COLUMNS`` order."""
+    o = change.operation
+    assert o is not None  # noqa: S101 - called only for changes that carry one
+    return (
+        o.id, o.payment_id, o.kind.value, o.amount, o.currency, o.status.value, o.created_at,
+        o.updated_at, o.processor, o.reference, o.attempts, o.reason, o.idempotency_key,
+        o.error, operation_scope(change),
     )  # fmt: skip
 
 
@@ -155,7 +195,7 @@ def event_row(e: PaymentEvent) -> tuple[Any, ...]:
     """An event's values in ``OUTBOX_COLUMNS`` order."""
     return (
         e.id, e.payment_id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id,
-        e.correlation_id,
+        e.correlation_id, None if e.operation is None else Jsonb(dict(e.operation)),
     )  # fmt: skip
 
 
@@ -165,6 +205,10 @@ def same(value: T) -> T:
 
 def row_payment(row: tuple[Any, ...]) -> Payment:
     return payment_from_row(row, uuid=same, time=same, metadata=same)
+
+
+def row_operation(row: tuple[Any, ...]) -> Operation:
+    return operation_from_row(row, uuid=same, time=same)
 
 
 def row_message(row: tuple[Any, ...]) -> OutboxMessage:

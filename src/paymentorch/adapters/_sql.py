@@ -9,20 +9,39 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-from paymentorch.domain import AuditEntry, Change, Payment, PaymentEvent, PaymentStatus
+from paymentorch.domain import (
+    AuditEntry,
+    Change,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+)
 from paymentorch.ports import OutboxMessage
 
 PAYMENT_COLUMNS: Final = (
     "id, customer_id, amount, currency, status, created_at, updated_at, version,"
-    " failure_reason, idempotency_key, metadata"
+    " failure_reason, idempotency_key, metadata, captured_amount, refunded_amount,"
+    " pending_refunds"
 )
 PAYMENT_INSERT_COLUMNS: Final = PAYMENT_COLUMNS + ", idempotency_scope"
 """What a creation writes: the columns read back, and the key's scope (the creator's id)."""
 AUDIT_COLUMNS: Final = (
     "payment_id, action, from_status, to_status, actor_id, at, reason, correlation_id"
 )
-OUTBOX_COLUMNS: Final = "event_id, payment_id, type, occurred_at, payload, actor_id, correlation_id"
+OUTBOX_COLUMNS: Final = (
+    "event_id, payment_id, type, occurred_at, payload, actor_id, correlation_id, operation"
+)
 OUTBOX_READ: Final = OUTBOX_COLUMNS + ", attempts, last_error"
+
+OPERATION_COLUMNS: Final = (
+    "id, payment_id, kind, amount, currency, status, created_at, updated_at, processor,"
+    " reference, attempts, reason, idempotency_key, error"
+)
+OPERATION_INSERT_COLUMNS: Final = OPERATION_COLUMNS + ", idempotency_scope"
+OPERATION_KEY_INDEX: Final = "paymentorch_operations_key"
 
 STATUS: Final = {s.value: s for s in PaymentStatus}
 SUMMARY_DIGITS: Final = 4
@@ -33,6 +52,18 @@ SUMMARY_SCALE: Final = 10**SUMMARY_DIGITS
 def key_scope(change: Change) -> str | None:
     """The scope of a creation's idempotency key: the id of the actor who creates it."""
     return None if change.payment.idempotency_key is None else change.audit.actor_id
+
+
+def operation_scope(change: Change) -> str | None:
+    """The scope of an operation's idempotency key: the id of the actor who asks for it."""
+    op = change.operation
+    return None if op is None or op.idempotency_key is None else change.audit.actor_id
+
+
+def refund_delta(change: Change) -> Decimal:
+    """What a change asks to refund: the room the store must find under what was captured."""
+    op = change.operation
+    return op.amount if op is not None and op.kind is OperationKind.REFUND else Decimal(0)
 
 
 def dumps(value: Mapping[str, Any]) -> str:
@@ -60,6 +91,35 @@ def payment_from_row(
         failure_reason=row[8],
         idempotency_key=row[9],
         metadata=metadata(row[10]),
+        captured_amount=_decimal(row[11]),
+        refunded_amount=_decimal(row[12]),
+        pending_refunds=_decimal(row[13]),
+    )
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def operation_from_row(
+    row: tuple[Any, ...], *, uuid: Callable[[Any], UUID], time: Callable[[Any], datetime]
+) -> Operation:
+    """An operation from a row in ``OPERATION_COLUMNS`` order."""
+    return Operation(
+        id=uuid(row[0]),
+        payment_id=uuid(row[1]),
+        kind=OperationKind(row[2]),
+        amount=_decimal(row[3]),
+        currency=row[4],
+        status=OperationStatus(row[5]),
+        created_at=time(row[6]),
+        updated_at=time(row[7]),
+        processor=row[8],
+        reference=row[9],
+        attempts=row[10],
+        reason=row[11],
+        idempotency_key=row[12],
+        error=row[13],
     )
 
 
@@ -96,7 +156,8 @@ def message_from_row(
             payment=payload(row[4]),
             actor_id=row[5],
             correlation_id=row[6],
+            operation=None if row[7] is None else payload(row[7]),
         ),
-        attempts=row[7],
-        last_error=row[8],
+        attempts=row[8],
+        last_error=row[9],
     )

@@ -16,30 +16,59 @@ from uuid import UUID
 
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
+    OPERATION_INSERT_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
+    SUMMARY_SCALE,
     dumps,
     key_scope,
     message_from_row,
+    operation_from_row,
+    operation_scope,
     payment_from_row,
+    refund_delta,
 )
-from paymentorch.domain import Change, FieldError, Payment, PaymentStatus, ValidationError
+from paymentorch.domain import (
+    Change,
+    FieldError,
+    IdempotencyConflict,
+    Operation,
+    Payment,
+    PaymentStatus,
+    ValidationError,
+)
 from paymentorch.ports import OutboxMessage
 
 T = TypeVar("T")
 
 INSERT_PAYMENT: Final = (
-    f"INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 INSERT_AUDIT: Final = (
     f"INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
 )
-INSERT_EVENT: Final = f"INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
+INSERT_EVENT: Final = f"INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+INSERT_OPERATION: Final = (
+    f"INSERT INTO paymentorch_operations ({OPERATION_INSERT_COLUMNS})"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _scaled(column: str) -> str:
+    # Amounts are decimal text, and SQLite's arithmetic on text is floating point: compare
+    # them as exact integers of 10^-4 units (ISO 4217's finest minor unit).
+    return f"CAST(round({column} * {SUMMARY_SCALE}) AS INTEGER)"
+
+
 UPDATE: Final = (
     "UPDATE paymentorch_payments SET status = ?, version = ?, updated_at = ?,"
-    " failure_reason = ? WHERE id = ? AND status = ?"
+    " failure_reason = ?, captured_amount = ?, refunded_amount = ?, pending_refunds = ?"
+    " WHERE id = ? AND status = ? AND version = ?"
+    f" AND {_scaled('refunded_amount')} + {_scaled('pending_refunds')} + ?"
+    f" <= {_scaled('captured_amount')}"
 )
 SELECT: Final = f"SELECT {PAYMENT_COLUMNS} FROM paymentorch_payments"
 CLAIM: Final = f"""
@@ -90,7 +119,28 @@ def payment_params(change: Change) -> tuple[Any, ...]:
         payment.failure_reason,
         payment.idempotency_key,
         dumps(payment.metadata),
+        str(payment.captured_amount),
+        str(payment.refunded_amount),
+        str(payment.pending_refunds),
         key_scope(change),
+    )
+
+
+def update_params(change: Change, expected: PaymentStatus) -> tuple[Any, ...]:
+    """``UPDATE``'s parameters: the new state, and the guards it is written under."""
+    new = change.payment
+    return (
+        new.status.value,
+        new.version,
+        time_text(new.updated_at),
+        new.failure_reason,
+        str(new.captured_amount),
+        str(new.refunded_amount),
+        str(new.pending_refunds),
+        new.id.hex,
+        expected.value,
+        new.version - 1,
+        int(refund_delta(change) * SUMMARY_SCALE),
     )
 
 
@@ -119,8 +169,40 @@ def insert_records(conn: sqlite3.Connection, change: Change) -> None:
             dumps(event.payment),
             event.actor_id,
             event.correlation_id,
+            None if event.operation is None else dumps(event.operation),
         ),
     )
+    op = change.operation
+    if op is not None:
+        try:
+            conn.execute(
+                INSERT_OPERATION,
+                (
+                    op.id.hex,
+                    op.payment_id.hex,
+                    op.kind.value,
+                    str(op.amount),
+                    op.currency,
+                    op.status.value,
+                    time_text(op.created_at),
+                    time_text(op.updated_at),
+                    op.processor,
+                    op.reference,
+                    op.attempts,
+                    op.reason,
+                    op.idempotency_key,
+                    op.error,
+                    operation_scope(change),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            if op.idempotency_key is not None and "idempotency" in str(exc):
+                raise IdempotencyConflict(op.idempotency_key, "already used") from None
+            raise
+
+
+def row_operation(row: tuple[Any, ...]) -> Operation:
+    return operation_from_row(row, uuid=hex_uuid, time=parse_time)
 
 
 def transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:

@@ -17,6 +17,8 @@ from paymentorch.domain import (
     AuditEntry,
     Change,
     IdempotencyConflict,
+    Operation,
+    OperationKind,
     Payment,
     PaymentStatus,
     StoreError,
@@ -56,6 +58,8 @@ class InMemoryPaymentStore:
         self._pending: dict[UUID, _OutboxRow] = {}  # insertion order is event order
         self._parked: dict[UUID, _OutboxRow] = {}
         self._seq = itertools.count(1)
+        self._operations: dict[UUID, list[Operation]] = {}
+        self._operation_keys: dict[tuple[UUID, str, str], Operation] = {}
         self._closed = False
 
     def _open(self) -> None:
@@ -95,14 +99,15 @@ class InMemoryPaymentStore:
                 self._insert(change)
 
     async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
-        """Write the change if the payment still has status ``expected``."""
-        new = change.payment
+        """Write the change if the payment still has status ``expected`` and the version
+        the change follows, and, for a refund, room for it under what was captured."""
         with self._lock:
             self._open()
-            old = self._payments.get(new.id)
-            if old is None or old.status is not expected:
+            old = self._payments.get(change.payment.id)
+            if old is None or not _guards_hold(old, change, expected):
                 return False
             self._check_event(change.event.id)
+            self._check_operation(change)
             self._replace(old, change)
             return True
 
@@ -117,7 +122,7 @@ class InMemoryPaymentStore:
         due = [
             c
             for c in changes
-            if (old := payments.get(c.payment.id)) is not None and old.status is expected
+            if (old := payments.get(c.payment.id)) is not None and _guards_hold(old, c, expected)
         ]
         self._check_events(due)
         for change in due:
@@ -161,10 +166,22 @@ class InMemoryPaymentStore:
         self._status_counts[payment.status] += 1
         self._record(change)
 
+    def _check_operation(self, change: Change) -> None:
+        op = change.operation
+        key = None if op is None else op.idempotency_key
+        if op is not None and (op.payment_id, change.audit.actor_id, key) in self._operation_keys:
+            raise IdempotencyConflict(key or "", "already used")
+
     def _record(self, change: Change) -> None:
         self._audit.setdefault(change.payment.id, []).append(change.audit)
         event = change.event
         self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
+        op = change.operation
+        if op is not None:
+            self._operations.setdefault(op.payment_id, []).append(op)
+            if op.idempotency_key is not None:
+                key = (op.payment_id, change.audit.actor_id, op.idempotency_key)
+                self._operation_keys[key] = op
 
     async def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release keys of payments created before ``created_before``."""
@@ -269,6 +286,18 @@ class InMemoryPaymentStore:
         for _, pid in order[start:end]:
             yield self._payments[pid]
 
+    async def operations(self, payment_id: UUID) -> list[Operation]:
+        """A payment's operations, oldest first."""
+        with self._lock:
+            self._open()
+            return list(self._operations.get(payment_id, ()))
+
+    async def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
+        """The operation of ``payment_id`` that ``scope`` asked for with ``key``."""
+        with self._lock:
+            self._open()
+            return self._operation_keys.get((payment_id, scope, key))
+
     async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""
         with self._lock:
@@ -370,6 +399,17 @@ class InMemoryPaymentStore:
     async def aclose(self) -> None:
         """Close the store: every later call raises ``StoreUnavailable``, as on SQL."""
         self._closed = True
+
+
+def _guards_hold(old: Payment, change: Change, expected: PaymentStatus) -> bool:
+    """The store's conditional write: status, version, and room for a refund."""
+    new = change.payment
+    if old.status is not expected or old.version != new.version - 1:
+        return False
+    op = change.operation
+    if op is not None and op.kind is OperationKind.REFUND:
+        return old.refunded_amount + old.pending_refunds + op.amount <= old.captured_amount
+    return True
 
 
 def _scoped_key(change: Change) -> tuple[str, str] | None:

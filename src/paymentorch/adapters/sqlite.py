@@ -16,6 +16,7 @@ from uuid import UUID
 
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
+    OPERATION_COLUMNS,
     OUTBOX_READ,
     STATUS,
     SUMMARY_DIGITS,
@@ -35,15 +36,18 @@ from paymentorch.adapters._sqlite_sql import (
     parse_time,
     payment_params,
     row_message,
+    row_operation,
     row_payment,
     time_text,
     transaction,
+    update_params,
     where_filters,
 )
 from paymentorch.domain import (
     AuditEntry,
     Change,
     IdempotencyConflict,
+    Operation,
     Payment,
     PaymentStatus,
     StoreError,
@@ -122,21 +126,9 @@ class SQLitePaymentStore(SQLiteConnection):
         def body(conn: sqlite3.Connection) -> set[UUID]:
             applied: set[UUID] = set()
             for change in changes:
-                new = change.payment
-                cursor = conn.execute(
-                    UPDATE,
-                    (
-                        new.status.value,
-                        new.version,
-                        time_text(new.updated_at),
-                        new.failure_reason,
-                        new.id.hex,
-                        expected.value,
-                    ),
-                )
-                if cursor.rowcount == 1:
+                if conn.execute(UPDATE, update_params(change, expected)).rowcount == 1:
                     insert_records(conn, change)
-                    applied.add(new.id)
+                    applied.add(change.payment.id)
             return applied
 
         return await self._run(lambda conn: transaction(conn, body), inline=inline)
@@ -244,6 +236,30 @@ class SQLitePaymentStore(SQLiteConnection):
             )
             for day, status, currency, count, total in rows
         ]
+
+    async def operations(self, payment_id: UUID) -> list[Operation]:
+        """A payment's operations, oldest first."""
+        rows = await self._run(
+            lambda conn: conn.execute(
+                f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations"
+                " WHERE payment_id = ? ORDER BY created_at, id",
+                (payment_id.hex,),
+            ).fetchall(),
+            inline=True,
+        )
+        return [row_operation(r) for r in rows]
+
+    async def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
+        """The operation of ``payment_id`` that ``scope`` asked for with ``key``."""
+        row = await self._run(
+            lambda conn: conn.execute(
+                f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations WHERE payment_id = ?"
+                " AND idempotency_scope = ? AND idempotency_key = ?",
+                (payment_id.hex, scope, key),
+            ).fetchone(),
+            inline=True,
+        )
+        return None if row is None else row_operation(row)
 
     async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""

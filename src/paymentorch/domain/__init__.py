@@ -3,6 +3,7 @@
 from paymentorch.domain.access import Actor, Role, RolePolicy
 from paymentorch.domain.correlation import correlation, current_correlation_id
 from paymentorch.domain.errors import (
+    AmountExceeded,
     FieldError,
     IdempotencyConflict,
     InvalidTransition,
@@ -14,7 +15,16 @@ from paymentorch.domain.errors import (
     ValidationError,
 )
 from paymentorch.domain.ids import uuid7
-from paymentorch.domain.payment import Payment, PaymentStatus, cancel, confirm, fail, transition
+from paymentorch.domain.operations import Operation, OperationKind, OperationStatus
+from paymentorch.domain.payment import (
+    Payment,
+    PaymentStatus,
+    cancel,
+    confirm,
+    fail,
+    refund,
+    transition,
+)
 from paymentorch.domain.records import AuditEntry, Change, PaymentEvent, record_change
 from paymentorch.domain.validation import (
     NewPayment,
@@ -25,12 +35,16 @@ from paymentorch.domain.validation import (
 
 __all__ = [
     "Actor",
+    "AmountExceeded",
     "AuditEntry",
     "Change",
     "FieldError",
     "IdempotencyConflict",
     "InvalidTransition",
     "NewPayment",
+    "Operation",
+    "OperationKind",
+    "OperationStatus",
     "Payment",
     "PaymentError",
     "PaymentEvent",
@@ -51,6 +65,7 @@ __all__ = [
     "fail",
     "parse_payment_id",
     "record_change",
+    "refund",
     "transition",
     "uuid7",
 ]

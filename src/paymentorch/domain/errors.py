@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -68,10 +69,19 @@ class InvalidTransition(PaymentError):
         self.payment_id = payment_id
         self.status = status
         self.action = action
-        super().__init__(
-            f"cannot {action} payment {payment_id}: it is {status.value}, "
-            "only Pending payments can change"
-        )
+        super().__init__(f"cannot {action} payment {payment_id}: it is {status.value}")
+
+
+class AmountExceeded(PaymentError):
+    """More money was asked for than the payment has left to give."""
+
+    code = "amount_exceeded"
+
+    def __init__(self, payment_id: UUID, requested: Decimal, available: Decimal) -> None:
+        self.payment_id = payment_id
+        self.requested = requested
+        self.available = available
+        super().__init__(f"payment {payment_id}: {requested} asked for, {available} available")
 
 
 class IdempotencyConflict(PaymentError):

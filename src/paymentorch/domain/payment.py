@@ -12,19 +12,28 @@ from uuid import UUID
 
 import attrs
 
-from paymentorch.domain.errors import InvalidTransition
+from paymentorch.domain.errors import AmountExceeded, InvalidTransition
+from paymentorch.domain.money import currency_exponent, minor_unit
 
 
 class PaymentStatus(enum.StrEnum):
-    """Where a payment is in its life. Only ``PENDING`` can change."""
+    """Where a payment is in its life.
+
+    Pending moves to Authorized, Confirmed, Failed or Cancelled; Authorized to Confirmed
+    (captured), Failed or Cancelled (voided); Confirmed to Refunded once everything
+    captured is refunded. Failed, Cancelled and Refunded are final.
+    """
 
     PENDING = "Pending"
+    AUTHORIZED = "Authorized"
     CONFIRMED = "Confirmed"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
+    REFUNDED = "Refunded"
 
 
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
+_ZERO = Decimal(0)
 
 
 def _frozen_metadata(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -49,6 +58,9 @@ class Payment:
         failure_reason: Why it failed, when it did.
         idempotency_key: The key it was created with, until purged.
         metadata: Caller's string pairs, read-only.
+        captured_amount: What was taken: 0 until Confirmed, then at most ``amount``.
+        refunded_amount: The sum of succeeded refunds.
+        pending_refunds: Refunds under way, reserved against what is left to refund.
     """
 
     id: UUID
@@ -64,6 +76,14 @@ class Payment:
     metadata: Mapping[str, str] = attrs.field(
         default=_NO_METADATA, converter=_frozen_metadata, hash=False
     )
+    captured_amount: Decimal = _ZERO
+    refunded_amount: Decimal = _ZERO
+    pending_refunds: Decimal = _ZERO
+
+    @property
+    def refundable(self) -> Decimal:
+        """What may still be refunded: captured, less refunded and reserved."""
+        return self.captured_amount - self.refunded_amount - self.pending_refunds
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe values: ids as str, the amount as an exact decimal string, ISO 8601 times."""
@@ -79,40 +99,90 @@ class Payment:
             "failure_reason": self.failure_reason,
             "idempotency_key": self.idempotency_key,
             "metadata": dict(self.metadata),
+            "captured_amount": money_text(self.captured_amount, self.currency),
+            "refunded_amount": money_text(self.refunded_amount, self.currency),
         }
 
 
-ACTIONS = {
-    "confirm": PaymentStatus.CONFIRMED,
-    "fail": PaymentStatus.FAILED,
-    "cancel": PaymentStatus.CANCELLED,
+# action -> (the statuses it may start from, the status it reaches)
+TRANSITIONS: dict[str, tuple[frozenset[PaymentStatus], PaymentStatus]] = {
+    "confirm": (frozenset({PaymentStatus.PENDING}), PaymentStatus.CONFIRMED),
+    "authorize": (frozenset({PaymentStatus.PENDING}), PaymentStatus.AUTHORIZED),
+    "capture": (frozenset({PaymentStatus.AUTHORIZED}), PaymentStatus.CONFIRMED),
+    "fail": (
+        frozenset({PaymentStatus.PENDING, PaymentStatus.AUTHORIZED}),
+        PaymentStatus.FAILED,
+    ),
+    "cancel": (
+        frozenset({PaymentStatus.PENDING, PaymentStatus.AUTHORIZED}),
+        PaymentStatus.CANCELLED,
+    ),
 }
 
 
 def transition(
-    payment: Payment, action: str, *, at: datetime, reason: str | None = None
+    payment: Payment,
+    action: str,
+    *,
+    at: datetime,
+    reason: str | None = None,
+    amount: Decimal | None = None,
 ) -> Payment:
-    """Apply ``action`` (``confirm``, ``fail`` or ``cancel``) and return the new state.
+    """Apply ``action`` (``confirm``, ``authorize``, ``capture``, ``fail``, ``cancel``).
+
+    ``confirm`` captures the whole amount; ``capture`` takes ``amount`` (the whole amount
+    when None) and releases the rest of the authorization.
 
     Raises:
-        InvalidTransition: the payment is not Pending.
+        InvalidTransition: the payment's status does not allow ``action``.
+        AmountExceeded: a capture asks for more than was authorized.
     """
-    target = ACTIONS[action]
-    if payment.status is not PaymentStatus.PENDING:
+    sources, target = TRANSITIONS[action]
+    if payment.status not in sources:
         raise InvalidTransition(payment.id, payment.status, action)
-    return Payment(
-        id=payment.id,
-        customer_id=payment.customer_id,
-        amount=payment.amount,
-        currency=payment.currency,
+    captured = payment.captured_amount
+    if action == "confirm":
+        captured = payment.amount
+    elif action == "capture":
+        captured = payment.amount if amount is None else amount
+        if captured > payment.amount:
+            raise AmountExceeded(payment.id, captured, payment.amount)
+    return attrs.evolve(
+        payment,
         status=target,
-        created_at=payment.created_at,
         updated_at=at,
         version=payment.version + 1,
         failure_reason=reason if target is PaymentStatus.FAILED else None,
-        idempotency_key=payment.idempotency_key,
-        metadata=payment.metadata,
+        captured_amount=captured,
     )
+
+
+def refund(payment: Payment, amount: Decimal, *, at: datetime) -> Payment:
+    """Give back ``amount`` of what was captured; Refunded once everything is.
+
+    Raises:
+        InvalidTransition: the payment is not Confirmed.
+        AmountExceeded: more than is left to refund.
+    """
+    if payment.status is not PaymentStatus.CONFIRMED:
+        raise InvalidTransition(payment.id, payment.status, "refund")
+    if amount > payment.refundable:
+        raise AmountExceeded(payment.id, amount, payment.refundable)
+    refunded = payment.refunded_amount + amount
+    done = refunded == payment.captured_amount and not payment.pending_refunds
+    return attrs.evolve(
+        payment,
+        status=PaymentStatus.REFUNDED if done else PaymentStatus.CONFIRMED,
+        updated_at=at,
+        version=payment.version + 1,
+        refunded_amount=refunded,
+    )
+
+
+def money_text(value: Decimal, currency: str) -> str:
+    """An amount as exact text at the currency's scale (``0`` in USD is ``0.00``)."""
+    exponent = currency_exponent(currency) or 0
+    return str(value.quantize(minor_unit(exponent)))
 
 
 def confirm(payment: Payment, *, at: datetime) -> Payment:
@@ -121,10 +191,10 @@ def confirm(payment: Payment, *, at: datetime) -> Payment:
 
 
 def fail(payment: Payment, *, at: datetime, reason: str) -> Payment:
-    """Pending -> Failed, keeping the reason."""
+    """Pending or Authorized -> Failed, keeping the reason."""
     return transition(payment, "fail", at=at, reason=reason)
 
 
 def cancel(payment: Payment, *, at: datetime) -> Payment:
-    """Pending -> Cancelled."""
+    """Pending or Authorized -> Cancelled."""
     return transition(payment, "cancel", at=at)

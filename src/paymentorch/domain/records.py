@@ -10,19 +10,26 @@ from uuid import UUID
 import attrs
 
 from paymentorch.domain.ids import uuid7
+from paymentorch.domain.operations import Operation
 from paymentorch.domain.payment import Payment, PaymentStatus
 
 EVENT_TYPES: Final = {
     "created": "payment.created",
     "confirm": "payment.confirmed",
+    "authorize": "payment.authorized",
+    "capture": "payment.confirmed",
     "fail": "payment.failed",
     "cancel": "payment.cancelled",
+    "refund": "payment.refunded",
 }
 AUDIT_ACTIONS: Final = {
     "created": "created",
     "confirm": "confirmed",
+    "authorize": "authorized",
+    "capture": "captured",
     "fail": "failed",
     "cancel": "cancelled",
+    "refund": "refunded",
 }
 
 
@@ -63,7 +70,8 @@ class AuditEntry:
 
     Attributes:
         payment_id: The payment that changed.
-        action: ``created``, ``confirmed``, ``failed`` or ``cancelled``.
+        action: ``created``, ``authorized``, ``confirmed``, ``captured``, ``failed``,
+            ``cancelled`` or ``refunded``.
         from_status: The status before (None on creation).
         to_status: The status after.
         actor_id: Who made the change.
@@ -88,12 +96,14 @@ class PaymentEvent:
 
     Attributes:
         id: Unique; consumers de-duplicate by it (delivery is at least once).
-        type: ``payment.created``, ``payment.confirmed``, ``payment.failed``, ``payment.cancelled``.
+        type: ``payment.created``, ``payment.authorized``, ``payment.confirmed``,
+            ``payment.failed``, ``payment.cancelled``, ``payment.refunded``.
         payment_id: The payment it is about.
         occurred_at: When the change happened (UTC).
         payment: The payment's ``to_dict()`` snapshot after the change.
         actor_id: Who made the change.
         correlation_id: The request that made it, if known.
+        operation: The money movement's ``to_dict()``, when one is involved (a refund).
     """
 
     id: UUID
@@ -103,6 +113,7 @@ class PaymentEvent:
     payment: Mapping[str, Any]
     actor_id: str
     correlation_id: str | None = None
+    operation: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe values, as sinks usually want them."""
@@ -114,16 +125,19 @@ class PaymentEvent:
             "payment": dict(self.payment),
             "actor_id": self.actor_id,
             "correlation_id": self.correlation_id,
+            "operation": None if self.operation is None else dict(self.operation),
         }
 
 
 @attrs.frozen
 class Change:
-    """A payment's new state with the audit entry and event that must commit with it."""
+    """A payment's new state with what must commit with it: the audit entry, the event,
+    and the money movement, if one is involved."""
 
     payment: Payment
     audit: AuditEntry
     event: PaymentEvent
+    operation: Operation | None = None
 
 
 def record_change(
@@ -134,6 +148,7 @@ def record_change(
     actor_id: str,
     reason: str | None = None,
     correlation_id: str | None = None,
+    operation: Operation | None = None,
 ) -> Change:
     """Build the audit entry and event for ``payment`` after ``kind`` (``created`` or an action)."""
     at = payment.updated_at
@@ -157,5 +172,7 @@ def record_change(
             payment=PaymentSnapshot(payment),
             actor_id=actor_id,
             correlation_id=correlation_id,
+            operation=None if operation is None else operation.to_dict(),
         ),
+        operation,
     )

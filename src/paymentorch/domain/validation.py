@@ -14,6 +14,7 @@ import attrs
 
 from paymentorch.domain.errors import FieldError, IdempotencyConflict, ValidationError
 from paymentorch.domain.money import currency_exponent, decimal_places, minor_unit, parse_amount
+from paymentorch.domain.operations import Operation
 from paymentorch.domain.payment import Payment, PaymentStatus
 
 KEY_RETENTION: Final = timedelta(hours=24)
@@ -22,6 +23,8 @@ MAX_PAGE: Final = 500
 """The largest page ``list_payments`` returns."""
 MAX_BULK_IDS: Final = 10_000
 """The most ids one ``confirm_payments`` call takes."""
+MAX_ATTEMPTS: Final = 50
+"""How often a change is tried again after losing a race, before it gives up."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab and newlines allowed
@@ -147,6 +150,31 @@ class ValidationPolicy:
         else:
             raise ValueError(f"no rule for field {field!r}")
         return (None if errors else result), errors
+
+    def check_money(self, value: object, currency: str) -> tuple[Decimal | None, list[FieldError]]:
+        """An amount to capture or refund: more than zero, exact in ``currency``."""
+        amount = parse_amount(value)
+        if isinstance(amount, str):
+            return None, [FieldError("amount", amount, "type")]
+        if amount <= 0:
+            return None, [FieldError("amount", "must be more than zero", "too_small")]
+        exponent = currency_exponent(currency) or 0
+        if decimal_places(amount) > exponent:
+            message = (
+                f"{currency} allows {exponent} decimal place(s); amounts are never rounded silently"
+            )
+            return None, [FieldError("amount", message, "too_many_decimals")]
+        return amount.quantize(minor_unit(exponent)), []
+
+    def check_operation_key(self, value: object) -> list[FieldError]:
+        """Problems with a refund's idempotency key (the rules of a creation's key)."""
+        errors: list[FieldError] = []
+
+        def bad(field: str, message: str, code: str) -> None:
+            errors.append(FieldError(field, message, code))
+
+        self._check_idempotency_key(value, bad)
+        return errors
 
     def check_reason(self, reason: object, *, required: bool) -> list[FieldError]:
         """Problems with a failure or cancellation reason."""
@@ -296,6 +324,23 @@ def same_request(existing: Payment, valid: ValidPayment, key: str) -> None:
     ]
     if differences:
         raise IdempotencyConflict(key, "differs in " + ", ".join(differences))
+
+
+def same_refund(done: Operation, amount: object, reason: object, key: str) -> Operation:
+    """``done`` if a repeat under ``key`` asks for the same refund; else a conflict.
+
+    A repeat without an amount asks for "what was left at the first call": the same.
+    """
+    differences = []
+    if amount is not None:
+        asked = parse_amount(amount)
+        if isinstance(asked, str) or asked != done.amount:
+            differences.append("amount")
+    if reason != done.reason:
+        differences.append("reason")
+    if differences:
+        raise IdempotencyConflict(key, "differs in " + ", ".join(differences))
+    return done
 
 
 def check_filters(

@@ -456,9 +456,11 @@ async def test_summary_counts_and_adds_up_exactly(backend: Backend) -> None:
         summary = await service.summarize_payments(customer_id=CUSTOMER)
         assert summary.by_status == {
             PaymentStatus.PENDING: 2,
+            PaymentStatus.AUTHORIZED: 0,
             PaymentStatus.CONFIRMED: 1,
             PaymentStatus.FAILED: 0,
             PaymentStatus.CANCELLED: 1,
+            PaymentStatus.REFUNDED: 0,
         }
         assert {c: str(t) for c, t in summary.totals.items()} == {
             "JPY": "1000",
