@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import attrs
@@ -76,3 +77,20 @@ class ServesWhenClosed(InMemoryPaymentStore):
 
     def _open(self) -> None:
         pass
+
+
+class RefundsReadThenWrite(InMemoryPaymentStore):
+    """Checks a refund's room against what it read, then writes later, unguarded."""
+
+    async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
+        current = await self.get(change.payment.id)
+        op = change.operation
+        if current is None or current.status is not expected:
+            return False
+        if op is not None and current.refunded_amount + op.amount > current.captured_amount:
+            return False
+        await asyncio.sleep(0)  # the gap between the read and the write
+        with self._lock:
+            self._check_event(change.event.id)
+            self._replace(self._payments[current.id], change)
+        return True

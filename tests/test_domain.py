@@ -251,3 +251,76 @@ def test_uuid7_differs_in_a_forked_child() -> None:
     os.close(write)
     assert child != uuid7().bytes
     assert child[8:] != uuid7().bytes[8:]
+
+
+ALLOWED = {
+    ("Pending", "confirm"): "Confirmed",
+    ("Pending", "authorize"): "Authorized",
+    ("Pending", "fail"): "Failed",
+    ("Pending", "cancel"): "Cancelled",
+    ("Authorized", "capture"): "Confirmed",
+    ("Authorized", "fail"): "Failed",
+    ("Authorized", "cancel"): "Cancelled",
+    ("Confirmed", "refund"): "Refunded",
+}
+
+
+def _in(status: str) -> Payment:
+    """A 10.00 USD payment brought to ``status`` by the transitions themselves."""
+    payment = pending()
+    path = {
+        "Pending": [],
+        "Authorized": ["authorize"],
+        "Confirmed": ["confirm"],
+        "Failed": ["fail"],
+        "Cancelled": ["cancel"],
+        "Refunded": ["confirm", "refund"],
+    }[status]
+    for step in path:
+        payment = (
+            po.domain.refund(payment, payment.refundable, at=NOW)
+            if step == "refund"
+            else transition(payment, step, at=NOW, reason="r")
+        )
+    assert payment.status.value == status
+    return payment
+
+
+def _do(payment: Payment, action: str) -> Payment:
+    if action == "refund":
+        return po.domain.refund(payment, payment.refundable, at=NOW)
+    return transition(payment, action, at=NOW, reason="r")
+
+
+@pytest.mark.parametrize("status", [s.value for s in PaymentStatus])
+@pytest.mark.parametrize("action", ["confirm", "authorize", "capture", "fail", "cancel", "refund"])
+def test_every_pair_of_status_and_action(status: str, action: str) -> None:
+    """Each allowed pair reaches its status; every other pair is InvalidTransition."""
+    before = _in(status)
+    if (status, action) in ALLOWED:
+        after = _do(before, action)
+        assert after.status.value == ALLOWED[(status, action)]
+        assert after.version == before.version + 1
+        assert Decimal(0) <= after.refunded_amount <= after.captured_amount <= after.amount
+    else:
+        with pytest.raises(po.InvalidTransition) as caught:
+            _do(before, action)
+        assert (caught.value.status.value, caught.value.action) == (status, action)
+
+
+def test_capture_takes_part_and_refunds_add_up_exactly() -> None:
+    """A partial capture keeps the amount; refunds reduce what is refundable, to the cent."""
+    authorized = transition(pending(), "authorize", at=NOW)
+    captured = transition(authorized, "capture", at=NOW, amount=Decimal("7.50"))
+    assert (captured.amount, captured.captured_amount) == (Decimal("10.00"), Decimal("7.50"))
+    with pytest.raises(po.AmountExceeded) as caught:
+        transition(authorized, "capture", at=NOW, amount=Decimal("10.01"))
+    assert (caught.value.requested, caught.value.available) == (Decimal("10.01"), Decimal("10.00"))
+    partly = po.domain.refund(captured, Decimal("2.50"), at=NOW)
+    assert (partly.status, partly.refundable) == (PaymentStatus.CONFIRMED, Decimal("5.00"))
+    with pytest.raises(po.AmountExceeded):
+        po.domain.refund(partly, Decimal("5.01"), at=NOW)
+    done = po.domain.refund(partly, Decimal("5.00"), at=NOW)
+    assert (done.status, done.refunded_amount) == (PaymentStatus.REFUNDED, Decimal("7.50"))
+    assert done.to_dict()["captured_amount"] == "7.50"
+    assert pending().to_dict()["refunded_amount"] == "0.00"

@@ -29,14 +29,38 @@ from paymentorch.domain import uuid7
 
 USER = po.Actor("user", roles={po.Role.USER})
 ADMIN = po.Actor("admin", roles={po.Role.ADMIN})
-TARGET = {"confirm": "Confirmed", "fail": "Failed", "cancel": "Cancelled"}
+TARGET = {
+    "confirm": "Confirmed",
+    "authorize": "Authorized",
+    "capture": "Confirmed",
+    "fail": "Failed",
+    "cancel": "Cancelled",
+}
+SOURCES = {
+    "confirm": {"Pending"},
+    "authorize": {"Pending"},
+    "capture": {"Authorized"},
+    "fail": {"Pending", "Authorized"},
+    "cancel": {"Pending", "Authorized"},
+}
 EVENT = {
     "created": "payment.created",
     "confirm": "payment.confirmed",
+    "authorize": "payment.authorized",
+    "capture": "payment.confirmed",
     "fail": "payment.failed",
     "cancel": "payment.cancelled",
+    "refund": "payment.refunded",
 }
-AUDIT = {"created": "created", "confirm": "confirmed", "fail": "failed", "cancel": "cancelled"}
+AUDIT = {
+    "created": "created",
+    "confirm": "confirmed",
+    "authorize": "authorized",
+    "capture": "captured",
+    "fail": "failed",
+    "cancel": "cancelled",
+    "refund": "refunded",
+}
 
 URLS: list[Callable[[], str]] = []  # how to make a fresh, empty database per run
 
@@ -75,31 +99,77 @@ class PaymentMachine(RuleBasedStateMachine):
             assert known[1] == f"{customer}/{amount}"
             assert payment.id == known[0]
             return multiple()
-        self.model[payment.id] = {"status": "Pending", "version": 1, "trail": ["created"]}
+        self.model[payment.id] = {
+            "status": "Pending",
+            "version": 1,
+            "trail": ["created"],
+            "amount": Decimal(amount),
+            "captured": Decimal(0),
+            "refunded": Decimal(0),
+        }
         self.events.append((payment.id, EVENT["created"]))
         if key:
             self.keys[key] = (payment.id, f"{customer}/{amount}")
         return payment.id
 
-    @rule(pid=payments, action=st.sampled_from(["confirm", "fail", "cancel"]))
-    def change(self, pid: UUID, action: str) -> None:
+    @rule(
+        pid=payments,
+        action=st.sampled_from(list(TARGET)),
+        share=st.sampled_from([None, Decimal("0.5"), Decimal("1"), Decimal("1.5")]),
+    )
+    def change(self, pid: UUID, action: str, share: Decimal | None) -> None:
         entry = self.model[pid]
+        capture = None if share is None else (entry["amount"] * share).quantize(Decimal("0.01"))
         try:
-            if action == "confirm":
-                payment = self.service.confirm_payment(pid, actor=ADMIN)
-            elif action == "fail":
+            if action == "fail":
                 payment = self.service.fail_payment(pid, reason="declined", actor=ADMIN)
+            elif action == "capture":
+                payment = self.service.capture_payment(pid, actor=ADMIN, amount=capture)
             else:
-                payment = self.service.cancel_payment(pid, actor=ADMIN)
+                payment = getattr(self.service, f"{action}_payment")(pid, actor=ADMIN)
         except po.InvalidTransition as exc:
-            assert entry["status"] != "Pending"
+            assert entry["status"] not in SOURCES[action]
             assert exc.status.value == entry["status"]
             return
-        assert entry["status"] == "Pending"
-        entry.update(status=TARGET[action], version=2)
+        except po.AmountExceeded:
+            assert action == "capture"
+            assert capture is not None
+            assert capture > entry["amount"]
+            return
+        assert entry["status"] in SOURCES[action]
+        entry.update(status=TARGET[action], version=entry["version"] + 1)
+        if action == "confirm":
+            entry["captured"] = entry["amount"]
+        elif action == "capture":
+            entry["captured"] = entry["amount"] if capture is None else capture
         entry["trail"].append(AUDIT[action])
         self.events.append((pid, EVENT[action]))
         assert payment.status.value == entry["status"]
+        assert payment.captured_amount == entry["captured"]
+
+    @rule(pid=payments, amount=st.sampled_from([None, "0.01", "1.00", "5.25", "999999.99"]))
+    def refund(self, pid: UUID, amount: str | None) -> None:
+        entry = self.model[pid]
+        left = entry["captured"] - entry["refunded"]
+        try:
+            operation = self.service.refund_payment(pid, amount, actor=ADMIN)
+        except po.InvalidTransition:
+            assert entry["status"] != "Confirmed"
+            return
+        except po.AmountExceeded:
+            assert entry["status"] == "Confirmed"
+            assert amount is not None
+            assert Decimal(amount) > left
+            return
+        assert entry["status"] == "Confirmed"
+        asked = left if amount is None else Decimal(amount)
+        assert operation.amount == asked
+        entry["refunded"] += asked
+        entry["version"] += 1
+        if entry["refunded"] == entry["captured"]:
+            entry["status"] = "Refunded"
+        entry["trail"].append(AUDIT["refund"])
+        self.events.append((pid, EVENT["refund"]))
 
     @rule(pid=payments)
     def get(self, pid: UUID) -> None:
@@ -131,6 +201,22 @@ class PaymentMachine(RuleBasedStateMachine):
     def audit(self, pid: UUID) -> None:
         trail = self.service.audit_trail(pid)
         assert [e.action for e in trail] == self.model[pid]["trail"]
+
+    @invariant()
+    def money_adds_up(self) -> None:
+        """0 <= refunded <= captured <= amount, after every step, in the store itself."""
+        if not hasattr(self, "service"):
+            return
+        for pid, entry in self.model.items():
+            stored = self.service.store.get(pid)
+            assert stored is not None
+            assert Decimal(0) <= stored.refunded_amount <= stored.captured_amount
+            assert stored.captured_amount <= stored.amount
+            assert (stored.captured_amount, stored.refunded_amount) == (
+                entry["captured"],
+                entry["refunded"],
+            )
+            assert stored.status.value == entry["status"]
 
     @invariant()
     def counts_agree(self) -> None:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from paymentorch.domain import Actor, InvalidTransition, PaymentEvent, Role
+from paymentorch.domain import Actor, AmountExceeded, InvalidTransition, PaymentEvent, Role
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
 from paymentorch.service import PaymentService
@@ -119,3 +119,26 @@ def read_log(log: str) -> list[tuple[int, str, str, str]]:
     except FileNotFoundError:
         return []
     return [(int(t), e, p, k) for t, e, p, k in rows]
+
+
+def refund_race(
+    open_store: StoreFactory, payment_id: str, amounts: list[str], barrier: Any
+) -> dict[str, list[str]]:
+    """Ask for each refund in turn, after all racers are ready; report what happened."""
+    return asyncio.run(_refund_race(open_store, payment_id, amounts, barrier))
+
+
+async def _refund_race(
+    open_store: StoreFactory, payment_id: str, amounts: list[str], barrier: Any
+) -> dict[str, list[str]]:
+    refunded: list[str] = []
+    refused: list[str] = []
+    async with PaymentService(await open_store()) as service:
+        await asyncio.to_thread(barrier.wait)
+        for amount in amounts:
+            try:
+                operation = await service.refund_payment(payment_id, amount, actor=ADMIN)
+                refunded.append(str(operation.amount))
+            except AmountExceeded:
+                refused.append(amount)
+    return {"refunded": refunded, "refused": refused}

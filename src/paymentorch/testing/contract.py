@@ -25,10 +25,14 @@ import pytest
 from paymentorch.clock import utc_now
 from paymentorch.domain import (
     Actor,
+    AmountExceeded,
     Change,
     IdempotencyConflict,
     InvalidTransition,
     NewPayment,
+    Operation,
+    OperationKind,
+    OperationStatus,
     Payment,
     PaymentEvent,
     PaymentNotFound,
@@ -39,6 +43,7 @@ from paymentorch.domain import (
     ValidationError,
     correlation,
     record_change,
+    refund,
     transition,
     uuid7,
 )
@@ -49,6 +54,7 @@ from paymentorch.testing._workers import (
     commit_then_die,
     race,
     read_log,
+    refund_race,
     relay_then_die,
     relay_until_empty,
 )
@@ -286,6 +292,204 @@ async def test_processes_race_for_the_same_payments(backend: Backend) -> None:
             assert [e.action for e in trail] == ["created", "confirmed"]
         events = Counter(e.type for e in await _events(service.store))
         assert events == Counter({"payment.created": 65, "payment.confirmed": 40})
+
+
+# -- money movement ------------------------------------------------------------
+
+
+async def test_authorize_capture_and_refund(backend: Backend) -> None:
+    """Authorize, capture part, refund in two parts: exact amounts, entries, events, operations."""
+    async with service_on(backend) as service:
+        payment = await service.create_payment(CUSTOMER, "100.00", actor=USER)
+        authorized = await service.authorize_payment(payment.id, actor=ADMIN)
+        assert (authorized.status, authorized.captured_amount) == (PaymentStatus.AUTHORIZED, 0)
+        captured = await service.capture_payment(payment.id, actor=ADMIN, amount="80.00")
+        assert (captured.status, captured.amount, captured.captured_amount) == (
+            PaymentStatus.CONFIRMED,
+            Decimal("100.00"),
+            Decimal("80.00"),
+        )
+        first = await service.refund_payment(payment.id, "30.00", actor=ADMIN, reason="late")
+        rest = await service.refund_payment(payment.id, actor=ADMIN)
+        assert (first.amount, rest.amount) == (Decimal("30.00"), Decimal("50.00"))
+        assert {first.status, rest.status} == {OperationStatus.SUCCEEDED}
+        final = await service.store.get(payment.id)
+        assert final is not None
+        assert (final.status, final.refunded_amount) == (PaymentStatus.REFUNDED, Decimal("80.00"))
+        assert final.to_dict()["refunded_amount"] == "80.00"
+        assert [o.id for o in await service.operations(payment.id)] == [first.id, rest.id]
+        trail = await service.audit_trail(payment.id)
+        assert [e.action for e in trail] == [
+            "created",
+            "authorized",
+            "captured",
+            "refunded",
+            "refunded",
+        ]
+        events = await _events(service.store)
+        assert [e.type for e in events] == [
+            "payment.created",
+            "payment.authorized",
+            "payment.confirmed",
+            "payment.refunded",
+            "payment.refunded",
+        ]
+        assert events[3].operation is not None
+        assert (events[3].operation["amount"], events[3].operation["reason"]) == ("30.00", "late")
+        assert events[4].payment["status"] == "Refunded"
+        with pytest.raises(InvalidTransition):
+            await service.refund_payment(payment.id, "1.00", actor=ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "refund", "left", "finer"),
+    [
+        ("1000", "JPY", "1", "999", "0.5"),
+        ("10.00", "USD", "0.01", "9.99", "0.005"),
+        ("1.234", "KWD", "0.001", "1.233", "0.0005"),
+    ],
+)
+async def test_refunds_are_exact_in_every_exponent(  # noqa: PLR0917 - one parametrized case
+    backend: Backend, amount: str, currency: str, refund: str, left: str, finer: str
+) -> None:
+    """Refunds keep the currency's scale; a refund finer than the currency allows is refused."""
+    async with service_on(backend) as service:
+        payment = await service.create_payment(CUSTOMER, amount, actor=USER, currency=currency)
+        await service.confirm_payment(payment.id, actor=ADMIN)
+        await service.refund_payment(payment.id, refund, actor=ADMIN)
+        stored = await service.store.get(payment.id)
+        assert stored is not None
+        assert str(stored.captured_amount - stored.refunded_amount) == left
+        with pytest.raises(ValidationError):
+            await service.refund_payment(payment.id, finer, actor=ADMIN)
+        with pytest.raises(ValidationError):
+            await service.refund_payment(payment.id, 0.5, actor=ADMIN)  # type: ignore[arg-type]
+
+
+async def test_sixteen_refunds_race_for_one_payment(backend: Backend) -> None:
+    """16 concurrent partial refunds asking for 150% of the capture refund at most 100%."""
+    async with service_on(backend, cache=None) as service:
+        payment = await service.create_payment(CUSTOMER, "160.00", actor=USER)
+        await service.confirm_payment(payment.id, actor=ADMIN)
+        results = await asyncio.gather(
+            *(service.refund_payment(payment.id, "15.00", actor=ADMIN) for _ in range(16)),
+            return_exceptions=True,
+        )
+        done = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, AmountExceeded)]
+        assert len(done) + len(refused) == 16, results
+        stored = await service.store.get(payment.id)
+        assert stored is not None
+        assert len(done) == 10  # 10 x 15.00 fits in 160.00; an 11th would not
+        assert sum(o.amount for o in done) == stored.refunded_amount == Decimal("150.00")
+        assert stored.refunded_amount <= stored.captured_amount
+        assert len(await service.operations(payment.id)) == 10
+        assert len(await service.audit_trail(payment.id)) == 12
+
+
+async def test_processes_race_to_refund_one_payment(backend: Backend) -> None:
+    """4 processes, 16 refunds of 15.00 against 160.00 captured: exactly 10 go through."""
+    _shared(backend)
+    async with service_on(backend, cache=None) as service:
+        payment = await service.create_payment(CUSTOMER, "160.00", actor=USER)
+        await service.confirm_payment(payment.id, actor=ADMIN)
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, context.Pool(4) as pool:
+            barrier = manager.Barrier(4)
+            results = await asyncio.to_thread(
+                pool.starmap,
+                refund_race,
+                [(backend.open_store, str(payment.id), ["15.00"] * 4, barrier)] * 4,
+            )
+        refunded = [Decimal(a) for r in results for a in r["refunded"]]
+        assert len(refunded) == 10
+        assert sum(len(r["refused"]) for r in results) == 6
+        stored = await service.store.get(payment.id)
+        assert stored is not None
+        assert stored.refunded_amount == sum(refunded) == Decimal("150.00")
+        ops = await service.operations(payment.id)
+        assert sum(o.amount for o in ops) == stored.refunded_amount
+
+
+async def test_one_refund_key_books_one_refund(backend: Backend) -> None:
+    """The same refund key from concurrent callers books one refund; others get it back."""
+    async with service_on(backend, cache=None) as service:
+        payment = await service.create_payment(CUSTOMER, "50.00", actor=USER)
+        await service.confirm_payment(payment.id, actor=ADMIN)
+        results = await asyncio.gather(
+            *(
+                service.refund_payment(payment.id, "5.00", actor=ADMIN, idempotency_key="r-1")
+                for _ in range(10)
+            )
+        )
+        assert len({o.id for o in results}) == 1
+        stored = await service.store.get(payment.id)
+        assert stored is not None
+        assert stored.refunded_amount == Decimal("5.00")
+        # Without an amount, a repeat returns what the first call refunded.
+        whole = await service.refund_payment(payment.id, actor=ADMIN, idempotency_key="r-2")
+        again = await service.refund_payment(payment.id, actor=ADMIN, idempotency_key="r-2")
+        assert again == whole
+        assert whole.amount == Decimal("45.00")
+        with pytest.raises(IdempotencyConflict):
+            await service.refund_payment(payment.id, "1.00", actor=ADMIN, idempotency_key="r-1")
+
+
+async def test_capture_races_cancel(backend: Backend) -> None:
+    """A capture and a void racing on one authorization: exactly one of them happens."""
+    async with service_on(backend, cache=None) as service:
+        for _ in range(5):
+            payment = await service.create_payment(CUSTOMER, "20.00", actor=USER)
+            await service.authorize_payment(payment.id, actor=ADMIN)
+            results = await asyncio.gather(
+                service.capture_payment(payment.id, actor=ADMIN),
+                service.cancel_payment(payment.id, actor=ADMIN),
+                return_exceptions=True,
+            )
+            won = [r for r in results if not isinstance(r, BaseException)]
+            assert len(won) == 1, results
+            assert any(isinstance(r, InvalidTransition) for r in results)
+            trail = await service.audit_trail(payment.id)
+            assert len(trail) == 3
+            assert trail[-1].to_status is won[0].status
+
+
+async def test_over_capture_is_refused(backend: Backend) -> None:
+    """A capture of more than the authorization raises AmountExceeded and changes nothing."""
+    async with service_on(backend) as service:
+        payment = await service.create_payment(CUSTOMER, "20.00", actor=USER)
+        await service.authorize_payment(payment.id, actor=ADMIN)
+        with pytest.raises(AmountExceeded) as caught:
+            await service.capture_payment(payment.id, actor=ADMIN, amount="20.01")
+        assert caught.value.available == Decimal("20.00")
+        stored = await service.store.get(payment.id)
+        assert stored is not None
+        assert stored.status is PaymentStatus.AUTHORIZED
+
+
+async def test_store_refuses_a_refund_with_no_room(backend: Backend) -> None:
+    """apply writes a refund only if the stored amounts leave room: else False, nothing written."""
+    store = await backend.open_store()
+    try:
+        created = _created()
+        await store.add(created)
+        confirm = _changed(created.payment, "confirm")
+        await store.apply(confirm, expected=PaymentStatus.PENDING)
+        # Built as if 0.60 were refundable from a copy that claims more was captured.
+        inflated = attrs.evolve(confirm.payment, captured_amount=Decimal("5.00"))
+        too_much = _refunded(inflated, "2.00")
+        assert await store.apply(too_much, expected=PaymentStatus.CONFIRMED) is False
+        assert await store.get(created.payment.id) == confirm.payment
+        assert await store.operations(created.payment.id) == []
+        fits = _refunded(confirm.payment, "0.40")
+        assert await store.apply(fits, expected=PaymentStatus.CONFIRMED) is True
+        assert fits.operation is not None
+        assert await store.operations(created.payment.id) == [fits.operation]
+        stale = _refunded(confirm.payment, "0.10")  # built on the version before the refund
+        assert await store.apply(stale, expected=PaymentStatus.CONFIRMED) is False
+        assert len(await store.audit_trail(created.payment.id)) == 3
+    finally:
+        await store.aclose()
 
 
 # -- atomicity -----------------------------------------------------------------
@@ -924,6 +1128,25 @@ def _changed(payment: Any, action: str) -> Change:
     """``action`` applied to ``payment``, as the service would hand it to ``apply``."""
     new = transition(payment, action, at=utc_now())
     return record_change(new, action, from_status=payment.status, actor_id="admin-1")
+
+
+def _refunded(payment: Any, amount: str) -> Change:
+    """A refund of ``amount`` on ``payment`` (its store copy may hold less than it says)."""
+    now = utc_now()
+    new = refund(payment, Decimal(amount), at=now)
+    operation = Operation(
+        id=uuid7(),
+        payment_id=payment.id,
+        kind=OperationKind.REFUND,
+        amount=Decimal(amount),
+        currency=payment.currency,
+        status=OperationStatus.SUCCEEDED,
+        created_at=now,
+        updated_at=now,
+    )
+    return record_change(
+        new, "refund", from_status=payment.status, actor_id="admin-1", operation=operation
+    )
 
 
 def _creation_reusing_event(template: Any, event_id: Any) -> Change:
