@@ -11,10 +11,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 import paymentorch as po
@@ -78,6 +85,29 @@ class CreatePaymentRequest(_Body):
         return None if value is None else dict(_checked("metadata", value))
 
 
+def _exact(value: Any) -> Any:
+    # JSON numbers arrive as exact Decimals; a float here was never JSON, a bool never money.
+    if isinstance(value, bool | float):
+        raise PydanticCustomError("type", "must be a decimal number or string")
+    return value
+
+
+Money = Annotated[Decimal | None, BeforeValidator(_exact)]
+
+
+class CaptureRequest(_Body):
+    """How much of the authorization to take; all of it when left out."""
+
+    amount: Money = Field(default=None, examples=["80.00"])
+
+
+class RefundRequest(_Body):
+    """A refund: what is left to refund when `amount` is left out."""
+
+    amount: Money = Field(default=None, examples=["25.00"])
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 class ReasonRequest(_Body):
     """Why the payment fails or is cancelled."""
 
@@ -107,6 +137,8 @@ class PaymentResponse(_Body):
     failure_reason: str | None
     idempotency_key: str | None
     metadata: dict[str, str]
+    captured_amount: str = Field(description="What was taken: 0 until Confirmed.")
+    refunded_amount: str = Field(description="The sum of succeeded refunds.")
 
     @classmethod
     def of(cls, payment: po.Payment) -> PaymentResponse:
@@ -124,8 +156,39 @@ class PaymentResponse(_Body):
                 "failureReason": payment.failure_reason,
                 "idempotencyKey": payment.idempotency_key,
                 "metadata": dict(payment.metadata),
+                "capturedAmount": po.domain.payment.money_text(
+                    payment.captured_amount, payment.currency
+                ),
+                "refundedAmount": po.domain.payment.money_text(
+                    payment.refunded_amount, payment.currency
+                ),
             }
         )
+
+
+class OperationResponse(_Body):
+    """One movement of money."""
+
+    id: UUID
+    payment_id: UUID
+    kind: Literal["charge", "authorize", "capture", "cancel", "refund", "installment"]
+    amount: str = Field(examples=["25.00"])
+    currency: str
+    status: Literal["pending", "succeeded", "declined", "unknown", "needs_attention"]
+    processor: str | None
+    reference: str | None
+    attempts: int
+    reason: str | None
+    idempotency_key: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, operation: po.Operation) -> OperationResponse:
+        """The response body for ``operation``."""
+        data = operation.to_dict()
+        return cls.model_validate({_camel(k): v for k, v in data.items()})
 
 
 class PageResponse(_Body):

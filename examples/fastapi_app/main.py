@@ -31,12 +31,15 @@ from examples.common.dashboard import STATIC, dev_token
 from examples.common.events import log_events
 from examples.common.models import (
     AuditEntryResponse,
+    CaptureRequest,
     CreatePaymentRequest,
+    OperationResponse,
     OptionalReasonRequest,
     PageResponse,
     PaymentResponse,
     Problem,
     ReasonRequest,
+    RefundRequest,
     Status,
     SummaryResponse,
 )
@@ -431,6 +434,67 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Pending -> Cancelled, with an optional `reason`."""
         reason = None if body is None else body.reason
         return PaymentResponse.of(await svc.cancel_payment(payment_id, actor=who, reason=reason))
+
+    @app.post("/api/payments/{payment_id}/authorize", response_model=PaymentResponse, **write)
+    async def authorize(
+        payment_id: str, svc: Service, who: Writer, _correlation: CorrelationHeader = None
+    ) -> PaymentResponse:
+        """Pending -> Authorized: hold the money, capture it later."""
+        return PaymentResponse.of(await svc.authorize_payment(payment_id, actor=who))
+
+    @app.post("/api/payments/{payment_id}/capture", response_model=PaymentResponse, **write)
+    async def capture(
+        payment_id: str,
+        svc: Service,
+        who: Writer,
+        body: CaptureRequest | None = None,
+        _correlation: CorrelationHeader = None,
+    ) -> PaymentResponse:
+        """Authorized -> Confirmed, taking `amount` (all of it when left out)."""
+        amount = None if body is None else body.amount
+        return PaymentResponse.of(await svc.capture_payment(payment_id, actor=who, amount=amount))
+
+    @app.post(
+        "/api/payments/{payment_id}/refunds",
+        status_code=201,
+        response_model=OperationResponse,
+        **write,
+    )
+    async def refund(
+        payment_id: str,
+        svc: Service,
+        who: Writer,
+        body: RefundRequest | None = None,
+        _correlation: CorrelationHeader = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                max_length=255,
+                description="Makes a retry safe: the same key returns the same refund.",
+            ),
+        ] = None,
+    ) -> OperationResponse:
+        """Refund part or all of what was captured; Refunded once everything is."""
+        operation = await svc.refund_payment(
+            payment_id,
+            None if body is None else body.amount,
+            actor=who,
+            reason=None if body is None else body.reason,
+            idempotency_key=api.idempotency_key(idempotency_key),
+        )
+        return OperationResponse.of(operation)
+
+    @app.get(
+        "/api/payments/{payment_id}/operations",
+        response_model=list[OperationResponse],
+        **{**read, "responses": _problems(401, 403, 404, 422, 503)},
+    )
+    async def operations(
+        payment_id: str, svc: Service, _who: Reader, _correlation: CorrelationHeader = None
+    ) -> list[OperationResponse]:
+        """The payment's money movements, oldest first."""
+        return [OperationResponse.of(o) for o in await svc.operations(payment_id)]
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

@@ -27,11 +27,14 @@ from examples.common.dashboard import STATIC, dev_token
 from examples.common.events import log_events
 from examples.common.models import (
     AuditEntryResponse,
+    CaptureRequest,
     CreatePaymentRequest,
+    OperationResponse,
     OptionalReasonRequest,
     PageResponse,
     PaymentResponse,
     ReasonRequest,
+    RefundRequest,
     SummaryResponse,
 )
 from examples.common.observability import meter_provider, metrics_text
@@ -289,6 +292,47 @@ def cancel(payment_id: str) -> Response:
     reason = None if body is None else body.reason
     payment = ext().service.cancel_payment(payment_id, actor=who, reason=reason)
     return model_response(PaymentResponse.of(payment))
+
+
+@payments.post("/<payment_id>/authorize")
+def authorize(payment_id: str) -> Response:
+    who = writer()
+    body_of(OptionalReasonRequest, required=False)
+    return model_response(
+        PaymentResponse.of(ext().service.authorize_payment(payment_id, actor=who))
+    )
+
+
+@payments.post("/<payment_id>/capture")
+def capture(payment_id: str) -> Response:
+    who = writer()
+    body: CaptureRequest | None = body_of(CaptureRequest, required=False)
+    amount = None if body is None else body.amount
+    payment = ext().service.capture_payment(payment_id, actor=who, amount=amount)
+    return model_response(PaymentResponse.of(payment))
+
+
+@payments.post("/<payment_id>/refunds")
+def refund(payment_id: str) -> Response:
+    who = writer()
+    body: RefundRequest | None = body_of(RefundRequest, required=False)
+    operation = ext().service.refund_payment(
+        payment_id,
+        None if body is None else body.amount,
+        actor=who,
+        reason=None if body is None else body.reason,
+        idempotency_key=api.idempotency_key(request.headers.get("Idempotency-Key")),
+    )
+    return model_response(OperationResponse.of(operation), 201)
+
+
+@payments.get("/<payment_id>/operations")
+def operations(payment_id: str) -> Response:
+    reader()
+    found = ext().service.operations(payment_id)
+    return json_response(
+        [OperationResponse.of(o).model_dump(mode="json", by_alias=True) for o in found]
+    )
 
 
 pages = Blueprint("pages", __name__)

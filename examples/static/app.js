@@ -88,13 +88,15 @@ function badge(status) {
 
 // -- confirmation ---------------------------------------------------------------------
 
-function ask(title, text, { reason = false, reasonRequired = false } = {}) {
+function ask(title, text, { reason = false, reasonRequired = false, amount = false } = {}) {
   const dialog = $("confirm-dialog");
   $("confirm-title").textContent = title;
   $("confirm-text").textContent = text;
   $("confirm-reason-label").hidden = !reason;
   $("confirm-reason").value = "";
   $("confirm-reason").required = reasonRequired;
+  $("confirm-amount-label").hidden = !amount;
+  $("confirm-amount").value = "";
   return new Promise((resolve) => {
     const done = (answer) => {
       dialog.close();
@@ -104,7 +106,10 @@ function ask(title, text, { reason = false, reasonRequired = false } = {}) {
     };
     $("confirm-form").onsubmit = (event) => {
       event.preventDefault();
-      done({ reason: $("confirm-reason").value.trim() || null });
+      done({
+        reason: $("confirm-reason").value.trim() || null,
+        amount: $("confirm-amount").value.trim() || null,
+      });
     };
     $("confirm-no").onclick = () => done(null);
     dialog.oncancel = () => done(null);
@@ -113,18 +118,41 @@ function ask(title, text, { reason = false, reasonRequired = false } = {}) {
 }
 
 const ACTIONS = {
-  confirm: { label: "Confirm", text: "Confirming is final: the payment cannot be failed or cancelled afterwards." },
+  authorize: { label: "Authorize", text: "Hold the money; capture it when the order ships." },
+  confirm: { label: "Confirm", text: "Confirming takes the whole amount now." },
+  capture: {
+    label: "Capture",
+    text: "Take the money held, all of it or part (the rest is released). This is final.",
+    amount: true,
+  },
+  refund: {
+    label: "Refund",
+    text: "Give money back to the customer: all that is left, or the amount you enter.",
+    amount: true,
+    reason: true,
+    path: "refunds",
+  },
   fail: { label: "Fail", text: "Failing is final. Say why.", reason: true, reasonRequired: true },
-  cancel: { label: "Cancel", text: "Cancelling is final. Say why (optional).", reason: true },
+  cancel: { label: "Cancel", text: "Cancelling is final (a void, if authorized). Say why (optional).", reason: true },
+};
+const AVAILABLE = {
+  Pending: ["authorize", "confirm", "fail", "cancel"],
+  Authorized: ["capture", "fail", "cancel"],
+  Confirmed: ["refund"],
 };
 
 async function change(payment, action) {
   const spec = ACTIONS[action];
   const answer = await ask(`${spec.label} payment ${short(payment.id)}?`, spec.text, spec);
   if (answer === null) return;
-  const body = spec.reason && answer.reason ? { reason: answer.reason } : undefined;
-  const updated = await call("POST", `/api/payments/${payment.id}/${action}`, body);
-  show(`Payment ${short(updated.id)} is now ${updated.status}.`, "info");
+  const body = {};
+  if (spec.reason && answer.reason) body.reason = answer.reason;
+  if (spec.amount && answer.amount) body.amount = answer.amount;
+  const headers = action === "refund" ? { "Idempotency-Key": crypto.randomUUID() } : {};
+  const sent = Object.keys(body).length ? body : undefined;
+  await call("POST", `/api/payments/${payment.id}/${spec.path || action}`, sent, headers);
+  const updated = await call("GET", `/api/payments/${payment.id}`);
+  show(`Payment ${short(updated.id)} is now ${updated.status} (refunded ${updated.refundedAmount}).`, "info");
   await refresh();
   await showDetail(updated.id);
 }
@@ -139,16 +167,14 @@ function row(payment) {
   const status = element("td");
   status.append(badge(payment.status));
   const actions = element("td", undefined, "actions");
-  if (payment.status === "Pending") {
-    for (const action of Object.keys(ACTIONS)) {
-      const button = element("button", ACTIONS[action].label);
-      button.type = "button";
-      button.addEventListener("click", (event) => {
-        event.stopPropagation();
-        guarded(() => change(payment, action));
-      });
-      actions.append(button);
-    }
+  for (const action of AVAILABLE[payment.status] || []) {
+    const button = element("button", ACTIONS[action].label);
+    button.type = "button";
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      guarded(() => change(payment, action));
+    });
+    actions.append(button);
   }
   tr.append(
     id,
@@ -271,9 +297,10 @@ function drawChart(days) {
 // -- the detail view ------------------------------------------------------------------
 
 async function showDetail(id) {
-  const [payment, entries] = await Promise.all([
+  const [payment, entries, operations] = await Promise.all([
     call("GET", `/api/payments/${id}`),
     call("GET", `/api/payments/${id}/audit`),
+    call("GET", `/api/payments/${id}/operations`),
   ]);
   state.selected = id;
   $("detail-id").textContent = payment.id;
@@ -281,6 +308,8 @@ async function showDetail(id) {
     ["Status", badge(payment.status)],
     ["Customer", payment.customerId],
     ["Amount", `${payment.amount} ${payment.currency}`],
+    ["Captured", `${payment.capturedAmount} ${payment.currency}`],
+    ["Refunded", `${payment.refundedAmount} ${payment.currency}`],
     ["Created", new Date(payment.createdAt).toLocaleString()],
     ["Updated", new Date(payment.updatedAt).toLocaleString()],
     ["Version", String(payment.version)],
@@ -295,6 +324,14 @@ async function showDetail(id) {
       dd.append(value);
       return [element("dt", name), dd];
     }),
+  );
+  $("operations").replaceChildren(
+    ...(operations.length
+      ? operations.map((o) => {
+          const reason = o.reason ? ` (${o.reason})` : "";
+          return element("li", `${o.kind} ${o.amount} ${o.currency}: ${o.status}${reason}`);
+        })
+      : [element("li", "none", "muted")]),
   );
   $("audit-entries").replaceChildren(
     ...entries.map((e) => {

@@ -493,3 +493,44 @@ def test_listing_by_period_and_the_summary(client: Client, user: str, admin: str
     assert client("GET", "/api/payments?createdFrom=yesterday", token=user).status == 422
     naive = urllib.parse.urlencode({"createdFrom": "2026-01-01T00:00:00"})
     assert client("GET", f"/api/payments?{naive}", token=user).status == 422
+
+
+def test_authorize_capture_and_refund(client: Client, user: str, admin: str) -> None:
+    """Authorize, capture part, refund in parts with a key; over-asks are 409 problems."""
+    made = create(client, user, amount="100.00")
+    path = f"/api/payments/{made['id']}"
+    assert client("POST", f"{path}/authorize", token=admin).json["status"] == "Authorized"
+    too_much = client("POST", f"{path}/capture", json_body={"amount": "100.01"}, token=admin)
+    assert _problem(too_much, 409)["code"] == "amount_exceeded"
+    captured = client("POST", f"{path}/capture", json_body={"amount": 80}, token=admin).json
+    assert (captured["status"], captured["capturedAmount"]) == ("Confirmed", "80.00")
+    key = {"Idempotency-Key": "refund-1"}
+    first = client(
+        "POST", f"{path}/refunds", json_body={"amount": "30.00", "reason": "late"},
+        token=admin, headers=key,
+    )  # fmt: skip
+    assert first.status == 201
+    assert (first.json["amount"], first.json["kind"], first.json["status"]) == (
+        "30.00",
+        "refund",
+        "succeeded",
+    )
+    again = client(
+        "POST", f"{path}/refunds", json_body={"amount": "30.00", "reason": "late"},
+        token=admin, headers=key,
+    )  # fmt: skip
+    assert again.json["id"] == first.json["id"]
+    over = client("POST", f"{path}/refunds", json_body={"amount": "50.01"}, token=admin)
+    assert _problem(over, 409)["code"] == "amount_exceeded"
+    rest = client("POST", f"{path}/refunds", token=admin)
+    assert rest.json["amount"] == "50.00"
+    payment = client("GET", path, token=user).json
+    assert (payment["status"], payment["refundedAmount"]) == ("Refunded", "80.00")
+    ops = client("GET", f"{path}/operations", token=user).json
+    assert [o["amount"] for o in ops] == ["30.00", "50.00"]
+    audit = [e["action"] for e in client("GET", f"{path}/audit", token=user).json]
+    assert audit == ["created", "authorized", "captured", "refunded", "refunded"]
+    other = create(client, user)
+    pending = client("POST", f"/api/payments/{other['id']}/refunds", token=admin)
+    assert _problem(pending, 409)["code"] == "invalid_transition"
+    assert client("POST", f"/api/payments/{other['id']}/refunds", token=user).status == 403

@@ -107,6 +107,7 @@ def test_an_operator_works_in_the_dashboard(server: str, tmp_path: Path) -> None
             _create(page, expect)
             _search_and_open(page, expect)
             _act_through_dialogs(page, expect)
+            _move_money(page, expect)
             _filter_and_refuse(page, expect)
             _screenshots(page, expect, tmp_path)
         finally:
@@ -167,6 +168,29 @@ def _act_through_dialogs(page: Any, expect: Any) -> None:
     page.click("#confirm-yes")
     expect(other.locator(".status")).to_have_text("Cancelled")
     expect(page.locator("#audit-entries")).to_contain_text("customer changed their mind")
+
+
+def _move_money(page: Any, expect: Any) -> None:
+    # Authorize the 8.00 payment, capture 6.00 of it, refund 2.50, then what is left.
+    row = page.locator("#payments tr", has_text="8.00 USD")
+    row.get_by_role("button", name="Authorize").click()
+    page.click("#confirm-yes")
+    expect(row.locator(".status")).to_have_text("Authorized")
+    row.get_by_role("button", name="Capture").click()
+    page.fill("#confirm-amount", "6.00")
+    page.click("#confirm-yes")
+    expect(row.locator(".status")).to_have_text("Confirmed")
+    expect(page.locator("#detail-fields")).to_contain_text("6.00 USD")
+    row.get_by_role("button", name="Refund").click()
+    page.fill("#confirm-amount", "2.50")
+    page.fill("#confirm-reason", "one item returned")
+    page.click("#confirm-yes")
+    expect(page.locator("#operations")).to_contain_text("refund 2.50 USD: succeeded")
+    row.get_by_role("button", name="Refund").click()
+    page.click("#confirm-yes")
+    expect(row.locator(".status")).to_have_text("Refunded")
+    expect(page.locator("#operations li")).to_have_count(2)
+    expect(page.locator("#count-Refunded strong")).to_have_text("1")
 
 
 def _filter_and_refuse(page: Any, expect: Any) -> None:
