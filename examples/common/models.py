@@ -216,6 +216,21 @@ class AuditEntryResponse(_Body):
     reason: str | None
     correlation_id: str | None
 
+    @classmethod
+    def of(cls, entry: po.AuditEntry) -> AuditEntryResponse:
+        """The response body for ``entry``."""
+        return cls.model_validate(
+            {
+                "action": entry.action,
+                "fromStatus": entry.from_status.value if entry.from_status else None,
+                "toStatus": entry.to_status.value,
+                "actorId": entry.actor_id,
+                "at": entry.at,
+                "reason": entry.reason,
+                "correlationId": entry.correlation_id,
+            }
+        )
+
 
 class DayCounts(_Body):
     """Payments created on one day (UTC), by the status they have now."""

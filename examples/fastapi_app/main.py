@@ -380,35 +380,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payment_id: str, svc: Service, _who: Reader, _correlation: CorrelationHeader = None
     ) -> list[AuditEntryResponse]:
         """Every change to the payment, oldest first."""
-        return [
-            AuditEntryResponse.model_validate(
-                {
-                    "action": e.action,
-                    "fromStatus": e.from_status.value if e.from_status else None,
-                    "toStatus": e.to_status.value,
-                    "actorId": e.actor_id,
-                    "at": e.at,
-                    "reason": e.reason,
-                    "correlationId": e.correlation_id,
-                }
-            )
-            for e in await svc.audit_trail(payment_id)
-        ]
+        return [AuditEntryResponse.of(e) for e in await svc.audit_trail(payment_id)]
 
     @app.post(
         "/api/payments/simulate-confirmation/{payment_id}", response_model=PaymentResponse, **write
-    )
-    async def simulate_confirmation(
-        payment_id: str, svc: Service, who: Writer, _correlation: CorrelationHeader = None
-    ) -> PaymentResponse:
-        """Confirm, as the processor's callback would (the seed design's path)."""
-        return PaymentResponse.of(await svc.confirm_payment(payment_id, actor=who))
-
+    )  # the seed design's path: confirm, as the processor's callback would
     @app.post("/api/payments/{payment_id}/confirm", response_model=PaymentResponse, **write)
     async def confirm(
         payment_id: str, svc: Service, who: Writer, _correlation: CorrelationHeader = None
     ) -> PaymentResponse:
-        """Pending -> Confirmed."""
+        """Pending -> Confirmed, capturing the whole amount."""
         return PaymentResponse.of(await svc.confirm_payment(payment_id, actor=who))
 
     @app.post("/api/payments/{payment_id}/fail", response_model=PaymentResponse, **write)
@@ -419,7 +400,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         who: Writer,
         _correlation: CorrelationHeader = None,
     ) -> PaymentResponse:
-        """Pending -> Failed, with a `reason`."""
+        """Pending or Authorized -> Failed, with a `reason`."""
         payment = await svc.fail_payment(payment_id, reason=body.reason, actor=who)
         return PaymentResponse.of(payment)
 
@@ -431,7 +412,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body: OptionalReasonRequest | None = None,
         _correlation: CorrelationHeader = None,
     ) -> PaymentResponse:
-        """Pending -> Cancelled, with an optional `reason`."""
+        """Pending or Authorized (a void) -> Cancelled, with an optional `reason`."""
         reason = None if body is None else body.reason
         return PaymentResponse.of(await svc.cancel_payment(payment_id, actor=who, reason=reason))
 

@@ -253,17 +253,7 @@ def get_payment(payment_id: str) -> Response:
 def audit_trail(payment_id: str) -> Response:
     reader()
     entries = [
-        AuditEntryResponse.model_validate(
-            {
-                "action": e.action,
-                "fromStatus": e.from_status.value if e.from_status else None,
-                "toStatus": e.to_status.value,
-                "actorId": e.actor_id,
-                "at": e.at,
-                "reason": e.reason,
-                "correlationId": e.correlation_id,
-            }
-        ).model_dump(mode="json", by_alias=True)
+        AuditEntryResponse.of(e).model_dump(mode="json", by_alias=True)
         for e in ext().service.audit_trail(payment_id)
     ]
     return json_response(entries)
