@@ -1,4 +1,4 @@
-"""Broken stores: each breaks one promise of the port, and the contract suite must notice."""
+"""Broken stores and processors: each breaks one promise, and the shipped suites must notice."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import attrs
 
 from paymentorch.adapters.memory import InMemoryPaymentStore, _OutboxRow
 from paymentorch.domain import Change, Payment, PaymentStatus, StoreError
+from paymentorch.domain.processing import ProcessorRequest, ProcessorResult
 from paymentorch.ports import OutboxMessage
+from paymentorch.testing import SimulatedProcessor
 
 
 class IgnoresExpected(InMemoryPaymentStore):
@@ -94,3 +96,11 @@ class RefundsReadThenWrite(InMemoryPaymentStore):
             self._check_event(change.event.id)
             self._replace(self._payments[current.id], change)
         return True
+
+
+class ForgetfulProcessor(SimulatedProcessor):
+    """Decides every call afresh: a repeated operation id moves money again."""
+
+    async def execute(self, request: ProcessorRequest) -> ProcessorResult:
+        self._answers.pop(request.operation_id, None)
+        return await super().execute(request)

@@ -77,3 +77,43 @@ def test_the_suite_catches_a_broken_store(pytester: pytest.Pytester, store: str)
     failed = {report.nodeid.split("::")[-1] for report in result.reprec.getfailures()}  # type: ignore[attr-defined]
     missing = CAUGHT_BY[store] - failed
     assert not missing, f"{store} passed {sorted(missing)}; failed: {sorted(failed)}"
+
+
+PROCESSOR_CONFTEST = """
+import pytest
+from paymentorch.testing.processor_contract import ProcessorUnderTest
+from {module} import {processor}
+
+
+@pytest.fixture
+def processor_under_test():
+    made = {processor}(success_rate=1.0, latency=(0, 0), seed=1)
+    return ProcessorUnderTest(made, made.ledger.get)
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "processor", "fails"),
+    [
+        ("paymentorch.testing", "SimulatedProcessor", set()),
+        (
+            "tests.mutant_stores",
+            "ForgetfulProcessor",
+            {"test_an_operation_id_moves_money_once", "test_concurrent_repeats_move_money_once"},
+        ),
+    ],
+)
+def test_the_processor_kit_catches_a_double_execution(
+    pytester: pytest.Pytester, module: str, processor: str, fails: set[str]
+) -> None:
+    """The conformance kit passes the simulated processor and fails one that executes twice."""
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
+    )
+    pytester.makeconftest(PROCESSOR_CONFTEST.format(module=module, processor=processor))
+    pytester.makepyfile(
+        test_kit="from paymentorch.testing.processor_contract import *  # noqa: F403\n"
+    )
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    failed = {report.nodeid.split("::")[-1] for report in result.reprec.getfailures()}  # type: ignore[attr-defined]
+    assert failed == fails, result.stdout.str()

@@ -39,9 +39,23 @@ from paymentorch.domain import (
     ValidationPolicy,
     correlation,
 )
+from paymentorch.domain.processing import (
+    Outcome,
+    ProcessorCapabilities,
+    ProcessorRequest,
+    ProcessorResult,
+)
 from paymentorch.domain.results import BulkResult, HealthReport, Page, PaymentSummary
 from paymentorch.outbox import OutboxRelay
-from paymentorch.ports import Cache, EventSink, OutboxMessage, OutboxStats, PaymentStore
+from paymentorch.ports import (
+    Cache,
+    EventSink,
+    OutboxMessage,
+    OutboxStats,
+    PaymentProcessor,
+    PaymentStore,
+)
+from paymentorch.processors import CircuitBreaker, Router
 from paymentorch.service import PaymentService
 
 __all__ = [
@@ -50,6 +64,7 @@ __all__ = [
     "AuditEntry",
     "BulkResult",
     "Cache",
+    "CircuitBreaker",
     "EventSink",
     "FieldError",
     "HealthReport",
@@ -65,18 +80,24 @@ __all__ = [
     "OutboxMessage",
     "OutboxRelay",
     "OutboxStats",
+    "Outcome",
     "Page",
     "Payment",
     "PaymentError",
     "PaymentEvent",
     "PaymentNotFound",
+    "PaymentProcessor",
     "PaymentService",
     "PaymentStatus",
     "PaymentStore",
     "PaymentSummary",
     "PermissionDenied",
+    "ProcessorCapabilities",
+    "ProcessorRequest",
+    "ProcessorResult",
     "Role",
     "RolePolicy",
+    "Router",
     "StoreError",
     "StoreUnavailable",
     "SyncCache",
@@ -92,4 +113,7 @@ __all__ = [
     "open_service",
     "open_store",
     "open_sync_service",
+    "testing",
 ]
+
+from paymentorch import testing

@@ -17,6 +17,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
+from paymentorch.domain.processing import ProcessorCapabilities, ProcessorRequest, ProcessorResult
 from paymentorch.domain.results import SummaryRow
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Outbox",
     "OutboxMessage",
     "OutboxStats",
+    "PaymentProcessor",
     "PaymentStore",
 ]
 
@@ -182,6 +184,27 @@ class PaymentStore(AuditLog, Outbox, Protocol):
 
     async def aclose(self) -> None:
         """Release connections and threads."""
+        ...
+
+
+@runtime_checkable
+class PaymentProcessor(Protocol):
+    """An external gateway (card network, bank, BNPL funder) that moves money.
+
+    ``execute`` must honour ``request.operation_id`` as an idempotency key. An adapter
+    returns ``NOT_ATTEMPTED`` only when it knows the request did not leave; any
+    exception escaping ``execute`` counts as ``UNKNOWN``, never as a decline.
+    """
+
+    name: str
+    capabilities: ProcessorCapabilities
+
+    async def execute(self, request: ProcessorRequest) -> ProcessorResult:
+        """Carry out the request."""
+        ...
+
+    async def lookup(self, request: ProcessorRequest) -> ProcessorResult:
+        """What became of ``request.operation_id`` (``NOT_FOUND`` when nothing)."""
         ...
 
 

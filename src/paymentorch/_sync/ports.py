@@ -19,6 +19,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
+from paymentorch.domain.processing import ProcessorCapabilities, ProcessorRequest, ProcessorResult
 from paymentorch.domain.results import SummaryRow
 
 __all__ = []
@@ -175,6 +176,27 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
 
     def close(self) -> None:
         """Release connections and threads."""
+        ...
+
+
+@runtime_checkable
+class SyncPaymentProcessor(Protocol):
+    """An external gateway (card network, bank, BNPL funder) that moves money.
+
+    ``execute`` must honour ``request.operation_id`` as an idempotency key. An adapter
+    returns ``NOT_ATTEMPTED`` only when it knows the request did not leave; any
+    exception escaping ``execute`` counts as ``UNKNOWN``, never as a decline.
+    """
+
+    name: str
+    capabilities: ProcessorCapabilities
+
+    def execute(self, request: ProcessorRequest) -> ProcessorResult:
+        """Carry out the request."""
+        ...
+
+    def lookup(self, request: ProcessorRequest) -> ProcessorResult:
+        """What became of ``request.operation_id`` (``NOT_FOUND`` when nothing)."""
         ...
 
 

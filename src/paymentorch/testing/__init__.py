@@ -10,9 +10,14 @@ data, which adds the multi-process tests). The suite needs pytest-asyncio and ru
 its strict mode. A blocking store (the twin's, or your own) runs the same
 suite through ``AsyncView``: ``Backend(name, functools.partial(open_async_view, opener,
 url))``.
+
+``SimulatedProcessor`` is the seed design's processor, with a ledger of what it really
+executed; ``paymentorch.testing.processor_contract`` is the conformance kit that any
+processor adapter runs, as the contract suite is for stores.
 """
 
 from paymentorch.testing._backend import Backend, service_on
 from paymentorch.testing._twin import AsyncView, open_async_view
+from paymentorch.testing.simulated import SimulatedProcessor
 
-__all__ = ["AsyncView", "Backend", "open_async_view", "service_on"]
+__all__ = ["AsyncView", "Backend", "SimulatedProcessor", "open_async_view", "service_on"]
