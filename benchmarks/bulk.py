@@ -53,6 +53,9 @@ async def raw_copy(db: Databases, count: int) -> float:
                             None,
                             None,
                             Jsonb({}),
+                            Decimal(0),
+                            Decimal(0),
+                            Decimal(0),
                         )
                     )
             async with cur.copy(
@@ -66,7 +69,16 @@ async def raw_copy(db: Databases, count: int) -> float:
                 for pid in ids:
                     payload = {"id": str(pid), "amount": "125.50", "status": "Pending"}
                     await copy.write_row(
-                        (uuid.uuid4(), pid, "payment.created", now, Jsonb(payload), "bench", None)
+                        (
+                            uuid.uuid4(),
+                            pid,
+                            "payment.created",
+                            now,
+                            Jsonb(payload),
+                            "bench",
+                            None,
+                            None,
+                        )
                     )
         return time.perf_counter() - start
 
