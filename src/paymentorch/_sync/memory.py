@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Final
 from uuid import UUID
 
 import attrs
@@ -28,8 +27,6 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
-
-LOOP_BOUND: Final = False  # usable from any thread's event loop (see SyncPaymentService)
 
 
 @attrs.define
