@@ -35,7 +35,7 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_operations",
         "paymentorch_alembic_version",
     }
-    assert version == [("0003",)]
+    assert version == [("0004",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:

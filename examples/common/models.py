@@ -183,6 +183,8 @@ class OperationResponse(_Body):
     error: str | None
     created_at: datetime
     updated_at: datetime
+    due_at: datetime | None = Field(description="When a worker acts on it next.")
+    lookups: int = Field(description="How often the processor was asked what became of it.")
 
     @classmethod
     def of(cls, operation: po.Operation) -> OperationResponse:

@@ -57,6 +57,7 @@ from paymentorch.ports import (
 )
 from paymentorch.processors import CircuitBreaker, Router
 from paymentorch.service import PaymentService
+from paymentorch.worker import PaymentWorker
 
 __all__ = [
     "Actor",
@@ -91,6 +92,7 @@ __all__ = [
     "PaymentStatus",
     "PaymentStore",
     "PaymentSummary",
+    "PaymentWorker",
     "PermissionDenied",
     "ProcessorCapabilities",
     "ProcessorRequest",

@@ -15,7 +15,7 @@ from opentelemetry import metrics, trace
 from paymentorch.adapters import STORES, backend_of
 from paymentorch.clock import utc_now
 from paymentorch.domain import RolePolicy, ValidationPolicy
-from paymentorch.ports import Cache, PaymentStore
+from paymentorch.ports import Cache, PaymentProcessor, PaymentStore
 from paymentorch.service import PaymentService
 
 
@@ -46,6 +46,7 @@ async def open_service(
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: metrics.MeterProvider | None = None,
     outbox_lag_threshold: timedelta = timedelta(seconds=60),
+    processor: PaymentProcessor | None = None,
     **store_options: Any,
 ) -> PaymentService:
     """Open a ``PaymentService`` on the backend ``url`` names.
@@ -72,6 +73,7 @@ async def open_service(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             outbox_lag_threshold=outbox_lag_threshold,
+            processor=processor,
         )
     except BaseException:
         await store.aclose()

@@ -11,6 +11,7 @@ from paymentorch.domain import (
     AuditEntry,
     Change,
     Operation,
+    OperationStatus,
     Payment,
     PaymentEvent,
     PaymentStatus,
@@ -131,6 +132,37 @@ class PaymentStore(AuditLog, Outbox, Protocol):
 
     async def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
         """The operation of ``payment_id`` that the actor ``scope`` asked for with ``key``."""
+        ...
+
+    async def get_operation(self, operation_id: UUID) -> Operation | None:
+        """The operation, or None."""
+        ...
+
+    async def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        """Lease up to ``limit`` pending or unknown operations due by ``now``, soonest first.
+
+        A leased operation is not handed out again before ``lease_until``, so several
+        workers, in one process or many, share the work.
+        """
+        ...
+
+    async def settle(
+        self, previous: Operation, operation: Operation, change: Change | None = None
+    ) -> bool:
+        """Write ``operation``'s new state, and ``change`` to its payment, atomically.
+
+        Only if the stored operation still has ``previous``'s status, attempts and
+        lookups (nobody settled it meanwhile) and ``change`` passes ``apply``'s guards
+        against ``change.audit.from_status``; else nothing is written. The lease ends.
+        """
+        ...
+
+    async def operations_with_status(
+        self, status: OperationStatus, *, limit: int
+    ) -> list[Operation]:
+        """Operations with ``status``, oldest first."""
         ...
 
     async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:

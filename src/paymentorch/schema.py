@@ -128,7 +128,11 @@ operations = sa.Table(
     sa.Column("error", sa.Text()),
     sa.Column("created_at", _time(), nullable=False),
     sa.Column("updated_at", _time(), nullable=False),
+    sa.Column("due_at", _time()),
+    sa.Column("lookups", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("lease_until", _time()),
     sa.Index("paymentorch_operations_payment", "payment_id", "created_at", "id"),
+    sa.Index("paymentorch_operations_due", "status", "due_at"),
     sa.Index(
         "paymentorch_operations_key",
         "payment_id",

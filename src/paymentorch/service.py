@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Self, cast
 from uuid import UUID
 
+import attrs
 from opentelemetry import metrics, trace
 
 from paymentorch._kinds import require_async
@@ -45,6 +46,8 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.cursor import Keyset, decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
+from paymentorch.domain.orchestration import Step, resolved
+from paymentorch.domain.processing import Outcome
 from paymentorch.domain.results import (
     BulkResult,
     HealthReport,
@@ -62,10 +65,11 @@ from paymentorch.domain.validation import (
     same_refund,
     same_request,
 )
-from paymentorch.ports import Cache, PaymentStore
+from paymentorch.ports import Cache, PaymentProcessor, PaymentStore
 from paymentorch.telemetry import Telemetry
 
 logger = logging.getLogger("paymentorch")
+UNSETTLED = frozenset({OperationStatus.UNKNOWN, OperationStatus.NEEDS_ATTENTION})
 
 
 class PaymentService:
@@ -90,6 +94,7 @@ class PaymentService:
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         outbox_lag_threshold: timedelta = timedelta(seconds=60),
+        processor: PaymentProcessor | None = None,
     ) -> None:
         if (
             not isinstance(default_currency, str)
@@ -107,6 +112,7 @@ class PaymentService:
         require_async(store, "store", "get")
         require_async(cache, "cache", "get")
         self._store = store
+        self._processor = processor
         self._cache = cache
         self._policy = policy or RolePolicy()
         self._validation = validation or ValidationPolicy()
@@ -121,6 +127,16 @@ class PaymentService:
     def store(self) -> PaymentStore:
         """The backend behind the service (for ``OutboxRelay`` and maintenance)."""
         return self._store
+
+    @property
+    def processor(self) -> PaymentProcessor | None:
+        """The processor money moves through (``PaymentWorker`` calls it), if any."""
+        return self._processor
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The service's clock, which its worker and relay read too."""
+        return self._clock
 
     @property
     def cache(self) -> Cache | None:
@@ -138,8 +154,13 @@ class PaymentService:
         currency: str | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        capture_method: str | None = None,
     ) -> Payment:
         """Create a Pending payment, or return the one already made with ``idempotency_key``.
+
+        With a processor, ``capture_method="automatic"`` queues a charge and ``"manual"``
+        an authorization, in the creation's own transaction; ``PaymentWorker`` carries
+        them out and confirms, authorizes or fails the payment by the processor's answer.
 
         Raises:
             PermissionDenied: the actor may not create payments.
@@ -153,6 +174,7 @@ class PaymentService:
             currency=currency,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            capture_method=capture_method,
         )
         return payment
 
@@ -165,6 +187,7 @@ class PaymentService:
         currency: str | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        capture_method: str | None = None,
     ) -> tuple[Payment, bool]:
         """``create_payment``, saying whether this call created the payment.
 
@@ -173,11 +196,12 @@ class PaymentService:
         """
         with self._telemetry.operation("create_payment") as span:
             self._policy.check(actor, "create")
+            self._check_capture_method(capture_method)
             valid = self._validation.validate_payment(
                 NewPayment(customer_id, amount, currency, idempotency_key, metadata),
                 default_currency=self._default_currency,
             )
-            change = self._creation(valid, actor)
+            change = self._creation(valid, actor, capture_method)
             existing = await self._store.add(change)
             if existing is not None:
                 same_request(existing, valid, idempotency_key or "")
@@ -230,7 +254,9 @@ class PaymentService:
             self._telemetry.payments_created(payments)
             return payments
 
-    def _creation(self, valid: ValidPayment, actor: Actor) -> Change:
+    def _creation(
+        self, valid: ValidPayment, actor: Actor, capture_method: str | None = None
+    ) -> Change:
         now = self._clock()
         payment = Payment(
             id=uuid7(),
@@ -244,12 +270,28 @@ class PaymentService:
             idempotency_key=valid.idempotency_key,
             metadata=valid.metadata,
         )
+        intent = None
+        if capture_method is not None:  # the processor is asked by the worker, not here
+            intent = Operation(
+                id=uuid7(),
+                payment_id=payment.id,
+                kind=OperationKind.CHARGE
+                if capture_method == "automatic"
+                else OperationKind.AUTHORIZE,
+                amount=payment.amount,
+                currency=payment.currency,
+                status=OperationStatus.PENDING,
+                created_at=now,
+                updated_at=now,
+                due_at=now,
+            )
         return record_change(
             payment,
             "created",
             from_status=None,
             actor_id=actor.id,
             correlation_id=current_correlation_id(),
+            operation=intent,
         )
 
     # -- reading ----------------------------------------------------------------
@@ -620,6 +662,118 @@ class PaymentService:
                     await self._cache_delete(payment.id)
             return BulkResult(confirmed, skipped)
 
+    # -- processors -------------------------------------------------------------
+
+    def _check_capture_method(self, capture_method: object) -> None:
+        if capture_method is None:
+            return
+        if capture_method not in ("automatic", "manual"):
+            message = "must be 'automatic', 'manual' or None"
+        elif self._processor is None:
+            message = "needs a processor: open the service with processor=..."
+        else:
+            return
+        raise ValidationError([FieldError("capture_method", message, "choice")])
+
+    async def settle_operation(self, previous: Operation, step: Step, *, actor: Actor) -> bool:
+        """Record ``step`` (a processor's answer, decided) with the payment's change.
+
+        Both or neither: ``False`` when someone settled the operation or changed the
+        payment meanwhile (the worker will see the operation again). A payment that can
+        no longer take the change (cancelled by hand while its charge was in flight)
+        leaves the operation ``needs_attention``.
+        """
+        operation, change = step.operation, None
+        if step.payment_action is not None:
+            current = await self._read(operation.payment_id, fresh=True)
+            try:
+                new = transition(
+                    current,
+                    step.payment_action,
+                    at=operation.updated_at,
+                    reason=step.reason,
+                    amount=operation.amount,
+                )
+            except (InvalidTransition, AmountExceeded) as exc:
+                operation = attrs.evolve(
+                    operation,
+                    status=OperationStatus.NEEDS_ATTENTION,
+                    due_at=None,
+                    error=f"{operation.status.value}, but {exc}"[:1000],
+                )
+            else:
+                change = record_change(
+                    new,
+                    step.payment_action,
+                    from_status=current.status,
+                    actor_id=actor.id,
+                    reason=step.reason,
+                    correlation_id=current_correlation_id(),
+                    operation=None,
+                )
+        settled = await self._store.settle(previous, operation, change)
+        if settled and change is not None:
+            await self._cache_set(change.payment)
+            self._telemetry.payment_changed(change.payment)
+        return settled
+
+    async def operations_needing_attention(self, limit: int = 100) -> list[Operation]:
+        """Operations whose outcome no lookup could settle: a person decides them."""
+        with self._telemetry.operation("operations_needing_attention"):
+            return await self._store.operations_with_status(
+                OperationStatus.NEEDS_ATTENTION, limit=limit
+            )
+
+    async def resolve_operation(
+        self,
+        operation_id: UUID | str,
+        outcome: Outcome | str,
+        *,
+        actor: Actor,
+        reason: str,
+    ) -> Operation:
+        """Settle an operation whose outcome is unknown, as a person found it out.
+
+        ``outcome`` is ``succeeded`` or ``declined``; the payment moves as the processor's
+        answer would have moved it, and the audit entry names ``actor`` and ``reason``.
+
+        Raises:
+            PermissionDenied.
+            ValidationError: a bad argument, a missing operation, or one that is not
+                unknown or needing attention.
+        """
+        with self._telemetry.operation("resolve_operation"):
+            self._policy.check(actor, "resolve")
+            errors = self._validation.check_reason(reason, required=True)
+            try:
+                op_id = parse_payment_id(operation_id, "operation_id")
+            except ValidationError as exc:
+                errors = [*exc.errors, *errors]
+            answer = str(outcome)
+            if answer not in (Outcome.SUCCEEDED.value, Outcome.DECLINED.value):
+                errors.append(FieldError("outcome", "must be succeeded or declined", "choice"))
+            if errors:
+                raise ValidationError(errors)
+            for _ in range(MAX_ATTEMPTS):
+                previous = await self._store.get_operation(op_id)
+                if previous is None:
+                    raise ValidationError(
+                        [FieldError("operation_id", "no such operation", "missing")]
+                    )
+                if previous.status not in (
+                    OperationStatus.UNKNOWN,
+                    OperationStatus.NEEDS_ATTENTION,
+                ):
+                    raise ValidationError(
+                        [FieldError("operation_id", f"is {previous.status.value}: only unknown"
+                                    " operations, or those needing attention, are resolved",
+                                    "state")]
+                    )  # fmt: skip
+                step = resolved(previous, Outcome(answer), at=self._clock(), reason=reason)
+                if await self.settle_operation(previous, step, actor=actor):
+                    return step.operation
+            raise StoreError(f"operation {op_id} changed {MAX_ATTEMPTS} times while resolved")
+
     # -- maintenance ------------------------------------------------------------
 
     async def purge_idempotency_keys(self, older_than: timedelta = KEY_RETENTION) -> int:
@@ -635,24 +789,28 @@ class PaymentService:
             return await self._store.purge_idempotency_keys(self._clock() - older_than)
 
     async def health(self) -> HealthReport:
-        """Store round trip and outbox lag: ``ok``, ``degraded`` or ``down``."""
+        """Store round trip, outbox lag and operations needing a person: ``ok``,
+        ``degraded`` or ``down``."""
         with self._telemetry.operation("health"):
             start = time.perf_counter()
             try:
                 await self._store.ping()
+                latency_ms = (time.perf_counter() - start) * 1000
                 stats = await self._store.outbox_stats()
+                attention = await self._store.operations_with_status(
+                    OperationStatus.NEEDS_ATTENTION, limit=1000
+                )
             except PaymentError as exc:
                 return HealthReport(
                     "down", {"store": {"status": "down", "error": str(exc)}, "outbox": {}}
                 )
-            latency_ms = (time.perf_counter() - start) * 1000
             age = (
                 0.0
                 if stats.oldest_pending_at is None
                 else max(0.0, (self._clock() - stats.oldest_pending_at).total_seconds())
             )
             lagging = age > self._lag_threshold.total_seconds() or stats.parked > 0
-            status: HealthStatus = "degraded" if lagging else "ok"
+            status: HealthStatus = "degraded" if lagging or attention else "ok"
             return HealthReport(
                 status,
                 {
@@ -666,6 +824,10 @@ class PaymentService:
                         "pending": stats.pending,
                         "parked": stats.parked,
                         "oldest_pending_age_s": round(age, 3),
+                    },
+                    "operations": {
+                        "status": "degraded" if attention else "ok",
+                        "needing_attention": len(attention),
                     },
                 },
             )

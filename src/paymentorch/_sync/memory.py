@@ -20,6 +20,7 @@ from paymentorch.domain import (
     IdempotencyConflict,
     Operation,
     OperationKind,
+    OperationStatus,
     Payment,
     PaymentStatus,
     StoreError,
@@ -57,8 +58,10 @@ class SyncInMemoryPaymentStore:
         self._pending: dict[UUID, _OutboxRow] = {}  # insertion order is event order
         self._parked: dict[UUID, _OutboxRow] = {}
         self._seq = itertools.count(1)
-        self._operations: dict[UUID, list[Operation]] = {}
-        self._operation_keys: dict[tuple[UUID, str, str], Operation] = {}
+        self._operations: dict[UUID, list[UUID]] = {}  # payment id -> its operations' ids
+        self._ops: dict[UUID, Operation] = {}
+        self._op_leases: dict[UUID, datetime] = {}
+        self._operation_keys: dict[tuple[UUID, str, str], UUID] = {}
         self._closed = False
 
     def _open(self) -> None:
@@ -177,10 +180,11 @@ class SyncInMemoryPaymentStore:
         self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
         op = change.operation
         if op is not None:
-            self._operations.setdefault(op.payment_id, []).append(op)
+            self._operations.setdefault(op.payment_id, []).append(op.id)
+            self._ops[op.id] = op
             if op.idempotency_key is not None:
                 key = (op.payment_id, change.audit.actor_id, op.idempotency_key)
-                self._operation_keys[key] = op
+                self._operation_keys[key] = op.id
 
     def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release keys of payments created before ``created_before``."""
@@ -289,13 +293,72 @@ class SyncInMemoryPaymentStore:
         """A payment's operations, oldest first."""
         with self._lock:
             self._open()
-            return list(self._operations.get(payment_id, ()))
+            return [self._ops[i] for i in self._operations.get(payment_id, ())]
 
     def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
         """The operation of ``payment_id`` that ``scope`` asked for with ``key``."""
         with self._lock:
             self._open()
-            return self._operation_keys.get((payment_id, scope, key))
+            found = self._operation_keys.get((payment_id, scope, key))
+            return None if found is None else self._ops[found]
+
+    def get_operation(self, operation_id: UUID) -> Operation | None:
+        """The operation, or None."""
+        with self._lock:
+            self._open()
+            return self._ops.get(operation_id)
+
+    def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        """Lease due pending or unknown operations, soonest first."""
+        with self._lock:
+            self._open()
+            due = sorted(
+                (
+                    op
+                    for op in self._ops.values()
+                    if op.status in _WORKABLE
+                    and op.due_at is not None
+                    and op.due_at <= now
+                    and self._op_leases.get(op.id, now) <= now
+                ),
+                key=lambda op: (op.due_at, op.id),
+            )[:limit]
+            for op in due:
+                self._op_leases[op.id] = lease_until
+            return due
+
+    def settle(
+        self, previous: Operation, operation: Operation, change: Change | None = None
+    ) -> bool:
+        """The operation's new state and its payment's change, both or neither."""
+        with self._lock:
+            self._open()
+            stored = self._ops.get(operation.id)
+            if stored is None or (stored.status, stored.attempts, stored.lookups) != (
+                previous.status,
+                previous.attempts,
+                previous.lookups,
+            ):
+                return False
+            if change is not None:
+                old = self._payments.get(change.payment.id)
+                expected = change.audit.from_status
+                if old is None or expected is None or not _guards_hold(old, change, expected):
+                    return False
+                self._check_event(change.event.id)
+                self._replace(old, change)
+            self._ops[operation.id] = operation
+            self._op_leases.pop(operation.id, None)
+            return True
+
+    def operations_with_status(self, status: OperationStatus, *, limit: int) -> list[Operation]:
+        """Operations with ``status``, oldest first."""
+        with self._lock:
+            self._open()
+            found = [op for op in self._ops.values() if op.status is status]
+            return sorted(found, key=lambda op: (op.created_at, op.id))[:limit]
 
     def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""
@@ -398,6 +461,9 @@ class SyncInMemoryPaymentStore:
     def close(self) -> None:
         """Close the store: every later call raises ``StoreUnavailable``, as on SQL."""
         self._closed = True
+
+
+_WORKABLE = frozenset({OperationStatus.PENDING, OperationStatus.UNKNOWN})
 
 
 def _guards_hold(old: Payment, change: Change, expected: PaymentStatus) -> bool:

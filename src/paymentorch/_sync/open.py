@@ -20,6 +20,7 @@ from paymentorch._sync.service import SyncPaymentService
 from paymentorch.adapters import SYNC_STORES, backend_of
 from paymentorch.clock import utc_now
 from paymentorch.domain import RolePolicy, ValidationPolicy
+from paymentorch.ports import PaymentProcessor
 
 
 class _Default:
@@ -49,6 +50,7 @@ def open_sync_service(
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: metrics.MeterProvider | None = None,
     outbox_lag_threshold: timedelta = timedelta(seconds=60),
+    processor: PaymentProcessor | None = None,
     **store_options: Any,
 ) -> SyncPaymentService:
     """Open a ``PaymentService`` on the backend ``url`` names.
@@ -75,6 +77,7 @@ def open_sync_service(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             outbox_lag_threshold=outbox_lag_threshold,
+            processor=processor,
         )
     except BaseException:
         store.close()

@@ -13,6 +13,7 @@ from paymentorch.domain import (
     AuditEntry,
     Change,
     Operation,
+    OperationStatus,
     Payment,
     PaymentEvent,
     PaymentStatus,
@@ -123,6 +124,35 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
 
     def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
         """The operation of ``payment_id`` that the actor ``scope`` asked for with ``key``."""
+        ...
+
+    def get_operation(self, operation_id: UUID) -> Operation | None:
+        """The operation, or None."""
+        ...
+
+    def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        """Lease up to ``limit`` pending or unknown operations due by ``now``, soonest first.
+
+        A leased operation is not handed out again before ``lease_until``, so several
+        workers, in one process or many, share the work.
+        """
+        ...
+
+    def settle(
+        self, previous: Operation, operation: Operation, change: Change | None = None
+    ) -> bool:
+        """Write ``operation``'s new state, and ``change`` to its payment, atomically.
+
+        Only if the stored operation still has ``previous``'s status, attempts and
+        lookups (nobody settled it meanwhile) and ``change`` passes ``apply``'s guards
+        against ``change.audit.from_status``; else nothing is written. The lease ends.
+        """
+        ...
+
+    def operations_with_status(self, status: OperationStatus, *, limit: int) -> list[Operation]:
+        """Operations with ``status``, oldest first."""
         ...
 
     def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:

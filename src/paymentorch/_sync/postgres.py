@@ -33,10 +33,13 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     APPLY_MANY,
     APPLY_WITH_OPERATION,
     CLAIM,
+    CLAIM_OPERATIONS,
     CREATE,
+    CREATE_WITH_OPERATION,
     KEY_INDEX,
     READ_RETRIES,
     SELECT,
+    SETTLE,
     audit_row,
     conninfo,
     errors,
@@ -49,6 +52,7 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     row_operation,
     row_payment,
     same,
+    settle_row,
     update_row,
     where_filters,
 )
@@ -68,6 +72,7 @@ from paymentorch.domain import (  # noqa: E402
     Change,
     IdempotencyConflict,
     Operation,
+    OperationStatus,
     Payment,
     PaymentStatus,
     StoreError,
@@ -174,9 +179,12 @@ class SyncPostgresPaymentStore:
     def add(self, change: Change) -> Payment | None:
         """Insert payment, entry and event in one statement, or return the key's holder."""
         params = (*payment_row(change), *audit_row(change.audit), *event_row(change.event))
+        sql = CREATE
+        if change.operation is not None:
+            sql, params = CREATE_WITH_OPERATION, (*params, *operation_row(change))
 
         def work(conn: psycopg.Connection[Any]) -> Payment | None:
-            cur = conn.execute(CREATE, params)
+            cur = conn.execute(sql, params)
             row = cur.fetchone()
             if row is not None and row[0] == 1:
                 return None
@@ -397,6 +405,56 @@ class SyncPostgresPaymentStore:
         )
         return row_operation(rows[0]) if rows else None
 
+    def get_operation(self, operation_id: UUID) -> Operation | None:
+        """The operation, or None."""
+        rows = self._fetch(
+            "read an operation",
+            f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations WHERE id = %s",
+            (operation_id,),
+        )
+        return row_operation(rows[0]) if rows else None
+
+    def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        """Lease due operations with ``FOR UPDATE SKIP LOCKED``, soonest first."""
+
+        def work(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            cur = conn.execute(CLAIM_OPERATIONS, {"now": now, "limit": limit, "lease": lease_until})
+            return cur.fetchall()
+
+        found = [row_operation(r) for r in self._write("claim operations", work)]
+        return sorted(found, key=lambda op: (op.due_at or now, op.id))
+
+    def settle(
+        self, previous: Operation, operation: Operation, change: Change | None = None
+    ) -> bool:
+        """The operation's new state and its payment's change, in one transaction."""
+
+        def work(conn: psycopg.Connection[Any]) -> bool:
+            settled = False
+            with conn.transaction() as tx:
+                cur = conn.execute(SETTLE, settle_row(previous, operation))
+                settled = cur.rowcount == 1
+                if settled and change is not None:
+                    expected = change.audit.from_status
+                    settled = expected is not None and _applied(conn, change, expected)
+                    if not settled:  # the payment's guard refused: undo the operation too
+                        raise psycopg.Rollback(tx)
+            return settled
+
+        return self._write("settle an operation", work)
+
+    def operations_with_status(self, status: OperationStatus, *, limit: int) -> list[Operation]:
+        """Operations with ``status``, oldest first."""
+        rows = self._fetch(
+            "read operations",
+            f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations WHERE status = %s"
+            " ORDER BY created_at, id LIMIT %s",
+            (status.value, limit),
+        )
+        return [row_operation(r) for r in rows]
+
     def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""
         rows = self._fetch(
@@ -493,6 +551,13 @@ class SyncPostgresPaymentStore:
     def close(self) -> None:
         """Close the pool. Safe to call twice."""
         self._pool.close()
+
+
+def _applied(conn: psycopg.Connection[Any], change: Change, expected: PaymentStatus) -> bool:
+    params = (*update_row(change, expected), *audit_row(change.audit), *event_row(change.event))
+    cur = conn.execute(APPLY, params)
+    row = cur.fetchone()
+    return row is not None and row[0] == 1
 
 
 def _probe(conninfo: str, connect_timeout: float) -> None:

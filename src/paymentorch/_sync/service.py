@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Self, cast
 from uuid import UUID
 
+import attrs
 from opentelemetry import metrics, trace
 
 from paymentorch._kinds import require_sync
@@ -48,6 +49,8 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.cursor import Keyset, decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
+from paymentorch.domain.orchestration import Step, resolved
+from paymentorch.domain.processing import Outcome
 from paymentorch.domain.results import (
     BulkResult,
     HealthReport,
@@ -65,9 +68,11 @@ from paymentorch.domain.validation import (
     same_refund,
     same_request,
 )
+from paymentorch.ports import PaymentProcessor
 from paymentorch.telemetry import Telemetry
 
 logger = logging.getLogger("paymentorch")
+UNSETTLED = frozenset({OperationStatus.UNKNOWN, OperationStatus.NEEDS_ATTENTION})
 
 
 class SyncPaymentService:
@@ -92,6 +97,7 @@ class SyncPaymentService:
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         outbox_lag_threshold: timedelta = timedelta(seconds=60),
+        processor: PaymentProcessor | None = None,
     ) -> None:
         if (
             not isinstance(default_currency, str)
@@ -109,6 +115,7 @@ class SyncPaymentService:
         require_sync(store, "store", "get")
         require_sync(cache, "cache", "get")
         self._store = store
+        self._processor = processor
         self._cache = cache
         self._policy = policy or RolePolicy()
         self._validation = validation or ValidationPolicy()
@@ -123,6 +130,16 @@ class SyncPaymentService:
     def store(self) -> SyncPaymentStore:
         """The backend behind the service (for ``OutboxRelay`` and maintenance)."""
         return self._store
+
+    @property
+    def processor(self) -> PaymentProcessor | None:
+        """The processor money moves through (``PaymentWorker`` calls it), if any."""
+        return self._processor
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The service's clock, which its worker and relay read too."""
+        return self._clock
 
     @property
     def cache(self) -> SyncCache | None:
@@ -140,8 +157,13 @@ class SyncPaymentService:
         currency: str | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        capture_method: str | None = None,
     ) -> Payment:
         """Create a Pending payment, or return the one already made with ``idempotency_key``.
+
+        With a processor, ``capture_method="automatic"`` queues a charge and ``"manual"``
+        an authorization, in the creation's own transaction; ``PaymentWorker`` carries
+        them out and confirms, authorizes or fails the payment by the processor's answer.
 
         Raises:
             PermissionDenied: the actor may not create payments.
@@ -155,6 +177,7 @@ class SyncPaymentService:
             currency=currency,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            capture_method=capture_method,
         )
         return payment
 
@@ -167,6 +190,7 @@ class SyncPaymentService:
         currency: str | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        capture_method: str | None = None,
     ) -> tuple[Payment, bool]:
         """``create_payment``, saying whether this call created the payment.
 
@@ -175,11 +199,12 @@ class SyncPaymentService:
         """
         with self._telemetry.operation("create_payment") as span:
             self._policy.check(actor, "create")
+            self._check_capture_method(capture_method)
             valid = self._validation.validate_payment(
                 NewPayment(customer_id, amount, currency, idempotency_key, metadata),
                 default_currency=self._default_currency,
             )
-            change = self._creation(valid, actor)
+            change = self._creation(valid, actor, capture_method)
             existing = self._store.add(change)
             if existing is not None:
                 same_request(existing, valid, idempotency_key or "")
@@ -232,7 +257,9 @@ class SyncPaymentService:
             self._telemetry.payments_created(payments)
             return payments
 
-    def _creation(self, valid: ValidPayment, actor: Actor) -> Change:
+    def _creation(
+        self, valid: ValidPayment, actor: Actor, capture_method: str | None = None
+    ) -> Change:
         now = self._clock()
         payment = Payment(
             id=uuid7(),
@@ -246,12 +273,28 @@ class SyncPaymentService:
             idempotency_key=valid.idempotency_key,
             metadata=valid.metadata,
         )
+        intent = None
+        if capture_method is not None:  # the processor is asked by the worker, not here
+            intent = Operation(
+                id=uuid7(),
+                payment_id=payment.id,
+                kind=OperationKind.CHARGE
+                if capture_method == "automatic"
+                else OperationKind.AUTHORIZE,
+                amount=payment.amount,
+                currency=payment.currency,
+                status=OperationStatus.PENDING,
+                created_at=now,
+                updated_at=now,
+                due_at=now,
+            )
         return record_change(
             payment,
             "created",
             from_status=None,
             actor_id=actor.id,
             correlation_id=current_correlation_id(),
+            operation=intent,
         )
 
     # -- reading ----------------------------------------------------------------
@@ -618,6 +661,116 @@ class SyncPaymentService:
                     self._cache_delete(payment.id)
             return BulkResult(confirmed, skipped)
 
+    # -- processors -------------------------------------------------------------
+
+    def _check_capture_method(self, capture_method: object) -> None:
+        if capture_method is None:
+            return
+        if capture_method not in ("automatic", "manual"):
+            message = "must be 'automatic', 'manual' or None"
+        elif self._processor is None:
+            message = "needs a processor: open the service with processor=..."
+        else:
+            return
+        raise ValidationError([FieldError("capture_method", message, "choice")])
+
+    def settle_operation(self, previous: Operation, step: Step, *, actor: Actor) -> bool:
+        """Record ``step`` (a processor's answer, decided) with the payment's change.
+
+        Both or neither: ``False`` when someone settled the operation or changed the
+        payment meanwhile (the worker will see the operation again). A payment that can
+        no longer take the change (cancelled by hand while its charge was in flight)
+        leaves the operation ``needs_attention``.
+        """
+        operation, change = step.operation, None
+        if step.payment_action is not None:
+            current = self._read(operation.payment_id, fresh=True)
+            try:
+                new = transition(
+                    current,
+                    step.payment_action,
+                    at=operation.updated_at,
+                    reason=step.reason,
+                    amount=operation.amount,
+                )
+            except (InvalidTransition, AmountExceeded) as exc:
+                operation = attrs.evolve(
+                    operation,
+                    status=OperationStatus.NEEDS_ATTENTION,
+                    due_at=None,
+                    error=f"{operation.status.value}, but {exc}"[:1000],
+                )
+            else:
+                change = record_change(
+                    new,
+                    step.payment_action,
+                    from_status=current.status,
+                    actor_id=actor.id,
+                    reason=step.reason,
+                    correlation_id=current_correlation_id(),
+                    operation=None,
+                )
+        settled = self._store.settle(previous, operation, change)
+        if settled and change is not None:
+            self._cache_set(change.payment)
+            self._telemetry.payment_changed(change.payment)
+        return settled
+
+    def operations_needing_attention(self, limit: int = 100) -> list[Operation]:
+        """Operations whose outcome no lookup could settle: a person decides them."""
+        with self._telemetry.operation("operations_needing_attention"):
+            return self._store.operations_with_status(OperationStatus.NEEDS_ATTENTION, limit=limit)
+
+    def resolve_operation(
+        self,
+        operation_id: UUID | str,
+        outcome: Outcome | str,
+        *,
+        actor: Actor,
+        reason: str,
+    ) -> Operation:
+        """Settle an operation whose outcome is unknown, as a person found it out.
+
+        ``outcome`` is ``succeeded`` or ``declined``; the payment moves as the processor's
+        answer would have moved it, and the audit entry names ``actor`` and ``reason``.
+
+        Raises:
+            PermissionDenied.
+            ValidationError: a bad argument, a missing operation, or one that is not
+                unknown or needing attention.
+        """
+        with self._telemetry.operation("resolve_operation"):
+            self._policy.check(actor, "resolve")
+            errors = self._validation.check_reason(reason, required=True)
+            try:
+                op_id = parse_payment_id(operation_id, "operation_id")
+            except ValidationError as exc:
+                errors = [*exc.errors, *errors]
+            answer = str(outcome)
+            if answer not in (Outcome.SUCCEEDED.value, Outcome.DECLINED.value):
+                errors.append(FieldError("outcome", "must be succeeded or declined", "choice"))
+            if errors:
+                raise ValidationError(errors)
+            for _ in range(MAX_ATTEMPTS):
+                previous = self._store.get_operation(op_id)
+                if previous is None:
+                    raise ValidationError(
+                        [FieldError("operation_id", "no such operation", "missing")]
+                    )
+                if previous.status not in (
+                    OperationStatus.UNKNOWN,
+                    OperationStatus.NEEDS_ATTENTION,
+                ):
+                    raise ValidationError(
+                        [FieldError("operation_id", f"is {previous.status.value}: only unknown"
+                                    " operations, or those needing attention, are resolved",
+                                    "state")]
+                    )  # fmt: skip
+                step = resolved(previous, Outcome(answer), at=self._clock(), reason=reason)
+                if self.settle_operation(previous, step, actor=actor):
+                    return step.operation
+            raise StoreError(f"operation {op_id} changed {MAX_ATTEMPTS} times while resolved")
+
     # -- maintenance ------------------------------------------------------------
 
     def purge_idempotency_keys(self, older_than: timedelta = KEY_RETENTION) -> int:
@@ -633,24 +786,28 @@ class SyncPaymentService:
             return self._store.purge_idempotency_keys(self._clock() - older_than)
 
     def health(self) -> HealthReport:
-        """Store round trip and outbox lag: ``ok``, ``degraded`` or ``down``."""
+        """Store round trip, outbox lag and operations needing a person: ``ok``,
+        ``degraded`` or ``down``."""
         with self._telemetry.operation("health"):
             start = time.perf_counter()
             try:
                 self._store.ping()
+                latency_ms = (time.perf_counter() - start) * 1000
                 stats = self._store.outbox_stats()
+                attention = self._store.operations_with_status(
+                    OperationStatus.NEEDS_ATTENTION, limit=1000
+                )
             except PaymentError as exc:
                 return HealthReport(
                     "down", {"store": {"status": "down", "error": str(exc)}, "outbox": {}}
                 )
-            latency_ms = (time.perf_counter() - start) * 1000
             age = (
                 0.0
                 if stats.oldest_pending_at is None
                 else max(0.0, (self._clock() - stats.oldest_pending_at).total_seconds())
             )
             lagging = age > self._lag_threshold.total_seconds() or stats.parked > 0
-            status: HealthStatus = "degraded" if lagging else "ok"
+            status: HealthStatus = "degraded" if lagging or attention else "ok"
             return HealthReport(
                 status,
                 {
@@ -664,6 +821,10 @@ class SyncPaymentService:
                         "pending": stats.pending,
                         "parked": stats.parked,
                         "oldest_pending_age_s": round(age, 3),
+                    },
+                    "operations": {
+                        "status": "degraded" if attention else "ok",
+                        "needing_attention": len(attention),
                     },
                 },
             )

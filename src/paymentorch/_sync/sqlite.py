@@ -29,8 +29,10 @@ from paymentorch.adapters._sql import (
 from paymentorch.adapters._sqlite_conn import Durability, SyncSQLiteConnection
 from paymentorch.adapters._sqlite_sql import (
     CLAIM,
+    CLAIM_OPERATIONS,
     INSERT_PAYMENT,
     SELECT,
+    SETTLE,
     UPDATE,
     database_path,
     hex_uuid,
@@ -40,6 +42,7 @@ from paymentorch.adapters._sqlite_sql import (
     row_message,
     row_operation,
     row_payment,
+    settle_params,
     time_text,
     transaction,
     update_params,
@@ -50,6 +53,7 @@ from paymentorch.domain import (
     Change,
     IdempotencyConflict,
     Operation,
+    OperationStatus,
     Payment,
     PaymentStatus,
     StoreError,
@@ -263,6 +267,67 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
         )
         return None if row is None else row_operation(row)
 
+    def get_operation(self, operation_id: UUID) -> Operation | None:
+        """The operation, or None."""
+        row = self._run(
+            lambda conn: conn.execute(
+                f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations WHERE id = ?",
+                (operation_id.hex,),
+            ).fetchone(),
+            inline=True,
+        )
+        return None if row is None else row_operation(row)
+
+    def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        """Lease due pending or unknown operations, soonest first."""
+        stamp = time_text(now)
+        rows = self._run(
+            lambda conn: transaction(
+                conn,
+                lambda c: c.execute(
+                    CLAIM_OPERATIONS, (time_text(lease_until), stamp, stamp, limit)
+                ).fetchall(),
+            )
+        )
+        found = [row_operation(r) for r in rows]
+        return sorted(found, key=lambda op: (op.due_at or now, op.id))
+
+    def settle(
+        self, previous: Operation, operation: Operation, change: Change | None = None
+    ) -> bool:
+        """The operation's new state and its payment's change, in one transaction."""
+
+        def body(conn: sqlite3.Connection) -> bool:
+            if conn.execute(SETTLE, settle_params(previous, operation)).rowcount != 1:
+                return False
+            if change is not None:
+                expected = change.audit.from_status
+                if (
+                    expected is None
+                    or conn.execute(UPDATE, update_params(change, expected)).rowcount != 1
+                ):
+                    raise _Lost
+                insert_records(conn, change)
+            return True
+
+        try:
+            return self._run(lambda conn: transaction(conn, body), inline=True)
+        except _Lost:
+            return False
+
+    def operations_with_status(self, status: OperationStatus, *, limit: int) -> list[Operation]:
+        """Operations with ``status``, oldest first."""
+        rows = self._run(
+            lambda conn: conn.execute(
+                f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations WHERE status = ?"
+                " ORDER BY created_at, id LIMIT ?",
+                (status.value, limit),
+            ).fetchall()
+        )
+        return [row_operation(r) for r in rows]
+
     def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""
         rows = self._run(
@@ -365,6 +430,10 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
     def ping(self) -> None:
         """One round trip to the database file."""
         self._run(lambda conn: conn.execute("SELECT 1").fetchone(), inline=True)
+
+
+class _Lost(Exception):
+    """The payment's guard refused the change: undo the operation's update too."""
 
 
 def open_sync_store(

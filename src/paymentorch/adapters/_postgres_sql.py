@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb  # noqa: E402
 
 from paymentorch.adapters._sql import (  # noqa: E402
     AUDIT_COLUMNS,
+    OPERATION_COLUMNS,
     OPERATION_INSERT_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_READ,
@@ -63,7 +64,7 @@ def _recorded(changed: str, *, operation: bool = False) -> str:
         f"""
 ), operation AS (
   INSERT INTO paymentorch_operations ({OPERATION_INSERT_COLUMNS})
-  SELECT {", ".join(["%s"] * 15)} FROM {changed}"""
+  SELECT {", ".join(["%s"] * 17)} FROM {changed}"""
         if operation
         else ""
     )
@@ -79,12 +80,19 @@ SELECT count(*) FROM {changed}
 """
 
 
-CREATE: Final = f"""
+_INSERT = f"""
 WITH ins AS (
   INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})
   VALUES ({", ".join(["%s"] * 15)})
   ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
-  RETURNING id{_recorded("ins")}"""
+  RETURNING id"""
+CREATE: Final = _INSERT + _recorded("ins")
+CREATE_WITH_OPERATION: Final = _INSERT + _recorded("ins", operation=True)
+SETTLE: Final = """
+UPDATE paymentorch_operations SET status = %s, processor = %s, reference = %s,
+  attempts = %s, error = %s, due_at = %s, lookups = %s, updated_at = %s, lease_until = NULL
+WHERE id = %s AND status = %s AND attempts = %s AND lookups = %s
+"""
 
 _UPDATE = """
 WITH upd AS (
@@ -147,6 +155,21 @@ RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
 """
 
 
+CLAIM_OPERATIONS: Final = f"""
+WITH due AS (
+  SELECT id FROM paymentorch_operations
+  WHERE status IN ('pending', 'unknown') AND due_at <= %(now)s
+    AND (lease_until IS NULL OR lease_until <= %(now)s)
+  ORDER BY due_at, id
+  LIMIT %(limit)s
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE paymentorch_operations o SET lease_until = %(lease)s
+FROM due WHERE o.id = due.id
+RETURNING {", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))}
+"""
+
+
 def _metadata(value: Mapping[str, str]) -> Jsonb | str:
     """Metadata for a jsonb column; the usual empty one as a literal, with no JSON encoding."""
     return Jsonb(dict(value)) if value else "{}"
@@ -179,7 +202,15 @@ def operation_row(change: Change) -> tuple[Any, ...]:
     return (
         o.id, o.payment_id, o.kind.value, o.amount, o.currency, o.status.value, o.created_at,
         o.updated_at, o.processor, o.reference, o.attempts, o.reason, o.idempotency_key,
-        o.error, operation_scope(change),
+        o.error, o.due_at, o.lookups, operation_scope(change),
+    )  # fmt: skip
+
+
+def settle_row(previous: Operation, o: Operation) -> tuple[Any, ...]:
+    """``SETTLE``'s parameters: the operation's new state, guarded by its previous one."""
+    return (
+        o.status.value, o.processor, o.reference, o.attempts, o.error, o.due_at, o.lookups,
+        o.updated_at, o.id, previous.status.value, previous.attempts, previous.lookups,
     )  # fmt: skip
 
 

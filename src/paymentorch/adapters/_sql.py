@@ -38,7 +38,7 @@ OUTBOX_READ: Final = OUTBOX_COLUMNS + ", attempts, last_error"
 
 OPERATION_COLUMNS: Final = (
     "id, payment_id, kind, amount, currency, status, created_at, updated_at, processor,"
-    " reference, attempts, reason, idempotency_key, error"
+    " reference, attempts, reason, idempotency_key, error, due_at, lookups"
 )
 OPERATION_INSERT_COLUMNS: Final = OPERATION_COLUMNS + ", idempotency_scope"
 OPERATION_KEY_INDEX: Final = "paymentorch_operations_key"
@@ -120,6 +120,8 @@ def operation_from_row(
         reason=row[11],
         idempotency_key=row[12],
         error=row[13],
+        due_at=None if row[14] is None else time(row[14]),
+        lookups=row[15],
     )
 
 

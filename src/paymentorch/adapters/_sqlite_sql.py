@@ -16,6 +16,7 @@ from uuid import UUID
 
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
+    OPERATION_COLUMNS,
     OPERATION_INSERT_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_READ,
@@ -53,8 +54,22 @@ INSERT_AUDIT: Final = (
 INSERT_EVENT: Final = f"INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
 INSERT_OPERATION: Final = (
     f"INSERT INTO paymentorch_operations ({OPERATION_INSERT_COLUMNS})"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+SETTLE: Final = (
+    "UPDATE paymentorch_operations SET status = ?, processor = ?, reference = ?,"
+    " attempts = ?, error = ?, due_at = ?, lookups = ?, updated_at = ?, lease_until = NULL"
+    " WHERE id = ? AND status = ? AND attempts = ? AND lookups = ?"
+)
+CLAIM_OPERATIONS: Final = f"""
+UPDATE paymentorch_operations SET lease_until = ?
+WHERE id IN (
+  SELECT id FROM paymentorch_operations
+  WHERE status IN ('pending', 'unknown') AND due_at IS NOT NULL AND due_at <= ?
+    AND (lease_until IS NULL OR lease_until <= ?)
+  ORDER BY due_at, id LIMIT ?)
+RETURNING {OPERATION_COLUMNS}
+"""
 
 
 def _scaled(column: str) -> str:
@@ -192,6 +207,8 @@ def insert_records(conn: sqlite3.Connection, change: Change) -> None:
                     op.reason,
                     op.idempotency_key,
                     op.error,
+                    None if op.due_at is None else time_text(op.due_at),
+                    op.lookups,
                     operation_scope(change),
                 ),
             )
@@ -199,6 +216,24 @@ def insert_records(conn: sqlite3.Connection, change: Change) -> None:
             if op.idempotency_key is not None and "idempotency" in str(exc):
                 raise IdempotencyConflict(op.idempotency_key, "already used") from None
             raise
+
+
+def settle_params(previous: Operation, operation: Operation) -> tuple[Any, ...]:
+    """``SETTLE``'s parameters: the operation's new state, guarded by its previous one."""
+    return (
+        operation.status.value,
+        operation.processor,
+        operation.reference,
+        operation.attempts,
+        operation.error,
+        None if operation.due_at is None else time_text(operation.due_at),
+        operation.lookups,
+        time_text(operation.updated_at),
+        operation.id.hex,
+        previous.status.value,
+        previous.attempts,
+        previous.lookups,
+    )
 
 
 def row_operation(row: tuple[Any, ...]) -> Operation:

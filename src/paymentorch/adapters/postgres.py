@@ -30,10 +30,13 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     APPLY_MANY,
     APPLY_WITH_OPERATION,
     CLAIM,
+    CLAIM_OPERATIONS,
     CREATE,
+    CREATE_WITH_OPERATION,
     KEY_INDEX,
     READ_RETRIES,
     SELECT,
+    SETTLE,
     audit_row,
     conninfo,
     errors,
@@ -46,6 +49,7 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     row_operation,
     row_payment,
     same,
+    settle_row,
     update_row,
     where_filters,
 )
@@ -65,6 +69,7 @@ from paymentorch.domain import (  # noqa: E402
     Change,
     IdempotencyConflict,
     Operation,
+    OperationStatus,
     Payment,
     PaymentStatus,
     StoreError,
@@ -178,9 +183,12 @@ class PostgresPaymentStore:
     async def add(self, change: Change) -> Payment | None:
         """Insert payment, entry and event in one statement, or return the key's holder."""
         params = (*payment_row(change), *audit_row(change.audit), *event_row(change.event))
+        sql = CREATE
+        if change.operation is not None:
+            sql, params = CREATE_WITH_OPERATION, (*params, *operation_row(change))
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
-            cur = await conn.execute(CREATE, params)
+            cur = await conn.execute(sql, params)
             row = await cur.fetchone()
             if row is not None and row[0] == 1:
                 return None
@@ -405,6 +413,60 @@ class PostgresPaymentStore:
         )
         return row_operation(rows[0]) if rows else None
 
+    async def get_operation(self, operation_id: UUID) -> Operation | None:
+        """The operation, or None."""
+        rows = await self._fetch(
+            "read an operation",
+            f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations WHERE id = %s",
+            (operation_id,),
+        )
+        return row_operation(rows[0]) if rows else None
+
+    async def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        """Lease due operations with ``FOR UPDATE SKIP LOCKED``, soonest first."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(
+                CLAIM_OPERATIONS, {"now": now, "limit": limit, "lease": lease_until}
+            )
+            return await cur.fetchall()
+
+        found = [row_operation(r) for r in await self._write("claim operations", work)]
+        return sorted(found, key=lambda op: (op.due_at or now, op.id))
+
+    async def settle(
+        self, previous: Operation, operation: Operation, change: Change | None = None
+    ) -> bool:
+        """The operation's new state and its payment's change, in one transaction."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
+            settled = False
+            async with conn.transaction() as tx:
+                cur = await conn.execute(SETTLE, settle_row(previous, operation))
+                settled = cur.rowcount == 1
+                if settled and change is not None:
+                    expected = change.audit.from_status
+                    settled = expected is not None and await _applied(conn, change, expected)
+                    if not settled:  # the payment's guard refused: undo the operation too
+                        raise psycopg.Rollback(tx)
+            return settled
+
+        return await self._write("settle an operation", work)
+
+    async def operations_with_status(
+        self, status: OperationStatus, *, limit: int
+    ) -> list[Operation]:
+        """Operations with ``status``, oldest first."""
+        rows = await self._fetch(
+            "read operations",
+            f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations WHERE status = %s"
+            " ORDER BY created_at, id LIMIT %s",
+            (status.value, limit),
+        )
+        return [row_operation(r) for r in rows]
+
     async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""
         rows = await self._fetch(
@@ -501,6 +563,15 @@ class PostgresPaymentStore:
     async def aclose(self) -> None:
         """Close the pool. Safe to call twice."""
         await self._pool.close()
+
+
+async def _applied(
+    conn: psycopg.AsyncConnection[Any], change: Change, expected: PaymentStatus
+) -> bool:
+    params = (*update_row(change, expected), *audit_row(change.audit), *event_row(change.event))
+    cur = await conn.execute(APPLY, params)
+    row = await cur.fetchone()
+    return row is not None and row[0] == 1
 
 
 async def _probe(conninfo: str, connect_timeout: float) -> None:

@@ -54,6 +54,8 @@ class Operation:
         error: The last error, for a person.
         created_at: When it was asked for (UTC).
         updated_at: When it last changed (UTC).
+        due_at: When the worker should next act on it (None once settled).
+        lookups: How often the processor was asked what became of it.
     """
 
     id: UUID
@@ -70,6 +72,8 @@ class Operation:
     reason: str | None = None
     idempotency_key: str | None = None
     error: str | None = None
+    due_at: datetime | None = None
+    lookups: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe values, as events and HTTP hosts want them."""
@@ -88,4 +92,6 @@ class Operation:
             "error": self.error,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "due_at": None if self.due_at is None else self.due_at.isoformat(),
+            "lookups": self.lookups,
         }

@@ -37,6 +37,7 @@ from paymentorch.domain import (
     PaymentEvent,
     PaymentNotFound,
     PaymentStatus,
+    PermissionDenied,
     Role,
     StoreError,
     StoreUnavailable,
@@ -58,6 +59,8 @@ from paymentorch.testing._workers import (
     relay_then_die,
     relay_until_empty,
 )
+from paymentorch.testing.simulated import SimulatedProcessor
+from paymentorch.worker import PaymentWorker
 
 USER = Actor("user-1", roles={Role.USER})
 ADMIN = Actor("admin-1", roles={Role.ADMIN})
@@ -491,6 +494,165 @@ async def test_store_refuses_a_refund_with_no_room(backend: Backend) -> None:
         assert len(await store.audit_trail(created.payment.id)) == 3
     finally:
         await store.aclose()
+
+
+# -- processors and the worker -------------------------------------------------
+
+
+def _simulated(**options: Any) -> SimulatedProcessor:
+    return SimulatedProcessor(latency=(0, 0), seed=11, **{"success_rate": 1.0, **options})
+
+
+async def test_the_worker_confirms_authorizes_and_fails(backend: Backend) -> None:
+    """Queued in the creation's transaction, charges and authorizations are carried out."""
+    processor = _simulated(success_rate=1.0)
+    async with service_on(backend, processor=processor) as service:
+        charged = await service.create_payment(
+            CUSTOMER, "10.00", actor=USER, capture_method="automatic"
+        )
+        held = await service.create_payment(CUSTOMER, "20.00", actor=USER, capture_method="manual")
+        (intent,) = await service.operations(charged.id)
+        assert (intent.kind, intent.status) == (OperationKind.CHARGE, OperationStatus.PENDING)
+        worker = PaymentWorker(service)
+        assert await worker.run_once() == 2
+        assert await worker.run_once() == 0
+        confirmed = await service.get_payment(charged.id)
+        assert (confirmed.status, confirmed.captured_amount) == (
+            PaymentStatus.CONFIRMED,
+            Decimal("10.00"),
+        )
+        assert (await service.get_payment(held.id)).status is PaymentStatus.AUTHORIZED
+        (done,) = await service.operations(charged.id)
+        assert (done.status, done.processor, done.attempts) == (
+            OperationStatus.SUCCEEDED,
+            "simulated",
+            1,
+        )
+        assert done.reference == f"sim-{done.id}"
+        trail = await service.audit_trail(charged.id)
+        assert [(e.action, e.actor_id) for e in trail] == [
+            ("created", "user-1"),
+            ("confirmed", "worker"),
+        ]
+        processor.success_rate = 0.0
+        declined = await service.create_payment(
+            CUSTOMER, "30.00", actor=USER, capture_method="automatic"
+        )
+        await worker.run_once()
+        failed = await service.get_payment(declined.id)
+        assert failed.status is PaymentStatus.FAILED
+        assert failed.failure_reason is not None
+        assert "declined" in failed.failure_reason
+        assert processor.executions() == 2  # declines move no money
+        with pytest.raises(ValidationError):
+            await service.create_payment(CUSTOMER, "1.00", actor=USER, capture_method="later")
+
+
+async def test_an_unknown_outcome_is_looked_up_never_failed(backend: Backend) -> None:
+    """A timeout after the money moved is reconciled by lookup, on the service's clock."""
+    now = [utc_now()]
+    processor = _simulated(timeout_rate=1.0, executed_on_timeout=1.0)
+    async with service_on(backend, processor=processor, clock=lambda: now[0]) as service:
+        payment = await service.create_payment(
+            CUSTOMER, "10.00", actor=USER, capture_method="automatic"
+        )
+        worker = PaymentWorker(service)
+        await worker.run_once()
+        (op,) = await service.operations(payment.id)
+        assert op.status is OperationStatus.UNKNOWN
+        assert (await service.get_payment(payment.id)).status is PaymentStatus.PENDING
+        assert await worker.run_once() == 0  # not due before the first lookup
+        now[0] += timedelta(seconds=6)
+        await worker.run_once()
+        assert (await service.get_payment(payment.id)).status is PaymentStatus.CONFIRMED
+        assert processor.ledger[op.id] == 1
+
+
+async def test_not_found_reexecutes_only_when_the_processor_promises(backend: Backend) -> None:
+    """A lost request the processor never saw runs again under the same id: once."""
+    now = [utc_now()]
+    processor = _simulated(timeout_rate=1.0, executed_on_timeout=0.0)
+    async with service_on(backend, processor=processor, clock=lambda: now[0]) as service:
+        payment = await service.create_payment(
+            CUSTOMER, "10.00", actor=USER, capture_method="automatic"
+        )
+        worker = PaymentWorker(service)
+        await worker.run_once()  # times out; nothing moved
+        processor.timeout_rate = 0.0
+        now[0] += timedelta(seconds=6)
+        await worker.run_once()  # lookup: NOT_FOUND, and the processor promises
+        await worker.run_once()  # executed again, under the same id
+        (op,) = await service.operations(payment.id)
+        assert (op.status, op.lookups) == (OperationStatus.SUCCEEDED, 1)
+        assert processor.ledger == {op.id: 1}
+        assert (await service.get_payment(payment.id)).status is PaymentStatus.CONFIRMED
+
+
+async def test_a_person_settles_what_no_lookup_could(backend: Backend) -> None:
+    """After the last scheduled lookup an operation needs attention, until resolved."""
+    now = [utc_now()]
+    processor = _simulated(timeout_rate=1.0, executed_on_timeout=1.0)
+    async with service_on(backend, processor=processor, clock=lambda: now[0]) as service:
+        payment = await service.create_payment(
+            CUSTOMER, "10.00", actor=USER, capture_method="automatic"
+        )
+        processor.refusing = True  # lookups cannot reach it either
+        schedule = (timedelta(seconds=1), timedelta(seconds=2))
+        worker = PaymentWorker(service, lookup_schedule=schedule)
+        processor.refusing = False
+        await worker.run_once()  # the execution times out: unknown
+        processor.lookup = _never_known  # type: ignore[method-assign]
+        for _ in range(3):
+            now[0] += timedelta(seconds=3)
+            await worker.run_once()
+        (op,) = await service.operations_needing_attention()
+        assert op.payment_id == payment.id
+        assert (await service.health()).status == "degraded"
+        assert (await service.get_payment(payment.id)).status is PaymentStatus.PENDING
+        with pytest.raises(PermissionDenied):
+            await service.resolve_operation(op.id, "succeeded", actor=USER, reason="bank says")
+        done = await service.resolve_operation(
+            op.id, "succeeded", actor=ADMIN, reason="the bank statement shows it"
+        )
+        assert done.status is OperationStatus.SUCCEEDED
+        assert (await service.get_payment(payment.id)).status is PaymentStatus.CONFIRMED
+        last = (await service.audit_trail(payment.id))[-1]
+        assert (last.action, last.actor_id, last.reason) == (
+            "confirmed",
+            "admin-1",
+            "the bank statement shows it",
+        )
+        assert await service.operations_needing_attention() == []
+        with pytest.raises(ValidationError):
+            await service.resolve_operation(op.id, "declined", actor=ADMIN, reason="again")
+
+
+async def _never_known(request: Any) -> Any:
+    from paymentorch.domain.processing import Outcome, ProcessorResult  # noqa: PLC0415
+
+    return ProcessorResult(Outcome.UNKNOWN, message="no answer")
+
+
+async def test_two_workers_share_the_work_once(backend: Backend) -> None:
+    """Two workers racing over 30 intents: each operation is executed once, all settle."""
+    processor = _simulated(success_rate=0.8)
+    async with service_on(backend, processor=processor, cache=None) as service:
+        made = [
+            await service.create_payment(CUSTOMER, "1.00", actor=USER, capture_method="automatic")
+            for _ in range(30)
+        ]
+        workers = [PaymentWorker(service, batch_size=4) for _ in range(2)]
+
+        async def drain(worker: PaymentWorker) -> None:
+            while await worker.run_once():
+                continue
+
+        await asyncio.gather(*(drain(w) for w in workers))
+        statuses = Counter([(await service.get_payment(p.id)).status for p in made])
+        assert statuses[PaymentStatus.PENDING] == 0
+        assert sum(statuses.values()) == 30
+        assert all(count == 1 for count in processor.ledger.values())
+        assert len(processor.ledger) == statuses[PaymentStatus.CONFIRMED]
 
 
 # -- atomicity -----------------------------------------------------------------

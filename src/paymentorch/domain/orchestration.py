@@ -1,0 +1,131 @@
+"""What a processor's answer does to an operation and its payment: pure decisions.
+
+The worker asks; this module decides. Nothing here guesses: an answer nobody can
+trust (a timeout, an exception, an unknown lookup) leads to another lookup on the
+schedule, and when the schedule runs out to a person (``needs_attention``), never to a
+failure because time passed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Final
+
+import attrs
+
+from paymentorch.domain.operations import Operation, OperationKind, OperationStatus
+from paymentorch.domain.processing import Outcome, ProcessorCapabilities, ProcessorResult
+
+LOOKUP_SCHEDULE: Final = (
+    timedelta(seconds=5),
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(hours=24),
+)
+"""When to ask again what became of an operation whose outcome is unknown."""
+
+# What a settled operation does to its payment: (on success, on decline).
+PAYMENT_ACTIONS: Final = {
+    OperationKind.CHARGE: ("confirm", "fail"),
+    OperationKind.AUTHORIZE: ("authorize", "fail"),
+}
+
+
+@attrs.frozen
+class Step:
+    """The decision about one answer.
+
+    Attributes:
+        operation: The operation as it is after the answer.
+        payment_action: What to do to the payment (``confirm``, ``authorize``, ``fail``),
+            or None when the payment does not change yet.
+        reason: Why, for a failure (the processor's code and message).
+    """
+
+    operation: Operation
+    payment_action: str | None = None
+    reason: str | None = None
+
+
+def decide(
+    operation: Operation,
+    result: ProcessorResult,
+    *,
+    looked_up: bool,
+    at: datetime,
+    schedule: tuple[timedelta, ...],
+    capabilities: ProcessorCapabilities,
+) -> Step:
+    """The next state of ``operation`` after ``result`` (of an execute, or a lookup)."""
+    calls = operation.attempts + (0 if looked_up else 1)
+    asked = looked_up and result.outcome is not Outcome.NOT_ATTEMPTED
+    base = attrs.evolve(
+        operation,
+        attempts=calls,
+        updated_at=at,
+        # A request that never left is not pinned to the processor that refused it.
+        processor=(
+            operation.processor
+            if result.outcome is Outcome.NOT_ATTEMPTED
+            else result.processor or operation.processor
+        ),
+        reference=result.reference or operation.reference,
+        lookups=operation.lookups + (1 if asked else 0),
+    )
+    outcome = result.outcome
+    if outcome in (Outcome.SUCCEEDED, Outcome.DECLINED):
+        done = outcome is Outcome.SUCCEEDED
+        on_success, on_decline = PAYMENT_ACTIONS.get(operation.kind, (None, None))
+        reason = None if done else _why(result)[:500]  # a payment keeps 500 characters
+        settled = attrs.evolve(
+            base,
+            status=OperationStatus.SUCCEEDED if done else OperationStatus.DECLINED,
+            due_at=None,
+            error=reason,
+        )
+        return Step(settled, on_success if done else on_decline, reason)
+    if outcome is Outcome.NOT_ATTEMPTED or (outcome is Outcome.PENDING and not looked_up):
+        # Nothing left this side, or accepted for later: ask again (the id keeps it safe).
+        delay = schedule[min(calls - 1, len(schedule) - 1)] if schedule else timedelta(0)
+        return Step(attrs.evolve(base, due_at=at + delay, error=_why(result)))
+    if looked_up and outcome is Outcome.NOT_FOUND and capabilities.not_found_means_not_executed:
+        # The processor proves nothing happened: execute again, under the same id.
+        return Step(attrs.evolve(base, status=OperationStatus.PENDING, due_at=at))
+    # Unknown: a timeout, an exception, an unknown or pending lookup, a NOT_FOUND that
+    # proves nothing. Look up again on the schedule; when it runs out, ask a person.
+    if base.lookups >= len(schedule):
+        return Step(
+            attrs.evolve(
+                base, status=OperationStatus.NEEDS_ATTENTION, due_at=None, error=_why(result)
+            )
+        )
+    return Step(
+        attrs.evolve(
+            base,
+            status=OperationStatus.UNKNOWN,
+            due_at=at + schedule[base.lookups],
+            error=_why(result),
+        )
+    )
+
+
+def _why(result: ProcessorResult) -> str:
+    parts = [result.outcome.value, result.code, result.message]
+    return ": ".join(p for p in parts if p)[:1000]
+
+
+def resolved(operation: Operation, outcome: Outcome, *, at: datetime, reason: str) -> Step:
+    """A person's verdict on an operation whose outcome was unknown."""
+    done = outcome is Outcome.SUCCEEDED
+    on_success, on_decline = PAYMENT_ACTIONS.get(operation.kind, (None, None))
+    settled = attrs.evolve(
+        operation,
+        status=OperationStatus.SUCCEEDED if done else OperationStatus.DECLINED,
+        due_at=None,
+        updated_at=at,
+        error=f"resolved by hand: {reason}"[:1000],
+    )
+    return Step(settled, on_success if done else on_decline, reason)
