@@ -66,7 +66,8 @@ class Databases:
         """Empty the benchmark tables (a fresh schema for the next run)."""
         with psycopg.connect(self.pg_url, autocommit=True) as conn:
             conn.execute(
-                "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox"
+                "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox,"
+                " paymentorch_operations, paymentorch_inbox"
             )
         return self.pg_url
 

@@ -99,7 +99,8 @@ def postgres_backend(postgres_database: str) -> Backend:
 
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox"
+            "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox,"
+            " paymentorch_operations, paymentorch_inbox"
             " RESTART IDENTITY"
         )
     return Backend(

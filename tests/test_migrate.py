@@ -33,9 +33,10 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_audit_entries",
         "paymentorch_outbox",
         "paymentorch_operations",
+        "paymentorch_inbox",
         "paymentorch_alembic_version",
     }
-    assert version == [("0004",)]
+    assert version == [("0005",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:

@@ -140,6 +140,17 @@ operations = sa.Table(
         "idempotency_key",
         unique=True,
     ),
+    sa.Index("paymentorch_operations_reference", "processor", "reference"),
+)
+
+inbox = sa.Table(
+    "paymentorch_inbox",
+    metadata,
+    sa.Column("processor", sa.String(100), primary_key=True),
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("operation_id", _uuid()),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("received_at", _time(), nullable=False),
 )
 
 
@@ -159,6 +170,7 @@ __all__ = [
     "PREFIX",
     "VERSION_TABLE",
     "audit_entries",
+    "inbox",
     "include_object",
     "metadata",
     "operations",

@@ -155,6 +155,25 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
         """Operations with ``status``, oldest first."""
         ...
 
+    def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
+        """The operation a processor knows by ``reference``, or None."""
+        ...
+
+    def record_callback(
+        self,
+        processor: str,
+        event_id: str,
+        *,
+        operation_id: UUID | None,
+        outcome: str,
+        received_at: datetime,
+    ) -> bool:
+        """Keep ``(processor, event_id)`` in the inbox; False when it was there already.
+
+        The claim is atomic: of any number of concurrent deliveries, one returns True.
+        """
+        ...
+
     def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
         """The payments that exist among ``payment_ids``."""
         ...

@@ -455,6 +455,38 @@ class SyncPostgresPaymentStore:
         )
         return [row_operation(r) for r in rows]
 
+    def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
+        """The operation a processor knows by ``reference``, or None."""
+        rows = self._fetch(
+            "find an operation",
+            f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations"
+            " WHERE processor = %s AND reference = %s",
+            (processor, reference),
+        )
+        return row_operation(rows[0]) if rows else None
+
+    def record_callback(
+        self,
+        processor: str,
+        event_id: str,
+        *,
+        operation_id: UUID | None,
+        outcome: str,
+        received_at: datetime,
+    ) -> bool:
+        """Keep the event id in the inbox; False when it was there already."""
+
+        def work(conn: psycopg.Connection[Any]) -> bool:
+            cur = conn.execute(
+                "INSERT INTO paymentorch_inbox"
+                " (processor, event_id, operation_id, outcome, received_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (processor, event_id, operation_id, outcome, received_at),
+            )
+            return cur.rowcount == 1
+
+        return self._write("record a callback", work)
+
     def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""
         rows = self._fetch(

@@ -60,6 +60,7 @@ class InMemoryPaymentStore:
         self._ops: dict[UUID, Operation] = {}
         self._op_leases: dict[UUID, datetime] = {}
         self._operation_keys: dict[tuple[UUID, str, str], UUID] = {}
+        self._inbox: set[tuple[str, str]] = set()
         self._closed = False
 
     def _open(self) -> None:
@@ -359,6 +360,36 @@ class InMemoryPaymentStore:
             self._open()
             found = [op for op in self._ops.values() if op.status is status]
             return sorted(found, key=lambda op: (op.created_at, op.id))[:limit]
+
+    async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
+        """The operation a processor knows by ``reference``, or None."""
+        with self._lock:
+            self._open()
+            return next(
+                (
+                    op
+                    for op in self._ops.values()
+                    if op.processor == processor and op.reference == reference
+                ),
+                None,
+            )
+
+    async def record_callback(
+        self,
+        processor: str,
+        event_id: str,
+        *,
+        operation_id: UUID | None,
+        outcome: str,
+        received_at: datetime,
+    ) -> bool:
+        """Keep the event id in the inbox; False when it was there already."""
+        with self._lock:
+            self._open()
+            if (processor, event_id) in self._inbox:
+                return False
+            self._inbox.add((processor, event_id))
+            return True
 
     async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""

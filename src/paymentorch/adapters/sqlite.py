@@ -328,6 +328,47 @@ class SQLitePaymentStore(SQLiteConnection):
         )
         return [row_operation(r) for r in rows]
 
+    async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
+        """The operation a processor knows by ``reference``, or None."""
+        row = await self._run(
+            lambda conn: conn.execute(
+                f"SELECT {OPERATION_COLUMNS} FROM paymentorch_operations"
+                " WHERE processor = ? AND reference = ?",
+                (processor, reference),
+            ).fetchone(),
+            inline=True,
+        )
+        return None if row is None else row_operation(row)
+
+    async def record_callback(
+        self,
+        processor: str,
+        event_id: str,
+        *,
+        operation_id: UUID | None,
+        outcome: str,
+        received_at: datetime,
+    ) -> bool:
+        """Keep the event id in the inbox; False when it was there already."""
+        params = (
+            processor,
+            event_id,
+            None if operation_id is None else operation_id.hex,
+            outcome,
+            time_text(received_at),
+        )
+
+        def body(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO paymentorch_inbox"
+                " (processor, event_id, operation_id, outcome, received_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                params,
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(lambda conn: transaction(conn, body), inline=True)
+
     async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         """Entries for one payment, oldest first."""
         rows = await self._run(

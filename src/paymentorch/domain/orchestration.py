@@ -119,6 +119,32 @@ def _why(result: ProcessorResult) -> str:
 
 def resolved(operation: Operation, outcome: Outcome, *, at: datetime, reason: str) -> Step:
     """A person's verdict on an operation whose outcome was unknown."""
+    return _settled(operation, outcome, at=at, note=f"resolved by hand: {reason}", reason=reason)
+
+
+def from_callback(
+    operation: Operation, result: ProcessorResult, *, processor: str, at: datetime
+) -> Step:
+    """A processor's callback (a webhook) with a final answer for ``operation``."""
+    return _settled(
+        attrs.evolve(operation, processor=operation.processor or processor),
+        result.outcome,
+        at=at,
+        note=None if result.outcome is Outcome.SUCCEEDED else _why(result),
+        reason=None if result.outcome is Outcome.SUCCEEDED else _why(result)[:500],
+        reference=result.reference,
+    )
+
+
+def _settled(
+    operation: Operation,
+    outcome: Outcome,
+    *,
+    at: datetime,
+    note: str | None,
+    reason: str | None,
+    reference: str | None = None,
+) -> Step:
     done = outcome is Outcome.SUCCEEDED
     on_success, on_decline = PAYMENT_ACTIONS.get(operation.kind, (None, None))
     settled = attrs.evolve(
@@ -126,6 +152,7 @@ def resolved(operation: Operation, outcome: Outcome, *, at: datetime, reason: st
         status=OperationStatus.SUCCEEDED if done else OperationStatus.DECLINED,
         due_at=None,
         updated_at=at,
-        error=f"resolved by hand: {reason}"[:1000],
+        reference=reference or operation.reference,
+        error=None if note is None else note[:1000],
     )
     return Step(settled, on_success if done else on_decline, reason)

@@ -48,6 +48,7 @@ from paymentorch.domain import (
     transition,
     uuid7,
 )
+from paymentorch.domain.processing import Outcome, ProcessorResult
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
 from paymentorch.testing._backend import Backend, service_on
@@ -627,9 +628,61 @@ async def test_a_person_settles_what_no_lookup_could(backend: Backend) -> None:
             await service.resolve_operation(op.id, "declined", actor=ADMIN, reason="again")
 
 
-async def _never_known(request: Any) -> Any:
-    from paymentorch.domain.processing import Outcome, ProcessorResult  # noqa: PLC0415
+async def test_callbacks_apply_once(backend: Backend) -> None:
+    """A webhook settles a waiting operation once; repeats, echoes and late conflicts don't."""
+    processor = _simulated()
+    async with service_on(backend, processor=processor) as service:
+        payment = await service.create_payment(
+            CUSTOMER, "10.00", actor=USER, capture_method="automatic"
+        )
+        (op,) = await service.operations(payment.id)
+        said = ProcessorResult(Outcome.SUCCEEDED, reference="gw-1")
+        record = service.record_processor_event
+        assert await record("simulated", "evt-1", result=said, operation_id=op.id) is True
+        assert await record("simulated", "evt-1", result=said, operation_id=op.id) is False
+        (settled,) = await service.operations(payment.id)
+        assert (settled.status, settled.reference) == (OperationStatus.SUCCEEDED, "gw-1")
+        assert (await service.get_payment(payment.id)).status is PaymentStatus.CONFIRMED
+        assert await PaymentWorker(service).run_once() == 0  # nothing left to do
+        # The same answer again, under another event id and by reference: no change.
+        assert await record("simulated", "evt-2", result=said, reference="gw-1") is True
+        assert len(await service.audit_trail(payment.id)) == 2
+        # A conflicting late answer: the operation needs a person; the payment stays.
+        late = ProcessorResult(Outcome.DECLINED, code="reversed")
+        assert await record("simulated", "evt-3", result=late, reference="gw-1") is True
+        (flagged,) = await service.operations_needing_attention()
+        assert flagged.id == op.id
+        assert (await service.get_payment(payment.id)).status is PaymentStatus.CONFIRMED
+        assert await record("simulated", "evt-4", result=said, reference="unknown") is True
+        with pytest.raises(ValidationError):
+            await record("simulated", "evt-5", result=said)
 
+
+async def test_a_callback_racing_the_worker_applies_once(backend: Backend) -> None:
+    """The worker's answer and a webhook for one operation, concurrently: one change."""
+    processor = _simulated()
+    async with service_on(backend, processor=processor, cache=None) as service:
+        made = [
+            await service.create_payment(CUSTOMER, "3.00", actor=USER, capture_method="automatic")
+            for _ in range(10)
+        ]
+        ops = [(await service.operations(p.id))[0] for p in made]
+        said = ProcessorResult(Outcome.SUCCEEDED, reference="gw")
+        await asyncio.gather(
+            PaymentWorker(service, batch_size=10).run_once(),
+            *(
+                service.record_processor_event("simulated", f"e-{o.id}", result=said,
+                                               operation_id=o.id)
+                for o in ops
+            ),
+        )  # fmt: skip
+        for payment in made:
+            trail = await service.audit_trail(payment.id)
+            assert [e.action for e in trail] == ["created", "confirmed"]
+        assert await service.operations_needing_attention() == []
+
+
+async def _never_known(request: Any) -> Any:
     return ProcessorResult(Outcome.UNKNOWN, message="no answer")
 
 
