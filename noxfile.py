@@ -75,6 +75,7 @@ def generate(session: nox.Session) -> None:
     """Write the blocking twin (src/paymentorch/_sync) from the async modules."""
     install(session, "lint", extras="")
     session.run("unasyncd", "--force", success_codes=[0, 1])  # 1: files were rewritten
+    session.run("unasyncd", "--force", "--quiet")  # and now nothing is left to rewrite
 
 
 @nox.session(python=PYTHONS[0])

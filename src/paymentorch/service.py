@@ -814,11 +814,10 @@ class PaymentService:
                 errors.append(FieldError("reference", "give operation_id or reference", "required"))
             if errors:
                 raise ValidationError(errors)
-            operation = await (
-                self._store.get_operation(op_id)
-                if op_id is not None
-                else self._store.find_operation_by_reference(processor, str(reference))
-            )
+            if op_id is not None:
+                operation = await self._store.get_operation(op_id)
+            else:
+                operation = await self._store.find_operation_by_reference(processor, str(reference))
             fresh = await self._store.record_callback(
                 processor,
                 event_id,

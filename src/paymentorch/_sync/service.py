@@ -49,8 +49,8 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.cursor import Keyset, decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
-from paymentorch.domain.orchestration import Step, resolved
-from paymentorch.domain.processing import Outcome
+from paymentorch.domain.orchestration import Step, from_callback, resolved
+from paymentorch.domain.processing import Outcome, ProcessorResult
 from paymentorch.domain.results import (
     BulkResult,
     HealthReport,
@@ -73,6 +73,9 @@ from paymentorch.telemetry import Telemetry
 
 logger = logging.getLogger("paymentorch")
 UNSETTLED = frozenset({OperationStatus.UNKNOWN, OperationStatus.NEEDS_ATTENTION})
+WAITING = frozenset(
+    {OperationStatus.PENDING, OperationStatus.UNKNOWN, OperationStatus.NEEDS_ATTENTION}
+)
 
 
 class SyncPaymentService:
@@ -770,6 +773,93 @@ class SyncPaymentService:
                 if self.settle_operation(previous, step, actor=actor):
                     return step.operation
             raise StoreError(f"operation {op_id} changed {MAX_ATTEMPTS} times while resolved")
+
+    def record_processor_event(
+        self,
+        processor: str,
+        event_id: str,
+        *,
+        result: ProcessorResult,
+        operation_id: UUID | str | None = None,
+        reference: str | None = None,
+    ) -> bool:
+        """Apply a processor's callback (a webhook) once; say whether its id was new.
+
+        ``(processor, event_id)`` is kept in an inbox, so a repeated delivery is a no-op
+        (``False``). The operation is found by ``operation_id`` or by the processor's
+        ``reference``. A final answer settles an operation still waiting (racing the
+        worker, it applies once); an answer equal to the recorded one changes nothing;
+        a conflicting late answer marks the operation ``needs_attention``.
+        """
+        with self._telemetry.operation("record_processor_event"):
+            errors: list[FieldError] = []
+            for name, value, longest in (
+                ("processor", processor, 100),
+                ("event_id", event_id, 200),
+            ):
+                if not isinstance(value, str) or not 1 <= len(value) <= longest:
+                    errors.append(FieldError(name, f"must be 1 to {longest} characters", "length"))
+            if not isinstance(cast(object, result), ProcessorResult):
+                errors.append(FieldError("result", "must be a ProcessorResult", "type"))
+            op_id = None
+            if operation_id is not None:
+                try:
+                    op_id = parse_payment_id(operation_id, "operation_id")
+                except ValidationError as exc:
+                    errors.extend(exc.errors)
+            elif not isinstance(reference, str) or not reference:
+                errors.append(FieldError("reference", "give operation_id or reference", "required"))
+            if errors:
+                raise ValidationError(errors)
+            if op_id is not None:
+                operation = self._store.get_operation(op_id)
+            else:
+                operation = self._store.find_operation_by_reference(processor, str(reference))
+            fresh = self._store.record_callback(
+                processor,
+                event_id,
+                operation_id=None if operation is None else operation.id,
+                outcome=result.outcome.value,
+                received_at=self._clock(),
+            )
+            if not fresh:
+                return False
+            if operation is None:
+                logger.warning("callback %s from %s names no known operation", event_id, processor)
+                return True
+            if result.outcome in (Outcome.SUCCEEDED, Outcome.DECLINED):
+                self._apply_callback(operation.id, processor, result)
+            return True
+
+    def _apply_callback(self, operation_id: UUID, processor: str, result: ProcessorResult) -> None:
+        answered = (
+            OperationStatus.SUCCEEDED
+            if result.outcome is Outcome.SUCCEEDED
+            else OperationStatus.DECLINED
+        )
+        for _ in range(MAX_ATTEMPTS):
+            current = self._store.get_operation(operation_id)
+            if current is None or current.status is answered:
+                return
+            now = self._clock()
+            if current.status in WAITING:
+                step = from_callback(current, result, processor=processor, at=now)
+                actor = Actor.system(f"processor:{processor}")
+                if self.settle_operation(current, step, actor=actor):
+                    return
+                continue
+            flagged = attrs.evolve(
+                current,
+                status=OperationStatus.NEEDS_ATTENTION,
+                due_at=None,
+                updated_at=now,
+                error=f"{processor} says {result.outcome.value} after {current.status.value}",
+            )
+            if current.status is OperationStatus.NEEDS_ATTENTION or self._store.settle(
+                current, flagged
+            ):
+                return
+        raise StoreError(f"operation {operation_id} changed {MAX_ATTEMPTS} times")
 
     # -- maintenance ------------------------------------------------------------
 
