@@ -16,3 +16,8 @@ def confirm(url: str, payment_id: str) -> str:
             return payment.status.value
 
     return asyncio.run(run())
+
+
+def instant_processor() -> po.testing.SimulatedProcessor:
+    """A simulated processor that always succeeds, at once (for ``paymentorch worker``)."""
+    return po.testing.SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=5)

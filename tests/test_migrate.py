@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import subprocess
@@ -126,6 +127,7 @@ def _write_as_0001(url: str, changes: list[Change]) -> None:
             )
 
 
+ROOT = Path(__file__).resolve().parent.parent
 COLUMNS_0001 = ", ".join(PAYMENT_COLUMNS.split(", ")[:11])  # a payment's columns at 0001
 
 
@@ -180,3 +182,38 @@ def test_cli_names_the_extra_for_a_missing_driver(
     err = capsys.readouterr().err
     assert "pip install 'paymentorch[postgres]'" in err
     assert "Traceback" not in err
+
+
+async def test_the_worker_command_carries_out_queued_operations(tmp_path: Path) -> None:
+    """``paymentorch worker URL --processor module:name --once`` settles what is due."""
+    from tests.children import instant_processor
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    async with await po.open_service(url, processor=instant_processor()) as service:
+        made = [
+            await service.create_payment(
+                "ABCD-12345", "2.00", actor=po.Actor.system(), capture_method="automatic"
+            )
+            for _ in range(3)
+        ]
+    done = await asyncio.to_thread(
+        _cli, "worker", url, "--processor", "tests.children:instant_processor", "--once"
+    )
+    assert done.returncode == 0, done.stderr
+    async with await po.open_service(url) as service:
+        for payment in made:
+            assert (await service.get_payment(payment.id)).status is po.PaymentStatus.CONFIRMED
+    bad = await asyncio.to_thread(_cli, "worker", url, "--processor", "nowhere")
+    assert bad.returncode == 2
+    assert "module:name" in bad.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paymentorch.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
