@@ -248,15 +248,9 @@ class SyncPostgresPaymentStore:
         Guarded by status, by version, and for a refund by the room left under what was
         captured, all in the ``WHERE`` of the one update.
         """
-        params = (*update_row(change, expected), *audit_row(change.audit), *event_row(change.event))
-        sql = APPLY
-        if change.operation is not None:
-            sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
 
         def work(conn: psycopg.Connection[Any]) -> bool:
-            cur = conn.execute(sql, params)
-            row = cur.fetchone()
-            return row is not None and row[0] == 1
+            return _applied(conn, change, expected)
 
         try:
             return self._write("change a payment", work)
@@ -586,8 +580,12 @@ class SyncPostgresPaymentStore:
 
 
 def _applied(conn: psycopg.Connection[Any], change: Change, expected: PaymentStatus) -> bool:
+    """The guarded update with its entry, event and operation (if any); say if it matched."""
     params = (*update_row(change, expected), *audit_row(change.audit), *event_row(change.event))
-    cur = conn.execute(APPLY, params)
+    sql = APPLY
+    if change.operation is not None:
+        sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
+    cur = conn.execute(sql, params)
     row = cur.fetchone()
     return row is not None and row[0] == 1
 

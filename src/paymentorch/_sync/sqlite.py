@@ -22,7 +22,6 @@ from paymentorch.adapters._sql import (
     OUTBOX_READ,
     STATUS,
     SUMMARY_DIGITS,
-    SUMMARY_SCALE,
     audit_from_row,
     key_scope,
 )
@@ -33,7 +32,6 @@ from paymentorch.adapters._sqlite_sql import (
     INSERT_PAYMENT,
     SELECT,
     SETTLE,
-    UPDATE,
     database_path,
     hex_uuid,
     insert_records,
@@ -42,11 +40,12 @@ from paymentorch.adapters._sqlite_sql import (
     row_message,
     row_operation,
     row_payment,
+    scaled,
     settle_params,
     time_text,
     transaction,
-    update_params,
     where_filters,
+    write_change,
 )
 from paymentorch.domain import (
     AuditEntry,
@@ -132,8 +131,7 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
         def body(conn: sqlite3.Connection) -> set[UUID]:
             applied: set[UUID] = set()
             for change in changes:
-                if conn.execute(UPDATE, update_params(change, expected)).rowcount == 1:
-                    insert_records(conn, change)
+                if write_change(conn, change, expected):
                     applied.add(change.payment.id)
             return applied
 
@@ -222,11 +220,10 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
     ) -> list[SummaryRow]:
         """Grouped by day created, status and currency; amounts summed exactly."""
         where, params = where_filters(None, customer_id, created_from, created_to)
-        # Amounts are decimal text: SQLite would add them as floats. Scaled by 10^4 (the
-        # largest ISO 4217 exponent) and rounded, each is an exact integer, and so is the sum.
+        # Amounts are decimal text, which SQLite would add as floats: add exact integers.
         sql = (
             "SELECT substr(created_at, 1, 10), status, currency, count(*),"
-            f" sum(CAST(round(amount * {SUMMARY_SCALE}) AS INTEGER))"
+            f" sum({scaled('amount')})"
             " FROM paymentorch_payments"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " GROUP BY 1, 2, 3"
@@ -304,12 +301,8 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
                 return False
             if change is not None:
                 expected = change.audit.from_status
-                if (
-                    expected is None
-                    or conn.execute(UPDATE, update_params(change, expected)).rowcount != 1
-                ):
+                if expected is None or not write_change(conn, change, expected):
                     raise _Lost
-                insert_records(conn, change)
             return True
 
         try:

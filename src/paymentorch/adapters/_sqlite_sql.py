@@ -72,8 +72,9 @@ RETURNING {OPERATION_COLUMNS}
 """
 
 
-def _scaled(column: str) -> str:
-    # Amounts are decimal text, and SQLite's arithmetic on text is floating point: compare
+def scaled(column: str) -> str:
+    """``column``, decimal text, as an exact integer of 10^-4 units."""
+    # Amounts are decimal text, and SQLite's arithmetic on text is floating point: work on
     # them as exact integers of 10^-4 units (ISO 4217's finest minor unit).
     return f"CAST(round({column} * {SUMMARY_SCALE}) AS INTEGER)"
 
@@ -82,8 +83,8 @@ UPDATE: Final = (
     "UPDATE paymentorch_payments SET status = ?, version = ?, updated_at = ?,"
     " failure_reason = ?, captured_amount = ?, refunded_amount = ?, pending_refunds = ?"
     " WHERE id = ? AND status = ? AND version = ?"
-    f" AND {_scaled('refunded_amount')} + {_scaled('pending_refunds')} + ?"
-    f" <= {_scaled('captured_amount')}"
+    f" AND {scaled('refunded_amount')} + {scaled('pending_refunds')} + ?"
+    f" <= {scaled('captured_amount')}"
 )
 SELECT: Final = f"SELECT {PAYMENT_COLUMNS} FROM paymentorch_payments"
 CLAIM: Final = f"""
@@ -234,6 +235,14 @@ def settle_params(previous: Operation, operation: Operation) -> tuple[Any, ...]:
         previous.attempts,
         previous.lookups,
     )
+
+
+def write_change(conn: sqlite3.Connection, change: Change, expected: PaymentStatus) -> bool:
+    """The guarded update and, if it matched, the change's records; say if it did."""
+    if conn.execute(UPDATE, update_params(change, expected)).rowcount != 1:
+        return False
+    insert_records(conn, change)
+    return True
 
 
 def row_operation(row: tuple[Any, ...]) -> Operation:

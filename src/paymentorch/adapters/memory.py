@@ -104,13 +104,16 @@ class InMemoryPaymentStore:
         the change follows, and, for a refund, room for it under what was captured."""
         with self._lock:
             self._open()
-            old = self._payments.get(change.payment.id)
-            if old is None or not _guards_hold(old, change, expected):
-                return False
-            self._check_event(change.event.id)
-            self._check_operation(change)
-            self._replace(old, change)
-            return True
+            return self._write_change(change, expected)
+
+    def _write_change(self, change: Change, expected: PaymentStatus) -> bool:
+        old = self._payments.get(change.payment.id)
+        if old is None or not _guards_hold(old, change, expected):
+            return False
+        self._check_event(change.event.id)
+        self._check_operation(change)
+        self._replace(old, change)
+        return True
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Apply every change whose payment still has status ``expected``."""
@@ -225,13 +228,9 @@ class InMemoryPaymentStore:
         """Newest first, strictly after ``after``, within the creation period."""
         with self._lock:
             self._open()
-            order = self._order if customer_id is None else self._by_customer.get(customer_id, [])
-            end = len(order)
+            order, start, end = self._window(customer_id, created_from, created_to)
             if after is not None:
-                end = bisect.bisect_left(order, after)
-            if created_to is not None:
-                end = min(end, bisect.bisect_left(order, (created_to,)))
-            start = 0 if created_from is None else bisect.bisect_left(order, (created_from,))
+                end = min(end, bisect.bisect_left(order, after))
             items: list[Payment] = []
             for index in range(end - 1, start - 1, -1):
                 payment = self._payments[order[index][1]]
@@ -279,12 +278,19 @@ class InMemoryPaymentStore:
             for (day, status, currency), amounts in groups.items()
         ]
 
-    def _matching(
+    def _window(
         self, customer_id: str | None, created_from: datetime | None, created_to: datetime | None
-    ) -> Iterator[Payment]:
+    ) -> tuple[list[Keyset], int, int]:
+        """The positions in creation order (all, or the customer's) within the period."""
         order = self._order if customer_id is None else self._by_customer.get(customer_id, [])
         start = 0 if created_from is None else bisect.bisect_left(order, (created_from,))
         end = len(order) if created_to is None else bisect.bisect_left(order, (created_to,))
+        return order, start, end
+
+    def _matching(
+        self, customer_id: str | None, created_from: datetime | None, created_to: datetime | None
+    ) -> Iterator[Payment]:
+        order, start, end = self._window(customer_id, created_from, created_to)
         for _, pid in order[start:end]:
             yield self._payments[pid]
 
@@ -342,12 +348,9 @@ class InMemoryPaymentStore:
             ):
                 return False
             if change is not None:
-                old = self._payments.get(change.payment.id)
                 expected = change.audit.from_status
-                if old is None or expected is None or not _guards_hold(old, change, expected):
+                if expected is None or not self._write_change(change, expected):
                     return False
-                self._check_event(change.event.id)
-                self._replace(old, change)
             self._ops[operation.id] = operation
             self._op_leases.pop(operation.id, None)
             return True

@@ -254,15 +254,9 @@ class PostgresPaymentStore:
         Guarded by status, by version, and for a refund by the room left under what was
         captured, all in the ``WHERE`` of the one update.
         """
-        params = (*update_row(change, expected), *audit_row(change.audit), *event_row(change.event))
-        sql = APPLY
-        if change.operation is not None:
-            sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
-            cur = await conn.execute(sql, params)
-            row = await cur.fetchone()
-            return row is not None and row[0] == 1
+            return await _applied(conn, change, expected)
 
         try:
             return await self._write("change a payment", work)
@@ -600,8 +594,12 @@ class PostgresPaymentStore:
 async def _applied(
     conn: psycopg.AsyncConnection[Any], change: Change, expected: PaymentStatus
 ) -> bool:
+    """The guarded update with its entry, event and operation (if any); say if it matched."""
     params = (*update_row(change, expected), *audit_row(change.audit), *event_row(change.event))
-    cur = await conn.execute(APPLY, params)
+    sql = APPLY
+    if change.operation is not None:
+        sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
+    cur = await conn.execute(sql, params)
     row = await cur.fetchone()
     return row is not None and row[0] == 1
 

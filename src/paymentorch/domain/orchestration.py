@@ -77,16 +77,9 @@ def decide(
     )
     outcome = result.outcome
     if outcome in (Outcome.SUCCEEDED, Outcome.DECLINED):
-        done = outcome is Outcome.SUCCEEDED
-        on_success, on_decline = PAYMENT_ACTIONS.get(operation.kind, (None, None))
-        reason = None if done else _why(result)[:500]  # a payment keeps 500 characters
-        settled = attrs.evolve(
-            base,
-            status=OperationStatus.SUCCEEDED if done else OperationStatus.DECLINED,
-            due_at=None,
-            error=reason,
-        )
-        return Step(settled, on_success if done else on_decline, reason)
+        # A payment keeps 500 characters of a decline's reason.
+        reason = None if outcome is Outcome.SUCCEEDED else _why(result)[:500]
+        return _settled(base, outcome, at=at, note=reason, reason=reason)
     if outcome is Outcome.NOT_ATTEMPTED or (outcome is Outcome.PENDING and not looked_up):
         # Nothing left this side, or accepted for later: ask again (the id keeps it safe).
         delay = schedule[min(calls - 1, len(schedule) - 1)] if schedule else timedelta(0)
