@@ -828,17 +828,19 @@ class SyncPaymentService:
                 logger.warning("callback %s from %s names no known operation", event_id, processor)
                 return True
             if result.outcome in (Outcome.SUCCEEDED, Outcome.DECLINED):
-                self._apply_callback(operation.id, processor, result)
+                self._apply_callback(operation, processor, result)
             return True
 
-    def _apply_callback(self, operation_id: UUID, processor: str, result: ProcessorResult) -> None:
+    def _apply_callback(
+        self, operation: Operation, processor: str, result: ProcessorResult
+    ) -> None:
         answered = (
             OperationStatus.SUCCEEDED
             if result.outcome is Outcome.SUCCEEDED
             else OperationStatus.DECLINED
         )
+        current: Operation | None = operation
         for _ in range(MAX_ATTEMPTS):
-            current = self._store.get_operation(operation_id)
             if current is None or current.status is answered:
                 return
             now = self._clock()
@@ -847,19 +849,20 @@ class SyncPaymentService:
                 actor = Actor.system(f"processor:{processor}")
                 if self.settle_operation(current, step, actor=actor):
                     return
-                continue
-            flagged = attrs.evolve(
-                current,
-                status=OperationStatus.NEEDS_ATTENTION,
-                due_at=None,
-                updated_at=now,
-                error=f"{processor} says {result.outcome.value} after {current.status.value}",
-            )
-            if current.status is OperationStatus.NEEDS_ATTENTION or self._store.settle(
-                current, flagged
-            ):
-                return
-        raise StoreError(f"operation {operation_id} changed {MAX_ATTEMPTS} times")
+            else:
+                flagged = attrs.evolve(
+                    current,
+                    status=OperationStatus.NEEDS_ATTENTION,
+                    due_at=None,
+                    updated_at=now,
+                    error=f"{processor} says {result.outcome.value} after {current.status.value}",
+                )
+                if current.status is OperationStatus.NEEDS_ATTENTION or self._store.settle(
+                    current, flagged
+                ):
+                    return
+            current = self._store.get_operation(operation.id)  # it moved: read again
+        raise StoreError(f"operation {operation.id} changed {MAX_ATTEMPTS} times")
 
     # -- maintenance ------------------------------------------------------------
 
