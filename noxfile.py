@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -101,10 +105,24 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def example(session: nox.Session) -> None:
-    """Serve the FastAPI example on SQLite at http://127.0.0.1:8000 (development mode)."""
+    """Serve the FastAPI example on SQLite at http://127.0.0.1:8000 (development mode), with
+    the simulated processor beside it unless PAYMENTORCH_PROCESSOR_URL names one."""
     install(session, extras="postgres-binary,sqlite,examples")
-    session.run(
-        "uvicorn", "--factory", "examples.fastapi_app.main:create_app",
-        "--host", "127.0.0.1", "--port", "8000",
-        *session.posargs,
-    )  # fmt: skip
+    env, processor = {}, None
+    if not os.environ.get("PAYMENTORCH_PROCESSOR_URL"):  # the simulated processor, beside it
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        python = os.path.join(session.bin, "python")
+        processor = subprocess.Popen([python, "-m", "examples.processor", "--port", str(port)])
+        env["PAYMENTORCH_PROCESSOR_URL"] = f"http://127.0.0.1:{port}"
+    try:
+        session.run(
+            "uvicorn", "--factory", "examples.fastapi_app.main:create_app",
+            "--host", "127.0.0.1", "--port", "8000",
+            *session.posargs, env=env,
+        )  # fmt: skip
+    finally:
+        if processor is not None:
+            processor.terminate()
+            processor.wait()

@@ -56,6 +56,7 @@ async def raw_copy(db: Databases, count: int) -> float:
                             Decimal(0),
                             Decimal(0),
                             Decimal(0),
+                            False,
                         )
                     )
             async with cur.copy(

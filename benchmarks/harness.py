@@ -67,7 +67,8 @@ class Databases:
         with psycopg.connect(self.pg_url, autocommit=True) as conn:
             conn.execute(
                 "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox,"
-                " paymentorch_operations, paymentorch_inbox"
+                " paymentorch_operations, paymentorch_inbox, paymentorch_exposure,"
+                " paymentorch_plans, paymentorch_installments, paymentorch_late_fees"
             )
         return self.pg_url
 

@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 import paymentorch as po
-from benchmarks import bulk
+from benchmarks import bulk, plans, workers
 from benchmarks.harness import (
     ADMIN,
     IMPLEMENTATIONS,
@@ -232,6 +232,22 @@ def targets(
     return checks
 
 
+def worker_lines(series: list[Series], worker: dict[str, Any]) -> str:
+    """The worker's figures, against the PostgreSQL lifecycle rate of the same run."""
+    found = {(s.name, s.mode): s.median for s in series}
+    lifecycle = found.get(("paymentorch-postgresql", "sequential"))
+    lines = [f"\nworker on PostgreSQL, {worker['operations']:,} operations, instant processor:"]
+    for label, rate in worker["operations_per_s"].items():
+        against = f" ({rate / lifecycle:.2f} x the sequential lifecycle)" if lifecycle else ""
+        lines.append(f"  {label:<14}{rate:>8,} operations/s{against}")
+    latency = worker["creation_to_answer_s"]
+    lines.append(
+        f"creation to answer, processor latency 1-5 s, {latency['payments']} payments:"
+        f" p50 {latency['p50']} s, p99 {latency['p99']} s"
+    )
+    return "\n".join(lines)
+
+
 def table(series: list[Series], checks: list[dict[str, Any]], extra: dict[str, Any]) -> str:
     found = {(s.name, s.mode): s for s in series}
     lines = [
@@ -317,10 +333,16 @@ async def main(argv: list[str] | None = None) -> int:
             series = await lifecycles(db, names, n, rounds)
             reads = await cached_reads(n * 10, rounds)
             extra = {} if args.skip_bulk else await bulk_and_listing(db, args.quick, rounds)
+            print("worker throughput and latency ...", file=sys.stderr)
+            worker = await workers.run(db, args.quick)
+            print("installment plans and credit ...", file=sys.stderr)
+            plan_figures = await plans.run(db, args.quick)
         finally:
             db.drop()
     checks = targets(series, extra, reads)
     print(table(series, checks, extra))
+    print(worker_lines(series, worker))
+    print("\ninstallment plans and credit, PostgreSQL:\n" + json.dumps(plan_figures, indent=2))
     report = {
         "paymentorch": po.__version__,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -344,6 +366,8 @@ async def main(argv: list[str] | None = None) -> int:
         ],
         "cached_reads_per_s": {k: [round(x) for x in v] for k, v in reads.items()},
         "bulk_and_listing": extra,
+        "worker": worker,
+        "plans": plan_figures,
         "targets": checks,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -100,7 +100,8 @@ def postgres_backend(postgres_database: str) -> Backend:
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox,"
-            " paymentorch_operations, paymentorch_inbox"
+            " paymentorch_operations, paymentorch_inbox, paymentorch_exposure,"
+            " paymentorch_plans, paymentorch_installments, paymentorch_late_fees"
             " RESTART IDENTITY"
         )
     return Backend(

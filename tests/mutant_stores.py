@@ -8,7 +8,14 @@ from datetime import datetime
 import attrs
 
 from paymentorch.adapters.memory import InMemoryPaymentStore, _OutboxRow
-from paymentorch.domain import Change, Payment, PaymentStatus, StoreError
+from paymentorch.domain import (
+    Change,
+    Operation,
+    OperationStatus,
+    Payment,
+    PaymentStatus,
+    StoreError,
+)
 from paymentorch.domain.processing import ProcessorRequest, ProcessorResult
 from paymentorch.ports import OutboxMessage
 from paymentorch.testing import SimulatedProcessor
@@ -98,9 +105,23 @@ class RefundsReadThenWrite(InMemoryPaymentStore):
         return True
 
 
+class TrustsAbandonedLeases(InMemoryPaymentStore):
+    """Hands out a pending operation whose lease ran out as still pending: it may have
+    been sent, and a router would send it again elsewhere."""
+
+    async def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        with self._lock:
+            for op in self._ops.values():
+                if op.status is OperationStatus.PENDING:
+                    self._op_leases.pop(op.id, None)  # forget that anyone took it
+        return await super().claim_operations(limit, now=now, lease_until=lease_until)
+
+
 class ForgetfulProcessor(SimulatedProcessor):
     """Decides every call afresh: a repeated operation id moves money again."""
 
     async def execute(self, request: ProcessorRequest) -> ProcessorResult:
-        self._answers.pop(request.operation_id, None)
+        self._book.forget(request.operation_id)
         return await super().execute(request)

@@ -35,9 +35,13 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_outbox",
         "paymentorch_operations",
         "paymentorch_inbox",
+        "paymentorch_exposure",
+        "paymentorch_plans",
+        "paymentorch_installments",
+        "paymentorch_late_fees",
         "paymentorch_alembic_version",
     }
-    assert version == [("0005",)]
+    assert version == [("0007",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:
@@ -172,6 +176,37 @@ async def test_migration_0002_scopes_existing_keys(empty_database_url: str) -> N
         assert await service.count_payments() == 4
 
 
+async def test_migration_0006_counts_what_is_owed(empty_database_url: str) -> None:
+    """Upgrading to 0006 fills each customer's exposure, exactly, from the payments that
+    are Pending or Authorized."""
+    await po.migrate(empty_database_url, revision="0005")
+    now = utc_now()
+    rows = [
+        ("10.00", "USD", po.PaymentStatus.PENDING),
+        ("0.10", "USD", po.PaymentStatus.PENDING),  # 0.1 + 0.2 is not 0.3 in floats
+        ("0.20", "USD", po.PaymentStatus.PENDING),
+        ("5.00", "USD", po.PaymentStatus.AUTHORIZED),
+        ("7.00", "USD", po.PaymentStatus.CONFIRMED),
+        ("3.00", "EUR", po.PaymentStatus.PENDING),
+    ]
+    changes = [
+        record_change(
+            po.Payment(uuid7(), "ABCD-12345", Decimal(amount), currency, status, now, now),
+            "created",
+            from_status=None,
+            actor_id="ops",
+        )
+        for amount, currency, status in rows
+    ]
+    _write_as_0001(empty_database_url, changes)  # columns added since have defaults
+    await po.migrate(empty_database_url)
+    credit = po.CreditPolicy(limit=Decimal("100.00"), currency="USD")
+    async with await po.open_service(empty_database_url, credit=credit) as service:
+        assert await service.credit_exposure("ABCD-12345") == Decimal("15.30")
+        assert await service.store.exposure("ABCD-12345", "EUR") == Decimal("3.00")
+        assert await service.credit_exposure("WXYZ-00001") == 0
+
+
 @pytest.mark.parametrize("missing", ["psycopg", "alembic"])
 def test_cli_names_the_extra_for_a_missing_driver(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], missing: str
@@ -189,23 +224,33 @@ async def test_the_worker_command_carries_out_queued_operations(tmp_path: Path) 
     from tests.children import instant_processor
 
     url = f"sqlite:///{tmp_path / 'w.db'}"
-    async with await po.open_service(url, processor=instant_processor()) as service:
+    credit = po.CreditPolicy.parse("10.00 USD")
+    async with await po.open_service(url, processor=instant_processor(), credit=credit) as service:
         made = [
             await service.create_payment(
                 "ABCD-12345", "2.00", actor=po.Actor.system(), capture_method="automatic"
             )
             for _ in range(3)
         ]
+        assert await service.credit_exposure("ABCD-12345") == Decimal("6.00")
     done = await asyncio.to_thread(
-        _cli, "worker", url, "--processor", "tests.children:instant_processor", "--once"
-    )
+        _cli, "worker", url, "--processor", "tests.children:instant_processor", "--once",
+        "--credit-limit", "10.00 USD", "--lease", "30", "--lookup-schedule", "1,5",
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    async with await po.open_service(url) as service:
+    async with await po.open_service(url, credit=credit) as service:
         for payment in made:
             assert (await service.get_payment(payment.id)).status is po.PaymentStatus.CONFIRMED
+        assert await service.credit_exposure("ABCD-12345") == 0  # released as they settled
     bad = await asyncio.to_thread(_cli, "worker", url, "--processor", "nowhere")
     assert bad.returncode == 2
     assert "module:name" in bad.stderr
+    for flags in (["--credit-limit", "lots"], ["--lookup-schedule", "5,-1"]):
+        refused = await asyncio.to_thread(
+            _cli, "worker", url, "--processor", "tests.children:instant_processor", *flags
+        )
+        assert refused.returncode == 2
+        assert "Traceback" not in refused.stderr
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -139,3 +139,25 @@ async def test_simulated_timeouts_keep_an_honest_ledger() -> None:
         assert found.outcome is expected
     simulated.refusing = True
     assert (await simulated.execute(_request())).outcome is po.Outcome.NOT_ATTEMPTED
+
+
+async def test_no_processor_call_outlives_the_workers_lease() -> None:
+    """A call still under way when the lease runs out is abandoned (unknown, looked up
+    later), and a call whose lease ran out before it started is never made."""
+    slow = SimulatedProcessor(success_rate=1.0, latency=(2.0, 2.0), seed=3)
+    admin = po.Actor("ops", roles={po.Role.ADMIN})
+    async with await po.open_service("memory://", processor=slow) as service:
+        first = await service.create_payment("ABCD-12345", "5.00", actor=admin,
+                                             capture_method="automatic")  # fmt: skip
+        worker = po.PaymentWorker(service, lease=timedelta(seconds=0.2))
+        await worker.run_once()  # gives up after 0.2 s, not 2 s
+        (op,) = await service.operations(first.id)
+        assert op.status is po.OperationStatus.UNKNOWN
+        assert "TimeoutError" in (op.error or "")
+        second = await service.create_payment("ABCD-12345", "6.00", actor=admin,
+                                              capture_method="automatic")  # fmt: skip
+        (pending,) = await service.operations(second.id)
+        spent = utc_now() - timedelta(seconds=1)
+        await worker._work(pending, spent)
+        assert pending.id not in slow.answers()  # never sent
+        assert (await service.operations(second.id))[0].status is po.OperationStatus.PENDING

@@ -63,6 +63,8 @@ AUDIT = {
 }
 
 URLS: list[Callable[[], str]] = []  # how to make a fresh, empty database per run
+CREDIT = po.CreditPolicy(limit=Decimal("1000000.00"), currency="USD")
+CUSTOMERS = ["ABCD-00001", "ABCD-00002", "WXYZ-99999"]
 
 
 class PaymentMachine(RuleBasedStateMachine):
@@ -72,7 +74,7 @@ class PaymentMachine(RuleBasedStateMachine):
 
     @initialize()
     def open(self) -> None:
-        self.service = po.open_sync_service(URLS[-1]())
+        self.service = po.open_sync_service(URLS[-1](), credit=CREDIT)
         self.model: dict[UUID, dict[str, Any]] = {}
         self.keys: dict[str, tuple[UUID, str]] = {}
         self.events: list[tuple[UUID, str]] = []
@@ -83,7 +85,7 @@ class PaymentMachine(RuleBasedStateMachine):
 
     @rule(
         target=payments,
-        customer=st.sampled_from(["ABCD-00001", "ABCD-00002", "WXYZ-99999"]),
+        customer=st.sampled_from(CUSTOMERS),
         amount=st.sampled_from(["1.00", "10.50", "999999.99"]),
         key=st.one_of(st.none(), st.sampled_from(["k1", "k2", "k3"])),
     )
@@ -95,11 +97,19 @@ class PaymentMachine(RuleBasedStateMachine):
             assert known is not None
             assert known[1] != f"{customer}/{amount}"
             return multiple()
+        except po.CreditLimitExceeded as exc:
+            assert known is None
+            assert exc.exposure == self.owed(customer)
+            assert exc.exposure + Decimal(amount) > CREDIT.limit
+            return multiple()
+        if known is None:
+            assert self.owed(customer) + Decimal(amount) <= CREDIT.limit
         if known is not None:
             assert known[1] == f"{customer}/{amount}"
             assert payment.id == known[0]
             return multiple()
         self.model[payment.id] = {
+            "customer": customer,
             "status": "Pending",
             "version": 1,
             "trail": ["created"],
@@ -217,6 +227,24 @@ class PaymentMachine(RuleBasedStateMachine):
                 entry["refunded"],
             )
             assert stored.status.value == entry["status"]
+
+    def owed(self, customer: str) -> Decimal:
+        """The model's exposure: the customer's Pending and Authorized payments."""
+        return sum(
+            (
+                e["amount"]
+                for e in self.model.values()
+                if e["customer"] == customer and e["status"] in ("Pending", "Authorized")
+            ),
+            Decimal(0),
+        )
+
+    @invariant()
+    def exposure_is_what_is_owed(self) -> None:
+        """The stored exposure equals the sum it stands for, after every step."""
+        if hasattr(self, "service"):
+            for customer in CUSTOMERS:
+                assert self.service.credit_exposure(customer) == self.owed(customer)
 
     @invariant()
     def counts_agree(self) -> None:

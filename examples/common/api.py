@@ -19,6 +19,7 @@ import pydantic
 
 import paymentorch as po
 from examples.common.auth import AuthError
+from examples.common.models import ProcessorResponse
 from examples.common.ratelimit import RateLimited
 from paymentorch.domain import FieldError
 from paymentorch.http import PROBLEM_JSON, problem_details, problem_type
@@ -233,3 +234,12 @@ def correlation_id(header: str | None) -> str:
 def health_response(report: po.HealthReport) -> tuple[int, dict[str, Any]]:
     """Readiness: 503 when the store is down, 200 otherwise (degraded still serves)."""
     return (503 if report.status == "down" else 200), report.to_dict()
+
+
+def processor_info(processor: object) -> ProcessorResponse:
+    """The service's router and its breakers; 404 when the service has no processor."""
+    if not isinstance(processor, po.Router):
+        raise HttpProblem(404, "no_processor", "No processor",
+                          "payments wait for a person: set PAYMENTORCH_PROCESSOR_URL")  # fmt: skip
+    breakers = {name: b.state for name, b in processor.breakers.items()}
+    return ProcessorResponse(name=processor.name, processors=breakers)

@@ -66,3 +66,9 @@ def require_reader(actor: po.Actor) -> None:
     """Reads need any paymentorch role; the library leaves read access to the host."""
     if not actor.roles:
         raise po.PermissionDenied(actor.id, "read payments", "PaymentUser or PaymentAdmin")
+
+
+def require_admin(actor: po.Actor) -> None:
+    """Processor callbacks carry no actor of the library's: the example asks for an admin."""
+    if po.Role.ADMIN not in actor.roles:
+        raise po.PermissionDenied(actor.id, "deliver processor callbacks", "PaymentAdmin")

@@ -9,7 +9,7 @@ decimal strings, and leave as decimal strings.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -45,6 +45,30 @@ def _checked(field: str, value: Any, currency: str = "USD") -> Any:
     return normalised
 
 
+class PlanRequest(_Body):
+    """Pay in installments: the first at purchase, the others every `intervalDays`."""
+
+    installments: int = Field(default=4, ge=2, le=60)
+    interval_days: int = Field(default=14, ge=1, le=366)
+    remainder: Literal["first", "last"] = Field(
+        default="first", description="Which installments take the cents an even split leaves."
+    )
+    refund_allocation: Literal["last_first", "even"] = Field(
+        default="last_first",
+        description="`last_first`: refunds reduce the last installments first (Afterpay);"
+        " `even`: spread over the unpaid ones (Klarna).",
+    )
+
+    def terms(self) -> po.PlanTerms:
+        """The library's terms."""
+        return po.PlanTerms(
+            installments=self.installments,
+            interval=timedelta(days=self.interval_days),
+            remainder=self.remainder,
+            refund_allocation=self.refund_allocation,
+        )
+
+
 class CreatePaymentRequest(_Body):
     """A new payment. Send the `Idempotency-Key` header to make retries safe."""
 
@@ -60,6 +84,13 @@ class CreatePaymentRequest(_Body):
     metadata: dict[str, str] | None = Field(
         default=None, examples=[{"orderId": "981"}], description="Up to 20 string pairs."
     )
+    capture_method: Literal["automatic", "manual"] | None = Field(
+        default=None,
+        description="With a processor: `automatic` charges at once (the payment is "
+        "confirmed or failed by the processor's answer), `manual` authorizes, to be "
+        "captured later. Left out, the payment waits for a person.",
+    )
+    plan: PlanRequest | None = Field(default=None, description="Pay in installments.")
 
     @field_validator("customer_id")
     @classmethod
@@ -120,6 +151,41 @@ class OptionalReasonRequest(_Body):
     reason: str | None = Field(default=None, min_length=1, max_length=500)
 
 
+class ResolveRequest(_Body):
+    """A person's verdict on an operation no lookup could settle."""
+
+    outcome: Literal["succeeded", "declined"]
+    reason: str = Field(min_length=1, max_length=500, examples=["the bank statement shows it"])
+
+
+class ProcessorEventRequest(_Body):
+    """A processor's callback (webhook): what became of one of its operations."""
+
+    event_id: str = Field(min_length=1, max_length=200, description="Unique per processor.")
+    outcome: Literal["succeeded", "declined", "pending"]
+    operation_id: UUID | None = Field(default=None, description="Ours, or give `reference`.")
+    reference: str | None = Field(default=None, min_length=1, max_length=200)
+    code: str | None = Field(default=None, max_length=100)
+    message: str | None = Field(default=None, max_length=500)
+
+    def result(self) -> po.ProcessorResult:
+        """The callback as a ``ProcessorResult``."""
+        return po.ProcessorResult(po.Outcome(self.outcome), self.reference, self.code, self.message)
+
+
+class ProcessorEventResponse(_Body):
+    """Whether the callback was new (a repeat changes nothing)."""
+
+    new: bool
+
+
+class ProcessorResponse(_Body):
+    """The processors money moves through, and their circuit breakers."""
+
+    name: str
+    processors: dict[str, str] = Field(description="Each processor's breaker: closed, open...")
+
+
 Status = Literal["Pending", "Authorized", "Confirmed", "Failed", "Cancelled", "Refunded"]
 
 
@@ -139,6 +205,7 @@ class PaymentResponse(_Body):
     metadata: dict[str, str]
     captured_amount: str = Field(description="What was taken: 0 until Confirmed.")
     refunded_amount: str = Field(description="The sum of succeeded refunds.")
+    has_plan: bool = Field(description="Paid in installments: see its `/plan`.")
 
     @classmethod
     def of(cls, payment: po.Payment) -> PaymentResponse:
@@ -162,6 +229,7 @@ class PaymentResponse(_Body):
                 "refundedAmount": po.domain.payment.money_text(
                     payment.refunded_amount, payment.currency
                 ),
+                "hasPlan": payment.has_plan,
             }
         )
 
@@ -191,6 +259,55 @@ class OperationResponse(_Body):
         """The response body for ``operation``."""
         data = operation.to_dict()
         return cls.model_validate({_camel(k): v for k, v in data.items()})
+
+
+class InstallmentResponse(_Body):
+    """One installment."""
+
+    number: int
+    amount: str
+    due_at: datetime
+    status: Literal["scheduled", "paid", "overdue", "cancelled"]
+    paid_at: datetime | None
+    refunded_amount: str
+
+
+class LateFeeResponse(_Body):
+    """A late fee charged."""
+
+    installment: int
+    amount: str
+    charged_at: datetime
+
+
+class PlanResponse(_Body):
+    """A payment's installment plan."""
+
+    payment_id: UUID
+    status: Literal["pending", "active", "delinquent", "completed", "cancelled"]
+    order_amount: str
+    currency: str
+    owed: str = Field(description="What the customer still owes, late fees aside.")
+    installments: list[InstallmentResponse]
+    late_fees: list[LateFeeResponse]
+
+    @classmethod
+    def of(cls, plan: po.Plan) -> PlanResponse:
+        """The response body for ``plan``."""
+        data = plan.to_dict()
+        return cls.model_validate(
+            {
+                "paymentId": data["payment_id"],
+                "status": data["status"],
+                "orderAmount": data["order_amount"],
+                "currency": data["currency"],
+                "owed": data["owed"],
+                "installments": [
+                    {_camel(k): v for k, v in i.items()} for i in data["installments"]
+                ],
+                "lateFees": [{_camel(k): v for k, v in f.items()} for f in data["late_fees"]],
+            }
+        )
 
 
 class PageResponse(_Body):

@@ -7,6 +7,8 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
+import paymentorch as po
+
 logger = logging.getLogger("examples")
 
 DEFAULT_URL = "sqlite:///paymentorch-example.db"
@@ -24,6 +26,11 @@ class Settings:
         cors_origins: ``PAYMENTORCH_CORS_ORIGINS``, comma-separated.
         telemetry: ``PAYMENTORCH_OTEL=1`` wires the OpenTelemetry SDK and ``/metrics``.
         max_body: ``PAYMENTORCH_MAX_BODY``, the largest request body in bytes (64 KiB).
+        processor_urls: ``PAYMENTORCH_PROCESSOR_URL``, comma-separated: the processors
+            (``python -m examples.processor``) money moves through, in failover order.
+            Without it payments wait for a person, as in the seed design.
+        credit_limit: ``PAYMENTORCH_CREDIT_LIMIT`` such as ``500.00 USD``: what one
+            customer may owe at once in that currency (no limit when unset).
     """
 
     url: str = DEFAULT_URL
@@ -33,6 +40,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     telemetry: bool = False
     max_body: int = 64 * 1024
+    processor_urls: tuple[str, ...] = ()
+    credit_limit: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +56,12 @@ class Settings:
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             telemetry=os.environ.get("PAYMENTORCH_OTEL") == "1",
             max_body=int(os.environ.get("PAYMENTORCH_MAX_BODY") or 64 * 1024),
+            processor_urls=tuple(
+                u.strip()
+                for u in os.environ.get("PAYMENTORCH_PROCESSOR_URL", "").split(",")
+                if u.strip()
+            ),
+            credit_limit=os.environ.get("PAYMENTORCH_CREDIT_LIMIT") or None,
         )
         if settings.dev_mode:
             logger.warning(
@@ -64,3 +79,8 @@ def configure_logging() -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+
+
+def credit_policy(settings: Settings) -> po.CreditPolicy | None:
+    """The credit policy ``settings.credit_limit`` (``"500.00 USD"``) describes."""
+    return None if settings.credit_limit is None else po.CreditPolicy.parse(settings.credit_limit)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -26,9 +26,10 @@ from starlette.routing import Match
 
 import paymentorch as po
 from examples.common import api
-from examples.common.auth import AuthError, actor_from_header, require_reader
+from examples.common.auth import AuthError, actor_from_header, require_admin, require_reader
 from examples.common.dashboard import STATIC, dev_token
 from examples.common.events import log_events
+from examples.common.http_processor import close_processors, processor_from_urls
 from examples.common.models import (
     AuditEntryResponse,
     CaptureRequest,
@@ -37,15 +38,20 @@ from examples.common.models import (
     OptionalReasonRequest,
     PageResponse,
     PaymentResponse,
+    PlanResponse,
     Problem,
+    ProcessorEventRequest,
+    ProcessorEventResponse,
+    ProcessorResponse,
     ReasonRequest,
     RefundRequest,
+    ResolveRequest,
     Status,
     SummaryResponse,
 )
 from examples.common.observability import meter_provider, metrics_text
 from examples.common.ratelimit import RateLimited, RateLimiter
-from examples.common.settings import Settings, configure_logging
+from examples.common.settings import Settings, configure_logging, credit_policy
 
 # Swagger UI and ReDoc from an installed package: many networks reach no CDN.
 DOCS_ASSETS = importlib.resources.files("fastapi_offline") / "static"
@@ -190,16 +196,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await po.open_service(settings.url, meter_provider=meters, create_schema=True)
+        router = processor_from_urls(settings.processor_urls) if settings.processor_urls else None
+        service = await po.open_service(
+            settings.url,
+            meter_provider=meters,
+            create_schema=True,
+            processor=router,
+            credit=credit_policy(settings),
+        )
         stop = asyncio.Event()
-        relay = asyncio.create_task(po.OutboxRelay(service.store, log_events).run(stop))
+        background = [asyncio.create_task(po.OutboxRelay(service.store, log_events).run(stop))]
+        if router is not None:  # the worker beside the relay: the processor's answers land
+            background.append(asyncio.create_task(po.PaymentWorker(service).run(stop)))
         app.state.service = service
         try:
             yield
         finally:
             stop.set()
-            await relay
+            await asyncio.gather(*background)
             await service.aclose()
+            if router is not None:
+                await close_processors(router)
 
     app = FastAPI(
         title="PaymentOrchestrator Lite",
@@ -354,6 +371,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metadata=body.metadata,
             actor=who,
             idempotency_key=api.idempotency_key(idempotency_key),
+            capture_method=body.capture_method,
+            plan=None if body.plan is None else body.plan.terms(),
         )
         response.headers["Location"] = f"/api/payments/{payment.id}"
         if not created:
@@ -476,6 +495,104 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> list[OperationResponse]:
         """The payment's money movements, oldest first."""
         return [OperationResponse.of(o) for o in await svc.operations(payment_id)]
+
+    @app.get(
+        "/api/payments/{payment_id}/plan",
+        response_model=PlanResponse,
+        **{**read, "responses": _problems(401, 403, 404, 422, 503)},
+    )
+    async def plan(
+        payment_id: str, svc: Service, _who: Reader, _correlation: CorrelationHeader = None
+    ) -> PlanResponse:
+        """The payment's installments, their status, and late fees (422 without a plan)."""
+        return PlanResponse.of(await svc.plan(payment_id))
+
+    @app.post(
+        "/api/payments/{payment_id}/plan/installments/{number}/pay",
+        response_model=PlanResponse,
+        **write,
+    )
+    async def pay_installment(
+        payment_id: str,
+        number: Annotated[int, Path(ge=1, le=60)],
+        svc: Service,
+        who: Writer,
+        _correlation: CorrelationHeader = None,
+    ) -> PlanResponse:
+        """Record an installment paid by hand (a transfer, a card at a desk)."""
+        return PlanResponse.of(await svc.pay_installment(payment_id, number, actor=who))
+
+    @app.post(
+        "/api/payments/{payment_id}/plan/installments/{number}/waive",
+        response_model=PlanResponse,
+        **write,
+    )
+    async def waive_installment(
+        payment_id: str,
+        number: Annotated[int, Path(ge=1, le=60)],
+        body: ReasonRequest,
+        svc: Service,
+        who: Writer,
+        _correlation: CorrelationHeader = None,
+    ) -> PlanResponse:
+        """Forgive an installment, with a `reason`: the customer no longer owes it."""
+        plan = await svc.waive_installment(payment_id, number, actor=who, reason=body.reason)
+        return PlanResponse.of(plan)
+
+    @app.get(
+        "/api/operations/attention",
+        response_model=list[OperationResponse],
+        **{**read, "responses": _problems(401, 403, 503)},
+    )
+    async def needing_attention(
+        svc: Service, _who: Reader, _correlation: CorrelationHeader = None
+    ) -> list[OperationResponse]:
+        """Operations whose outcome no lookup could settle: a person decides them."""
+        return [OperationResponse.of(o) for o in await svc.operations_needing_attention()]
+
+    @app.post("/api/operations/{operation_id}/resolve", response_model=OperationResponse, **write)
+    async def resolve(
+        operation_id: str,
+        body: ResolveRequest,
+        svc: Service,
+        who: Writer,
+        _correlation: CorrelationHeader = None,
+    ) -> OperationResponse:
+        """Settle an operation as a person found it out; the payment moves accordingly."""
+        found = await svc.resolve_operation(
+            operation_id, body.outcome, actor=who, reason=body.reason
+        )
+        return OperationResponse.of(found)
+
+    @app.post("/api/processors/{processor}/events", response_model=ProcessorEventResponse, **write)
+    async def processor_event(
+        processor: str,
+        body: ProcessorEventRequest,
+        svc: Service,
+        who: Writer,
+        _correlation: CorrelationHeader = None,
+    ) -> ProcessorEventResponse:
+        """A processor's callback: applied once per `eventId`; a repeat changes nothing."""
+        require_admin(who)
+        new = await svc.record_processor_event(
+            processor,
+            body.event_id,
+            result=body.result(),
+            operation_id=body.operation_id,
+            reference=body.reference,
+        )
+        return ProcessorEventResponse(new=new)
+
+    @app.get(
+        "/api/processor",
+        response_model=ProcessorResponse,
+        **{**read, "responses": _problems(401, 403, 404)},
+    )
+    async def processor_info(
+        svc: Service, _who: Reader, _correlation: CorrelationHeader = None
+    ) -> ProcessorResponse:
+        """The processors money moves through (404 when payments wait for a person)."""
+        return api.processor_info(svc.processor)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

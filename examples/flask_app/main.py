@@ -22,9 +22,10 @@ from werkzeug.exceptions import HTTPException
 
 import paymentorch as po
 from examples.common import api
-from examples.common.auth import AuthError, actor_from_header, require_reader
+from examples.common.auth import AuthError, actor_from_header, require_admin, require_reader
 from examples.common.dashboard import STATIC, dev_token
 from examples.common.events import log_events
+from examples.common.http_processor import close_processors, processor_from_urls
 from examples.common.models import (
     AuditEntryResponse,
     CaptureRequest,
@@ -33,24 +34,33 @@ from examples.common.models import (
     OptionalReasonRequest,
     PageResponse,
     PaymentResponse,
+    PlanResponse,
+    ProcessorEventRequest,
+    ProcessorEventResponse,
     ReasonRequest,
     RefundRequest,
+    ResolveRequest,
     SummaryResponse,
 )
 from examples.common.observability import meter_provider, metrics_text
 from examples.common.ratelimit import RateLimited, RateLimiter
-from examples.common.settings import Settings, configure_logging
+from examples.common.settings import Settings, configure_logging, credit_policy
 
 
-class Relay:
-    """The outbox relay on a daemon thread, with an event loop and a store of its own.
+class Background:
+    """The outbox relay, and the worker when there is a processor, on a daemon thread
+    with an event loop and a service of their own.
 
-    The blocking twin has no event loop; the relay is async, so it opens the same
-    database through the async store (on ``memory://`` there is nothing to share).
+    The blocking twin has no event loop; the relay and the worker are async, so they open
+    the same database through the async service (on ``memory://`` nothing is shared).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, processor_urls: tuple[str, ...], credit: po.CreditPolicy | None
+    ) -> None:
         self._url = url
+        self._processor_urls = processor_urls
+        self._credit = credit  # the worker's settlements release exposure too
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -61,14 +71,23 @@ class Relay:
     def _run(self) -> None:
         async def run() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            urls = self._processor_urls
+            router = processor_from_urls(urls) if urls else None
             try:
-                store = await po.open_store(self._url, create_schema=False)
+                service = await po.open_service(
+                    self._url, create_schema=False, processor=router, credit=self._credit
+                )
             finally:
                 self._ready.set()
+            work = [po.OutboxRelay(service.store, log_events).run(self._stop)]
+            if router is not None:
+                work.append(po.PaymentWorker(service).run(self._stop))
             try:
-                await po.OutboxRelay(store, log_events).run(self._stop)
+                await asyncio.gather(*work)
             finally:
-                await store.aclose()
+                await service.aclose()
+                if router is not None:
+                    await close_processors(router)
 
         asyncio.run(run())
 
@@ -86,7 +105,7 @@ class PaymentOrchestrator:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._service: po.SyncPaymentService | None = None
-        self._relay: Relay | None = None
+        self._relay: Background | None = None
         if app is not None:
             self.init_app(app)
 
@@ -98,6 +117,7 @@ class PaymentOrchestrator:
         app.config["MAX_CONTENT_LENGTH"] = self.settings.max_body
         app.extensions["paymentorch"] = self
         app.register_blueprint(payments)
+        app.register_blueprint(operations_api)
         app.register_blueprint(pages)
         for kind in (po.PaymentError, AuthError, RateLimited, api.HttpProblem):
             app.register_error_handler(kind, problem)
@@ -114,11 +134,15 @@ class PaymentOrchestrator:
         if self._service is None or self._pid != os.getpid():
             with self._lock:
                 if self._service is None or self._pid != os.getpid():
-                    url = self.settings.url
+                    url, urls = self.settings.url, self.settings.processor_urls
                     self._service = po.open_sync_service(
-                        url, meter_provider=self.meters, create_schema=True
+                        url,
+                        meter_provider=self.meters,
+                        create_schema=True,
+                        processor=processor_from_urls(urls) if urls else None,
+                        credit=credit_policy(self.settings),
                     )
-                    self._relay = Relay(url)
+                    self._relay = Background(url, urls, credit_policy(self.settings))
                     self._pid = os.getpid()
         return self._service
 
@@ -236,6 +260,8 @@ def create_payment() -> Response:
         metadata=body.metadata,
         actor=who,
         idempotency_key=api.idempotency_key(request.headers.get("Idempotency-Key")),
+        capture_method=body.capture_method,
+        plan=None if body.plan is None else body.plan.terms(),
     )
     headers = {"Location": f"/api/payments/{payment.id}"}
     if not created:
@@ -323,6 +349,75 @@ def operations(payment_id: str) -> Response:
     return json_response(
         [OperationResponse.of(o).model_dump(mode="json", by_alias=True) for o in found]
     )
+
+
+operations_api = Blueprint("operations", __name__, url_prefix="/api")
+
+
+@payments.get("/<payment_id>/plan")
+def plan(payment_id: str) -> Response:
+    reader()
+    return model_response(PlanResponse.of(ext().service.plan(payment_id)))
+
+
+@payments.post("/<payment_id>/plan/installments/<int:number>/pay")
+def pay_installment(payment_id: str, number: int) -> Response:
+    who = writer()
+    body_of(OptionalReasonRequest, required=False)
+    if not 1 <= number <= 60:
+        raise po.ValidationError([po.FieldError("number", "must be from 1 to 60", "range")])
+    plan = ext().service.pay_installment(payment_id, number, actor=who)
+    return model_response(PlanResponse.of(plan))
+
+
+@payments.post("/<payment_id>/plan/installments/<int:number>/waive")
+def waive_installment(payment_id: str, number: int) -> Response:
+    who = writer()
+    body: ReasonRequest = body_of(ReasonRequest)
+    if not 1 <= number <= 60:
+        raise po.ValidationError([po.FieldError("number", "must be from 1 to 60", "range")])
+    plan = ext().service.waive_installment(payment_id, number, actor=who, reason=body.reason)
+    return model_response(PlanResponse.of(plan))
+
+
+@operations_api.get("/operations/attention")
+def needing_attention() -> Response:
+    reader()
+    found = ext().service.operations_needing_attention()
+    return json_response(
+        [OperationResponse.of(o).model_dump(mode="json", by_alias=True) for o in found]
+    )
+
+
+@operations_api.post("/operations/<operation_id>/resolve")
+def resolve(operation_id: str) -> Response:
+    who = writer()
+    body: ResolveRequest = body_of(ResolveRequest)
+    found = ext().service.resolve_operation(
+        operation_id, body.outcome, actor=who, reason=body.reason
+    )
+    return model_response(OperationResponse.of(found))
+
+
+@operations_api.post("/processors/<processor>/events")
+def processor_event(processor: str) -> Response:
+    who = writer()
+    body: ProcessorEventRequest = body_of(ProcessorEventRequest)
+    require_admin(who)
+    new = ext().service.record_processor_event(
+        processor,
+        body.event_id,
+        result=body.result(),
+        operation_id=body.operation_id,
+        reference=body.reference,
+    )
+    return model_response(ProcessorEventResponse(new=new))
+
+
+@operations_api.get("/processor")
+def processor_info() -> Response:
+    reader()
+    return model_response(api.processor_info(ext().service.processor))
 
 
 pages = Blueprint("pages", __name__)

@@ -16,6 +16,7 @@ const state = {
   filters: {},
   createKey: null, // one Idempotency-Key per intended payment, kept until it is answered
   selected: null,
+  detailTimer: null,
 };
 const $ = (id) => document.getElementById(id);
 // UUIDv7s made in the same moment share their first digits; the last ones tell them apart.
@@ -326,13 +327,16 @@ async function showDetail(id) {
     }),
   );
   $("operations").replaceChildren(
-    ...(operations.length
-      ? operations.map((o) => {
-          const reason = o.reason ? ` (${o.reason})` : "";
-          return element("li", `${o.kind} ${o.amount} ${o.currency}: ${o.status}${reason}`);
-        })
-      : [element("li", "none", "muted")]),
+    ...(operations.length ? operations.map(operationItem) : [element("li", "none", "muted")]),
   );
+  await showPlan(payment);
+  // While the processor works on it, look again shortly: the worker settles it in seconds.
+  clearTimeout(state.detailTimer);
+  if (operations.some((o) => o.status === "pending" || o.status === "unknown")) {
+    state.detailTimer = setTimeout(() => {
+      if (state.selected === id) guarded(async () => { await refresh(); await showDetail(id); });
+    }, 1500);
+  }
   $("audit-entries").replaceChildren(
     ...entries.map((e) => {
       const reason = e.reason ? ` (${e.reason})` : "";
@@ -345,6 +349,102 @@ async function showDetail(id) {
   markSelected();
 }
 
+function operationItem(o, { resolvable = false } = {}) {
+  const li = element("li", undefined, "operation");
+  const where = o.processor ? ` at ${o.processor}` : "";
+  const tries = o.attempts ? `, ${o.attempts} call(s), ${o.lookups} lookup(s)` : "";
+  li.append(
+    element("span", `${o.kind} ${o.amount} ${o.currency}${where}: `),
+    badge(o.status),
+    element("span", `${tries}${o.reason ? ` (${o.reason})` : ""}`),
+  );
+  if (o.error) li.append(element("div", o.error, "muted"));
+  if (resolvable) {
+    const open = element("button", "Show payment");
+    open.type = "button";
+    open.addEventListener("click", () => guarded(() => showDetail(o.paymentId)));
+    li.append(open);
+    for (const outcome of ["succeeded", "declined"]) {
+      const button = element("button", outcome === "succeeded" ? "It went through" : "It did not");
+      button.type = "button";
+      button.addEventListener("click", () => guarded(() => resolve(o, outcome)));
+      li.append(button);
+    }
+  }
+  return li;
+}
+
+async function showPlan(payment) {
+  $("plan").hidden = !payment.hasPlan;
+  if (!payment.hasPlan) return;
+  const plan = await call("GET", `/api/payments/${payment.id}/plan`);
+  $("plan-status").replaceChildren(badge(plan.status), element("span", ` owed ${plan.owed} ${plan.currency}`));
+  $("installments").replaceChildren(
+    ...plan.installments.map((i) => {
+      const li = element("li", `${i.amount} ${plan.currency} due ${new Date(i.dueAt).toLocaleDateString()}: `, "installment");
+      li.append(badge(i.status));
+      if (Number(i.refundedAmount) > 0) li.append(element("span", ` (${i.refundedAmount} refunded)`));
+      if ((i.status === "scheduled" || i.status === "overdue") && plan.status !== "pending") {
+        const pay = element("button", "Paid by hand");
+        pay.type = "button";
+        pay.addEventListener("click", () => guarded(async () => {
+          const answer = await ask(`Installment ${i.number} paid?`, "Record it paid (a transfer, a card at a desk).");
+          if (answer === null) return;
+          await call("POST", `/api/payments/${payment.id}/plan/installments/${i.number}/pay`);
+          show(`Installment ${i.number} recorded paid.`, "info");
+          await refresh();
+          await showDetail(payment.id);
+        }));
+        const waive = element("button", "Waive");
+        waive.type = "button";
+        waive.addEventListener("click", () => guarded(async () => {
+          const answer = await ask(`Waive installment ${i.number}?`, "The customer will no longer owe it. Say why.",
+            { reason: true, reasonRequired: true });
+          if (answer === null) return;
+          await call("POST", `/api/payments/${payment.id}/plan/installments/${i.number}/waive`, { reason: answer.reason });
+          show(`Installment ${i.number} waived.`, "info");
+          await refresh();
+          await showDetail(payment.id);
+        }));
+        li.append(pay, waive);
+      }
+      return li;
+    }),
+  );
+  const fees = plan.lateFees.map((f) => `${f.amount} ${plan.currency} on installment ${f.installment}`);
+  $("late-fees").textContent = fees.length ? `Late fees: ${fees.join(", ")}` : "";
+}
+
+async function resolve(operation, outcome) {
+  const text = outcome === "succeeded"
+    ? "The processor moved the money: the payment moves as if it had said so. Say how you know."
+    : "The processor did not move the money. Say how you know.";
+  const answer = await ask(`Settle ${operation.kind} ${short(operation.id)}?`, text, { reason: true, reasonRequired: true });
+  if (answer === null) return;
+  await call("POST", `/api/operations/${operation.id}/resolve`, { outcome, reason: answer.reason });
+  show(`Operation ${short(operation.id)} is now ${outcome}.`, "info");
+  await refresh();
+  await showDetail(operation.paymentId);
+}
+
+async function loadAttention() {
+  const found = await call("GET", "/api/operations/attention");
+  $("attention").hidden = found.length === 0;
+  $("attention-list").replaceChildren(...found.map((o) => operationItem(o, { resolvable: true })));
+}
+
+async function loadProcessor() {
+  try {
+    const info = await call("GET", "/api/processor");
+    $("capture-label").hidden = false;
+    $("capture-label").title = Object.entries(info.processors).map(([n, s]) => `${n}: ${s}`).join(", ");
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    $("capture-label").hidden = true; // no processor: payments wait for a person
+    $("capture-method").value = "";
+  }
+}
+
 function markSelected() {
   for (const tr of $("payments").children) tr.classList.toggle("selected", tr.dataset.id === state.selected);
 }
@@ -352,7 +452,7 @@ function markSelected() {
 // -- wiring ---------------------------------------------------------------------------
 
 async function refresh() {
-  await Promise.all([loadPayments(), loadSummary()]);
+  await Promise.all([loadPayments(), loadSummary(), loadAttention()]);
 }
 
 async function signIn() {
@@ -369,7 +469,7 @@ async function signIn() {
   if (state.token) {
     const claims = JSON.parse(atob(state.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
     $("identity").textContent = `${claims.sub} (${(claims.roles || []).join(", ")})`;
-    await refresh();
+    await Promise.all([refresh(), loadProcessor()]);
   }
 }
 
@@ -404,11 +504,14 @@ $("create-form").addEventListener("submit", (event) => {
           customerId: data.get("customerId").trim(),
           amount: data.get("amount").trim(),
           currency: data.get("currency").trim() || undefined,
+          captureMethod: data.get("captureMethod") || undefined,
+          plan: data.get("payIn4") ? { installments: 4, intervalDays: 14 } : undefined,
         },
         { "Idempotency-Key": state.createKey },
       );
       state.createKey = null;
       form.reset();
+      if ($("capture-label").hidden) $("capture-method").value = "";
       show(`Created payment ${short(payment.id)} for ${payment.amount} ${payment.currency}.`, "info");
       state.cursors = [null];
       state.page = 0;

@@ -14,10 +14,12 @@ from paymentorch._version import __version__
 from paymentorch.adapters.cache import LocalCache
 from paymentorch.adapters.memory import InMemoryPaymentStore
 from paymentorch.bus import InMemoryEventBus
+from paymentorch.clock import ManualClock
 from paymentorch.domain import (
     Actor,
     AmountExceeded,
     AuditEntry,
+    CreditLimitExceeded,
     FieldError,
     IdempotencyConflict,
     InvalidTransition,
@@ -38,6 +40,17 @@ from paymentorch.domain import (
     ValidationError,
     ValidationPolicy,
     correlation,
+)
+from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.plans import (
+    Installment,
+    InstallmentStatus,
+    LateFee,
+    LateFeePolicy,
+    Plan,
+    PlanStatus,
+    PlanTerms,
+    schedule,
 )
 from paymentorch.domain.processing import (
     Outcome,
@@ -66,14 +79,21 @@ __all__ = [
     "BulkResult",
     "Cache",
     "CircuitBreaker",
+    "CreditLimitExceeded",
+    "CreditPolicy",
     "EventSink",
     "FieldError",
     "HealthReport",
     "IdempotencyConflict",
     "InMemoryEventBus",
     "InMemoryPaymentStore",
+    "Installment",
+    "InstallmentStatus",
     "InvalidTransition",
+    "LateFee",
+    "LateFeePolicy",
     "LocalCache",
+    "ManualClock",
     "NewPayment",
     "Operation",
     "OperationKind",
@@ -94,6 +114,9 @@ __all__ = [
     "PaymentSummary",
     "PaymentWorker",
     "PermissionDenied",
+    "Plan",
+    "PlanStatus",
+    "PlanTerms",
     "ProcessorCapabilities",
     "ProcessorRequest",
     "ProcessorResult",
@@ -115,6 +138,7 @@ __all__ = [
     "open_service",
     "open_store",
     "open_sync_service",
+    "schedule",
     "testing",
 ]
 

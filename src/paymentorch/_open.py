@@ -15,6 +15,8 @@ from opentelemetry import metrics, trace
 from paymentorch.adapters import STORES, backend_of
 from paymentorch.clock import utc_now
 from paymentorch.domain import RolePolicy, ValidationPolicy
+from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.plans import LateFeePolicy
 from paymentorch.ports import Cache, PaymentProcessor, PaymentStore
 from paymentorch.service import PaymentService
 
@@ -47,6 +49,8 @@ async def open_service(
     meter_provider: metrics.MeterProvider | None = None,
     outbox_lag_threshold: timedelta = timedelta(seconds=60),
     processor: PaymentProcessor | None = None,
+    credit: CreditPolicy | None = None,
+    late_fees: LateFeePolicy | None = None,
     **store_options: Any,
 ) -> PaymentService:
     """Open a ``PaymentService`` on the backend ``url`` names.
@@ -74,6 +78,8 @@ async def open_service(
             meter_provider=meter_provider,
             outbox_lag_threshold=outbox_lag_threshold,
             processor=processor,
+            credit=credit,
+            late_fees=late_fees,
         )
     except BaseException:
         await store.aclose()

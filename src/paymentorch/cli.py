@@ -7,11 +7,14 @@ import asyncio
 import importlib
 import signal
 import sys
+from datetime import timedelta
 from typing import Any
 
 from paymentorch._migrate import migrate_sync
 from paymentorch.adapters._require import MissingDriver
 from paymentorch.domain import PaymentError
+from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.orchestration import LOOKUP_SCHEDULE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +34,38 @@ def main(argv: list[str] | None = None) -> int:
     )
     worker.add_argument("--batch-size", type=int, default=10, help="operations per claim")
     worker.add_argument("--once", action="store_true", help="work until nothing is due, then stop")
+    worker.add_argument(
+        "--lease", type=float, default=60.0, help="seconds a claimed operation is held"
+    )
+    worker.add_argument(
+        "--lookup-schedule",
+        type=_seconds_list,
+        default=LOOKUP_SCHEDULE,
+        help="comma-separated seconds between lookups of an unknown outcome"
+        " (default: 5,30,120,600,3600,21600,86400)",
+    )
+    worker.add_argument(
+        "--poll", type=float, default=0.5, help="seconds to wait when nothing is due"
+    )
+    worker.add_argument(
+        "--credit-limit",
+        metavar="'AMOUNT CURRENCY'",
+        type=_credit,
+        help="the credit policy the services use, such as '500.00 USD': the worker's"
+        " settlements must release what they reserved",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "worker":
-            return asyncio.run(_work(args.url, args.processor, args.batch_size, once=args.once))
+            options = {
+                "batch_size": args.batch_size,
+                "lease": timedelta(seconds=args.lease),
+                "lookup_schedule": args.lookup_schedule,
+                "poll_interval": args.poll,
+            }
+            return asyncio.run(
+                _work(args.url, args.processor, options, once=args.once, credit=args.credit_limit)
+            )
         output = migrate_sync(args.url, revision=args.revision, sql=args.sql)
     except (PaymentError, MissingDriver, LookupError, ValueError) as exc:
         print(f"paymentorch: {exc}", file=sys.stderr)
@@ -60,12 +91,34 @@ def load_processor(spec: str) -> Any:
     return found if hasattr(found, "execute") else found()
 
 
-async def _work(url: str, spec: str, batch_size: int, *, once: bool) -> int:
+def _seconds_list(text: str) -> tuple[timedelta, ...]:
+    try:
+        delays = tuple(timedelta(seconds=float(part)) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not seconds separated by commas: {text!r}") from None
+    if any(d <= timedelta(0) for d in delays):
+        raise argparse.ArgumentTypeError("every delay must be more than 0 seconds")
+    return delays
+
+
+def _credit(text: str) -> CreditPolicy:
+    try:
+        return CreditPolicy.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+async def _work(
+    url: str, spec: str, options: dict[str, Any], *, once: bool, credit: CreditPolicy | None
+) -> int:
     from paymentorch._open import open_service  # noqa: PLC0415 - only for this command
     from paymentorch.worker import PaymentWorker  # noqa: PLC0415
 
-    async with await open_service(url, processor=load_processor(spec), create_schema=False) as svc:
-        worker = PaymentWorker(svc, batch_size=batch_size)
+    processor = load_processor(spec)
+    async with await open_service(
+        url, processor=processor, create_schema=False, credit=credit
+    ) as svc:
+        worker = PaymentWorker(svc, **options)
         if once:
             while await worker.run_once():
                 continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 """A function returning the current time, timezone-aware, in UTC."""
@@ -12,3 +12,23 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The default clock: the system's time in UTC."""
     return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that tests and hosts move by hand: ``advance`` it through a plan's weeks
+    instead of sleeping. Pass it as ``open_service(url, clock=ManualClock(start))``."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or utc_now()
+        if self._now.tzinfo is None:
+            raise ValueError("a clock's time must be timezone-aware")
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def advance(self, by: timedelta) -> datetime:
+        """Move forward by ``by`` (never back); return the new time."""
+        if by < timedelta(0):
+            raise ValueError("time only moves forward")
+        self._now += by
+        return self._now

@@ -6,6 +6,7 @@ from typing import Any
 
 from paymentorch.domain import (
     AmountExceeded,
+    CreditLimitExceeded,
     IdempotencyConflict,
     InvalidTransition,
     PaymentError,
@@ -23,6 +24,7 @@ _STATUS: list[tuple[type[PaymentError], int, str]] = [
     (InvalidTransition, 409, "Invalid transition"),
     (IdempotencyConflict, 409, "Idempotency key reused"),
     (AmountExceeded, 409, "Amount exceeded"),
+    (CreditLimitExceeded, 409, "Credit limit exceeded"),
     (PermissionDenied, 403, "Permission denied"),
     (StoreUnavailable, 503, "Service unavailable"),
 ]

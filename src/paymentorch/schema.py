@@ -60,6 +60,7 @@ payments = sa.Table(
     sa.Column("captured_amount", _money(), nullable=False, server_default="0"),
     sa.Column("refunded_amount", _money(), nullable=False, server_default="0"),
     sa.Column("pending_refunds", _money(), nullable=False, server_default="0"),
+    sa.Column("has_plan", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.CheckConstraint(
         "status IN ('Pending', 'Authorized', 'Confirmed', 'Failed', 'Cancelled', 'Refunded')",
         name="paymentorch_payments_status",
@@ -153,6 +154,50 @@ inbox = sa.Table(
     sa.Column("received_at", _time(), nullable=False),
 )
 
+exposure = sa.Table(
+    "paymentorch_exposure",
+    metadata,
+    sa.Column("customer_id", sa.String(100), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("amount", _money(), nullable=False),
+)
+
+plans = sa.Table(
+    "paymentorch_plans",
+    metadata,
+    sa.Column("payment_id", _uuid(), primary_key=True),
+    sa.Column("amount", _money(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("installments", sa.Integer(), nullable=False),
+    sa.Column("interval_seconds", sa.BigInteger(), nullable=False),
+    sa.Column("remainder", sa.String(8), nullable=False),
+    sa.Column("refund_allocation", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+)
+
+installments = sa.Table(
+    "paymentorch_installments",
+    metadata,
+    sa.Column("payment_id", _uuid(), primary_key=True),
+    sa.Column("number", sa.Integer(), primary_key=True),
+    sa.Column("amount", _money(), nullable=False),
+    sa.Column("due_at", _time(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("paid_at", _time()),
+    sa.Column("refunded_amount", _money(), nullable=False),
+    sa.Index("paymentorch_installments_due", "status", "due_at"),
+)
+
+late_fees = sa.Table(
+    "paymentorch_late_fees",
+    metadata,
+    sa.Column("payment_id", _uuid(), primary_key=True),
+    sa.Column("seq", sa.Integer(), primary_key=True),
+    sa.Column("installment", sa.Integer(), nullable=False),
+    sa.Column("amount", _money(), nullable=False),
+    sa.Column("charged_at", _time(), nullable=False),
+)
+
 
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
@@ -170,10 +215,14 @@ __all__ = [
     "PREFIX",
     "VERSION_TABLE",
     "audit_entries",
+    "exposure",
     "inbox",
     "include_object",
+    "installments",
+    "late_fees",
     "metadata",
     "operations",
     "outbox",
     "payments",
+    "plans",
 ]

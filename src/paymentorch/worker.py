@@ -4,14 +4,23 @@ reconciles the ones whose outcome nobody knows."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
-from paymentorch.domain import Actor, Operation, OperationStatus, PaymentError
-from paymentorch.domain.orchestration import LOOKUP_SCHEDULE, decide
+from paymentorch.domain import Actor, Operation, OperationStatus, PaymentError, PaymentStatus
+from paymentorch.domain.orchestration import (
+    FOLLOW_UPS,
+    LOOKUP_SCHEDULE,
+    Step,
+    decide,
+    installment_of,
+    original_of,
+    unsent,
+    withdrawn,
+)
 from paymentorch.domain.processing import Outcome, ProcessorRequest, ProcessorResult
 from paymentorch.service import PaymentService
 
@@ -21,12 +30,16 @@ logger = logging.getLogger("paymentorch.worker")
 class PaymentWorker:
     """Claims due operations with a lease, asks the processor, records the answer.
 
+    Every ``plans_every`` it also queues the collection of installments due and
+    processes overdue ones (``run_plans``).
+
     A pending operation is executed (its id is the processor's idempotency key); an
     unknown one is looked up on ``lookup_schedule``, and after the last lookup it
     needs a person (``service.operations_needing_attention()``). Several workers, in
     one process or many, share the work: a claimed operation is leased for ``lease``.
     Every answer is recorded with the payment's change, audit entry and event, in one
-    transaction. Time is the service's clock.
+    transaction. Up to ``batch_size`` operations are in flight at once. Time is the
+    service's clock.
     """
 
     def __init__(
@@ -38,11 +51,14 @@ class PaymentWorker:
         lookup_schedule: tuple[timedelta, ...] = LOOKUP_SCHEDULE,
         poll_interval: float = 0.5,
         actor: Actor | None = None,
+        plans_every: timedelta = timedelta(seconds=10),
     ) -> None:
         if service.processor is None:
             raise ValueError("the service has no processor: open it with processor=...")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if lease <= timedelta(0):
+            raise ValueError("lease must be longer than 0")
         self.service = service
         self.processor = service.processor
         self.batch_size = batch_size
@@ -50,46 +66,111 @@ class PaymentWorker:
         self.lookup_schedule = tuple(lookup_schedule)
         self.poll_interval = poll_interval
         self.actor = actor or Actor.system("worker")
+        self.plans_every = plans_every
 
     async def run_once(self) -> int:
-        """Work one batch of due operations; return how many were claimed."""
-        now = self.service.clock()
-        claimed = await self.service.store.claim_operations(
-            self.batch_size, now=now, lease_until=now + self.lease
-        )
-        for operation in claimed:
-            await self._work(operation)
+        """Work one batch of due operations, all at once; return how many were claimed."""
+        claimed, until = await self._claim(self.batch_size)
+        await asyncio.gather(*(self._work(operation, until) for operation in claimed))
         return len(claimed)
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Work until ``stop`` is set, waiting ``poll_interval`` whenever nothing is due."""
-        stop = stop or asyncio.Event()
-        while not stop.is_set():
-            try:
-                worked = await self.run_once()
-            except PaymentError:
-                logger.exception("payment worker could not reach the store; retrying")
-                worked = 0
-            if worked < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+    async def run_plans(self) -> int:
+        """Queue the collection of installments due, and process overdue ones (late
+        fees by the service's policy); return how many plans were touched."""
+        queued = await self.service.collect_installments()
+        return queued + await self.service.process_overdue()
 
-    async def _work(self, operation: Operation) -> None:
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Work until ``stop`` is set: up to ``batch_size`` operations in flight, a new one
+        claimed as soon as one is done; ``poll_interval`` seconds between looks when
+        nothing is due. What was claimed is finished before it returns."""
+        stop = stop or asyncio.Event()
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        running: set[asyncio.Future[Any]] = set()
+        plans_at = self.service.clock()
+        try:
+            while not stop.is_set():
+                if self.service.clock() >= plans_at:  # installments due, late fees
+                    try:
+                        await self.run_plans()
+                    except PaymentError:
+                        logger.exception("payment worker could not reach the store; retrying")
+                    plans_at = self.service.clock() + self.plans_every
+                free = self.batch_size - len(running)
+                try:
+                    claimed, until = await self._claim(free) if free else ([], None)
+                except PaymentError:
+                    logger.exception("payment worker could not reach the store; retrying")
+                    claimed = []
+                for operation in claimed:
+                    task = asyncio.ensure_future(self._work_logged(operation, until))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if len(running) >= self.batch_size:  # full: wait for one to finish
+                    await asyncio.wait({stopping, *running}, return_when=asyncio.FIRST_COMPLETED)
+                elif len(claimed) < free:  # nothing more is due: look again in a while
+                    await asyncio.wait({stopping}, timeout=self.poll_interval)
+        finally:
+            stopping.cancel()
+            if running:
+                await asyncio.gather(*running)
+
+    async def _installment_withdrawn(self, operation: Operation, number: int) -> Step | None:
+        """A collection whose installment was paid by hand or cancelled is not sent."""
+        plan = await self.service.store.plan(operation.payment_id)
+        installment = None if plan is None else plan.installment(number)
+        if installment is not None and installment.unpaid:
+            return None
+        state = "gone" if installment is None else installment.status.value
+        return unsent(operation, f"installment {number} is {state}", at=self.service.clock())
+
+    async def _claim(self, limit: int) -> tuple[list[Operation], datetime]:
+        now = self.service.clock()
+        until = now + self.lease
+        return await self.service.store.claim_operations(limit, now=now, lease_until=until), until
+
+    async def _work_logged(self, operation: Operation, lease_until: datetime | None) -> None:
+        try:
+            await self._work(operation, lease_until)
+        except Exception:  # the lease runs out and the operation is looked up: keep working
+            logger.exception("payment worker failed on operation %s", operation.id)
+
+    async def _work(self, operation: Operation, lease_until: datetime | None) -> None:
+        store = self.service.store
+        if operation.status is OperationStatus.PENDING:  # not sent yet: is it still wanted?
+            payment = await store.get(operation.payment_id)
+            status = PaymentStatus.CANCELLED if payment is None else payment.status
+            step = withdrawn(operation, status, at=self.service.clock())
+            number = installment_of(operation)
+            if step is None and number is not None:
+                step = await self._installment_withdrawn(operation, number)
+            if step is not None:
+                await self.service.settle_operation(operation, step, actor=self.actor)
+                return
+        reference = operation.reference
+        if operation.kind in FOLLOW_UPS:  # the processor's id of the money it refers to
+            held = original_of(await store.operations(operation.payment_id))
+            reference = None if held is None else held.reference
         request = ProcessorRequest(
             operation_id=operation.id,
             kind=operation.kind,
             payment_id=operation.payment_id,
             amount=operation.amount,
             currency=operation.currency,
-            reference=operation.reference,
+            reference=reference,
             processor=operation.processor,
         )
         looked_up = operation.status is OperationStatus.UNKNOWN
+        # Past its lease another worker may hold the operation and ask the processor what
+        # became of it: a call of ours still under way then could move money after that
+        # answer. So no call starts after the lease, and none outlives it.
+        left = (lease_until - self.service.clock()).total_seconds() if lease_until else 0.0
+        if left <= 0:
+            logger.warning("the lease on operation %s ran out before it was sent", operation.id)
+            return
         try:
-            if looked_up:
-                result = await self.processor.lookup(request)
-            else:
-                result = await self.processor.execute(request)
+            call = self.processor.lookup if looked_up else self.processor.execute
+            result = await asyncio.wait_for(call(request), timeout=left)
         except Exception as exc:  # never a decline: nobody knows what happened
             logger.warning("processor raised %s for operation %s", type(exc).__name__, operation.id)
             result = ProcessorResult(

@@ -534,3 +534,47 @@ def test_authorize_capture_and_refund(client: Client, user: str, admin: str) -> 
     pending = client("POST", f"/api/payments/{other['id']}/refunds", token=admin)
     assert _problem(pending, 409)["code"] == "invalid_transition"
     assert client("POST", f"/api/payments/{other['id']}/refunds", token=user).status == 403
+
+
+def test_a_creation_past_the_credit_limit_is_409(
+    make_client: Callable[..., Client], user: str
+) -> None:
+    """With PAYMENTORCH_CREDIT_LIMIT, a creation past the customer's limit is refused."""
+    client = make_client(credit_limit="50.00 USD")
+    body = {"customerId": "ABCD-12345", "amount": "40.00"}
+    assert client("POST", "/api/payments", token=user, json_body=body).status == 201
+    refused = client("POST", "/api/payments", token=user, json_body=body)
+    assert refused.status == 409
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json["code"] == "credit_limit_exceeded"
+    assert client("GET", "/api/payments", token=user).json["items"][0]["amount"] == "40.00"
+
+
+def test_a_payment_in_four_installments(client: Client, admin: str, user: str) -> None:
+    """Created with a plan, confirmed, an installment paid by hand: the schedule shows it."""
+    body = {"customerId": "ABCD-12345", "amount": "100.01", "plan": {"installments": 4}}
+    made = client("POST", "/api/payments", token=user, json_body=body)
+    assert (made.status, made.json["hasPlan"]) == (201, True)
+    pid = made.json["id"]
+    plan = client("GET", f"/api/payments/{pid}/plan", token=user).json
+    assert (plan["status"], plan["owed"]) == ("pending", "100.01")
+    assert [i["amount"] for i in plan["installments"]] == ["25.01", "25.00", "25.00", "25.00"]
+    assert client("POST", f"/api/payments/{pid}/confirm", token=admin).status == 200
+    path = f"/api/payments/{pid}/plan/installments/2/pay"
+    assert client("POST", path, token=user).status == 403
+    paid = client("POST", path, token=admin)
+    assert paid.status == 200, paid.text
+    assert [i["status"] for i in paid.json["installments"]] == ["paid", "paid", "scheduled",
+                                                                "scheduled"]  # fmt: skip
+    assert paid.json["owed"] == "50.00"
+    assert client("POST", path, token=admin).status == 422  # paid already
+    waive = f"/api/payments/{pid}/plan/installments/4/waive"
+    assert client("POST", waive, token=admin, json_body={}).status == 422  # no reason
+    waived = client("POST", waive, token=admin, json_body={"reason": "hardship"})
+    assert (waived.status, waived.json["installments"][3]["status"]) == (200, "cancelled")
+    assert waived.json["owed"] == "25.00"
+    plain = client("POST", "/api/payments", token=user,
+                   json_body={"customerId": "ABCD-12345", "amount": "5.00"}).json  # fmt: skip
+    assert client("GET", f"/api/payments/{plain['id']}/plan", token=user).status == 422
+    bad = {"customerId": "ABCD-12345", "amount": "5.00", "plan": {"installments": 1}}
+    assert client("POST", "/api/payments", token=user, json_body=bad).status == 422

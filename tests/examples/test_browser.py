@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -24,47 +26,66 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    """The FastAPI example on a free loopback port, in development mode, on SQLite."""
-    port = _free_port()
-    env = {**os.environ, "PAYMENTORCH_URL": f"sqlite:///{tmp_path}/e2e.db"}
-    env.pop("PAYMENTORCH_JWT_SECRET", None)
+@contextlib.contextmanager
+def _serving(args: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """``python -m args...`` from the repository root, until it answers on ``port``.
+
+    Its output goes to ``log`` (a pipe nobody reads would stall it once full) and is
+    printed at teardown, which pytest shows when the test failed."""
+    output = log.open("wb")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "examples.fastapi_app.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     try:
         while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health/live", timeout=1):  # noqa: S310
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"the example did not start:\n{output}")
-                time.sleep(0.1)  # polling a starting server, not waiting out a race
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{args[0]} did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.1)  # polling a starting server, not waiting out a race
         yield base
     finally:
         process.terminate()
         process.wait(timeout=10)
-        if process.stdout:
-            process.stdout.close()
+        output.close()
+        print(f"--- {args[0]} ---\n{log.read_text(errors='replace')[-20_000:]}")
+
+
+def _example(tmp_path: Path, **env: str) -> Iterator[str]:
+    """The FastAPI example on a free loopback port, in development mode, on SQLite."""
+    port = _free_port()
+    environment = {**os.environ, "PAYMENTORCH_URL": f"sqlite:///{tmp_path}/e2e.db", **env}
+    environment.pop("PAYMENTORCH_JWT_SECRET", None)
+    if "PAYMENTORCH_PROCESSOR_URL" not in env:
+        environment.pop("PAYMENTORCH_PROCESSOR_URL", None)
+    args = ["uvicorn", "--factory", "examples.fastapi_app.main:create_app",
+            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    with _serving(args, environment, port, tmp_path / "example.log") as base:
+        yield base
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """The example without a processor: payments wait for a person."""
+    yield from _example(tmp_path)
+
+
+@pytest.fixture
+def processor(tmp_path: Path) -> Iterator[str]:
+    """The simulated processor service: quick, and always saying yes."""
+    port = _free_port()
+    args = ["examples.processor", "--port", str(port), "--latency", "0,0.3", "--success-rate", "1"]
+    with _serving(args, dict(os.environ), port, tmp_path / "processor.log") as base:
+        yield base
+
+
+@pytest.fixture
+def server_with_processor(tmp_path: Path, processor: str) -> Iterator[str]:
+    """The example with the processor service and its worker."""
+    yield from _example(tmp_path, PAYMENTORCH_PROCESSOR_URL=processor)
 
 
 SCREENSHOTS = ROOT / "docs" / "images"
@@ -109,6 +130,7 @@ def test_an_operator_works_in_the_dashboard(server: str, tmp_path: Path) -> None
             _act_through_dialogs(page, expect)
             _move_money(page, expect)
             _filter_and_refuse(page, expect)
+            _pay_in_four(page, expect)
             _screenshots(page, expect, tmp_path)
         finally:
             browser.close()
@@ -213,6 +235,30 @@ def _filter_and_refuse(page: Any, expect: Any) -> None:
     expect(page.locator("#count-all strong")).to_have_text("3")
 
 
+def _pay_in_four(page: Any, expect: Any) -> None:
+    # Pay in 4: confirmed, the schedule shows; an installment is recorded paid by hand.
+    page.fill("#create-form input[name=customerId]", "PLAN-00001")
+    page.fill("#create-form input[name=amount]", "80.00")
+    page.check("#create-form input[name=payIn4]")
+    page.click("#create-form button[type=submit]")
+    expect(page.locator("#plan")).to_be_visible()
+    expect(page.locator("#installments li")).to_have_count(4)
+    row = page.locator("#payments tr", has_text="80.00 USD")
+    row.get_by_role("button", name="Confirm").click()
+    page.click("#confirm-yes")
+    expect(page.locator("#plan-status")).to_contain_text("active")
+    second = page.locator("#installments li").nth(1)
+    second.get_by_role("button", name="Paid by hand").click()
+    page.click("#confirm-yes")
+    expect(page.locator("#installments li").nth(1)).to_contain_text("paid")
+    expect(page.locator("#plan-status")).to_contain_text("owed 40.00 USD")
+    page.locator("#installments li").nth(2).get_by_role("button", name="Waive").click()
+    page.fill("#confirm-reason", "hardship")
+    page.click("#confirm-yes")
+    expect(page.locator("#installments li").nth(2)).to_contain_text("cancelled")
+    expect(page.locator("#plan-status")).to_contain_text("owed 20.00 USD")
+
+
 def _screenshots(page: Any, expect: Any, folder: Path) -> None:
     page.locator("#message").evaluate("node => node.hidden = true")
     page.screenshot(path=str(folder / "dashboard-desktop.png"), full_page=True)
@@ -224,3 +270,52 @@ def _screenshots(page: Any, expect: Any, folder: Path) -> None:
     if os.environ.get("PAYMENTORCH_SCREENSHOTS") == "1":  # refresh the docs' pictures
         for name in ("dashboard-desktop.png", "dashboard-phone.png"):
             (SCREENSHOTS / name).write_bytes((folder / name).read_bytes())
+
+
+def test_the_processor_confirms_and_a_person_settles(server_with_processor: str) -> None:
+    """Created to be charged, a payment turns Confirmed by itself; after a conflicting
+    webhook its charge needs attention, and a person settles it from the dashboard."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server_with_processor)
+            expect(page.locator("#capture-label")).to_be_visible()
+            page.fill("#create-form input[name=customerId]", "ABCD-12345")
+            page.fill("#create-form input[name=amount]", "30.00")
+            page.click("#create-form button[type=submit]")
+            row = page.locator("#payments tr", has_text="30.00 USD")
+            expect(row.locator(".status")).to_have_text("Confirmed", timeout=60_000)
+            expect(page.locator("#operations")).to_contain_text("charge 30.00 USD at processor-1")
+            op_id = _post_conflicting_webhook(server_with_processor, page)
+            page.reload()
+            expect(page.locator("#attention")).to_be_visible()
+            item = page.locator("#attention-list li", has_text="charge 30.00 USD")
+            expect(item).to_contain_text("needs_attention")
+            item.get_by_role("button", name="It went through").click()
+            page.fill("#confirm-reason", "the statement shows it")
+            page.click("#confirm-yes")
+            expect(page.locator("#message")).to_contain_text(op_id[-8:])
+            expect(page.locator("#attention")).to_be_hidden()
+            expect(page.locator("#operations")).to_contain_text("resolved by hand by dashboard")
+        finally:
+            browser.close()
+
+
+def _post_conflicting_webhook(base: str, page: Any) -> str:
+    token = page.evaluate("sessionStorage.getItem('paymentorch-token')")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    payment_id = page.locator("#detail-id").text_content()
+    url = f"{base}/api/payments/{payment_id}/operations"
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
+        (operation,) = json.load(answer)
+    event = {"eventId": "late-1", "outcome": "declined", "operationId": operation["id"]}
+    url = f"{base}/api/processors/processor-1/events"
+    request = urllib.request.Request(url, json.dumps(event).encode(), headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
+        assert json.load(answer) == {"new": True}
+    return str(operation["id"])

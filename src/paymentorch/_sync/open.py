@@ -20,6 +20,8 @@ from paymentorch._sync.service import SyncPaymentService
 from paymentorch.adapters import SYNC_STORES, backend_of
 from paymentorch.clock import utc_now
 from paymentorch.domain import RolePolicy, ValidationPolicy
+from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.plans import LateFeePolicy
 from paymentorch.ports import PaymentProcessor
 
 
@@ -51,6 +53,8 @@ def open_sync_service(
     meter_provider: metrics.MeterProvider | None = None,
     outbox_lag_threshold: timedelta = timedelta(seconds=60),
     processor: PaymentProcessor | None = None,
+    credit: CreditPolicy | None = None,
+    late_fees: LateFeePolicy | None = None,
     **store_options: Any,
 ) -> SyncPaymentService:
     """Open a ``PaymentService`` on the backend ``url`` names.
@@ -78,6 +82,8 @@ def open_sync_service(
             meter_provider=meter_provider,
             outbox_lag_threshold=outbox_lag_threshold,
             processor=processor,
+            credit=credit,
+            late_fees=late_fees,
         )
     except BaseException:
         store.close()

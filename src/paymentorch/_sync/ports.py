@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
@@ -20,6 +21,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
+from paymentorch.domain.plans import Plan
 from paymentorch.domain.processing import ProcessorCapabilities, ProcessorRequest, ProcessorResult
 from paymentorch.domain.results import SummaryRow
 
@@ -90,7 +92,9 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
 
         If its idempotency key is already held, insert nothing and return the
         payment holding it. The claim is atomic: concurrent adds with one key
-        insert exactly one payment.
+        insert exactly one payment. A change whose ``exposure`` would take the
+        customer's past ``credit_limit`` raises ``CreditLimitExceeded`` and writes
+        nothing; the check and the reservation are one atomic write.
         """
         ...
 
@@ -153,6 +157,26 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
 
     def operations_with_status(self, status: OperationStatus, *, limit: int) -> list[Operation]:
         """Operations with ``status``, oldest first."""
+        ...
+
+    def plan(self, payment_id: UUID) -> Plan | None:
+        """The payment's installment plan, or None."""
+        ...
+
+    def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
+        """Payments whose plan has an installment still ``scheduled`` and due before
+        ``late_before``, or ``overdue`` and due before ``repeat_before`` (a repeat fee
+        may be due): the ones overdue processing looks at."""
+        ...
+
+    def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
+        """(payment id, installment number) of unpaid installments due by ``now`` on running
+        plans, that no operation collects yet (none with the key ``installment-N``)."""
+        ...
+
+    def exposure(self, customer_id: str, currency: str) -> Decimal:
+        """The customer's exposure in ``currency``: the sum of the ``Change.exposure``
+        of every change written (0 for a customer never seen)."""
         ...
 
     def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -36,10 +37,19 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     CLAIM_OPERATIONS,
     CREATE,
     CREATE_WITH_OPERATION,
+    INSERT_EVENT,
     KEY_INDEX,
+    MOVE_EXPOSURE,
+    READ_EXPOSURE,
+    READ_INSTALLMENTS,
+    READ_LATE_FEES,
+    READ_PLAN,
     READ_RETRIES,
     SELECT,
     SETTLE,
+    WRITE_INSTALLMENTS,
+    WRITE_LATE_FEES,
+    WRITE_PLAN,
     audit_row,
     conninfo,
     errors,
@@ -65,11 +75,16 @@ from paymentorch.adapters._sql import (  # noqa: E402
     PAYMENT_INSERT_COLUMNS,
     STATUS,
     audit_from_row,
+    installments_due_sql,
     key_scope,
+    plan_from_rows,
+    plan_values,
+    plans_due_sql,
 )
 from paymentorch.domain import (  # noqa: E402
     AuditEntry,
     Change,
+    CreditLimitExceeded,
     IdempotencyConflict,
     Operation,
     OperationStatus,
@@ -78,6 +93,8 @@ from paymentorch.domain import (  # noqa: E402
     StoreError,
     StoreUnavailable,
 )
+from paymentorch.domain.orchestration import IN_DOUBT_ERROR  # noqa: E402
+from paymentorch.domain.plans import Plan  # noqa: E402
 from paymentorch.domain.results import SummaryRow  # noqa: E402
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
 
@@ -184,10 +201,18 @@ class SyncPostgresPaymentStore:
             sql, params = CREATE_WITH_OPERATION, (*params, *operation_row(change))
 
         def work(conn: psycopg.Connection[Any]) -> Payment | None:
-            cur = conn.execute(sql, params)
-            row = cur.fetchone()
-            if row is not None and row[0] == 1:
-                return None
+            if _extras(change):  # a reservation or a plan commits with the creation, or neither
+                with conn.transaction():
+                    cur = conn.execute(sql, params)
+                    row = cur.fetchone()
+                    if row is not None and row[0] == 1:
+                        _write_extras(conn, change)
+                        return None
+            else:
+                cur = conn.execute(sql, params)
+                row = cur.fetchone()
+                if row is not None and row[0] == 1:
+                    return None
             cur = conn.execute(
                 SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
                 (key_scope(change), change.payment.idempotency_key),
@@ -217,6 +242,8 @@ class SyncPostgresPaymentStore:
                 with cur.copy(f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN") as copy:
                     for c in changes:
                         copy.write_row(event_row(c.event))
+                for c in changes:
+                    _write_extras(conn, c)
 
         try:
             self._write("create payments", work)
@@ -250,7 +277,10 @@ class SyncPostgresPaymentStore:
         """
 
         def work(conn: psycopg.Connection[Any]) -> bool:
-            return _applied(conn, change, expected)
+            if not _extras(change):
+                return _applied(conn, change, expected)
+            with conn.transaction():  # the payment, its plan, its customer's exposure
+                return _applied(conn, change, expected)
 
         try:
             return self._write("change a payment", work)
@@ -290,9 +320,16 @@ class SyncPostgresPaymentStore:
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
 
+        moves = [c for c in changes if _extras(c)]
+
         def work(conn: psycopg.Connection[Any]) -> set[UUID]:
-            cur = conn.execute(APPLY_MANY, (*columns, expected.value, expected.value))
-            return {row[0] for row in cur.fetchall()}
+            with conn.transaction():
+                cur = conn.execute(APPLY_MANY, (*columns, expected.value, expected.value))
+                applied = {row[0] for row in cur.fetchall()}
+                for change in moves:
+                    if change.payment.id in applied:
+                        _write_extras(conn, change)
+                return applied
 
         return self._write("change payments", work)
 
@@ -414,7 +451,10 @@ class SyncPostgresPaymentStore:
         """Lease due operations with ``FOR UPDATE SKIP LOCKED``, soonest first."""
 
         def work(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            cur = conn.execute(CLAIM_OPERATIONS, {"now": now, "limit": limit, "lease": lease_until})
+            cur = conn.execute(
+                CLAIM_OPERATIONS,
+                {"now": now, "limit": limit, "lease": lease_until, "in_doubt": IN_DOUBT_ERROR},
+            )
             return cur.fetchall()
 
         found = [row_operation(r) for r in self._write("claim operations", work)]
@@ -438,6 +478,37 @@ class SyncPostgresPaymentStore:
             return settled
 
         return self._write("settle an operation", work)
+
+    def plan(self, payment_id: UUID) -> Plan | None:
+        """The payment's installment plan, or None."""
+
+        def work(conn: psycopg.Connection[Any]) -> Plan | None:
+            cur = conn.execute(READ_PLAN, (payment_id,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            cur = conn.execute(READ_INSTALLMENTS, (payment_id,))
+            installments = cur.fetchall()
+            cur = conn.execute(READ_LATE_FEES, (payment_id,))
+            fees = cur.fetchall()
+            return plan_from_rows(payment_id, row[1:], installments, fees, time=same)
+
+        return self._read("read a plan", work)
+
+    def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
+        """Payments whose plan has an installment late, or perhaps owing a repeat fee."""
+        rows = self._fetch("find plans due", plans_due_sql("%s"), (late_before, repeat_before))
+        return [r[0] for r in rows]
+
+    def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
+        """Unpaid installments due by ``now`` that no operation collects yet."""
+        rows = self._fetch("find installments due", installments_due_sql("%s"), (now, limit))
+        return [(r[0], r[1]) for r in rows]
+
+    def exposure(self, customer_id: str, currency: str) -> Decimal:
+        """The customer's exposure in ``currency``."""
+        rows = self._fetch("read an exposure", READ_EXPOSURE, (customer_id, currency))
+        return Decimal(rows[0][0]) if rows else Decimal(0)
 
     def operations_with_status(self, status: OperationStatus, *, limit: int) -> list[Operation]:
         """Operations with ``status``, oldest first."""
@@ -587,7 +658,56 @@ def _applied(conn: psycopg.Connection[Any], change: Change, expected: PaymentSta
         sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
     cur = conn.execute(sql, params)
     row = cur.fetchone()
-    return row is not None and row[0] == 1
+    matched = row is not None and row[0] == 1
+    if matched:
+        _write_extras(conn, change)
+    return matched
+
+
+def _extras(change: Change) -> bool:
+    """Whether the change writes more than the payment, its entry, event and operation."""
+    return bool(change.exposure) or change.plan is not None or bool(change.more_events)
+
+
+def _write_extras(conn: psycopg.Connection[Any], change: Change) -> None:
+    """The customer's exposure, the payment's plan and its events, in the caller's
+    transaction."""
+    if change.exposure:
+        _move_exposure(conn, change)
+    for event in change.more_events:
+        conn.execute(INSERT_EVENT, event_row(event))
+    plan = change.plan
+    if plan is not None:
+        pid = plan.payment_id
+        conn.execute(WRITE_PLAN, (pid, *plan_values(plan)))
+        rows = [
+            (i.number, i.amount, i.due_at, i.status.value, i.paid_at, i.refunded_amount)
+            for i in plan.installments
+        ]
+        conn.execute(WRITE_INSTALLMENTS, (pid, *(list(c) for c in zip(*rows, strict=True))))
+        if plan.late_fees:
+            fees = [
+                (seq, f.installment, f.amount, f.charged_at)
+                for seq, f in enumerate(plan.late_fees, start=1)
+            ]
+            conn.execute(WRITE_LATE_FEES, (pid, *(list(c) for c in zip(*fees, strict=True))))
+
+
+def _move_exposure(conn: psycopg.Connection[Any], change: Change) -> None:
+    """Move the customer's exposure by ``change.exposure`` in the caller's transaction;
+    growing it past ``change.credit_limit`` raises (the row lock orders concurrent ones)."""
+    customer, currency = change.payment.customer_id, change.payment.currency
+    limit = change.credit_limit if change.exposure > 0 else None
+    moved = None
+    if limit is None or change.exposure <= limit:
+        cur = conn.execute(MOVE_EXPOSURE, (customer, currency, change.exposure, limit, limit))
+        moved = cur.fetchone()
+    if moved is None and limit is not None:
+        cur = conn.execute(READ_EXPOSURE, (customer, currency))
+        found = cur.fetchone()
+        raise CreditLimitExceeded(
+            customer, limit, found[0] if found else Decimal(0), change.exposure
+        )
 
 
 def _probe(conninfo: str, connect_timeout: float) -> None:

@@ -44,12 +44,37 @@ from paymentorch.domain import (
     parse_payment_id,
     record_change,
     refund,
+    reserve_refund,
+    touched,
     transition,
     uuid7,
+    with_plan,
 )
+from paymentorch.domain.credit import CreditPolicy, exposure_of
 from paymentorch.domain.cursor import Keyset, decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
-from paymentorch.domain.orchestration import Step, from_callback, resolved
+from paymentorch.domain.orchestration import (
+    Step,
+    already_there,
+    from_callback,
+    installment_key,
+    installment_of,
+    original_of,
+    resolved,
+    settle_payment,
+)
+from paymentorch.domain.plans import (
+    LateFeePolicy,
+    Plan,
+    PlanEvents,
+    PlanStatus,
+    PlanTerms,
+    after_payment,
+    mark_overdue,
+    new_plan,
+    pay,
+    waive,
+)
 from paymentorch.domain.processing import Outcome, ProcessorResult
 from paymentorch.domain.results import (
     BulkResult,
@@ -101,6 +126,8 @@ class SyncPaymentService:
         meter_provider: metrics.MeterProvider | None = None,
         outbox_lag_threshold: timedelta = timedelta(seconds=60),
         processor: PaymentProcessor | None = None,
+        credit: CreditPolicy | None = None,
+        late_fees: LateFeePolicy | None = None,
     ) -> None:
         if (
             not isinstance(default_currency, str)
@@ -119,6 +146,8 @@ class SyncPaymentService:
         require_sync(cache, "cache", "get")
         self._store = store
         self._processor = processor
+        self._credit = credit
+        self._late_fees = late_fees
         self._cache = cache
         self._policy = policy or RolePolicy()
         self._validation = validation or ValidationPolicy()
@@ -161,6 +190,7 @@ class SyncPaymentService:
         idempotency_key: str | None = None,
         metadata: Mapping[str, str] | None = None,
         capture_method: str | None = None,
+        plan: PlanTerms | None = None,
     ) -> Payment:
         """Create a Pending payment, or return the one already made with ``idempotency_key``.
 
@@ -181,6 +211,7 @@ class SyncPaymentService:
             idempotency_key=idempotency_key,
             metadata=metadata,
             capture_method=capture_method,
+            plan=plan,
         )
         return payment
 
@@ -194,6 +225,7 @@ class SyncPaymentService:
         idempotency_key: str | None = None,
         metadata: Mapping[str, str] | None = None,
         capture_method: str | None = None,
+        plan: PlanTerms | None = None,
     ) -> tuple[Payment, bool]:
         """``create_payment``, saying whether this call created the payment.
 
@@ -203,11 +235,13 @@ class SyncPaymentService:
         with self._telemetry.operation("create_payment") as span:
             self._policy.check(actor, "create")
             self._check_capture_method(capture_method)
+            if plan is not None and not isinstance(cast(object, plan), PlanTerms):
+                raise ValidationError([FieldError("plan", "must be a PlanTerms", "type")])
             valid = self._validation.validate_payment(
                 NewPayment(customer_id, amount, currency, idempotency_key, metadata),
                 default_currency=self._default_currency,
             )
-            change = self._creation(valid, actor, capture_method)
+            change = self._creation(valid, actor, capture_method, plan)
             existing = self._store.add(change)
             if existing is not None:
                 same_request(existing, valid, idempotency_key or "")
@@ -261,7 +295,11 @@ class SyncPaymentService:
             return payments
 
     def _creation(
-        self, valid: ValidPayment, actor: Actor, capture_method: str | None = None
+        self,
+        valid: ValidPayment,
+        actor: Actor,
+        capture_method: str | None = None,
+        terms: PlanTerms | None = None,
     ) -> Change:
         now = self._clock()
         payment = Payment(
@@ -275,6 +313,7 @@ class SyncPaymentService:
             version=1,
             idempotency_key=valid.idempotency_key,
             metadata=valid.metadata,
+            has_plan=terms is not None,
         )
         intent = None
         if capture_method is not None:  # the processor is asked by the worker, not here
@@ -291,7 +330,7 @@ class SyncPaymentService:
                 updated_at=now,
                 due_at=now,
             )
-        return record_change(
+        change = record_change(
             payment,
             "created",
             from_status=None,
@@ -299,6 +338,10 @@ class SyncPaymentService:
             correlation_id=current_correlation_id(),
             operation=intent,
         )
+        if terms is not None:  # the schedule is stored with the payment, pending
+            plan = new_plan(payment.id, payment.amount, payment.currency, terms, now)
+            change = with_plan(change, plan)
+        return self._with_credit(change, None)
 
     # -- reading ----------------------------------------------------------------
 
@@ -477,25 +520,40 @@ class SyncPaymentService:
         for _ in range(MAX_ATTEMPTS):
             current = self._read(pid, fresh=fresh)
             wanted = None if amount is None else self._money(amount, current.currency)
+            if current.has_plan and wanted not in (None, current.amount):
+                message = "a payment paid in installments is captured whole"
+                raise ValidationError([FieldError("amount", message, "plan")])
+            now = self._clock()
             try:
-                new = transition(current, action, at=self._clock(), reason=reason, amount=wanted)
+                new = transition(current, action, at=now, reason=reason, amount=wanted)
+                held = None
+                if action in ("capture", "cancel") and current.status is PaymentStatus.AUTHORIZED:
+                    held = self._held(current, action)
             except (InvalidTransition, AmountExceeded):
                 if fresh:
                     raise
                 fresh = True  # a cached copy may be behind: decide on the store's
                 continue
+            kind, operation = action, None
+            if held is not None:  # the processor holds the money: ask it, through the worker
+                amount_held = new.captured_amount if action == "capture" else current.amount
+                operation = self._follow_up(held, OperationKind(action), amount_held, reason, now)
+                kind, new = f"{action}_queued", touched(current, at=now)
             change = record_change(
                 new,
-                action,
+                kind,
                 from_status=current.status,
                 actor_id=actor.id,
                 reason=reason,
                 correlation_id=current_correlation_id(),
+                operation=operation,
             )
+            change = self._planned(change, current, kind, wanted)
             if self._store.apply(change, expected=current.status):
                 self._cache_set(new)
                 Telemetry.describe(span, new)
-                self._telemetry.payment_changed(new)
+                if new.status is not current.status:
+                    self._telemetry.payment_changed(new)
                 return new
             fresh = True  # someone changed it first (perhaps in another process)
         raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while {action} waited")
@@ -540,32 +598,42 @@ class SyncPaymentService:
                 now = self._clock()
                 try:
                     new = refund(current, wanted, at=now)
+                    held = self._held(current, "refund")
                 except (InvalidTransition, AmountExceeded):
                     if fresh:
                         raise
                     fresh = True
                     continue
-                operation = Operation(
-                    id=uuid7(),
-                    payment_id=pid,
-                    kind=OperationKind.REFUND,
-                    amount=wanted,
-                    currency=current.currency,
-                    status=OperationStatus.SUCCEEDED,
-                    created_at=now,
-                    updated_at=now,
-                    reason=reason,
-                    idempotency_key=idempotency_key,
-                )
+                kind = "refund"
+                if held is None:  # no processor holds it: the refund completes here
+                    operation = Operation(
+                        id=uuid7(),
+                        payment_id=pid,
+                        kind=OperationKind.REFUND,
+                        amount=wanted,
+                        currency=current.currency,
+                        status=OperationStatus.SUCCEEDED,
+                        created_at=now,
+                        updated_at=now,
+                        reason=reason,
+                        idempotency_key=idempotency_key,
+                    )
+                else:  # reserve it, and let the worker ask the processor that holds the money
+                    operation = attrs.evolve(
+                        self._follow_up(held, OperationKind.REFUND, wanted, reason, now),
+                        idempotency_key=idempotency_key,
+                    )
+                    kind, new = "refund_queued", reserve_refund(current, wanted, at=now)
                 change = record_change(
                     new,
-                    "refund",
+                    kind,
                     from_status=current.status,
                     actor_id=actor.id,
                     reason=reason,
                     correlation_id=current_correlation_id(),
                     operation=operation,
                 )
+                change = self._planned(change, current, kind, wanted)
                 try:
                     applied = self._store.apply(change, expected=current.status)
                 except IdempotencyConflict:
@@ -578,6 +646,45 @@ class SyncPaymentService:
                     return operation
                 fresh = True
             raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while a refund waited")
+
+    def _held(self, payment: Payment, action: str) -> Operation | None:
+        """The processor's charge or authorization that a follow-up of ``payment`` must go
+        through, or None (no processor, or the money was moved by hand).
+
+        Raises:
+            InvalidTransition: a capture or void is already under way.
+        """
+        if self._processor is None:
+            return None
+        operations = self._store.operations(payment.id)
+        held = original_of(operations)
+        if held is not None and action != "refund":
+            for op in operations:
+                if (
+                    op.kind in (OperationKind.CAPTURE, OperationKind.CANCEL)
+                    and op.status in WAITING
+                ):
+                    under_way = f"a {op.kind.value} is under way ({op.id})"
+                    raise InvalidTransition(payment.id, payment.status, action, under_way)
+        return held
+
+    def _follow_up(
+        self, held: Operation, kind: OperationKind, amount: Decimal, reason: str | None,
+        now: datetime,
+    ) -> Operation:  # fmt: skip
+        return Operation(
+            id=uuid7(),
+            payment_id=held.payment_id,
+            kind=kind,
+            amount=amount,
+            currency=held.currency,
+            status=OperationStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            processor=held.processor,
+            reason=reason,
+            due_at=now,
+        )
 
     def operations(self, payment_id: UUID | str) -> list[Operation]:
         """The payment's money movements, oldest first.
@@ -638,15 +745,14 @@ class SyncPaymentService:
                     skipped[pid] = f"is {payment.status.value}"
                 else:
                     new = transition(payment, "confirm", at=now)
-                    changes.append(
-                        record_change(
-                            new,
-                            "confirm",
-                            from_status=payment.status,
-                            actor_id=actor.id,
-                            correlation_id=correlation_id,
-                        )
+                    change = record_change(
+                        new,
+                        "confirm",
+                        from_status=payment.status,
+                        actor_id=actor.id,
+                        correlation_id=correlation_id,
                     )
+                    changes.append(self._planned(change, payment, "confirm", None))
             applied = (
                 self._store.apply_many(changes, expected=PaymentStatus.PENDING)
                 if changes
@@ -664,6 +770,234 @@ class SyncPaymentService:
                     self._cache_delete(payment.id)
             return BulkResult(confirmed, skipped)
 
+    # -- installment plans ------------------------------------------------------
+
+    def plan(self, payment_id: UUID | str) -> Plan:
+        """The payment's installment plan: its status, installments and late fees.
+
+        Raises:
+            PaymentNotFound: no payment has this id.
+            ValidationError: the payment is not paid in installments.
+        """
+        with self._telemetry.operation("plan"):
+            pid = parse_payment_id(payment_id)
+            found = self._store.plan(pid)
+            if found is None:
+                self._read(pid, fresh=True)  # PaymentNotFound if there is no payment
+                raise ValidationError(
+                    [FieldError("payment_id", "is not paid in installments", "plan")]
+                )
+            return found
+
+    def pay_installment(self, payment_id: UUID | str, number: int, *, actor: Actor) -> Plan:
+        """Record installment ``number`` paid (by hand: a bank transfer, a card at a
+        desk); the plan is completed when nothing is owed. Needs ADMIN.
+
+        Raises:
+            PermissionDenied, PaymentNotFound.
+            ValidationError: no such installment, or it is not owed.
+        """
+        with self._telemetry.operation("pay_installment"):
+            return self._settle_installment(payment_id, number, actor, None)
+
+    def waive_installment(
+        self, payment_id: UUID | str, number: int, *, actor: Actor, reason: str
+    ) -> Plan:
+        """Forgive installment ``number``: the customer no longer owes it (kept, as
+        ``cancelled``, to show what was waived), with ``reason`` in the audit trail.
+        Needs ADMIN.
+
+        Raises:
+            PermissionDenied, PaymentNotFound.
+            ValidationError: no such installment, it is not owed, or no reason.
+        """
+        with self._telemetry.operation("waive_installment"):
+            errors = self._validation.check_reason(reason, required=True)
+            if errors:
+                raise ValidationError(errors)
+            return self._settle_installment(payment_id, number, actor, reason)
+
+    def _settle_installment(
+        self, payment_id: UUID | str, number: int, actor: Actor, waived: str | None
+    ) -> Plan:
+        self._policy.check(actor, "pay_installment" if waived is None else "waive_installment")
+        pid = parse_payment_id(payment_id)
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise ValidationError([FieldError("number", "must be a whole number from 1", "range")])
+        for _ in range(MAX_ATTEMPTS):
+            current = self._read(pid, fresh=True)
+            before = self.plan(pid)
+            now = self._clock()
+            after = pay(before, number, now) if waived is None else waive(before, number)
+            events: PlanEvents = []
+            if after.status is PlanStatus.COMPLETED:
+                events.append(("plan.completed", {}))
+            kind = "installment_paid" if waived is None else "waived"
+            if self._write_plan(current, before, after, kind, actor_id=actor.id,
+                                      events=events, details={"installment": number},
+                                      reason=waived, at=now):  # fmt: skip
+                return after
+        raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while settled")
+
+    def collect_installments(self, limit: int = 100) -> int:
+        """Queue a collection (an ``installment`` operation, carried out by the worker
+        through the processor) for each installment due now, once per installment; return
+        how many were queued. A declined collection is not tried again by itself: the
+        installment goes overdue, and a person records it paid (``pay_installment``)."""
+        with self._telemetry.operation("collect_installments"):
+            if self._processor is None:
+                return 0
+            queued = 0
+            for pid, number in self._store.installments_due(self._clock(), limit):
+                if self._queue_installment(pid, number):
+                    queued += 1
+            return queued
+
+    def _queue_installment(self, pid: UUID, number: int) -> bool:
+        system = Actor.system()
+        for _ in range(MAX_ATTEMPTS):
+            current = self._read(pid, fresh=True)
+            plan = self._store.plan(pid)
+            due = None if plan is None else plan.installment(number)
+            if (
+                plan is None
+                or due is None
+                or not due.unpaid
+                or current.status is not PaymentStatus.CONFIRMED
+                or current.pending_refunds  # a refund under way may cancel the installment
+            ):
+                return False
+            now = self._clock()
+            operation = Operation(
+                id=uuid7(),
+                payment_id=pid,
+                kind=OperationKind.INSTALLMENT,
+                amount=due.amount,
+                currency=current.currency,
+                status=OperationStatus.PENDING,
+                created_at=now,
+                updated_at=now,
+                reason=f"installment {number} of {len(plan.installments)}",
+                idempotency_key=installment_key(number),
+                due_at=now,
+            )
+            try:
+                if self._write_plan(current, plan, plan, "collecting", actor_id=system.id,
+                                          details={"installment": number}, operation=operation,
+                                          at=now):  # fmt: skip
+                    return True
+            except IdempotencyConflict:
+                return False  # already collected (or being collected) once
+        raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while collected")
+
+    def process_overdue(self) -> int:
+        """Mark installments unpaid past their due date (and grace) overdue and charge the
+        late-fee policy's fees, on the service's clock; return how many plans changed.
+        The worker calls it; it needs no actor (its entries name the system)."""
+        with self._telemetry.operation("process_overdue"):
+            policy, now = self._late_fees, self._clock()
+            grace = policy.grace if policy is not None else timedelta(0)
+            repeat = policy.repeat_after if policy is not None else timedelta(0)
+            changed = 0
+            for pid in self._store.plans_due(now - grace, now - grace - repeat):
+                if self._mark_overdue(pid, now):
+                    changed += 1
+            return changed
+
+    def _mark_overdue(self, pid: UUID, now: datetime) -> bool:
+        for _ in range(MAX_ATTEMPTS):
+            current = self._read(pid, fresh=True)
+            before = self._store.plan(pid)
+            if before is None:
+                return False
+            after, late, fees = mark_overdue(before, self._late_fees, now)
+            if not late and not fees:
+                return False
+            events: PlanEvents = [("plan.installment_overdue", {"installment": n}) for n in late]
+            for fee in fees:
+                charged = {"installment": fee.installment, "amount": str(fee.amount)}
+                events.append(("plan.late_fee_charged", {"late_fee": charged}))
+            kind = "installment_late" if late else "late_fee_charged"
+            if self._write_plan(current, before, after, kind, actor_id=Actor.system().id,
+                                      events=events[1:], details=events[0][1], at=now):  # fmt: skip
+                return True
+        raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while overdue")
+
+    def _write_plan(
+        self,
+        current: Payment,
+        before: Plan,
+        after: Plan,
+        kind: str,
+        *,
+        actor_id: str,
+        at: datetime,
+        events: Sequence[tuple[str, Mapping[str, object]]] = (),
+        details: Mapping[str, object] | None = None,
+        reason: str | None = None,
+        operation: Operation | None = None,
+    ) -> bool:
+        """Write a change of the payment's plan (the payment one version on, its status
+        unchanged) with its entry, events, exposure and ``operation``; False when the
+        payment moved meanwhile."""
+        change = record_change(
+            touched(current, at=at),
+            kind,
+            from_status=current.status,
+            actor_id=actor_id,
+            reason=reason,
+            correlation_id=current_correlation_id(),
+            operation=operation,
+        )
+        change = with_plan(change, after, events, details=details)
+        change = self._with_credit(change, current, before)
+        if not self._store.apply(change, expected=current.status):
+            return False
+        self._cache_set(change.payment)
+        return True
+
+    # -- credit -----------------------------------------------------------------
+
+    def _planned(
+        self,
+        change: Change,
+        before: Payment,
+        action: str,
+        amount: Decimal | None,
+        installment: int | None = None,
+    ) -> Change:
+        """``change`` with what ``action`` does to the payment's plan, if it has one, and
+        to its customer's exposure."""
+        plan = self._store.plan(before.id) if before.has_plan else None
+        if plan is not None:
+            after, events = after_payment(plan, action, at=change.payment.updated_at,
+                                          amount=amount, installment=installment)  # fmt: skip
+            if after is not plan:
+                details = None if installment is None else {"installment": installment}
+                change = with_plan(change, after, events, details=details)
+        return self._with_credit(change, before, plan)
+
+    def _with_credit(
+        self, change: Change, before: Payment | None, plan: Plan | None = None
+    ) -> Change:
+        """``change`` with what it does to its customer's exposure, under the policy."""
+        credit, payment = self._credit, change.payment
+        if credit is None or not credit.applies_to(payment):
+            return change
+        moved = exposure_of(payment, change.plan or plan) - exposure_of(before, plan)
+        if not moved:
+            return change
+        limit = credit.limit_of(payment.customer_id) if moved > 0 else None
+        return attrs.evolve(change, exposure=moved, credit_limit=limit)
+
+    def credit_exposure(self, customer_id: str) -> Decimal:
+        """What ``customer_id`` owes now in the credit policy's currency: Pending and
+        Authorized payments (0 without a credit policy)."""
+        with self._telemetry.operation("credit_exposure"):
+            if self._credit is None:
+                return Decimal(0)
+            return self._store.exposure(customer_id, self._credit.currency)
+
     # -- processors -------------------------------------------------------------
 
     def _check_capture_method(self, capture_method: object) -> None:
@@ -680,44 +1014,64 @@ class SyncPaymentService:
     def settle_operation(self, previous: Operation, step: Step, *, actor: Actor) -> bool:
         """Record ``step`` (a processor's answer, decided) with the payment's change.
 
-        Both or neither: ``False`` when someone settled the operation or changed the
-        payment meanwhile (the worker will see the operation again). A payment that can
-        no longer take the change (cancelled by hand while its charge was in flight)
-        leaves the operation ``needs_attention``.
+        Both or neither. When the payment changed meanwhile (another operation of it
+        settled first), the change is decided again on the payment as it is now;
+        ``False`` when someone settled this operation meanwhile. A payment already where
+        the answer leads (confirmed by hand while its charge was unknown) stays as it is;
+        one that can no longer take the change (cancelled by hand while its charge was
+        in flight) leaves the operation ``needs_attention``.
         """
-        operation, change = step.operation, None
-        if step.payment_action is not None:
-            current = self._read(operation.payment_id, fresh=True)
-            try:
-                new = transition(
-                    current,
-                    step.payment_action,
-                    at=operation.updated_at,
-                    reason=step.reason,
-                    amount=operation.amount,
-                )
-            except (InvalidTransition, AmountExceeded) as exc:
-                operation = attrs.evolve(
-                    operation,
-                    status=OperationStatus.NEEDS_ATTENTION,
-                    due_at=None,
-                    error=f"{operation.status.value}, but {exc}"[:1000],
-                )
-            else:
-                change = record_change(
-                    new,
-                    step.payment_action,
-                    from_status=current.status,
-                    actor_id=actor.id,
-                    reason=step.reason,
-                    correlation_id=current_correlation_id(),
-                    operation=None,
-                )
-        settled = self._store.settle(previous, operation, change)
-        if settled and change is not None:
-            self._cache_set(change.payment)
-            self._telemetry.payment_changed(change.payment)
-        return settled
+        for _ in range(MAX_ATTEMPTS):
+            operation, change = self._settlement(step, actor)
+            if self._store.settle(previous, operation, change):
+                if change is not None:
+                    self._cache_set(change.payment)
+                    if change.payment.status is not change.audit.from_status:
+                        self._telemetry.payment_changed(change.payment)
+                return True
+            stored = self._store.get_operation(previous.id)
+            if stored is None or (stored.status, stored.attempts, stored.lookups) != (
+                previous.status,
+                previous.attempts,
+                previous.lookups,
+            ):
+                return False  # settled by someone else
+        raise StoreError(f"payment {previous.payment_id} changed {MAX_ATTEMPTS} times")
+
+    def _settlement(self, step: Step, actor: Actor) -> tuple[Operation, Change | None]:
+        """The operation as ``step`` leaves it, and the payment's change, on the payment
+        as the store has it now."""
+        operation = step.operation
+        if step.payment_action is None:
+            return operation, None
+        current = self._read(operation.payment_id, fresh=True)
+        try:
+            new = settle_payment(
+                current, operation, step.payment_action, at=operation.updated_at,
+                reason=step.reason,
+            )  # fmt: skip
+        except (InvalidTransition, AmountExceeded) as exc:
+            if already_there(current, step.payment_action):
+                return operation, None  # moved by hand to where this answer leads
+            return _needs_attention(operation, str(exc)), None
+        change = record_change(
+            new,
+            step.payment_action,
+            from_status=current.status,
+            actor_id=actor.id,
+            reason=step.reason,
+            correlation_id=current_correlation_id(),
+            operation=operation,
+        )
+        # The operation rides in the event; the store updates it rather than adding it.
+        change = attrs.evolve(change, operation=None)
+        try:
+            planned = self._planned(
+                change, current, step.payment_action, operation.amount, installment_of(operation)
+            )
+        except ValidationError as exc:  # collected, yet paid by hand or cancelled meanwhile
+            return _needs_attention(operation, "; ".join(e.message for e in exc.errors)), None
+        return operation, planned
 
     def operations_needing_attention(self, limit: int = 100) -> list[Operation]:
         """Operations whose outcome no lookup could settle: a person decides them."""
@@ -769,9 +1123,12 @@ class SyncPaymentService:
                                     " operations, or those needing attention, are resolved",
                                     "state")]
                     )  # fmt: skip
-                step = resolved(previous, Outcome(answer), at=self._clock(), reason=reason)
+                step = resolved(
+                    previous, Outcome(answer), at=self._clock(), reason=reason, by=actor.id
+                )
                 if self.settle_operation(previous, step, actor=actor):
-                    return step.operation
+                    settled = self._store.get_operation(op_id)
+                    return settled or step.operation
             raise StoreError(f"operation {op_id} changed {MAX_ATTEMPTS} times while resolved")
 
     def record_processor_event(
@@ -972,3 +1329,13 @@ class SyncPaymentService:
                 self._cache.delete(pid)
             except Exception:
                 logger.warning("cache delete failed", exc_info=True)
+
+
+def _needs_attention(operation: Operation, why: str) -> Operation:
+    """``operation`` settled at the processor but the payment cannot take it: a person."""
+    return attrs.evolve(
+        operation,
+        status=OperationStatus.NEEDS_ATTENTION,
+        due_at=None,
+        error=f"{operation.status.value}, but {why}"[:1000],
+    )

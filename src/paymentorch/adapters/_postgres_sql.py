@@ -24,12 +24,15 @@ from psycopg.types.json import Jsonb  # noqa: E402
 
 from paymentorch.adapters._sql import (  # noqa: E402
     AUDIT_COLUMNS,
+    INSTALLMENT_COLUMNS,
+    LATE_FEE_COLUMNS,
     OPERATION_COLUMNS,
     OPERATION_INSERT_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
+    PLAN_COLUMNS,
     key_scope,
     message_from_row,
     operation_from_row,
@@ -83,7 +86,7 @@ SELECT count(*) FROM {changed}
 _INSERT = f"""
 WITH ins AS (
   INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})
-  VALUES ({", ".join(["%s"] * 15)})
+  VALUES ({", ".join(["%s"] * 16)})
   ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
   RETURNING id"""
 CREATE: Final = _INSERT + _recorded("ins")
@@ -155,6 +158,51 @@ RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
 """
 
 
+WRITE_PLAN: Final = f"""
+INSERT INTO paymentorch_plans ({PLAN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status
+"""
+WRITE_INSTALLMENTS: Final = f"""
+INSERT INTO paymentorch_installments ({INSTALLMENT_COLUMNS})
+SELECT %s, * FROM unnest(%s::int[], %s::numeric[], %s::timestamptz[], %s::text[],
+                          %s::timestamptz[], %s::numeric[])
+ON CONFLICT (payment_id, number) DO UPDATE SET amount = EXCLUDED.amount,
+  status = EXCLUDED.status, paid_at = EXCLUDED.paid_at,
+  refunded_amount = EXCLUDED.refunded_amount
+"""
+WRITE_LATE_FEES: Final = f"""
+INSERT INTO paymentorch_late_fees ({LATE_FEE_COLUMNS})
+SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::numeric[], %s::timestamptz[])
+ON CONFLICT (payment_id, seq) DO NOTHING
+"""
+READ_PLAN: Final = f"""
+SELECT {PLAN_COLUMNS} FROM paymentorch_plans WHERE payment_id = %s
+"""
+READ_INSTALLMENTS: Final = """
+SELECT number, amount, due_at, status, paid_at, refunded_amount
+FROM paymentorch_installments WHERE payment_id = %s ORDER BY number
+"""
+READ_LATE_FEES: Final = """
+SELECT installment, amount, charged_at FROM paymentorch_late_fees
+WHERE payment_id = %s ORDER BY seq
+"""
+
+MOVE_EXPOSURE: Final = """
+INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount) VALUES (%s, %s, %s)
+ON CONFLICT (customer_id, currency) DO UPDATE SET amount = e.amount + EXCLUDED.amount
+WHERE %s::numeric IS NULL OR e.amount + EXCLUDED.amount <= %s::numeric
+RETURNING amount
+"""
+INSERT_EVENT: Final = (
+    f"INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}) VALUES ({', '.join(['%s'] * 8)})"
+)
+READ_EXPOSURE: Final = (
+    "SELECT amount FROM paymentorch_exposure WHERE customer_id = %s AND currency = %s"
+)
+
+# A pending operation leased before and never settled: its worker may have sent it and
+# stopped before recording the answer, so its outcome is unknown until looked up.
+IN_DOUBT: Final = "o.status = 'pending' AND o.lease_until IS NOT NULL"
 CLAIM_OPERATIONS: Final = f"""
 WITH due AS (
   SELECT id FROM paymentorch_operations
@@ -164,7 +212,9 @@ WITH due AS (
   LIMIT %(limit)s
   FOR UPDATE SKIP LOCKED
 )
-UPDATE paymentorch_operations o SET lease_until = %(lease)s
+UPDATE paymentorch_operations o SET lease_until = %(lease)s,
+  status = CASE WHEN {IN_DOUBT} THEN 'unknown' ELSE o.status END,
+  error = CASE WHEN {IN_DOUBT} THEN %(in_doubt)s ELSE o.error END
 FROM due WHERE o.id = due.id
 RETURNING {", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))}
 """
@@ -181,7 +231,7 @@ def payment_row(change: Change) -> tuple[Any, ...]:
     return (
         p.id, p.customer_id, p.amount, p.currency, p.status.value, p.created_at,
         p.updated_at, p.version, p.failure_reason, p.idempotency_key, _metadata(p.metadata),
-        p.captured_amount, p.refunded_amount, p.pending_refunds, key_scope(change),
+        p.captured_amount, p.refunded_amount, p.pending_refunds, p.has_plan, key_scope(change),
     )  # fmt: skip
 
 

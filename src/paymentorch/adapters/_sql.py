@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -19,12 +19,20 @@ from paymentorch.domain import (
     PaymentEvent,
     PaymentStatus,
 )
+from paymentorch.domain.plans import (
+    Installment,
+    InstallmentStatus,
+    LateFee,
+    Plan,
+    PlanStatus,
+    PlanTerms,
+)
 from paymentorch.ports import OutboxMessage
 
 PAYMENT_COLUMNS: Final = (
     "id, customer_id, amount, currency, status, created_at, updated_at, version,"
     " failure_reason, idempotency_key, metadata, captured_amount, refunded_amount,"
-    " pending_refunds"
+    " pending_refunds, has_plan"
 )
 PAYMENT_INSERT_COLUMNS: Final = PAYMENT_COLUMNS + ", idempotency_scope"
 """What a creation writes: the columns read back, and the key's scope (the creator's id)."""
@@ -94,6 +102,7 @@ def payment_from_row(
         captured_amount=_decimal(row[11]),
         refunded_amount=_decimal(row[12]),
         pending_refunds=_decimal(row[13]),
+        has_plan=bool(row[14]),
     )
 
 
@@ -162,4 +171,84 @@ def message_from_row(
         ),
         attempts=row[8],
         last_error=row[9],
+    )
+
+
+PLAN_COLUMNS: Final = (
+    "payment_id, amount, currency, installments, interval_seconds, remainder,"
+    " refund_allocation, status"
+)
+INSTALLMENT_COLUMNS: Final = "payment_id, number, amount, due_at, status, paid_at, refunded_amount"
+LATE_FEE_COLUMNS: Final = "payment_id, seq, installment, amount, charged_at"
+
+
+def plan_values(plan: Plan) -> tuple[Any, ...]:
+    """A plan's row in ``PLAN_COLUMNS`` order, the payment id left to the driver."""
+    terms = plan.terms
+    return (
+        plan.order_amount, plan.currency, terms.installments,
+        int(terms.interval.total_seconds()), terms.remainder, terms.refund_allocation,
+        plan.status.value,
+    )  # fmt: skip
+
+
+def plan_from_rows(
+    payment_id: UUID,
+    plan: tuple[Any, ...],
+    installments: Sequence[tuple[Any, ...]],
+    fees: Sequence[tuple[Any, ...]],
+    *,
+    time: Callable[[Any], datetime],
+) -> Plan:
+    """A plan from its rows (without their payment id columns), in column order."""
+    amount, currency, count, seconds, remainder, allocation, status = plan
+    terms = PlanTerms(count, timedelta(seconds=seconds), remainder, allocation)
+    return Plan(
+        payment_id=payment_id,
+        order_amount=_decimal(amount),
+        currency=currency,
+        terms=terms,
+        status=PlanStatus(status),
+        installments=tuple(
+            Installment(
+                number=number,
+                amount=_decimal(amount),
+                due_at=time(due_at),
+                status=InstallmentStatus(state),
+                paid_at=None if paid_at is None else time(paid_at),
+                refunded_amount=_decimal(refunded),
+            )
+            for number, amount, due_at, state, paid_at, refunded in installments
+        ),
+        late_fees=tuple(
+            LateFee(installment, _decimal(amount), time(at)) for installment, amount, at in fees
+        ),
+    )
+
+
+def plans_due_sql(placeholder: str) -> str:
+    """Payments whose plan has an installment late (``scheduled``, due before the first
+    parameter) or maybe owing a repeat fee (``overdue``, due before the second)."""
+    return (
+        "SELECT DISTINCT i.payment_id FROM paymentorch_installments i"
+        " JOIN paymentorch_plans p ON p.payment_id = i.payment_id"
+        " WHERE p.status IN ('active', 'delinquent')"
+        f" AND ((i.status = 'scheduled' AND i.due_at <= {placeholder})"
+        f" OR (i.status = 'overdue' AND i.due_at <= {placeholder}))"
+    )
+
+
+def installments_due_sql(placeholder: str) -> str:
+    """Unpaid installments due (before the first parameter) on running plans that no
+    operation collects yet; at most the second parameter of them, soonest first."""
+    return (
+        "SELECT i.payment_id, i.number FROM paymentorch_installments i"
+        " JOIN paymentorch_plans p ON p.payment_id = i.payment_id"
+        " WHERE p.status IN ('active', 'delinquent')"
+        " AND i.status IN ('scheduled', 'overdue')"
+        f" AND i.due_at <= {placeholder}"
+        " AND NOT EXISTS (SELECT 1 FROM paymentorch_operations o"
+        " WHERE o.payment_id = i.payment_id AND o.kind = 'installment'"
+        " AND o.idempotency_key = 'installment-' || i.number)"
+        f" ORDER BY i.due_at LIMIT {placeholder}"
     )

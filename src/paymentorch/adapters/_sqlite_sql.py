@@ -10,18 +10,22 @@ import json
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
+    INSTALLMENT_COLUMNS,
+    LATE_FEE_COLUMNS,
     OPERATION_COLUMNS,
     OPERATION_INSERT_COLUMNS,
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
+    PLAN_COLUMNS,
     SUMMARY_SCALE,
     dumps,
     key_scope,
@@ -29,10 +33,13 @@ from paymentorch.adapters._sql import (
     operation_from_row,
     operation_scope,
     payment_from_row,
+    plan_from_rows,
+    plan_values,
     refund_delta,
 )
 from paymentorch.domain import (
     Change,
+    CreditLimitExceeded,
     FieldError,
     IdempotencyConflict,
     Operation,
@@ -40,13 +47,14 @@ from paymentorch.domain import (
     PaymentStatus,
     ValidationError,
 )
+from paymentorch.domain.plans import Plan
 from paymentorch.ports import OutboxMessage
 
 T = TypeVar("T")
 
 INSERT_PAYMENT: Final = (
     f"INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 INSERT_AUDIT: Final = (
     f"INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
@@ -61,8 +69,13 @@ SETTLE: Final = (
     " attempts = ?, error = ?, due_at = ?, lookups = ?, updated_at = ?, lease_until = NULL"
     " WHERE id = ? AND status = ? AND attempts = ? AND lookups = ?"
 )
+# A pending operation leased before and never settled: its worker may have sent it and
+# stopped before recording the answer, so its outcome is unknown until looked up.
+IN_DOUBT: Final = "status = 'pending' AND lease_until IS NOT NULL"
 CLAIM_OPERATIONS: Final = f"""
-UPDATE paymentorch_operations SET lease_until = ?
+UPDATE paymentorch_operations SET lease_until = ?,
+  status = CASE WHEN {IN_DOUBT} THEN 'unknown' ELSE status END,
+  error = CASE WHEN {IN_DOUBT} THEN ? ELSE error END
 WHERE id IN (
   SELECT id FROM paymentorch_operations
   WHERE status IN ('pending', 'unknown') AND due_at IS NOT NULL AND due_at <= ?
@@ -138,6 +151,7 @@ def payment_params(change: Change) -> tuple[Any, ...]:
         str(payment.captured_amount),
         str(payment.refunded_amount),
         str(payment.pending_refunds),
+        int(payment.has_plan),
         key_scope(change),
     )
 
@@ -161,6 +175,10 @@ def update_params(change: Change, expected: PaymentStatus) -> tuple[Any, ...]:
 
 
 def insert_records(conn: sqlite3.Connection, change: Change) -> None:
+    if change.exposure:
+        move_exposure(conn, change)
+    if change.plan is not None:
+        write_plan(conn, change.plan)
     audit, event = change.audit, change.event
     conn.execute(
         INSERT_AUDIT,
@@ -175,18 +193,21 @@ def insert_records(conn: sqlite3.Connection, change: Change) -> None:
             audit.correlation_id,
         ),
     )
-    conn.execute(
+    conn.executemany(
         INSERT_EVENT,
-        (
-            event.id.hex,
-            event.payment_id.hex,
-            event.type,
-            time_text(event.occurred_at),
-            dumps(event.payment),
-            event.actor_id,
-            event.correlation_id,
-            None if event.operation is None else dumps(event.operation),
-        ),
+        [
+            (
+                e.id.hex,
+                e.payment_id.hex,
+                e.type,
+                time_text(e.occurred_at),
+                dumps(e.payment),
+                e.actor_id,
+                e.correlation_id,
+                None if e.operation is None else dumps(e.operation),
+            )
+            for e in (event, *change.more_events)
+        ],
     )
     op = change.operation
     if op is not None:
@@ -234,6 +255,75 @@ def settle_params(previous: Operation, operation: Operation) -> tuple[Any, ...]:
         previous.status.value,
         previous.attempts,
         previous.lookups,
+    )
+
+
+def write_plan(conn: sqlite3.Connection, plan: Plan) -> None:
+    """Insert or update the plan, its installments and its late fees."""
+    pid = plan.payment_id.hex
+    conn.execute(
+        f"INSERT INTO paymentorch_plans ({PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status",
+        (pid, *(str(v) if isinstance(v, Decimal) else v for v in plan_values(plan))),
+    )
+    conn.executemany(
+        f"INSERT INTO paymentorch_installments ({INSTALLMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
+        " ON CONFLICT (payment_id, number) DO UPDATE SET amount = excluded.amount,"
+        " status = excluded.status, paid_at = excluded.paid_at,"
+        " refunded_amount = excluded.refunded_amount",
+        [
+            (pid, i.number, str(i.amount), time_text(i.due_at), i.status.value,
+             None if i.paid_at is None else time_text(i.paid_at), str(i.refunded_amount))
+            for i in plan.installments
+        ],
+    )  # fmt: skip
+    conn.executemany(
+        f"INSERT INTO paymentorch_late_fees ({LATE_FEE_COLUMNS}) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (payment_id, seq) DO NOTHING",
+        [
+            (pid, seq, fee.installment, str(fee.amount), time_text(fee.charged_at))
+            for seq, fee in enumerate(plan.late_fees, start=1)
+        ],
+    )
+
+
+def read_plan(conn: sqlite3.Connection, payment_id: UUID) -> Plan | None:
+    """The payment's plan, or None."""
+    pid = payment_id.hex
+    row = conn.execute(
+        f"SELECT {PLAN_COLUMNS} FROM paymentorch_plans WHERE payment_id = ?", (pid,)
+    ).fetchone()
+    if row is None:
+        return None
+    installments = conn.execute(
+        "SELECT number, amount, due_at, status, paid_at, refunded_amount"
+        " FROM paymentorch_installments WHERE payment_id = ? ORDER BY number",
+        (pid,),
+    ).fetchall()
+    fees = conn.execute(
+        "SELECT installment, amount, charged_at FROM paymentorch_late_fees"
+        " WHERE payment_id = ? ORDER BY seq",
+        (pid,),
+    ).fetchall()
+    return plan_from_rows(payment_id, row[1:], installments, fees, time=parse_time)
+
+
+def move_exposure(conn: sqlite3.Connection, change: Change) -> None:
+    """Move the customer's exposure by ``change.exposure``, refusing to grow it past
+    ``change.credit_limit``; the transaction (``BEGIN IMMEDIATE``) makes it atomic."""
+    customer, currency = change.payment.customer_id, change.payment.currency
+    row = conn.execute(
+        "SELECT amount FROM paymentorch_exposure WHERE customer_id = ? AND currency = ?",
+        (customer, currency),
+    ).fetchone()
+    before = Decimal(row[0]) if row else Decimal(0)
+    limit = change.credit_limit
+    if change.exposure > 0 and limit is not None and before + change.exposure > limit:
+        raise CreditLimitExceeded(customer, limit, before, change.exposure)
+    conn.execute(
+        "INSERT INTO paymentorch_exposure (customer_id, currency, amount) VALUES (?, ?, ?)"
+        " ON CONFLICT (customer_id, currency) DO UPDATE SET amount = excluded.amount",
+        (customer, currency, str(before + change.exposure)),
     )
 
 

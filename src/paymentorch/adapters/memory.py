@@ -15,6 +15,7 @@ import attrs
 from paymentorch.domain import (
     AuditEntry,
     Change,
+    CreditLimitExceeded,
     IdempotencyConflict,
     Operation,
     OperationKind,
@@ -24,6 +25,8 @@ from paymentorch.domain import (
     StoreError,
     StoreUnavailable,
 )
+from paymentorch.domain.orchestration import IN_DOUBT_ERROR
+from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -61,6 +64,8 @@ class InMemoryPaymentStore:
         self._op_leases: dict[UUID, datetime] = {}
         self._operation_keys: dict[tuple[UUID, str, str], UUID] = {}
         self._inbox: set[tuple[str, str]] = set()
+        self._exposure: dict[tuple[str, str], Decimal] = {}  # (customer, currency)
+        self._plans: dict[UUID, Plan] = {}
         self._closed = False
 
     def _open(self) -> None:
@@ -80,6 +85,7 @@ class InMemoryPaymentStore:
             if payment.id in self._payments:
                 raise StoreError("a payment with this id exists already")
             self._check_event(change.event.id)
+            self._check_credit((change,))
             self._insert(change)
         return None
 
@@ -96,6 +102,7 @@ class InMemoryPaymentStore:
                     next(k for k in keys if keys.count(k) > 1)[1], "used twice in one batch"
                 )
             self._check_new(changes)
+            self._check_credit(changes)
             for change in changes:
                 self._insert(change)
 
@@ -176,10 +183,28 @@ class InMemoryPaymentStore:
         if op is not None and (op.payment_id, change.audit.actor_id, key) in self._operation_keys:
             raise IdempotencyConflict(key or "", "already used")
 
+    def _check_credit(self, changes: Sequence[Change]) -> None:
+        # Every growing exposure fits under its limit, counted together: or nothing is written.
+        after: dict[tuple[str, str], Decimal] = {}
+        for change in changes:
+            if not change.exposure:
+                continue
+            key = (change.payment.customer_id, change.payment.currency)
+            before = after.get(key, self._exposure.get(key, _ZERO))
+            after[key] = before + change.exposure
+            limit = change.credit_limit
+            if change.exposure > 0 and limit is not None and after[key] > limit:
+                raise CreditLimitExceeded(key[0], limit, before, change.exposure)
+
     def _record(self, change: Change) -> None:
+        if change.plan is not None:
+            self._plans[change.payment.id] = change.plan
+        if change.exposure:
+            owner = (change.payment.customer_id, change.payment.currency)
+            self._exposure[owner] = self._exposure.get(owner, _ZERO) + change.exposure
         self._audit.setdefault(change.payment.id, []).append(change.audit)
-        event = change.event
-        self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
+        for event in (change.event, *change.more_events):
+            self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
         op = change.operation
         if op is not None:
             self._operations.setdefault(op.payment_id, []).append(op.id)
@@ -330,9 +355,15 @@ class InMemoryPaymentStore:
                 ),
                 key=lambda op: (op.due_at, op.id),
             )[:limit]
+            claimed = []
             for op in due:
+                taken = op
+                if op.status is OperationStatus.PENDING and op.id in self._op_leases:
+                    taken = attrs.evolve(op, status=OperationStatus.UNKNOWN, error=IN_DOUBT_ERROR)
+                    self._ops[op.id] = taken
                 self._op_leases[op.id] = lease_until
-            return due
+                claimed.append(taken)
+            return claimed
 
     async def settle(
         self, previous: Operation, operation: Operation, change: Change | None = None
@@ -363,6 +394,53 @@ class InMemoryPaymentStore:
             self._open()
             found = [op for op in self._ops.values() if op.status is status]
             return sorted(found, key=lambda op: (op.created_at, op.id))[:limit]
+
+    async def plan(self, payment_id: UUID) -> Plan | None:
+        """The payment's installment plan, or None."""
+        with self._lock:
+            self._open()
+            return self._plans.get(payment_id)
+
+    async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
+        """Payments whose plan has an installment late, or perhaps owing a repeat fee."""
+        with self._lock:
+            self._open()
+            return [
+                pid
+                for pid, plan in self._plans.items()
+                if plan.status in RUNNING
+                and any(
+                    (i.status is InstallmentStatus.SCHEDULED and i.due_at <= late_before)
+                    or (i.status is InstallmentStatus.OVERDUE and i.due_at <= repeat_before)
+                    for i in plan.installments
+                )
+            ]
+
+    async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
+        """Unpaid installments due by ``now`` that no operation collects yet."""
+        with self._lock:
+            self._open()
+            collected = {
+                (op.payment_id, op.idempotency_key)
+                for op in self._ops.values()
+                if op.kind is OperationKind.INSTALLMENT
+            }
+            due = sorted(
+                (i.due_at, pid, i.number)
+                for pid, plan in self._plans.items()
+                if plan.status in RUNNING
+                for i in plan.installments
+                if i.unpaid
+                and i.due_at <= now
+                and (pid, f"installment-{i.number}") not in collected
+            )
+            return [(pid, number) for _, pid, number in due[:limit]]
+
+    async def exposure(self, customer_id: str, currency: str) -> Decimal:
+        """The customer's exposure in ``currency``."""
+        with self._lock:
+            self._open()
+            return self._exposure.get((customer_id, currency), _ZERO)
 
     async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
         """The operation a processor knows by ``reference``, or None."""
@@ -497,6 +575,7 @@ class InMemoryPaymentStore:
         self._closed = True
 
 
+_ZERO = Decimal(0)
 _WORKABLE = frozenset({OperationStatus.PENDING, OperationStatus.UNKNOWN})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -33,10 +34,19 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     CLAIM_OPERATIONS,
     CREATE,
     CREATE_WITH_OPERATION,
+    INSERT_EVENT,
     KEY_INDEX,
+    MOVE_EXPOSURE,
+    READ_EXPOSURE,
+    READ_INSTALLMENTS,
+    READ_LATE_FEES,
+    READ_PLAN,
     READ_RETRIES,
     SELECT,
     SETTLE,
+    WRITE_INSTALLMENTS,
+    WRITE_LATE_FEES,
+    WRITE_PLAN,
     audit_row,
     conninfo,
     errors,
@@ -62,11 +72,16 @@ from paymentorch.adapters._sql import (  # noqa: E402
     PAYMENT_INSERT_COLUMNS,
     STATUS,
     audit_from_row,
+    installments_due_sql,
     key_scope,
+    plan_from_rows,
+    plan_values,
+    plans_due_sql,
 )
 from paymentorch.domain import (  # noqa: E402
     AuditEntry,
     Change,
+    CreditLimitExceeded,
     IdempotencyConflict,
     Operation,
     OperationStatus,
@@ -75,6 +90,8 @@ from paymentorch.domain import (  # noqa: E402
     StoreError,
     StoreUnavailable,
 )
+from paymentorch.domain.orchestration import IN_DOUBT_ERROR  # noqa: E402
+from paymentorch.domain.plans import Plan  # noqa: E402
 from paymentorch.domain.results import SummaryRow  # noqa: E402
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
 
@@ -188,10 +205,18 @@ class PostgresPaymentStore:
             sql, params = CREATE_WITH_OPERATION, (*params, *operation_row(change))
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
-            cur = await conn.execute(sql, params)
-            row = await cur.fetchone()
-            if row is not None and row[0] == 1:
-                return None
+            if _extras(change):  # a reservation or a plan commits with the creation, or neither
+                async with conn.transaction():
+                    cur = await conn.execute(sql, params)
+                    row = await cur.fetchone()
+                    if row is not None and row[0] == 1:
+                        await _write_extras(conn, change)
+                        return None
+            else:
+                cur = await conn.execute(sql, params)
+                row = await cur.fetchone()
+                if row is not None and row[0] == 1:
+                    return None
             cur = await conn.execute(
                 SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
                 (key_scope(change), change.payment.idempotency_key),
@@ -223,6 +248,8 @@ class PostgresPaymentStore:
                 ) as copy:
                     for c in changes:
                         await copy.write_row(event_row(c.event))
+                for c in changes:
+                    await _write_extras(conn, c)
 
         try:
             await self._write("create payments", work)
@@ -256,7 +283,10 @@ class PostgresPaymentStore:
         """
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
-            return await _applied(conn, change, expected)
+            if not _extras(change):
+                return await _applied(conn, change, expected)
+            async with conn.transaction():  # the payment, its plan, its customer's exposure
+                return await _applied(conn, change, expected)
 
         try:
             return await self._write("change a payment", work)
@@ -296,9 +326,16 @@ class PostgresPaymentStore:
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
 
+        moves = [c for c in changes if _extras(c)]
+
         async def work(conn: psycopg.AsyncConnection[Any]) -> set[UUID]:
-            cur = await conn.execute(APPLY_MANY, (*columns, expected.value, expected.value))
-            return {row[0] for row in await cur.fetchall()}
+            async with conn.transaction():
+                cur = await conn.execute(APPLY_MANY, (*columns, expected.value, expected.value))
+                applied = {row[0] for row in await cur.fetchall()}
+                for change in moves:
+                    if change.payment.id in applied:
+                        await _write_extras(conn, change)
+                return applied
 
         return await self._write("change payments", work)
 
@@ -423,7 +460,8 @@ class PostgresPaymentStore:
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
             cur = await conn.execute(
-                CLAIM_OPERATIONS, {"now": now, "limit": limit, "lease": lease_until}
+                CLAIM_OPERATIONS,
+                {"now": now, "limit": limit, "lease": lease_until, "in_doubt": IN_DOUBT_ERROR},
             )
             return await cur.fetchall()
 
@@ -448,6 +486,39 @@ class PostgresPaymentStore:
             return settled
 
         return await self._write("settle an operation", work)
+
+    async def plan(self, payment_id: UUID) -> Plan | None:
+        """The payment's installment plan, or None."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> Plan | None:
+            cur = await conn.execute(READ_PLAN, (payment_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            cur = await conn.execute(READ_INSTALLMENTS, (payment_id,))
+            installments = await cur.fetchall()
+            cur = await conn.execute(READ_LATE_FEES, (payment_id,))
+            fees = await cur.fetchall()
+            return plan_from_rows(payment_id, row[1:], installments, fees, time=same)
+
+        return await self._read("read a plan", work)
+
+    async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
+        """Payments whose plan has an installment late, or perhaps owing a repeat fee."""
+        rows = await self._fetch(
+            "find plans due", plans_due_sql("%s"), (late_before, repeat_before)
+        )
+        return [r[0] for r in rows]
+
+    async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
+        """Unpaid installments due by ``now`` that no operation collects yet."""
+        rows = await self._fetch("find installments due", installments_due_sql("%s"), (now, limit))
+        return [(r[0], r[1]) for r in rows]
+
+    async def exposure(self, customer_id: str, currency: str) -> Decimal:
+        """The customer's exposure in ``currency``."""
+        rows = await self._fetch("read an exposure", READ_EXPOSURE, (customer_id, currency))
+        return Decimal(rows[0][0]) if rows else Decimal(0)
 
     async def operations_with_status(
         self, status: OperationStatus, *, limit: int
@@ -601,7 +672,56 @@ async def _applied(
         sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
     cur = await conn.execute(sql, params)
     row = await cur.fetchone()
-    return row is not None and row[0] == 1
+    matched = row is not None and row[0] == 1
+    if matched:
+        await _write_extras(conn, change)
+    return matched
+
+
+def _extras(change: Change) -> bool:
+    """Whether the change writes more than the payment, its entry, event and operation."""
+    return bool(change.exposure) or change.plan is not None or bool(change.more_events)
+
+
+async def _write_extras(conn: psycopg.AsyncConnection[Any], change: Change) -> None:
+    """The customer's exposure, the payment's plan and its events, in the caller's
+    transaction."""
+    if change.exposure:
+        await _move_exposure(conn, change)
+    for event in change.more_events:
+        await conn.execute(INSERT_EVENT, event_row(event))
+    plan = change.plan
+    if plan is not None:
+        pid = plan.payment_id
+        await conn.execute(WRITE_PLAN, (pid, *plan_values(plan)))
+        rows = [
+            (i.number, i.amount, i.due_at, i.status.value, i.paid_at, i.refunded_amount)
+            for i in plan.installments
+        ]
+        await conn.execute(WRITE_INSTALLMENTS, (pid, *(list(c) for c in zip(*rows, strict=True))))
+        if plan.late_fees:
+            fees = [
+                (seq, f.installment, f.amount, f.charged_at)
+                for seq, f in enumerate(plan.late_fees, start=1)
+            ]
+            await conn.execute(WRITE_LATE_FEES, (pid, *(list(c) for c in zip(*fees, strict=True))))
+
+
+async def _move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> None:
+    """Move the customer's exposure by ``change.exposure`` in the caller's transaction;
+    growing it past ``change.credit_limit`` raises (the row lock orders concurrent ones)."""
+    customer, currency = change.payment.customer_id, change.payment.currency
+    limit = change.credit_limit if change.exposure > 0 else None
+    moved = None
+    if limit is None or change.exposure <= limit:
+        cur = await conn.execute(MOVE_EXPOSURE, (customer, currency, change.exposure, limit, limit))
+        moved = await cur.fetchone()
+    if moved is None and limit is not None:
+        cur = await conn.execute(READ_EXPOSURE, (customer, currency))
+        found = await cur.fetchone()
+        raise CreditLimitExceeded(
+            customer, limit, found[0] if found else Decimal(0), change.exposure
+        )
 
 
 async def _probe(conninfo: str, connect_timeout: float) -> None:

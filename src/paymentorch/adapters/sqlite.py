@@ -21,7 +21,9 @@ from paymentorch.adapters._sql import (
     STATUS,
     SUMMARY_DIGITS,
     audit_from_row,
+    installments_due_sql,
     key_scope,
+    plans_due_sql,
 )
 from paymentorch.adapters._sqlite_conn import Durability, SQLiteConnection
 from paymentorch.adapters._sqlite_sql import (
@@ -35,6 +37,7 @@ from paymentorch.adapters._sqlite_sql import (
     insert_records,
     parse_time,
     payment_params,
+    read_plan,
     row_message,
     row_operation,
     row_payment,
@@ -55,6 +58,8 @@ from paymentorch.domain import (
     PaymentStatus,
     StoreError,
 )
+from paymentorch.domain.orchestration import IN_DOUBT_ERROR
+from paymentorch.domain.plans import Plan
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -282,7 +287,8 @@ class SQLitePaymentStore(SQLiteConnection):
             lambda conn: transaction(
                 conn,
                 lambda c: c.execute(
-                    CLAIM_OPERATIONS, (time_text(lease_until), stamp, stamp, limit)
+                    CLAIM_OPERATIONS,
+                    (time_text(lease_until), IN_DOUBT_ERROR, stamp, stamp, limit),
                 ).fetchall(),
             )
         )
@@ -307,6 +313,36 @@ class SQLitePaymentStore(SQLiteConnection):
             return await self._run(lambda conn: transaction(conn, body), inline=True)
         except _Lost:
             return False
+
+    async def plan(self, payment_id: UUID) -> Plan | None:
+        """The payment's installment plan, or None."""
+        return await self._run(lambda conn: read_plan(conn, payment_id))
+
+    async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
+        """Payments whose plan has an installment late, or perhaps owing a repeat fee."""
+        rows = await self._run(
+            lambda conn: conn.execute(
+                plans_due_sql("?"), (time_text(late_before), time_text(repeat_before))
+            ).fetchall()
+        )
+        return [UUID(hex=r[0]) for r in rows]
+
+    async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
+        """Unpaid installments due by ``now`` that no operation collects yet."""
+        rows = await self._run(
+            lambda conn: conn.execute(installments_due_sql("?"), (time_text(now), limit)).fetchall()
+        )
+        return [(UUID(hex=r[0]), r[1]) for r in rows]
+
+    async def exposure(self, customer_id: str, currency: str) -> Decimal:
+        """The customer's exposure in ``currency``."""
+        row = await self._run(
+            lambda conn: conn.execute(
+                "SELECT amount FROM paymentorch_exposure WHERE customer_id = ? AND currency = ?",
+                (customer_id, currency),
+            ).fetchone()
+        )
+        return Decimal(row[0]) if row else Decimal(0)
 
     async def operations_with_status(
         self, status: OperationStatus, *, limit: int

@@ -4,6 +4,7 @@ from paymentorch.domain.access import Actor, Role, RolePolicy
 from paymentorch.domain.correlation import correlation, current_correlation_id
 from paymentorch.domain.errors import (
     AmountExceeded,
+    CreditLimitExceeded,
     FieldError,
     IdempotencyConflict,
     InvalidTransition,
@@ -23,9 +24,18 @@ from paymentorch.domain.payment import (
     confirm,
     fail,
     refund,
+    release_refund,
+    reserve_refund,
+    touched,
     transition,
 )
-from paymentorch.domain.records import AuditEntry, Change, PaymentEvent, record_change
+from paymentorch.domain.records import (
+    AuditEntry,
+    Change,
+    PaymentEvent,
+    record_change,
+    with_plan,
+)
 from paymentorch.domain.validation import (
     NewPayment,
     ValidationPolicy,
@@ -38,6 +48,7 @@ __all__ = [
     "AmountExceeded",
     "AuditEntry",
     "Change",
+    "CreditLimitExceeded",
     "FieldError",
     "IdempotencyConflict",
     "InvalidTransition",
@@ -66,6 +77,10 @@ __all__ = [
     "parse_payment_id",
     "record_change",
     "refund",
+    "release_refund",
+    "reserve_refund",
+    "touched",
     "transition",
     "uuid7",
+    "with_plan",
 ]

@@ -65,11 +65,14 @@ class InvalidTransition(PaymentError):
 
     code = "invalid_transition"
 
-    def __init__(self, payment_id: UUID, status: PaymentStatus, action: str) -> None:
+    def __init__(
+        self, payment_id: UUID, status: PaymentStatus, action: str, because: str | None = None
+    ) -> None:
         self.payment_id = payment_id
         self.status = status
         self.action = action
-        super().__init__(f"cannot {action} payment {payment_id}: it is {status.value}")
+        why = f", {because}" if because else ""
+        super().__init__(f"cannot {action} payment {payment_id}: it is {status.value}{why}")
 
 
 class AmountExceeded(PaymentError):
@@ -123,3 +126,21 @@ class StoreUnavailable(PaymentError):
     """The backend could not be reached; the driver's error is the ``__cause__``."""
 
     code = "store_unavailable"
+
+
+class CreditLimitExceeded(PaymentError):
+    """A creation would take the customer's exposure past its credit limit."""
+
+    code = "credit_limit_exceeded"
+
+    def __init__(
+        self, customer_id: str, limit: Decimal, exposure: Decimal, requested: Decimal
+    ) -> None:
+        self.customer_id = customer_id
+        self.limit = limit
+        self.exposure = exposure
+        self.requested = requested
+        super().__init__(
+            f"customer {customer_id}: {requested} asked for with {exposure} owed already;"
+            f" the limit is {limit}"
+        )

@@ -8,12 +8,22 @@ failure because time passed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
 import attrs
 
+from paymentorch.domain.errors import InvalidTransition
 from paymentorch.domain.operations import Operation, OperationKind, OperationStatus
+from paymentorch.domain.payment import (
+    TRANSITIONS,
+    Payment,
+    PaymentStatus,
+    release_refund,
+    touched,
+    transition,
+)
 from paymentorch.domain.processing import Outcome, ProcessorCapabilities, ProcessorResult
 
 LOOKUP_SCHEDULE: Final = (
@@ -27,11 +37,31 @@ LOOKUP_SCHEDULE: Final = (
 )
 """When to ask again what became of an operation whose outcome is unknown."""
 
+IN_DOUBT_ERROR: Final = "a worker took it and stopped before recording an answer"
+"""Why a store's claim turns a pending operation whose lease ran out into an unknown one:
+it may have been sent, so it is looked up (at every processor) before anything else."""
+
 # What a settled operation does to its payment: (on success, on decline).
 PAYMENT_ACTIONS: Final = {
     OperationKind.CHARGE: ("confirm", "fail"),
     OperationKind.AUTHORIZE: ("authorize", "fail"),
+    OperationKind.CAPTURE: ("capture", "capture_declined"),
+    OperationKind.CANCEL: ("cancel", "cancel_declined"),
+    OperationKind.REFUND: ("refund", "refund_declined"),
+    # A declined installment stays owed: overdue processing and a person take it from there.
+    OperationKind.INSTALLMENT: ("installment_paid", None),
 }
+# The status a payment must have for an operation of this kind to be sent at all.
+SENT_FROM: Final = {
+    OperationKind.CHARGE: PaymentStatus.PENDING,
+    OperationKind.AUTHORIZE: PaymentStatus.PENDING,
+    OperationKind.CAPTURE: PaymentStatus.AUTHORIZED,
+    OperationKind.CANCEL: PaymentStatus.AUTHORIZED,
+    OperationKind.REFUND: PaymentStatus.CONFIRMED,
+    OperationKind.INSTALLMENT: PaymentStatus.CONFIRMED,
+}
+FOLLOW_UPS: Final = frozenset({OperationKind.CAPTURE, OperationKind.CANCEL, OperationKind.REFUND})
+"""Operations on money an earlier charge or authorization holds, at the same processor."""
 
 
 @attrs.frozen
@@ -82,7 +112,8 @@ def decide(
         return _settled(base, outcome, at=at, note=reason, reason=reason)
     if outcome is Outcome.NOT_ATTEMPTED or (outcome is Outcome.PENDING and not looked_up):
         # Nothing left this side, or accepted for later: ask again (the id keeps it safe).
-        delay = schedule[min(calls - 1, len(schedule) - 1)] if schedule else timedelta(0)
+        tried = base.lookups if looked_up else calls - 1
+        delay = schedule[min(tried, len(schedule) - 1)] if schedule else timedelta(0)
         return Step(attrs.evolve(base, due_at=at + delay, error=_why(result)))
     if looked_up and outcome is Outcome.NOT_FOUND and capabilities.not_found_means_not_executed:
         # The processor proves nothing happened: execute again, under the same id.
@@ -110,9 +141,16 @@ def _why(result: ProcessorResult) -> str:
     return ": ".join(p for p in parts if p)[:1000]
 
 
-def resolved(operation: Operation, outcome: Outcome, *, at: datetime, reason: str) -> Step:
-    """A person's verdict on an operation whose outcome was unknown."""
-    return _settled(operation, outcome, at=at, note=f"resolved by hand: {reason}", reason=reason)
+def resolved(operation: Operation, outcome: Outcome, *, at: datetime, reason: str, by: str) -> Step:
+    """A person's (``by``) verdict on an operation whose outcome was unknown."""
+    note = f"resolved by hand by {by}: {reason}"
+    return _settled(operation, outcome, at=at, note=note, reason=reason)
+
+
+def already_there(payment: Payment, action: str) -> bool:
+    """Whether ``payment`` already has the status ``action`` leads to (moved by hand)."""
+    target = TRANSITIONS.get(action)
+    return target is not None and payment.status is target[1]
 
 
 def from_callback(
@@ -149,3 +187,74 @@ def _settled(
         error=None if note is None else note[:1000],
     )
     return Step(settled, on_success if done else on_decline, reason)
+
+
+def withdrawn(operation: Operation, status: PaymentStatus, *, at: datetime) -> Step | None:
+    """A pending operation whose payment moved on before it was sent is not sent.
+
+    A pending operation never reached the processor (or the processor proved it did
+    not), so declining it here moves no money. None when it should be sent.
+    """
+    if operation.status is not OperationStatus.PENDING or SENT_FROM[operation.kind] is status:
+        return None
+    return unsent(operation, f"the payment is {status.value}", at=at)
+
+
+def unsent(operation: Operation, why: str, *, at: datetime) -> Step:
+    """Decline a pending operation without sending it (it moved no money)."""
+    settled = attrs.evolve(
+        operation,
+        status=OperationStatus.DECLINED,
+        due_at=None,
+        updated_at=at,
+        error=f"not sent: {why}",
+    )
+    return Step(settled)
+
+
+def settle_payment(payment: Payment, operation: Operation, action: str, *, at: datetime,
+                   reason: str | None) -> Payment:  # fmt: skip
+    """The payment after ``action`` (from ``PAYMENT_ACTIONS``) for a settled ``operation``.
+
+    Raises:
+        InvalidTransition: the payment can no longer take it (a person moved it).
+        AmountExceeded: a capture of more than was authorized.
+    """
+    if action in ("refund", "refund_declined"):
+        return release_refund(payment, operation.amount, at=at, refunded=action == "refund")
+    if action in ("capture_declined", "cancel_declined"):
+        if payment.status is not PaymentStatus.AUTHORIZED:
+            raise InvalidTransition(payment.id, payment.status, action.replace("_", " "))
+        return touched(payment, at=at)
+    if action == "installment_paid":
+        if payment.status is not PaymentStatus.CONFIRMED:
+            raise InvalidTransition(payment.id, payment.status, "collect an installment of")
+        return touched(payment, at=at)
+    return transition(payment, action, at=at, reason=reason, amount=operation.amount)
+
+
+def original_of(operations: Sequence[Operation]) -> Operation | None:
+    """The charge or authorization a processor carried out, which follow-ups refer to."""
+    return next(
+        (
+            op
+            for op in reversed(operations)
+            if op.kind in (OperationKind.CHARGE, OperationKind.AUTHORIZE)
+            and op.status is OperationStatus.SUCCEEDED
+            and op.processor is not None
+        ),
+        None,
+    )
+
+
+def installment_key(number: int) -> str:
+    """The idempotency key of installment ``number``'s collection: one per installment."""
+    return f"installment-{number}"
+
+
+def installment_of(operation: Operation) -> int | None:
+    """The installment an ``installment`` operation collects."""
+    key = operation.idempotency_key or ""
+    if operation.kind is not OperationKind.INSTALLMENT or not key.startswith("installment-"):
+        return None
+    return int(key.removeprefix("installment-"))

@@ -61,6 +61,7 @@ class Payment:
         captured_amount: What was taken: 0 until Confirmed, then at most ``amount``.
         refunded_amount: The sum of succeeded refunds.
         pending_refunds: Refunds under way, reserved against what is left to refund.
+        has_plan: Whether it is paid in installments (``service.plan(id)``).
     """
 
     id: UUID
@@ -79,6 +80,7 @@ class Payment:
     captured_amount: Decimal = _ZERO
     refunded_amount: Decimal = _ZERO
     pending_refunds: Decimal = _ZERO
+    has_plan: bool = False
 
     @property
     def refundable(self) -> Decimal:
@@ -101,6 +103,7 @@ class Payment:
             "metadata": dict(self.metadata),
             "captured_amount": money_text(self.captured_amount, self.currency),
             "refunded_amount": money_text(self.refunded_amount, self.currency),
+            "has_plan": self.has_plan,
         }
 
 
@@ -164,19 +167,55 @@ def refund(payment: Payment, amount: Decimal, *, at: datetime) -> Payment:
         InvalidTransition: the payment is not Confirmed.
         AmountExceeded: more than is left to refund.
     """
+    # A refund completed inline: held and settled in one step, so one version on.
+    held = reserve_refund(payment, amount, at=at)
+    done = release_refund(held, amount, at=at, refunded=True)
+    return attrs.evolve(done, version=payment.version + 1)
+
+
+def reserve_refund(payment: Payment, amount: Decimal, *, at: datetime) -> Payment:
+    """Hold ``amount`` of what is left to refund while a processor carries the refund out.
+
+    Raises:
+        InvalidTransition: the payment is not Confirmed.
+        AmountExceeded: more than is left to refund.
+    """
     if payment.status is not PaymentStatus.CONFIRMED:
         raise InvalidTransition(payment.id, payment.status, "refund")
     if amount > payment.refundable:
         raise AmountExceeded(payment.id, amount, payment.refundable)
-    refunded = payment.refunded_amount + amount
-    done = refunded == payment.captured_amount and not payment.pending_refunds
+    return attrs.evolve(
+        payment,
+        updated_at=at,
+        version=payment.version + 1,
+        pending_refunds=payment.pending_refunds + amount,
+    )
+
+
+def release_refund(payment: Payment, amount: Decimal, *, at: datetime, refunded: bool) -> Payment:
+    """Settle a held refund: refunded (Refunded once everything captured is), or released.
+
+    Raises:
+        InvalidTransition: no refund of ``amount`` is held.
+    """
+    if payment.status is not PaymentStatus.CONFIRMED or amount > payment.pending_refunds:
+        raise InvalidTransition(payment.id, payment.status, "settle a refund of")
+    pending = payment.pending_refunds - amount
+    total = payment.refunded_amount + (amount if refunded else _ZERO)
+    done = total == payment.captured_amount and not pending
     return attrs.evolve(
         payment,
         status=PaymentStatus.REFUNDED if done else PaymentStatus.CONFIRMED,
         updated_at=at,
         version=payment.version + 1,
-        refunded_amount=refunded,
+        refunded_amount=total,
+        pending_refunds=pending,
     )
+
+
+def touched(payment: Payment, *, at: datetime) -> Payment:
+    """The payment, one version on, its status unchanged (a request recorded, or declined)."""
+    return attrs.evolve(payment, updated_at=at, version=payment.version + 1)
 
 
 def money_text(value: Decimal, currency: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
@@ -12,6 +13,7 @@ import attrs
 from paymentorch.domain.ids import uuid7
 from paymentorch.domain.operations import Operation
 from paymentorch.domain.payment import Payment, PaymentStatus
+from paymentorch.domain.plans import Plan
 
 EVENT_TYPES: Final = {
     "created": "payment.created",
@@ -21,6 +23,17 @@ EVENT_TYPES: Final = {
     "fail": "payment.failed",
     "cancel": "payment.cancelled",
     "refund": "payment.refunded",
+    "capture_queued": "payment.capture_queued",
+    "cancel_queued": "payment.cancel_queued",
+    "refund_queued": "payment.refund_queued",
+    "capture_declined": "payment.capture_declined",
+    "cancel_declined": "payment.cancel_declined",
+    "refund_declined": "payment.refund_declined",
+    "installment_paid": "plan.installment_paid",
+    "installment_late": "plan.installment_overdue",
+    "late_fee_charged": "plan.late_fee_charged",
+    "collecting": "plan.installment_collecting",
+    "waived": "plan.installment_waived",
 }
 AUDIT_ACTIONS: Final = {
     "created": "created",
@@ -30,6 +43,17 @@ AUDIT_ACTIONS: Final = {
     "fail": "failed",
     "cancel": "cancelled",
     "refund": "refunded",
+    "capture_queued": "capture_queued",
+    "cancel_queued": "cancel_queued",
+    "refund_queued": "refund_queued",
+    "capture_declined": "capture_declined",
+    "cancel_declined": "cancel_declined",
+    "refund_declined": "refund_declined",
+    "installment_paid": "installment_paid",
+    "installment_late": "installment_late",
+    "late_fee_charged": "late_fee_charged",
+    "collecting": "collecting",
+    "waived": "waived",
 }
 
 
@@ -40,15 +64,18 @@ class PaymentSnapshot(Mapping[str, Any]):
     without their snapshot ever being read in this process, so it is not built until then.
     """
 
-    __slots__ = ("_data", "_payment")
+    __slots__ = ("_data", "_extra", "_payment")
 
-    def __init__(self, payment: Payment) -> None:
+    def __init__(self, payment: Payment, extra: Mapping[str, Any] | None = None) -> None:
         self._payment = payment
+        self._extra = extra
         self._data: dict[str, Any] | None = None
 
     def _dict(self) -> dict[str, Any]:
         if self._data is None:
             self._data = self._payment.to_dict()
+            if self._extra:
+                self._data.update(self._extra)
         return self._data
 
     def __getitem__(self, key: str) -> Any:
@@ -71,7 +98,9 @@ class AuditEntry:
     Attributes:
         payment_id: The payment that changed.
         action: ``created``, ``authorized``, ``confirmed``, ``captured``, ``failed``,
-            ``cancelled`` or ``refunded``.
+            ``cancelled`` or ``refunded``; with a processor also ``capture_queued``,
+            ``cancel_queued``, ``refund_queued`` (an operation queued) and
+            ``capture_declined``, ``cancel_declined``, ``refund_declined``.
         from_status: The status before (None on creation).
         to_status: The status after.
         actor_id: Who made the change.
@@ -97,13 +126,15 @@ class PaymentEvent:
     Attributes:
         id: Unique; consumers de-duplicate by it (delivery is at least once).
         type: ``payment.created``, ``payment.authorized``, ``payment.confirmed``,
-            ``payment.failed``, ``payment.cancelled``, ``payment.refunded``.
+            ``payment.failed``, ``payment.cancelled``, ``payment.refunded``; with a
+            processor also ``payment.<action>`` for the six actions a processor adds.
         payment_id: The payment it is about.
         occurred_at: When the change happened (UTC).
         payment: The payment's ``to_dict()`` snapshot after the change.
         actor_id: Who made the change.
         correlation_id: The request that made it, if known.
-        operation: The money movement's ``to_dict()``, when one is involved (a refund).
+        operation: The money movement's ``to_dict()``, when one is involved (a refund,
+            or any operation queued or settled through a processor).
     """
 
     id: UUID
@@ -132,12 +163,27 @@ class PaymentEvent:
 @attrs.frozen
 class Change:
     """A payment's new state with what must commit with it: the audit entry, the event,
-    and the money movement, if one is involved."""
+    the money movement, if one is involved, and what it does to the customer's credit.
+
+    Attributes:
+        plan: The payment's installment plan as it is after the change, when it has one
+            and the change touches it (written with the payment: inserted at creation,
+            updated after).
+        exposure: How much the customer's exposure moves (in the payment's currency);
+            0 when no credit policy applies.
+        credit_limit: The customer's limit, which a store must not let an exposure that
+            grows pass (atomically with the write); None when it does not grow.
+        more_events: Events that follow ``event`` in the outbox (a plan's), written with it.
+    """
 
     payment: Payment
     audit: AuditEntry
     event: PaymentEvent
     operation: Operation | None = None
+    plan: Plan | None = None
+    exposure: Decimal = Decimal(0)
+    credit_limit: Decimal | None = None
+    more_events: tuple[PaymentEvent, ...] = ()
 
 
 def record_change(
@@ -176,3 +222,33 @@ def record_change(
         ),
         operation,
     )
+
+
+def with_plan(
+    change: Change,
+    plan: Plan,
+    events: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    details: Mapping[str, Any] | None = None,
+) -> Change:
+    """``change`` carrying the payment's plan as it is after it, and plan events: each
+    a type (``plan.activated``...) and what it adds to the payload, which is the payment's
+    snapshot with the plan's ``to_dict()`` under ``plan``. A change whose own event is a
+    plan event (``plan.installment_paid``...) carries the plan, and ``details``, in its
+    payload too."""
+    event, payment = change.event, change.payment
+    if event.type.startswith("plan."):
+        extra = {"plan": plan.to_dict(), **(details or {})}
+        event = attrs.evolve(event, payment=PaymentSnapshot(payment, extra))
+    more = tuple(
+        PaymentEvent(
+            id=uuid7(),
+            type=kind,
+            payment_id=payment.id,
+            occurred_at=event.occurred_at,
+            payment=PaymentSnapshot(payment, {"plan": plan.to_dict(), **details}),
+            actor_id=event.actor_id,
+            correlation_id=event.correlation_id,
+        )
+        for kind, details in events
+    )
+    return attrs.evolve(change, event=event, plan=plan, more_events=change.more_events + more)

@@ -10,7 +10,15 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from paymentorch.domain import Actor, AmountExceeded, InvalidTransition, PaymentEvent, Role
+from paymentorch.domain import (
+    Actor,
+    AmountExceeded,
+    CreditLimitExceeded,
+    InvalidTransition,
+    PaymentEvent,
+    Role,
+)
+from paymentorch.domain.credit import CreditPolicy
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
 from paymentorch.service import PaymentService
@@ -142,3 +150,24 @@ async def _refund_race(
             except AmountExceeded:
                 refused.append(amount)
     return {"refunded": refunded, "refused": refused}
+
+
+def credit_race(open_store: StoreFactory, count: int, limit: str, barrier: Any) -> list[str]:
+    """Create ``count`` payments of 10.00 for one customer under a credit limit, after
+    all racers are ready; return the outcome of each (``created`` or ``refused``)."""
+    return asyncio.run(_credit_race(open_store, count, limit, barrier))
+
+
+async def _credit_race(open_store: StoreFactory, count: int, limit: str, barrier: Any) -> list[str]:
+    credit = CreditPolicy(limit=Decimal(limit), currency="USD")
+    async with PaymentService(await open_store(), credit=credit) as service:
+        await asyncio.to_thread(barrier.wait)
+
+        async def one() -> str:
+            try:
+                await service.create_payment("LIMT-00001", Decimal("10.00"), actor=ADMIN)
+            except CreditLimitExceeded:
+                return "refused"
+            return "created"
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))

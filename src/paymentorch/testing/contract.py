@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import random
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,7 @@ from paymentorch.domain import (
     Actor,
     AmountExceeded,
     Change,
+    CreditLimitExceeded,
     IdempotencyConflict,
     InvalidTransition,
     NewPayment,
@@ -43,17 +46,23 @@ from paymentorch.domain import (
     StoreUnavailable,
     ValidationError,
     correlation,
+    plans,
     record_change,
     refund,
     transition,
     uuid7,
 )
-from paymentorch.domain.processing import Outcome, ProcessorResult
+from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.plans import LateFeePolicy, PlanStatus, PlanTerms
+from paymentorch.domain.processing import Outcome, ProcessorRequest, ProcessorResult
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
+from paymentorch.processors import Router
+from paymentorch.testing import _chaos as chaos
 from paymentorch.testing._backend import Backend, service_on
 from paymentorch.testing._workers import (
     commit_then_die,
+    credit_race,
     race,
     read_log,
     refund_race,
@@ -501,7 +510,7 @@ async def test_store_refuses_a_refund_with_no_room(backend: Backend) -> None:
 
 
 def _simulated(**options: Any) -> SimulatedProcessor:
-    return SimulatedProcessor(latency=(0, 0), seed=11, **{"success_rate": 1.0, **options})
+    return SimulatedProcessor(**{"latency": (0, 0), "seed": 11, "success_rate": 1.0, **options})
 
 
 async def test_the_worker_confirms_authorizes_and_fails(backend: Backend) -> None:
@@ -653,6 +662,15 @@ async def test_callbacks_apply_once(backend: Backend) -> None:
         (flagged,) = await service.operations_needing_attention()
         assert flagged.id == op.id
         assert (await service.get_payment(payment.id)).status is PaymentStatus.CONFIRMED
+        # A person finds the charge stands: the operation settles; the payment was there.
+        stands = await service.resolve_operation(op.id, "succeeded", actor=ADMIN,
+                                                 reason="the statement shows it")  # fmt: skip
+        assert (stands.status, stands.error) == (
+            OperationStatus.SUCCEEDED,
+            "resolved by hand by admin-1: the statement shows it",
+        )
+        assert await service.operations_needing_attention() == []
+        assert len(await service.audit_trail(payment.id)) == 2
         assert await record("simulated", "evt-4", result=said, reference="unknown") is True
         with pytest.raises(ValidationError):
             await record("simulated", "evt-5", result=said)
@@ -682,6 +700,261 @@ async def test_a_callback_racing_the_worker_applies_once(backend: Backend) -> No
         assert await service.operations_needing_attention() == []
 
 
+async def test_a_running_worker_keeps_at_most_a_batch_in_flight(backend: Backend) -> None:
+    """``run`` claims a new operation as each one finishes, never more than
+    ``batch_size`` at once, and finishes what it claimed when stopped."""
+    processor = _simulated(latency=(0.001, 0.01))
+    calls, most = [0], [0]
+    execute = processor.execute
+
+    async def counted(request: ProcessorRequest) -> ProcessorResult:
+        calls[0] += 1
+        most[0] = max(most[0], calls[0])
+        try:
+            return await execute(request)
+        finally:
+            calls[0] -= 1
+
+    processor.execute = counted  # type: ignore[method-assign]
+    async with service_on(backend, processor=processor, cache=None) as service:
+        made = [
+            await service.create_payment(CUSTOMER, "2.00", actor=USER, capture_method="automatic")
+            for _ in range(25)
+        ]
+        stop = asyncio.Event()
+        running = asyncio.create_task(
+            PaymentWorker(service, batch_size=4, poll_interval=0.01).run(stop)
+        )
+        while await _unsettled(service.store):  # noqa: ASYNC110 - the worker runs meanwhile
+            await asyncio.sleep(0.01)
+        stop.set()
+        await running
+        assert 1 < most[0] <= 4
+        assert {(await service.get_payment(p.id)).status for p in made} == {PaymentStatus.CONFIRMED}
+        assert len(processor.ledger) == 25
+
+
+async def test_follow_ups_go_to_the_processor_that_holds_the_money(backend: Backend) -> None:
+    """Capture, refund and void are queued like charges, sent where the original is."""
+    primary, backup = _simulated(name="primary"), _simulated(name="backup")
+    primary.refusing = True  # the authorization fails over to the backup
+    router = Router([primary, backup])
+    async with service_on(backend, processor=router) as service:
+        worker = PaymentWorker(service)
+        payment = await service.create_payment(CUSTOMER, "10.00", actor=USER,
+                                               capture_method="manual")  # fmt: skip
+        await worker.run_once()
+        primary.refusing = False
+        queued = await service.capture_payment(payment.id, actor=ADMIN, amount="6.00")
+        assert (queued.status, queued.version) == (PaymentStatus.AUTHORIZED, 3)
+        for second in (
+            service.capture_payment(payment.id, actor=ADMIN),
+            service.cancel_payment(payment.id, actor=ADMIN),
+        ):
+            with pytest.raises(InvalidTransition, match="capture is under way"):
+                await second
+        await worker.run_once()
+        captured = await service.get_payment(payment.id)
+        assert (captured.status, captured.captured_amount) == (
+            PaymentStatus.CONFIRMED,
+            Decimal("6.00"),
+        )
+        first = await service.refund_payment(payment.id, "2.00", actor=ADMIN)
+        assert (first.status, first.processor) == (OperationStatus.PENDING, "backup")
+        with pytest.raises(AmountExceeded):  # 4.00 is left: the pending 2.00 is reserved
+            await service.refund_payment(payment.id, "5.00", actor=ADMIN)
+        await worker.run_once()
+        backup.success_rate = 0.0
+        rest = await service.refund_payment(payment.id, actor=ADMIN)
+        assert rest.amount == Decimal("4.00")
+        await worker.run_once()
+        after = await service.get_payment(payment.id)
+        assert (after.status, after.refunded_amount, after.pending_refunds) == (
+            PaymentStatus.CONFIRMED,
+            Decimal("2.00"),
+            Decimal(0),
+        )
+        ops = await service.operations(payment.id)
+        assert [(o.kind.value, o.status.value, o.processor) for o in ops] == [
+            ("authorize", "succeeded", "backup"),
+            ("capture", "succeeded", "backup"),
+            ("refund", "succeeded", "backup"),
+            ("refund", "declined", "backup"),
+        ]
+        assert primary.ledger == {}
+        assert set(backup.ledger) == {o.id for o in ops[:3]}
+        assert all(count == 1 for count in backup.ledger.values())
+        assert [e.action for e in await service.audit_trail(payment.id)] == [
+            "created",
+            "authorized",
+            "capture_queued",
+            "captured",
+            "refund_queued",
+            "refunded",
+            "refund_queued",
+            "refund_declined",
+        ]
+        types = [e.type for e in await _events(service.store) if e.payment_id == payment.id]
+        assert types[-2:] == ["payment.refund_queued", "payment.refund_declined"]
+
+
+async def test_a_worker_that_died_after_sending_is_never_sent_twice(backend: Backend) -> None:
+    """A lease that ran out on a pending operation means it may have been sent: the next
+    worker looks it up at every processor, and never fails over to send it again."""
+    now = [utc_now()]
+    first, second = _simulated(name="first"), _simulated(name="second")
+    router = Router([first, second], clock=lambda: now[0])
+    async with service_on(backend, processor=router, clock=lambda: now[0]) as service:
+        payment = await service.create_payment(CUSTOMER, "10.00", actor=USER,
+                                               capture_method="automatic")  # fmt: skip
+        (taken,) = await service.store.claim_operations(
+            1, now=now[0], lease_until=now[0] + timedelta(seconds=60)
+        )
+        await router.execute(
+            ProcessorRequest(taken.id, taken.kind, taken.payment_id, taken.amount, "USD")
+        )  # ... and the worker dies before recording the answer
+        first.refusing = True  # a failover now would charge the customer twice
+        worker = PaymentWorker(service)
+        assert await worker.run_once() == 0  # still leased
+        now[0] += timedelta(seconds=61)
+        assert await worker.run_once() == 1
+        (op,) = await service.operations(payment.id)
+        assert (op.status, op.processor) == (OperationStatus.UNKNOWN, None)
+        first.refusing = False
+        now[0] += timedelta(seconds=5)
+        await worker.run_once()
+        (op,) = await service.operations(payment.id)
+        assert (op.status, op.processor) == (OperationStatus.SUCCEEDED, "first")
+        assert (first.ledger, second.ledger) == ({op.id: 1}, {})
+        assert (await service.get_payment(payment.id)).status is PaymentStatus.CONFIRMED
+
+
+async def test_a_void_through_the_processor_and_one_never_sent(backend: Backend) -> None:
+    """Cancelling an authorization asks the processor; a charge cancelled first is not sent."""
+    processor = _simulated()
+    async with service_on(backend, processor=processor) as service:
+        worker = PaymentWorker(service)
+        held = await service.create_payment(CUSTOMER, "8.00", actor=USER, capture_method="manual")
+        await worker.run_once()
+        asked = await service.cancel_payment(held.id, actor=ADMIN, reason="customer changed mind")
+        assert asked.status is PaymentStatus.AUTHORIZED
+        await worker.run_once()
+        assert (await service.get_payment(held.id)).status is PaymentStatus.CANCELLED
+        charge = await service.create_payment(CUSTOMER, "9.00", actor=USER,
+                                              capture_method="automatic")  # fmt: skip
+        await service.cancel_payment(charge.id, actor=ADMIN)  # before the worker sends it
+        await worker.run_once()
+        (unsent,) = await service.operations(charge.id)
+        assert (unsent.status, unsent.attempts) == (OperationStatus.DECLINED, 0)
+        assert unsent.error == "not sent: the payment is Cancelled"
+        assert unsent.id not in processor.ledger
+        assert len(processor.ledger) == 2  # the authorization and the void
+        by_hand = await service.create_payment(CUSTOMER, "7.00", actor=USER)
+        await service.confirm_payment(by_hand.id, actor=ADMIN)
+        inline = await service.refund_payment(by_hand.id, actor=ADMIN)  # no processor holds it
+        assert (inline.status, inline.processor) == (OperationStatus.SUCCEEDED, None)
+
+
+async def test_concurrent_refunds_through_a_processor_never_exceed_the_capture(
+    backend: Backend,
+) -> None:
+    """16 refunds asking for 150% of the capture, at once: at most 100% is reserved."""
+    processor = _simulated()
+    async with service_on(backend, processor=processor, cache=None) as service:
+        payment = await service.create_payment(CUSTOMER, "16.00", actor=USER,
+                                               capture_method="automatic")  # fmt: skip
+        worker = PaymentWorker(service, batch_size=20)
+        await worker.run_once()
+
+        async def ask() -> Operation | None:
+            try:
+                return await service.refund_payment(payment.id, "1.50", actor=ADMIN)
+            except AmountExceeded:
+                return None
+
+        asked = [op for op in await asyncio.gather(*(ask() for _ in range(16))) if op]
+        assert len(asked) == 10  # 10 x 1.50 = 15.00 <= 16.00 < 11 x 1.50
+        while await worker.run_once():
+            continue
+        after = await service.get_payment(payment.id)
+        assert (after.refunded_amount, after.pending_refunds) == (Decimal("15.00"), Decimal(0))
+        assert all(processor.ledger[op.id] == 1 for op in asked)
+
+
+CHAOS_PAYMENTS = int(os.environ.get("PAYMENTORCH_CHAOS_PAYMENTS", "2000"))
+CHAOS_KILLS = 8
+
+
+async def test_chaos_never_charges_twice_nor_guesses(backend: Backend, tmp_path: Path) -> None:
+    """Payments flow through two processors (5% timeouts, half of them executed; 2%
+    refused connections on the first) while two worker processes are killed with SIGKILL
+    at random and restarted, and 10% of the answers also arrive as webhooks, twice and out
+    of order. In the end no operation moved money twice, the store agrees with the
+    processors' ledger, nothing was failed by a timer, and every payment's status, audit
+    trail and events agree."""
+    _shared(backend)
+    rng = random.Random(20261126)
+    ledger = str(tmp_path / "processors.db")
+    sources = chaos.processors(ledger, seed=1)
+    async with service_on(backend, processor=Router(sources), cache=None) as service:
+        workers = chaos.Workers(backend.open_store, ledger)
+        webhooks = chaos.Webhooks(service, sources, rng)
+        stop = asyncio.Event()
+        workers.start()
+        made: list[Payment] = []
+
+        async def settled() -> int:
+            waiting = await service.store.count(status=PaymentStatus.PENDING, customer_id=None)
+            return len(made) - waiting
+
+        moments = rng.sample(range(100, max(101, CHAOS_PAYMENTS - 100)), CHAOS_KILLS)
+        killing = asyncio.create_task(workers.kill_at_random(stop, moments, rng, settled))
+        started = time.monotonic()
+        try:
+            for index in range(CHAOS_PAYMENTS):
+                method = "manual" if index % 10 == 0 else "automatic"
+                amount = f"{1 + index % 97}.25"
+                made.append(
+                    await service.create_payment(
+                        CUSTOMER, amount, actor=USER, capture_method=method
+                    )
+                )
+                if index % 50 == 0:
+                    await webhooks.deliver_new()
+            while not killing.done() or await _unsettled(service.store):
+                assert time.monotonic() - started < 600, "the workers did not finish in time"
+                await webhooks.deliver_new()
+                await asyncio.sleep(0.1)  # polling for completion, not waiting out a race
+        finally:
+            stop.set()
+            await killing
+            workers.stop()
+        await webhooks.deliver_new()
+        elapsed = time.monotonic() - started
+        found = await chaos.examine(service, made, sources, await _events(service.store))
+        print(
+            f"\nchaos on {backend.name}: {len(made)} payments in {elapsed:.1f} s,"
+            f" {workers.kills} workers killed, operations {dict(found.statuses)},"
+            f" {found.lookups} lookups, {found.reexecuted} executed again under the same id,"
+            f" callbacks for {webhooks.operations} operations"
+            f" ({webhooks.fresh} new, {webhooks.repeats} repeats)"
+        )
+        assert found.executed_twice == []
+        assert found.at_two_processors == []
+        assert found.disagreements == []
+        assert found.statuses["pending"] == found.statuses["unknown"] == 0  # no timer decided
+        assert found.event_mismatches == []
+        assert workers.kills == CHAOS_KILLS
+        assert (webhooks.fresh, webhooks.repeats) == (2 * webhooks.operations, webhooks.operations)
+
+
+async def _unsettled(store: PaymentStore) -> bool:
+    for status in (OperationStatus.PENDING, OperationStatus.UNKNOWN):
+        if await store.operations_with_status(status, limit=1):
+            return True
+    return False
+
+
 async def _never_known(request: Any) -> Any:
     return ProcessorResult(Outcome.UNKNOWN, message="no answer")
 
@@ -706,6 +979,251 @@ async def test_two_workers_share_the_work_once(backend: Backend) -> None:
         assert sum(statuses.values()) == 30
         assert all(count == 1 for count in processor.ledger.values())
         assert len(processor.ledger) == statuses[PaymentStatus.CONFIRMED]
+
+
+# -- credit limits -------------------------------------------------------------
+
+CREDIT = CreditPolicy(
+    limit=Decimal("100.00"),
+    currency="USD",
+    limit_for=lambda customer: Decimal("5.00") if customer == "TINY-00001" else None,
+)
+
+
+async def test_credit_limits_what_a_customer_may_owe(backend: Backend) -> None:
+    """Creations reserve exposure up to the limit (reaching it exactly is allowed); a
+    creation past it raises and writes nothing; settled payments release it."""
+    async with service_on(backend, credit=CREDIT) as service:
+        first = await service.create_payment(CUSTOMER, "60.00", actor=USER, idempotency_key="a")
+        again = await service.create_payment(CUSTOMER, "60.00", actor=USER, idempotency_key="a")
+        assert again.id == first.id  # a replay reserves nothing more
+        second = await service.create_payment(CUSTOMER, "40.00", actor=USER)
+        assert await service.credit_exposure(CUSTOMER) == Decimal("100.00")
+        with pytest.raises(CreditLimitExceeded) as caught:
+            await service.create_payment(CUSTOMER, "0.01", actor=USER)
+        assert (caught.value.exposure, caught.value.requested, caught.value.limit) == (
+            Decimal("100.00"), Decimal("0.01"), Decimal("100.00"),
+        )  # fmt: skip
+        assert await service.count_payments(customer_id=CUSTOMER) == 2
+        euros = await service.create_payment(CUSTOMER, "500.00", actor=USER, currency="EUR")
+        assert euros.status is PaymentStatus.PENDING  # other currencies are not limited
+        with pytest.raises(CreditLimitExceeded):  # all or nothing
+            await service.create_payments(
+                [NewPayment("WXYZ-00001", "60.00"), NewPayment("WXYZ-00001", "60.00")],
+                actor=ADMIN,
+            )
+        assert await service.count_payments(customer_id="WXYZ-00001") == 0
+        with pytest.raises(CreditLimitExceeded):
+            await service.create_payment("TINY-00001", "5.01", actor=USER)
+        await service.confirm_payment(first.id, actor=ADMIN)
+        assert await service.credit_exposure(CUSTOMER) == Decimal("40.00")
+        await service.authorize_payment(second.id, actor=ADMIN)
+        assert await service.credit_exposure(CUSTOMER) == Decimal("40.00")
+        await service.capture_payment(second.id, actor=ADMIN, amount="10.00")
+        assert await service.credit_exposure(CUSTOMER) == 0
+        third = await service.create_payment(CUSTOMER, "100.00", actor=USER)
+        await service.cancel_payment(third.id, actor=ADMIN)
+        fourth = await service.create_payment(CUSTOMER, "100.00", actor=USER)
+        await service.fail_payment(fourth.id, reason="declined", actor=ADMIN)
+        bulk = await service.create_payment(CUSTOMER, "30.00", actor=USER)
+        await service.confirm_payments([bulk.id], actor=ADMIN)
+        assert await service.credit_exposure(CUSTOMER) == 0
+        events = [e.type for e in await _events(service.store)]
+        assert events.count("payment.created") == 6  # none for the refused creations
+
+
+async def test_concurrent_creations_never_pass_the_limit(backend: Backend) -> None:
+    """32 creations of 10.00 at once against a limit of 100.00: exactly 10 are made."""
+    async with service_on(backend, credit=CREDIT, cache=None) as service:
+
+        async def one() -> bool:
+            try:
+                await service.create_payment("LIMT-00001", "10.00", actor=USER)
+            except CreditLimitExceeded:
+                return False
+            return True
+
+        made = await asyncio.gather(*(one() for _ in range(32)))
+        assert sum(made) == 10
+        assert await service.credit_exposure("LIMT-00001") == Decimal("100.00")
+        assert await service.count_payments(customer_id="LIMT-00001") == 10
+
+
+async def test_four_processes_never_pass_the_limit(backend: Backend) -> None:
+    """32 creations split over 4 processes, at once: exactly 10 under a 100.00 limit."""
+    _shared(backend)
+    await _close(await backend.open_store())  # the schema exists before the children start
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(4) as pool:
+        barrier = manager.Barrier(4)
+        results = await asyncio.to_thread(
+            pool.starmap, credit_race, [(backend.open_store, 8, "100.00", barrier)] * 4
+        )
+    outcomes = [o for result in results for o in result]
+    assert Counter(outcomes) == {"created": 10, "refused": 22}
+    async with service_on(backend, credit=CREDIT) as service:
+        assert await service.credit_exposure("LIMT-00001") == Decimal("100.00")
+        assert await service.count_payments(customer_id="LIMT-00001") == 10
+
+
+# -- installment plans ---------------------------------------------------------
+
+AFTERPAY_AU = LateFeePolicy(
+    first_fee=Decimal(10), repeat_fee=Decimal(7), cap_percent=25, cap_amount=Decimal(68),
+    single_fee_below=Decimal(40),
+)  # fmt: skip
+
+
+async def test_a_plan_from_purchase_to_completion(backend: Backend) -> None:
+    """Pay in 4: stored with the payment, activated by confirmation, overdue and late
+    fees on the clock, paid by hand, a refund allocated from the last installment; the
+    exposure follows what is owed and every step leaves its events."""
+    now = [datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
+    credit = CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    async with service_on(backend, clock=lambda: now[0], credit=credit,
+                          late_fees=AFTERPAY_AU) as service:  # fmt: skip
+        payment = await service.create_payment(CUSTOMER, "100.00", actor=USER, plan=PlanTerms())
+        assert payment.has_plan
+        plan = await service.plan(payment.id)
+        assert (plan.status, [i.amount for i in plan.installments]) == (
+            PlanStatus.PENDING, [Decimal("25.00")] * 4,
+        )  # fmt: skip
+        assert await service.credit_exposure(CUSTOMER) == Decimal("100.00")
+        with pytest.raises(ValidationError, match="captured whole"):
+            await service.capture_payment(payment.id, actor=ADMIN, amount="50.00")
+        await service.confirm_payment(payment.id, actor=ADMIN)
+        plan = await service.plan(payment.id)
+        assert (plan.status, plan.installments[0].status) == (PlanStatus.ACTIVE, "paid")
+        assert await service.credit_exposure(CUSTOMER) == Decimal("75.00")
+        assert await service.process_overdue() == 0
+        now[0] += timedelta(days=15)
+        assert await service.process_overdue() == 1
+        assert await service.process_overdue() == 0  # nothing new at the same moment
+        now[0] += timedelta(days=8)
+        assert await service.process_overdue() == 1  # the repeat fee, 7 days on
+        plan = await service.plan(payment.id)
+        assert plan.status is PlanStatus.DELINQUENT
+        assert [(f.installment, f.amount) for f in plan.late_fees] == [
+            (2, Decimal(10)), (2, Decimal(7)),
+        ]  # fmt: skip
+        with pytest.raises(PermissionDenied):
+            await service.pay_installment(payment.id, 2, actor=USER)
+        plan = await service.pay_installment(payment.id, 2, actor=ADMIN)
+        assert plan.status is PlanStatus.ACTIVE
+        assert await service.credit_exposure(CUSTOMER) == Decimal("50.00")
+        refund_op = await service.refund_payment(payment.id, "30.00", actor=ADMIN)
+        assert refund_op.status is OperationStatus.SUCCEEDED
+        plan = await service.plan(payment.id)
+        assert [(i.status.value, i.amount) for i in plan.installments[2:]] == [
+            ("scheduled", Decimal("20.00")), ("cancelled", Decimal("0.00")),
+        ]  # fmt: skip
+        assert await service.credit_exposure(CUSTOMER) == Decimal("20.00")
+        plan = await service.pay_installment(payment.id, 3, actor=ADMIN)
+        assert (plan.status, plan.owed) == (PlanStatus.COMPLETED, Decimal(0))
+        assert await service.credit_exposure(CUSTOMER) == 0
+        with pytest.raises(ValidationError, match="installment 3 is paid"):
+            await service.pay_installment(payment.id, 3, actor=ADMIN)
+        assert [e.action for e in await service.audit_trail(payment.id)] == [
+            "created", "confirmed", "installment_late", "late_fee_charged",
+            "installment_paid", "refunded", "installment_paid",
+        ]  # fmt: skip
+        types = [e.type for e in await _events(service.store) if e.payment_id == payment.id]
+        assert types == [
+            "payment.created", "payment.confirmed", "plan.activated",
+            "plan.installment_overdue", "plan.late_fee_charged", "plan.late_fee_charged",
+            "plan.installment_paid", "payment.refunded", "plan.refund_allocated",
+            "plan.installment_paid", "plan.completed",
+        ]  # fmt: skip
+
+
+async def test_the_worker_collects_installments_through_the_processor(backend: Backend) -> None:
+    """Due installments are collected once each through the processor; a declined one
+    stays owed, goes overdue, and is recorded paid by hand."""
+    now = [datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
+    processor = _simulated()
+    async with service_on(backend, processor=processor, clock=lambda: now[0],
+                          late_fees=AFTERPAY_AU) as service:  # fmt: skip
+        worker = PaymentWorker(service)
+        payment = await service.create_payment(
+            CUSTOMER, "100.00", actor=USER, capture_method="automatic", plan=PlanTerms()
+        )
+        await worker.run_once()
+        assert (await service.plan(payment.id)).status is PlanStatus.ACTIVE
+        assert await worker.run_plans() == 0  # nothing due yet
+        now[0] += timedelta(days=14)
+        assert await worker.run_plans() == 1
+        assert await worker.run_plans() == 0  # queued once
+        await worker.run_once()
+        plan = await service.plan(payment.id)
+        assert [i.status.value for i in plan.installments] == ["paid", "paid", "scheduled",
+                                                               "scheduled"]  # fmt: skip
+        processor.success_rate = 0.0
+        now[0] += timedelta(days=14)
+        assert await worker.run_plans() == 1
+        await worker.run_once()
+        now[0] += timedelta(hours=1)
+        assert await worker.run_plans() == 1  # not collected again: overdue, with a fee
+        plan = await service.plan(payment.id)
+        assert (plan.status, plan.installments[2].status.value) == (
+            PlanStatus.DELINQUENT, "overdue",
+        )  # fmt: skip
+        await service.pay_installment(payment.id, 3, actor=ADMIN)
+        processor.success_rate = 1.0
+        now[0] += timedelta(days=14, hours=-1)  # installment 4's due date: not late yet
+        await worker.run_plans()
+        await worker.run_once()
+        plan = await service.plan(payment.id)
+        assert (plan.status, len(plan.late_fees)) == (PlanStatus.COMPLETED, 1)
+        kinds = [(o.kind.value, o.status.value) for o in await service.operations(payment.id)]
+        assert kinds == [
+            ("charge", "succeeded"), ("installment", "succeeded"),
+            ("installment", "declined"), ("installment", "succeeded"),
+        ]  # fmt: skip
+        assert all(count == 1 for count in processor.ledger.values())
+        assert len(processor.ledger) == 3
+
+
+async def test_a_person_waives_an_installment(backend: Backend) -> None:
+    """A waived installment is no longer owed (kept, cancelled, to show what was
+    forgiven); the reason is in the audit trail; waiving the rest completes the plan."""
+    credit = CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    async with service_on(backend, credit=credit) as service:
+        payment = await service.create_payment(CUSTOMER, "90.00", actor=USER,
+                                               plan=PlanTerms(installments=3))  # fmt: skip
+        await service.confirm_payment(payment.id, actor=ADMIN)
+        with pytest.raises(PermissionDenied):
+            await service.waive_installment(payment.id, 2, actor=USER, reason="hardship")
+        with pytest.raises(ValidationError):
+            await service.waive_installment(payment.id, 2, actor=ADMIN, reason="")
+        plan = await service.waive_installment(payment.id, 2, actor=ADMIN, reason="hardship")
+        assert (plan.installments[1].status.value, plan.installments[1].amount) == (
+            "cancelled", Decimal("30.00"),
+        )  # fmt: skip
+        assert await service.credit_exposure(CUSTOMER) == Decimal("30.00")
+        plan = await service.waive_installment(payment.id, 3, actor=ADMIN, reason="hardship")
+        assert (plan.status, plan.owed) == (PlanStatus.COMPLETED, Decimal(0))
+        last = (await service.audit_trail(payment.id))[-1]
+        assert (last.action, last.reason) == ("waived", "hardship")
+
+
+async def test_plans_end_with_their_payment_and_refuse_what_does_not_apply(
+    backend: Backend,
+) -> None:
+    credit = CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    async with service_on(backend, credit=credit) as service:
+        plain = await service.create_payment(CUSTOMER, "5.00", actor=USER)
+        with pytest.raises(ValidationError, match="installments"):
+            await service.plan(plain.id)
+        with pytest.raises(PaymentNotFound):
+            await service.plan(uuid7())
+        dropped = await service.create_payment(CUSTOMER, "40.00", actor=USER, plan=PlanTerms())
+        await service.cancel_payment(dropped.id, actor=ADMIN)
+        assert (await service.plan(dropped.id)).status is PlanStatus.CANCELLED
+        assert await service.credit_exposure(CUSTOMER) == Decimal("5.00")
+        with pytest.raises(ValidationError):
+            await service.create_payment(CUSTOMER, "0.03", actor=USER, plan=PlanTerms())
+        with pytest.raises(ValidationError):
+            await service.create_payment(CUSTOMER, "9.00", actor=USER, plan="pay-in-4")  # type: ignore[arg-type]
 
 
 # -- atomicity -----------------------------------------------------------------
@@ -1269,6 +1787,33 @@ async def test_store_requeues_the_parked_events_named(backend: Backend) -> None:
         assert (message.event.id, message.attempts) == (b.event.id, 0)
         assert await store.requeue_parked() == 1
         assert [e.id for e in await _events(store)] == [a.event.id, b.event.id]
+    finally:
+        await store.aclose()
+
+
+async def test_store_keeps_a_plan_with_its_payment(backend: Backend) -> None:
+    """A plan is written with its payment's creation and with each later change of it,
+    installments and late fees included, and reads back exactly."""
+    store = await backend.open_store()
+    try:
+        created = _created()
+        payment = attrs.evolve(created.payment, has_plan=True)
+        start = datetime(2026, 3, 2, 9, 30, 15, 123000, tzinfo=UTC)
+        plan = plans.new_plan(payment.id, payment.amount, payment.currency, PlanTerms(), start)
+        await store.add(attrs.evolve(created, payment=payment, plan=plan))
+        assert await store.plan(payment.id) == plan
+        assert (await store.get(payment.id) or payment).has_plan is True
+        confirm = _changed(payment, "confirm")
+        later, _, _ = plans.mark_overdue(
+            plans.activate(plan, confirm.payment.updated_at),
+            LateFeePolicy(first_fee=Decimal("5.00")),
+            start + timedelta(days=15),
+        )
+        assert await store.apply(attrs.evolve(confirm, plan=later), expected=PaymentStatus.PENDING)
+        assert await store.plan(payment.id) == later
+        assert len(later.late_fees) == 1
+        assert later.status is PlanStatus.DELINQUENT
+        assert await store.plan(_created().payment.id) is None
     finally:
         await store.aclose()
 

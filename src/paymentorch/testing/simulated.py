@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import sqlite3
+from collections.abc import Callable, Iterator
 from uuid import UUID
 
 from paymentorch.domain.processing import (
@@ -12,6 +16,8 @@ from paymentorch.domain.processing import (
     ProcessorRequest,
     ProcessorResult,
 )
+
+Decision = tuple[ProcessorResult, bool]  # the answer, and whether money moved
 
 
 class SimulatedProcessor:
@@ -23,7 +29,11 @@ class SimulatedProcessor:
     above 1. With ``timeout_rate``, that share of calls time out (``execute`` raises
     ``TimeoutError``) and, of those, ``executed_on_timeout`` had moved the money before
     the answer was lost. ``refusing = True`` makes it refuse connections
-    (``NOT_ATTEMPTED``) until set back.
+    (``NOT_ATTEMPTED``) until set back; ``refuse_rate`` refuses that share of calls.
+
+    ``shared`` names a file that keeps the answers and the ledger, so that several
+    processes (workers killed and restarted, a test reading the ledger) act as one
+    processor: each operation id is still decided once, in a file transaction.
     """
 
     capabilities = ProcessorCapabilities(lookup=True, not_found_means_not_executed=True)
@@ -37,11 +47,14 @@ class SimulatedProcessor:
         seed: int | None = None,
         *,
         name: str = "simulated",
+        refuse_rate: float = 0.0,
+        shared: str | os.PathLike[str] | None = None,
     ) -> None:
         for label, rate in (
             ("success_rate", success_rate),
             ("timeout_rate", timeout_rate),
             ("executed_on_timeout", executed_on_timeout),
+            ("refuse_rate", refuse_rate),
         ):
             if not 0 <= rate <= 1:
                 raise ValueError(f"{label} must be between 0 and 1")
@@ -52,32 +65,41 @@ class SimulatedProcessor:
         self.latency = latency
         self.timeout_rate = timeout_rate
         self.executed_on_timeout = executed_on_timeout
+        self.refuse_rate = refuse_rate
         self.refusing = False
-        self.ledger: dict[UUID, int] = {}
-        self._answers: dict[UUID, ProcessorResult] = {}
+        self._book: _MemoryBook | _FileBook = (
+            _MemoryBook() if shared is None else _FileBook(os.fspath(shared), name)
+        )
         self._random = random.Random(seed)
+
+    @property
+    def ledger(self) -> dict[UUID, int]:
+        """How many times money moved, per operation id (only ids that moved any)."""
+        return self._book.ledger()
+
+    def answers(self) -> dict[UUID, ProcessorResult]:
+        """Every answer decided so far, by operation id: what a webhook would report."""
+        return self._book.answers()
 
     async def execute(self, request: ProcessorRequest) -> ProcessorResult:
         """Decide (once per operation id), after the simulated latency."""
-        if self.refusing:
+        if self.refusing or (self.refuse_rate and self._random.random() < self.refuse_rate):
             return ProcessorResult(Outcome.NOT_ATTEMPTED, message="connection refused")
+        timed_out = self._random.random() < self.timeout_rate
+        if timed_out and self._random.random() >= self.executed_on_timeout:
+            await self._wait()
+            raise TimeoutError("the simulated processor did not answer")  # nothing moved
         # Decided on arrival, before any await: concurrent repeats of one id see one answer.
-        answer, timed_out = self._answers.get(request.operation_id), False
-        if answer is None:
-            timed_out = self._random.random() < self.timeout_rate
-            if timed_out and self._random.random() >= self.executed_on_timeout:
-                await self._wait()
-                raise TimeoutError("the simulated processor did not answer")  # nothing moved
-            if self._random.random() < self.success_rate:
-                answer = ProcessorResult(Outcome.SUCCEEDED, reference=f"sim-{request.operation_id}")
-                self.ledger[request.operation_id] = self.ledger.get(request.operation_id, 0) + 1
-            else:
-                answer = ProcessorResult(Outcome.DECLINED, code="declined", message="declined")
-            self._answers[request.operation_id] = answer
+        answer = self._book.decide(request.operation_id, lambda: self._decide(request))
         await self._wait()
         if timed_out:
-            raise TimeoutError("the simulated processor answered too late")  # money moved
+            raise TimeoutError("the simulated processor answered too late")  # it was decided
         return answer
+
+    def _decide(self, request: ProcessorRequest) -> Decision:
+        if self._random.random() < self.success_rate:
+            return ProcessorResult(Outcome.SUCCEEDED, reference=f"sim-{request.operation_id}"), True
+        return ProcessorResult(Outcome.DECLINED, code="declined", message="declined"), False
 
     async def _wait(self) -> None:
         low, high = self.latency
@@ -88,8 +110,123 @@ class SimulatedProcessor:
         """The recorded answer for the operation id, or ``NOT_FOUND``."""
         if self.refusing:
             return ProcessorResult(Outcome.NOT_ATTEMPTED, message="connection refused")
-        return self._answers.get(request.operation_id, ProcessorResult(Outcome.NOT_FOUND))
+        found = self._book.answer(request.operation_id)
+        return ProcessorResult(Outcome.NOT_FOUND) if found is None else found
 
     def executions(self) -> int:
         """Money movements in all, over every operation."""
         return sum(self.ledger.values())
+
+
+class _MemoryBook:
+    def __init__(self) -> None:
+        self._answers: dict[UUID, ProcessorResult] = {}
+        self._ledger: dict[UUID, int] = {}
+
+    def decide(self, operation_id: UUID, make: Callable[[], Decision]) -> ProcessorResult:
+        answer = self._answers.get(operation_id)
+        if answer is None:
+            answer, moved = make()
+            self._answers[operation_id] = answer
+            if moved:
+                self._ledger[operation_id] = self._ledger.get(operation_id, 0) + 1
+        return answer
+
+    def answer(self, operation_id: UUID) -> ProcessorResult | None:
+        return self._answers.get(operation_id)
+
+    def forget(self, operation_id: UUID) -> None:
+        self._answers.pop(operation_id, None)
+
+    def answers(self) -> dict[UUID, ProcessorResult]:
+        return dict(self._answers)
+
+    def ledger(self) -> dict[UUID, int]:
+        return self._ledger
+
+
+class _FileBook:
+    """Answers and ledger in a SQLite file, one row per (processor, operation id).
+
+    ``executions`` counts every time a decision moved money: a correct processor, and a
+    correct caller, never make it more than 1.
+    """
+
+    def __init__(self, path: str, processor: str) -> None:
+        self._path = path
+        self._processor = processor
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS answers (processor TEXT, operation_id TEXT,"
+                " outcome TEXT, reference TEXT, code TEXT, message TEXT, executions INTEGER,"
+                " PRIMARY KEY (processor, operation_id))"
+            )
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # A connection per call: nothing to close, nothing carried across a fork.
+        db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def decide(self, operation_id: UUID, make: Callable[[], Decision]) -> ProcessorResult:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # one decider at a time, across processes
+            try:
+                answer = self._read(db, operation_id)
+                if answer is None:
+                    answer, moved = make()
+                    db.execute(
+                        "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT DO UPDATE SET outcome = excluded.outcome,"
+                        " reference = excluded.reference, code = excluded.code,"
+                        " message = excluded.message,"
+                        " executions = executions + excluded.executions",
+                        (self._processor, str(operation_id), answer.outcome.value,
+                         answer.reference, answer.code, answer.message, int(moved)),
+                    )  # fmt: skip
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return answer
+
+    def _read(self, db: sqlite3.Connection, operation_id: UUID) -> ProcessorResult | None:
+        row = db.execute(
+            "SELECT outcome, reference, code, message FROM answers"
+            " WHERE processor = ? AND operation_id = ? AND outcome IS NOT NULL",
+            (self._processor, str(operation_id)),
+        ).fetchone()
+        return None if row is None else ProcessorResult(Outcome(row[0]), *row[1:])
+
+    def answer(self, operation_id: UUID) -> ProcessorResult | None:
+        with self._connect() as db:
+            return self._read(db, operation_id)
+
+    def forget(self, operation_id: UUID) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE answers SET outcome = NULL WHERE processor = ? AND operation_id = ?",
+                (self._processor, str(operation_id)),
+            )
+
+    def answers(self) -> dict[UUID, ProcessorResult]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT operation_id, outcome, reference, code, message FROM answers"
+                " WHERE processor = ? AND outcome IS NOT NULL",
+                (self._processor,),
+            ).fetchall()
+        return {UUID(r[0]): ProcessorResult(Outcome(r[1]), *r[2:]) for r in rows}
+
+    def ledger(self) -> dict[UUID, int]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT operation_id, executions FROM answers"
+                " WHERE processor = ? AND executions > 0",
+                (self._processor,),
+            ).fetchall()
+        return {UUID(r[0]): r[1] for r in rows}

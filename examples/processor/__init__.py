@@ -1,0 +1,1 @@
+"""A simulated payment processor over HTTP: the seed design's processor as a service."""

@@ -1,0 +1,64 @@
+"""Run the simulated processor: ``python -m examples.processor --port 8090``.
+
+``PUT /v1/switches {"refuseSeconds": 10}`` closes the listening socket for ten seconds,
+so clients get "connection refused", as from a processor that is down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+
+import uvicorn
+from fastapi import FastAPI
+
+from examples.processor.app import create_app
+from paymentorch.testing import SimulatedProcessor
+
+
+async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+    """Serve ``app`` until ``stop`` is set (or a signal), closing the socket while its
+    switches say refuse."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                lifespan="off", timeout_graceful_shutdown=1)  # fmt: skip
+        server = uvicorn.Server(config)
+        running = asyncio.create_task(server.serve())
+        refusing = False
+        while not running.done():
+            await asyncio.wait({running}, timeout=0.05)
+            refusing = refusing or app.state.refuse_until > time.monotonic()
+            if refusing or stop.is_set():
+                server.should_exit = True
+        await running
+        if not refusing:
+            return  # stopped for good, not refusing for a while
+        while app.state.refuse_until > time.monotonic() and not stop.is_set():
+            with contextlib.suppress(TimeoutError):  # the switch may be turned back early
+                await asyncio.wait_for(stop.wait(), 0.05)
+
+
+def main() -> None:
+    """Parse the command line and serve."""
+    parser = argparse.ArgumentParser(prog="python -m examples.processor")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--success-rate", type=float, default=0.95)
+    parser.add_argument("--timeout-rate", type=float, default=0.0)
+    parser.add_argument("--latency", default="1,5", help="low,high seconds (default 1,5)")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    low, high = (float(x) for x in args.latency.split(","))
+    processor = SimulatedProcessor(
+        args.success_rate, (low, high), args.timeout_rate, seed=args.seed
+    )
+    print(f"simulated processor on http://{args.host}:{args.port}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(create_app(processor), args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The example's processor over real HTTP: the simulated processor service, the
+``HttpProcessor`` adapter (held to the conformance kit), and both apps with a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import httpx2
+import pytest
+import pytest_asyncio
+
+from examples.common.http_processor import HttpProcessor
+from examples.processor.__main__ import serve
+from examples.processor.app import create_app
+from paymentorch.domain import OperationKind, uuid7
+from paymentorch.domain.processing import Outcome, ProcessorRequest
+from paymentorch.testing import SimulatedProcessor
+from paymentorch.testing.processor_contract import *  # noqa: F403
+from paymentorch.testing.processor_contract import ProcessorUnderTest
+from tests.examples.conftest import Client
+
+
+class Service:
+    """The processor service on a free loopback port, in a thread with its own loop."""
+
+    def __init__(self, processor: SimulatedProcessor) -> None:
+        self.processor = processor
+        self.app = create_app(processor)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self.wait_until_listening()
+
+    def _run(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            self._loop.run_until_complete(serve(self.app, "127.0.0.1", self.port, self._stop))
+        finally:
+            self._loop.close()
+
+    def listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def wait_until_listening(self) -> None:
+        deadline = time.monotonic() + 20
+        while not self.listening():
+            assert time.monotonic() < deadline, "the processor service did not start"
+            time.sleep(0.05)  # polling a starting server, not waiting out a race
+
+    def switch(self, **switches: Any) -> dict[str, Any]:
+        current = httpx2.get(f"{self.url}/v1/switches").json()
+        answer = httpx2.put(f"{self.url}/v1/switches", json={**current, **switches})
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def service() -> Iterator[Service]:
+    running = Service(SimulatedProcessor(success_rate=0.9, latency=(0, 0), seed=5))
+    yield running
+    running.stop()
+
+
+@pytest_asyncio.fixture
+async def processor_under_test(service: Service) -> AsyncIterator[ProcessorUnderTest]:
+    """The conformance kit's fixture: the HTTP adapter, with the service's ledger."""
+    adapter = HttpProcessor(service.url)
+    yield ProcessorUnderTest(adapter, executions=service.processor.ledger.get)
+    await adapter.aclose()
+
+
+def _request() -> ProcessorRequest:
+    return ProcessorRequest(uuid7(), OperationKind.CHARGE, uuid7(), Decimal("12.50"), "USD")
+
+
+async def test_a_refused_connection_was_not_attempted(service: Service) -> None:
+    """With the socket closed the request never left: NOT_ATTEMPTED, and nothing moved."""
+    adapter = HttpProcessor(service.url)
+    assert service.switch(refuseSeconds=30)["refuseSeconds"] > 0
+    deadline = time.monotonic() + 10
+    while service.listening():
+        assert time.monotonic() < deadline, "the socket stayed open"
+        await asyncio.sleep(0.05)  # polling the socket's state, not waiting out a race
+    request = _request()
+    result = await adapter.execute(request)
+    assert (result.outcome, result.code) == (Outcome.NOT_ATTEMPTED, "connect")
+    assert service.processor.ledger == {}
+    service.app.state.refuse_until = 0.0  # and it comes back
+    deadline = time.monotonic() + 10
+    while not service.listening():
+        assert time.monotonic() < deadline, "the socket did not open again"
+        await asyncio.sleep(0.05)
+    assert (await adapter.execute(request)).outcome in (Outcome.SUCCEEDED, Outcome.DECLINED)
+    await adapter.aclose()
+
+
+async def test_a_timeout_is_unknown_and_the_lookup_tells(service: Service) -> None:
+    """An answer held back past the client's patience is UNKNOWN, never a decline."""
+    service.switch(timeoutRate=1.0, executedOnTimeout=1.0, successRate=1.0)
+    adapter = HttpProcessor(service.url, timeout=0.3)
+    request = _request()
+    result = await adapter.execute(request)
+    assert (result.outcome, result.code) == (Outcome.UNKNOWN, "ReadTimeout")
+    found = await adapter.lookup(request)
+    assert (found.outcome, found.reference) == (Outcome.SUCCEEDED, f"sim-{request.operation_id}")
+    assert service.processor.ledger == {request.operation_id: 1}
+    await adapter.aclose()
+
+
+def _until(check: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "the worker did not get there in time"
+        time.sleep(0.1)  # polling the app's state while its worker runs
+
+
+def test_the_apps_charge_through_the_processor(
+    make_client: Callable[..., Client], service: Service, admin: str
+) -> None:
+    """Created with captureMethod, a payment is confirmed or failed by the processor's
+    answer within seconds; a conflicting late webhook puts it before a person, who
+    settles it."""
+    service.switch(successRate=1.0)
+    client = make_client(processor_urls=(service.url,))
+    assert client("GET", "/api/processor", token=admin).json == {
+        "name": "router",
+        "processors": {"processor-1": "closed"},
+    }
+    made = client("POST", "/api/payments", token=admin,
+                  json_body={"customerId": "ABCD-12345", "amount": "25.00",
+                             "captureMethod": "automatic"})  # fmt: skip
+    assert made.status == 201, made.text
+    pid = made.json["id"]
+    _until(lambda: client("GET", f"/api/payments/{pid}", token=admin).json["status"] != "Pending")
+    assert client("GET", f"/api/payments/{pid}", token=admin).json["status"] == "Confirmed"
+    (op,) = client("GET", f"/api/payments/{pid}/operations", token=admin).json
+    assert (op["kind"], op["status"], op["processor"]) == ("charge", "succeeded", "processor-1")
+    assert service.processor.ledger == {UUID(op["id"]): 1}
+    event = {"eventId": "evt-9", "outcome": "declined", "operationId": op["id"]}
+    reply = client("POST", "/api/processors/processor-1/events", token=admin, json_body=event)
+    assert (reply.status, reply.json) == (200, {"new": True})
+    again = client("POST", "/api/processors/processor-1/events", token=admin, json_body=event)
+    assert again.json == {"new": False}
+    (flagged,) = client("GET", "/api/operations/attention", token=admin).json
+    assert (flagged["id"], flagged["status"]) == (op["id"], "needs_attention")
+    verdict = {"outcome": "succeeded", "reason": "the statement shows it"}
+    settled = client("POST", f"/api/operations/{op['id']}/resolve", token=admin, json_body=verdict)
+    assert (settled.status, settled.json["status"]) == (200, "succeeded")
+    assert client("GET", "/api/operations/attention", token=admin).json == []
+    refund = client("POST", f"/api/payments/{pid}/refunds", token=admin,
+                    json_body={"amount": "5.00"})  # fmt: skip
+    assert (refund.status, refund.json["status"]) == (201, "pending")
+    _until(
+        lambda: client("GET", f"/api/payments/{pid}", token=admin).json["refundedAmount"] == "5.00"
+    )
+
+
+def test_without_a_processor_payments_wait_for_a_person(client: Client, admin: str) -> None:
+    """No processor: /api/processor is 404 and a captureMethod is refused with 422."""
+    assert client("GET", "/api/processor", token=admin).status == 404
+    reply = client("POST", "/api/payments", token=admin,
+                   json_body={"customerId": "ABCD-12345", "amount": "1.00",
+                              "captureMethod": "automatic"})  # fmt: skip
+    assert reply.status == 422
+    assert reply.json["errors"][0]["field"] == "captureMethod"
+
+
+def test_webhooks_need_an_admin(client: Client, user: str) -> None:
+    """A callback moves money: a user's token is refused."""
+    event = {"eventId": "e-1", "outcome": "succeeded", "reference": "r-1"}
+    assert client("POST", "/api/processors/p/events", token=user, json_body=event).status == 403
