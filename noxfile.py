@@ -16,7 +16,12 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
-def install(session: nox.Session, *groups: str, extras: str = "postgres,sqlite,examples") -> None:
+ADAPTERS = "redis,rabbitmq,nats,crypto"  # the infrastructure adapters' extras
+
+
+def install(
+    session: nox.Session, *groups: str, extras: str = f"postgres,sqlite,examples,{ADAPTERS}"
+) -> None:
     """The project (editable, with ``extras``) and the named dependency groups."""
     requirements = [r for g in groups for r in nox.project.dependency_groups(PYPROJECT, g)]
     session.install("-e", f".[{extras}]" if extras else ".", *requirements)
@@ -99,7 +104,7 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def bench(session: nox.Session) -> None:
     """The benchmarks (``-- --quick`` for a smoke run); PostgreSQL from the environment."""
-    install(session, "bench", extras="postgres,sqlite")
+    install(session, "bench", extras=f"postgres,sqlite,{ADAPTERS}")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 
@@ -107,7 +112,7 @@ def bench(session: nox.Session) -> None:
 def example(session: nox.Session) -> None:
     """Serve the FastAPI example on SQLite at http://127.0.0.1:8000 (development mode), with
     the simulated processor beside it unless PAYMENTORCH_PROCESSOR_URL names one."""
-    install(session, extras="postgres-binary,sqlite,examples")
+    install(session, extras=f"postgres-binary,sqlite,examples,{ADAPTERS}")
     env, processor = {}, None
     if not os.environ.get("PAYMENTORCH_PROCESSOR_URL"):  # the simulated processor, beside it
         with socket.socket() as sock:

@@ -1,4 +1,4 @@
-"""The ``paymentorch`` console command: ``migrate`` and ``worker``."""
+"""The ``paymentorch`` console command: ``migrate``, ``worker`` and ``relay``."""
 
 from __future__ import annotations
 
@@ -54,8 +54,29 @@ def main(argv: list[str] | None = None) -> int:
         help="the credit policy the services use, such as '500.00 USD': the worker's"
         " settlements must release what they reserved",
     )
+    relay = commands.add_parser("relay", help="deliver committed events from URL to a sink")
+    relay.add_argument("url", help="the database the services write to")
+    relay.add_argument(
+        "--sink",
+        required=True,
+        help="nats://host:4222, amqp://user:pass@host:5672/, or module:name of an"
+        " EventSink or of a function that returns one",
+    )
+    relay.add_argument("--batch-size", type=int, default=100, help="events per delivery")
+    relay.add_argument("--lease", type=float, default=30.0, help="seconds a claimed batch is held")
+    relay.add_argument(
+        "--poll", type=float, default=1.0, help="seconds to wait when nothing is pending"
+    )
+    relay.add_argument("--once", action="store_true", help="deliver what is due, then stop")
     args = parser.parse_args(argv)
     try:
+        if args.command == "relay":
+            options = {
+                "batch_size": args.batch_size,
+                "lease": timedelta(seconds=args.lease),
+                "poll_interval": args.poll,
+            }
+            return asyncio.run(_relay(args.url, args.sink, options, once=args.once))
         if args.command == "worker":
             options = {
                 "batch_size": args.batch_size,
@@ -82,13 +103,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_processor(spec: str) -> Any:
     """The processor ``module:name`` names; a callable without ``execute`` is called."""
+    found = _named(spec, "--processor")
+    return found if hasattr(found, "execute") else found()
+
+
+def _named(spec: str, option: str) -> Any:
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
-        raise ValueError(f"--processor must look like module:name, not {spec!r}")
+        raise ValueError(f"{option} must look like module:name, not {spec!r}")
     found = getattr(importlib.import_module(module_name), name, None)
     if found is None:
         raise LookupError(f"{module_name} has no {name!r}")
-    return found if hasattr(found, "execute") else found()
+    return found
 
 
 def _seconds_list(text: str) -> tuple[timedelta, ...]:
@@ -129,6 +155,42 @@ async def _work(
             loop.add_signal_handler(sig, stop.set)
         print(f"paymentorch: worker running on {svc.store.backend}", file=sys.stderr)
         await worker.run(stop)
+    return 0
+
+
+def load_sink(spec: str) -> Any:
+    """The sink ``--sink`` names: a broker URL, or ``module:name`` of an ``EventSink`` (a
+    class named there is instantiated without arguments)."""
+    if "://" in spec:
+        from paymentorch.sinks import sink_from_url  # noqa: PLC0415 - optional drivers
+
+        return sink_from_url(spec)
+    found = _named(spec, "--sink")
+    return found() if isinstance(found, type) else found
+
+
+async def _relay(url: str, spec: str, options: dict[str, Any], *, once: bool) -> int:
+    from paymentorch._open import open_service  # noqa: PLC0415 - only for this command
+    from paymentorch.outbox import OutboxRelay  # noqa: PLC0415
+
+    sink = load_sink(spec)
+    try:
+        async with await open_service(url, create_schema=False, cache=None) as svc:
+            relay = OutboxRelay(svc.store, sink, clock=svc.clock, **options)
+            if once:
+                while await relay.run_once():
+                    continue
+                return 0
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            print(f"paymentorch: relay running on {svc.store.backend}", file=sys.stderr)
+            await relay.run(stop)
+    finally:
+        close = getattr(sink, "aclose", None)
+        if close is not None:
+            await close()
     return 0
 
 

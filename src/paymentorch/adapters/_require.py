@@ -17,5 +17,5 @@ def driver(module: str, extra: str) -> ModuleType:
     except ImportError as exc:
         package = module.split(".", maxsplit=1)[0]
         raise MissingDriver(
-            f"the {extra} backend needs {package}: pip install 'paymentorch[{extra}]'"
+            f"{extra} support needs {package}: pip install 'paymentorch[{extra}]'"
         ) from exc
