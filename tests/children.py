@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import paymentorch as po
 
@@ -21,3 +23,44 @@ def confirm(url: str, payment_id: str) -> str:
 def instant_processor() -> po.testing.SimulatedProcessor:
     """A simulated processor that always succeeds, at once (for ``paymentorch worker``)."""
     return po.testing.SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=5)
+
+
+def read_through_redis(url: str, redis_url: str, namespace: str, local: bool, conn: Any) -> None:
+    """Read one payment whenever the parent says it changed, through a RedisCache.
+
+    Strict (``local=False``): for each version sent, read once and send back what was
+    read. With the local tier: read until the version sent appears, checking that no read
+    is older than the one before; send back (seconds from the commit, reads, errors).
+    """
+
+    async def run() -> None:
+        cache = po.RedisCache(redis_url, namespace=namespace, local=local)
+        try:
+            async with await po.open_service(url, cache=cache) as service:
+                payment_id, last = conn.recv(), 0
+                conn.send("ready")
+                while (message := conn.recv()) is not None:
+                    version, committed = message
+                    reads = errors = 0
+                    while True:
+                        reads += 1
+                        try:
+                            found = (await service.get_payment(payment_id)).version
+                        except Exception:
+                            errors += 1
+                            found = last
+                        if found < last:
+                            conn.send(("older", found, last))
+                            return
+                        last = found
+                        if not local or found >= version:
+                            break
+                        if time.monotonic() - committed > 5:
+                            conn.send(("late", found, version))
+                            return
+                        await asyncio.sleep(0)  # let the invalidation in
+                    conn.send((found, time.monotonic() - committed, reads, errors))
+        finally:
+            await cache.aclose()
+
+    asyncio.run(run())

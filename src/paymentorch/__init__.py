@@ -11,8 +11,10 @@ from paymentorch._sync.open import open_sync_service
 from paymentorch._sync.ports import SyncCache, SyncPaymentStore
 from paymentorch._sync.service import SyncPaymentService
 from paymentorch._version import __version__
+from paymentorch.adapters._require import MissingDriver
 from paymentorch.adapters.cache import LocalCache
 from paymentorch.adapters.memory import InMemoryPaymentStore
+from paymentorch.adapters.redis_cache import RedisCache, SyncRedisCache
 from paymentorch.bus import InMemoryEventBus
 from paymentorch.clock import ManualClock
 from paymentorch.domain import (
@@ -94,6 +96,7 @@ __all__ = [
     "LateFeePolicy",
     "LocalCache",
     "ManualClock",
+    "MissingDriver",
     "NewPayment",
     "Operation",
     "OperationKind",
@@ -120,6 +123,7 @@ __all__ = [
     "ProcessorCapabilities",
     "ProcessorRequest",
     "ProcessorResult",
+    "RedisCache",
     "Role",
     "RolePolicy",
     "Router",
@@ -130,6 +134,7 @@ __all__ = [
     "SyncLocalCache",
     "SyncPaymentService",
     "SyncPaymentStore",
+    "SyncRedisCache",
     "ValidationError",
     "ValidationPolicy",
     "__version__",

@@ -1,0 +1,176 @@
+"""What the Redis cache's async and blocking forms share: the payment's wire form, the
+Lua scripts, and the local tier that applies invalidations."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from paymentorch.domain import Payment, PaymentStatus
+
+# Each entry is "<version>|<payment as JSON>" under <namespace>:p:<generation>:<id>. A new
+# generation (after this process failed to write through an outage) orphans every entry.
+GET = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
+"""
+
+# Never replaces a newer version; publishes "<id> <version>" when the entry moved forward.
+SET = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+local key = ARGV[1] .. generation .. ':' .. ARGV[2]
+local current = redis.call('GET', key)
+if current then
+  local version = tonumber(string.match(current, '^(%d+)|'))
+  if version > tonumber(ARGV[3]) then return 0 end
+  if version == tonumber(ARGV[3]) then redis.call('PEXPIRE', key, ARGV[5]) return 1 end
+end
+redis.call('SET', key, ARGV[4], 'PX', ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[2] .. ' ' .. ARGV[3])
+return 2
+"""
+
+DELETE = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+redis.call('DEL', ARGV[1] .. generation .. ':' .. ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' -')
+return 1
+"""
+
+# After an outage in which this process could not write: every entry may be stale.
+NEW_GENERATION = """
+local generation = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], '*')
+return generation
+"""
+
+
+def encode(payment: Payment) -> str:
+    """``<version>|<JSON>``: every field, exact amounts as strings."""
+    fields = [
+        str(payment.id),
+        payment.customer_id,
+        str(payment.amount),
+        payment.currency,
+        payment.status.value,
+        payment.created_at.isoformat(),
+        payment.updated_at.isoformat(),
+        payment.version,
+        payment.failure_reason,
+        payment.idempotency_key,
+        dict(payment.metadata),
+        str(payment.captured_amount),
+        str(payment.refunded_amount),
+        str(payment.pending_refunds),
+        payment.has_plan,
+    ]
+    return f"{payment.version}|{json.dumps(fields, separators=(',', ':'), ensure_ascii=False)}"
+
+
+def decode(entry: str | bytes) -> Payment:
+    """The payment ``encode`` wrote."""
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    f: list[Any] = json.loads(text.partition("|")[2])
+    return Payment(
+        id=UUID(f[0]),
+        customer_id=f[1],
+        amount=Decimal(f[2]),
+        currency=f[3],
+        status=PaymentStatus(f[4]),
+        created_at=datetime.fromisoformat(f[5]),
+        updated_at=datetime.fromisoformat(f[6]),
+        version=f[7],
+        failure_reason=f[8],
+        idempotency_key=f[9],
+        metadata=f[10],
+        captured_amount=Decimal(f[11]),
+        refunded_amount=Decimal(f[12]),
+        pending_refunds=Decimal(f[13]),
+        has_plan=f[14],
+    )
+
+
+class LocalTier:
+    """Payments in this process, kept coherent by the invalidations it is given.
+
+    Every id keeps a floor: the newest version this process has read or been told of.
+    Nothing older is kept or returned again, so a read that fetched from Redis before a
+    change, and offers its result after the change's invalidation arrived, cannot put
+    the older version back: a process never reads a version older than one it has
+    read. ``clear`` refuses offers from reads that began before it (an epoch counts
+    the clears).
+    """
+
+    def __init__(self, maxsize: int, ttl: float) -> None:
+        self._entries: OrderedDict[UUID, tuple[float, int, Payment | None]] = OrderedDict()
+        self._maxsize = maxsize
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self.epoch = 0
+
+    def get(self, payment_id: UUID) -> Payment | None:
+        with self._lock:
+            entry = self._entries.get(payment_id)
+            if entry is None or entry[2] is None or entry[0] <= time.monotonic():
+                return None
+            self._entries.move_to_end(payment_id)
+            return entry[2]
+
+    def floor(self, payment_id: UUID) -> int:
+        """The oldest version this process may still return for the payment."""
+        with self._lock:
+            entry = self._entries.get(payment_id)
+            return 0 if entry is None else entry[1]
+
+    def offer(self, payment: Payment, epoch: int) -> None:
+        """Keep ``payment`` unless something newer was seen or the tier was cleared since
+        the read that found it began (at ``epoch``)."""
+        with self._lock:
+            if epoch != self.epoch:
+                return
+            entry = self._entries.get(payment.id)
+            if entry is not None and entry[1] > payment.version:
+                return
+            self._put(payment.id, (time.monotonic() + self._ttl, payment.version, payment))
+
+    def invalidate(self, payment_id: UUID, version: int | None) -> None:
+        """A change to ``version`` (None: forget the entry, keep its floor)."""
+        with self._lock:
+            entry = self._entries.get(payment_id)
+            floor = 0 if entry is None else entry[1]
+            if version is not None and entry is not None and entry[1] >= version:
+                return  # what we hold is that version or newer
+            self._put(payment_id, (time.monotonic() + self._ttl, max(floor, version or 0), None))
+
+    def clear(self) -> None:
+        """Drop every payment (the floors stay: those versions were committed)."""
+        with self._lock:
+            self._entries = OrderedDict(
+                (payment_id, (expiry, version, None))
+                for payment_id, (expiry, version, _) in self._entries.items()
+            )
+            self.epoch += 1
+
+    def apply(self, message: str | bytes) -> None:
+        """An invalidation as published: ``<id> <version>``, ``<id> -`` or ``*``."""
+        text = message.decode() if isinstance(message, bytes) else message
+        if text == "*":
+            self.clear()
+            return
+        payment_id, _, version = text.partition(" ")
+        self.invalidate(UUID(payment_id), None if version == "-" else int(version))
+
+    def _put(self, payment_id: UUID, entry: tuple[float, int, Payment | None]) -> None:
+        self._entries[payment_id] = entry
+        self._entries.move_to_end(payment_id)
+        if len(self._entries) > self._maxsize:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,337 @@
+"""A cache shared by every process through Redis, with a local tier kept coherent by
+Redis pub/sub invalidations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from paymentorch.adapters import _tiers
+from paymentorch.adapters._require import driver
+from paymentorch.domain import Payment
+
+logger = logging.getLogger("paymentorch.cache")
+
+
+class _Tiers:
+    """The state and decisions both forms share; they add only the I/O."""
+
+    def __init__(
+        self,
+        redis: Any,
+        url: str,
+        *,
+        ttl: timedelta,
+        local: bool,
+        namespace: str,
+        local_size: int,
+        timeout: float,
+        retry_after: float,
+    ) -> None:
+        if ttl <= timedelta(0):
+            raise ValueError("ttl must be longer than 0")
+        self._redis = redis
+        self.url = url
+        self.local = local
+        self.namespace = namespace
+        self._ttl_ms = int(ttl.total_seconds() * 1000)
+        self._timeout = timeout
+        self._retry_after = retry_after
+        self._tier = _tiers.LocalTier(local_size, ttl.total_seconds())
+        self._client: Any = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._get = self._client.register_script(_tiers.GET)
+        self._set = self._client.register_script(_tiers.SET)
+        self._delete = self._client.register_script(_tiers.DELETE)
+        self._new_generation = self._client.register_script(_tiers.NEW_GENERATION)
+        self._keys = [f"{namespace}:gen"]
+        self._prefix = f"{namespace}:p:"
+        self._channel = f"{namespace}:invalidate"
+        self._generation: bytes | None = None
+        self._down_until = 0.0
+        self._stale = False  # a write failed: entries may be stale once Redis is back
+        self._listening = False
+
+    def __len__(self) -> int:
+        return len(self._tier)
+
+    def _local_hit(self, payment_id: UUID) -> Payment | None:
+        if self.local and self._listening:
+            return self._tier.get(payment_id)
+        return None
+
+    def _found(self, payment_id: UUID, answer: Any, epoch: int) -> Payment | None:
+        """What Redis answered to ``GET``, unless older than what this process has read."""
+        if answer is None:
+            return None
+        generation, entry = answer
+        if generation != self._generation:  # a new generation: local entries may be stale
+            if self._generation is not None:
+                self._tier.clear()
+            self._generation = generation
+        if entry is None:
+            return None
+        payment = _tiers.decode(entry)
+        if payment.version < self._tier.floor(payment_id):
+            return None  # older than what this process has read: ask the store
+        self._tier.offer(payment, epoch)
+        return payment
+
+    def _set_args(self, payment: Payment) -> list[Any]:
+        self._tier.offer(payment, self._tier.epoch)
+        return [
+            self._prefix,
+            str(payment.id),
+            payment.version,
+            _tiers.encode(payment),
+            self._ttl_ms,
+            self._channel,
+        ]
+
+    def _skip(self) -> bool:
+        """True while Redis is taken for down after a failure."""
+        return time.monotonic() < self._down_until
+
+    def _failed(self, exc: Exception) -> None:
+        self._down_until = time.monotonic() + self._retry_after
+        logger.warning("Redis cache unavailable (%s); reading the store", exc)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if exc is not None and self._listening:
+            logger.warning("Redis invalidations lost (%s); local tier off", exc)
+        self._listening = False
+        self._tier.clear()
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        if message["type"] == "subscribe":
+            self._tier.clear()  # whatever was missed before now is gone with it
+            self._listening = True
+        elif message["type"] == "message":
+            self._tier.apply(message["data"])
+
+
+class RedisCache(_Tiers):
+    """Payments in Redis (the shared tier), and in this process (the local tier).
+
+    Entries carry the payment's version; a set never replaces a newer one. The writer
+    updates Redis before its change returns and publishes an invalidation that every
+    process's local tier applies (within milliseconds on loopback; until it arrives a
+    process may return the version before, never an older one). ``local=False`` reads
+    Redis every time: strict read-after-write across processes.
+
+    Redis down is never an error: reads miss (the service reads the store), writes are
+    skipped for ``retry_after`` after a failure, and it is logged. While the invalidation
+    channel is down the local tier serves nothing; it starts empty when it is back. A
+    process that failed to write during an outage starts a new generation of entries
+    when Redis answers again, since what it could not overwrite may be stale. One
+    Redis server, not a cluster (the scripts build keys). Close it with ``aclose``.
+
+    Raises:
+        MissingDriver: redis-py is not installed (``paymentorch[redis]``).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        ttl: timedelta = timedelta(minutes=5),
+        local: bool = True,
+        namespace: str = "paymentorch",
+        local_size: int = 10_000,
+        timeout: float = 0.5,
+        retry_after: float = 1.0,
+    ) -> None:
+        super().__init__(
+            driver("redis.asyncio", "redis"),
+            url,
+            ttl=ttl,
+            local=local,
+            namespace=namespace,
+            local_size=local_size,
+            timeout=timeout,
+            retry_after=retry_after,
+        )
+        self._listener: asyncio.Task[None] | None = None
+
+    async def get(self, payment_id: UUID) -> Payment | None:
+        """The payment from the local tier, else from Redis; None on a miss or trouble."""
+        self._listen()
+        if (found := self._local_hit(payment_id)) is not None:
+            return found
+        epoch = self._tier.epoch
+        answer = await self._call(self._get, [self._prefix, str(payment_id)])
+        return self._found(payment_id, answer, epoch)
+
+    async def set(self, payment: Payment) -> None:
+        """Keep ``payment`` in Redis unless a newer version is there, and tell the others."""
+        self._listen()
+        if await self._call(self._set, self._set_args(payment)) is None:
+            self._stale = True
+
+    async def delete(self, payment_id: UUID) -> None:
+        """Forget the payment here, in Redis, and in every other process's local tier."""
+        self._tier.invalidate(payment_id, None)
+        if await self._call(self._delete, [self._prefix, str(payment_id), self._channel]) is None:
+            self._stale = True
+
+    async def aclose(self) -> None:
+        """Stop listening and close the connections."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        await self._client.aclose()
+
+    async def _call(self, script: Any, args: list[Any]) -> Any:
+        """The script's answer, or None when Redis is down (then skipped for a while)."""
+        if self._skip():
+            return None
+        try:
+            if self._stale:  # what this process failed to overwrite may be stale
+                await self._new_generation(keys=self._keys, args=[self._channel])
+                self._stale = False
+                logger.warning("Redis cache is back: started a new generation of entries")
+            return await script(keys=self._keys, args=args)
+        except (self._redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+
+    def _listen(self) -> None:
+        if self._listener is None and self.local:
+            self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
+
+    async def _listen_forever(self) -> None:
+        client = self._redis.Redis.from_url(
+            self.url, socket_connect_timeout=self._timeout, health_check_interval=1
+        )
+        try:
+            while True:
+                error = None
+                try:
+                    async with client.pubsub() as pubsub:
+                        await pubsub.subscribe(self._channel)
+                        while True:
+                            if message := await pubsub.get_message(timeout=1.0):
+                                self._heard(message)
+                except (self._redis.RedisError, OSError) as exc:
+                    error = exc
+                finally:
+                    self._lost(error)
+                await asyncio.sleep(self._retry_after)
+        finally:
+            await client.aclose()
+
+
+class SyncRedisCache(_Tiers):
+    """``RedisCache`` for the blocking service (``SyncPaymentService``): the same entries,
+    scripts and channel, so async and blocking processes share one cache; the
+    invalidations arrive on a daemon thread. Close it with ``close``.
+
+    Raises:
+        MissingDriver: redis-py is not installed (``paymentorch[redis]``).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        ttl: timedelta = timedelta(minutes=5),
+        local: bool = True,
+        namespace: str = "paymentorch",
+        local_size: int = 10_000,
+        timeout: float = 0.5,
+        retry_after: float = 1.0,
+    ) -> None:
+        super().__init__(
+            driver("redis", "redis"),
+            url,
+            ttl=ttl,
+            local=local,
+            namespace=namespace,
+            local_size=local_size,
+            timeout=timeout,
+            retry_after=retry_after,
+        )
+        self._closed = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def get(self, payment_id: UUID) -> Payment | None:
+        """The payment from the local tier, else from Redis; None on a miss or trouble."""
+        self._listen()
+        if (found := self._local_hit(payment_id)) is not None:
+            return found
+        epoch = self._tier.epoch
+        return self._found(
+            payment_id, self._call(self._get, [self._prefix, str(payment_id)]), epoch
+        )
+
+    def set(self, payment: Payment) -> None:
+        """Keep ``payment`` in Redis unless a newer version is there, and tell the others."""
+        self._listen()
+        if self._call(self._set, self._set_args(payment)) is None:
+            self._stale = True
+
+    def delete(self, payment_id: UUID) -> None:
+        """Forget the payment here, in Redis, and in every other process's local tier."""
+        self._tier.invalidate(payment_id, None)
+        if self._call(self._delete, [self._prefix, str(payment_id), self._channel]) is None:
+            self._stale = True
+
+    def close(self) -> None:
+        """Stop listening and close the connections."""
+        self._closed.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        self._client.close()
+
+    def _call(self, script: Any, args: list[Any]) -> Any:
+        if self._skip():
+            return None
+        try:
+            if self._stale:
+                self._new_generation(keys=self._keys, args=[self._channel])
+                self._stale = False
+                logger.warning("Redis cache is back: started a new generation of entries")
+            return script(keys=self._keys, args=args)
+        except (self._redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+
+    def _listen(self) -> None:
+        if self._listener is None and self.local:
+            with self._start_lock:
+                if self._listener is None:
+                    self._listener = threading.Thread(
+                        target=self._listen_forever, name="paymentorch-redis-cache", daemon=True
+                    )
+                    self._listener.start()
+
+    def _listen_forever(self) -> None:
+        client = self._redis.Redis.from_url(
+            self.url, socket_connect_timeout=self._timeout, health_check_interval=1
+        )
+        try:
+            while not self._closed.is_set():
+                error = None
+                try:
+                    with client.pubsub() as pubsub:
+                        pubsub.subscribe(self._channel)
+                        while not self._closed.is_set():
+                            if message := pubsub.get_message(timeout=0.2):
+                                self._heard(message)
+                except (self._redis.RedisError, OSError) as exc:
+                    error = exc
+                finally:
+                    self._lost(error)
+                self._closed.wait(self._retry_after)
+        finally:
+            client.close()
