@@ -17,6 +17,7 @@ from paymentorch.adapters.memory import InMemoryPaymentStore
 from paymentorch.adapters.redis_cache import RedisCache, SyncRedisCache
 from paymentorch.bus import InMemoryEventBus
 from paymentorch.clock import ManualClock
+from paymentorch.crypto import DecryptionFailed, FieldEncryption
 from paymentorch.domain import (
     Actor,
     AmountExceeded,
@@ -83,7 +84,9 @@ __all__ = [
     "CircuitBreaker",
     "CreditLimitExceeded",
     "CreditPolicy",
+    "DecryptionFailed",
     "EventSink",
+    "FieldEncryption",
     "FieldError",
     "HealthReport",
     "IdempotencyConflict",

@@ -14,6 +14,7 @@ from opentelemetry import metrics, trace
 
 from paymentorch.adapters import STORES, backend_of
 from paymentorch.clock import utc_now
+from paymentorch.crypto import FieldEncryption
 from paymentorch.domain import RolePolicy, ValidationPolicy
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.plans import LateFeePolicy
@@ -29,11 +30,18 @@ class _Default:
 _DEFAULT: Any = _Default()
 
 
-async def open_store(url: str, **options: Any) -> PaymentStore:
-    """Open the store that ``url`` names, with backend ``options`` (pool size, durability...)."""
+async def open_store(
+    url: str, *, encryption: FieldEncryption | None = None, **options: Any
+) -> PaymentStore:
+    """Open the store that ``url`` names, with backend ``options`` (pool size, durability...);
+    with ``encryption``, behind an ``EncryptedStore``."""
     module = importlib.import_module(STORES[backend_of(url)])
     opener: Callable[..., Any] = module.open_store
     store: PaymentStore = await opener(url, **options)
+    if encryption is not None:
+        from paymentorch.adapters.encrypted import EncryptedStore  # noqa: PLC0415
+
+        return EncryptedStore(store, encryption)
     return store
 
 
@@ -51,6 +59,7 @@ async def open_service(
     processor: PaymentProcessor | None = None,
     credit: CreditPolicy | None = None,
     late_fees: LateFeePolicy | None = None,
+    encryption: FieldEncryption | None = None,
     **store_options: Any,
 ) -> PaymentService:
     """Open a ``PaymentService`` on the backend ``url`` names.
@@ -60,10 +69,11 @@ async def open_service(
     ``LocalCache`` for ``memory://`` (one process owns the data) and to no cache on SQL
     backends, which other processes may change: pass a cache whose entries are
     invalidated across processes, or a ``LocalCache`` if this is the only process.
-    Other keyword options go to the backend (``create_schema``, ``pool_size``,
-    ``durability``, ...).
+    ``encryption`` keeps the customer id and metadata values encrypted at rest (see
+    ``FieldEncryption``). Other keyword options go to the backend (``create_schema``,
+    ``pool_size``, ``durability``, ...).
     """
-    store = await open_store(url, **store_options)
+    store = await open_store(url, encryption=encryption, **store_options)
     if cache is _DEFAULT:
         cache = _default_cache(store)
     try:

@@ -15,10 +15,12 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from paymentorch._sync.cache import SyncLocalCache
+from paymentorch._sync.encrypted import SyncEncryptedStore
 from paymentorch._sync.ports import SyncCache, SyncPaymentStore
 from paymentorch._sync.service import SyncPaymentService
 from paymentorch.adapters import SYNC_STORES, backend_of
 from paymentorch.clock import utc_now
+from paymentorch.crypto import FieldEncryption
 from paymentorch.domain import RolePolicy, ValidationPolicy
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.plans import LateFeePolicy
@@ -33,11 +35,16 @@ class _Default:
 _DEFAULT: Any = _Default()
 
 
-def open_sync_store(url: str, **options: Any) -> SyncPaymentStore:
-    """Open the store that ``url`` names, with backend ``options`` (pool size, durability...)."""
+def open_sync_store(
+    url: str, *, encryption: FieldEncryption | None = None, **options: Any
+) -> SyncPaymentStore:
+    """Open the store that ``url`` names, with backend ``options`` (pool size, durability...);
+    with ``encryption``, behind an ``EncryptedStore``."""
     module = importlib.import_module(SYNC_STORES[backend_of(url)])
     opener: Callable[..., Any] = module.open_sync_store
     store: SyncPaymentStore = opener(url, **options)
+    if encryption is not None:
+        return SyncEncryptedStore(store, encryption)
     return store
 
 
@@ -55,6 +62,7 @@ def open_sync_service(
     processor: PaymentProcessor | None = None,
     credit: CreditPolicy | None = None,
     late_fees: LateFeePolicy | None = None,
+    encryption: FieldEncryption | None = None,
     **store_options: Any,
 ) -> SyncPaymentService:
     """Open a ``PaymentService`` on the backend ``url`` names.
@@ -64,10 +72,11 @@ def open_sync_service(
     ``LocalCache`` for ``memory://`` (one process owns the data) and to no cache on SQL
     backends, which other processes may change: pass a cache whose entries are
     invalidated across processes, or a ``LocalCache`` if this is the only process.
-    Other keyword options go to the backend (``create_schema``, ``pool_size``,
-    ``durability``, ...).
+    ``encryption`` keeps the customer id and metadata values encrypted at rest (see
+    ``FieldEncryption``). Other keyword options go to the backend (``create_schema``,
+    ``pool_size``, ``durability``, ...).
     """
-    store = open_sync_store(url, **store_options)
+    store = open_sync_store(url, encryption=encryption, **store_options)
     if cache is _DEFAULT:
         cache = _default_cache(store)
     try:

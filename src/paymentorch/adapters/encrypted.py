@@ -1,0 +1,233 @@
+"""A store that keeps the customer id and metadata values encrypted at rest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import attrs
+
+from paymentorch.crypto import FieldEncryption
+from paymentorch.domain import (
+    AuditEntry,
+    Change,
+    Operation,
+    OperationStatus,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+)
+from paymentorch.domain.cursor import Keyset
+from paymentorch.domain.outbox import OutboxMessage, OutboxStats
+from paymentorch.domain.plans import Plan
+from paymentorch.domain.results import SummaryRow
+from paymentorch.ports import PaymentStore
+
+
+class EncryptedStore:
+    """``store`` with the customer id and metadata values sealed by ``encryption``
+    wherever they rest: payments, event snapshots in the outbox, and exposure (by blind
+    index). What goes in is sealed, what comes out is opened; filters by customer use
+    the blind index, so the store's customer index still serves them.
+
+    ``open_service(url, encryption=...)`` puts it in front of the backend's store.
+    """
+
+    def __init__(self, store: PaymentStore, encryption: FieldEncryption) -> None:
+        self.inner = store
+        self.encryption = encryption
+        self.backend = store.backend
+
+    # -- in: sealed ------------------------------------------------------------------
+
+    def _seal(self, change: Change) -> Change:
+        p = change.payment
+        index, metadata = self.encryption.seal(p.id, p.customer_id, p.metadata)
+        return attrs.evolve(
+            change,
+            payment=attrs.evolve(p, customer_id=index, metadata=metadata),
+            event=self._seal_event(change.event),
+            more_events=tuple(self._seal_event(e) for e in change.more_events),
+        )
+
+    def _seal_event(self, event: PaymentEvent) -> PaymentEvent:
+        return attrs.evolve(event, payment=self.encryption.seal_snapshot(event.payment))
+
+    def _customer(self, customer_id: str | None) -> str | None:
+        return None if customer_id is None else self.encryption.index(customer_id)
+
+    # -- out: opened -----------------------------------------------------------------
+
+    def _open(self, payment: Payment | None) -> Payment | None:
+        if payment is None:
+            return None
+        customer_id, metadata = self.encryption.open(
+            payment.id, payment.customer_id, payment.metadata
+        )
+        return attrs.evolve(payment, customer_id=customer_id, metadata=metadata)
+
+    def _open_message(self, message: OutboxMessage) -> OutboxMessage:
+        event = message.event
+        opened = attrs.evolve(event, payment=self.encryption.open_snapshot(event.payment))
+        return attrs.evolve(message, event=opened)
+
+    # -- PaymentStore ----------------------------------------------------------------
+
+    async def add(self, change: Change) -> Payment | None:
+        return self._open(await self.inner.add(self._seal(change)))
+
+    async def add_many(self, changes: Sequence[Change]) -> None:
+        await self.inner.add_many([self._seal(c) for c in changes])
+
+    async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
+        return await self.inner.apply(self._seal(change), expected=expected)
+
+    async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
+        return await self.inner.apply_many([self._seal(c) for c in changes], expected=expected)
+
+    async def get(self, payment_id: UUID) -> Payment | None:
+        return self._open(await self.inner.get(payment_id))
+
+    async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
+        found = await self.inner.get_many(payment_ids)
+        return {pid: p for pid, payment in found.items() if (p := self._open(payment))}
+
+    async def list_payments(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        limit: int,
+        after: Keyset | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> list[Payment]:
+        found = await self.inner.list_payments(
+            status=status,
+            customer_id=self._customer(customer_id),
+            limit=limit,
+            after=after,
+            created_from=created_from,
+            created_to=created_to,
+        )
+        return [p for payment in found if (p := self._open(payment))]
+
+    async def count(
+        self,
+        *,
+        status: PaymentStatus | None,
+        customer_id: str | None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> int:
+        return await self.inner.count(
+            status=status,
+            customer_id=self._customer(customer_id),
+            created_from=created_from,
+            created_to=created_to,
+        )
+
+    async def summarize(
+        self,
+        *,
+        customer_id: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+    ) -> list[SummaryRow]:
+        return await self.inner.summarize(
+            customer_id=self._customer(customer_id),
+            created_from=created_from,
+            created_to=created_to,
+        )
+
+    async def exposure(self, customer_id: str, currency: str) -> Decimal:
+        return await self.inner.exposure(self.encryption.index(customer_id), currency)
+
+    async def settle(
+        self, previous: Operation, operation: Operation, change: Change | None = None
+    ) -> bool:
+        sealed = None if change is None else self._seal(change)
+        return await self.inner.settle(previous, operation, sealed)
+
+    async def claim_events(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[OutboxMessage]:
+        claimed = await self.inner.claim_events(limit, now=now, lease_until=lease_until)
+        return [self._open_message(m) for m in claimed]
+
+    async def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
+        return [self._open_message(m) for m in await self.inner.parked_events(limit)]
+
+    # -- nothing to seal: passed through ---------------------------------------------
+
+    async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
+        return await self.inner.audit_trail(payment_id)
+
+    async def operations(self, payment_id: UUID) -> list[Operation]:
+        return await self.inner.operations(payment_id)
+
+    async def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
+        return await self.inner.find_operation(payment_id, scope=scope, key=key)
+
+    async def get_operation(self, operation_id: UUID) -> Operation | None:
+        return await self.inner.get_operation(operation_id)
+
+    async def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        return await self.inner.claim_operations(limit, now=now, lease_until=lease_until)
+
+    async def operations_with_status(
+        self, status: OperationStatus, *, limit: int
+    ) -> list[Operation]:
+        return await self.inner.operations_with_status(status, limit=limit)
+
+    async def plan(self, payment_id: UUID) -> Plan | None:
+        return await self.inner.plan(payment_id)
+
+    async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
+        return await self.inner.plans_due(late_before, repeat_before)
+
+    async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
+        return await self.inner.installments_due(now, limit)
+
+    async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
+        return await self.inner.find_operation_by_reference(processor, reference)
+
+    async def record_callback(
+        self,
+        processor: str,
+        event_id: str,
+        *,
+        operation_id: UUID | None,
+        outcome: str,
+        received_at: datetime,
+    ) -> bool:
+        return await self.inner.record_callback(
+            processor, event_id, operation_id=operation_id, outcome=outcome, received_at=received_at
+        )
+
+    async def purge_idempotency_keys(self, created_before: datetime) -> int:
+        return await self.inner.purge_idempotency_keys(created_before)
+
+    async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
+        await self.inner.mark_delivered(event_ids)
+
+    async def mark_failed(
+        self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
+    ) -> None:
+        await self.inner.mark_failed(event_ids, error=error, retry_at=retry_at)
+
+    async def outbox_stats(self) -> OutboxStats:
+        return await self.inner.outbox_stats()
+
+    async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
+        return await self.inner.requeue_parked(event_ids)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
