@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import sqlite3
 import subprocess
 from collections.abc import Sequence
@@ -166,8 +165,8 @@ async def test_listing_by_customer_uses_the_customer_index(database: str) -> Non
 
 
 async def test_rotation_under_concurrent_writes_loses_nothing(database: str) -> None:
-    """``rotate_key`` re-seals 200 payments with k2 while writers confirm, refund and
-    create: afterwards k2 alone opens everything, and every write is there."""
+    """``rotate_key`` re-seals 200 payments with k2 while writers confirm and create (up
+    to 300 rounds): afterwards k2 alone opens everything, and every write is there."""
     old, new = encryption("k1"), encryption("k2")
     async with await po.open_service(database, encryption=old, credit=CREDIT) as service:
         first = [p.id for p in await _shop(service, 200)]
@@ -176,7 +175,7 @@ async def test_rotation_under_concurrent_writes_loses_nothing(database: str) -> 
         expected: dict[Any, po.PaymentStatus] = {}
         created = []
         i = 0
-        while not rotation.done():
+        while not rotation.done() and i < 300:  # writers race the rotation, boundedly
             payment = await service.get_payment(first[i % len(first)])
             if payment.status is po.PaymentStatus.PENDING:
                 expected[payment.id] = (
@@ -212,7 +211,9 @@ async def test_rotation_under_concurrent_writes_loses_nothing(database: str) -> 
     print(f"rotation: {done}, writes during it: {len(created)} created, {len(expected)} confirmed")
 
 
-async def test_a_clear_database_is_sealed_by_rotate_key(database: str) -> None:
+async def test_a_clear_database_is_sealed_by_rotate_key(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Written without encryption, then opened with it (clear rows still read), then
     sealed by ``paymentorch rotate-key``: nothing clear remains, lists and credit agree."""
     from paymentorch.cli import main
@@ -223,12 +224,9 @@ async def test_a_clear_database_is_sealed_by_rotate_key(database: str) -> None:
     assert CUSTOMER.encode() in _at_rest(database)
     async with await po.open_service(database, encryption=encryption(), credit=CREDIT) as service:
         assert (await service.get_payment(made[0].id)).customer_id == CUSTOMER
-    os.environ["PAYMENTORCH_ENCRYPTION_KEY"] = SETTING
-    try:
-        assert await asyncio.to_thread(main, ["rotate-key", database]) == 0
-        assert await asyncio.to_thread(main, ["rotate-key", database]) == 0  # nothing left
-    finally:
-        del os.environ["PAYMENTORCH_ENCRYPTION_KEY"]
+    monkeypatch.setenv("PAYMENTORCH_ENCRYPTION_KEY", SETTING)
+    assert await asyncio.to_thread(main, ["rotate-key", database]) == 0
+    assert await asyncio.to_thread(main, ["rotate-key", database]) == 0  # nothing left
     kept = _at_rest(database)
     assert CUSTOMER.encode() not in kept
     assert SECRET.encode() not in kept
@@ -253,3 +251,35 @@ def test_keys_are_checked_and_parsed() -> None:
     with pytest.raises(ValueError, match="index="):
         po.FieldEncryption.parse(f"k1={base64.b64encode(KEYS['k1']).decode()}")
     assert len(INDEX_KEY) == 32
+
+
+async def test_the_relay_command_opens_sealed_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``paymentorch relay`` with ``PAYMENTORCH_ENCRYPTION_KEY`` hands its sink clear
+    events: consumers never see ciphertext."""
+    from paymentorch.cli import main
+    from tests.test_sinks import Collected
+
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    async with await po.open_service(url, encryption=encryption(), create_schema=True) as service:
+        made = await _shop(service, 2)
+    monkeypatch.setenv("PAYMENTORCH_ENCRYPTION_KEY", SETTING)
+    Collected.events.clear()
+    code = await asyncio.to_thread(
+        main, ["relay", url, "--sink", "tests.test_sinks:Collected", "--once"]
+    )
+    assert code == 0
+    assert {e.payment_id for e in Collected.events} == {p.id for p in made}
+    assert {e.payment["customer_id"] for e in Collected.events} == {CUSTOMER}
+
+
+async def test_a_refused_credit_check_names_the_customer(database: str) -> None:
+    """The store only knows the blind index; the error still names the customer."""
+    limit = po.CreditPolicy.parse("50.00 USD")
+    async with await po.open_service(database, encryption=encryption(), credit=limit) as service:
+        await service.create_payment(CUSTOMER, "40.00", actor=ADMIN)
+        with pytest.raises(po.CreditLimitExceeded) as caught:
+            await service.create_payment(CUSTOMER, "20.00", actor=ADMIN)
+    assert caught.value.customer_id == CUSTOMER
+    assert "bi1." not in str(caught.value)

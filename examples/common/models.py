@@ -186,6 +186,14 @@ class ProcessorResponse(_Body):
     processors: dict[str, str] = Field(description="Each processor's breaker: closed, open...")
 
 
+class InfrastructureResponse(_Body):
+    """What the service runs on: its cache, where events go, the encryption key in use."""
+
+    cache: str = Field(description="none, local, redis or redis (local tier)")
+    events: Literal["log", "nats", "rabbitmq"] = Field(description="Where the relay publishes.")
+    encryption: str | None = Field(description="The active key id; null when not encrypted.")
+
+
 Status = Literal["Pending", "Authorized", "Confirmed", "Failed", "Cancelled", "Refunded"]
 
 

@@ -31,6 +31,14 @@ class Settings:
             Without it payments wait for a person, as in the seed design.
         credit_limit: ``PAYMENTORCH_CREDIT_LIMIT`` such as ``500.00 USD``: what one
             customer may owe at once in that currency (no limit when unset).
+        cache_url: ``PAYMENTORCH_CACHE``, ``redis://host:6379/0``: the Redis cache every
+            process shares (by default none on SQL databases, a local one in memory).
+        sink_url: ``PAYMENTORCH_SINK``, ``nats://host:4222`` or ``amqp://...``: where the
+            relay publishes events (by default they are logged).
+        encryption_key: ``PAYMENTORCH_ENCRYPTION_KEY``,
+            ``index=<base64>,<key id>=<base64>[,...]``: customer ids and metadata values
+            encrypted at rest (``python -c "import paymentorch as po;
+            print(po.FieldEncryption.generate())"`` makes one).
     """
 
     url: str = DEFAULT_URL
@@ -42,6 +50,9 @@ class Settings:
     max_body: int = 64 * 1024
     processor_urls: tuple[str, ...] = ()
     credit_limit: str | None = None
+    cache_url: str | None = None
+    sink_url: str | None = None
+    encryption_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,6 +73,9 @@ class Settings:
                 if u.strip()
             ),
             credit_limit=os.environ.get("PAYMENTORCH_CREDIT_LIMIT") or None,
+            cache_url=os.environ.get("PAYMENTORCH_CACHE") or None,
+            sink_url=os.environ.get("PAYMENTORCH_SINK") or None,
+            encryption_key=os.environ.get("PAYMENTORCH_ENCRYPTION_KEY") or None,
         )
         if settings.dev_mode:
             logger.warning(

@@ -28,12 +28,13 @@ import paymentorch as po
 from examples.common import api
 from examples.common.auth import AuthError, actor_from_header, require_admin, require_reader
 from examples.common.dashboard import STATIC, dev_token
-from examples.common.events import log_events
 from examples.common.http_processor import close_processors, processor_from_urls
+from examples.common.infrastructure import Publisher, describe, service_options
 from examples.common.models import (
     AuditEntryResponse,
     CaptureRequest,
     CreatePaymentRequest,
+    InfrastructureResponse,
     OperationResponse,
     OptionalReasonRequest,
     PageResponse,
@@ -203,9 +204,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             create_schema=True,
             processor=router,
             credit=credit_policy(settings),
+            **service_options(settings),
         )
         stop = asyncio.Event()
-        background = [asyncio.create_task(po.OutboxRelay(service.store, log_events).run(stop))]
+        publisher = Publisher(settings)
+        background = [asyncio.create_task(po.OutboxRelay(service.store, publisher).run(stop))]
         if router is not None:  # the worker beside the relay: the processor's answers land
             background.append(asyncio.create_task(po.PaymentWorker(service).run(stop)))
         app.state.service = service
@@ -215,6 +218,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stop.set()
             await asyncio.gather(*background)
             await service.aclose()
+            await publisher.aclose()
+            if isinstance(service.cache, po.RedisCache):
+                await service.cache.aclose()
             if router is not None:
                 await close_processors(router)
 
@@ -593,6 +599,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> ProcessorResponse:
         """The processors money moves through (404 when payments wait for a person)."""
         return api.processor_info(svc.processor)
+
+    @app.get(
+        "/api/infrastructure",
+        response_model=InfrastructureResponse,
+        **{**read, "responses": _problems(401, 403)},
+    )
+    async def infrastructure(
+        svc: Service, _who: Reader, _correlation: CorrelationHeader = None
+    ) -> InfrastructureResponse:
+        """The cache, the event sink and the encryption key this service runs with."""
+        return describe(app.state.settings, svc.cache)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

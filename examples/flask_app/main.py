@@ -24,8 +24,8 @@ import paymentorch as po
 from examples.common import api
 from examples.common.auth import AuthError, actor_from_header, require_admin, require_reader
 from examples.common.dashboard import STATIC, dev_token
-from examples.common.events import log_events
 from examples.common.http_processor import close_processors, processor_from_urls
+from examples.common.infrastructure import Publisher, describe, service_options
 from examples.common.models import (
     AuditEntryResponse,
     CaptureRequest,
@@ -55,12 +55,10 @@ class Background:
     the same database through the async service (on ``memory://`` nothing is shared).
     """
 
-    def __init__(
-        self, url: str, processor_urls: tuple[str, ...], credit: po.CreditPolicy | None
-    ) -> None:
-        self._url = url
-        self._processor_urls = processor_urls
-        self._credit = credit  # the worker's settlements release exposure too
+    def __init__(self, settings: Settings) -> None:
+        # The same credit policy, cache and encryption as the app: the worker's
+        # settlements release exposure and update the shared cache too.
+        self._settings = settings
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -71,21 +69,30 @@ class Background:
     def _run(self) -> None:
         async def run() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            urls = self._processor_urls
+            settings = self._settings
+            urls = settings.processor_urls
             router = processor_from_urls(urls) if urls else None
             try:
                 service = await po.open_service(
-                    self._url, create_schema=False, processor=router, credit=self._credit
+                    settings.url,
+                    create_schema=False,
+                    processor=router,
+                    credit=credit_policy(settings),
+                    **service_options(settings),
                 )
             finally:
                 self._ready.set()
-            work = [po.OutboxRelay(service.store, log_events).run(self._stop)]
+            publisher = Publisher(settings)
+            work = [po.OutboxRelay(service.store, publisher).run(self._stop)]
             if router is not None:
                 work.append(po.PaymentWorker(service).run(self._stop))
             try:
                 await asyncio.gather(*work)
             finally:
                 await service.aclose()
+                await publisher.aclose()
+                if isinstance(service.cache, po.RedisCache):
+                    await service.cache.aclose()
                 if router is not None:
                     await close_processors(router)
 
@@ -134,15 +141,16 @@ class PaymentOrchestrator:
         if self._service is None or self._pid != os.getpid():
             with self._lock:
                 if self._service is None or self._pid != os.getpid():
-                    url, urls = self.settings.url, self.settings.processor_urls
+                    urls = self.settings.processor_urls
                     self._service = po.open_sync_service(
-                        url,
+                        self.settings.url,
                         meter_provider=self.meters,
                         create_schema=True,
                         processor=processor_from_urls(urls) if urls else None,
                         credit=credit_policy(self.settings),
+                        **service_options(self.settings, blocking=True),
                     )
-                    self._relay = Background(url, urls, credit_policy(self.settings))
+                    self._relay = Background(self.settings)
                     self._pid = os.getpid()
         return self._service
 
@@ -154,6 +162,8 @@ class PaymentOrchestrator:
                     self._relay.stop()
                 if self._service is not None:
                     self._service.close()
+                    if isinstance(self._service.cache, po.SyncRedisCache):
+                        self._service.cache.close()
             self._service = self._relay = None
             self._pid = None
 
@@ -418,6 +428,12 @@ def processor_event(processor: str) -> Response:
 def processor_info() -> Response:
     reader()
     return model_response(api.processor_info(ext().service.processor))
+
+
+@operations_api.get("/infrastructure")
+def infrastructure() -> Response:
+    reader()
+    return model_response(describe(ext().settings, ext().service.cache))
 
 
 pages = Blueprint("pages", __name__)

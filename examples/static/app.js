@@ -433,6 +433,12 @@ async function loadAttention() {
   $("attention-list").replaceChildren(...found.map((o) => operationItem(o, { resolvable: true })));
 }
 
+async function loadInfrastructure() {
+  const info = await call("GET", "/api/infrastructure");
+  const encryption = info.encryption ? `encrypted (key ${info.encryption})` : "not encrypted";
+  $("infrastructure").textContent = `cache: ${info.cache} · events: ${info.events} · ${encryption}`;
+}
+
 async function loadProcessor() {
   try {
     const info = await call("GET", "/api/processor");
@@ -469,7 +475,7 @@ async function signIn() {
   if (state.token) {
     const claims = JSON.parse(atob(state.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
     $("identity").textContent = `${claims.sub} (${(claims.roles || []).join(", ")})`;
-    await Promise.all([refresh(), loadProcessor()]);
+    await Promise.all([refresh(), loadProcessor(), loadInfrastructure()]);
   }
 }
 

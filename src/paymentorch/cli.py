@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     migrate.add_argument("url", help="postgresql://user@host:5432/db or sqlite:///path.db")
     migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
-    worker = commands.add_parser("worker", help="carry out queued operations at URL")
+    worker = commands.add_parser(
+        "worker",
+        help="carry out queued operations at URL",
+        description="PAYMENTORCH_CACHE (redis://...) and PAYMENTORCH_ENCRYPTION_KEY, when set,"
+        " give the worker the services' Redis cache and keys.",
+    )
     worker.add_argument("url", help="the database the services write to")
     worker.add_argument(
         "--processor",
@@ -55,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the credit policy the services use, such as '500.00 USD': the worker's"
         " settlements must release what they reserved",
     )
-    relay = commands.add_parser("relay", help="deliver committed events from URL to a sink")
+    relay = commands.add_parser(
+        "relay",
+        help="deliver committed events from URL to a sink",
+        description="PAYMENTORCH_ENCRYPTION_KEY, when set, opens events sealed at rest.",
+    )
     relay.add_argument("url", help="the database the services write to")
     relay.add_argument(
         "--sink",
@@ -152,20 +161,29 @@ async def _work(
     from paymentorch.worker import PaymentWorker  # noqa: PLC0415
 
     processor = load_processor(spec)
-    async with await open_service(
-        url, processor=processor, create_schema=False, credit=credit
-    ) as svc:
-        worker = PaymentWorker(svc, **options)
-        if once:
-            while await worker.run_once():
-                continue
-            return 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        print(f"paymentorch: worker running on {svc.store.backend}", file=sys.stderr)
-        await worker.run(stop)
+    adapters = _adapters_from_env()
+    try:
+        async with await open_service(
+            url, processor=processor, create_schema=False, credit=credit, **adapters
+        ) as svc:
+            return await _work_with(svc, PaymentWorker(svc, **options), once=once)
+    finally:
+        cache = adapters.get("cache")
+        if cache is not None:
+            await cache.aclose()
+
+
+async def _work_with(svc: Any, worker: Any, *, once: bool) -> int:
+    if once:
+        while await worker.run_once():
+            continue
+        return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"paymentorch: worker running on {svc.store.backend}", file=sys.stderr)
+    await worker.run(stop)
     return 0
 
 
@@ -186,6 +204,21 @@ def _rotate_key(url: str, batch_size: int) -> int:
     return 0
 
 
+def _adapters_from_env() -> dict[str, Any]:
+    """The services' cache and encryption, as the hosts configure them: a worker must
+    keep the shared cache current, and worker and relay must open sealed values."""
+    adapters: dict[str, Any] = {}
+    if key := os.environ.get("PAYMENTORCH_ENCRYPTION_KEY"):
+        from paymentorch.crypto import FieldEncryption  # noqa: PLC0415
+
+        adapters["encryption"] = FieldEncryption.parse(key)
+    if cache := os.environ.get("PAYMENTORCH_CACHE"):
+        from paymentorch.adapters.redis_cache import RedisCache  # noqa: PLC0415
+
+        adapters["cache"] = RedisCache(cache)
+    return adapters
+
+
 def load_sink(spec: str) -> Any:
     """The sink ``--sink`` names: a broker URL, or ``module:name`` of an ``EventSink`` (a
     class named there is instantiated without arguments)."""
@@ -203,7 +236,10 @@ async def _relay(url: str, spec: str, options: dict[str, Any], *, once: bool) ->
 
     sink = load_sink(spec)
     try:
-        async with await open_service(url, create_schema=False, cache=None) as svc:
+        encryption = _adapters_from_env().get("encryption")
+        async with await open_service(
+            url, create_schema=False, cache=None, encryption=encryption
+        ) as svc:
             relay = OutboxRelay(svc.store, sink, clock=svc.clock, **options)
             if once:
                 while await relay.run_once():

@@ -16,6 +16,7 @@ from paymentorch.crypto import FieldEncryption
 from paymentorch.domain import (
     AuditEntry,
     Change,
+    CreditLimitExceeded,
     Operation,
     OperationStatus,
     Payment,
@@ -78,10 +79,18 @@ class SyncEncryptedStore:
     # -- PaymentStore ----------------------------------------------------------------
 
     def add(self, change: Change) -> Payment | None:
-        return self._open(self.inner.add(self._seal(change)))
+        try:
+            return self._open(self.inner.add(self._seal(change)))
+        except CreditLimitExceeded as exc:  # name the customer, not the blind index
+            raise _named(exc, change) from None
 
     def add_many(self, changes: Sequence[Change]) -> None:
-        self.inner.add_many([self._seal(c) for c in changes])
+        try:
+            self.inner.add_many([self._seal(c) for c in changes])
+        except CreditLimitExceeded as exc:
+            index = self.encryption.index
+            named = [c for c in changes if index(c.payment.customer_id) == exc.customer_id]
+            raise (_named(exc, named[0]) if named else exc) from None
 
     def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
         return self.inner.apply(self._seal(change), expected=expected)
@@ -231,3 +240,7 @@ class SyncEncryptedStore:
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _named(exc: CreditLimitExceeded, change: Change) -> CreditLimitExceeded:
+    return CreditLimitExceeded(change.payment.customer_id, exc.limit, exc.exposure, exc.requested)

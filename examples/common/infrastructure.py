@@ -1,0 +1,58 @@
+"""The infrastructure adapters the settings name: cache, event sink, encryption."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import paymentorch as po
+from examples.common.events import log_events
+from examples.common.models import InfrastructureResponse
+from examples.common.settings import Settings
+from paymentorch.sinks import sink_from_url
+
+
+def service_options(settings: Settings, *, blocking: bool = False) -> dict[str, Any]:
+    """``open_service`` (or ``open_sync_service``) options for the cache and encryption."""
+    options: dict[str, Any] = {}
+    if settings.cache_url:
+        kind = po.SyncRedisCache if blocking else po.RedisCache
+        options["cache"] = kind(settings.cache_url)
+    if settings.encryption_key:
+        options["encryption"] = po.FieldEncryption.parse(settings.encryption_key)
+    return options
+
+
+class Publisher:
+    """The relay's sink: the broker ``PAYMENTORCH_SINK`` names, and a log line per event."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.broker = sink_from_url(settings.sink_url) if settings.sink_url else None
+
+    async def __call__(self, events: Sequence[po.PaymentEvent]) -> None:
+        if self.broker is not None:
+            await self.broker(events)
+        await log_events(events)
+
+    async def aclose(self) -> None:
+        if self.broker is not None:
+            await self.broker.aclose()
+
+
+def describe(settings: Settings, cache: object) -> InfrastructureResponse:
+    """What this process runs on, for the dashboard (no secrets, no credentials)."""
+    encryption = (
+        po.FieldEncryption.parse(settings.encryption_key) if settings.encryption_key else None
+    )
+    if isinstance(cache, (po.RedisCache, po.SyncRedisCache)):
+        cache_kind = "redis (local tier)" if cache.local else "redis"
+    else:
+        cache_kind = "local" if cache is not None else "none"
+    scheme = (settings.sink_url or "").partition("://")[0]
+    events: Literal["log", "nats", "rabbitmq"] = "log"
+    if scheme in ("nats", "tls"):
+        events = "nats"
+    elif scheme in ("amqp", "amqps"):
+        events = "rabbitmq"
+    active = None if encryption is None else encryption.active
+    return InfrastructureResponse(cache=cache_kind, events=events, encryption=active)
