@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 import paymentorch as po
-from benchmarks import bulk, plans, workers
+from benchmarks import bulk, infrastructure, plans, workers
 from benchmarks.harness import (
     ADMIN,
     IMPLEMENTATIONS,
@@ -337,12 +337,15 @@ async def main(argv: list[str] | None = None) -> int:
             worker = await workers.run(db, args.quick)
             print("installment plans and credit ...", file=sys.stderr)
             plan_figures = await plans.run(db, args.quick)
+            print("brokers, Redis cache and encryption ...", file=sys.stderr)
+            adapters = await infrastructure.run(db, args.quick)
         finally:
             db.drop()
     checks = targets(series, extra, reads)
     print(table(series, checks, extra))
     print(worker_lines(series, worker))
     print("\ninstallment plans and credit, PostgreSQL:\n" + json.dumps(plan_figures, indent=2))
+    print("\nbrokers, Redis cache, encryption, PostgreSQL:\n" + json.dumps(adapters, indent=2))
     report = {
         "paymentorch": po.__version__,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -368,6 +371,7 @@ async def main(argv: list[str] | None = None) -> int:
         "bulk_and_listing": extra,
         "worker": worker,
         "plans": plan_figures,
+        "infrastructure": adapters,
         "targets": checks,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -66,8 +66,8 @@ class NatsSink:
                     connect_timeout=self.timeout,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
-                    error_cb=_log_error,
-                    disconnected_cb=_log_disconnect,
+                    error_cb=self._log_error,
+                    disconnected_cb=self._log_disconnect,
                 )
                 try:
                     jetstream = client.jetstream(timeout=self.timeout)
@@ -99,10 +99,9 @@ class NatsSink:
         if client is not None:
             await client.close()
 
+    async def _log_error(self, error: Exception) -> None:
+        logger.warning("NATS: %s: %s", type(error).__name__, error)
 
-async def _log_error(error: Exception) -> None:
-    logger.warning("NATS: %s: %s", type(error).__name__, error)
-
-
-async def _log_disconnect() -> None:
-    logger.warning("NATS: disconnected; reconnecting")
+    async def _log_disconnect(self) -> None:
+        if self._client is not None:  # not the close we asked for
+            logger.warning("NATS: disconnected; reconnecting")
