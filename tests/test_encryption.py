@@ -283,3 +283,22 @@ async def test_a_refused_credit_check_names_the_customer(database: str) -> None:
             await service.create_payment(CUSTOMER, "20.00", actor=ADMIN)
     assert caught.value.customer_id == CUSTOMER
     assert "bi1." not in str(caught.value)
+
+
+def test_the_blocking_twin_seals_too(tmp_path: Path) -> None:
+    """``open_sync_service(url, encryption=...)`` seals and opens as the async one does,
+    and each reads what the other wrote."""
+    url = f"sqlite:///{tmp_path / 'twin.db'}"
+    with po.open_sync_service(url, encryption=encryption(), create_schema=True) as twin:
+        payment = twin.create_payment(CUSTOMER, "9.00", actor=ADMIN, metadata={"note": SECRET})
+        assert twin.get_payment(payment.id).metadata == {"note": SECRET}
+        assert twin.count_payments(customer_id=CUSTOMER) == 1
+    kept = _at_rest(url)
+    assert CUSTOMER.encode() not in kept
+    assert SECRET.encode() not in kept
+
+    async def read() -> po.Payment:
+        async with await po.open_service(url, encryption=encryption()) as service:
+            return await service.get_payment(payment.id)
+
+    assert asyncio.run(read()).customer_id == CUSTOMER

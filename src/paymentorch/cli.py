@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sink",
         required=True,
         help="nats://host:4222, amqp://user:pass@host:5672/, or module:name of an"
-        " EventSink or of a function that returns one",
+        " EventSink (a class named there is instantiated without arguments)",
     )
     relay.add_argument("--batch-size", type=int, default=100, help="events per delivery")
     relay.add_argument("--lease", type=float, default=30.0, help="seconds a claimed batch is held")

@@ -124,6 +124,9 @@ def test_an_operator_works_in_the_dashboard(server: str, tmp_path: Path) -> None
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(server)
             expect(page.locator("#app")).to_be_visible()
+            expect(page.locator("#infrastructure")).to_have_text(
+                "cache: none · events: log · not encrypted"
+            )
             expect(page.locator("#identity")).to_contain_text("PaymentAdmin")
             _create(page, expect)
             _search_and_open(page, expect)
