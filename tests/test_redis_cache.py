@@ -271,3 +271,15 @@ async def test_the_blocking_service_shares_the_cache_with_async_ones(tmp_path: P
     finally:
         blocking.close()
         await cache.aclose()
+
+
+def test_an_unreadable_invalidation_empties_the_local_tier() -> None:
+    """A stranger's message on the channel drops every local payment instead of
+    killing the listener."""
+    cache = po.SyncRedisCache(REDIS, namespace=f"t{uuid4().hex[:8]}")
+    payment = _payment(3)
+    cache._tier.offer(payment, cache._tier.epoch)
+    cache._heard({"type": "message", "data": b"not an invalidation"})
+    assert cache._tier.get(payment.id) is None
+    assert cache._tier.floor(payment.id) == 3
+    cache.close()

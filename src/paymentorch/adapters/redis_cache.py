@@ -114,7 +114,11 @@ class _Tiers:
             self._tier.clear()  # whatever was missed before now is gone with it
             self._listening = True
         elif message["type"] == "message":
-            self._tier.apply(message["data"])
+            try:
+                self._tier.apply(message["data"])
+            except ValueError:  # not one of ours: forget everything rather than guess
+                logger.warning("Redis cache: unreadable invalidation %r", message["data"])
+                self._tier.clear()
 
 
 class RedisCache(_Tiers):
