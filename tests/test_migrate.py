@@ -41,7 +41,7 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_late_fees",
         "paymentorch_alembic_version",
     }
-    assert version == [("0007",)]
+    assert version == [("0008",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:

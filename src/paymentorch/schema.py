@@ -108,6 +108,13 @@ outbox = sa.Table(
     sa.CheckConstraint("state IN ('pending', 'parked')", name="paymentorch_outbox_state"),
     sa.Index("paymentorch_outbox_payment", "payment_id", "seq"),
     sa.Index("paymentorch_outbox_state", "state", "seq"),
+    sa.Index(  # the claim's "no earlier pending event of this payment", from pending rows
+        "paymentorch_outbox_pending_payment",
+        "payment_id",
+        "seq",
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    ),
 )
 
 
