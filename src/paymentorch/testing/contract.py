@@ -1619,7 +1619,7 @@ async def test_three_relays_share_two_thousand_events(backend: Backend, tmp_path
         pid = str(payment.id)
         assert first_seen[(pid, "payment.created")] < first_seen[(pid, "payment.confirmed")]
     duplicates = len(rows) - len(delivered)
-    print(f"{backend.name}: 3 relays, {len(rows)} deliveries, {duplicates} duplicates")
+    print(f"{backend.name}: 3 relays, {len(rows)} deliveries ({counts}), {duplicates} duplicates")
     # Leases outlast these deliveries, so no event is handed to two relays.
     assert duplicates == 0
     assert all(count > 0 for count in counts), f"a relay got no work: {counts}"
