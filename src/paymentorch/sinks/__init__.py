@@ -15,29 +15,14 @@ they happened; events of different payments go out side by side.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from paymentorch.sinks._encoding import encode_event, group_by_payment
-
-if TYPE_CHECKING:
-    from paymentorch.sinks._nats import NatsSink
-    from paymentorch.sinks._rabbitmq import RabbitMQSink
+from paymentorch.sinks._nats import NatsSink  # the drivers load when a sink is built
+from paymentorch.sinks._rabbitmq import RabbitMQSink
 
 __all__ = ["NatsSink", "RabbitMQSink", "encode_event", "group_by_payment", "sink_from_url"]
-
-
-def __getattr__(name: str) -> Any:
-    # The drivers are optional: a sink's module is imported when the sink is asked for.
-    if name == "NatsSink":
-        from paymentorch.sinks._nats import NatsSink  # noqa: PLC0415
-
-        return NatsSink
-    if name == "RabbitMQSink":
-        from paymentorch.sinks._rabbitmq import RabbitMQSink  # noqa: PLC0415
-
-        return RabbitMQSink
-    raise AttributeError(f"module 'paymentorch.sinks' has no attribute {name!r}")
 
 
 def sink_from_url(url: str) -> NatsSink | RabbitMQSink:
@@ -67,9 +52,5 @@ def sink_from_url(url: str) -> NatsSink | RabbitMQSink:
         parts._replace(query=urlencode([(k, v) for k, v in query if k not in options]))
     )
     if scheme in ("nats", "tls"):
-        from paymentorch.sinks._nats import NatsSink  # noqa: PLC0415
-
         return NatsSink(rest, **options)
-    from paymentorch.sinks._rabbitmq import RabbitMQSink  # noqa: PLC0415
-
     return RabbitMQSink(rest, **options)  # the rest of the query: aio-pika's own options
