@@ -23,6 +23,12 @@ class TcpProxy:
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
+    @property
+    def connections(self) -> int:
+        """Connections open through the proxy now."""
+        with self._lock:
+            return len(self._open) // 2
+
     def cut(self, seconds: float) -> None:
         """Close every connection now and refuse new ones for ``seconds``."""
         with self._lock:

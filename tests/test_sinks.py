@@ -47,6 +47,13 @@ def _relay(url: str, sink: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+async def _connected(proxy: TcpProxy) -> None:
+    deadline = time.monotonic() + 30
+    while not proxy.connections:
+        assert time.monotonic() < deadline, "the relay never connected to the broker"
+        await asyncio.sleep(0.05)  # polling the relay's progress
+
+
 def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-4000:]
 
@@ -83,6 +90,7 @@ async def _run_relay_through_trouble(
                 kills += 1
                 relay = _relay(url, sink, log)
             if round_ == 7:
+                await _connected(proxy)  # a cut before the restarted relay connects is no cut
                 proxy.cut(3)
         await _drain(service, log)
     finally:
