@@ -283,3 +283,25 @@ def test_an_unreadable_invalidation_empties_the_local_tier() -> None:
     assert cache._tier.get(payment.id) is None
     assert cache._tier.floor(payment.id) == 3
     cache.close()
+
+
+async def test_a_write_right_after_an_outage_reaches_redis(tmp_path: Path) -> None:
+    """A writer whose last write failed still writes the moment Redis is back: had it
+    waited out its retry window, another process would read the entry it had not
+    overwritten."""
+    with _private_redis(tmp_path) as (redis_url, (stop, start)):
+        namespace = f"t{uuid4().hex[:8]}"
+        writer = po.RedisCache(redis_url, namespace=namespace, local=False, retry_after=60)
+        reader = po.RedisCache(redis_url, namespace=namespace, local=False)
+        try:
+            old = _payment(1)
+            stop()
+            await writer.set(old)  # fails: Redis is down, the writer's retry window opens
+            start()
+            await reader.set(old)  # a reader fills the entry from the store
+            new = _payment(2, old.id)
+            await writer.set(new)  # the change that followed, inside the retry window
+            assert (await reader.get(old.id)) == new
+        finally:
+            await writer.aclose()
+            await reader.aclose()

@@ -100,8 +100,9 @@ class _Tiers:
         return time.monotonic() < self._down_until
 
     def _failed(self, exc: Exception) -> None:
+        if not self._skip():
+            logger.warning("Redis cache unavailable (%s); reading the store", exc)
         self._down_until = time.monotonic() + self._retry_after
-        logger.warning("Redis cache unavailable (%s); reading the store", exc)
 
     def _lost(self, exc: Exception | None) -> None:
         if exc is not None and self._listening:
@@ -130,8 +131,9 @@ class RedisCache(_Tiers):
     process may return the version before, never an older one). ``local=False`` reads
     Redis every time: strict read-after-write across processes.
 
-    Redis down is never an error: reads miss (the service reads the store), writes are
-    skipped for ``retry_after`` after a failure, and it is logged. While the invalidation
+    Redis down is never an error: reads miss (the service reads the store) and skip
+    Redis for ``retry_after`` after a failure; writes still try, each bounded by
+    ``timeout``; it is logged once per outage. While the invalidation
     channel is down the local tier serves nothing; it starts empty when it is back. A
     process that failed to write during an outage starts a new generation of entries
     when Redis answers again, since what it could not overwrite may be stale. One
@@ -170,7 +172,7 @@ class RedisCache(_Tiers):
         if (found := self._local_hit(payment_id)) is not None:
             return found
         epoch = self._tier.epoch
-        answer = await self._call(self._get, [self._prefix, str(payment_id)])
+        answer = await self._call(self._get, [self._prefix, str(payment_id)], read=True)
         return self._found(payment_id, answer, epoch)
 
     async def set(self, payment: Payment) -> None:
@@ -194,9 +196,11 @@ class RedisCache(_Tiers):
                 await listener
         await self._client.aclose()
 
-    async def _call(self, script: Any, args: list[Any]) -> Any:
-        """The script's answer, or None when Redis is down (then skipped for a while)."""
-        if self._skip():
+    async def _call(self, script: Any, args: list[Any], *, read: bool = False) -> Any:
+        """The script's answer, or None when Redis is down. Reads skip Redis for a while
+        after a failure; writes always try, since one skipped while Redis is back would
+        let other processes read what it did not overwrite."""
+        if read and self._skip():
             return None
         try:
             if self._stale:  # what this process failed to overwrite may be stale
@@ -275,7 +279,7 @@ class SyncRedisCache(_Tiers):
             return found
         epoch = self._tier.epoch
         return self._found(
-            payment_id, self._call(self._get, [self._prefix, str(payment_id)]), epoch
+            payment_id, self._call(self._get, [self._prefix, str(payment_id)], read=True), epoch
         )
 
     def set(self, payment: Payment) -> None:
@@ -297,8 +301,8 @@ class SyncRedisCache(_Tiers):
             self._listener.join(timeout=5)
         self._client.close()
 
-    def _call(self, script: Any, args: list[Any]) -> Any:
-        if self._skip():
+    def _call(self, script: Any, args: list[Any], *, read: bool = False) -> Any:
+        if read and self._skip():
             return None
         try:
             if self._stale:
