@@ -4,7 +4,6 @@ Redis pub/sub invalidations."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -165,6 +164,7 @@ class RedisCache(_Tiers):
             retry_after=retry_after,
         )
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment from the local tier, else from Redis; None on a miss or trouble."""
@@ -189,11 +189,16 @@ class RedisCache(_Tiers):
 
     async def aclose(self) -> None:
         """Stop listening and close the connections."""
+        self._closing = True
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            # The driver may turn a cancelled read into a connection error, which the
+            # listener survives: ``_closing`` ends its loop, and nobody waits forever.
+            done, _ = await asyncio.wait({listener}, timeout=5)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # logged where it happened
         await self._client.aclose()
 
     async def _call(self, script: Any, args: list[Any], *, read: bool = False) -> Any:
@@ -213,7 +218,7 @@ class RedisCache(_Tiers):
             return None
 
     def _listen(self) -> None:
-        if self._listener is None and self.local:
+        if self._listener is None and self.local and not self._closing:
             self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
 
     async def _listen_forever(self) -> None:
@@ -221,12 +226,12 @@ class RedisCache(_Tiers):
             self.url, socket_connect_timeout=self._timeout, health_check_interval=1
         )
         try:
-            while True:
+            while not self._closing:
                 error = None
                 try:
                     async with client.pubsub() as pubsub:
                         await pubsub.subscribe(self._channel)
-                        while True:
+                        while not self._closing:
                             if message := await pubsub.get_message(timeout=1.0):
                                 self._heard(message)
                 except (self._redis.RedisError, OSError) as exc:
@@ -315,7 +320,7 @@ class SyncRedisCache(_Tiers):
             return None
 
     def _listen(self) -> None:
-        if self._listener is None and self.local:
+        if self._listener is None and self.local and not self._closed.is_set():
             with self._start_lock:
                 if self._listener is None:
                     self._listener = threading.Thread(
