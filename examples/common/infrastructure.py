@@ -39,11 +39,11 @@ class Publisher:
             await self.broker.aclose()
 
 
-def describe(settings: Settings, cache: object) -> InfrastructureResponse:
-    """What this process runs on, for the dashboard (no secrets, no credentials)."""
-    encryption = (
-        po.FieldEncryption.parse(settings.encryption_key) if settings.encryption_key else None
-    )
+def describe(
+    settings: Settings, service: po.PaymentService | po.SyncPaymentService
+) -> InfrastructureResponse:
+    """What ``service`` runs on, for the dashboard (no secrets, no credentials)."""
+    cache = service.cache
     if isinstance(cache, (po.RedisCache, po.SyncRedisCache)):
         cache_kind = "redis (local tier)" if cache.local else "redis"
     else:
@@ -54,5 +54,6 @@ def describe(settings: Settings, cache: object) -> InfrastructureResponse:
         events = "nats"
     elif scheme in ("amqp", "amqps"):
         events = "rabbitmq"
-    active = None if encryption is None else encryption.active
+    encryption = getattr(service.store, "encryption", None)  # an EncryptedStore's keys
+    active = encryption.active if isinstance(encryption, po.FieldEncryption) else None
     return InfrastructureResponse(cache=cache_kind, events=events, encryption=active)

@@ -609,7 +609,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc: Service, _who: Reader, _correlation: CorrelationHeader = None
     ) -> InfrastructureResponse:
         """The cache, the event sink and the encryption key this service runs with."""
-        return describe(app.state.settings, svc.cache)
+        return describe(app.state.settings, svc)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

@@ -433,7 +433,7 @@ def processor_info() -> Response:
 @operations_api.get("/infrastructure")
 def infrastructure() -> Response:
     reader()
-    return model_response(describe(ext().settings, ext().service.cache))
+    return model_response(describe(ext().settings, ext().service))
 
 
 pages = Blueprint("pages", __name__)

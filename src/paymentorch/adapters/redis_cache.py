@@ -21,18 +21,20 @@ logger = logging.getLogger("paymentorch.cache")
 class _Tiers:
     """The state and decisions both forms share; they add only the I/O."""
 
+    _DRIVER: str  # the redis-py module each form talks through
+
     def __init__(
         self,
-        redis: Any,
-        url: str,
+        url: str = "redis://127.0.0.1:6379/0",
         *,
-        ttl: timedelta,
-        local: bool,
-        namespace: str,
-        local_size: int,
-        timeout: float,
-        retry_after: float,
+        ttl: timedelta = timedelta(minutes=5),
+        local: bool = True,
+        namespace: str = "paymentorch",
+        local_size: int = 10_000,
+        timeout: float = 0.5,
+        retry_after: float = 1.0,
     ) -> None:
+        redis = driver(self._DRIVER, "redis")
         if ttl <= timedelta(0):
             raise ValueError("ttl must be longer than 0")
         self._redis = redis
@@ -57,6 +59,9 @@ class _Tiers:
         self._down_until = 0.0
         self._stale = False  # a write failed: entries may be stale once Redis is back
         self._listening = False
+        self._listener: Any = None  # the asyncio task or the thread that listens
+        self._closed = threading.Event()
+        self._start_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._tier)
@@ -142,29 +147,7 @@ class RedisCache(_Tiers):
         MissingDriver: redis-py is not installed (``paymentorch[redis]``).
     """
 
-    def __init__(
-        self,
-        url: str = "redis://127.0.0.1:6379/0",
-        *,
-        ttl: timedelta = timedelta(minutes=5),
-        local: bool = True,
-        namespace: str = "paymentorch",
-        local_size: int = 10_000,
-        timeout: float = 0.5,
-        retry_after: float = 1.0,
-    ) -> None:
-        super().__init__(
-            driver("redis.asyncio", "redis"),
-            url,
-            ttl=ttl,
-            local=local,
-            namespace=namespace,
-            local_size=local_size,
-            timeout=timeout,
-            retry_after=retry_after,
-        )
-        self._listener: asyncio.Task[None] | None = None
-        self._closing = False
+    _DRIVER = "redis.asyncio"
 
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment from the local tier, else from Redis; None on a miss or trouble."""
@@ -189,12 +172,12 @@ class RedisCache(_Tiers):
 
     async def aclose(self) -> None:
         """Stop listening and close the connections."""
-        self._closing = True
+        self._closed.set()
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
             # The driver may turn a cancelled read into a connection error, which the
-            # listener survives: ``_closing`` ends its loop, and nobody waits forever.
+            # listener survives: ``_closed`` ends its loop, and nobody waits forever.
             done, _ = await asyncio.wait({listener}, timeout=5)
             for task in done:
                 if not task.cancelled():
@@ -218,7 +201,7 @@ class RedisCache(_Tiers):
             return None
 
     def _listen(self) -> None:
-        if self._listener is None and self.local and not self._closing:
+        if self._listener is None and self.local and not self._closed.is_set():
             self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
 
     async def _listen_forever(self) -> None:
@@ -226,12 +209,12 @@ class RedisCache(_Tiers):
             self.url, socket_connect_timeout=self._timeout, health_check_interval=1
         )
         try:
-            while not self._closing:
+            while not self._closed.is_set():
                 error = None
                 try:
                     async with client.pubsub() as pubsub:
                         await pubsub.subscribe(self._channel)
-                        while not self._closing:
+                        while not self._closed.is_set():
                             if message := await pubsub.get_message(timeout=1.0):
                                 self._heard(message)
                 except (self._redis.RedisError, OSError) as exc:
@@ -252,30 +235,7 @@ class SyncRedisCache(_Tiers):
         MissingDriver: redis-py is not installed (``paymentorch[redis]``).
     """
 
-    def __init__(
-        self,
-        url: str = "redis://127.0.0.1:6379/0",
-        *,
-        ttl: timedelta = timedelta(minutes=5),
-        local: bool = True,
-        namespace: str = "paymentorch",
-        local_size: int = 10_000,
-        timeout: float = 0.5,
-        retry_after: float = 1.0,
-    ) -> None:
-        super().__init__(
-            driver("redis", "redis"),
-            url,
-            ttl=ttl,
-            local=local,
-            namespace=namespace,
-            local_size=local_size,
-            timeout=timeout,
-            retry_after=retry_after,
-        )
-        self._closed = threading.Event()
-        self._listener: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+    _DRIVER = "redis"
 
     def get(self, payment_id: UUID) -> Payment | None:
         """The payment from the local tier, else from Redis; None on a miss or trouble."""
