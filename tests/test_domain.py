@@ -324,3 +324,23 @@ def test_capture_takes_part_and_refunds_add_up_exactly() -> None:
     assert (done.status, done.refunded_amount) == (PaymentStatus.REFUNDED, Decimal("7.50"))
     assert done.to_dict()["captured_amount"] == "7.50"
     assert pending().to_dict()["refunded_amount"] == "0.00"
+
+
+def test_max_amount_by_currency() -> None:
+    """``max_amount`` takes a mapping by currency; a currency it does not name keeps the
+    default; capture and refund amounts are held to it too."""
+    policy = po.ValidationPolicy(max_amount={"JPY": Decimal(50_000_000)})
+    assert policy.max_amount_for("JPY") == 50_000_000
+    assert policy.max_amount_for("USD") == 1_000_000
+    assert policy.check_money("60000000", "JPY")[1][0].code == "too_large"
+    assert policy.check_money("1E+30", "USD")[1][0].code == "too_large"
+    with pytest.raises(po.ValidationError):
+        po.ValidationPolicy(max_amount={"USD": -1})  # type: ignore[dict-item]
+
+
+def test_the_customer_id_error_says_how_to_accept_your_own() -> None:
+    """The pattern error names the pattern and the setting that changes it."""
+    _, errors = po.ValidationPolicy().check_payment(
+        po.NewPayment("cust_42", "1.00"), default_currency="USD"
+    )
+    assert "ValidationPolicy(customer_id_pattern=...)" in errors[0].message

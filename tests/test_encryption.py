@@ -9,6 +9,7 @@ import base64
 import contextlib
 import sqlite3
 import subprocess
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -20,12 +21,14 @@ import paymentorch as po
 from paymentorch._migrate import migrate_sync
 from paymentorch._rotate import rotate_key
 from paymentorch.testing import Backend
+from tests import brokers
 from tests.encryption import INDEX_KEY, KEYS, SETTING, encryption
 
 ADMIN = po.Actor("admin-1", roles={po.Role.ADMIN})
 CUSTOMER = "QQQQ-77777"
 SECRET = "ZEBRA-SECRET-42"
 CREDIT = po.CreditPolicy.parse("100000.00 USD")
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.sqlite),
@@ -302,3 +305,51 @@ def test_the_blocking_twin_seals_too(tmp_path: Path) -> None:
             return await service.get_payment(payment.id)
 
     assert asyncio.run(read()).customer_id == CUSTOMER
+
+
+async def test_a_customer_index_moved_to_another_row_is_caught(database: str) -> None:
+    """A row whose blind index is another customer's (a customer column copied between
+    rows) does not read back: filters and credit checks trust that index."""
+    async with await po.open_service(database, encryption=encryption()) as service:
+        mine = await service.create_payment(CUSTOMER, "9.00", actor=ADMIN)
+        theirs = await service.create_payment("WXYZ-00001", "9.00", actor=ADMIN)
+        _sql(
+            database,
+            "UPDATE paymentorch_payments SET customer_id ="
+            " (SELECT customer_id FROM paymentorch_payments WHERE id = %s) WHERE id = %s",
+            _ids(database, theirs.id, mine.id),
+        )
+        with pytest.raises(po.DecryptionFailed, match="index") as caught:
+            await service.get_payment(mine.id)
+        assert caught.value.field == "customer_id"
+        assert (await service.get_payment(theirs.id)).customer_id == "WXYZ-00001"
+
+
+async def test_cache_entries_rest_sealed(database: str) -> None:
+    """With encryption, a cache holds the sealed forms: Redis keeps neither the customer
+    id nor a metadata value in clear, and a local tier holds sealed payments too."""
+    brokers.require("Redis", brokers.REDIS)
+    import redis
+
+    namespace = f"sealed-{uuid.uuid4().hex[:8]}"
+    for cache in (po.RedisCache(REDIS_URL, namespace=namespace, local=False), po.LocalCache()):
+        async with await po.open_service(database, encryption=encryption(), cache=cache) as service:
+            payment = await service.create_payment(
+                CUSTOMER, "9.00", actor=ADMIN, metadata={"note": SECRET}
+            )
+            read = await service.get_payment(payment.id)  # from the cache
+            assert (read.customer_id, read.metadata["note"]) == (CUSTOMER, SECRET)
+            cached = await cache.get(payment.id)
+            assert cached is not None
+            assert cached.customer_id == encryption().index(CUSTOMER)
+            assert SECRET not in str(cached.metadata)
+        if isinstance(cache, po.RedisCache):
+            await cache.aclose()
+            client = redis.Redis.from_url(REDIS_URL)
+            try:
+                raw = b"".join(client.get(k) or b"" for k in client.keys(f"{namespace}:*"))
+            finally:
+                client.close()
+            assert raw
+            assert CUSTOMER.encode() not in raw
+            assert SECRET.encode() not in raw

@@ -7,8 +7,11 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +44,7 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_late_fees",
         "paymentorch_alembic_version",
     }
-    assert version == [("0008",)]
+    assert version == [("0009",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,6 +208,77 @@ async def test_migration_0006_counts_what_is_owed(empty_database_url: str) -> No
         assert await service.credit_exposure("ABCD-12345") == Decimal("15.30")
         assert await service.store.exposure("ABCD-12345", "EUR") == Decimal("3.00")
         assert await service.credit_exposure("WXYZ-00001") == 0
+
+
+def _run_sql(url: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """Run ``?``-placeholder statements on either backend, values adapted to its types."""
+    if url.startswith("sqlite"):
+        from paymentorch.adapters import _sqlite_sql as lite
+
+        def lite_value(value: Any) -> Any:
+            if isinstance(value, uuid.UUID):
+                return value.hex
+            if isinstance(value, datetime):
+                return lite.time_text(value)
+            return str(value) if isinstance(value, Decimal) else value
+
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
+            for sql, params in statements:
+                conn.execute(sql, tuple(lite_value(v) for v in params))
+        return
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        for sql, params in statements:
+            conn.execute(sql.replace("?", "%s"), params)
+
+
+async def test_migration_0009_settles_fees_and_recounts_exposure(empty_database_url: str) -> None:
+    """Upgrading to 0009 names each collection's installment, waives fees that were
+    charged on installments no longer owed (never collected before), keeps those of
+    installments still owed, and counts exposure in every currency from payments and plans,
+    whatever it said before."""
+    await po.migrate(empty_database_url, revision="0008")
+    now = utc_now()
+    order = po.Payment(uuid7(), "ABCD-12345", Decimal("100.00"), "USD",
+                       po.PaymentStatus.CONFIRMED, now, now)  # fmt: skip
+    pending = po.Payment(uuid7(), "ABCD-12345", Decimal("40.00"), "USD",
+                         po.PaymentStatus.PENDING, now, now)  # fmt: skip
+    _write_as_0001(empty_database_url, [
+        record_change(p, "created", from_status=None, actor_id="ops") for p in (order, pending)
+    ])  # fmt: skip
+    pid, day = order.id, timedelta(days=14)
+    installments = [(1, "paid"), (2, "overdue"), (3, "paid"), (4, "scheduled")]
+    _run_sql(empty_database_url, [
+        ("UPDATE paymentorch_payments SET has_plan = ?, captured_amount = ? WHERE id = ?",
+         (True, Decimal("100.00"), pid)),
+        ("INSERT INTO paymentorch_plans VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         (pid, Decimal("100.00"), "USD", 4, 1209600, "first", "last_first", "delinquent")),
+        *(("INSERT INTO paymentorch_installments VALUES (?, ?, ?, ?, ?, ?, ?)",
+           (pid, n, Decimal("25.00"), now + day * (n - 1), state,
+            now if state == "paid" else None, Decimal(0))) for n, state in installments),
+        ("INSERT INTO paymentorch_late_fees VALUES (?, ?, ?, ?, ?)",
+         (pid, 1, 3, Decimal("10.00"), now)),
+        ("INSERT INTO paymentorch_late_fees VALUES (?, ?, ?, ?, ?)",
+         (pid, 2, 2, Decimal("7.00"), now)),
+        ("INSERT INTO paymentorch_operations (id, payment_id, kind, amount, currency, status,"
+         " created_at, updated_at, idempotency_key, idempotency_scope)"
+         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         (uuid7(), pid, "installment", Decimal("25.00"), "USD", "succeeded", now, now,
+          "installment-3", "system")),
+    ])  # fmt: skip
+    await po.migrate(empty_database_url)
+    credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    async with await po.open_service(empty_database_url, credit=credit) as service:
+        assert await service.credit_exposure("ABCD-12345") == Decimal("90.00")
+        plan = await service.plan(pid)
+        assert [(f.installment, f.waived_at is not None) for f in plan.late_fees] == [
+            (3, True), (2, False),
+        ]  # fmt: skip
+        assert (plan.fees_owed, plan.collection_amount(2)) == (Decimal("7.00"), Decimal("32.00"))
+        (collection,) = await service.operations(pid)
+        assert collection.installment == 3
+        assert await service.rebuild_exposure() == 0
 
 
 @pytest.mark.parametrize("missing", ["psycopg", "alembic"])

@@ -1,12 +1,16 @@
-"""A model-based test of plans and credit, through the blocking twin: after every step
-of random creations (with and without plans, some refused by the limit),
-confirmations, cancellations, installments paid or waived, and refunds, each customer's
-stored exposure equals the sum it stands for and never passes the limit."""
+"""Model-based tests of plans and credit. Through the blocking twin: after every step of
+random creations (with and without plans, some refused by the limit), confirmations,
+cancellations, installments paid or waived, and refunds, each customer's stored exposure
+equals the sum it stands for and never passes the limit. Through a processor and its
+worker: after every step, each plan's money adds up against what the processor moved."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,8 @@ from hypothesis.stateful import (
 import paymentorch as po
 from paymentorch.domain.credit import exposure_of
 from paymentorch.domain.plans import refunded_total
+from paymentorch.testing import SimulatedProcessor
+from paymentorch.testing._money import plan_money_problems
 
 ADMIN = po.Actor("ops", roles={po.Role.ADMIN})
 CUSTOMERS = ["ABCD-00001", "ABCD-00002"]
@@ -130,4 +136,111 @@ def machine_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None
 def test_exposure_follows_every_step(machine_url: None) -> None:
     runner = PlanMachine.TestCase
     runner.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+    runner().runTest()
+
+
+class PlanMoneyMachine(RuleBasedStateMachine):
+    """Plans whose money moves through a simulated processor, driven by a worker on a
+    clock the machine moves: collections declined or with lost answers, refunds racing
+    them, installments paid or waived by hand, late fees. After every step each plan's
+    money adds up against what the processor really moved, and exposure is what is owed."""
+
+    payments = Bundle("payments")
+
+    @initialize()
+    def open(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.clock = po.ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+        self.processor = SimulatedProcessor(latency=(0, 0), success_rate=1.0, seed=3)
+        credit = po.CreditPolicy(limit=LIMIT, currency="USD")
+        fees = po.LateFeePolicy(Decimal(10), Decimal(7), cap_percent=25, currency="USD")
+        self.service = self._run(
+            po.open_service(URLS[-1](), processor=self.processor, clock=self.clock,
+                            credit=credit, late_fees=fees, create_schema=True)
+        )  # fmt: skip
+        self.worker = po.PaymentWorker(self.service, batch_size=50)
+        self.made: list[UUID] = []
+
+    def _run(self, work: Any) -> Any:
+        return self.loop.run_until_complete(work)
+
+    def teardown(self) -> None:
+        if hasattr(self, "service"):
+            self._run(self.service.aclose())
+            self.loop.close()
+
+    @rule(
+        target=payments,
+        customer=st.sampled_from(CUSTOMERS),
+        amount=st.sampled_from(["40.00", "99.99", "250.00"]),
+        method=st.sampled_from(["automatic", "manual"]),
+    )
+    def create(self, customer: str, amount: str, method: str) -> Any:
+        try:
+            payment = self._run(
+                self.service.create_payment(customer, amount, actor=ADMIN, plan=po.PlanTerms(),
+                                            capture_method=method)
+            )  # fmt: skip
+        except po.CreditLimitExceeded:
+            return multiple()
+        self.made.append(payment.id)
+        return payment.id
+
+    @rule(success=st.sampled_from([1.0, 0.5, 0.0]), lost=st.sampled_from([0.0, 0.0, 0.5]))
+    def processor_mood(self, success: float, lost: float) -> None:
+        self.processor.success_rate, self.processor.timeout_rate = success, lost
+
+    @rule()
+    def work(self) -> None:
+        self._run(self.worker.run_once())
+
+    @rule(days=st.sampled_from([0, 1, 5, 14]))
+    def tick(self, days: int) -> None:
+        self.clock.advance(timedelta(days=days, seconds=6))  # lookups fall due too
+        self._run(self.worker.run_plans())
+
+    @rule(pid=payments)
+    def capture(self, pid: UUID) -> None:
+        with contextlib.suppress(po.InvalidTransition):
+            self._run(self.service.capture_payment(pid, actor=ADMIN))
+
+    @rule(pid=payments, share=st.sampled_from([Decimal("0.1"), Decimal("0.5"), Decimal(1)]))
+    def refund(self, pid: UUID, share: Decimal) -> None:
+        payment = self._run(self.service.get_payment(pid))
+        amount = (payment.refundable * share).quantize(Decimal("0.01"))
+        if payment.status is po.PaymentStatus.CONFIRMED and amount > 0:
+            self._run(self.service.refund_payment(pid, amount, actor=ADMIN))
+
+    @rule(pid=payments, number=st.integers(2, 4), waive=st.booleans())
+    def by_hand(self, pid: UUID, number: int, waive: bool) -> None:
+        with contextlib.suppress(po.ValidationError):  # not owed, not running, or busy
+            if waive:
+                self._run(
+                    self.service.waive_installment(pid, number, actor=ADMIN, reason="hardship")
+                )
+            else:
+                self._run(self.service.pay_installment(pid, number, actor=ADMIN))
+
+    @invariant()
+    def money_adds_up(self) -> None:
+        if not hasattr(self, "service"):
+            return
+        movements = self.processor.movements()
+        assert all(count == 1 for count in self.processor.ledger.values())
+        owed = dict.fromkeys(CUSTOMERS, Decimal(0))
+        for pid in self.made:
+            payment = self._run(self.service.get_payment(pid))
+            plan = self._run(self.service.plan(pid))
+            operations = self._run(self.service.operations(pid))
+            assert plan_money_problems(plan, operations, movements) == []
+            # Nothing here needs a person: no collection ever races a refund.
+            assert po.OperationStatus.NEEDS_ATTENTION not in {o.status for o in operations}
+            owed[payment.customer_id] += exposure_of(payment, plan)
+        for customer, amount in owed.items():
+            assert self._run(self.service.credit_exposure(customer)) == amount
+
+
+def test_money_adds_up_after_every_step(machine_url: None) -> None:
+    runner = PlanMoneyMachine.TestCase
+    runner.settings = settings(max_examples=60, stateful_step_count=50, deadline=None)
     runner().runTest()

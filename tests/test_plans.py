@@ -348,12 +348,12 @@ def test_a_plan_runs_from_purchase_to_completion() -> None:
 
 def test_refunds_complete_or_cancel_a_plan() -> None:
     plan = plans.activate(plans.new_plan(uuid4(), D("100.00"), "USD", po.PlanTerms(), START), START)
-    owed_nothing, done = plans.refund_on_plan(plan, D("75.00"))
+    owed_nothing, done = plans.refund_on_plan(plan, D("75.00"), START)
     assert (owed_nothing.status, done.returned) == (po.PlanStatus.COMPLETED, 0)
-    everything, done = plans.refund_on_plan(plan, D("100.00"))
+    everything, done = plans.refund_on_plan(plan, D("100.00"), START)
     assert (everything.status, done.returned) == (po.PlanStatus.CANCELLED, D("25.00"))
     assert plans.refunded_total(everything) == D("100.00")
-    closed = plans.close(plans.new_plan(uuid4(), D("10.00"), "USD", po.PlanTerms(), START))
+    closed = plans.close(plans.new_plan(uuid4(), D("10.00"), "USD", po.PlanTerms(), START), START)
     assert {i.status for i in closed.installments} == {InstallmentStatus.CANCELLED}
 
 
@@ -370,8 +370,87 @@ def test_exposure_counts_a_confirmed_plans_unpaid_installments() -> None:
 def test_a_refund_falls_last_on_what_was_waived() -> None:
     """Owed first, then back to the customer, then the waived: nothing goes back for it."""
     plan = plans.activate(plans.new_plan(uuid4(), D("40.00"), "USD", po.PlanTerms(), START), START)
-    plan = plans.waive(plan, 2)
-    after, done = plans.refund_on_plan(plan, D("40.00"))
+    plan = plans.waive(plan, 2, START)
+    after, done = plans.refund_on_plan(plan, D("40.00"), START)
     assert (done.reduced, done.returned, done.forgiven) == (D("20.00"), D("10.00"), D("10.00"))
     assert after.status is po.PlanStatus.CANCELLED
     assert plans.refunded_total(after) == D("40.00")
+
+
+# -- every amount at every door ---------------------------------------------------------
+
+
+def test_an_interval_that_would_overflow_is_refused() -> None:
+    """A schedule must fit in a calendar: intervals longer than 366 days are refused."""
+    with pytest.raises(po.ValidationError) as caught:
+        po.PlanTerms(interval=timedelta(days=10**6))
+    assert [e.field for e in caught.value.errors] == ["interval"]
+    longest = po.PlanTerms(installments=60, interval=timedelta(days=366))
+    assert po.schedule(D("60.00"), "USD", longest, START)[-1].due_at.year == 2085
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"first_fee": 1.5}, "first_fee"),
+        ({"first_fee": D("1E+30")}, "first_fee"),
+        ({"first_fee": D(-1)}, "first_fee"),
+        ({"first_fee": D(10), "repeat_fee": "NaN"}, "repeat_fee"),
+        ({"first_fee": D(10), "cap_percent": 101}, "cap_percent"),
+        ({"first_fee": D(10), "grace": timedelta(days=-1)}, "grace"),
+        ({"first_fee": D(10), "repeat_after": timedelta(days=10**5)}, "repeat_after"),
+        ({"first_fee": D("10.5"), "currency": "JPY"}, "first_fee"),
+        ({"first_fee": D("10.005"), "currency": "USD"}, "first_fee"),
+        ({"first_fee": D(10), "currency": "XXX"}, "currency"),
+    ],
+)
+def test_a_late_fee_policy_checks_its_amounts(options: dict[str, object], field: str) -> None:
+    """Fees are exact amounts from 0 to 1,000,000 in the policy's currency; a percentage
+    is 0 to 100; delays are 0 to 3,660 days. Never a decimal or overflow error."""
+    with pytest.raises(po.ValidationError) as caught:
+        po.LateFeePolicy(**options)  # type: ignore[arg-type]
+    assert field in [e.field for e in caught.value.errors]
+
+
+def test_fee_policies_go_by_currency() -> None:
+    """One policy per currency; one without a currency is the default currency's, and must
+    fit it; two for one currency are refused."""
+    usd, jpy = po.LateFeePolicy(D("10.00")), po.LateFeePolicy(D(1500), currency="jpy")
+    found = plans.fee_policies([usd, jpy], "USD")
+    assert {k: v.first_fee for k, v in found.items()} == {"USD": D(10), "JPY": D(1500)}
+    assert found["USD"].currency == "USD"
+    with pytest.raises(po.ValidationError, match="two policies"):
+        plans.fee_policies([usd, po.LateFeePolicy(D(5), currency="USD")], "USD")
+    with pytest.raises(po.ValidationError, match="decimals"):
+        plans.fee_policies(po.LateFeePolicy(D("10.50")), "JPY")
+    with pytest.raises(po.ValidationError):
+        plans.fee_policies(["10 USD"], "USD")  # type: ignore[list-item]
+
+
+def test_a_fee_is_paid_or_waived_with_its_installment() -> None:
+    """``pay`` takes an installment with its unpaid fees (and refuses another collected
+    amount); ``waive`` and a refund that cancels an installment waive its fees."""
+    plan = plans.activate(plans.new_plan(uuid4(), D("100.00"), "USD", po.PlanTerms(), START), START)
+    late = START + timedelta(days=15)
+    plan, _, fees = plans.mark_overdue(plan, po.LateFeePolicy(D(10)), late)
+    assert [f.installment for f in fees] == [2]
+    assert (plan.collection_amount(2), plan.fees_owed) == (D("35.00"), D(10))
+    with pytest.raises(po.ValidationError, match=r"asks for 35\.00"):
+        plans.pay(plan, 2, late, amount=D("25.00"))
+    paid = plans.pay(plan, 2, late, amount=D("35.00"))
+    assert (paid.late_fees[0].paid_at, paid.fees_owed) == (late, D(0))
+    waived = plans.waive(plan, 2, late)
+    assert (waived.late_fees[0].waived_at, waived.fees_owed) == (late, D(0))
+    refunded, _ = plans.refund_on_plan(plan, D("75.00"), late)  # cancels 2, 3 and 4
+    assert refunded.late_fees[0].waived_at == late
+    assert refunded.status is po.PlanStatus.COMPLETED
+
+
+def test_busy_installments_are_not_late() -> None:
+    """An installment whose collection is under way is neither marked overdue nor charged."""
+    plan = plans.activate(plans.new_plan(uuid4(), D("100.00"), "USD", po.PlanTerms(), START), START)
+    late = START + timedelta(days=30)
+    policy = po.LateFeePolicy(D(10))
+    after, marked, fees = plans.mark_overdue(plan, policy, late, frozenset({2}))
+    assert (marked, [f.installment for f in fees]) == ([3], [3])
+    assert after.installments[1].status is InstallmentStatus.SCHEDULED

@@ -10,12 +10,14 @@ import sys
 import threading
 import time
 import warnings
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import paymentorch as po
-from paymentorch.testing import Backend
+from paymentorch.testing import Backend, SimulatedProcessor
 
 ADMIN = po.Actor.system()
 
@@ -112,3 +114,38 @@ def test_closing_from_atexit_is_quiet(tmp_path: Path, scheme: str) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_twin_moves_a_plans_money_as_the_service_does(tmp_path: Path) -> None:
+    """The blocking twin queues installment 1, not the order; a replay with another plan
+    is a conflict; a refund waits for a collection under way."""
+    processor = SimulatedProcessor(latency=(0, 0), success_rate=1.0)
+    url = f"sqlite:///{tmp_path / 'twin-plans.db'}"
+    clock = po.ManualClock(datetime(2026, 3, 2, tzinfo=UTC))
+    with po.open_sync_service(url, processor=processor, clock=clock, create_schema=True) as twin:
+        payment = twin.create_payment(
+            "ABCD-12345", "100.00", actor=ADMIN, capture_method="automatic",
+            plan=po.PlanTerms(), idempotency_key="order-1",
+        )  # fmt: skip
+        (first,) = twin.operations(payment.id)
+        assert (first.kind, first.amount, first.installment) == (
+            po.OperationKind.INSTALLMENT, Decimal("25.00"), 1,
+        )  # fmt: skip
+        with pytest.raises(po.IdempotencyConflict):
+            twin.create_payment(
+                "ABCD-12345", "100.00", actor=ADMIN, capture_method="automatic",
+                plan=po.PlanTerms(installments=12), idempotency_key="order-1",
+            )  # fmt: skip
+        with pytest.raises(po.PermissionDenied):  # never sent: no callback settles it
+            twin.record_processor_event(
+                "simulated", "e-1", result=po.ProcessorResult(po.Outcome.SUCCEEDED),
+                operation_id=first.id,
+            )  # fmt: skip
+        twin.confirm_payment(payment.id, actor=ADMIN)  # installment 1 paid by hand meanwhile
+        assert twin.plan(payment.id).installments[0].status is po.InstallmentStatus.PAID
+        clock.advance(timedelta(days=14))
+        assert twin.collect_installments() == 1
+        refund = twin.refund_payment(payment.id, "60.00", actor=ADMIN)
+        assert (refund.status, refund.due_at) == (po.OperationStatus.PENDING, None)
+        assert twin.get_payment(payment.id).pending_refunds == Decimal("60.00")
+        assert [i.amount for i in twin.plan(payment.id).installments] == [Decimal("25.00")] * 4

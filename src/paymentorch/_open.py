@@ -6,7 +6,7 @@ The blocking twin's ``open_sync_service`` is generated from this module.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,7 +58,7 @@ async def open_service(
     outbox_lag_threshold: timedelta = timedelta(seconds=60),
     processor: PaymentProcessor | None = None,
     credit: CreditPolicy | None = None,
-    late_fees: LateFeePolicy | None = None,
+    late_fees: LateFeePolicy | Iterable[LateFeePolicy] | None = None,
     encryption: FieldEncryption | None = None,
     **store_options: Any,
 ) -> PaymentService:
@@ -70,12 +70,17 @@ async def open_service(
     backends, which other processes may change: pass a cache whose entries are
     invalidated across processes, or a ``LocalCache`` if this is the only process.
     ``encryption`` keeps the customer id and metadata values encrypted at rest (see
-    ``FieldEncryption``). Other keyword options go to the backend (``create_schema``,
-    ``pool_size``, ``durability``, ...).
+    ``FieldEncryption``), the cache's entries included. ``late_fees`` takes one
+    ``LateFeePolicy`` or several, one per currency. Other keyword options go to the
+    backend (``create_schema``, ``pool_size``, ``durability``, ...).
     """
     store = await open_store(url, encryption=encryption, **store_options)
     if cache is _DEFAULT:
         cache = _default_cache(store)
+    if cache is not None and encryption is not None:  # a cache rests no clearer than the store
+        from paymentorch.adapters.encrypted import EncryptedCache  # noqa: PLC0415
+
+        cache = EncryptedCache(cache, encryption)
     try:
         return PaymentService(
             store,

@@ -141,7 +141,13 @@ class FieldEncryption:
             for key, value in metadata.items()
             if key != SEALED
         }
-        return self.decrypt(payment_id, "customer_id", metadata[SEALED]), clear
+        opened = self.decrypt(payment_id, "customer_id", metadata[SEALED])
+        # The blind index filters and credit checks trust must be this row's customer's.
+        if not hmac.compare_digest(self.index(opened), customer_id):
+            raise DecryptionFailed(
+                payment_id, "customer_id", "the customer index does not match the customer"
+            )
+        return opened, clear
 
     def is_current(self, metadata: Mapping[str, str]) -> bool:
         """Whether a stored row is sealed, every value with the active key."""

@@ -181,12 +181,18 @@ class PaymentStore(AuditLog, Outbox, Protocol):
 
     async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """(payment id, installment number) of unpaid installments due by ``now`` on running
-        plans, that no operation collects yet (none with the key ``installment-N``)."""
+        plans, that no operation collects yet (none for that installment)."""
         ...
 
     async def exposure(self, customer_id: str, currency: str) -> Decimal:
         """The customer's exposure in ``currency``: the sum of the ``Change.exposure``
-        of every change written (0 for a customer never seen)."""
+        of every change written, never below 0 (0 for a customer never seen)."""
+        ...
+
+    async def rebuild_exposure(self) -> int:
+        """Recount every customer's exposure from payments and plans (Pending and
+        Authorized payments, unpaid installments of confirmed ones), atomically; return
+        how many (customer, currency) figures were wrong."""
         ...
 
     async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:

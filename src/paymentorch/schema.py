@@ -139,6 +139,8 @@ operations = sa.Table(
     sa.Column("due_at", _time()),
     sa.Column("lookups", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("lease_until", _time()),
+    sa.Column("installment", sa.Integer()),
+    sa.Column("processor_amount", _money()),
     sa.Index("paymentorch_operations_payment", "payment_id", "created_at", "id"),
     sa.Index("paymentorch_operations_due", "status", "due_at"),
     sa.Index(
@@ -203,6 +205,8 @@ late_fees = sa.Table(
     sa.Column("installment", sa.Integer(), nullable=False),
     sa.Column("amount", _money(), nullable=False),
     sa.Column("charged_at", _time(), nullable=False),
+    sa.Column("paid_at", _time()),
+    sa.Column("waived_at", _time()),
 )
 
 

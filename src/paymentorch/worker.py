@@ -15,6 +15,7 @@ from paymentorch.domain.orchestration import (
     FOLLOW_UPS,
     LOOKUP_SCHEDULE,
     Step,
+    collector_of,
     decide,
     installment_of,
     original_of,
@@ -77,7 +78,9 @@ class PaymentWorker:
     async def run_plans(self) -> int:
         """Queue the collection of installments due, and process overdue ones (late
         fees by the service's policy); return how many plans were touched."""
-        queued = await self.service.collect_installments()
+        queued = 0
+        while collected := await self.service.collect_installments():  # every one due
+            queued += collected
         return queued + await self.service.process_overdue()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -149,16 +152,20 @@ class PaymentWorker:
                 return
         reference = operation.reference
         if operation.kind in FOLLOW_UPS:  # the processor's id of the money it refers to
-            held = original_of(await store.operations(operation.payment_id))
+            operations = await store.operations(operation.payment_id)
+            # A refund on a plan goes back through its last collection.
+            on_plan = operation.processor_amount is not None
+            held = collector_of(operations) if on_plan else original_of(operations)
             reference = None if held is None else held.reference
         request = ProcessorRequest(
             operation_id=operation.id,
             kind=operation.kind,
             payment_id=operation.payment_id,
-            amount=operation.amount,
+            amount=operation.moves,  # a refund on a plan: only what goes back
             currency=operation.currency,
             reference=reference,
             processor=operation.processor,
+            installment=operation.installment,
         )
         looked_up = operation.status is OperationStatus.UNKNOWN
         # Past its lease another worker may hold the operation and ask the processor what

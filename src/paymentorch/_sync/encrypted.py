@@ -11,7 +11,7 @@ from uuid import UUID
 
 import attrs
 
-from paymentorch._sync.ports import SyncPaymentStore
+from paymentorch._sync.ports import SyncCache, SyncPaymentStore
 from paymentorch.crypto import FieldEncryption
 from paymentorch.domain import (
     AuditEntry,
@@ -156,6 +156,9 @@ class SyncEncryptedStore:
     def exposure(self, customer_id: str, currency: str) -> Decimal:
         return self.inner.exposure(self.encryption.index(customer_id), currency)
 
+    def rebuild_exposure(self) -> int:
+        return self.inner.rebuild_exposure()
+
     def settle(
         self, previous: Operation, operation: Operation, change: Change | None = None
     ) -> bool:
@@ -240,6 +243,32 @@ class SyncEncryptedStore:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class SyncEncryptedCache:
+    """``cache`` holding payments sealed by ``encryption``, as the store keeps them: what
+    a shared cache (Redis) rests is no clearer than the database. ``open_sync_service(url,
+    encryption=..., cache=...)`` puts it in front of the cache it is given."""
+
+    def __init__(self, cache: SyncCache, encryption: FieldEncryption) -> None:
+        self.inner = cache
+        self.encryption = encryption
+
+    def get(self, payment_id: UUID) -> Payment | None:
+        payment = self.inner.get(payment_id)
+        if payment is None:
+            return None
+        customer_id, metadata = self.encryption.open(
+            payment.id, payment.customer_id, payment.metadata
+        )
+        return attrs.evolve(payment, customer_id=customer_id, metadata=metadata)
+
+    def set(self, payment: Payment) -> None:
+        index, metadata = self.encryption.seal(payment.id, payment.customer_id, payment.metadata)
+        self.inner.set(attrs.evolve(payment, customer_id=index, metadata=metadata))
+
+    def delete(self, payment_id: UUID) -> None:
+        self.inner.delete(payment_id)
 
 
 def _named(exc: CreditLimitExceeded, change: Change) -> CreditLimitExceeded:

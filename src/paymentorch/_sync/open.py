@@ -8,14 +8,14 @@ The blocking twin's ``open_sync_service`` is generated from this module.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from opentelemetry import metrics, trace
 
 from paymentorch._sync.cache import SyncLocalCache
-from paymentorch._sync.encrypted import SyncEncryptedStore
+from paymentorch._sync.encrypted import SyncEncryptedCache, SyncEncryptedStore
 from paymentorch._sync.ports import SyncCache, SyncPaymentStore
 from paymentorch._sync.service import SyncPaymentService
 from paymentorch.adapters import SYNC_STORES, backend_of
@@ -61,7 +61,7 @@ def open_sync_service(
     outbox_lag_threshold: timedelta = timedelta(seconds=60),
     processor: PaymentProcessor | None = None,
     credit: CreditPolicy | None = None,
-    late_fees: LateFeePolicy | None = None,
+    late_fees: LateFeePolicy | Iterable[LateFeePolicy] | None = None,
     encryption: FieldEncryption | None = None,
     **store_options: Any,
 ) -> SyncPaymentService:
@@ -73,12 +73,15 @@ def open_sync_service(
     backends, which other processes may change: pass a cache whose entries are
     invalidated across processes, or a ``LocalCache`` if this is the only process.
     ``encryption`` keeps the customer id and metadata values encrypted at rest (see
-    ``FieldEncryption``). Other keyword options go to the backend (``create_schema``,
-    ``pool_size``, ``durability``, ...).
+    ``FieldEncryption``), the cache's entries included. ``late_fees`` takes one
+    ``LateFeePolicy`` or several, one per currency. Other keyword options go to the
+    backend (``create_schema``, ``pool_size``, ``durability``, ...).
     """
     store = open_sync_store(url, encryption=encryption, **store_options)
     if cache is _DEFAULT:
         cache = _default_cache(store)
+    if cache is not None and encryption is not None:  # a cache rests no clearer than the store
+        cache = SyncEncryptedCache(cache, encryption)
     try:
         return SyncPaymentService(
             store,

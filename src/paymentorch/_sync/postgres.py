@@ -30,13 +30,9 @@ from psycopg.types.json import Jsonb  # noqa: E402
 
 from paymentorch import _fork  # noqa: E402
 from paymentorch.adapters._postgres_sql import (  # noqa: E402
-    APPLY,
     APPLY_MANY,
-    APPLY_WITH_OPERATION,
     CLAIM,
     CLAIM_OPERATIONS,
-    CREATE,
-    CREATE_WITH_OPERATION,
     INSERT_EVENT,
     KEY_INDEX,
     MOVE_EXPOSURE,
@@ -50,19 +46,22 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     WRITE_INSTALLMENTS,
     WRITE_LATE_FEES,
     WRITE_PLAN,
+    apply_sql,
     audit_row,
     conninfo,
+    create_sql,
     errors,
     event_row,
+    inline_exposure,
     list_query,
     logger,
-    operation_row,
     payment_row,
     row_message,
     row_operation,
     row_payment,
     same,
     settle_row,
+    statement_params,
     update_row,
     where_filters,
 )
@@ -75,6 +74,7 @@ from paymentorch.adapters._sql import (  # noqa: E402
     PAYMENT_INSERT_COLUMNS,
     STATUS,
     audit_from_row,
+    exposure_sql,
     installments_due_sql,
     key_scope,
     plan_from_rows,
@@ -93,6 +93,7 @@ from paymentorch.domain import (  # noqa: E402
     StoreError,
     StoreUnavailable,
 )
+from paymentorch.domain.credit import exposure_changes  # noqa: E402
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR  # noqa: E402
 from paymentorch.domain.plans import Plan  # noqa: E402
 from paymentorch.domain.results import SummaryRow  # noqa: E402
@@ -195,10 +196,8 @@ class SyncPostgresPaymentStore:
 
     def add(self, change: Change) -> Payment | None:
         """Insert payment, entry and event in one statement, or return the key's holder."""
-        params = (*payment_row(change), *audit_row(change.audit), *event_row(change.event))
-        sql = CREATE
-        if change.operation is not None:
-            sql, params = CREATE_WITH_OPERATION, (*params, *operation_row(change))
+        params = statement_params(change, payment_row(change))
+        sql = create_sql(operation=change.operation is not None, exposure=inline_exposure(change))
 
         def work(conn: psycopg.Connection[Any]) -> Payment | None:
             if _extras(change):  # a reservation or a plan commits with the creation, or neither
@@ -243,7 +242,7 @@ class SyncPostgresPaymentStore:
                     for c in changes:
                         copy.write_row(event_row(c.event))
                 for c in changes:
-                    _write_extras(conn, c)
+                    _write_extras(conn, c, inline=False)
 
         try:
             self._write("create payments", work)
@@ -320,7 +319,7 @@ class SyncPostgresPaymentStore:
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
 
-        moves = [c for c in changes if _extras(c)]
+        moves = [c for c in changes if c.exposure or c.plan is not None or c.more_events]
 
         def work(conn: psycopg.Connection[Any]) -> set[UUID]:
             with conn.transaction():
@@ -328,7 +327,7 @@ class SyncPostgresPaymentStore:
                 applied = {row[0] for row in cur.fetchall()}
                 for change in moves:
                     if change.payment.id in applied:
-                        _write_extras(conn, change)
+                        _write_extras(conn, change, inline=False)
                 return applied
 
         return self._write("change payments", work)
@@ -505,6 +504,32 @@ class SyncPostgresPaymentStore:
         rows = self._fetch("find installments due", installments_due_sql("%s"), (now, limit))
         return [(r[0], r[1]) for r in rows]
 
+    def rebuild_exposure(self) -> int:
+        """Recount every customer's exposure from payments and plans, in one transaction;
+        return how many (customer, currency) figures were wrong."""
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                # Every row a change could move is locked while it is recounted.
+                conn.execute("LOCK TABLE paymentorch_exposure IN EXCLUSIVE MODE")
+                cur = conn.execute("SELECT customer_id, currency, amount FROM paymentorch_exposure")
+                stored = {(c, k): a for c, k, a in cur.fetchall()}
+                cur = conn.execute(exposure_sql(lambda column: f"sum({column})"))
+                wanted = {(c, k): a for c, k, a in cur.fetchall()}
+                changes = exposure_changes(stored, wanted)
+                if changes:
+                    conn.execute(
+                        "INSERT INTO paymentorch_exposure (customer_id, currency, amount)"
+                        " SELECT * FROM unnest(%s::text[], %s::text[], %s::numeric[])"
+                        " ON CONFLICT (customer_id, currency)"
+                        " DO UPDATE SET amount = EXCLUDED.amount",
+                        tuple(list(c) for c in zip(*((c, k, v) for (c, k), v in changes.items()),
+                                                    strict=True)),
+                    )  # fmt: skip
+                return len(changes)
+
+        return self._write("rebuild exposure", work)
+
     def exposure(self, customer_id: str, currency: str) -> Decimal:
         """The customer's exposure in ``currency``."""
         rows = self._fetch("read an exposure", READ_EXPOSURE, (customer_id, currency))
@@ -652,10 +677,8 @@ class SyncPostgresPaymentStore:
 
 def _applied(conn: psycopg.Connection[Any], change: Change, expected: PaymentStatus) -> bool:
     """The guarded update with its entry, event and operation (if any); say if it matched."""
-    params = (*update_row(change, expected), *audit_row(change.audit), *event_row(change.event))
-    sql = APPLY
-    if change.operation is not None:
-        sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
+    params = statement_params(change, update_row(change, expected))
+    sql = apply_sql(operation=change.operation is not None, exposure=inline_exposure(change))
     cur = conn.execute(sql, params)
     row = cur.fetchone()
     matched = row is not None and row[0] == 1
@@ -665,14 +688,18 @@ def _applied(conn: psycopg.Connection[Any], change: Change, expected: PaymentSta
 
 
 def _extras(change: Change) -> bool:
-    """Whether the change writes more than the payment, its entry, event and operation."""
-    return bool(change.exposure) or change.plan is not None or bool(change.more_events)
+    """Whether the change writes more than its one statement does."""
+    return (
+        (bool(change.exposure) and not inline_exposure(change))
+        or change.plan is not None
+        or bool(change.more_events)
+    )
 
 
-def _write_extras(conn: psycopg.Connection[Any], change: Change) -> None:
-    """The customer's exposure, the payment's plan and its events, in the caller's
-    transaction."""
-    if change.exposure:
+def _write_extras(conn: psycopg.Connection[Any], change: Change, *, inline: bool = True) -> None:
+    """The customer's exposure (unless its statement moved it: ``inline``), the payment's
+    plan and its events, in the caller's transaction."""
+    if change.exposure and not (inline and inline_exposure(change)):
         _move_exposure(conn, change)
     for event in change.more_events:
         conn.execute(INSERT_EVENT, event_row(event))
@@ -687,7 +714,7 @@ def _write_extras(conn: psycopg.Connection[Any], change: Change) -> None:
         conn.execute(WRITE_INSTALLMENTS, (pid, *(list(c) for c in zip(*rows, strict=True))))
         if plan.late_fees:
             fees = [
-                (seq, f.installment, f.amount, f.charged_at)
+                (seq, f.installment, f.amount, f.charged_at, f.paid_at, f.waived_at)
                 for seq, f in enumerate(plan.late_fees, start=1)
             ]
             conn.execute(WRITE_LATE_FEES, (pid, *(list(c) for c in zip(*fees, strict=True))))
@@ -700,7 +727,10 @@ def _move_exposure(conn: psycopg.Connection[Any], change: Change) -> None:
     limit = change.credit_limit if change.exposure > 0 else None
     moved = None
     if limit is None or change.exposure <= limit:
-        cur = conn.execute(MOVE_EXPOSURE, (customer, currency, change.exposure, limit, limit))
+        cur = conn.execute(
+            MOVE_EXPOSURE,
+            {"customer": customer, "currency": currency, "delta": change.exposure, "limit": limit},
+        )
         moved = cur.fetchone()
     if moved is None and limit is not None:
         cur = conn.execute(READ_EXPOSURE, (customer, currency))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Self, cast
@@ -35,6 +35,7 @@ from paymentorch.domain import (
     PaymentError,
     PaymentNotFound,
     PaymentStatus,
+    PermissionDenied,
     RolePolicy,
     StoreError,
     ValidationError,
@@ -56,6 +57,8 @@ from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.orchestration import (
     Step,
     already_there,
+    capture_method_of,
+    collector_of,
     from_callback,
     installment_key,
     installment_of,
@@ -70,9 +73,11 @@ from paymentorch.domain.plans import (
     PlanStatus,
     PlanTerms,
     after_payment,
+    fee_policies,
     mark_overdue,
     new_plan,
     pay,
+    refund_on_plan,
     waive,
 )
 from paymentorch.domain.processing import Outcome, ProcessorResult
@@ -97,10 +102,16 @@ from paymentorch.ports import PaymentProcessor
 from paymentorch.telemetry import Telemetry
 
 logger = logging.getLogger("paymentorch")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNSETTLED = frozenset({OperationStatus.UNKNOWN, OperationStatus.NEEDS_ATTENTION})
+HELD_ACTIONS = frozenset({"capture", "cancel", "fail"})
+"""Actions on an Authorized payment that go through the processor holding its money."""
 WAITING = frozenset(
     {OperationStatus.PENDING, OperationStatus.UNKNOWN, OperationStatus.NEEDS_ATTENTION}
 )
+PLAN_MONEY = frozenset({OperationKind.INSTALLMENT, OperationKind.REFUND})
+"""Operations that move a plan's money after its purchase: a refund waits while one of
+them is under way, so that an installment is paid for exactly what was collected."""
 
 
 class SyncPaymentService:
@@ -127,7 +138,7 @@ class SyncPaymentService:
         outbox_lag_threshold: timedelta = timedelta(seconds=60),
         processor: PaymentProcessor | None = None,
         credit: CreditPolicy | None = None,
-        late_fees: LateFeePolicy | None = None,
+        late_fees: LateFeePolicy | Iterable[LateFeePolicy] | None = None,
     ) -> None:
         if (
             not isinstance(default_currency, str)
@@ -147,7 +158,7 @@ class SyncPaymentService:
         self._store = store
         self._processor = processor
         self._credit = credit
-        self._late_fees = late_fees
+        self._late_fees = fee_policies(late_fees, default_currency.upper())
         self._cache = cache
         self._policy = policy or RolePolicy()
         self._validation = validation or ValidationPolicy()
@@ -244,7 +255,7 @@ class SyncPaymentService:
             change = self._creation(valid, actor, capture_method, plan)
             existing = self._store.add(change)
             if existing is not None:
-                same_request(existing, valid, idempotency_key or "")
+                self._same_creation(existing, valid, plan, capture_method)
                 Telemetry.describe(span, existing)
                 return existing, False
             payment = change.payment
@@ -294,6 +305,27 @@ class SyncPaymentService:
             self._telemetry.payments_created(payments)
             return payments
 
+    def _same_creation(
+        self,
+        existing: Payment,
+        valid: ValidPayment,
+        terms: PlanTerms | None,
+        capture_method: str | None,
+    ) -> None:
+        """Check that a repeat of a creation key asks for what it was created with: the
+        payment, its plan and its capture method.
+
+        Raises:
+            IdempotencyConflict: it differs.
+        """
+        key = valid.idempotency_key or ""
+        same_request(existing, valid, key)
+        stored = self._store.plan(existing.id) if existing.has_plan else None
+        if (None if stored is None else stored.terms) != terms:
+            raise IdempotencyConflict(key, "differs in plan")
+        if capture_method_of(self._store.operations(existing.id)) != capture_method:
+            raise IdempotencyConflict(key, "differs in capture_method")
+
     def _creation(
         self,
         valid: ValidPayment,
@@ -315,20 +347,31 @@ class SyncPaymentService:
             metadata=valid.metadata,
             has_plan=terms is not None,
         )
+        plan = None
+        if terms is not None:  # the schedule is stored with the payment, pending
+            plan = new_plan(payment.id, payment.amount, payment.currency, terms, now)
         intent = None
         if capture_method is not None:  # the processor is asked by the worker, not here
+            # A plan takes installment 1 from the customer, never the order.
+            automatic = capture_method == "automatic"
+            kind = OperationKind.CHARGE if automatic else OperationKind.AUTHORIZE
+            amount, number = payment.amount, None
+            if plan is not None:
+                amount = plan.installments[0].amount
+                if kind is OperationKind.CHARGE:
+                    kind, number = OperationKind.INSTALLMENT, 1
             intent = Operation(
                 id=uuid7(),
                 payment_id=payment.id,
-                kind=OperationKind.CHARGE
-                if capture_method == "automatic"
-                else OperationKind.AUTHORIZE,
-                amount=payment.amount,
+                kind=kind,
+                amount=amount,
                 currency=payment.currency,
                 status=OperationStatus.PENDING,
                 created_at=now,
                 updated_at=now,
                 due_at=now,
+                installment=number,
+                idempotency_key=None if number is None else installment_key(number),
             )
         change = record_change(
             payment,
@@ -338,8 +381,7 @@ class SyncPaymentService:
             correlation_id=current_correlation_id(),
             operation=intent,
         )
-        if terms is not None:  # the schedule is stored with the payment, pending
-            plan = new_plan(payment.id, payment.amount, payment.currency, terms, now)
+        if plan is not None:
             change = with_plan(change, plan)
         return self._with_credit(change, None)
 
@@ -491,7 +533,14 @@ class SyncPaymentService:
             return self._change(span, "capture", payment_id, actor, amount=amount)
 
     def fail_payment(self, payment_id: UUID | str, *, reason: str, actor: Actor) -> Payment:
-        """Pending or Authorized -> Failed, keeping ``reason`` (1 to 500 characters)."""
+        """Pending or Authorized -> Failed, keeping ``reason`` (1 to 500 characters).
+
+        An authorization a processor holds is voided through it (a ``cancel`` operation,
+        queued with the failure). Refused while a capture or void is under way.
+
+        Raises:
+            PermissionDenied, PaymentNotFound, InvalidTransition, ValidationError.
+        """
         with self._telemetry.operation("fail_payment") as span:
             return self._change(span, "fail", payment_id, actor, reason=reason)
 
@@ -527,7 +576,7 @@ class SyncPaymentService:
             try:
                 new = transition(current, action, at=now, reason=reason, amount=wanted)
                 held = None
-                if action in ("capture", "cancel") and current.status is PaymentStatus.AUTHORIZED:
+                if action in HELD_ACTIONS and current.status is PaymentStatus.AUTHORIZED:
                     held = self._held(current, action)
             except (InvalidTransition, AmountExceeded):
                 if fresh:
@@ -535,8 +584,15 @@ class SyncPaymentService:
                 fresh = True  # a cached copy may be behind: decide on the store's
                 continue
             kind, operation = action, None
-            if held is not None:  # the processor holds the money: ask it, through the worker
-                amount_held = new.captured_amount if action == "capture" else current.amount
+            if held is not None and action == "fail":  # failed now; the hold is voided
+                operation = self._follow_up(held, OperationKind.CANCEL, held.amount, reason, now)
+            elif held is not None:  # the processor holds the money: ask it, through the worker
+                # A plan's capture collects installment 1, which is what was authorized.
+                amount_held = (
+                    new.captured_amount
+                    if action == "capture" and not current.has_plan
+                    else held.amount
+                )
                 operation = self._follow_up(held, OperationKind(action), amount_held, reason, now)
                 kind, new = f"{action}_queued", touched(current, at=now)
             change = record_change(
@@ -598,31 +654,21 @@ class SyncPaymentService:
                 now = self._clock()
                 try:
                     new = refund(current, wanted, at=now)
-                    held = self._held(current, "refund")
+                    route = self._refund_route(current, wanted, now)
                 except (InvalidTransition, AmountExceeded):
                     if fresh:
                         raise
                     fresh = True
                     continue
+                except ValidationError:  # the plan was read after a newer refund committed
+                    fresh = True
+                    continue
+                operation = attrs.evolve(
+                    route, reason=reason, idempotency_key=idempotency_key, created_at=now,
+                    updated_at=now,
+                )  # fmt: skip
                 kind = "refund"
-                if held is None:  # no processor holds it: the refund completes here
-                    operation = Operation(
-                        id=uuid7(),
-                        payment_id=pid,
-                        kind=OperationKind.REFUND,
-                        amount=wanted,
-                        currency=current.currency,
-                        status=OperationStatus.SUCCEEDED,
-                        created_at=now,
-                        updated_at=now,
-                        reason=reason,
-                        idempotency_key=idempotency_key,
-                    )
-                else:  # reserve it, and let the worker ask the processor that holds the money
-                    operation = attrs.evolve(
-                        self._follow_up(held, OperationKind.REFUND, wanted, reason, now),
-                        idempotency_key=idempotency_key,
-                    )
+                if operation.status is OperationStatus.PENDING:  # held until the money moves
                     kind, new = "refund_queued", reserve_refund(current, wanted, at=now)
                 change = record_change(
                     new,
@@ -633,9 +679,11 @@ class SyncPaymentService:
                     correlation_id=current_correlation_id(),
                     operation=operation,
                 )
-                change = self._planned(change, current, kind, wanted)
                 try:
+                    change = self._planned(change, current, kind, wanted)
                     applied = self._store.apply(change, expected=current.status)
+                except ValidationError:  # the plan was read after a newer refund committed
+                    applied = False
                 except IdempotencyConflict:
                     applied = False  # the same key won a race: the next round returns it
                 if applied:
@@ -646,6 +694,45 @@ class SyncPaymentService:
                     return operation
                 fresh = True
             raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while a refund waited")
+
+    def _refund_route(self, payment: Payment, amount: Decimal, now: datetime) -> Operation:
+        """The refund Operation of ``amount``, by where its money goes: completed here
+        (``succeeded``: nothing to give back through a processor), queued to the processor
+        that holds the money (``pending``, due now), or, on a plan with a collection or
+        another refund under way, waiting for it to settle (``pending``, not due).
+
+        Raises:
+            InvalidTransition, AmountExceeded: the payment cannot refund ``amount``.
+            ValidationError: its plan cannot take the refund (read after a newer one).
+        """
+        reserve_refund(payment, amount, at=now)  # the payment's own rules first
+        done = Operation(
+            id=uuid7(),
+            payment_id=payment.id,
+            kind=OperationKind.REFUND,
+            amount=amount,
+            currency=payment.currency,
+            status=OperationStatus.SUCCEEDED,
+            created_at=now,
+            updated_at=now,
+        )
+        if not payment.has_plan:
+            held = self._held(payment, "refund")
+            if held is None:  # no processor holds it: the refund completes here
+                return done
+            return self._follow_up(held, OperationKind.REFUND, amount, None, now)
+        plan = self._store.plan(payment.id)
+        operations = self._store.operations(payment.id) if self._processor else []
+        if any(op.status in WAITING for op in operations if op.kind in PLAN_MONEY):
+            return attrs.evolve(done, status=OperationStatus.PENDING)  # waits, not due
+        if plan is None:
+            raise StoreError(f"payment {payment.id} has no plan")
+        _, allocation = refund_on_plan(plan, amount, now)  # ValidationError: a newer refund
+        collector = collector_of(operations)
+        if not allocation.returned or collector is None:
+            return done  # it only reduces what is owed, or nothing went through a processor
+        sent = self._follow_up(collector, OperationKind.REFUND, amount, None, now)
+        return attrs.evolve(sent, processor_amount=allocation.returned)
 
     def _held(self, payment: Payment, action: str) -> Operation | None:
         """The processor's charge or authorization that a follow-up of ``payment`` must go
@@ -827,8 +914,15 @@ class SyncPaymentService:
         for _ in range(MAX_ATTEMPTS):
             current = self._read(pid, fresh=True)
             before = self.plan(pid)
+            if number in self._busy_installments(current, before):
+                why = (
+                    "a refund of the plan is under way: it changes what is owed"
+                    if current.pending_refunds
+                    else f"a collection of installment {number} is under way: settle it first"
+                )
+                raise ValidationError([FieldError("number", why, "busy")])
             now = self._clock()
-            after = pay(before, number, now) if waived is None else waive(before, number)
+            after = pay(before, number, now) if waived is None else waive(before, number, now)
             events: PlanEvents = []
             if after.status is PlanStatus.COMPLETED:
                 events.append(("plan.completed", {}))
@@ -847,6 +941,7 @@ class SyncPaymentService:
         with self._telemetry.operation("collect_installments"):
             if self._processor is None:
                 return 0
+            self._release_all_refunds(limit)
             queued = 0
             for pid, number in self._store.installments_due(self._clock(), limit):
                 if self._queue_installment(pid, number):
@@ -872,7 +967,7 @@ class SyncPaymentService:
                 id=uuid7(),
                 payment_id=pid,
                 kind=OperationKind.INSTALLMENT,
-                amount=due.amount,
+                amount=plan.collection_amount(number),  # the installment and its late fees
                 currency=current.currency,
                 status=OperationStatus.PENDING,
                 created_at=now,
@@ -880,6 +975,7 @@ class SyncPaymentService:
                 reason=f"installment {number} of {len(plan.installments)}",
                 idempotency_key=installment_key(number),
                 due_at=now,
+                installment=number,
             )
             try:
                 if self._write_plan(current, plan, plan, "collecting", actor_id=system.id,
@@ -890,16 +986,63 @@ class SyncPaymentService:
                 return False  # already collected (or being collected) once
         raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while collected")
 
+    def _release_all_refunds(self, limit: int) -> None:
+        """Release refunds still waiting though nothing holds them back any more (their
+        collection settled, and the process stopped before it released them)."""
+        pending = self._store.operations_with_status(OperationStatus.PENDING, limit=limit)
+        for pid in dict.fromkeys(op.payment_id for op in pending if _waits(op)):
+            self._release_refunds(pid)
+
+    def _release_refunds(self, pid: UUID) -> None:
+        """Allocate the oldest refund of the plan that waited for its collections, once
+        none is under way: completed here when nothing goes back through a processor,
+        else sent to the processor that collected last for what goes back. The next one
+        follows when this one settles."""
+        for _ in range(MAX_ATTEMPTS):
+            operations = self._store.operations(pid)
+            waiting = [op for op in operations if _waits(op)]
+            busy = any(
+                op.kind in PLAN_MONEY and op.status in WAITING and not _waits(op)
+                for op in operations
+            )
+            if not waiting or busy:
+                return
+            first, now = waiting[0], self._clock()
+            plan = self._store.plan(pid)
+            if plan is None:
+                raise StoreError(f"payment {pid} has refunds waiting for a plan it lacks")
+            try:
+                _, allocation = refund_on_plan(plan, first.amount, now)
+            except ValidationError as exc:
+                stuck = _needs_attention(first, "; ".join(e.message for e in exc.errors))
+                if self._store.settle(first, stuck):
+                    return
+                continue
+            collector = collector_of(operations)
+            if not allocation.returned or collector is None:
+                done = attrs.evolve(first, status=OperationStatus.SUCCEEDED, updated_at=now)
+                if self.settle_operation(first, Step(done, "refund"), actor=Actor.system()):
+                    return  # settling it released the next one
+                continue
+            sent = attrs.evolve(
+                first, processor=collector.processor, processor_amount=allocation.returned,
+                due_at=now, updated_at=now,
+            )  # fmt: skip
+            if self._store.settle(first, sent):
+                return
+        raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while refunds waited")
+
     def process_overdue(self) -> int:
         """Mark installments unpaid past their due date (and grace) overdue and charge the
         late-fee policy's fees, on the service's clock; return how many plans changed.
         The worker calls it; it needs no actor (its entries name the system)."""
         with self._telemetry.operation("process_overdue"):
-            policy, now = self._late_fees, self._clock()
-            grace = policy.grace if policy is not None else timedelta(0)
-            repeat = policy.repeat_after if policy is not None else timedelta(0)
+            now = self._clock()
+            # A coarse filter (a currency without a policy has no grace); the plan decides.
+            repeats = [p.grace + p.repeat_after for p in self._late_fees.values()]
+            repeat_before = now - min(repeats) if repeats else EPOCH
             changed = 0
-            for pid in self._store.plans_due(now - grace, now - grace - repeat):
+            for pid in self._store.plans_due(now, repeat_before):
                 if self._mark_overdue(pid, now):
                     changed += 1
             return changed
@@ -910,7 +1053,9 @@ class SyncPaymentService:
             before = self._store.plan(pid)
             if before is None:
                 return False
-            after, late, fees = mark_overdue(before, self._late_fees, now)
+            busy = self._busy_installments(current, before, to_be_late=True)
+            policy = self._late_fees.get(before.currency)
+            after, late, fees = mark_overdue(before, policy, now, busy)
             if not late and not fees:
                 return False
             events: PlanEvents = [("plan.installment_overdue", {"installment": n}) for n in late]
@@ -922,6 +1067,26 @@ class SyncPaymentService:
                                       events=events[1:], details=events[0][1], at=now):  # fmt: skip
                 return True
         raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while overdue")
+
+    def _busy_installments(
+        self, payment: Payment, plan: Plan, *, to_be_late: bool = False
+    ) -> frozenset[int]:
+        """Installments money is moving for: a collection of them is under way, or the
+        library holds them back (no collection is sent while a refund waits).
+        ``to_be_late`` adds those the processor was not asked for yet: an installment is
+        late only once its collection was tried (or when no processor collects them)."""
+        if payment.pending_refunds:
+            return frozenset(i.number for i in plan.installments)
+        operations = self._store.operations(payment.id)
+        busy = {
+            number
+            for op in operations
+            if op.status in WAITING and (number := installment_of(op)) is not None
+        }
+        if to_be_late and self._processor is not None:
+            tried = {installment_of(op) for op in operations}
+            busy |= {i.number for i in plan.installments if i.number not in tried}
+        return frozenset(busy)
 
     def _write_plan(
         self,
@@ -980,23 +1145,33 @@ class SyncPaymentService:
     def _with_credit(
         self, change: Change, before: Payment | None, plan: Plan | None = None
     ) -> Change:
-        """``change`` with what it does to its customer's exposure, under the policy."""
+        """``change`` with what it does to its customer's exposure, which is counted in
+        every currency (so that a credit policy turned on later starts from the truth),
+        and the limit a growing one must stay under, where the policy applies."""
         credit, payment = self._credit, change.payment
-        if credit is None or not credit.applies_to(payment):
-            return change
         moved = exposure_of(payment, change.plan or plan) - exposure_of(before, plan)
         if not moved:
             return change
-        limit = credit.limit_of(payment.customer_id) if moved > 0 else None
+        limit = None
+        if moved > 0 and credit is not None and credit.applies_to(payment):
+            limit = credit.limit_of(payment.customer_id)
         return attrs.evolve(change, exposure=moved, credit_limit=limit)
 
     def credit_exposure(self, customer_id: str) -> Decimal:
         """What ``customer_id`` owes now in the credit policy's currency: Pending and
-        Authorized payments (0 without a credit policy)."""
+        Authorized payments, and unpaid installments (0 without a credit policy)."""
         with self._telemetry.operation("credit_exposure"):
             if self._credit is None:
                 return Decimal(0)
             return self._store.exposure(customer_id, self._credit.currency)
+
+    def rebuild_exposure(self) -> int:
+        """Recount every customer's exposure from payments and plans, and return how many
+        (customer, currency) figures were wrong and are now right. Maintenance, like
+        ``purge_idempotency_keys``: it needs no actor. Exposure is kept right by every
+        change; this repairs a database changed behind the library's back."""
+        with self._telemetry.operation("rebuild_exposure"):
+            return self._store.rebuild_exposure()
 
     # -- processors -------------------------------------------------------------
 
@@ -1028,6 +1203,8 @@ class SyncPaymentService:
                     self._cache_set(change.payment)
                     if change.payment.status is not change.audit.from_status:
                         self._telemetry.payment_changed(change.payment)
+                if operation.kind in PLAN_MONEY and operation.status not in WAITING:
+                    self._release_refunds(operation.payment_id)
                 return True
             stored = self._store.get_operation(previous.id)
             if stored is None or (stored.status, stored.attempts, stored.lookups) != (
@@ -1045,6 +1222,14 @@ class SyncPaymentService:
         if step.payment_action is None:
             return operation, None
         current = self._read(operation.payment_id, fresh=True)
+        if operation.kind is OperationKind.CANCEL and current.status is PaymentStatus.FAILED:
+            return operation, None  # the void of a failed payment's hold: it stays Failed
+        if step.payment_action in ("confirm", "refund") and current.has_plan:
+            plan = self._store.plan(current.id)
+            at = operation.updated_at
+            wrong = None if plan is None else _not_as_asked(plan, operation, at=at)
+            if wrong is not None:
+                return _needs_attention(operation, wrong), None
         try:
             new = settle_payment(
                 current, operation, step.payment_action, at=operation.updated_at,
@@ -1146,32 +1331,28 @@ class SyncPaymentService:
         (``False``). The operation is found by ``operation_id`` or by the processor's
         ``reference``. A final answer settles an operation still waiting (racing the
         worker, it applies once); an answer equal to the recorded one changes nothing;
-        a conflicting late answer marks the operation ``needs_attention``.
+        a conflicting late answer marks the operation ``needs_attention``. Once an
+        operation needs attention only ``resolve_operation`` settles it: later callbacks
+        are recorded and change nothing.
+
+        Raises:
+            ValidationError: a bad argument.
+            PermissionDenied: the operation was sent to another processor, or never sent
+                (the worker has recorded no attempt of it yet): nothing is recorded, and
+                the processor's next delivery, or the worker's lookup, settles it.
         """
         with self._telemetry.operation("record_processor_event"):
-            errors: list[FieldError] = []
-            for name, value, longest in (
-                ("processor", processor, 100),
-                ("event_id", event_id, 200),
-            ):
-                if not isinstance(value, str) or not 1 <= len(value) <= longest:
-                    errors.append(FieldError(name, f"must be 1 to {longest} characters", "length"))
-            if not isinstance(cast(object, result), ProcessorResult):
-                errors.append(FieldError("result", "must be a ProcessorResult", "type"))
-            op_id = None
-            if operation_id is not None:
-                try:
-                    op_id = parse_payment_id(operation_id, "operation_id")
-                except ValidationError as exc:
-                    errors.extend(exc.errors)
-            elif not isinstance(reference, str) or not reference:
-                errors.append(FieldError("reference", "give operation_id or reference", "required"))
-            if errors:
-                raise ValidationError(errors)
+            op_id = _check_callback(processor, event_id, result, operation_id, reference)
             if op_id is not None:
                 operation = self._store.get_operation(op_id)
             else:
                 operation = self._store.find_operation_by_reference(processor, str(reference))
+            if operation is not None and not _sent_to(operation, processor):
+                raise PermissionDenied(
+                    f"processor:{processor}",
+                    f"settle operation {operation.id}",
+                    "the processor it was sent to",
+                )
             fresh = self._store.record_callback(
                 processor,
                 event_id,
@@ -1198,10 +1379,10 @@ class SyncPaymentService:
         )
         current: Operation | None = operation
         for _ in range(MAX_ATTEMPTS):
-            if current is None or current.status is answered:
-                return
+            if current is None or current.status in (answered, OperationStatus.NEEDS_ATTENTION):
+                return  # said already, or a person settles it (resolve_operation)
             now = self._clock()
-            if current.status in WAITING:
+            if current.status in (OperationStatus.PENDING, OperationStatus.UNKNOWN):
                 step = from_callback(current, result, processor=processor, at=now)
                 actor = Actor.system(f"processor:{processor}")
                 if self.settle_operation(current, step, actor=actor):
@@ -1214,9 +1395,7 @@ class SyncPaymentService:
                     updated_at=now,
                     error=f"{processor} says {result.outcome.value} after {current.status.value}",
                 )
-                if current.status is OperationStatus.NEEDS_ATTENTION or self._store.settle(
-                    current, flagged
-                ):
+                if self._store.settle(current, flagged):
                     return
             current = self._store.get_operation(operation.id)  # it moved: read again
         raise StoreError(f"operation {operation.id} changed {MAX_ATTEMPTS} times")
@@ -1247,9 +1426,10 @@ class SyncPaymentService:
                 attention = self._store.operations_with_status(
                     OperationStatus.NEEDS_ATTENTION, limit=1000
                 )
-            except PaymentError as exc:
+            except PaymentError as exc:  # the driver's text stays in the log, not the report
+                logger.warning("health check: the store did not answer", exc_info=True)
                 return HealthReport(
-                    "down", {"store": {"status": "down", "error": str(exc)}, "outbox": {}}
+                    "down", {"store": {"status": "down", "error": exc.code}, "outbox": {}}
                 )
             age = (
                 0.0
@@ -1329,6 +1509,71 @@ class SyncPaymentService:
                 self._cache.delete(pid)
             except Exception:
                 logger.warning("cache delete failed", exc_info=True)
+
+
+def _check_callback(
+    processor: object, event_id: object, result: object, operation_id: object, reference: object
+) -> UUID | None:
+    """A callback's arguments checked; the operation id, if it names one.
+
+    Raises:
+        ValidationError: every problem found.
+    """
+    errors: list[FieldError] = []
+    for name, value, longest in (("processor", processor, 100), ("event_id", event_id, 200)):
+        if not isinstance(value, str) or not 1 <= len(value) <= longest:
+            errors.append(FieldError(name, f"must be 1 to {longest} characters", "length"))
+    if not isinstance(result, ProcessorResult):
+        errors.append(FieldError("result", "must be a ProcessorResult", "type"))
+    op_id = None
+    if operation_id is not None:
+        try:
+            op_id = parse_payment_id(operation_id, "operation_id")
+        except ValidationError as exc:
+            errors.extend(exc.errors)
+    elif not isinstance(reference, str) or not reference:
+        errors.append(FieldError("reference", "give operation_id or reference", "required"))
+    if errors:
+        raise ValidationError(errors)
+    return op_id
+
+
+def _sent_to(operation: Operation, processor: str) -> bool:
+    """Whether ``operation`` went to ``processor``: a callback under any other name, or
+    for an operation never sent, speaks for money it does not hold."""
+    never_sent = operation.status is OperationStatus.PENDING and operation.attempts == 0
+    return operation.processor == processor and not never_sent
+
+
+def _waits(operation: Operation) -> bool:
+    """Whether ``operation`` is a refund on a plan waiting for a collection to settle."""
+    return (
+        operation.kind is OperationKind.REFUND
+        and operation.status is OperationStatus.PENDING
+        and operation.due_at is None
+    )
+
+
+def _not_as_asked(plan: Plan, operation: Operation, *, at: datetime) -> str | None:
+    """Why a collection or refund the processor carried out no longer fits ``plan``, or
+    None: installment 1 is paid only for exactly what it asks, and a refund gives back
+    through the processor exactly what its allocation returns."""
+    if operation.kind is OperationKind.INSTALLMENT:
+        due = plan.collection_amount(1)
+        if operation.amount != due:
+            return f"{operation.amount} was collected, but installment 1 asks for {due}"
+        return None
+    if operation.kind is OperationKind.REFUND and operation.processor_amount is not None:
+        try:
+            _, allocation = refund_on_plan(plan, operation.amount, at)
+        except ValidationError as exc:
+            return "; ".join(e.message for e in exc.errors)
+        if allocation.returned != operation.processor_amount:
+            return (
+                f"{operation.processor_amount} went back, but the plan now returns"
+                f" {allocation.returned} for this refund"
+            )
+    return None
 
 
 def _needs_attention(operation: Operation, why: str) -> Operation:

@@ -23,6 +23,7 @@ from paymentorch.adapters._sql import (
     STATUS,
     SUMMARY_DIGITS,
     audit_from_row,
+    exposure_sql,
     installments_due_sql,
     key_scope,
     plans_due_sql,
@@ -60,6 +61,7 @@ from paymentorch.domain import (
     PaymentStatus,
     StoreError,
 )
+from paymentorch.domain.credit import exposure_changes
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.results import SummaryRow
@@ -335,6 +337,34 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
             lambda conn: conn.execute(installments_due_sql("?"), (time_text(now), limit)).fetchall()
         )
         return [(UUID(hex=r[0]), r[1]) for r in rows]
+
+    def rebuild_exposure(self) -> int:
+        """Recount every customer's exposure from payments and plans, in one transaction;
+        return how many (customer, currency) figures were wrong."""
+
+        def body(conn: sqlite3.Connection) -> int:
+            stored = {
+                (customer, currency): Decimal(amount)
+                for customer, currency, amount in conn.execute(
+                    "SELECT customer_id, currency, amount FROM paymentorch_exposure"
+                )
+            }
+            wanted = {
+                (customer, currency): Decimal(units).scaleb(-SUMMARY_DIGITS)
+                for customer, currency, units in conn.execute(
+                    exposure_sql(lambda column: f"sum({scaled(column)})")
+                )
+            }
+            changes = exposure_changes(stored, wanted)
+            conn.executemany(
+                "INSERT INTO paymentorch_exposure (customer_id, currency, amount)"
+                " VALUES (?, ?, ?) ON CONFLICT (customer_id, currency)"
+                " DO UPDATE SET amount = excluded.amount",
+                [(customer, currency, str(v)) for (customer, currency), v in changes.items()],
+            )
+            return len(changes)
+
+        return self._run(lambda conn: transaction(conn, body))
 
     def exposure(self, customer_id: str, currency: str) -> Decimal:
         """The customer's exposure in ``currency``."""

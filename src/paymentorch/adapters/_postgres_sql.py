@@ -8,6 +8,7 @@ one round trip and one transaction.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -60,17 +61,22 @@ KEY_INDEX: Final = "paymentorch_payments_idempotency"
 READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
 
-def _recorded(changed: str, *, operation: bool = False) -> str:
-    """The CTE tail that writes the audit entry, the event and (with ``operation``) the
-    operation when ``changed`` has a row."""
-    also = (
-        f"""
+def _recorded(changed: str, *, operation: bool, exposure: bool) -> str:
+    """The CTE tail that writes the audit entry, the event, and (with ``operation``) the
+    operation and (with ``exposure``) the customer's exposure move, when ``changed`` has
+    a row."""
+    also = ""
+    if operation:
+        also += f"""
 ), operation AS (
   INSERT INTO paymentorch_operations ({OPERATION_INSERT_COLUMNS})
-  SELECT {", ".join(["%s"] * 17)} FROM {changed}"""
-        if operation
-        else ""
-    )
+  SELECT {", ".join(["%s"] * 19)} FROM {changed}"""
+    if exposure:  # a move no credit limit checks: the one statement carries it
+        also += f"""
+), exposure AS (
+  INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
+  SELECT %s, %s, GREATEST(%s::numeric, 0) FROM {changed}
+  ON CONFLICT (customer_id, currency) DO UPDATE SET amount = GREATEST(e.amount + %s::numeric, 0)"""
     return f"""
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
@@ -89,14 +95,6 @@ WITH ins AS (
   VALUES ({", ".join(["%s"] * 16)})
   ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
   RETURNING id"""
-CREATE: Final = _INSERT + _recorded("ins")
-CREATE_WITH_OPERATION: Final = _INSERT + _recorded("ins", operation=True)
-SETTLE: Final = """
-UPDATE paymentorch_operations SET status = %s, processor = %s, reference = %s,
-  attempts = %s, error = %s, due_at = %s, lookups = %s, updated_at = %s, lease_until = NULL
-WHERE id = %s AND status = %s AND attempts = %s AND lookups = %s
-"""
-
 _UPDATE = """
 WITH upd AS (
   UPDATE paymentorch_payments
@@ -105,8 +103,44 @@ WITH upd AS (
   WHERE id = %s AND status = %s AND version = %s
     AND refunded_amount + pending_refunds + %s <= captured_amount
   RETURNING id"""
-APPLY: Final = _UPDATE + _recorded("upd")
-APPLY_WITH_OPERATION: Final = _UPDATE + _recorded("upd", operation=True)
+
+
+@functools.cache
+def create_sql(*, operation: bool, exposure: bool) -> str:
+    """A creation in one statement: the payment, its entry and event, and as asked its
+    operation and exposure move."""
+    return _INSERT + _recorded("ins", operation=operation, exposure=exposure)
+
+
+@functools.cache
+def apply_sql(*, operation: bool, exposure: bool) -> str:
+    """A guarded change in one statement, as ``create_sql`` for an update."""
+    return _UPDATE + _recorded("upd", operation=operation, exposure=exposure)
+
+
+def inline_exposure(change: Change) -> bool:
+    """Whether the change's exposure moves inside its one statement: it moves, and no
+    credit limit must check it first."""
+    return bool(change.exposure) and change.credit_limit is None
+
+
+def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The parameters of ``create_sql`` or ``apply_sql`` after ``head`` (the payment's)."""
+    params = (*head, *audit_row(change.audit), *event_row(change.event))
+    if change.operation is not None:
+        params = (*params, *operation_row(change))
+    if inline_exposure(change):
+        p = change.payment
+        params = (*params, p.customer_id, p.currency, change.exposure, change.exposure)
+    return params
+
+
+SETTLE: Final = """
+UPDATE paymentorch_operations SET status = %s, processor = %s, reference = %s,
+  attempts = %s, error = %s, due_at = %s, lookups = %s, updated_at = %s,
+  processor_amount = %s, lease_until = NULL
+WHERE id = %s AND status = %s AND attempts = %s AND lookups = %s
+"""
 
 APPLY_MANY: Final = f"""
 WITH input AS (
@@ -172,8 +206,10 @@ ON CONFLICT (payment_id, number) DO UPDATE SET amount = EXCLUDED.amount,
 """
 WRITE_LATE_FEES: Final = f"""
 INSERT INTO paymentorch_late_fees ({LATE_FEE_COLUMNS})
-SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::numeric[], %s::timestamptz[])
-ON CONFLICT (payment_id, seq) DO NOTHING
+SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::numeric[], %s::timestamptz[],
+                          %s::timestamptz[], %s::timestamptz[])
+ON CONFLICT (payment_id, seq) DO UPDATE SET paid_at = EXCLUDED.paid_at,
+  waived_at = EXCLUDED.waived_at
 """
 READ_PLAN: Final = f"""
 SELECT {PLAN_COLUMNS} FROM paymentorch_plans WHERE payment_id = %s
@@ -183,14 +219,15 @@ SELECT number, amount, due_at, status, paid_at, refunded_amount
 FROM paymentorch_installments WHERE payment_id = %s ORDER BY number
 """
 READ_LATE_FEES: Final = """
-SELECT installment, amount, charged_at FROM paymentorch_late_fees
+SELECT installment, amount, charged_at, paid_at, waived_at FROM paymentorch_late_fees
 WHERE payment_id = %s ORDER BY seq
 """
 
 MOVE_EXPOSURE: Final = """
-INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount) VALUES (%s, %s, %s)
-ON CONFLICT (customer_id, currency) DO UPDATE SET amount = e.amount + EXCLUDED.amount
-WHERE %s::numeric IS NULL OR e.amount + EXCLUDED.amount <= %s::numeric
+INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
+VALUES (%(customer)s, %(currency)s, GREATEST(%(delta)s::numeric, 0))
+ON CONFLICT (customer_id, currency) DO UPDATE SET amount = GREATEST(e.amount + %(delta)s, 0)
+WHERE %(limit)s::numeric IS NULL OR e.amount + %(delta)s <= %(limit)s::numeric
 RETURNING amount
 """
 INSERT_EVENT: Final = (
@@ -252,7 +289,7 @@ def operation_row(change: Change) -> tuple[Any, ...]:
     return (
         o.id, o.payment_id, o.kind.value, o.amount, o.currency, o.status.value, o.created_at,
         o.updated_at, o.processor, o.reference, o.attempts, o.reason, o.idempotency_key,
-        o.error, o.due_at, o.lookups, operation_scope(change),
+        o.error, o.due_at, o.lookups, o.installment, o.processor_amount, operation_scope(change),
     )  # fmt: skip
 
 
@@ -260,7 +297,8 @@ def settle_row(previous: Operation, o: Operation) -> tuple[Any, ...]:
     """``SETTLE``'s parameters: the operation's new state, guarded by its previous one."""
     return (
         o.status.value, o.processor, o.reference, o.attempts, o.error, o.due_at, o.lookups,
-        o.updated_at, o.id, previous.status.value, previous.attempts, previous.lookups,
+        o.updated_at, o.processor_amount, o.id, previous.status.value, previous.attempts,
+        previous.lookups,
     )  # fmt: skip
 
 

@@ -46,7 +46,8 @@ OUTBOX_READ: Final = OUTBOX_COLUMNS + ", attempts, last_error"
 
 OPERATION_COLUMNS: Final = (
     "id, payment_id, kind, amount, currency, status, created_at, updated_at, processor,"
-    " reference, attempts, reason, idempotency_key, error, due_at, lookups"
+    " reference, attempts, reason, idempotency_key, error, due_at, lookups, installment,"
+    " processor_amount"
 )
 OPERATION_INSERT_COLUMNS: Final = OPERATION_COLUMNS + ", idempotency_scope"
 OPERATION_KEY_INDEX: Final = "paymentorch_operations_key"
@@ -131,6 +132,8 @@ def operation_from_row(
         error=row[13],
         due_at=None if row[14] is None else time(row[14]),
         lookups=row[15],
+        installment=row[16],
+        processor_amount=None if row[17] is None else _decimal(row[17]),
     )
 
 
@@ -179,7 +182,7 @@ PLAN_COLUMNS: Final = (
     " refund_allocation, status"
 )
 INSTALLMENT_COLUMNS: Final = "payment_id, number, amount, due_at, status, paid_at, refunded_amount"
-LATE_FEE_COLUMNS: Final = "payment_id, seq, installment, amount, charged_at"
+LATE_FEE_COLUMNS: Final = "payment_id, seq, installment, amount, charged_at, paid_at, waived_at"
 
 
 def plan_values(plan: Plan) -> tuple[Any, ...]:
@@ -221,8 +224,30 @@ def plan_from_rows(
             for number, amount, due_at, state, paid_at, refunded in installments
         ),
         late_fees=tuple(
-            LateFee(installment, _decimal(amount), time(at)) for installment, amount, at in fees
+            LateFee(
+                installment,
+                _decimal(amount),
+                time(at),
+                None if paid is None else time(paid),
+                None if waived is None else time(waived),
+            )
+            for installment, amount, at, paid, waived in fees
         ),
+    )
+
+
+def exposure_sql(total: Callable[[str], str]) -> str:
+    """Each customer's exposure per currency as payments and plans say it should be:
+    Pending and Authorized payments, and the unpaid installments of confirmed ones;
+    ``total`` sums a column of amounts."""
+    return (
+        f"SELECT customer_id, currency, {total('amount')} FROM ("
+        " SELECT customer_id, currency, amount FROM paymentorch_payments"
+        " WHERE status IN ('Pending', 'Authorized')"
+        " UNION ALL SELECT p.customer_id, p.currency, i.amount"
+        " FROM paymentorch_installments i JOIN paymentorch_payments p ON p.id = i.payment_id"
+        " WHERE p.status = 'Confirmed' AND i.status IN ('scheduled', 'overdue')"
+        ") AS owed GROUP BY customer_id, currency"
     )
 
 
@@ -249,6 +274,6 @@ def installments_due_sql(placeholder: str) -> str:
         f" AND i.due_at <= {placeholder}"
         " AND NOT EXISTS (SELECT 1 FROM paymentorch_operations o"
         " WHERE o.payment_id = i.payment_id AND o.kind = 'installment'"
-        " AND o.idempotency_key = 'installment-' || i.number)"
+        " AND o.installment = i.number)"
         f" ORDER BY i.due_at LIMIT {placeholder}"
     )

@@ -62,11 +62,12 @@ INSERT_AUDIT: Final = (
 INSERT_EVENT: Final = f"INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
 INSERT_OPERATION: Final = (
     f"INSERT INTO paymentorch_operations ({OPERATION_INSERT_COLUMNS})"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 SETTLE: Final = (
     "UPDATE paymentorch_operations SET status = ?, processor = ?, reference = ?,"
-    " attempts = ?, error = ?, due_at = ?, lookups = ?, updated_at = ?, lease_until = NULL"
+    " attempts = ?, error = ?, due_at = ?, lookups = ?, updated_at = ?,"
+    " processor_amount = ?, lease_until = NULL"
     " WHERE id = ? AND status = ? AND attempts = ? AND lookups = ?"
 )
 # A pending operation leased before and never settled: its worker may have sent it and
@@ -231,6 +232,8 @@ def insert_records(conn: sqlite3.Connection, change: Change) -> None:
                     op.error,
                     None if op.due_at is None else time_text(op.due_at),
                     op.lookups,
+                    op.installment,
+                    None if op.processor_amount is None else str(op.processor_amount),
                     operation_scope(change),
                 ),
             )
@@ -251,6 +254,7 @@ def settle_params(previous: Operation, operation: Operation) -> tuple[Any, ...]:
         None if operation.due_at is None else time_text(operation.due_at),
         operation.lookups,
         time_text(operation.updated_at),
+        None if operation.processor_amount is None else str(operation.processor_amount),
         operation.id.hex,
         previous.status.value,
         previous.attempts,
@@ -278,13 +282,16 @@ def write_plan(conn: sqlite3.Connection, plan: Plan) -> None:
         ],
     )  # fmt: skip
     conn.executemany(
-        f"INSERT INTO paymentorch_late_fees ({LATE_FEE_COLUMNS}) VALUES (?,?,?,?,?)"
-        " ON CONFLICT (payment_id, seq) DO NOTHING",
+        f"INSERT INTO paymentorch_late_fees ({LATE_FEE_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
+        " ON CONFLICT (payment_id, seq) DO UPDATE SET paid_at = excluded.paid_at,"
+        " waived_at = excluded.waived_at",
         [
-            (pid, seq, fee.installment, str(fee.amount), time_text(fee.charged_at))
+            (pid, seq, fee.installment, str(fee.amount), time_text(fee.charged_at),
+             None if fee.paid_at is None else time_text(fee.paid_at),
+             None if fee.waived_at is None else time_text(fee.waived_at))
             for seq, fee in enumerate(plan.late_fees, start=1)
         ],
-    )
+    )  # fmt: skip
 
 
 def read_plan(conn: sqlite3.Connection, payment_id: UUID) -> Plan | None:
@@ -301,7 +308,7 @@ def read_plan(conn: sqlite3.Connection, payment_id: UUID) -> Plan | None:
         (pid,),
     ).fetchall()
     fees = conn.execute(
-        "SELECT installment, amount, charged_at FROM paymentorch_late_fees"
+        "SELECT installment, amount, charged_at, paid_at, waived_at FROM paymentorch_late_fees"
         " WHERE payment_id = ? ORDER BY seq",
         (pid,),
     ).fetchall()
@@ -323,7 +330,7 @@ def move_exposure(conn: sqlite3.Connection, change: Change) -> None:
     conn.execute(
         "INSERT INTO paymentorch_exposure (customer_id, currency, amount) VALUES (?, ?, ?)"
         " ON CONFLICT (customer_id, currency) DO UPDATE SET amount = excluded.amount",
-        (customer, currency, str(before + change.exposure)),
+        (customer, currency, str(max(Decimal(0), before + change.exposure))),
     )
 
 

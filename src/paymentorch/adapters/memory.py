@@ -25,6 +25,7 @@ from paymentorch.domain import (
     StoreError,
     StoreUnavailable,
 )
+from paymentorch.domain.credit import exposure_changes, exposure_of
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
 from paymentorch.domain.results import SummaryRow
@@ -201,7 +202,7 @@ class InMemoryPaymentStore:
             self._plans[change.payment.id] = change.plan
         if change.exposure:
             owner = (change.payment.customer_id, change.payment.currency)
-            self._exposure[owner] = self._exposure.get(owner, _ZERO) + change.exposure
+            self._exposure[owner] = max(_ZERO, self._exposure.get(owner, _ZERO) + change.exposure)
         self._audit.setdefault(change.payment.id, []).append(change.audit)
         for event in (change.event, *change.more_events):
             self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
@@ -421,7 +422,7 @@ class InMemoryPaymentStore:
         with self._lock:
             self._open()
             collected = {
-                (op.payment_id, op.idempotency_key)
+                (op.payment_id, op.installment)
                 for op in self._ops.values()
                 if op.kind is OperationKind.INSTALLMENT
             }
@@ -430,9 +431,7 @@ class InMemoryPaymentStore:
                 for pid, plan in self._plans.items()
                 if plan.status in RUNNING
                 for i in plan.installments
-                if i.unpaid
-                and i.due_at <= now
-                and (pid, f"installment-{i.number}") not in collected
+                if i.unpaid and i.due_at <= now and (pid, i.number) not in collected
             )
             return [(pid, number) for _, pid, number in due[:limit]]
 
@@ -441,6 +440,21 @@ class InMemoryPaymentStore:
         with self._lock:
             self._open()
             return self._exposure.get((customer_id, currency), _ZERO)
+
+    async def rebuild_exposure(self) -> int:
+        """Recount every customer's exposure from payments and plans; return how many
+        (customer, currency) figures were wrong."""
+        with self._lock:
+            self._open()
+            wanted: dict[tuple[str, str], Decimal] = {}
+            for payment in self._payments.values():
+                owed = exposure_of(payment, self._plans.get(payment.id))
+                if owed:
+                    key = (payment.customer_id, payment.currency)
+                    wanted[key] = wanted.get(key, _ZERO) + owed
+            changes = exposure_changes(self._exposure, wanted)
+            self._exposure.update(changes)
+            return len(changes)
 
     async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
         """The operation a processor knows by ``reference``, or None."""

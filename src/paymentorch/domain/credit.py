@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 
 import attrs
@@ -12,6 +12,7 @@ from paymentorch.domain.payment import Payment, PaymentStatus
 from paymentorch.domain.plans import Plan
 
 OWED = frozenset({PaymentStatus.PENDING, PaymentStatus.AUTHORIZED})
+_ZERO = Decimal(0)
 
 
 def exposure_of(payment: Payment | None, plan: Plan | None = None) -> Decimal:
@@ -24,6 +25,16 @@ def exposure_of(payment: Payment | None, plan: Plan | None = None) -> Decimal:
     if plan is not None and payment.status is PaymentStatus.CONFIRMED:
         return plan.owed
     return Decimal(0)
+
+
+def exposure_changes(
+    stored: Mapping[tuple[str, str], Decimal], wanted: Mapping[tuple[str, str], Decimal]
+) -> dict[tuple[str, str], Decimal]:
+    """The (customer, currency) exposures to write so that ``stored`` becomes ``wanted``
+    (0 for one that should not be there)."""
+    changes = {key: amount for key, amount in wanted.items() if stored.get(key) != amount}
+    changes.update({key: _ZERO for key, amount in stored.items() if amount and key not in wanted})
+    return changes
 
 
 @attrs.frozen

@@ -54,8 +54,13 @@ class Operation:
         error: The last error, for a person.
         created_at: When it was asked for (UTC).
         updated_at: When it last changed (UTC).
-        due_at: When the worker should next act on it (None once settled).
+        due_at: When the worker should next act on it (None once settled, and while
+            a refund on a plan waits for a collection to settle).
         lookups: How often the processor was asked what became of it.
+        installment: The installment a collection (``installment``) is for.
+        processor_amount: What the processor is asked to move, when it is less than
+            ``amount``: a refund on a plan sends only the part that goes back to the
+            customer (the rest reduces what is still owed). None: ``amount``.
     """
 
     id: UUID
@@ -74,6 +79,13 @@ class Operation:
     error: str | None = None
     due_at: datetime | None = None
     lookups: int = 0
+    installment: int | None = None
+    processor_amount: Decimal | None = None
+
+    @property
+    def moves(self) -> Decimal:
+        """What the processor is asked to move for it."""
+        return self.amount if self.processor_amount is None else self.processor_amount
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe values, as events and HTTP hosts want them."""
@@ -94,4 +106,8 @@ class Operation:
             "updated_at": self.updated_at.isoformat(),
             "due_at": None if self.due_at is None else self.due_at.isoformat(),
             "lookups": self.lookups,
+            "installment": self.installment,
+            "processor_amount": None
+            if self.processor_amount is None
+            else money_text(self.processor_amount, self.currency),
         }

@@ -51,14 +51,17 @@ PAYMENT_ACTIONS: Final = {
     # A declined installment stays owed: overdue processing and a person take it from there.
     OperationKind.INSTALLMENT: ("installment_paid", None),
 }
-# The status a payment must have for an operation of this kind to be sent at all.
+FIRST_INSTALLMENT_ACTIONS: Final = ("confirm", "fail")
+"""Installment 1 collected is the plan's purchase: it confirms the payment, or fails it."""
+# The statuses a payment must have for an operation of this kind to be sent at all.
 SENT_FROM: Final = {
-    OperationKind.CHARGE: PaymentStatus.PENDING,
-    OperationKind.AUTHORIZE: PaymentStatus.PENDING,
-    OperationKind.CAPTURE: PaymentStatus.AUTHORIZED,
-    OperationKind.CANCEL: PaymentStatus.AUTHORIZED,
-    OperationKind.REFUND: PaymentStatus.CONFIRMED,
-    OperationKind.INSTALLMENT: PaymentStatus.CONFIRMED,
+    OperationKind.CHARGE: frozenset({PaymentStatus.PENDING}),
+    OperationKind.AUTHORIZE: frozenset({PaymentStatus.PENDING}),
+    OperationKind.CAPTURE: frozenset({PaymentStatus.AUTHORIZED}),
+    # A failed payment whose authorization a processor holds voids the hold.
+    OperationKind.CANCEL: frozenset({PaymentStatus.AUTHORIZED, PaymentStatus.FAILED}),
+    OperationKind.REFUND: frozenset({PaymentStatus.CONFIRMED}),
+    OperationKind.INSTALLMENT: frozenset({PaymentStatus.CONFIRMED}),
 }
 FOLLOW_UPS: Final = frozenset({OperationKind.CAPTURE, OperationKind.CANCEL, OperationKind.REFUND})
 """Operations on money an earlier charge or authorization holds, at the same processor."""
@@ -177,7 +180,7 @@ def _settled(
     reference: str | None = None,
 ) -> Step:
     done = outcome is Outcome.SUCCEEDED
-    on_success, on_decline = PAYMENT_ACTIONS.get(operation.kind, (None, None))
+    on_success, on_decline = payment_actions(operation)
     settled = attrs.evolve(
         operation,
         status=OperationStatus.SUCCEEDED if done else OperationStatus.DECLINED,
@@ -189,13 +192,27 @@ def _settled(
     return Step(settled, on_success if done else on_decline, reason)
 
 
+def payment_actions(operation: Operation) -> tuple[str | None, str | None]:
+    """What ``operation`` settled does to its payment: (on success, on decline)."""
+    if installment_of(operation) == 1:
+        return FIRST_INSTALLMENT_ACTIONS
+    return PAYMENT_ACTIONS.get(operation.kind, (None, None))
+
+
+def sent_from(operation: Operation) -> frozenset[PaymentStatus]:
+    """The statuses its payment must have for ``operation`` to be sent."""
+    if installment_of(operation) == 1:
+        return frozenset({PaymentStatus.PENDING})
+    return SENT_FROM[operation.kind]
+
+
 def withdrawn(operation: Operation, status: PaymentStatus, *, at: datetime) -> Step | None:
     """A pending operation whose payment moved on before it was sent is not sent.
 
     A pending operation never reached the processor (or the processor proved it did
     not), so declining it here moves no money. None when it should be sent.
     """
-    if operation.status is not OperationStatus.PENDING or SENT_FROM[operation.kind] is status:
+    if operation.status is not OperationStatus.PENDING or status in sent_from(operation):
         return None
     return unsent(operation, f"the payment is {status.value}", at=at)
 
@@ -230,7 +247,9 @@ def settle_payment(payment: Payment, operation: Operation, action: str, *, at: d
         if payment.status is not PaymentStatus.CONFIRMED:
             raise InvalidTransition(payment.id, payment.status, "collect an installment of")
         return touched(payment, at=at)
-    return transition(payment, action, at=at, reason=reason, amount=operation.amount)
+    # A plan's capture takes installment 1 from the customer; the order is captured whole.
+    amount = None if payment.has_plan else operation.amount
+    return transition(payment, action, at=at, reason=reason, amount=amount)
 
 
 def original_of(operations: Sequence[Operation]) -> Operation | None:
@@ -247,6 +266,34 @@ def original_of(operations: Sequence[Operation]) -> Operation | None:
     )
 
 
+def collector_of(operations: Sequence[Operation]) -> Operation | None:
+    """The last collection a processor carried out for a plan (an installment, or the
+    capture of installment 1): the money a refund on the plan goes back through."""
+    return next(
+        (
+            op
+            for op in reversed(operations)
+            if op.kind in (OperationKind.INSTALLMENT, OperationKind.CAPTURE, OperationKind.CHARGE)
+            and op.status is OperationStatus.SUCCEEDED
+            and op.processor is not None
+        ),
+        None,
+    )
+
+
+def capture_method_of(operations: Sequence[Operation]) -> str | None:
+    """``automatic`` or ``manual``: how a payment was created to move its money, from
+    the intent its creation queued (None when it queued none)."""
+    first = operations[0] if operations else None
+    if first is None:
+        return None
+    if first.kind is OperationKind.AUTHORIZE:
+        return "manual"
+    if first.kind is OperationKind.CHARGE or installment_of(first) == 1:
+        return "automatic"
+    return None
+
+
 def installment_key(number: int) -> str:
     """The idempotency key of installment ``number``'s collection: one per installment."""
     return f"installment-{number}"
@@ -254,7 +301,4 @@ def installment_key(number: int) -> str:
 
 def installment_of(operation: Operation) -> int | None:
     """The installment an ``installment`` operation collects."""
-    key = operation.idempotency_key or ""
-    if operation.kind is not OperationKind.INSTALLMENT or not key.startswith("installment-"):
-        return None
-    return int(key.removeprefix("installment-"))
+    return operation.installment if operation.kind is OperationKind.INSTALLMENT else None

@@ -7,18 +7,24 @@ USD, yen for JPY, fils for KWD), so installments always add up to the order.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 import attrs
 
 from paymentorch.domain.errors import FieldError, ValidationError
-from paymentorch.domain.money import currency_exponent, minor_unit
+from paymentorch.domain.money import currency_exponent, decimal_places, minor_unit, parse_amount
 
 _ZERO = Decimal(0)
+MAX_INTERVAL = timedelta(days=366)
+"""The longest interval between installments (60 of them then span 59 years)."""
+MAX_FEE = Decimal(1_000_000)
+"""The largest amount a late-fee policy may name, in major units."""
+MAX_DELAY = timedelta(days=3660)
+"""The longest grace period or repeat delay a late-fee policy may set."""
 
 
 @attrs.frozen
@@ -27,7 +33,8 @@ class PlanTerms:
 
     Attributes:
         installments: How many (2 to 60); the first is due at purchase.
-        interval: Between due dates (more than zero; two weeks by default).
+        interval: Between due dates (whole seconds, more than zero and at most 366 days;
+            two weeks by default).
         remainder: Which installment takes the minor units an even split leaves over:
             ``first`` (Afterpay: $57.27 is 14.32, 14.32, 14.32, 14.31) or ``last``.
         refund_allocation: How a refund reduces what is owed: ``last_first`` (Afterpay:
@@ -51,9 +58,10 @@ class PlanTerms:
         if (
             not isinstance(interval, timedelta)
             or interval <= timedelta(0)
+            or interval > MAX_INTERVAL
             or interval % timedelta(seconds=1)
         ):
-            message = "must be a timedelta of whole seconds, longer than 0"
+            message = "must be a timedelta of whole seconds, longer than 0 and at most 366 days"
             errors.append(FieldError("interval", message, "range"))
         if self.remainder not in ("first", "last"):
             errors.append(FieldError("remainder", "must be 'first' or 'last'", "choice"))
@@ -119,11 +127,28 @@ RUNNING = frozenset({PlanStatus.ACTIVE, PlanStatus.DELINQUENT})
 
 @attrs.frozen
 class LateFee:
-    """A late fee charged on a plan."""
+    """A late fee charged on a plan. It belongs to its installment: the installment's next
+    collection takes it too, and waiving the installment waives it.
+
+    Attributes:
+        installment: The installment that was late.
+        amount: What the fee is.
+        charged_at: When it was charged.
+        paid_at: When it was paid, with its installment.
+        waived_at: When it was waived: with its installment, or because a refund
+            cancelled that installment.
+    """
 
     installment: int
     amount: Decimal
     charged_at: datetime
+    paid_at: datetime | None = None
+    waived_at: datetime | None = None
+
+    @property
+    def unpaid(self) -> bool:
+        """Whether it is still owed."""
+        return self.paid_at is None and self.waived_at is None
 
 
 @attrs.frozen
@@ -159,6 +184,17 @@ class Plan:
         """What the customer still owes, late fees aside."""
         return sum((i.amount for i in self.installments if i.unpaid), _ZERO)
 
+    @property
+    def fees_owed(self) -> Decimal:
+        """The late fees still owed."""
+        return sum((f.amount for f in self.late_fees if f.unpaid), _ZERO)
+
+    def collection_amount(self, number: int) -> Decimal:
+        """What collecting installment ``number`` takes: its amount and its unpaid fees."""
+        installment = _installment(self, number)
+        fees = (f.amount for f in self.late_fees if f.installment == number and f.unpaid)
+        return installment.amount + sum(fees, _ZERO)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe values: amounts as exact strings, times in ISO 8601."""
         return {
@@ -178,11 +214,14 @@ class Plan:
                 }
                 for i in self.installments
             ],
+            "fees_owed": str(self.fees_owed),
             "late_fees": [
                 {
                     "installment": f.installment,
                     "amount": str(f.amount),
                     "charged_at": f.charged_at.isoformat(),
+                    "paid_at": None if f.paid_at is None else f.paid_at.isoformat(),
+                    "waived_at": None if f.waived_at is None else f.waived_at.isoformat(),
                 }
                 for f in self.late_fees
             ],
@@ -350,10 +389,16 @@ class LateFeePolicy:
     never add up to more than the lesser of ``cap_percent`` of the order and
     ``cap_amount`` (the fee that reaches the cap is charged in part); orders below
     ``single_fee_below`` are charged one fee at most. ``tiers`` (see ``tiered``) choose
-    the fee and the cap by the order's amount instead.
+    the fee and the cap by the order's amount instead. ``currency`` is the currency the
+    amounts are in: a policy applies to plans in that currency only (the service's
+    default currency when None), and its amounts must fit the currency's minor unit.
 
     Afterpay (Australia): ``LateFeePolicy(Decimal(10), Decimal(7), cap_percent=25,
-    cap_amount=Decimal(68), single_fee_below=Decimal(40))``.
+    cap_amount=Decimal(68), single_fee_below=Decimal(40), currency="AUD")``.
+
+    Raises:
+        ValidationError: an amount that is not an exact amount from 0 to 1,000,000 in the
+            currency, a percentage outside 0..100, or a delay outside 0..3,660 days.
     """
 
     first_fee: Decimal
@@ -364,6 +409,52 @@ class LateFeePolicy:
     cap_amount: Decimal | None = None
     single_fee_below: Decimal | None = None
     tiers: tuple[tuple[Decimal, Decimal, Decimal], ...] = ()
+    currency: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        errors: list[FieldError] = []
+        exponent = None
+        if self.currency is not None:
+            code = self.currency.upper() if isinstance(self.currency, str) else ""
+            exponent = currency_exponent(code) if len(code) == 3 else None
+            if exponent is None:
+                errors.append(FieldError("currency", "must be an active ISO 4217 code", "unknown"))
+            else:
+                object.__setattr__(self, "currency", code)
+
+        def amount(name: str, value: object, *, required: bool = False) -> Decimal | None:
+            if value is None and not required:
+                return None
+            found = _policy_amount(name, value, exponent, errors)
+            return found if found is not None else _ZERO
+
+        object.__setattr__(self, "first_fee", amount("first_fee", self.first_fee, required=True))
+        for name in ("repeat_fee", "cap_amount", "single_fee_below"):
+            object.__setattr__(self, name, amount(name, getattr(self, name)))
+        if self.cap_percent is not None:
+            percent = parse_amount(self.cap_percent)
+            if isinstance(percent, str) or not 0 <= percent <= 100:
+                errors.append(FieldError("cap_percent", "must be a number from 0 to 100", "range"))
+            else:
+                object.__setattr__(self, "cap_percent", percent)
+        for name in ("repeat_after", "grace"):
+            delay = getattr(self, name)
+            if not isinstance(delay, timedelta) or not timedelta(0) <= delay <= MAX_DELAY:
+                message = "must be a timedelta from 0 to 3,660 days"
+                errors.append(FieldError(name, message, "range"))
+        rows: list[tuple[Decimal, Decimal, Decimal]] = []
+        for index, row in enumerate(cast(tuple[object, ...], self.tiers)):
+            if not isinstance(row, tuple) or len(row) != 3:
+                errors.append(FieldError(f"tiers[{index}]", "must be three amounts", "type"))
+                continue
+            low, fee, most = (
+                amount(f"tiers[{index}].{part}", value, required=True) or _ZERO
+                for part, value in zip(("min_order", "fee", "max_total"), row, strict=True)
+            )
+            rows.append((low, fee, most))
+        object.__setattr__(self, "tiers", tuple(sorted(rows)))
+        if errors:
+            raise ValidationError(errors)
 
     @classmethod
     def tiered(
@@ -371,11 +462,27 @@ class LateFeePolicy:
         tiers: Sequence[tuple[Decimal | int | str, Decimal | int | str, Decimal | int | str]],
         *,
         grace: timedelta = timedelta(0),
+        currency: str | None = None,
     ) -> LateFeePolicy:
         """A table of ``(min_order, fee_per_late_installment, max_total)`` rows, as
         Klarna publishes them; an order below every ``min_order`` pays no fee."""
-        rows = tuple(sorted((Decimal(a), Decimal(b), Decimal(c)) for a, b, c in tiers))
-        return cls(first_fee=_ZERO, grace=grace, tiers=rows)
+        rows = tuple(tuple(row) for row in tiers)
+        return cls(first_fee=_ZERO, grace=grace, tiers=rows, currency=currency)  # type: ignore[arg-type]
+
+    def for_currency(self, currency: str) -> LateFeePolicy:
+        """This policy for plans in ``currency`` (it must fit; one without a currency is
+        given it).
+
+        Raises:
+            ValidationError: the policy is in another currency, or its amounts have more
+                decimals than ``currency`` allows.
+        """
+        if self.currency is None:
+            return attrs.evolve(self, currency=currency)
+        if self.currency != currency.upper():
+            message = f"is {self.currency}, not {currency.upper()}"
+            raise ValidationError([FieldError("currency", message, "mismatch")])
+        return self
 
     def terms_for(self, order: Decimal) -> tuple[Decimal, Decimal | None, Decimal | None]:
         """(first fee, repeat fee, cap) for an order of ``order``."""
@@ -388,14 +495,69 @@ class LateFeePolicy:
         return self.first_fee, self.repeat_fee, min(caps) if caps else None
 
 
-def overdue(installment: Installment, policy: LateFeePolicy | None, now: datetime) -> bool:
-    """Whether ``installment`` is unpaid after its due date and the grace period."""
+def fee_policies(
+    policies: LateFeePolicy | Iterable[LateFeePolicy] | None, default_currency: str
+) -> dict[str, LateFeePolicy]:
+    """Late-fee policies by the currency each applies to (a policy without a currency
+    applies to ``default_currency``).
+
+    Raises:
+        ValidationError: something that is not a ``LateFeePolicy``, two policies for one
+            currency, or amounts with more decimals than their currency allows.
+    """
+    if policies is None:
+        return {}
+    listed = [policies] if isinstance(policies, LateFeePolicy) else list(policies)
+    found: dict[str, LateFeePolicy] = {}
+    for given in listed:
+        if not isinstance(cast(object, given), LateFeePolicy):
+            message = "must be a LateFeePolicy or several, one per currency"
+            raise ValidationError([FieldError("late_fees", message, "type")])
+        policy = given.for_currency(given.currency or default_currency)
+        currency = cast(str, policy.currency)
+        if currency in found:
+            message = f"has two policies for {currency}"
+            raise ValidationError([FieldError("late_fees", message, "duplicate")])
+        found[currency] = policy
+    return found
+
+
+def _policy_amount(
+    name: str, value: object, exponent: int | None, errors: list[FieldError]
+) -> Decimal | None:
+    amount = parse_amount(value)
+    if isinstance(amount, str):
+        errors.append(FieldError(name, amount, "type"))
+        return None
+    if not _ZERO <= amount <= MAX_FEE:
+        errors.append(FieldError(name, f"must be from 0 to {MAX_FEE}", "range"))
+        return None
+    if exponent is not None and decimal_places(amount) > exponent:
+        message = f"has more decimals than the currency's {exponent}"
+        errors.append(FieldError(name, message, "too_many_decimals"))
+        return None
+    return amount
+
+
+def overdue(
+    installment: Installment,
+    policy: LateFeePolicy | None,
+    now: datetime,
+    busy: frozenset[int] = frozenset(),
+) -> bool:
+    """Whether ``installment`` is late: unpaid after its due date and the grace period,
+    and not ``busy`` (a collection of it under way, or held back by a waiting refund)."""
     grace = policy.grace if policy is not None else timedelta(0)
-    return installment.unpaid and now > installment.due_at + grace
+    return (
+        installment.unpaid and installment.number not in busy and now > installment.due_at + grace
+    )
 
 
-def fees_due(plan: Plan, policy: LateFeePolicy, now: datetime) -> list[LateFee]:
-    """The late fees to charge on ``plan`` at ``now``, within the policy's caps."""
+def fees_due(
+    plan: Plan, policy: LateFeePolicy, now: datetime, busy: frozenset[int] = frozenset()
+) -> list[LateFee]:
+    """The late fees to charge on ``plan`` at ``now``, within the policy's caps; none for
+    a ``busy`` installment."""
     unit = _unit(plan.currency)
     first, repeat, cap = policy.terms_for(plan.order_amount)
     charged = sum((f.amount for f in plan.late_fees), _ZERO)
@@ -406,7 +568,7 @@ def fees_due(plan: Plan, policy: LateFeePolicy, now: datetime) -> list[LateFee]:
         count[charged_fee.installment] += 1
     new: list[LateFee] = []
     for installment in plan.installments:
-        if not overdue(installment, policy, now):
+        if not overdue(installment, policy, now, busy):
             continue
         late_since = installment.due_at + policy.grace
         wanted = []
@@ -437,7 +599,7 @@ def new_plan(
 
 def _settled_status(plan: Plan) -> PlanStatus:
     unpaid = [i for i in plan.installments if i.unpaid]
-    if not unpaid:
+    if not unpaid and not any(f.unpaid for f in plan.late_fees):
         return (
             PlanStatus.CANCELLED
             if refunded_total(plan) == plan.order_amount
@@ -490,28 +652,60 @@ def activate(plan: Plan, at: datetime) -> Plan:
     return attrs.evolve(active, status=_settled_status(active))
 
 
-def pay(plan: Plan, number: int, at: datetime) -> Plan:
-    """Installment ``number`` is paid; the plan is completed when nothing is owed.
+def pay(plan: Plan, number: int, at: datetime, *, amount: Decimal | None = None) -> Plan:
+    """Installment ``number`` is paid with its unpaid late fees (``amount``, when given,
+    is what was collected: it must be exactly that); the plan is completed when nothing
+    is owed.
 
     Raises:
-        ValidationError: no such installment, or it is not owed (paid or cancelled), or
-            the plan is not running.
+        ValidationError: no such installment, it is not owed (paid or cancelled), the
+            plan is not running, or ``amount`` is not what the installment asks for.
     """
-    paid = attrs.evolve(_owed(plan, number), status=InstallmentStatus.PAID, paid_at=at)
-    after = attrs.evolve(plan, installments=_replace(plan, paid))
+    owed = _owed(plan, number)
+    due = plan.collection_amount(number)
+    if amount is not None and amount != due:
+        why = f"{amount} was collected, but installment {number} asks for {due}"
+        raise ValidationError([FieldError("amount", why, "mismatch")])
+    paid = attrs.evolve(owed, status=InstallmentStatus.PAID, paid_at=at)
+    after = attrs.evolve(
+        plan,
+        installments=_replace(plan, paid),
+        late_fees=_settle_fees(plan.late_fees, {number}, paid_at=at),
+    )
     return attrs.evolve(after, status=_settled_status(after))
 
 
-def waive(plan: Plan, number: int) -> Plan:
-    """Installment ``number`` is forgiven: no longer owed (``cancelled``, its amount kept
-    to show what was waived); the plan is completed when nothing else is owed.
+def waive(plan: Plan, number: int, at: datetime) -> Plan:
+    """Installment ``number`` is forgiven with its unpaid fees: no longer owed
+    (``cancelled``, its amount kept to show what was waived); the plan is completed when
+    nothing else is owed.
 
     Raises:
         ValidationError: as ``pay``.
     """
     waived = attrs.evolve(_owed(plan, number), status=InstallmentStatus.CANCELLED)
-    after = attrs.evolve(plan, installments=_replace(plan, waived))
+    after = attrs.evolve(
+        plan,
+        installments=_replace(plan, waived),
+        late_fees=_settle_fees(plan.late_fees, {number}, waived_at=at),
+    )
     return attrs.evolve(after, status=_settled_status(after))
+
+
+def _settle_fees(
+    fees: tuple[LateFee, ...],
+    numbers: set[int],
+    *,
+    paid_at: datetime | None = None,
+    waived_at: datetime | None = None,
+) -> tuple[LateFee, ...]:
+    """``fees`` with the unpaid ones of installments ``numbers`` paid or waived."""
+    return tuple(
+        attrs.evolve(f, paid_at=paid_at, waived_at=waived_at)
+        if f.unpaid and f.installment in numbers
+        else f
+        for f in fees
+    )
 
 
 def _owed(plan: Plan, number: int) -> Installment:
@@ -522,40 +716,63 @@ def _owed(plan: Plan, number: int) -> Installment:
     return installment
 
 
-def refund_on_plan(plan: Plan, amount: Decimal) -> tuple[Plan, Allocation]:
-    """A refund of ``amount`` on a running or completed plan, allocated by its terms."""
+def refund_on_plan(plan: Plan, amount: Decimal, at: datetime) -> tuple[Plan, Allocation]:
+    """A refund of ``amount`` on a running or completed plan, allocated by its terms; an
+    installment it cancels takes its unpaid fees with it (waived)."""
     done = allocate_refund(plan.installments, amount, plan.currency, plan.terms.refund_allocation)
-    after = attrs.evolve(plan, installments=done.installments)
+    cancelled = {
+        i.number
+        for before, i in zip(plan.installments, done.installments, strict=True)
+        if before.unpaid and not i.unpaid
+    }
+    after = attrs.evolve(
+        plan,
+        installments=done.installments,
+        late_fees=_settle_fees(plan.late_fees, cancelled, waived_at=at),
+    )
     return attrs.evolve(after, status=_settled_status(after)), done
 
 
-def close(plan: Plan) -> Plan:
+def close(plan: Plan, at: datetime) -> Plan:
     """The order failed or was cancelled: nothing is owed any more."""
     cancelled = tuple(
         attrs.evolve(i, status=InstallmentStatus.CANCELLED, amount=_ZERO) if i.unpaid else i
         for i in plan.installments
     )
-    return attrs.evolve(plan, status=PlanStatus.CANCELLED, installments=cancelled)
+    numbers = {i.number for i in plan.installments}
+    return attrs.evolve(
+        plan,
+        status=PlanStatus.CANCELLED,
+        installments=cancelled,
+        late_fees=_settle_fees(plan.late_fees, numbers, waived_at=at),
+    )
 
 
 def mark_overdue(
-    plan: Plan, policy: LateFeePolicy | None, now: datetime
+    plan: Plan,
+    policy: LateFeePolicy | None,
+    now: datetime,
+    busy: frozenset[int] = frozenset(),
 ) -> tuple[Plan, list[int], list[LateFee]]:
     """Installments past due (and grace) become overdue, the plan delinquent, and the
-    policy's fees are charged; returns the plan, the newly overdue numbers and the fees."""
+    policy's fees are charged; returns the plan, the newly overdue numbers and the fees.
+
+    A ``busy`` installment (a collection of it under way, or held back by a refund that
+    waits) is not late yet: it is neither marked nor charged.
+    """
     if plan.status not in RUNNING:
         return plan, [], []  # nothing is due before the order is confirmed, or after
     late = [
         i.number
         for i in plan.installments
-        if i.status is InstallmentStatus.SCHEDULED and overdue(i, policy, now)
+        if i.status is InstallmentStatus.SCHEDULED and overdue(i, policy, now, busy)
     ]
     installments = tuple(
         attrs.evolve(i, status=InstallmentStatus.OVERDUE) if i.number in late else i
         for i in plan.installments
     )
     after = attrs.evolve(plan, installments=installments)
-    fees = fees_due(after, policy, now) if policy is not None else []
+    fees = fees_due(after, policy, now, busy) if policy is not None else []
     after = attrs.evolve(after, late_fees=after.late_fees + tuple(fees))
     return attrs.evolve(after, status=_settled_status(after)), late, fees
 
@@ -572,24 +789,29 @@ def after_payment(
     installment: int | None = None,
 ) -> tuple[Plan, PlanEvents]:
     """What a payment's ``action`` does to its plan, and the plan events it raises:
-    confirming or capturing activates it, failing or cancelling closes it, a refund
-    (``amount``) is allocated by its terms; other actions leave it as it is."""
+    confirming or capturing activates it, failing or cancelling closes it, a collected
+    installment (``amount``, exactly what it asks for) is paid, a refund (``amount``) is
+    allocated by its terms; other actions leave it as it is."""
     if action in ("confirm", "capture"):
         return activate(plan, at), [("plan.activated", {})]
     if action in ("fail", "cancel"):
-        return close(plan), [("plan.cancelled", {})]
+        return close(plan, at), [("plan.cancelled", {})]
     if action == "installment_paid" and installment is not None:
-        paid = pay(plan, installment, at)
+        paid = pay(plan, installment, at, amount=amount)
         done: PlanEvents = [("plan.completed", {})] if paid.status is PlanStatus.COMPLETED else []
         return paid, done
     if action == "refund" and amount is not None:
-        after, allocation = refund_on_plan(plan, amount)
+        after, allocation = refund_on_plan(plan, amount, at)
         events: PlanEvents = []
         if after.status is not plan.status and after.status in (
             PlanStatus.COMPLETED,
             PlanStatus.CANCELLED,
         ):
             events.append((f"plan.{after.status.value}", {}))
-        refund = {"reduced": str(allocation.reduced), "returned": str(allocation.returned)}
+        refund = {
+            "reduced": str(allocation.reduced),
+            "returned": str(allocation.returned),
+            "forgiven": str(allocation.forgiven),
+        }
         return after, [("plan.refund_allocated", {"refund": refund}), *events]
     return plan, []

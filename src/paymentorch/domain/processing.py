@@ -58,6 +58,7 @@ class ProcessorRequest:
             (capture, cancel, refund) refers to.
         processor: The processor that holds the original, which follow-ups and lookups
             must go to (None for a first request).
+        installment: The installment a collection is for.
     """
 
     operation_id: UUID
@@ -67,6 +68,7 @@ class ProcessorRequest:
     currency: str
     reference: str | None = None
     processor: str | None = None
+    installment: int | None = None
 
 
 @attrs.frozen

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final
 from uuid import UUID
 
@@ -17,6 +18,8 @@ from paymentorch.domain.money import currency_exponent, decimal_places, minor_un
 from paymentorch.domain.operations import Operation
 from paymentorch.domain.payment import Payment, PaymentStatus
 
+DEFAULT_MAX_AMOUNT: Final = Decimal(1_000_000)
+"""The largest amount, in major units, unless ``ValidationPolicy(max_amount=...)`` says."""
 KEY_RETENTION: Final = timedelta(hours=24)
 """Idempotency keys are kept at least this long."""
 MAX_PAGE: Final = 500
@@ -68,7 +71,8 @@ class ValidationPolicy:
     Attributes:
         customer_id_pattern: Full-match pattern for customer ids (ASCII classes).
         min_amount: Smallest amount, in major units.
-        max_amount: Largest amount, in major units.
+        max_amount: Largest amount, in major units: one for every currency, or a mapping
+            by currency code (a currency it does not name keeps the default, 1,000,000).
         max_metadata_items: Most metadata pairs.
         max_metadata_key_length: Longest metadata key.
         max_metadata_value_length: Longest metadata value.
@@ -78,7 +82,7 @@ class ValidationPolicy:
 
     customer_id_pattern: str = r"[A-Z]{4}-\d{5}"
     min_amount: Decimal = Decimal("0.01")
-    max_amount: Decimal = Decimal("1000000")
+    max_amount: Decimal | Mapping[str, Decimal] = DEFAULT_MAX_AMOUNT
     max_metadata_items: int = 20
     max_metadata_key_length: int = 40
     max_metadata_value_length: int = 500
@@ -88,6 +92,27 @@ class ValidationPolicy:
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_pattern", re.compile(self.customer_id_pattern, re.ASCII))
+        limits = self.max_amount
+        pairs = limits.items() if isinstance(limits, Mapping) else [("", limits)]
+        checked: dict[str, Decimal] = {}
+        for code, limit in pairs:
+            amount = parse_amount(limit)
+            if isinstance(amount, str) or amount <= 0:
+                raise ValidationError(
+                    [FieldError("max_amount", "must be amounts above zero", "range")]
+                )
+            checked[str(code).upper()] = amount
+        if isinstance(limits, Mapping):
+            object.__setattr__(self, "max_amount", MappingProxyType(checked))
+        else:
+            object.__setattr__(self, "max_amount", checked[""])
+
+    def max_amount_for(self, currency: str | None) -> Decimal:
+        """The largest amount allowed in ``currency``."""
+        limits = self.max_amount
+        if isinstance(limits, Mapping):
+            return limits.get(currency or "", DEFAULT_MAX_AMOUNT)
+        return limits
 
     def check_payment(
         self, new: NewPayment, *, default_currency: str, prefix: str = ""
@@ -151,19 +176,25 @@ class ValidationPolicy:
             raise ValueError(f"no rule for field {field!r}")
         return (None if errors else result), errors
 
-    def check_money(self, value: object, currency: str) -> tuple[Decimal | None, list[FieldError]]:
-        """An amount to capture or refund: more than zero, exact in ``currency``."""
+    def check_money(
+        self, value: object, currency: str, field: str = "amount"
+    ) -> tuple[Decimal | None, list[FieldError]]:
+        """An amount to capture, refund or collect: more than zero, at most the largest
+        amount, exact in ``currency``."""
         amount = parse_amount(value)
         if isinstance(amount, str):
-            return None, [FieldError("amount", amount, "type")]
+            return None, [FieldError(field, amount, "type")]
         if amount <= 0:
-            return None, [FieldError("amount", "must be more than zero", "too_small")]
+            return None, [FieldError(field, "must be more than zero", "too_small")]
+        largest = self.max_amount_for(currency)
+        if amount > largest:
+            return None, [FieldError(field, f"must be at most {largest}", "too_large")]
         exponent = currency_exponent(currency) or 0
         if decimal_places(amount) > exponent:
             message = (
                 f"{currency} allows {exponent} decimal place(s); amounts are never rounded silently"
             )
-            return None, [FieldError("amount", message, "too_many_decimals")]
+            return None, [FieldError(field, message, "too_many_decimals")]
         return amount.quantize(minor_unit(exponent)), []
 
     def check_operation_key(self, value: object) -> list[FieldError]:
@@ -204,7 +235,12 @@ class ValidationPolicy:
         elif _CONTROL.search(value):
             bad("customer_id", "must not contain control characters", "control")
         elif not self._pattern.fullmatch(value):
-            bad("customer_id", f"must match {self.customer_id_pattern}", "pattern")
+            bad(
+                "customer_id",
+                f"must match {self.customer_id_pattern} (accept your own ids with"
+                " ValidationPolicy(customer_id_pattern=...))",
+                "pattern",
+            )
 
     def _check_currency(self, value: object, bad: Any) -> str | None:
         if not isinstance(value, str):
@@ -225,8 +261,8 @@ class ValidationPolicy:
         if amount < self.min_amount:
             bad("amount", f"must be at least {self.min_amount}", "too_small")
             ok = False
-        elif amount > self.max_amount:
-            bad("amount", f"must be at most {self.max_amount}", "too_large")
+        elif amount > (largest := self.max_amount_for(currency)):
+            bad("amount", f"must be at most {largest}", "too_large")
             ok = False
         if currency is None:
             return None

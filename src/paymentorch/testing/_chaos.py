@@ -24,6 +24,7 @@ from paymentorch.domain import (
     Payment,
     PaymentEvent,
     PaymentStatus,
+    PermissionDenied,
 )
 from paymentorch.domain.processing import Outcome, ProcessorResult
 from paymentorch.ports import PaymentStore
@@ -120,18 +121,23 @@ class Workers:
 @attrs.define
 class Webhooks:
     """Delivers 10% of the processors' answers as callbacks: each twice, in shuffled
-    order, with a late ``pending`` after the final answer."""
+    order, with a late ``pending`` after the final answer. A callback the service refuses
+    (the worker has recorded no attempt of its operation yet) is delivered again later,
+    as a processor retries a webhook it could not deliver."""
 
     service: PaymentService
     sources: Sequence[SimulatedProcessor]
     rng: random.Random
     fresh: int = 0
     repeats: int = 0
+    refused: int = 0
     _seen: set[UUID] = attrs.field(factory=set)
+    _retry: list[tuple[str, str, ProcessorResult, UUID]] = attrs.field(factory=list)
 
     async def deliver_new(self) -> None:
-        """Deliver the callbacks for answers given since the last call."""
-        due: list[tuple[str, str, ProcessorResult, UUID]] = []
+        """Deliver the callbacks for answers given since the last call, and those refused
+        before."""
+        due, self._retry = self._retry, []
         for processor in self.sources:
             for op_id, answer in processor.answers().items():
                 if op_id in self._seen or op_id.int % 10:
@@ -141,18 +147,30 @@ class Webhooks:
                 due += [(processor.name, f"{op_id}", answer, op_id)] * 2
                 due.append((processor.name, f"{op_id}-late", late, op_id))
         self.rng.shuffle(due)
-        for name, event_id, result, op_id in due:
+        for delivery in due:
+            name, event_id, result, op_id = delivery
             by_reference = result.reference is not None and op_id.int % 20 == 0
-            if await self.service.record_processor_event(
-                name,
-                event_id,
-                result=result,
-                operation_id=None if by_reference else op_id,
-                reference=result.reference if by_reference else None,
-            ):
+            try:
+                fresh = await self.service.record_processor_event(
+                    name,
+                    event_id,
+                    result=result,
+                    operation_id=None if by_reference else op_id,
+                    reference=result.reference if by_reference else None,
+                )
+            except PermissionDenied:
+                self.refused += 1
+                self._retry.append(delivery)
+                continue
+            if fresh:
                 self.fresh += 1
             else:
                 self.repeats += 1
+
+    @property
+    def waiting(self) -> int:
+        """Callbacks refused so far and not yet delivered."""
+        return len(self._retry)
 
     @property
     def operations(self) -> int:

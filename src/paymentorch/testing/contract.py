@@ -639,11 +639,13 @@ async def test_a_person_settles_what_no_lookup_could(backend: Backend) -> None:
 
 async def test_callbacks_apply_once(backend: Backend) -> None:
     """A webhook settles a waiting operation once; repeats, echoes and late conflicts don't."""
-    processor = _simulated()
+    processor = _simulated(timeout_rate=1.0, executed_on_timeout=1.0)
     async with service_on(backend, processor=processor) as service:
         payment = await service.create_payment(
             CUSTOMER, "10.00", actor=USER, capture_method="automatic"
         )
+        await PaymentWorker(service).run_once()  # sent, and the answer lost: unknown
+        processor.timeout_rate = 0.0
         (op,) = await service.operations(payment.id)
         said = ProcessorResult(Outcome.SUCCEEDED, reference="gw-1")
         record = service.record_processor_event
@@ -678,12 +680,18 @@ async def test_callbacks_apply_once(backend: Backend) -> None:
 
 async def test_a_callback_racing_the_worker_applies_once(backend: Backend) -> None:
     """The worker's answer and a webhook for one operation, concurrently: one change."""
-    processor = _simulated()
-    async with service_on(backend, processor=processor, cache=None) as service:
+    processor = _simulated(timeout_rate=1.0, executed_on_timeout=1.0)
+    now = [datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
+    async with service_on(
+        backend, processor=processor, cache=None, clock=lambda: now[0]
+    ) as service:
         made = [
             await service.create_payment(CUSTOMER, "3.00", actor=USER, capture_method="automatic")
             for _ in range(10)
         ]
+        await PaymentWorker(service, batch_size=10).run_once()  # sent; every answer lost
+        processor.timeout_rate = 0.0
+        now[0] += timedelta(seconds=5)  # the lookups are due: they race the webhooks
         ops = [(await service.operations(p.id))[0] for p in made]
         said = ProcessorResult(Outcome.SUCCEEDED, reference="gw")
         await asyncio.gather(
@@ -937,7 +945,8 @@ async def test_chaos_never_charges_twice_nor_guesses(backend: Backend, tmp_path:
             f" {workers.kills} workers killed, operations {dict(found.statuses)},"
             f" {found.lookups} lookups, {found.reexecuted} executed again under the same id,"
             f" callbacks for {webhooks.operations} operations"
-            f" ({webhooks.fresh} new, {webhooks.repeats} repeats)"
+            f" ({webhooks.fresh} new, {webhooks.repeats} repeats, {webhooks.refused} refused"
+            " before the worker had sent their operation, and delivered again)"
         )
         assert found.executed_twice == []
         assert found.at_two_processors == []
@@ -946,6 +955,7 @@ async def test_chaos_never_charges_twice_nor_guesses(backend: Backend, tmp_path:
         assert found.event_mismatches == []
         assert workers.kills == CHAOS_KILLS
         assert (webhooks.fresh, webhooks.repeats) == (2 * webhooks.operations, webhooks.operations)
+        assert webhooks.waiting == 0
 
 
 async def _unsettled(store: PaymentStore) -> bool:
@@ -1176,9 +1186,10 @@ async def test_the_worker_collects_installments_through_the_processor(backend: B
         assert (plan.status, len(plan.late_fees)) == (PlanStatus.COMPLETED, 1)
         kinds = [(o.kind.value, o.status.value) for o in await service.operations(payment.id)]
         assert kinds == [
-            ("charge", "succeeded"), ("installment", "succeeded"),
+            ("installment", "succeeded"), ("installment", "succeeded"),
             ("installment", "declined"), ("installment", "succeeded"),
         ]  # fmt: skip
+        assert processor.moved(payment.id) == Decimal("75.00")  # 3 paid by hand
         assert all(count == 1 for count in processor.ledger.values())
         assert len(processor.ledger) == 3
 
@@ -1916,6 +1927,8 @@ def _creation_reusing_event(template: Any, event_id: Any) -> Change:
     change = record_change(payment, "created", from_status=None, actor_id="x")
     return attrs.evolve(change, event=attrs.evolve(change.event, id=event_id))
 
+
+from paymentorch.testing._contract_money import *  # noqa: E402, F403 - the money tests
 
 __all__ = [name for name in dict(globals()) if name.startswith("test_")]
 

@@ -8,8 +8,12 @@ import os
 import random
 import sqlite3
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from uuid import UUID
 
+import attrs
+
+from paymentorch.domain.operations import OperationKind
 from paymentorch.domain.processing import (
     Outcome,
     ProcessorCapabilities,
@@ -18,6 +22,35 @@ from paymentorch.domain.processing import (
 )
 
 Decision = tuple[ProcessorResult, bool]  # the answer, and whether money moved
+# What money a request moves from the customer's side: in, out, or none (a hold).
+_SIGN = {
+    OperationKind.CHARGE: 1,
+    OperationKind.CAPTURE: 1,
+    OperationKind.INSTALLMENT: 1,
+    OperationKind.REFUND: -1,
+    OperationKind.AUTHORIZE: 0,
+    OperationKind.CANCEL: 0,
+}
+
+
+@attrs.frozen
+class Movement:
+    """Money a processor really moved for one operation.
+
+    Attributes:
+        operation_id: The operation (the idempotency key it honoured).
+        payment_id: The payment it was for.
+        kind: What it was asked to do.
+        amount: How much moved from the customer: positive for a charge, capture or
+            installment, negative for a refund, 0 for an authorization or a void.
+        currency: In which currency.
+    """
+
+    operation_id: UUID
+    payment_id: UUID
+    kind: OperationKind
+    amount: Decimal
+    currency: str
 
 
 class SimulatedProcessor:
@@ -77,6 +110,16 @@ class SimulatedProcessor:
         """How many times money moved, per operation id (only ids that moved any)."""
         return self._book.ledger()
 
+    def movements(self) -> dict[UUID, Movement]:
+        """What moved, per operation id (each id moves money once, however often asked)."""
+        return self._book.movements()
+
+    def moved(self, payment_id: UUID) -> Decimal:
+        """The net amount this processor took from the customer for ``payment_id``:
+        charges, captures and installments, less refunds."""
+        found = (m.amount for m in self.movements().values() if m.payment_id == payment_id)
+        return sum(found, Decimal(0))
+
     def answers(self) -> dict[UUID, ProcessorResult]:
         """Every answer decided so far, by operation id: what a webhook would report."""
         return self._book.answers()
@@ -90,7 +133,7 @@ class SimulatedProcessor:
             await self._wait()
             raise TimeoutError("the simulated processor did not answer")  # nothing moved
         # Decided on arrival, before any await: concurrent repeats of one id see one answer.
-        answer = self._book.decide(request.operation_id, lambda: self._decide(request))
+        answer = self._book.decide(request, lambda: self._decide(request))
         await self._wait()
         if timed_out:
             raise TimeoutError("the simulated processor answered too late")  # it was decided
@@ -118,18 +161,31 @@ class SimulatedProcessor:
         return sum(self.ledger.values())
 
 
+def _movement(request: ProcessorRequest) -> Movement:
+    return Movement(
+        request.operation_id,
+        request.payment_id,
+        request.kind,
+        request.amount * _SIGN[request.kind],
+        request.currency,
+    )
+
+
 class _MemoryBook:
     def __init__(self) -> None:
         self._answers: dict[UUID, ProcessorResult] = {}
         self._ledger: dict[UUID, int] = {}
+        self._movements: dict[UUID, Movement] = {}
 
-    def decide(self, operation_id: UUID, make: Callable[[], Decision]) -> ProcessorResult:
+    def decide(self, request: ProcessorRequest, make: Callable[[], Decision]) -> ProcessorResult:
+        operation_id = request.operation_id
         answer = self._answers.get(operation_id)
         if answer is None:
             answer, moved = make()
             self._answers[operation_id] = answer
             if moved:
                 self._ledger[operation_id] = self._ledger.get(operation_id, 0) + 1
+                self._movements[operation_id] = _movement(request)
         return answer
 
     def answer(self, operation_id: UUID) -> ProcessorResult | None:
@@ -143,6 +199,9 @@ class _MemoryBook:
 
     def ledger(self) -> dict[UUID, int]:
         return self._ledger
+
+    def movements(self) -> dict[UUID, Movement]:
+        return dict(self._movements)
 
 
 class _FileBook:
@@ -160,6 +219,7 @@ class _FileBook:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS answers (processor TEXT, operation_id TEXT,"
                 " outcome TEXT, reference TEXT, code TEXT, message TEXT, executions INTEGER,"
+                " payment_id TEXT, kind TEXT, amount TEXT, currency TEXT,"
                 " PRIMARY KEY (processor, operation_id))"
             )
 
@@ -172,7 +232,8 @@ class _FileBook:
         finally:
             db.close()
 
-    def decide(self, operation_id: UUID, make: Callable[[], Decision]) -> ProcessorResult:
+    def decide(self, request: ProcessorRequest, make: Callable[[], Decision]) -> ProcessorResult:
+        operation_id = request.operation_id
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # one decider at a time, across processes
             try:
@@ -180,13 +241,15 @@ class _FileBook:
                 if answer is None:
                     answer, moved = make()
                     db.execute(
-                        "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)"
+                        "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT DO UPDATE SET outcome = excluded.outcome,"
                         " reference = excluded.reference, code = excluded.code,"
                         " message = excluded.message,"
                         " executions = executions + excluded.executions",
                         (self._processor, str(operation_id), answer.outcome.value,
-                         answer.reference, answer.code, answer.message, int(moved)),
+                         answer.reference, answer.code, answer.message, int(moved),
+                         str(request.payment_id), request.kind.value, str(request.amount),
+                         request.currency),
                     )  # fmt: skip
                 db.execute("COMMIT")
             except BaseException:
@@ -230,3 +293,16 @@ class _FileBook:
                 (self._processor,),
             ).fetchall()
         return {UUID(r[0]): r[1] for r in rows}
+
+    def movements(self) -> dict[UUID, Movement]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT operation_id, payment_id, kind, amount, currency FROM answers"
+                " WHERE processor = ? AND executions > 0",
+                (self._processor,),
+            ).fetchall()
+        requests = (
+            ProcessorRequest(UUID(o), OperationKind(k), UUID(p), Decimal(a), c)
+            for o, p, k, a, c in rows
+        )
+        return {r.operation_id: _movement(r) for r in requests}
