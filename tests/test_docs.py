@@ -53,5 +53,7 @@ def test_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     if page.name == "README.md":
         expected = "Confirmed 125.50 ['created', 'confirmed']"
         assert printed == [expected, expected]
+    if page.name == "plans.md":
+        assert printed == ["pending None", "['paid', 'paid', 'cancelled', 'cancelled'] 40.00"]
     if page.name == "money.md":
         assert printed == ["Refunded 100.00 80.00 80.00 [Decimal('30.00'), Decimal('50.00')]"]
