@@ -43,7 +43,7 @@ def describe(
     settings: Settings, service: po.PaymentService | po.SyncPaymentService
 ) -> InfrastructureResponse:
     """What ``service`` runs on, for the dashboard (no secrets, no credentials)."""
-    cache = service.cache
+    cache = getattr(service.cache, "inner", service.cache)  # behind the sealing cache, if any
     if isinstance(cache, (po.RedisCache, po.SyncRedisCache)):
         cache_kind = "redis (local tier)" if cache.local else "redis"
     else:

@@ -261,6 +261,11 @@ class OperationResponse(_Body):
     updated_at: datetime
     due_at: datetime | None = Field(description="When a worker acts on it next.")
     lookups: int = Field(description="How often the processor was asked what became of it.")
+    installment: int | None = Field(description="The installment a collection is for.")
+    processor_amount: str | None = Field(
+        description="What the processor is asked to move when less than the amount: a"
+        " refund on a plan sends only what goes back to the customer."
+    )
 
     @classmethod
     def of(cls, operation: po.Operation) -> OperationResponse:
@@ -286,6 +291,8 @@ class LateFeeResponse(_Body):
     installment: int
     amount: str
     charged_at: datetime
+    paid_at: datetime | None = Field(description="Paid with its installment.")
+    waived_at: datetime | None = Field(description="Waived with its installment.")
 
 
 class PlanResponse(_Body):
@@ -296,6 +303,7 @@ class PlanResponse(_Body):
     order_amount: str
     currency: str
     owed: str = Field(description="What the customer still owes, late fees aside.")
+    fees_owed: str = Field(description="The late fees still owed.")
     installments: list[InstallmentResponse]
     late_fees: list[LateFeeResponse]
 
@@ -310,6 +318,7 @@ class PlanResponse(_Body):
                 "orderAmount": data["order_amount"],
                 "currency": data["currency"],
                 "owed": data["owed"],
+                "feesOwed": data["fees_owed"],
                 "installments": [
                     {_camel(k): v for k, v in i.items()} for i in data["installments"]
                 ],
