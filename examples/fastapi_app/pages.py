@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from examples.common import api
 from examples.common.dashboard import STATIC, dev_token
-from examples.common.headers import redoc_page, swagger_page
+from examples.common.headers import REDOC_CSP, redoc_page, redoc_script, swagger_page
 from examples.common.models import HealthResponse
 from examples.common.observability import metrics_text
 from examples.fastapi_app.dependencies import Service, settings
@@ -60,7 +60,12 @@ async def swagger(request: Request) -> HTMLResponse:
 
 @router.get("/redoc", include_in_schema=False)
 async def redoc(request: Request) -> HTMLResponse:
-    return HTMLResponse(redoc_page(request.app.title))
+    return HTMLResponse(redoc_page(request.app.title), headers={"Content-Security-Policy": REDOC_CSP})
+
+
+@router.get("/docs-assets/redoc.standalone.js", include_in_schema=False)
+async def redoc_bundle() -> Response:
+    return Response(redoc_script(), media_type="text/javascript")
 
 
 @router.get("/", include_in_schema=False)

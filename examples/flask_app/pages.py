@@ -6,7 +6,13 @@ from flask import Blueprint, Response, request, send_from_directory
 
 from examples.common import api
 from examples.common.dashboard import STATIC, dev_token
-from examples.common.headers import DOCS_ASSETS, redoc_page, swagger_page
+from examples.common.headers import (
+    DOCS_ASSETS,
+    REDOC_CSP,
+    redoc_page,
+    redoc_script,
+    swagger_page,
+)
 from examples.common.observability import metrics_text
 from examples.common.openapi import document
 from examples.flask_app.http import ext, json_response, service
@@ -58,7 +64,14 @@ def swagger() -> Response:
 
 @blueprint.get("/redoc")
 def redoc() -> Response:
-    return Response(redoc_page(TITLE), mimetype="text/html")
+    response = Response(redoc_page(TITLE), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = REDOC_CSP
+    return response
+
+
+@blueprint.get("/docs-assets/redoc.standalone.js")
+def redoc_bundle() -> Response:
+    return Response(redoc_script(), mimetype="text/javascript")
 
 
 @blueprint.get("/docs-assets/<path:name>")
