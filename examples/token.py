@@ -1,7 +1,7 @@
 """Print a bearer token for the example APIs::
 
-    python -m examples.token --role PaymentAdmin
-    python -m examples.token --role PaymentUser --customer ABCD-12345
+python -m examples.token --role PaymentAdmin
+python -m examples.token --role PaymentUser --customer ABCD-12345
 """
 
 from __future__ import annotations

@@ -42,8 +42,11 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["worker", "--help"])
     helped = " ".join(capsys.readouterr().out.split())
-    for default in ("operations per claim (default: 10)", "(default: 5,30,120,600,3600,21600,86400)",
-                    "seconds between plans' ticks (default: 10.0)"):  # fmt: skip
+    for default in (
+        "operations per claim (default: 10)",
+        "(default: 5,30,120,600,3600,21600,86400)",
+        "seconds between plans' ticks (default: 10.0)",
+    ):
         assert default in helped
     with pytest.raises(SystemExit):
         main(["relay", "--help"])
@@ -62,8 +65,17 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         (["relay", "sqlite:///w.db", "--sink", "ftp://broker"], "no event sink"),
         (["worker", "sqlite:///w.db", "--processor", "x:y", "--batch-size", "0"], "more than 0"),
         (["worker", "sqlite:///w.db", "--processor", "x:y", "--late-fee", "lots"], "not an amount"),
-        (["worker", "sqlite:///w.db", "--processor", "tests.children:instant_processor",
-          "--late-fee-repeat", "5"], "need --late-fee"),  # fmt: skip
+        (
+            [
+                "worker",
+                "sqlite:///w.db",
+                "--processor",
+                "tests.children:instant_processor",
+                "--late-fee-repeat",
+                "5",
+            ],
+            "need --late-fee",
+        ),
         (["worker", "sqlite:///w.db"], "--processor"),
         (["wrok"], "invalid choice"),
     ],

@@ -262,12 +262,14 @@ def check_capture_method(capture_method: str | None, processor: object) -> None:
         raise po.ValidationError([FieldError("captureMethod", message, "choice")])
 
 
-def processor_names(processor: object) -> set[str]:
-    """The names of the processors the service routes to (none without a processor)."""
-    if isinstance(processor, po.Router):
-        return set(processor.processors)
-    name = getattr(processor, "name", None)
-    return {name} if isinstance(name, str) else set()
+def check_sender(name: str, processor: object) -> str:
+    """``name``, if the service routes to a processor of that name (404 otherwise)."""
+    own = getattr(processor, "name", None)
+    names = set(processor.processors) if isinstance(processor, po.Router) else {own}
+    if processor is None or name not in names:
+        detail = f"this service routes to no processor named {name!r}"
+        raise HttpProblem(404, "no_processor", "No such processor", detail)
+    return name
 
 
 def processor_info(processor: object) -> ProcessorResponse:

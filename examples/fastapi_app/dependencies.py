@@ -165,9 +165,7 @@ def known_query(known: set[str]) -> Callable[[Request], None]:
     return check
 
 
-async def present(
-    svc: po.PaymentService, who: CallerInfo, payment: po.Payment
-) -> PaymentResponse:
+async def present(svc: po.PaymentService, who: CallerInfo, payment: po.Payment) -> PaymentResponse:
     """``payment`` as the API shows it to ``who``, with what it may do next."""
     return (await present_all(svc, who, [payment]))[0]
 

@@ -17,7 +17,6 @@ from examples.common.headers import SECURITY_HEADERS
 from examples.common.ratelimit import RateLimited
 from examples.common.webhooks import BadSignature
 
-
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 

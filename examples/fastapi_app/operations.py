@@ -86,10 +86,7 @@ webhooks = APIRouter(prefix="/api", tags=["operations"], route_class=SignedRoute
 
 def known_processor(processor: str, svc: Service) -> str:
     """A processor the service routes to (404 for any other name)."""
-    if processor not in api.processor_names(svc.processor):
-        raise api.HttpProblem(404, "no_processor", "No such processor",
-                              f"this service routes to no processor named {processor!r}")  # fmt: skip
-    return processor
+    return api.check_sender(processor, svc.processor)
 
 
 @webhooks.post(
@@ -130,9 +127,7 @@ async def processor_info(
     return api.processor_info(svc.processor)
 
 
-@router.get(
-    "/infrastructure", response_model=InfrastructureResponse, responses=problems(401, 403)
-)
+@router.get("/infrastructure", response_model=InfrastructureResponse, responses=problems(401, 403))
 async def infrastructure(
     request: Request, svc: Service, _who: Admin, _correlation: CorrelationHeader = None
 ) -> InfrastructureResponse:

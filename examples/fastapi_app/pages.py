@@ -60,7 +60,9 @@ async def swagger(request: Request) -> HTMLResponse:
 
 @router.get("/redoc", include_in_schema=False)
 async def redoc(request: Request) -> HTMLResponse:
-    return HTMLResponse(redoc_page(request.app.title), headers={"Content-Security-Policy": REDOC_CSP})
+    return HTMLResponse(
+        redoc_page(request.app.title), headers={"Content-Security-Policy": REDOC_CSP}
+    )
 
 
 @router.get("/docs-assets/redoc.standalone.js", include_in_schema=False)

@@ -39,7 +39,11 @@ async def plan(
     responses=WRITE,
 )
 async def pay_installment(
-    payment_id: str, number: Number, svc: Service, who: Admin, _correlation: CorrelationHeader = None
+    payment_id: str,
+    number: Number,
+    svc: Service,
+    who: Admin,
+    _correlation: CorrelationHeader = None,
 ) -> PlanResponse:
     """Record an installment paid by hand (a transfer, a card at a desk)."""
     return PlanResponse.of(await svc.pay_installment(payment_id, number, actor=who.actor))

@@ -58,11 +58,8 @@ def processor_event(processor: str) -> Response:
     signed_body()
     body: ProcessorEventRequest = body_of(ProcessorEventRequest)
     svc = service()
-    if processor not in api.processor_names(svc.processor):
-        raise api.HttpProblem(404, "no_processor", "No such processor",
-                              f"this service routes to no processor named {processor!r}")  # fmt: skip
     new = svc.record_processor_event(
-        processor,
+        api.check_sender(processor, svc.processor),
         body.event_id,
         result=body.result(),
         operation_id=body.operation_id,

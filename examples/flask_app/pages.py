@@ -82,5 +82,3 @@ def docs_assets(name: str) -> Response:
 @blueprint.get("/")
 def dashboard() -> Response:
     return send_from_directory(STATIC, "index.html")
-
-

@@ -97,7 +97,9 @@ def _worker_options(commands: Any) -> None:
         required=True,
         help="module:name of a PaymentProcessor, or of a function that returns one",
     )
-    worker.add_argument("--batch-size", type=_positive(int), default=10, help="operations per claim")
+    worker.add_argument(
+        "--batch-size", type=_positive(int), default=10, help="operations per claim"
+    )
     worker.add_argument(
         "--once",
         action="store_true",
@@ -265,7 +267,7 @@ def load_processor(spec: str) -> Any:
     try:
         processor = found if hasattr(found, "execute") or not callable(found) else found()
     except TypeError as exc:
-        raise UsageError(f"--processor {spec} could not be called without arguments: {exc}")
+        raise UsageError(f"--processor {spec} cannot be called without arguments: {exc}") from None
     missing = [
         method
         for method in ("execute", "lookup")

@@ -18,7 +18,9 @@ SECRET = "test-secret-that-is-long-enough-for-hs256"
 WEBHOOK_SECRET = "whsec-shared-by-the-service-and-its-processors"
 
 
-def signed(event: dict[str, Any], *, secret: str = WEBHOOK_SECRET, at: int | None = None) -> dict[str, Any]:
+def signed(
+    event: dict[str, Any], *, secret: str = WEBHOOK_SECRET, at: int | None = None
+) -> dict[str, Any]:
     """Keyword arguments for a client call that posts ``event`` as a signed webhook."""
     body = json.dumps(event).encode()
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, body, at=at)}

@@ -59,7 +59,7 @@ def test_an_unsigned_webhook_is_refused(routed: Client, admin: str, case: str) -
     if case == "bearer-only":
         token = admin
     elif case == "wrong-secret":
-        headers.update(signed(EVENT, secret="a-guess")["headers"])
+        headers.update(signed(EVENT, secret="a-guess")["headers"])  # noqa: S106
     elif case == "other-body":
         headers.update(signed({**EVENT, "outcome": "declined"})["headers"])
     elif case == "stale":
@@ -91,9 +91,8 @@ def test_the_signature_scheme() -> None:
     body = b'{"eventId":"e"}'
     header = signature("s3cret", body, at=1_767_225_600)
     assert header == (
-        "t=1767225600,v1=" + __import__("hmac").new(
-            b"s3cret", b"1767225600." + body, "sha256"
-        ).hexdigest()
+        "t=1767225600,v1="
+        + __import__("hmac").new(b"s3cret", b"1767225600." + body, "sha256").hexdigest()
     )
     verify("s3cret", header, body, now=1_767_225_600 + 300)
     verify("s3cret", f"{header},v1=00ff", body, now=1_767_225_600)
@@ -174,10 +173,12 @@ def test_no_status_change_is_offered_while_the_processor_works(routed: Client, a
     assert plain["allowedActions"] == ["authorize", "confirm", "fail", "cancel"]
 
 
-def test_a_capture_method_without_a_processor_is_refused_plainly(client: Client, admin: str) -> None:
+def test_a_capture_method_without_a_processor_is_refused_plainly(
+    client: Client, admin: str
+) -> None:
     """The 422 speaks to the API's user, not to the developer who opened the service."""
-    reply = client("POST", "/api/payments", token=admin,
-                   json_body={"customerId": A, "amount": "1.00", "captureMethod": "automatic"})  # fmt: skip
+    body = {"customerId": A, "amount": "1.00", "captureMethod": "automatic"}
+    reply = client("POST", "/api/payments", token=admin, json_body=body)
     assert reply.status == 422
     (error,) = reply.json["errors"]
     assert error["field"] == "captureMethod"
