@@ -151,10 +151,10 @@ def parse_list_query(query: Mapping[str, str]) -> dict[str, Any]:
     if errors:
         raise po.ValidationError(errors)
     return {
-        "status": query.get("status") or None,
-        "customer_id": query.get("customerId") or None,
+        "status": query.get("status"),
+        "customer_id": query.get("customerId"),
         "limit": limit,
-        "cursor": query.get("cursor") or None,
+        "cursor": query.get("cursor"),
         **period,
     }
 
@@ -165,13 +165,13 @@ def parse_summary_query(query: Mapping[str, str]) -> dict[str, Any]:
     period = _period(query, errors)
     if errors:
         raise po.ValidationError(errors)
-    return {"customer_id": query.get("customerId") or None, **period}
+    return {"customer_id": query.get("customerId"), **period}
 
 
 def _period(query: Mapping[str, str], errors: list[FieldError]) -> dict[str, datetime | None]:
     period: dict[str, datetime | None] = {}
     for name, argument in (("createdFrom", "created_from"), ("createdTo", "created_to")):
-        text = query.get(name) or None
+        text = query.get(name)  # present but empty is a mistake, as in the FastAPI app
         try:
             period[argument] = None if text is None else datetime.fromisoformat(text)
         except ValueError:

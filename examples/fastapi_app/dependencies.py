@@ -8,10 +8,13 @@ import json
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Annotated, Any
+from uuid import UUID
 
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 import paymentorch as po
 from examples.common import api
@@ -183,16 +186,33 @@ async def present_all(
     ]
 
 
+PaymentId = Annotated[UUID, Path(description="The payment's id.")]
+OperationId = Annotated[UUID, Path(description="The operation's id.")]
 Service = Annotated[po.PaymentService, Depends(service)]
 Caller = Annotated[CallerInfo, Depends(caller)]
 Reader = Annotated[CallerInfo, Depends(reader)]
 Admin = Annotated[CallerInfo, Depends(admin)]
+
+
+def _iso(value: object) -> object:
+    # ISO 8601 text only, as the document says (and as the Flask app reads it): Pydantic
+    # would also take "0.5" as seconds since 1970.
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("type", "must be an ISO 8601 date and time") from None
+    return value
+
+
 CreatedFrom = Annotated[
     datetime | None,
+    BeforeValidator(_iso),
     Query(alias="createdFrom", description="Created at or after (ISO 8601, with a zone)."),
 ]
 CreatedTo = Annotated[
     datetime | None,
+    BeforeValidator(_iso),
     Query(alias="createdTo", description="Created before (ISO 8601, with a zone)."),
 ]
 CustomerQuery = Annotated[

@@ -25,6 +25,7 @@ from examples.fastapi_app.dependencies import (
     Admin,
     CorrelationHeader,
     ExactRoute,
+    PaymentId,
     Service,
     limited,
     present,
@@ -43,7 +44,7 @@ router = APIRouter(
 @router.post("/simulate-confirmation/{payment_id}", response_model=PaymentResponse)
 @router.post("/{payment_id}/confirm", response_model=PaymentResponse)
 async def confirm(
-    payment_id: str, svc: Service, who: Admin, _correlation: CorrelationHeader = None
+    payment_id: PaymentId, svc: Service, who: Admin, _correlation: CorrelationHeader = None
 ) -> PaymentResponse:
     """Pending -> Confirmed, capturing the whole amount."""
     return await present(svc, who, await svc.confirm_payment(payment_id, actor=who.actor))
@@ -51,7 +52,7 @@ async def confirm(
 
 @router.post("/{payment_id}/fail", response_model=PaymentResponse)
 async def fail(
-    payment_id: str,
+    payment_id: PaymentId,
     body: ReasonRequest,
     svc: Service,
     who: Admin,
@@ -64,7 +65,7 @@ async def fail(
 
 @router.post("/{payment_id}/cancel", response_model=PaymentResponse)
 async def cancel(
-    payment_id: str,
+    payment_id: PaymentId,
     svc: Service,
     who: Admin,
     body: OptionalReasonRequest | None = None,
@@ -79,7 +80,7 @@ async def cancel(
 
 @router.post("/{payment_id}/authorize", response_model=PaymentResponse)
 async def authorize(
-    payment_id: str, svc: Service, who: Admin, _correlation: CorrelationHeader = None
+    payment_id: PaymentId, svc: Service, who: Admin, _correlation: CorrelationHeader = None
 ) -> PaymentResponse:
     """Pending -> Authorized: hold the money, capture it later."""
     return await present(svc, who, await svc.authorize_payment(payment_id, actor=who.actor))
@@ -87,7 +88,7 @@ async def authorize(
 
 @router.post("/{payment_id}/capture", response_model=PaymentResponse)
 async def capture(
-    payment_id: str,
+    payment_id: PaymentId,
     svc: Service,
     who: Admin,
     body: CaptureRequest | None = None,
@@ -102,7 +103,7 @@ async def capture(
 
 @router.post("/{payment_id}/refunds", status_code=201, response_model=OperationResponse)
 async def refund(
-    payment_id: str,
+    payment_id: PaymentId,
     svc: Service,
     who: Admin,
     body: RefundRequest | None = None,

@@ -25,6 +25,8 @@ from examples.fastapi_app.dependencies import (
     Admin,
     CorrelationHeader,
     ExactRoute,
+    OperationId,
+    PaymentId,
     Reader,
     Service,
     SignedRoute,
@@ -42,7 +44,7 @@ router = APIRouter(prefix="/api", tags=["operations"], route_class=ExactRoute)
     responses=READ_ONE,
 )
 async def operations(
-    payment_id: str, svc: Service, who: Reader, _correlation: CorrelationHeader = None
+    payment_id: PaymentId, svc: Service, who: Reader, _correlation: CorrelationHeader = None
 ) -> list[OperationResponse]:
     """The payment's money movements, oldest first."""
     check_owner(who, await svc.get_payment(payment_id))
@@ -68,7 +70,7 @@ async def needing_attention(
     responses=WRITE,
 )
 async def resolve(
-    operation_id: str,
+    operation_id: OperationId,
     body: ResolveRequest,
     svc: Service,
     who: Admin,

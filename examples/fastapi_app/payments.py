@@ -26,6 +26,7 @@ from examples.fastapi_app.dependencies import (
     CreatedTo,
     CustomerQuery,
     ExactRoute,
+    PaymentId,
     Reader,
     Service,
     known_query,
@@ -136,7 +137,7 @@ async def create_payment(
 
 @router.get("/{payment_id}", response_model=PaymentResponse, responses=READ_ONE)
 async def get_payment(
-    payment_id: str, svc: Service, who: Reader, _correlation: CorrelationHeader = None
+    payment_id: PaymentId, svc: Service, who: Reader, _correlation: CorrelationHeader = None
 ) -> PaymentResponse:
     """One payment, with what the caller may do next."""
     payment = check_owner(who, await svc.get_payment(payment_id))
@@ -145,7 +146,7 @@ async def get_payment(
 
 @router.get("/{payment_id}/audit", response_model=list[AuditEntryResponse], responses=READ_ONE)
 async def audit_trail(
-    payment_id: str, svc: Service, who: Reader, _correlation: CorrelationHeader = None
+    payment_id: PaymentId, svc: Service, who: Reader, _correlation: CorrelationHeader = None
 ) -> list[AuditEntryResponse]:
     """Every change to the payment, oldest first."""
     check_owner(who, await svc.get_payment(payment_id))

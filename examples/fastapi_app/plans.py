@@ -14,6 +14,7 @@ from examples.fastapi_app.dependencies import (
     Admin,
     CorrelationHeader,
     ExactRoute,
+    PaymentId,
     Reader,
     Service,
     limited,
@@ -25,7 +26,7 @@ Number = Annotated[int, Path(ge=1, le=60, description="The installment, from 1."
 
 @router.get("", response_model=PlanResponse, responses=READ_ONE)
 async def plan(
-    payment_id: str, svc: Service, who: Reader, _correlation: CorrelationHeader = None
+    payment_id: PaymentId, svc: Service, who: Reader, _correlation: CorrelationHeader = None
 ) -> PlanResponse:
     """The payment's installments, their status, and late fees (422 without a plan)."""
     check_owner(who, await svc.get_payment(payment_id))
@@ -39,7 +40,7 @@ async def plan(
     responses=WRITE,
 )
 async def pay_installment(
-    payment_id: str,
+    payment_id: PaymentId,
     number: Number,
     svc: Service,
     who: Admin,
@@ -56,7 +57,7 @@ async def pay_installment(
     responses=WRITE,
 )
 async def waive_installment(
-    payment_id: str,
+    payment_id: PaymentId,
     number: Number,
     body: ReasonRequest,
     svc: Service,

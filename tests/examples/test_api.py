@@ -309,7 +309,7 @@ def test_dashboard_and_dev_tokens(make_client: Callable[..., Client]) -> None:
     page = client("GET", "/")
     assert page.status == 200
     assert "PaymentOrchestrator Lite" in page.text
-    assert client("GET", "/static/app.js").status == 200
+    assert client("GET", "/static/js/app.js").status == 200
     assert client("GET", "/dev/token").status == 404
     dev = make_client(dev_mode=True)
     token = dev("GET", "/dev/token?role=PaymentAdmin").json["token"]
