@@ -96,6 +96,7 @@ def test_bad_usage_is_2_with_one_line(tmp_path: Path, args: list[str], says: str
 
 def test_an_unreachable_database_is_1(tmp_path: Path) -> None:
     """A store that cannot be reached is work that failed: 1, one line."""
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
     url = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
     done = cli("worker", url, "--processor", "tests.children:instant_processor", "--once")
     assert done.returncode == 1, done.stderr
@@ -177,6 +178,8 @@ async def test_relay_once_says_what_it_delivered(tmp_path: Path) -> None:
 @pytest.mark.parametrize("broker", ["nats://127.0.0.1:1", "tests.test_cli:Refusing"])
 async def test_relay_once_against_an_unreachable_broker_is_1(tmp_path: Path, broker: str) -> None:
     """A delivery that failed is work that failed: exit 1, one line why; nothing is lost."""
+    if broker.startswith("nats:"):
+        pytest.importorskip("nats", reason="the nats extra is not installed")
     url = f"sqlite:///{tmp_path / 'events.db'}"
     await _pending_events(url)
     done = await _cli_async("relay", url, "--sink", broker, "--once", "--timeout", "3")

@@ -110,7 +110,7 @@ def _fuzz(base_url: str, folder: Path) -> None:
          "--phases", "examples,coverage,fuzzing,stateful", "--seed", "1",
          "--generation-database", "none", "--no-color",
          "--report", "junit", "--report-junit-path", str(report)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True, text=True, timeout=600, check=False, cwd=folder,
     )  # fmt: skip
     assert report.exists(), done.stdout + done.stderr
     suite = ElementTree.parse(report).getroot()  # noqa: S314 - our own run's report
