@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import signal
 import socket
 import subprocess
 
@@ -123,19 +125,44 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 
+def _option(args: list[str], name: str, default: str) -> str:
+    """The value of ``--name value`` or ``--name=value`` in ``args``."""
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(f"{name}="):
+            return arg.partition("=")[2]
+    return default
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # nox then stops the server it runs, and `finally` the rest
+
+
 @nox.session(python=PYTHONS[0])
 def example(session: nox.Session) -> None:
     """Serve the FastAPI example on SQLite at http://127.0.0.1:8000 (development mode), with
-    the simulated processor beside it unless PAYMENTORCH_PROCESSOR_URL names one."""
+    the simulated processor beside it, calling back with signed webhooks, unless
+    PAYMENTORCH_PROCESSOR_URL names one. SIGTERM or Ctrl-C stops both."""
     install(session, extras=f"postgres-binary,sqlite,examples,{ADAPTERS}")
+    signal.signal(signal.SIGTERM, _interrupt)
     env, processor = {}, None
     if not os.environ.get("PAYMENTORCH_PROCESSOR_URL"):  # the simulated processor, beside it
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        python = os.path.join(session.bin, "python")
-        processor = subprocess.Popen([python, "-m", "examples.processor", "--port", str(port)])
+        host = _option(session.posargs, "--host", "127.0.0.1")
+        app_port = _option(session.posargs, "--port", "8000")
         env["PAYMENTORCH_PROCESSOR_URL"] = f"http://127.0.0.1:{port}"
+        env["PAYMENTORCH_WEBHOOK_SECRET"] = os.environ.get(
+            "PAYMENTORCH_WEBHOOK_SECRET"
+        ) or secrets.token_urlsafe(32)  # development mode: one secret for both, made here
+        webhook = f"http://{host}:{app_port}/api/processors/processor-1/events"
+        python = os.path.join(session.bin, "python")
+        processor = subprocess.Popen(
+            [python, "-m", "examples.processor", "--port", str(port), "--webhook-url", webhook],
+            env={**os.environ, **env},
+        )
     try:
         session.run(
             "uvicorn", "--factory", "examples.fastapi_app.main:create_app",

@@ -25,6 +25,11 @@ def instant_processor() -> po.testing.SimulatedProcessor:
     return po.testing.SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=5)
 
 
+def declining_processor() -> po.testing.SimulatedProcessor:
+    """A simulated processor that declines everything, at once (for ``paymentorch worker``)."""
+    return po.testing.SimulatedProcessor(success_rate=0.0, latency=(0, 0), seed=5)
+
+
 def read_through_redis(url: str, redis_url: str, namespace: str, local: bool, conn: Any) -> None:
     """Read one payment whenever the parent says it changed, through a RedisCache.
 

@@ -21,6 +21,7 @@ import paymentorch as po
 from examples.common.auth import AuthError
 from examples.common.models import ProcessorResponse
 from examples.common.ratelimit import RateLimited
+from examples.common.webhooks import SIGNATURE_HEADER, BadSignature
 from paymentorch.domain import FieldError
 from paymentorch.http import PROBLEM_JSON, problem_details, problem_type
 
@@ -28,6 +29,7 @@ Model = TypeVar("Model", bound=pydantic.BaseModel)
 JSON_TYPES = ("application/json",)
 LIST_QUERY = {"status", "customerId", "limit", "cursor", "createdFrom", "createdTo"}
 SUMMARY_QUERY = {"customerId", "createdFrom", "createdTo"}
+RETRY_AFTER = "5"  # seconds a client waits before trying an unavailable store again
 _CODES = {
     "missing": ("is required", "required"),
     "extra_forbidden": ("is not a known field", "unknown_field"),
@@ -149,10 +151,10 @@ def parse_list_query(query: Mapping[str, str]) -> dict[str, Any]:
     if errors:
         raise po.ValidationError(errors)
     return {
-        "status": query.get("status") or None,
-        "customer_id": query.get("customerId") or None,
+        "status": query.get("status"),
+        "customer_id": query.get("customerId"),
         "limit": limit,
-        "cursor": query.get("cursor") or None,
+        "cursor": query.get("cursor"),
         **period,
     }
 
@@ -163,13 +165,13 @@ def parse_summary_query(query: Mapping[str, str]) -> dict[str, Any]:
     period = _period(query, errors)
     if errors:
         raise po.ValidationError(errors)
-    return {"customer_id": query.get("customerId") or None, **period}
+    return {"customer_id": query.get("customerId"), **period}
 
 
 def _period(query: Mapping[str, str], errors: list[FieldError]) -> dict[str, datetime | None]:
     period: dict[str, datetime | None] = {}
     for name, argument in (("createdFrom", "created_from"), ("createdTo", "created_to")):
-        text = query.get(name) or None
+        text = query.get(name)  # present but empty is a mistake, as in the FastAPI app
         try:
             period[argument] = None if text is None else datetime.fromisoformat(text)
         except ValueError:
@@ -189,6 +191,9 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, s
     if isinstance(exc, AuthError):
         headers["WWW-Authenticate"] = 'Bearer realm="paymentorch"'
         return 401, _problem("unauthorized", "Unauthorized", 401, exc.detail), headers
+    if isinstance(exc, BadSignature):
+        headers["WWW-Authenticate"] = f'{SIGNATURE_HEADER} realm="processor webhooks"'
+        return 401, _problem("bad_signature", "Unauthorized", 401, exc.detail), headers
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
         return 429, _problem("rate_limited", "Too many requests", 429, str(exc)), headers
@@ -196,6 +201,8 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, s
         headers.update(exc.headers)
         return exc.status, _problem(exc.code, exc.title, exc.status, exc.detail), headers
     status, body = problem_details(exc)
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER
     if "errors" in body:
         for error in body["errors"]:
             error["field"] = camel(error["field"])
@@ -231,9 +238,38 @@ def correlation_id(header: str | None) -> str:
     return str(uuid.uuid4())
 
 
-def health_response(report: po.HealthReport) -> tuple[int, dict[str, Any]]:
-    """Readiness: 503 when the store is down, 200 otherwise (degraded still serves)."""
-    return (503 if report.status == "down" else 200), report.to_dict()
+def health_response(report: po.HealthReport) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Readiness: 503 when the store is down, 200 otherwise (degraded still serves).
+
+    The body holds statuses and figures only: no driver's text, no exception, no
+    backend name, since anyone may ask."""
+    checks = {
+        name: {
+            key: value
+            for key, value in check.items()
+            if key == "status" or (isinstance(value, int | float) and not isinstance(value, bool))
+        }
+        for name, check in report.checks.items()
+    }
+    body = {"status": report.status, "checks": checks}
+    return (503, body, {"Retry-After": RETRY_AFTER}) if report.status == "down" else (200, body, {})
+
+
+def check_capture_method(capture_method: str | None, processor: object) -> None:
+    """A capture method needs a processor; say so in the API's words."""
+    if capture_method is not None and processor is None:
+        message = "this service has no processor: leave it out, and a person confirms"
+        raise po.ValidationError([FieldError("captureMethod", message, "choice")])
+
+
+def check_sender(name: str, processor: object) -> str:
+    """``name``, if the service routes to a processor of that name (404 otherwise)."""
+    own = getattr(processor, "name", None)
+    names = set(processor.processors) if isinstance(processor, po.Router) else {own}
+    if processor is None or name not in names:
+        detail = f"this service routes to no processor named {name!r}"
+        raise HttpProblem(404, "no_processor", "No such processor", detail)
+    return name
 
 
 def processor_info(processor: object) -> ProcessorResponse:

@@ -1,9 +1,11 @@
-"""Bearer JWTs (HS256): ``sub`` is the actor, the ``roles`` claim its roles."""
+"""Bearer JWTs (HS256): ``sub`` is the actor, ``roles`` its roles, ``customer`` the one
+customer a PaymentUser acts for."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import jwt
 
@@ -21,12 +23,36 @@ class AuthError(Exception):
         super().__init__(detail)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request.
+
+    Attributes:
+        actor: The library's actor (its id and roles).
+        customer: The customer a PaymentUser's token is limited to; None for an admin's.
+    """
+
+    actor: po.Actor
+    customer: str | None = None
+
+    @property
+    def admin(self) -> bool:
+        """Holds PaymentAdmin: sees every customer and may change payments."""
+        return po.Role.ADMIN in self.actor.roles
+
+
 def make_token(
-    secret: str, subject: str, roles: Iterable[str], *, ttl: int = 3600, audience: str = AUDIENCE
+    secret: str,
+    subject: str,
+    roles: Iterable[str],
+    *,
+    customer: str | None = None,
+    ttl: int = 3600,
+    audience: str = AUDIENCE,
 ) -> str:
-    """A signed token for ``subject`` with ``roles``, valid for ``ttl`` seconds."""
+    """A signed token for ``subject`` with ``roles`` (and ``customer``), valid ``ttl`` s."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, object] = {
         "sub": subject,
         "roles": list(roles),
         "iss": ISSUER,
@@ -34,11 +60,13 @@ def make_token(
         "iat": now,
         "exp": now + ttl,
     }
+    if customer is not None:
+        claims["customer"] = customer
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def actor_from_header(secret: str, authorization: str | None) -> po.Actor:
-    """The actor named by a ``Bearer`` token; ``AuthError`` for anything else."""
+def caller_from_header(secret: str, authorization: str | None) -> Caller:
+    """The caller named by a ``Bearer`` token; ``AuthError`` for anything else."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():  # schemes are case-insensitive
         raise AuthError("a bearer token is required")
@@ -58,17 +86,9 @@ def actor_from_header(secret: str, authorization: str | None) -> po.Actor:
     roles = claims.get("roles", [])
     if not isinstance(roles, list):
         raise AuthError("the roles claim must be a list")
+    customer = claims.get("customer")
+    if customer is not None and (not isinstance(customer, str) or not customer):
+        raise AuthError("the customer claim must be a customer id")
     known = {r.value for r in po.Role}
-    return po.Actor(str(claims["sub"]), roles={r for r in roles if r in known})
-
-
-def require_reader(actor: po.Actor) -> None:
-    """Reads need any paymentorch role; the library leaves read access to the host."""
-    if not actor.roles:
-        raise po.PermissionDenied(actor.id, "read payments", "PaymentUser or PaymentAdmin")
-
-
-def require_admin(actor: po.Actor) -> None:
-    """Processor callbacks carry no actor of the library's: the example asks for an admin."""
-    if po.Role.ADMIN not in actor.roles:
-        raise po.PermissionDenied(actor.id, "deliver processor callbacks", "PaymentAdmin")
+    actor = po.Actor(str(claims["sub"]), roles={r for r in roles if r in known})
+    return Caller(actor, customer)

@@ -9,6 +9,7 @@ decimal strings, and leave as decimal strings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -195,6 +196,16 @@ class InfrastructureResponse(_Body):
 
 
 Status = Literal["Pending", "Authorized", "Confirmed", "Failed", "Cancelled", "Refunded"]
+Action = Literal[
+    "authorize",
+    "confirm",
+    "capture",
+    "fail",
+    "cancel",
+    "refund",
+    "pay_installment",
+    "waive_installment",
+]
 
 
 class PaymentResponse(_Body):
@@ -214,10 +225,15 @@ class PaymentResponse(_Body):
     captured_amount: str = Field(description="What was taken: 0 until Confirmed.")
     refunded_amount: str = Field(description="The sum of succeeded refunds.")
     has_plan: bool = Field(description="Paid in installments: see its `/plan`.")
+    allowed_actions: list[Action] = Field(
+        description="What the caller may do next (`po.allowed_actions`, for its role): "
+        "`confirm` is `POST .../confirm`, `refund` is `POST .../refunds`, "
+        "`pay_installment` and `waive_installment` act on the plan's unpaid installments."
+    )
 
     @classmethod
-    def of(cls, payment: po.Payment) -> PaymentResponse:
-        """The response body for ``payment``."""
+    def of(cls, payment: po.Payment, actions: Sequence[str] = ()) -> PaymentResponse:
+        """The response body for ``payment``, offering ``actions``."""
         return cls.model_validate(
             {
                 "id": payment.id,
@@ -238,6 +254,7 @@ class PaymentResponse(_Body):
                     payment.refunded_amount, payment.currency
                 ),
                 "hasPlan": payment.has_plan,
+                "allowedActions": list(actions),
             }
         )
 
@@ -334,11 +351,9 @@ class PageResponse(_Body):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
     @classmethod
-    def of(cls, page: po.Page) -> PageResponse:
-        """The response body for ``page``."""
-        return cls.model_validate(
-            {"items": [PaymentResponse.of(p) for p in page.items], "nextCursor": page.next_cursor}
-        )
+    def of(cls, page: po.Page, items: Sequence[PaymentResponse]) -> PageResponse:
+        """The response body for ``page``, its payments shown as ``items``."""
+        return cls.model_validate({"items": list(items), "nextCursor": page.next_cursor})
 
 
 class AuditEntryResponse(_Body):
@@ -417,3 +432,12 @@ class Problem(_Body):
     detail: str | None = None
     code: str | None = None
     errors: list[FieldProblem] | None = None
+
+
+class HealthResponse(_Body):
+    """How the service is doing: statuses and figures, nothing private."""
+
+    status: Literal["ok", "degraded", "down"]
+    checks: dict[str, dict[str, str | int | float]] = Field(
+        description="Per check (store, outbox, operations): its status and figures."
+    )

@@ -22,6 +22,10 @@ class Settings:
         url: ``PAYMENTORCH_URL``; a SQLite file by default.
         jwt_secret: ``PAYMENTORCH_JWT_SECRET``; generated in development mode.
         dev_mode: True when no secret was configured: the app hands out tokens itself.
+        webhook_secret: ``PAYMENTORCH_WEBHOOK_SECRET``, shared with the processors, which
+            sign their callbacks with it (``examples.common.webhooks``). When unset a
+            random one is made, so no callback is accepted; ``./dev example`` makes one
+            and gives it to the app and the simulated processor.
         rate_limit: ``PAYMENTORCH_RATE_LIMIT`` for POST routes, per client (``100/minute``).
         cors_origins: ``PAYMENTORCH_CORS_ORIGINS``, comma-separated.
         telemetry: ``PAYMENTORCH_OTEL=1`` wires the OpenTelemetry SDK and ``/metrics``.
@@ -44,6 +48,7 @@ class Settings:
     url: str = DEFAULT_URL
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     dev_mode: bool = True
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     rate_limit: str = "100/minute"
     cors_origins: tuple[str, ...] = ()
     telemetry: bool = False
@@ -58,11 +63,13 @@ class Settings:
     def from_env(cls) -> Settings:
         """Read the environment; log loudly when running in development mode."""
         secret = os.environ.get("PAYMENTORCH_JWT_SECRET") or None
+        webhook_secret = os.environ.get("PAYMENTORCH_WEBHOOK_SECRET") or None
         origins = os.environ.get("PAYMENTORCH_CORS_ORIGINS", "")
         settings = cls(
             url=os.environ.get("PAYMENTORCH_URL") or DEFAULT_URL,
             jwt_secret=secret or secrets.token_urlsafe(32),
             dev_mode=secret is None,
+            webhook_secret=webhook_secret or secrets.token_urlsafe(32),
             rate_limit=os.environ.get("PAYMENTORCH_RATE_LIMIT") or "100/minute",
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             telemetry=os.environ.get("PAYMENTORCH_OTEL") == "1",
@@ -81,6 +88,11 @@ class Settings:
             logger.warning(
                 "DEVELOPMENT MODE: PAYMENTORCH_JWT_SECRET is not set, so a random secret was "
                 "generated and GET /dev/token hands out tokens. Set the secret in production."
+            )
+        if webhook_secret is None and settings.processor_urls:
+            logger.warning(
+                "PAYMENTORCH_WEBHOOK_SECRET is not set: processor callbacks will be refused "
+                "(the worker still learns every outcome by asking)."
             )
         return settings
 

@@ -1,7 +1,9 @@
 """Run the simulated processor: ``python -m examples.processor --port 8090``.
 
 ``PUT /v1/switches {"refuseSeconds": 10}`` closes the listening socket for ten seconds,
-so clients get "connection refused", as from a processor that is down.
+so clients get "connection refused", as from a processor that is down. With
+``--webhook-url`` (and ``PAYMENTORCH_WEBHOOK_SECRET``) it calls the service back,
+signed, with each final answer.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import sys
 import time
 
 import uvicorn
 from fastapi import FastAPI
 
-from examples.processor.app import create_app
+from examples.processor.app import Webhooks, create_app
 from paymentorch.testing import SimulatedProcessor
 
 
@@ -41,24 +45,41 @@ async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event | None =
                 await asyncio.wait_for(stop.wait(), 0.05)
 
 
-def main() -> None:
+def main() -> int:
     """Parse the command line and serve."""
-    parser = argparse.ArgumentParser(prog="python -m examples.processor")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--success-rate", type=float, default=0.95)
-    parser.add_argument("--timeout-rate", type=float, default=0.0)
-    parser.add_argument("--latency", default="1,5", help="low,high seconds (default 1,5)")
-    parser.add_argument("--seed", type=int, default=None)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.processor", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    parser.add_argument("--port", type=int, default=8090, help="the port to listen on")
+    parser.add_argument("--success-rate", type=float, default=0.95, help="share of successes")
+    parser.add_argument("--timeout-rate", type=float, default=0.0, help="share of timeouts")
+    parser.add_argument("--latency", default="1,5", help="low,high seconds")
+    parser.add_argument("--seed", type=int, default=None, help="for repeatable answers")
+    parser.add_argument(
+        "--webhook-url",
+        help="where to post signed callbacks, such as"
+        " http://127.0.0.1:8000/api/processors/processor-1/events"
+        " (the secret: PAYMENTORCH_WEBHOOK_SECRET)",
+    )
     args = parser.parse_args()
+    webhooks = None
+    if args.webhook_url:
+        secret = os.environ.get("PAYMENTORCH_WEBHOOK_SECRET")
+        if not secret:
+            print("--webhook-url needs PAYMENTORCH_WEBHOOK_SECRET, the secret the service "
+                  "checks callbacks with", file=sys.stderr)  # fmt: skip
+            return 2
+        webhooks = Webhooks(args.webhook_url, secret)
     low, high = (float(x) for x in args.latency.split(","))
     processor = SimulatedProcessor(
         args.success_rate, (low, high), args.timeout_rate, seed=args.seed
     )
     print(f"simulated processor on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(create_app(processor), args.host, args.port))
+        asyncio.run(serve(create_app(processor, webhooks), args.host, args.port))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -7,26 +7,82 @@ one up, ``GET /v1/ledger`` shows how often money moved per operation, and
 share of timeouts (the answer is held back longer than any client waits, having moved the
 money or not), the latency, and ``refuseSeconds``, which closes the listening socket so
 that connections are refused (see ``__main__``).
+
+Given ``Webhooks``, it also calls the service back, as real processors do: each final
+answer (the one held back too) is posted to the service's webhook URL, signed with the
+secret they share (``examples.common.webhooks``), and retried while the service cannot
+take it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
+import httpx2
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from examples.common.webhooks import SIGNATURE_HEADER, signature
 from paymentorch.domain import OperationKind
 from paymentorch.domain.processing import Outcome, ProcessorRequest, ProcessorResult
 from paymentorch.testing import SimulatedProcessor
 
 HELD_BACK = 30.0  # seconds a timed-out answer is held: longer than any client waits
+logger = logging.getLogger("examples.processor")
+
+
+class Webhooks:
+    """Signed callbacks to ``url``: one per final answer, retried with a growing delay
+    until the service takes it (2xx), as real processors retry webhooks. A callback can
+    arrive before the service has recorded that it sent the operation: the service
+    refuses it then (403), and takes a later delivery."""
+
+    def __init__(self, url: str, secret: str, *, attempts: int = 12) -> None:
+        self.url = url
+        self.secret = secret
+        self.attempts = attempts
+        self.delivered = 0  # callbacks the service took
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def send(self, operation_id: UUID, result: ProcessorResult) -> None:
+        """Post what became of ``operation_id``, in the background."""
+        if result.outcome not in (Outcome.SUCCEEDED, Outcome.DECLINED):
+            return
+        event = {
+            "eventId": f"evt-{operation_id}",
+            "outcome": result.outcome.value,
+            "operationId": str(operation_id),
+            "reference": result.reference,
+            "code": result.code,
+            "message": result.message,
+        }
+        task = asyncio.create_task(self._deliver(json.dumps(event).encode()))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _deliver(self, body: bytes) -> None:
+        async with httpx2.AsyncClient(timeout=5.0) as client:
+            for attempt in range(self.attempts):
+                headers = {"Content-Type": "application/json",
+                           SIGNATURE_HEADER: signature(self.secret, body)}  # fmt: skip
+                try:
+                    answer = await client.post(self.url, content=body, headers=headers)
+                except httpx2.HTTPError as exc:
+                    logger.warning("webhook not delivered: %s", type(exc).__name__)
+                else:
+                    if answer.status_code < 300:
+                        self.delivered += 1
+                        return
+                    logger.warning("webhook refused (%s): %s", attempt, answer.text[:200])
+                await asyncio.sleep(min(5.0, 0.5 * 2**attempt))
 
 
 class _Camel(BaseModel):
@@ -70,8 +126,11 @@ class Switches(_Camel):
     refuse_seconds: float = Field(0.0, ge=0, le=3600, description="Refuse connections this long.")
 
 
-def create_app(processor: SimulatedProcessor | None = None) -> FastAPI:
-    """The processor service around ``processor`` (the seed's defaults when None)."""
+def create_app(
+    processor: SimulatedProcessor | None = None, webhooks: Webhooks | None = None
+) -> FastAPI:
+    """The processor service around ``processor`` (the seed's defaults when None),
+    calling the service back through ``webhooks`` when given."""
     sim = processor or SimulatedProcessor()
     app = FastAPI(title="Simulated processor", version="1")
     app.state.processor = sim
@@ -88,10 +147,15 @@ def create_app(processor: SimulatedProcessor | None = None) -> FastAPI:
             reference=body.reference,
         )
         try:
-            return Answer.of(await sim.execute(request))
+            result = await sim.execute(request)
         except TimeoutError:
+            if webhooks is not None:  # the answer is late, the callback is not
+                webhooks.send(body.operation_id, await sim.lookup(request))
             await asyncio.sleep(HELD_BACK)  # the client gave up long ago
             return JSONResponse({"detail": "timed out"}, status_code=504)
+        if webhooks is not None:
+            webhooks.send(body.operation_id, result)
+        return Answer.of(result)
 
     @app.get("/v1/operations/{operation_id}", response_model=Answer)
     async def lookup(operation_id: UUID) -> Any:

@@ -44,6 +44,7 @@ from paymentorch.domain import (
     ValidationPolicy,
     correlation,
 )
+from paymentorch.domain.actions import allowed_actions
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.plans import (
     Installment,
@@ -141,6 +142,7 @@ __all__ = [
     "ValidationError",
     "ValidationPolicy",
     "__version__",
+    "allowed_actions",
     "correlation",
     "migrate",
     "open_service",

@@ -1,36 +1,95 @@
-"""The ``paymentorch`` console command: ``migrate``, ``worker``, ``relay`` and ``rotate-key``."""
+"""The ``paymentorch`` console command: ``migrate``, ``worker``, ``relay`` and ``rotate-key``.
+
+Exit statuses, for a cron job or a supervisor: 0 the work is done, 1 the work failed
+(a store, a processor or a broker could not be reached, an event was not delivered),
+2 the command was used wrongly. Every failure is one line on standard error.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import importlib
+import inspect
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, NoReturn
 
 from paymentorch._migrate import migrate_sync
+from paymentorch._version import __version__
 from paymentorch.adapters._require import MissingDriver
-from paymentorch.domain import PaymentError
+from paymentorch.domain import PaymentError, StoreError, StoreUnavailable
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.orchestration import LOOKUP_SCHEDULE
+from paymentorch.domain.plans import LateFeePolicy
+
+DONE, FAILED, USAGE = 0, 1, 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="paymentorch", description="paymentorch tools")
-    commands = parser.add_subparsers(dest="command", required=True)
+class UsageError(Exception):
+    """The command was used wrongly (exit status 2)."""
+
+
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default, when it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        found = action.help or ""
+        default = action.default
+        if not (default is None or isinstance(default, bool) or default is argparse.SUPPRESS):
+            found += " (default: %(default)s)"
+        return found
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with defaults in ``--help`` and a usage error on one line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="paymentorch",
+        description="paymentorch tools. Exit status: 0 done, 1 the work failed,"
+        " 2 bad usage; a failure is one line on standard error.",
+    )
+    parser.add_argument("--version", action="version", version=f"paymentorch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     migrate = commands.add_parser("migrate", help="create or upgrade the schema at URL")
     migrate.add_argument("url", help="postgresql://user@host:5432/db or sqlite:///path.db")
     migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
-    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.add_argument("--revision", default="head", help="target revision")
+    _worker_options(commands)
+    _relay_options(commands)
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="seal stored customer ids and metadata with the active key (also a first time)",
+        description="Keys come from PAYMENTORCH_ENCRYPTION_KEY:"
+        " index=<base64>,<active key id>=<base64>[,<older key id>=<base64>...]",
+    )
+    rotate.add_argument("url", help="the database the services write to")
+    rotate.add_argument("--batch-size", type=_positive(int), default=200, help="rows per read")
+    return parser
+
+
+def _worker_options(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
-        help="carry out queued operations at URL",
-        description="PAYMENTORCH_CACHE (redis://...) and PAYMENTORCH_ENCRYPTION_KEY, when set,"
-        " give the worker the services' Redis cache and keys.",
+        help="carry out queued operations and the plans' tick at URL",
+        description="Carries out queued operations through the processor and, every"
+        " --plans-every seconds, the plans' tick: installments due are collected and"
+        " overdue ones charged the late-fee policy. PAYMENTORCH_CACHE (redis://...) and"
+        " PAYMENTORCH_ENCRYPTION_KEY, when set, give the worker the services' Redis cache"
+        " and keys.",
     )
     worker.add_argument("url", help="the database the services write to")
     worker.add_argument(
@@ -38,20 +97,25 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="module:name of a PaymentProcessor, or of a function that returns one",
     )
-    worker.add_argument("--batch-size", type=int, default=10, help="operations per claim")
-    worker.add_argument("--once", action="store_true", help="work until nothing is due, then stop")
     worker.add_argument(
-        "--lease", type=float, default=60.0, help="seconds a claimed operation is held"
+        "--batch-size", type=_positive(int), default=10, help="operations per claim"
+    )
+    worker.add_argument(
+        "--once",
+        action="store_true",
+        help="run the plans' tick once, work until nothing is due, then stop",
+    )
+    worker.add_argument(
+        "--lease", type=_positive(float), default=60.0, help="seconds a claimed operation is held"
     )
     worker.add_argument(
         "--lookup-schedule",
         type=_seconds_list,
-        default=LOOKUP_SCHEDULE,
-        help="comma-separated seconds between lookups of an unknown outcome"
-        " (default: 5,30,120,600,3600,21600,86400)",
+        default=",".join(str(int(d.total_seconds())) for d in LOOKUP_SCHEDULE),
+        help="comma-separated seconds between lookups of an unknown outcome",
     )
     worker.add_argument(
-        "--poll", type=float, default=0.5, help="seconds to wait when nothing is due"
+        "--poll", type=_positive(float), default=0.5, help="seconds to wait when nothing is due"
     )
     worker.add_argument(
         "--credit-limit",
@@ -60,10 +124,38 @@ def main(argv: list[str] | None = None) -> int:
         help="the credit policy the services use, such as '500.00 USD': the worker's"
         " settlements must release what they reserved",
     )
+    plans = worker.add_argument_group(
+        "installment plans", "The plans' tick, and the late-fee policy the services use."
+    )
+    plans.add_argument(
+        "--plans-every", type=_positive(float), default=10.0, help="seconds between plans' ticks"
+    )
+    plans.add_argument(
+        "--late-fee", type=_amount, metavar="AMOUNT", help="charged once an installment is overdue"
+    )
+    plans.add_argument(
+        "--late-fee-repeat", type=_amount, metavar="AMOUNT", help="charged again if still unpaid"
+    )
+    plans.add_argument(
+        "--late-fee-repeat-days", type=_positive(float), default=7.0, help="days before a repeat"
+    )
+    plans.add_argument(
+        "--late-fee-grace-days", type=_days, default=0.0, help="days past due before it is overdue"
+    )
+    plans.add_argument(
+        "--late-fee-cap-percent", type=_amount, metavar="PERCENT", help="of the order, at most"
+    )
+    plans.add_argument(
+        "--late-fee-cap-amount", type=_amount, metavar="AMOUNT", help="a plan's fees, at most"
+    )
+
+
+def _relay_options(commands: Any) -> None:
     relay = commands.add_parser(
         "relay",
         help="deliver committed events from URL to a sink",
-        description="PAYMENTORCH_ENCRYPTION_KEY, when set, opens events sealed at rest.",
+        description="PAYMENTORCH_ENCRYPTION_KEY, when set, opens events sealed at rest."
+        " With --once, the exit status is 1 when a delivery failed.",
     )
     relay.add_argument("url", help="the database the services write to")
     relay.add_argument(
@@ -72,75 +164,199 @@ def main(argv: list[str] | None = None) -> int:
         help="nats://host:4222, amqp://user:pass@host:5672/, or module:name of an"
         " EventSink (a class named there is instantiated without arguments)",
     )
-    relay.add_argument("--batch-size", type=int, default=100, help="events per delivery")
-    relay.add_argument("--lease", type=float, default=30.0, help="seconds a claimed batch is held")
+    relay.add_argument("--batch-size", type=_positive(int), default=100, help="events per delivery")
     relay.add_argument(
-        "--poll", type=float, default=1.0, help="seconds to wait when nothing is pending"
+        "--lease", type=_positive(float), default=30.0, help="seconds a claimed batch is held"
+    )
+    relay.add_argument(
+        "--poll", type=_positive(float), default=1.0, help="seconds to wait when nothing is pending"
+    )
+    relay.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=30.0,
+        help="seconds one delivery may take before it counts as failed (and is retried)",
     )
     relay.add_argument("--once", action="store_true", help="deliver what is due, then stop")
-    rotate = commands.add_parser(
-        "rotate-key",
-        help="seal stored customer ids and metadata with the active key (also a first time)",
-        description="Keys come from PAYMENTORCH_ENCRYPTION_KEY:"
-        " index=<base64>,<active key id>=<base64>[,<older key id>=<base64>...]",
-    )
-    rotate.add_argument("url", help="the database the services write to")
-    rotate.add_argument("--batch-size", type=int, default=200, help="rows per read")
-    args = parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 done, 1 failed, 2 bad usage)."""
+    args = _parser().parse_args(argv)
     try:
-        if args.command == "rotate-key":
-            return _rotate_key(args.url, args.batch_size)
-        if args.command == "relay":
-            options = {
-                "batch_size": args.batch_size,
-                "lease": timedelta(seconds=args.lease),
-                "poll_interval": args.poll,
-            }
-            return asyncio.run(_relay(args.url, args.sink, options, once=args.once))
-        if args.command == "worker":
-            options = {
-                "batch_size": args.batch_size,
-                "lease": timedelta(seconds=args.lease),
-                "lookup_schedule": args.lookup_schedule,
-                "poll_interval": args.poll,
-            }
-            return asyncio.run(
-                _work(args.url, args.processor, options, once=args.once, credit=args.credit_limit)
-            )
-        output = migrate_sync(args.url, revision=args.revision, sql=args.sql)
-    except (PaymentError, MissingDriver, LookupError, ValueError) as exc:
-        print(f"paymentorch: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a driver's error: show it plainly, without a traceback
-        print(f"paymentorch: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _run(args)
+    except (StoreError, StoreUnavailable) as exc:  # the database: the work failed
+        _say(f"{args.command} failed: {exc}")
+        return FAILED
+    except (UsageError, PaymentError, MissingDriver, LookupError, ValueError) as exc:
+        _say(str(exc))
+        return USAGE
+    except Exception as exc:  # a driver's or a broker's error: one line, no traceback
+        _say(f"{args.command} failed: {type(exc).__name__}: {exc}")
+        return FAILED
+
+
+def _say(message: str) -> None:
+    print(f"paymentorch: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "rotate-key":
+        return _rotate_key(args.url, args.batch_size)
+    if args.command == "relay":
+        _shared_database(args.url)
+        options = {
+            "batch_size": args.batch_size,
+            "lease": timedelta(seconds=args.lease),
+            "poll_interval": args.poll,
+        }
+        tally = _Tally(load_sink(args.sink), timeout=args.timeout)
+        return asyncio.run(_relay(args.url, tally, options, once=args.once))
+    if args.command == "worker":
+        _shared_database(args.url)
+        options = {
+            "batch_size": args.batch_size,
+            "lease": timedelta(seconds=args.lease),
+            "lookup_schedule": args.lookup_schedule,
+            "poll_interval": args.poll,
+            "plans_every": timedelta(seconds=args.plans_every),
+        }
+        policies = {"credit": args.credit_limit, "late_fees": _late_fees(args)}
+        return asyncio.run(_work(args.url, args.processor, options, policies, once=args.once))
+    output = migrate_sync(args.url, revision=args.revision, sql=args.sql)
     if output is not None:
         sys.stdout.write(output)
     else:
-        print(f"paymentorch: schema at {args.revision}", file=sys.stderr)
-    return 0
+        _say(f"schema at {args.revision}")
+    return DONE
+
+
+def _shared_database(url: str) -> None:
+    """A worker or a relay works on the database other processes write to."""
+    if url.startswith("memory:") or url.endswith(":memory:"):
+        raise UsageError(
+            f"{url} lives inside one process, so this one would find nothing to do:"
+            " give the database the services write to"
+        )
+
+
+def _late_fees(args: argparse.Namespace) -> LateFeePolicy | None:
+    """The late-fee policy the options describe; None without ``--late-fee``."""
+    others = (args.late_fee_repeat, args.late_fee_cap_percent, args.late_fee_cap_amount)
+    if args.late_fee is None:
+        if any(option is not None for option in others):
+            raise UsageError("the other --late-fee-... options need --late-fee")
+        return None
+    return LateFeePolicy(
+        args.late_fee,
+        repeat_fee=args.late_fee_repeat,
+        repeat_after=timedelta(days=args.late_fee_repeat_days),
+        grace=timedelta(days=args.late_fee_grace_days),
+        cap_percent=args.late_fee_cap_percent,
+        cap_amount=args.late_fee_cap_amount,
+    )
 
 
 def load_processor(spec: str) -> Any:
-    """The processor ``module:name`` names; a callable without ``execute`` is called."""
+    """The processor ``module:name`` names; a callable without ``execute`` is called.
+
+    Raises:
+        UsageError: what it names is not a ``PaymentProcessor``.
+    """
     found = _named(spec, "--processor")
-    return found if hasattr(found, "execute") else found()
+    try:
+        processor = found if hasattr(found, "execute") or not callable(found) else found()
+    except TypeError as exc:
+        raise UsageError(f"--processor {spec} cannot be called without arguments: {exc}") from None
+    missing = [
+        method
+        for method in ("execute", "lookup")
+        if not inspect.iscoroutinefunction(getattr(processor, method, None))
+    ]
+    if missing or not isinstance(getattr(processor, "name", None), str):
+        raise UsageError(
+            f"--processor {spec} gives {type(processor).__name__}, not a PaymentProcessor"
+            f" (a name and async {', '.join(missing or ['execute', 'lookup'])})"
+        )
+    return processor
+
+
+def load_sink(spec: str) -> Any:
+    """The sink ``--sink`` names: a broker URL, or ``module:name`` of an ``EventSink`` (a
+    class named there is instantiated without arguments).
+
+    Raises:
+        UsageError: what it names is not an ``EventSink``.
+    """
+    if "://" in spec:
+        from paymentorch.sinks import sink_from_url  # noqa: PLC0415 - optional drivers
+
+        return sink_from_url(spec)
+    found = _named(spec, "--sink")
+    sink = found() if isinstance(found, type) else found
+    if not (
+        inspect.iscoroutinefunction(sink)
+        or inspect.iscoroutinefunction(getattr(sink, "__call__", None))  # noqa: B004
+    ):
+        raise UsageError(
+            f"--sink {spec} gives {type(sink).__name__}, not an EventSink"
+            " (an async callable taking a list of events)"
+        )
+    return sink
 
 
 def _named(spec: str, option: str) -> Any:
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
-        raise ValueError(f"{option} must look like module:name, not {spec!r}")
-    found = getattr(importlib.import_module(module_name), name, None)
+        raise UsageError(f"{option} must look like module:name, not {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"{option} {spec}: {exc}") from None
+    found = getattr(module, name, None)
     if found is None:
-        raise LookupError(f"{module_name} has no {name!r}")
+        raise UsageError(f"{option} {spec}: {module_name} has no {name!r}")
     return found
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 <= value <= 3650:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 3650 days, not {text}")
+    return value
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
+    if not value.is_finite() or value < 0 or value > Decimal("1e9"):
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1000000000, not {text}")
+    return value
 
 
 def _seconds_list(text: str) -> tuple[timedelta, ...]:
     try:
         delays = tuple(timedelta(seconds=float(part)) for part in text.split(","))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"not seconds separated by commas: {text!r}") from None
     if any(d <= timedelta(0) for d in delays):
         raise argparse.ArgumentTypeError("every delay must be more than 0 seconds")
@@ -155,7 +371,7 @@ def _credit(text: str) -> CreditPolicy:
 
 
 async def _work(
-    url: str, spec: str, options: dict[str, Any], *, once: bool, credit: CreditPolicy | None
+    url: str, spec: str, options: dict[str, Any], policies: dict[str, Any], *, once: bool
 ) -> int:
     from paymentorch._open import open_service  # noqa: PLC0415 - only for this command
     from paymentorch.worker import PaymentWorker  # noqa: PLC0415
@@ -164,7 +380,7 @@ async def _work(
     adapters = _adapters_from_env()
     try:
         async with await open_service(
-            url, processor=processor, create_schema=False, credit=credit, **adapters
+            url, processor=processor, create_schema=False, **policies, **adapters
         ) as svc:
             return await _work_with(svc, PaymentWorker(svc, **options), once=once)
     finally:
@@ -175,16 +391,19 @@ async def _work(
 
 async def _work_with(svc: Any, worker: Any, *, once: bool) -> int:
     if once:
-        while await worker.run_once():
-            continue
-        return 0
+        plans = await worker.run_plans()
+        operations = 0
+        while done := await worker.run_once():
+            operations += done
+        print(f"paymentorch: {plans} plan(s) ticked, {operations} operation(s) worked")
+        return DONE
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"paymentorch: worker running on {svc.store.backend}", file=sys.stderr)
     await worker.run(stop)
-    return 0
+    return DONE
 
 
 def _rotate_key(url: str, batch_size: int) -> int:
@@ -193,15 +412,14 @@ def _rotate_key(url: str, batch_size: int) -> int:
 
     setting = os.environ.get("PAYMENTORCH_ENCRYPTION_KEY")
     if not setting:
-        raise ValueError("set PAYMENTORCH_ENCRYPTION_KEY to the keys (see --help)")
+        raise UsageError("set PAYMENTORCH_ENCRYPTION_KEY to the keys (see --help)")
     encryption = FieldEncryption.parse(setting)
     done = rotate_key(url, encryption, batch_size=batch_size)
-    print(
-        f"paymentorch: sealed with {encryption.active}: {done.payments} payments,"
-        f" {done.events} events, {done.exposures} exposure rows folded",
-        file=sys.stderr,
+    _say(
+        f"sealed with {encryption.active}: {done.payments} payments,"
+        f" {done.events} events, {done.exposures} exposure rows folded"
     )
-    return 0
+    return DONE
 
 
 def _adapters_from_env() -> dict[str, Any]:
@@ -219,32 +437,45 @@ def _adapters_from_env() -> dict[str, Any]:
     return adapters
 
 
-def load_sink(spec: str) -> Any:
-    """The sink ``--sink`` names: a broker URL, or ``module:name`` of an ``EventSink`` (a
-    class named there is instantiated without arguments)."""
-    if "://" in spec:
-        from paymentorch.sinks import sink_from_url  # noqa: PLC0415 - optional drivers
+class _Tally:
+    """The sink, bounded by ``timeout``, counting what it delivered and remembering why
+    a delivery failed (a broker that cannot be reached may keep a client trying)."""
 
-        return sink_from_url(spec)
-    found = _named(spec, "--sink")
-    return found() if isinstance(found, type) else found
+    def __init__(self, sink: Any, *, timeout: float) -> None:
+        self.sink = sink
+        self.timeout = timeout
+        self.delivered = 0
+        self.failure: str | None = None
+
+    async def __call__(self, events: Sequence[Any]) -> None:
+        try:
+            await asyncio.wait_for(self.sink(events), self.timeout)
+        except Exception as exc:
+            why = f"no answer within {self.timeout:g} s" if isinstance(exc, TimeoutError) else exc
+            self.failure = f"{len(events)} event(s) not delivered: {type(exc).__name__}: {why}"
+            raise
+        self.delivered += len(events)
 
 
-async def _relay(url: str, spec: str, options: dict[str, Any], *, once: bool) -> int:
+async def _relay(url: str, tally: _Tally, options: dict[str, Any], *, once: bool) -> int:
     from paymentorch._open import open_service  # noqa: PLC0415 - only for this command
     from paymentorch.outbox import OutboxRelay  # noqa: PLC0415
 
-    sink = load_sink(spec)
+    sink = tally.sink
     try:
         encryption = _adapters_from_env().get("encryption")
         async with await open_service(
             url, create_schema=False, cache=None, encryption=encryption
         ) as svc:
-            relay = OutboxRelay(svc.store, sink, clock=svc.clock, **options)
+            relay = OutboxRelay(svc.store, tally, clock=svc.clock, **options)
             if once:
                 while await relay.run_once():
                     continue
-                return 0
+                print(f"paymentorch: delivered {tally.delivered} event(s)")
+                if tally.failure is not None:
+                    _say(f"relay failed: {tally.failure}")
+                    return FAILED
+                return DONE
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -255,7 +486,7 @@ async def _relay(url: str, spec: str, options: dict[str, Any], *, once: bool) ->
         close = getattr(sink, "aclose", None)
         if close is not None:
             await close()
-    return 0
+    return DONE
 
 
 if __name__ == "__main__":

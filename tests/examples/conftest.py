@@ -12,8 +12,19 @@ import pytest
 
 from examples.common.auth import make_token
 from examples.common.settings import Settings
+from examples.common.webhooks import SIGNATURE_HEADER, signature
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
+WEBHOOK_SECRET = "whsec-shared-by-the-service-and-its-processors"
+
+
+def signed(
+    event: dict[str, Any], *, secret: str = WEBHOOK_SECRET, at: int | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for a client call that posts ``event`` as a signed webhook."""
+    body = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, body, at=at)}
+    return {"body": body, "headers": headers}
 
 
 def _lower(headers: Any) -> dict[str, str]:
@@ -136,6 +147,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         url=f"sqlite:///{tmp_path}/api.db",
         jwt_secret=SECRET,
+        webhook_secret=WEBHOOK_SECRET,
         dev_mode=False,
         rate_limit="1000/minute",
     )
@@ -172,4 +184,4 @@ def admin() -> str:
 
 @pytest.fixture
 def user() -> str:
-    return make_token(SECRET, "u-17", ["PaymentUser"])
+    return make_token(SECRET, "u-17", ["PaymentUser"], customer="ABCD-12345")

@@ -98,7 +98,7 @@ def test_get_list_and_audit(client: Client, user: str, admin: str) -> None:
     assert rest["nextCursor"] is None
     confirmed = client("GET", "/api/payments?status=Confirmed", token=user).json
     assert [p["id"] for p in confirmed["items"]] == [made[0]["id"]]
-    mine = client("GET", "/api/payments?customerId=WXYZ-00000", token=user).json
+    mine = client("GET", "/api/payments?customerId=WXYZ-00000", token=admin).json
     assert mine["items"] == []
     audit = client("GET", f"/api/payments/{made[0]['id']}/audit", token=user).json
     assert [(e["action"], e["actorId"]) for e in audit] == [
@@ -202,7 +202,8 @@ def _token(**claims: object) -> str:
         (_token(aud="someone-else"), 401, 401, 401),
         (_token(iss="someone-else"), 401, 401, 401),
         (_token(roles=[]), 403, 403, 403),
-        (_token(roles=["PaymentUser"]), 200, 201, 403),
+        (_token(roles=["PaymentUser"]), 403, 403, 403),
+        (_token(roles=["PaymentUser"], customer="ABCD-12345"), 200, 201, 403),
         (_token(roles=["PaymentAdmin"]), 200, 201, 200),
     ],
     ids=[
@@ -212,6 +213,7 @@ def _token(**claims: object) -> str:
         "wrong-audience",
         "wrong-issuer",
         "no-role",
+        "user-without-customer",
         "user",
         "admin",
     ],
@@ -307,7 +309,7 @@ def test_dashboard_and_dev_tokens(make_client: Callable[..., Client]) -> None:
     page = client("GET", "/")
     assert page.status == 200
     assert "PaymentOrchestrator Lite" in page.text
-    assert client("GET", "/static/app.js").status == 200
+    assert client("GET", "/static/js/app.js").status == 200
     assert client("GET", "/dev/token").status == 404
     dev = make_client(dev_mode=True)
     token = dev("GET", "/dev/token?role=PaymentAdmin").json["token"]
@@ -434,7 +436,13 @@ def test_dev_tokens_only_for_known_roles(make_client: Callable[..., Client]) -> 
     dev = make_client(dev_mode=True)
     body = _problem(dev("GET", "/dev/token?role=Superuser"), 422)
     assert [e["field"] for e in body["errors"]] == ["role"]  # type: ignore[attr-defined]
-    assert dev("GET", "/dev/token?role=PaymentUser").json["role"] == "PaymentUser"
+    assert _problem(dev("GET", "/dev/token?role=PaymentUser"), 422)["errors"] == [
+        {"field": "customer", "message": "is required for a PaymentUser", "code": "required"}
+    ]
+    made = dev("GET", "/dev/token?role=PaymentUser&customer=ABCD-12345").json
+    assert made["role"] == "PaymentUser"
+    claims = jwt.decode(made["token"], options={"verify_signature": False})
+    assert claims["customer"] == "ABCD-12345"
 
 
 def test_an_empty_idempotency_key_is_refused(client: Client, user: str) -> None:

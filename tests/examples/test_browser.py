@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from examples.common.webhooks import SIGNATURE_HEADER, signature
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,38 +56,50 @@ def _serving(args: list[str], env: dict[str, str], port: int, log: Path) -> Iter
         print(f"--- {args[0]} ---\n{log.read_text(errors='replace')[-20_000:]}")
 
 
-def _example(tmp_path: Path, **env: str) -> Iterator[str]:
-    """The FastAPI example on a free loopback port, in development mode, on SQLite."""
-    port = _free_port()
+WEBHOOK_SECRET = "browser-test-webhook-secret"
+
+
+def _example(tmp_path: Path, app: str, port: int | None = None, **env: str) -> Iterator[str]:
+    """One example app on a free loopback port, in development mode, on SQLite."""
+    port = port or _free_port()
     environment = {**os.environ, "PAYMENTORCH_URL": f"sqlite:///{tmp_path}/e2e.db", **env}
     environment.pop("PAYMENTORCH_JWT_SECRET", None)
     if "PAYMENTORCH_PROCESSOR_URL" not in env:
         environment.pop("PAYMENTORCH_PROCESSOR_URL", None)
-    args = ["uvicorn", "--factory", "examples.fastapi_app.main:create_app",
-            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    with _serving(args, environment, port, tmp_path / "example.log") as base:
+    if app == "fastapi":
+        args = ["uvicorn", "--factory", "examples.fastapi_app.main:create_app",
+                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    else:
+        args = ["flask", "--app", "examples.flask_app.main", "run",
+                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    with _serving(args, environment, port, tmp_path / f"{app}.log") as base:
         yield base
 
 
+@pytest.fixture(params=["fastapi", "flask"])
+def app(request: pytest.FixtureRequest) -> str:
+    """Which example app serves the dashboard."""
+    return str(request.param)
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+def server(tmp_path: Path, app: str) -> Iterator[str]:
     """The example without a processor: payments wait for a person."""
-    yield from _example(tmp_path)
+    yield from _example(tmp_path, app)
 
 
 @pytest.fixture
-def processor(tmp_path: Path) -> Iterator[str]:
-    """The simulated processor service: quick, and always saying yes."""
-    port = _free_port()
-    args = ["examples.processor", "--port", str(port), "--latency", "0,0.3", "--success-rate", "1"]
-    with _serving(args, dict(os.environ), port, tmp_path / "processor.log") as base:
-        yield base
-
-
-@pytest.fixture
-def server_with_processor(tmp_path: Path, processor: str) -> Iterator[str]:
-    """The example with the processor service and its worker."""
-    yield from _example(tmp_path, PAYMENTORCH_PROCESSOR_URL=processor)
+def server_with_processor(tmp_path: Path, app: str) -> Iterator[str]:
+    """The example with the simulated processor (quick, always saying yes), its worker,
+    and the processor's signed callbacks."""
+    port, app_port = _free_port(), _free_port()
+    webhook = f"http://127.0.0.1:{app_port}/api/processors/processor-1/events"
+    args = ["examples.processor", "--port", str(port), "--latency", "0,0.3",
+            "--success-rate", "1", "--webhook-url", webhook]  # fmt: skip
+    env = {**os.environ, "PAYMENTORCH_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    with _serving(args, env, port, tmp_path / "processor.log") as processor:
+        yield from _example(tmp_path, app, app_port, PAYMENTORCH_PROCESSOR_URL=processor,
+                            PAYMENTORCH_WEBHOOK_SECRET=WEBHOOK_SECRET)  # fmt: skip
 
 
 SCREENSHOTS = ROOT / "docs" / "images"
@@ -128,6 +142,8 @@ def test_an_operator_works_in_the_dashboard(server: str, tmp_path: Path) -> None
                 "cache: none · events: log · not encrypted"
             )
             expect(page.locator("#identity")).to_contain_text("PaymentAdmin")
+            expect(page.locator("#capture-label")).to_be_hidden()  # no processor: no "charge now"
+            _every_status_in_the_filter(page, expect)
             _create(page, expect)
             _search_and_open(page, expect)
             _act_through_dialogs(page, expect)
@@ -137,6 +153,23 @@ def test_an_operator_works_in_the_dashboard(server: str, tmp_path: Path) -> None
             _screenshots(page, expect, tmp_path)
         finally:
             browser.close()
+
+
+def _every_status_in_the_filter(page: Any, expect: Any) -> None:
+    options = page.locator("#status-filter option")
+    expect(options).to_have_text(
+        ["All", "Pending", "Authorized", "Confirmed", "Failed", "Cancelled", "Refunded"]
+    )
+
+
+def _dialog_shows(page: Any, expect: Any, *, amount: bool, reason: bool) -> None:
+    """The dialog shows only the fields its action uses."""
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+    for field, wanted in (("#confirm-amount", amount), ("#confirm-reason", reason)):
+        if wanted:
+            expect(page.locator(field)).to_be_visible()
+        else:
+            expect(page.locator(field)).to_be_hidden()
 
 
 def _create(page: Any, expect: Any) -> None:
@@ -177,7 +210,7 @@ def _act_through_dialogs(page: Any, expect: Any) -> None:
     # Confirm through the dialog: "Keep it" changes nothing, "Yes" confirms.
     row = page.locator("#payments tr", has_text="42.50 USD")
     row.get_by_role("button", name="Confirm").click()
-    expect(page.locator("#confirm-dialog")).to_be_visible()
+    _dialog_shows(page, expect, amount=False, reason=False)
     page.click("#confirm-no")
     expect(row.locator(".status")).to_have_text("Pending")
     row.get_by_role("button", name="Confirm").click()
@@ -189,6 +222,7 @@ def _act_through_dialogs(page: Any, expect: Any) -> None:
     # Cancel with a reason; the detail shows it in the trail.
     other = page.locator("#payments tr", has_text="7.00 USD")
     other.get_by_role("button", name="Cancel").click()
+    _dialog_shows(page, expect, amount=False, reason=True)
     page.fill("#confirm-reason", "customer changed their mind")
     page.click("#confirm-yes")
     expect(other.locator(".status")).to_have_text("Cancelled")
@@ -202,11 +236,13 @@ def _move_money(page: Any, expect: Any) -> None:
     page.click("#confirm-yes")
     expect(row.locator(".status")).to_have_text("Authorized")
     row.get_by_role("button", name="Capture").click()
+    _dialog_shows(page, expect, amount=True, reason=False)
     page.fill("#confirm-amount", "6.00")
     page.click("#confirm-yes")
     expect(row.locator(".status")).to_have_text("Confirmed")
     expect(page.locator("#detail-fields")).to_contain_text("6.00 USD")
     row.get_by_role("button", name="Refund").click()
+    _dialog_shows(page, expect, amount=True, reason=True)
     page.fill("#confirm-amount", "2.50")
     page.fill("#confirm-reason", "one item returned")
     page.click("#confirm-yes")
@@ -247,6 +283,9 @@ def _pay_in_four(page: Any, expect: Any) -> None:
     expect(page.locator("#plan")).to_be_visible()
     expect(page.locator("#installments li")).to_have_count(4)
     row = page.locator("#payments tr", has_text="80.00 USD")
+    expect(row.locator(".plan-mark")).to_have_text("plan")
+    expect(page.locator("#payments .plan-mark")).to_have_count(1)
+    expect(page.locator("#installments button")).to_have_count(0)  # not before it is confirmed
     row.get_by_role("button", name="Confirm").click()
     page.click("#confirm-yes")
     expect(page.locator("#plan-status")).to_contain_text("active")
@@ -256,6 +295,7 @@ def _pay_in_four(page: Any, expect: Any) -> None:
     expect(page.locator("#installments li").nth(1)).to_contain_text("paid")
     expect(page.locator("#plan-status")).to_contain_text("owed 40.00 USD")
     page.locator("#installments li").nth(2).get_by_role("button", name="Waive").click()
+    _dialog_shows(page, expect, amount=False, reason=True)
     page.fill("#confirm-reason", "hardship")
     page.click("#confirm-yes")
     expect(page.locator("#installments li").nth(2)).to_contain_text("cancelled")
@@ -277,7 +317,8 @@ def _screenshots(page: Any, expect: Any, folder: Path) -> None:
 
 def test_the_processor_confirms_and_a_person_settles(server_with_processor: str) -> None:
     """Created to be charged, a payment turns Confirmed by itself; after a conflicting
-    webhook its charge needs attention, and a person settles it from the dashboard."""
+    webhook its charge needs attention, shown without a reload, and a person settles it
+    from the dashboard; a capture of money the processor holds says it is queued."""
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
 
@@ -294,8 +335,7 @@ def test_the_processor_confirms_and_a_person_settles(server_with_processor: str)
             expect(row.locator(".status")).to_have_text("Confirmed", timeout=60_000)
             expect(page.locator("#operations")).to_contain_text("charge 30.00 USD at processor-1")
             op_id = _post_conflicting_webhook(server_with_processor, page)
-            page.reload()
-            expect(page.locator("#attention")).to_be_visible()
+            expect(page.locator("#attention")).to_be_visible(timeout=10_000)
             item = page.locator("#attention-list li", has_text="charge 30.00 USD")
             expect(item).to_contain_text("needs_attention")
             item.get_by_role("button", name="It went through").click()
@@ -304,21 +344,119 @@ def test_the_processor_confirms_and_a_person_settles(server_with_processor: str)
             expect(page.locator("#message")).to_contain_text(op_id[-8:])
             expect(page.locator("#attention")).to_be_hidden()
             expect(page.locator("#operations")).to_contain_text("resolved by hand by dashboard")
+            _capture_is_queued(page, expect)
         finally:
             browser.close()
 
 
+def _capture_is_queued(page: Any, expect: Any) -> None:
+    page.fill("#create-form input[name=customerId]", "ABCD-12345")
+    page.fill("#create-form input[name=amount]", "12.00")
+    page.select_option("#capture-method", "manual")
+    page.click("#create-form button[type=submit]")
+    row = page.locator("#payments tr", has_text="12.00 USD")
+    expect(row.locator(".status")).to_have_text("Authorized", timeout=60_000)
+    expect(row.get_by_role("button")).to_have_text(["Capture", "Fail", "Cancel"])
+    row.get_by_role("button", name="Capture").click()
+    page.click("#confirm-yes")
+    expect(page.locator("#message")).to_contain_text("queued: the processor will answer")
+    expect(row.locator(".status")).to_have_text("Confirmed", timeout=60_000)
+
+
 def _post_conflicting_webhook(base: str, page: Any) -> str:
     token = page.evaluate("sessionStorage.getItem('paymentorch-token')")
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {token}"}
     payment_id = page.locator("#detail-id").text_content()
     url = f"{base}/api/payments/{payment_id}/operations"
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback
     with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
         (operation,) = json.load(answer)
-    event = {"eventId": "late-1", "outcome": "declined", "operationId": operation["id"]}
+    event = json.dumps({"eventId": "late-1", "outcome": "declined", "operationId": operation["id"]})
+    signed = {"Content-Type": "application/json",
+              SIGNATURE_HEADER: signature(WEBHOOK_SECRET, event.encode())}  # fmt: skip
     url = f"{base}/api/processors/processor-1/events"
-    request = urllib.request.Request(url, json.dumps(event).encode(), headers)  # noqa: S310
+    request = urllib.request.Request(url, event.encode(), signed)  # noqa: S310 - loopback
     with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
         assert json.load(answer) == {"new": True}
     return str(operation["id"])
+
+
+def _api(base: str, token: str, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    request = urllib.request.Request(f"{base}{path}", data, headers, method=method)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
+        return json.load(answer)
+
+
+def test_the_dashboard_follows_changes_made_elsewhere(server: str) -> None:
+    """A payment created and confirmed by another client shows up, then turns Confirmed
+    in the list and in the open detail, without a reload; its Confirm button goes."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server)
+            expect(page.locator("#app")).to_be_visible()
+            expect(page.locator("#payments")).to_contain_text("No payments match")
+            token = page.evaluate("sessionStorage.getItem('paymentorch-token')")
+            made = _api(server, token, "POST", "/api/payments",
+                        {"customerId": "ABCD-12345", "amount": "64.00"})  # fmt: skip
+            row = page.locator("#payments tr", has_text="64.00 USD")
+            expect(row.locator(".status")).to_have_text("Pending", timeout=10_000)
+            expect(page.locator("#count-Pending strong")).to_have_text("1")
+            row.click()
+            expect(page.locator("#detail-fields")).to_contain_text("Pending")
+            _api(server, token, "POST", f"/api/payments/{made['id']}/confirm")
+            expect(row.locator(".status")).to_have_text("Confirmed", timeout=10_000)
+            expect(page.locator("#detail-fields")).to_contain_text("Confirmed", timeout=10_000)
+            expect(page.locator("#audit-entries li")).to_have_count(2)
+            expect(page.locator("#count-Confirmed strong")).to_have_text("1")
+            expect(row.get_by_role("button")).to_have_text(["Refund"])
+        finally:
+            browser.close()
+
+
+WATCH_POLICY = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [
+        ("/docs", ".swagger-ui .info .title"),
+        ("/redoc", "redoc h1"),
+        ("/", "#count-all strong"),
+    ],
+)
+def test_the_pages_live_within_their_policy(server: str, path: str, rendered: str) -> None:
+    """Swagger UI, ReDoc and the dashboard render with no page error, no failed script
+    and nothing the Content-Security-Policy blocked."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.add_init_script(WATCH_POLICY)
+            troubles: list[str] = []
+            page.on("pageerror", lambda error: troubles.append(f"page error: {error}"))
+            page.on("console", lambda message: troubles.append(f"console: {message.text}")
+                    if "Content Security Policy" in message.text else None)  # fmt: skip
+            page.on("requestfailed", lambda r: troubles.append(f"failed: {r.url}"))
+            page.goto(f"{server}{path}")
+            expect(page.locator(rendered).first).to_be_visible(timeout=15_000)
+            if path != "/":
+                expect(page.locator(rendered).first).to_contain_text("PaymentOrchestrator Lite")
+            page.wait_for_load_state("networkidle")
+            troubles += page.evaluate("window.__violations")
+            assert troubles == []
+        finally:
+            browser.close()

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -17,22 +18,24 @@ import pytest
 import pytest_asyncio
 
 from examples.common.http_processor import HttpProcessor
+from examples.common.settings import Settings
 from examples.processor.__main__ import serve
-from examples.processor.app import create_app
+from examples.processor.app import Webhooks, create_app
 from paymentorch.domain import OperationKind, uuid7
 from paymentorch.domain.processing import Outcome, ProcessorRequest
 from paymentorch.testing import SimulatedProcessor
 from paymentorch.testing.processor_contract import *  # noqa: F403
 from paymentorch.testing.processor_contract import ProcessorUnderTest
-from tests.examples.conftest import Client
+from tests.examples.conftest import WEBHOOK_SECRET, Client, signed
 
 
 class Service:
     """The processor service on a free loopback port, in a thread with its own loop."""
 
-    def __init__(self, processor: SimulatedProcessor) -> None:
+    def __init__(self, processor: SimulatedProcessor, webhooks: Webhooks | None = None) -> None:
         self.processor = processor
-        self.app = create_app(processor)
+        self.webhooks = webhooks
+        self.app = create_app(processor, webhooks)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
@@ -67,8 +70,9 @@ class Service:
         return result
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -154,9 +158,9 @@ def test_the_apps_charge_through_the_processor(
     assert (op["kind"], op["status"], op["processor"]) == ("charge", "succeeded", "processor-1")
     assert service.processor.ledger == {UUID(op["id"]): 1}
     event = {"eventId": "evt-9", "outcome": "declined", "operationId": op["id"]}
-    reply = client("POST", "/api/processors/processor-1/events", token=admin, json_body=event)
+    reply = client("POST", "/api/processors/processor-1/events", **signed(event))
     assert (reply.status, reply.json) == (200, {"new": True})
-    again = client("POST", "/api/processors/processor-1/events", token=admin, json_body=event)
+    again = client("POST", "/api/processors/processor-1/events", **signed(event))
     assert again.json == {"new": False}
     (flagged,) = client("GET", "/api/operations/attention", token=admin).json
     assert (flagged["id"], flagged["status"]) == (op["id"], "needs_attention")
@@ -182,7 +186,58 @@ def test_without_a_processor_payments_wait_for_a_person(client: Client, admin: s
     assert reply.json["errors"][0]["field"] == "captureMethod"
 
 
-def test_webhooks_need_an_admin(client: Client, user: str) -> None:
-    """A callback moves money: a user's token is refused."""
-    event = {"eventId": "e-1", "outcome": "succeeded", "reference": "r-1"}
-    assert client("POST", "/api/processors/p/events", token=user, json_body=event).status == 403
+@pytest.fixture
+def app_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def calling_back(app_port: int) -> Iterator[Service]:
+    """The processor service, calling the app on ``app_port`` back, signed."""
+    url = f"http://127.0.0.1:{app_port}/api/processors/processor-1/events"
+    running = Service(SimulatedProcessor(latency=(0, 0), seed=5), Webhooks(url, WEBHOOK_SECRET))
+    yield running
+    running.stop()
+
+
+def test_the_processor_calls_back_signed(
+    calling_back: Service, app_port: int, settings: Settings, admin: str
+) -> None:
+    """The example processor signs its callbacks with the shared secret, and the app takes
+    them: a charge whose answer is held back past the worker's patience is settled by
+    the processor's callback (its audit entry names the processor), or by the worker's
+    lookup if that comes first. The callbacks sent before the worker recorded its
+    attempt were refused (403) and delivered again."""
+    import uvicorn
+
+    from examples.fastapi_app.main import create_app as create_api
+
+    calling_back.switch(timeoutRate=1.0, executedOnTimeout=1.0, successRate=1.0)
+    app = create_api(replace(settings, processor_urls=(calling_back.url,)))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base, headers = f"http://127.0.0.1:{app_port}", {"Authorization": f"Bearer {admin}"}
+    try:
+        _until(lambda: _answers(base))
+        body = {"customerId": "ABCD-12345", "amount": "25.00", "captureMethod": "automatic"}
+        made = httpx2.post(f"{base}/api/payments", json=body, headers=headers).json()
+        path = f"{base}/api/payments/{made['id']}"
+        _until(lambda: httpx2.get(path, headers=headers).json()["status"] != "Pending", 30)
+        assert httpx2.get(path, headers=headers).json()["status"] == "Confirmed"
+        _until(lambda: calling_back.webhooks is not None and calling_back.webhooks.delivered > 0)
+        trail = httpx2.get(f"{path}/audit", headers=headers).json()
+        assert trail[-1]["actorId"] in ("processor:processor-1", "worker")
+    finally:
+        calling_back.stop()
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx2.get(f"{base}/health/live").status_code == 200
+    except httpx2.HTTPError:
+        return False

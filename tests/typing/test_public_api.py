@@ -36,6 +36,8 @@ async def test_async_api_types() -> None:
         assert_type(p.amount, Decimal)
         assert_type(p.status, po.PaymentStatus)
         p = await service.confirm_payment(p.id, actor=admin)
+        allowed = po.allowed_actions(p, operations=await service.operations(p.id))
+        assert_type(allowed, list[str])
         page = await service.list_payments(status=po.PaymentStatus.CONFIRMED, limit=10)
         assert_type(page, po.Page)
         assert_type(page.next_cursor, str | None)
