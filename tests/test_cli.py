@@ -203,3 +203,22 @@ async def _cli_async(*args: str) -> subprocess.CompletedProcess[str]:
     import asyncio
 
     return await asyncio.to_thread(cli, *args)
+
+
+async def test_rebuild_exposure_recounts_a_damaged_figure(tmp_path: Path) -> None:
+    """``rebuild-exposure URL`` repairs an exposure changed behind the library's back and
+    says how many figures it corrected; a second run finds none."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'exposure.db'}"
+    async with await po.open_service(url) as service:
+        await service.create_payment("ABCD-12345", "70.00", actor=ADMIN)
+    with sqlite3.connect(tmp_path / "exposure.db") as db:
+        db.execute("UPDATE paymentorch_exposure SET amount = '0.01'")
+    done = await _cli_async("rebuild-exposure", url)
+    assert (done.returncode, done.stdout.strip()) == (0, "1 exposure figure(s) corrected")
+    again = await _cli_async("rebuild-exposure", url)
+    assert again.stdout.strip() == "0 exposure figure(s) corrected"
+    credit = po.CreditPolicy.parse("100.00 USD")
+    async with await po.open_service(url, credit=credit) as service:
+        assert await service.credit_exposure("ABCD-12345") == Decimal("70.00")

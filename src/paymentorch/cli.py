@@ -1,4 +1,5 @@
-"""The ``paymentorch`` console command: ``migrate``, ``worker``, ``relay`` and ``rotate-key``.
+"""The ``paymentorch`` console command: ``migrate``, ``worker``, ``relay``, ``rotate-key`` and
+``rebuild-exposure``.
 
 Exit statuses, for a cron job or a supervisor: 0 the work is done, 1 the work failed
 (a store, a processor or a broker could not be reached, an event was not delivered),
@@ -78,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("url", help="the database the services write to")
     rotate.add_argument("--batch-size", type=_positive(int), default=200, help="rows per read")
+    rebuild = commands.add_parser(
+        "rebuild-exposure",
+        help="recount every customer's exposure at URL from its payments and plans",
+        description="Maintenance, for a database changed behind the library's back: prints"
+        " how many (customer, currency) figures were wrong and are now right.",
+    )
+    rebuild.add_argument("url", help="the database the services write to")
     return parser
 
 
@@ -203,6 +211,9 @@ def _say(message: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "rotate-key":
         return _rotate_key(args.url, args.batch_size)
+    if args.command == "rebuild-exposure":
+        _shared_database(args.url)
+        return asyncio.run(_rebuild_exposure(args.url))
     if args.command == "relay":
         _shared_database(args.url)
         options = {
@@ -403,6 +414,15 @@ async def _work_with(svc: Any, worker: Any, *, once: bool) -> int:
         loop.add_signal_handler(sig, stop.set)
     print(f"paymentorch: worker running on {svc.store.backend}", file=sys.stderr)
     await worker.run(stop)
+    return DONE
+
+
+async def _rebuild_exposure(url: str) -> int:
+    from paymentorch._open import open_service  # noqa: PLC0415 - only for this command
+
+    async with await open_service(url, cache=None) as service:
+        corrected = await service.rebuild_exposure()
+    print(f"{corrected} exposure figure(s) corrected")
     return DONE
 
 
