@@ -29,6 +29,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -68,6 +69,7 @@ class SyncInMemoryPaymentStore:
         self._inbox: set[tuple[str, str]] = set()
         self._exposure: dict[tuple[str, str], Decimal] = {}  # (customer, currency)
         self._plans: dict[UUID, Plan] = {}
+        self._requests: dict[tuple[str, str], KeyedChange] = {}  # (actor's id, key)
         self._closed = False
 
     def _open(self) -> None:
@@ -121,6 +123,12 @@ class SyncInMemoryPaymentStore:
             return False
         self._check_event(change.event.id)
         self._check_operation(change)
+        request = change.request
+        if request is not None:
+            held = (change.audit.actor_id, request.key)
+            if held in self._requests:
+                raise IdempotencyConflict(request.key, "already used")
+            self._requests[held] = KeyedChange(request, change.payment)
         self._replace(old, change)
         return True
 
@@ -227,7 +235,14 @@ class SyncInMemoryPaymentStore:
             for key, pid in released:
                 del self._by_key[key]
                 self._payments[pid] = attrs.evolve(self._payments[pid], idempotency_key=None)
-            return len(released)
+            forgotten = [
+                held
+                for held, done in self._requests.items()
+                if done.payment.updated_at < created_before
+            ]
+            for held in forgotten:
+                del self._requests[held]
+            return len(released) + len(forgotten)
 
     # -- reads ------------------------------------------------------------------
 
@@ -333,6 +348,12 @@ class SyncInMemoryPaymentStore:
             self._open()
             found = self._operation_keys.get((payment_id, scope, key))
             return None if found is None else self._ops[found]
+
+    def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        with self._lock:
+            self._open()
+            return self._requests.get((scope, key))
 
     def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""

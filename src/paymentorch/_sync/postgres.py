@@ -31,6 +31,7 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from paymentorch import _fork  # noqa: E402
 from paymentorch.adapters._postgres_sql import (  # noqa: E402
     APPLY,
+    APPLY_KEYED,
     APPLY_MANY,
     APPLY_WITH_OPERATION,
     CLAIM,
@@ -73,6 +74,8 @@ from paymentorch.adapters._sql import (  # noqa: E402
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_INSERT_COLUMNS,
+    REQUEST_KEY,
+    REQUEST_READ,
     STATUS,
     audit_from_row,
     installments_due_sql,
@@ -80,6 +83,8 @@ from paymentorch.adapters._sql import (  # noqa: E402
     plan_from_rows,
     plan_values,
     plans_due_sql,
+    request_from_row,
+    request_values,
 )
 from paymentorch.domain import (  # noqa: E402
     AuditEntry,
@@ -95,6 +100,7 @@ from paymentorch.domain import (  # noqa: E402
 )
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR  # noqa: E402
 from paymentorch.domain.plans import Plan  # noqa: E402
+from paymentorch.domain.requests import KeyedChange  # noqa: E402
 from paymentorch.domain.results import SummaryRow  # noqa: E402
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
 
@@ -293,6 +299,12 @@ class SyncPostgresPaymentStore:
                 and cause.diag.constraint_name == OPERATION_KEY_INDEX
             ):
                 raise IdempotencyConflict(op.idempotency_key, "already used") from cause
+            if (
+                change.request is not None
+                and isinstance(cause, pg_errors.UniqueViolation)
+                and cause.diag.constraint_name == REQUEST_KEY
+            ):
+                raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
@@ -342,7 +354,11 @@ class SyncPostgresPaymentStore:
                 " WHERE idempotency_key IS NOT NULL AND created_at < %s",
                 (created_before,),
             )
-            return cur.rowcount
+            released = cur.rowcount
+            cur = conn.execute(
+                "DELETE FROM paymentorch_request_keys WHERE created_at < %s", (created_before,)
+            )
+            return released + cur.rowcount
 
         return self._write("purge idempotency keys", work)
 
@@ -435,6 +451,11 @@ class SyncPostgresPaymentStore:
             (payment_id, scope, key),
         )
         return row_operation(rows[0]) if rows else None
+
+    def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        rows = self._fetch("find a request", REQUEST_READ.format("%s"), (scope, key))
+        return request_from_row(rows[0]) if rows else None
 
     def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""
@@ -656,6 +677,11 @@ def _applied(conn: psycopg.Connection[Any], change: Change, expected: PaymentSta
     sql = APPLY
     if change.operation is not None:
         sql, params = APPLY_WITH_OPERATION, (*params, *operation_row(change))
+    if change.request is not None:
+        scope, key, action, asked, payment = request_values(change, change.request)
+        sql = APPLY_KEYED[change.operation is not None]
+        params = (*params, scope, key, change.payment.id, action, asked, payment,
+                  change.payment.updated_at)  # fmt: skip
     cur = conn.execute(sql, params)
     row = cur.fetchone()
     matched = row is not None and row[0] == 1

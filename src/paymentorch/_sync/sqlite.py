@@ -20,12 +20,14 @@ from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
     OPERATION_COLUMNS,
     OUTBOX_READ,
+    REQUEST_READ,
     STATUS,
     SUMMARY_DIGITS,
     audit_from_row,
     installments_due_sql,
     key_scope,
     plans_due_sql,
+    request_from_row,
 )
 from paymentorch.adapters._sqlite_conn import Durability, SyncSQLiteConnection
 from paymentorch.adapters._sqlite_sql import (
@@ -62,6 +64,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -146,11 +149,18 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
         """Release keys of payments created before ``created_before``."""
 
         def body(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "UPDATE paymentorch_payments SET idempotency_key = NULL, idempotency_scope = NULL"
-                " WHERE idempotency_key IS NOT NULL AND created_at < ?",
-                (time_text(created_before),),
-            ).rowcount
+            before = (time_text(created_before),)
+            return (
+                conn.execute(
+                    "UPDATE paymentorch_payments SET idempotency_key = NULL,"
+                    " idempotency_scope = NULL WHERE idempotency_key IS NOT NULL"
+                    " AND created_at < ?",
+                    before,
+                ).rowcount
+                + conn.execute(
+                    "DELETE FROM paymentorch_request_keys WHERE created_at < ?", before
+                ).rowcount
+            )
 
         return self._run(lambda conn: transaction(conn, body))
 
@@ -268,6 +278,14 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
             inline=True,
         )
         return None if row is None else row_operation(row)
+
+    def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        row = self._run(
+            lambda conn: conn.execute(REQUEST_READ.format("?"), (scope, key)).fetchone(),
+            inline=True,
+        )
+        return None if row is None else request_from_row(row)
 
     def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""

@@ -33,6 +33,7 @@ from paymentorch.adapters._sql import (  # noqa: E402
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
     PLAN_COLUMNS,
+    REQUEST_INSERT_COLUMNS,
     key_scope,
     message_from_row,
     operation_from_row,
@@ -60,9 +61,10 @@ KEY_INDEX: Final = "paymentorch_payments_idempotency"
 READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
 
-def _recorded(changed: str, *, operation: bool = False) -> str:
+def _recorded(changed: str, *, operation: bool = False, request: bool = False) -> str:
     """The CTE tail that writes the audit entry, the event and (with ``operation``) the
-    operation when ``changed`` has a row."""
+    operation, and (with ``request``) claims the transition's key, when ``changed`` has a
+    row."""
     also = (
         f"""
 ), operation AS (
@@ -71,6 +73,11 @@ def _recorded(changed: str, *, operation: bool = False) -> str:
         if operation
         else ""
     )
+    if request:  # a held key fails the whole statement: nothing of the change is written
+        also += f"""
+), request AS (
+  INSERT INTO paymentorch_request_keys ({REQUEST_INSERT_COLUMNS})
+  SELECT %s, %s, %s, %s, %s, %s, %s FROM {changed}"""
     return f"""
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
@@ -107,6 +114,11 @@ WITH upd AS (
   RETURNING id"""
 APPLY: Final = _UPDATE + _recorded("upd")
 APPLY_WITH_OPERATION: Final = _UPDATE + _recorded("upd", operation=True)
+APPLY_KEYED: Final = {
+    operation: _UPDATE + _recorded("upd", operation=operation, request=True)
+    for operation in (False, True)
+}
+"""The guarded update that also claims the transition's key, with and without an operation."""
 
 APPLY_MANY: Final = f"""
 WITH input AS (

@@ -23,6 +23,7 @@ from paymentorch.domain import (
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import PaymentStore
 
@@ -62,8 +63,9 @@ class EncryptedStore:
     # -- out: opened -----------------------------------------------------------------
 
     def _open(self, payment: Payment | None) -> Payment | None:
-        if payment is None:
-            return None
+        return None if payment is None else self._opened(payment)
+
+    def _opened(self, payment: Payment) -> Payment:
         customer_id, metadata = self.encryption.open(
             payment.id, payment.customer_id, payment.metadata
         )
@@ -153,6 +155,10 @@ class EncryptedStore:
 
     async def exposure(self, customer_id: str, currency: str) -> Decimal:
         return await self.inner.exposure(self.encryption.index(customer_id), currency)
+
+    async def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        held = await self.inner.find_request(scope, key)
+        return None if held is None else KeyedChange(held.request, self._opened(held.payment))
 
     async def settle(
         self, previous: Operation, operation: Operation, change: Change | None = None

@@ -27,6 +27,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -66,6 +67,7 @@ class InMemoryPaymentStore:
         self._inbox: set[tuple[str, str]] = set()
         self._exposure: dict[tuple[str, str], Decimal] = {}  # (customer, currency)
         self._plans: dict[UUID, Plan] = {}
+        self._requests: dict[tuple[str, str], KeyedChange] = {}  # (actor's id, key)
         self._closed = False
 
     def _open(self) -> None:
@@ -119,6 +121,12 @@ class InMemoryPaymentStore:
             return False
         self._check_event(change.event.id)
         self._check_operation(change)
+        request = change.request
+        if request is not None:
+            held = (change.audit.actor_id, request.key)
+            if held in self._requests:
+                raise IdempotencyConflict(request.key, "already used")
+            self._requests[held] = KeyedChange(request, change.payment)
         self._replace(old, change)
         return True
 
@@ -225,7 +233,14 @@ class InMemoryPaymentStore:
             for key, pid in released:
                 del self._by_key[key]
                 self._payments[pid] = attrs.evolve(self._payments[pid], idempotency_key=None)
-            return len(released)
+            forgotten = [
+                held
+                for held, done in self._requests.items()
+                if done.payment.updated_at < created_before
+            ]
+            for held in forgotten:
+                del self._requests[held]
+            return len(released) + len(forgotten)
 
     # -- reads ------------------------------------------------------------------
 
@@ -331,6 +346,12 @@ class InMemoryPaymentStore:
             self._open()
             found = self._operation_keys.get((payment_id, scope, key))
             return None if found is None else self._ops[found]
+
+    async def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        with self._lock:
+            self._open()
+            return self._requests.get((scope, key))
 
     async def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""
