@@ -2,16 +2,18 @@
 # src/paymentorch/adapters/postgres.py
 """The PostgreSQL store: psycopg 3 with psycopg_pool, one round trip per change.
 
-Driver errors are translated in ``errors``, the one seam: a lost or refused connection
-is ``StoreUnavailable``. Reads are retried with back-off; writes never are, since a
-write whose commit outcome is unknown could otherwise be applied twice. The blocking
-twin's store is generated from this module, with psycopg's synchronous pool.
+Connections, limits and the translation of driver errors (the one seam) live in
+``_postgres_conn``: a lost or refused connection is ``StoreUnavailable``. A write runs
+again only when the server says it never ran; one whose commit outcome is unknown is
+never run twice. Reads are retried with back-off. The blocking twin's store is
+generated from this module, with psycopg's synchronous pool.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -28,7 +30,20 @@ import psycopg_pool  # noqa: E402
 from psycopg import errors as pg_errors  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from paymentorch import _fork  # noqa: E402
+from paymentorch import _deadline, _fork  # noqa: E402
+from paymentorch.adapters._postgres_conn import (  # noqa: E402
+    CONNECTION_OPTIONS,
+    NEVER_RAN,
+    POOL_OPTIONS,
+    Call,
+    Settings,
+    bounded_sync,
+    connect_errors,
+    connection_kwargs,
+    found_closed,
+    pool_kwargs,
+    settings,
+)
 from paymentorch.adapters._postgres_sql import (  # noqa: E402
     APPLY,
     APPLY_KEYED,
@@ -53,7 +68,6 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     WRITE_PLAN,
     audit_row,
     conninfo,
-    errors,
     event_row,
     list_query,
     logger,
@@ -90,6 +104,7 @@ from paymentorch.domain import (  # noqa: E402
     AuditEntry,
     Change,
     CreditLimitExceeded,
+    FieldError,
     IdempotencyConflict,
     Operation,
     OperationStatus,
@@ -97,6 +112,7 @@ from paymentorch.domain import (  # noqa: E402
     PaymentStatus,
     StoreError,
     StoreUnavailable,
+    ValidationError,
 )
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR  # noqa: E402
 from paymentorch.domain.plans import Plan  # noqa: E402
@@ -108,55 +124,70 @@ T = TypeVar("T")
 
 
 class SyncPostgresPaymentStore:
-    """Payments in PostgreSQL, shared safely by any number of processes."""
+    """Payments in PostgreSQL, shared safely by any number of processes.
+
+    ``settings`` (see ``open_sync_store``) bound each call; a store built around a host's
+    ``pool`` leaves it open when the store closes (``owns_pool=False``).
+    """
 
     backend = "postgresql"
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool[Any],
+        settings: Settings | None = None,
+        *,
+        owns_pool: bool = True,
+    ) -> None:
         self._pool = pool
+        self._settings = settings or Settings(pool_timeout=pool.timeout)
+        self._owns_pool = owns_pool
+        self._connect_errors = connect_errors(pool)
         self._generation = _fork.generation
 
     @classmethod
     def open(
-        cls,
-        conninfo: str,
-        *,
-        pool_size: int = 10,
-        min_pool_size: int | None = None,
-        connect_timeout: float = 5.0,
-        create_schema: bool = False,
+        cls, conninfo: str, *, create_schema: bool = False, **options: Any
     ) -> SyncPostgresPaymentStore:
-        """Open a pool; raise ``StoreUnavailable`` within ``connect_timeout`` if unreachable."""
-        _probe(conninfo, connect_timeout)
+        """Open a pool with ``options`` (see ``open_sync_store``); raise ``StoreUnavailable``
+        within ``connect_timeout`` if the server is unreachable."""
+        found = settings(**options)
+        kwargs = connection_kwargs(conninfo, found)
+        _probe(conninfo, kwargs)
         if create_schema:
             migrate_sync(conninfo)
         pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
-            conninfo,
-            min_size=pool_size if min_pool_size is None else min_pool_size,
-            max_size=pool_size,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, round(connect_timeout)),
-                "options": "-c timezone=UTC",
-            },
-            timeout=connect_timeout,
-            open=False,
-            name="paymentorch",
+            conninfo, kwargs=kwargs, open=False, name="paymentorch", **pool_kwargs(found)
         )
         try:
-            pool.open(wait=True, timeout=connect_timeout)
+            pool.open(wait=True, timeout=found.connect_timeout)
         except psycopg_pool.PoolTimeout as exc:
             pool.close()
             raise StoreUnavailable(
-                f"cannot connect to PostgreSQL within {connect_timeout:g}s"
+                f"cannot connect to PostgreSQL within {found.connect_timeout:g}s"
             ) from exc
-        store = cls(pool)
+        return cls._checked(cls(pool, found))
+
+    @classmethod
+    def around(
+        cls, pool: psycopg_pool.ConnectionPool[Any], *, deadline: object = None
+    ) -> SyncPostgresPaymentStore:
+        """A store on a host's own open ``pool``, which it never closes."""
+        if not isinstance(pool, psycopg_pool.ConnectionPool):
+            message = f"must be a psycopg_pool.{psycopg_pool.ConnectionPool.__name__}"
+            raise ValidationError([FieldError("pool", message, "type")])
+        if pool.closed:
+            raise ValidationError([FieldError("pool", "must be open", "closed")])
+        found = settings(deadline=deadline, pool_timeout=pool.timeout)
+        return cls._checked(cls(pool, found, owns_pool=False))
+
+    def _checked(self) -> SyncPostgresPaymentStore:
         try:
-            store._read("check the schema", lambda c: c.execute(SELECT + " LIMIT 0"))
+            self._read("check the schema", lambda c: c.execute(SELECT + " LIMIT 0"))
         except BaseException:
-            pool.close()
+            self.close()
             raise
-        return store
+        return self
 
     @property
     def pool(self) -> psycopg_pool.ConnectionPool[Any]:
@@ -164,10 +195,31 @@ class SyncPostgresPaymentStore:
         return self._pool
 
     def _write(self, action: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``work`` on a connection, within the call's limits; once more on a fresh
+        connection when the server says it never ran (see ``_postgres_conn``)."""
         if self._generation != _fork.generation:
             self._reopen_in_child()
-        with errors(action), self._pool.connection() as conn:
-            return work(conn)
+        call = Call(self._settings, self._pool, action, self._connect_errors)
+        with call.errors():
+            try:
+                with self._connection(call) as conn, bounded_sync(conn, call.left()):
+                    return work(conn)
+            except NEVER_RAN as exc:
+                logger.info("PostgreSQL ended the session (%s); once more: %s", action, exc)
+            with self._connection(call) as conn, bounded_sync(conn, call.left()):
+                return work(conn)
+
+    @contextlib.contextmanager
+    def _connection(self, call: Call) -> Iterator[psycopg.Connection[Any]]:
+        """A connection from the pool that the server has not ended while it sat there."""
+        for _ in range(self._pool.max_size + 1):
+            with self._pool.connection(timeout=call.wait()) as conn:
+                if not found_closed(conn):
+                    self._connect_errors = connect_errors(self._pool)
+                    yield conn
+                    return
+                conn.close()  # never used: the pool makes another in its place
+        raise StoreUnavailable(f"PostgreSQL ends every connection ({call.action})")
 
     def _reopen_in_child(self) -> None:
         """After fork(): a pool of this process's own, configured as the inherited one."""
@@ -179,23 +231,40 @@ class SyncPostgresPaymentStore:
             max_size=old.max_size,
             kwargs=old.kwargs,
             timeout=old.timeout,
+            max_waiting=old.max_waiting,
+            max_lifetime=old.max_lifetime,
+            max_idle=old.max_idle,
+            reconnect_timeout=old.reconnect_timeout,
             open=False,
             name=old.name,
         )
+        self._owns_pool = True
         self._generation = _fork.generation
-        with errors("reconnect after fork"):
+        with Call(self._settings, self._pool, "reconnect after fork").errors():
             self._pool.open(wait=True, timeout=old.timeout)
 
     def _read(self, action: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        for delay in (*READ_RETRIES, None):
-            try:
-                return self._write(action, work)
-            except StoreUnavailable:
-                if delay is None or self._pool.closed:
-                    raise
-                logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """``_write`` again after a lost connection, a few times within the deadline (a
+        read changes nothing); never after a limit was hit."""
+        call = _deadline.begin()  # the retries share the deadline of this store call
+        try:
+            for delay in (*READ_RETRIES, None):
+                try:
+                    return self._write(action, work)
+                except StoreUnavailable as exc:
+                    left = Call(self._settings, self._pool, action).left()
+                    if (
+                        delay is None
+                        or self._pool.closed
+                        or exc.limit is not None
+                        or (left is not None and left <= delay)
+                    ):
+                        raise
+                    logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
+                    time.sleep(delay)
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            _deadline.end(call)
 
     # -- writes -----------------------------------------------------------------
 
@@ -667,8 +736,9 @@ class SyncPostgresPaymentStore:
         self._write("ping", lambda conn: conn.execute("SELECT 1"))
 
     def close(self) -> None:
-        """Close the pool. Safe to call twice."""
-        self._pool.close()
+        """Close the pool, unless the host gave it. Safe to call twice."""
+        if self._owns_pool:
+            self._pool.close()
 
 
 def _applied(conn: psycopg.Connection[Any], change: Change, expected: PaymentStatus) -> bool:
@@ -736,12 +806,12 @@ def _move_exposure(conn: psycopg.Connection[Any], change: Change) -> None:
         )
 
 
-def _probe(conninfo: str, connect_timeout: float) -> None:
+def _probe(conninfo: str, kwargs: dict[str, Any]) -> None:
     """Connect once before the pool starts, so that a refusal (a database that does not
     exist, a wrong password) fails at once with the server's reason, where the pool would
     retry until its timeout and log every attempt."""
     try:
-        conn = psycopg.Connection.connect(conninfo, connect_timeout=max(1, round(connect_timeout)))
+        conn = psycopg.Connection.connect(conninfo, **kwargs)
     except psycopg.OperationalError as exc:
         message = str(exc).strip()
         reason = message.rpartition("FATAL:")[2].strip() if "FATAL:" in message else message
@@ -752,16 +822,31 @@ def _probe(conninfo: str, connect_timeout: float) -> None:
 def open_sync_store(
     url: str,
     *,
-    pool_size: int = 10,
-    min_pool_size: int | None = None,
-    connect_timeout: float = 5.0,
+    pool: psycopg_pool.ConnectionPool[Any] | None = None,
     create_schema: bool = False,
+    **options: Any,
 ) -> SyncPostgresPaymentStore:
-    """Open the PostgreSQL store that ``url`` names."""
-    return SyncPostgresPaymentStore.open(
-        conninfo(url),
-        pool_size=pool_size,
-        min_pool_size=min_pool_size,
-        connect_timeout=connect_timeout,
-        create_schema=create_schema,
-    )
+    """Open the PostgreSQL store that ``url`` names.
+
+    ``options``: ``pool_size=10``, ``min_pool_size=None`` (``pool_size``),
+    ``connect_timeout=5``, ``pool_timeout=None`` (``connect_timeout``), ``max_waiting=0``
+    (unbounded), ``max_idle=600``, ``max_lifetime=3600``, ``reconnect_timeout=10``,
+    ``statement_timeout=None``, ``lock_timeout=None``, ``application_name="paymentorch"``
+    and ``deadline=None`` (a bound on each call, retries included); times in seconds or
+    as ``timedelta``. ``pool``: a host's own open pool, used instead of making one (then
+    only ``deadline`` applies; the host keeps and closes its pool).
+
+    Raises:
+        ValidationError: an option out of range, or pool options beside ``pool``.
+        StoreUnavailable: the server refused or did not answer within ``connect_timeout``.
+    """
+    if pool is None:
+        return SyncPostgresPaymentStore.open(conninfo(url), create_schema=create_schema, **options)
+    if clash := sorted(set(options) & (POOL_OPTIONS | CONNECTION_OPTIONS)):
+        raise ValidationError(
+            [FieldError(name, "is the pool's own: set it on the pool given", "pool")
+             for name in clash]
+        )  # fmt: skip
+    if create_schema:
+        migrate_sync(conninfo(url))
+    return SyncPostgresPaymentStore.around(pool, **options)

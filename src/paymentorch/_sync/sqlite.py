@@ -530,11 +530,18 @@ def open_sync_store(
     durability: Durability = "normal",
     busy_timeout: float = 30.0,
     create_schema: bool = True,
+    deadline: object = None,
 ) -> SyncSQLitePaymentStore:
-    """Open the SQLite store that ``url`` names."""
+    """Open the SQLite store that ``url`` names.
+
+    ``busy_timeout`` (seconds) is how long a write waits for another process's; with
+    ``deadline`` (seconds or a ``timedelta``), no call waits past it, its queue and busy
+    timeout included.
+    """
     return SyncSQLitePaymentStore.open(
         database_path(url),
         durability=durability,
         busy_timeout=busy_timeout,
         create_schema=create_schema,
+        deadline=deadline,
     )

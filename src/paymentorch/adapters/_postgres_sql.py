@@ -1,4 +1,4 @@
-"""What both PostgreSQL stores share: statements, values to and from rows, the error seam.
+"""What both PostgreSQL stores share: statements, and values to and from rows.
 
 Creating and transitioning are each one statement: a data-modifying CTE writes the
 payment, its audit entry and its outbox event together, in autocommit, so a change is
@@ -7,9 +7,8 @@ one round trip and one transaction.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -18,8 +17,6 @@ from paymentorch.adapters._require import driver
 driver("psycopg", "postgres")
 driver("psycopg_pool", "postgres")
 
-import psycopg  # noqa: E402 - after the check that names the extra
-import psycopg_pool  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from paymentorch.adapters._sql import (  # noqa: E402
@@ -48,8 +45,6 @@ from paymentorch.domain import (  # noqa: E402
     Payment,
     PaymentEvent,
     PaymentStatus,
-    StoreError,
-    StoreUnavailable,
 )
 from paymentorch.domain.cursor import Keyset  # noqa: E402
 from paymentorch.domain.outbox import OutboxMessage  # noqa: E402
@@ -306,24 +301,6 @@ def row_operation(row: tuple[Any, ...]) -> Operation:
 
 def row_message(row: tuple[Any, ...]) -> OutboxMessage:
     return message_from_row(row, uuid=same, time=same, payload=same)
-
-
-@contextlib.contextmanager
-def errors(action: str) -> Iterator[None]:
-    """The one seam where psycopg's errors become paymentorch's."""
-    try:
-        yield
-    except psycopg.errors.UniqueViolation as exc:
-        raise StoreError(f"PostgreSQL refused to {action}: {exc.diag.message_primary}") from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolClosed) as exc:
-        raise StoreUnavailable(f"PostgreSQL is unavailable ({action}): {exc}") from exc
-    except psycopg.errors.UndefinedTable as exc:
-        raise StoreError(
-            "the paymentorch schema is missing: run `paymentorch migrate URL` "
-            "or `await paymentorch.migrate(url)` first"
-        ) from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL failed to {action}: {exc}") from exc
 
 
 def where_filters(

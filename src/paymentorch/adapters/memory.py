@@ -12,10 +12,12 @@ from uuid import UUID
 
 import attrs
 
+from paymentorch import _deadline
 from paymentorch.domain import (
     AuditEntry,
     Change,
     CreditLimitExceeded,
+    FieldError,
     IdempotencyConflict,
     Operation,
     OperationKind,
@@ -24,6 +26,7 @@ from paymentorch.domain import (
     PaymentStatus,
     StoreError,
     StoreUnavailable,
+    ValidationError,
 )
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
@@ -617,8 +620,12 @@ def _scoped_key(change: Change) -> tuple[str, str] | None:
 
 
 async def open_store(url: str, **options: object) -> InMemoryPaymentStore:
-    """A new, empty store for ``memory://``. ``create_schema`` is accepted and ignored."""
-    unknown = set(options) - {"create_schema"}
+    """A new, empty store for ``memory://``. ``create_schema`` and ``deadline`` are
+    accepted and ignored (nothing waits in memory)."""
+    unknown = set(options) - {"create_schema", "deadline"}
     if unknown:
         raise TypeError(f"memory:// takes no option(s) {', '.join(sorted(unknown))}")
+    if options.get("deadline") is not None and _deadline.seconds(options["deadline"]) is None:
+        message = "must be seconds (a number or a timedelta) above 0"
+        raise ValidationError([FieldError("deadline", message, "range")])
     return InMemoryPaymentStore()
