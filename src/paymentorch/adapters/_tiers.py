@@ -63,9 +63,6 @@ return 1
 """
 )
 
-# Nothing but the check above (the listener's, to start a restarted server's generation).
-PING = _GENERATION + "return generation\n"
-
 # After this process could not reach Redis: every entry may be stale.
 NEW_GENERATION = """
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')

@@ -54,7 +54,6 @@ class _Tiers:
         self._set = self._client.register_script(_tiers.SET)
         self._delete = self._client.register_script(_tiers.DELETE)
         self._new_generation = self._client.register_script(_tiers.NEW_GENERATION)
-        self._ping = self._client.register_script(_tiers.PING)
         self._generation_lock = self._LOCK()
         self._keys = [f"{namespace}:gen"]
         self._prefix = f"{namespace}:p:"
@@ -243,13 +242,13 @@ class RedisCache(_Tiers):
             self._failed(exc)
             return None
 
-    async def _start_generation(self) -> bool:
+    async def _start_generation(self, *, patient: bool = False) -> bool:
         """The new generation this process owes, started once, by the first task to
         find Redis answering; the others wait for it rather than read the old one.
-        False when Redis hung for the task before this one."""
+        False when Redis hung for the task before this one (unless ``patient``)."""
         async with self._generation_lock:
             if self._owed:
-                if self._hung():
+                if self._hung() and not patient:
                     return False
                 failures = self._failures
                 await self._new_generation(keys=self._keys, args=[self._channel])
@@ -259,6 +258,14 @@ class RedisCache(_Tiers):
     def _listen(self) -> None:
         if self._listener is None and not self._closed.is_set():
             self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
+
+    async def _heal(self) -> None:
+        """The listener's try at the generation owed: whatever the breaker says, since
+        no caller waits on it, so it starts the moment Redis answers."""
+        try:
+            await self._start_generation(patient=True)
+        except (self._redis.RedisError, OSError) as exc:
+            self._failed(exc)
 
     async def _listen_forever(self) -> None:
         client = self._redis.Redis.from_url(
@@ -274,7 +281,7 @@ class RedisCache(_Tiers):
                             if message := await pubsub.get_message(timeout=self._tick):
                                 self._heard(message)
                             elif self._owed:  # start the generation owed, without a caller
-                                await self._call(self._ping, [self._channel], read=True)
+                                await self._heal()
                 except (self._redis.RedisError, OSError) as exc:
                     error = exc
                 finally:
@@ -333,15 +340,21 @@ class SyncRedisCache(_Tiers):
             self._failed(exc)
             return None
 
-    def _start_generation(self) -> bool:
+    def _start_generation(self, *, patient: bool = False) -> bool:
         with self._generation_lock:
             if self._owed:
-                if self._hung():
+                if self._hung() and not patient:
                     return False
                 failures = self._failures
                 self._new_generation(keys=self._keys, args=[self._channel])
                 self._paid(failures)
         return True
+
+    def _heal(self) -> None:
+        try:
+            self._start_generation(patient=True)
+        except (self._redis.RedisError, OSError) as exc:
+            self._failed(exc)
 
     def _listen(self) -> None:
         if self._listener is None and not self._closed.is_set():
@@ -366,7 +379,7 @@ class SyncRedisCache(_Tiers):
                             if message := pubsub.get_message(timeout=self._tick):
                                 self._heard(message)
                             elif self._owed:  # start the generation owed, without a caller
-                                self._call(self._ping, [self._channel], read=True)
+                                self._heal()
                 except (self._redis.RedisError, OSError) as exc:
                     error = exc
                 finally:
