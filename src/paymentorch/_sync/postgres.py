@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from paymentorch._migrate import migrate_sync
@@ -173,7 +173,7 @@ class SyncPostgresPaymentStore:
         cls, pool: psycopg_pool.ConnectionPool[Any], *, deadline: object = None
     ) -> SyncPostgresPaymentStore:
         """A store on a host's own open ``pool``, which it never closes."""
-        if not isinstance(pool, psycopg_pool.ConnectionPool):
+        if not isinstance(cast(object, pool), psycopg_pool.ConnectionPool):
             message = f"must be a psycopg_pool.{psycopg_pool.ConnectionPool.__name__}"
             raise ValidationError([FieldError("pool", message, "type")])
         if pool.closed:

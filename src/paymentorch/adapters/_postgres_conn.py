@@ -105,13 +105,12 @@ def settings(**options: Any) -> Settings:
             errors.append(FieldError(name, problem, "range"))
         else:
             checked[name] = found
-    if not errors:
-        found = Settings(**checked)
-        if found.min_pool_size is not None and found.min_pool_size > found.pool_size:
-            errors.append(FieldError("min_pool_size", "must not exceed pool_size", "range"))
+    result = Settings(**checked) if not errors else Settings()
+    if result.min_pool_size is not None and result.min_pool_size > result.pool_size:
+        errors.append(FieldError("min_pool_size", "must not exceed pool_size", "range"))
     if errors:
         raise ValidationError(errors)
-    return found
+    return result
 
 
 _WHOLE: Final = {"pool_size": 1, "min_pool_size": 0, "max_waiting": 0}

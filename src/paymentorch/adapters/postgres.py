@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from paymentorch.adapters._require import driver
@@ -172,7 +172,7 @@ class PostgresPaymentStore:
         cls, pool: psycopg_pool.AsyncConnectionPool[Any], *, deadline: object = None
     ) -> PostgresPaymentStore:
         """A store on a host's own open ``pool``, which it never closes."""
-        if not isinstance(pool, psycopg_pool.AsyncConnectionPool):
+        if not isinstance(cast(object, pool), psycopg_pool.AsyncConnectionPool):
             message = f"must be a psycopg_pool.{psycopg_pool.AsyncConnectionPool.__name__}"
             raise ValidationError([FieldError("pool", message, "type")])
         if pool.closed:

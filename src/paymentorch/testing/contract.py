@@ -15,7 +15,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -454,7 +454,7 @@ async def test_a_keyed_transition_repeats_as_it_first_left_the_payment(backend: 
     """Each transition with a key: a repeat returns the payment as the first call left it,
     even after it moved on, and writes no entry or event."""
     async with service_on(backend) as service:
-        steps = {
+        steps: dict[str, Callable[[Any, str], Awaitable[Payment]]] = {
             "confirm": lambda p, k: service.confirm_payment(p, actor=ADMIN, idempotency_key=k),
             "authorize": lambda p, k: service.authorize_payment(p, actor=ADMIN, idempotency_key=k),
             "fail": lambda p, k: service.fail_payment(
