@@ -123,6 +123,15 @@ async def test_a_hosts_own_pool(postgres_database: str) -> None:
             po.open_sync_service(postgres_database, pool=pool)
     finally:
         await pool.close()
+    paris: Any = psycopg_pool.AsyncConnectionPool(
+        postgres_database, min_size=1, open=False, kwargs={"options": "-c timezone=Europe/Paris"}
+    )
+    await paris.open()
+    try:
+        with pytest.raises(po.ValidationError, match="Europe/Paris"):
+            await po.open_service(postgres_database, pool=paris)
+    finally:
+        await paris.close()
     with psycopg_pool.ConnectionPool(
         postgres_database, min_size=1, max_size=2, kwargs={"autocommit": True}, open=True
     ) as blocking:

@@ -35,6 +35,7 @@ from paymentorch.adapters._postgres_conn import (  # noqa: E402
     CONNECTION_OPTIONS,
     NEVER_RAN,
     POOL_OPTIONS,
+    UTC_NAMES,
     Call,
     Settings,
     bounded_sync,
@@ -179,7 +180,14 @@ class SyncPostgresPaymentStore:
         if pool.closed:
             raise ValidationError([FieldError("pool", "must be open", "closed")])
         found = settings(deadline=deadline, pool_timeout=pool.timeout)
-        return cls._checked(cls(pool, found, owns_pool=False))
+        store = cls._checked(cls(pool, found, owns_pool=False))
+        rows = store._fetch("read the time zone", "SHOW TimeZone")
+        if rows[0][0] not in UTC_NAMES:  # every time the store reads back must be UTC
+            message = (
+                f"its sessions' TimeZone is {rows[0][0]}: make it UTC (options=-c timezone=UTC)"
+            )
+            raise ValidationError([FieldError("pool", message, "timezone")])
+        return store
 
     def _checked(self) -> SyncPostgresPaymentStore:
         try:

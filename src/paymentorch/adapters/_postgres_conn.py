@@ -29,7 +29,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 
 import attrs
@@ -63,6 +63,10 @@ CONNECTION_OPTIONS: Final = frozenset(
     {"connect_timeout", "statement_timeout", "lock_timeout", "application_name"}
 )
 """What a store makes its own pool and connections with: not for a pool the host gives."""
+UTC_NAMES: Final = frozenset(
+    {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"}
+)
+"""The names PostgreSQL may report for a session in UTC."""
 _NAME_LENGTH: Final = 63  # PostgreSQL keeps this many bytes of a name
 
 
@@ -314,23 +318,36 @@ def _cancelled(exc: psycopg.Error, action: str, limit: str, words: str) -> Store
     )
 
 
-@contextlib.asynccontextmanager
-async def bounded(conn: psycopg.AsyncConnection[Any], seconds: float | None) -> AsyncIterator[None]:
+class bounded:  # noqa: N801 - used as a function is, like its blocking twin's
     """Cancel what runs on ``conn`` (psycopg cancels it on the server too) after
-    ``seconds``, raising ``DeadlinePassed``."""
-    if seconds is None:
-        yield
-        return
-    if seconds <= 0:
-        raise DeadlinePassed
-    timeout = asyncio.timeout(seconds)
-    try:
-        async with timeout:
-            yield
-    except TimeoutError as exc:
-        if timeout.expired():
-            raise DeadlinePassed from exc
-        raise
+    ``seconds`` (None: never), raising ``DeadlinePassed``."""
+
+    __slots__ = ("_seconds", "_timeout")
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], seconds: float | None) -> None:
+        self._seconds = seconds
+        self._timeout: asyncio.Timeout | None = None
+
+    async def __aenter__(self) -> None:
+        if self._seconds is None:
+            return
+        if self._seconds <= 0:
+            raise DeadlinePassed
+        self._timeout = asyncio.timeout(self._seconds)
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        timeout = self._timeout
+        if timeout is None:
+            return
+        try:
+            await timeout.__aexit__(kind, exc, tb)
+        except TimeoutError as expired:
+            if timeout.expired():
+                raise DeadlinePassed from expired
+            raise
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from paymentorch.adapters._postgres_conn import (  # noqa: E402
     CONNECTION_OPTIONS,
     NEVER_RAN,
     POOL_OPTIONS,
+    UTC_NAMES,
     Call,
     Settings,
     bounded,
@@ -178,7 +179,14 @@ class PostgresPaymentStore:
         if pool.closed:
             raise ValidationError([FieldError("pool", "must be open", "closed")])
         found = settings(deadline=deadline, pool_timeout=pool.timeout)
-        return await cls._checked(cls(pool, found, owns_pool=False))
+        store = await cls._checked(cls(pool, found, owns_pool=False))
+        rows = await store._fetch("read the time zone", "SHOW TimeZone")
+        if rows[0][0] not in UTC_NAMES:  # every time the store reads back must be UTC
+            message = (
+                f"its sessions' TimeZone is {rows[0][0]}: make it UTC (options=-c timezone=UTC)"
+            )
+            raise ValidationError([FieldError("pool", message, "timezone")])
+        return store
 
     async def _checked(self) -> PostgresPaymentStore:
         try:
