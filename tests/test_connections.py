@@ -97,6 +97,19 @@ async def test_the_urls_own_options_are_kept(
     monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=1234")
     async with await po.open_service(postgres_database) as service:
         assert await _show(service.store, "lock_timeout", "statement_timeout") == ["1234ms", "0"]
+        assert await _keepalives(service.store) == {
+            "keepalives": "1", "keepalives_idle": "60", "keepalives_interval": "10",
+            "keepalives_count": "6",
+        }  # fmt: skip
+    async with await po.open_service(f"{postgres_database}?keepalives_idle=30") as service:
+        assert await _keepalives(service.store) == {"keepalives_idle": "30"}
+
+
+async def _keepalives(store: Any) -> dict[str, str]:
+    """The TCP keepalive settings of the store's connections."""
+    async with store.pool.connection() as conn:
+        found = conn.info.get_parameters()
+    return {k: v for k, v in found.items() if k.startswith("keepalives")}
 
 
 @pytest.mark.postgres

@@ -5,7 +5,8 @@ and the one seam where the driver's errors become paymentorch's.
   problem), then passed to psycopg_pool and libpq. The URL's own libpq ``options`` (or
   ``PGOPTIONS``) and ``application_name`` are kept: the store's ``statement_timeout`` and
   ``lock_timeout`` come before the URL's options, so a setting there wins, and its time
-  zone comes last, since every time it reads back must be UTC.
+  zone comes last, since every time it reads back must be UTC. TCP keepalives are on
+  unless the URL sets its own, so that a NAT does not drop an idle pooled connection.
 - A connection the server ended while it sat in the pool (an idle timeout, a restart, a
   NAT or a pooler that dropped it) has something to say before anything is sent on it:
   a readable socket. Such a connection is closed and another taken, so no caller pays.
@@ -63,6 +64,11 @@ CONNECTION_OPTIONS: Final = frozenset(
     {"connect_timeout", "statement_timeout", "lock_timeout", "application_name"}
 )
 """What a store makes its own pool and connections with: not for a pool the host gives."""
+KEEPALIVES: Final = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10,
+                     "keepalives_count": 6}  # fmt: skip
+"""TCP keepalives unless the URL sets its own: an idle pooled connection sends a probe a
+minute, which keeps a NAT's or a firewall's idle timer from dropping it, and a peer
+gone silent is found (then never used) within two minutes."""
 UTC_NAMES: Final = frozenset(
     {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"}
 )
@@ -152,7 +158,7 @@ def connection_kwargs(conninfo: str, found: Settings) -> dict[str, Any]:
     """What each connection is made with: autocommit, the options (the URL's or
     ``PGOPTIONS`` kept, with the store's timeouts before them and UTC after them), the
     application name unless the URL or ``PGAPPNAME`` has one, and the connect timeout
-    unless the URL has one."""
+    unless the URL has one, and TCP keepalives unless the URL sets them."""
     try:
         given = psycopg.conninfo.conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:
@@ -173,6 +179,8 @@ def connection_kwargs(conninfo: str, found: Settings) -> dict[str, Any]:
     }
     if "connect_timeout" not in given:
         kwargs["connect_timeout"] = max(1, math.ceil(found.connect_timeout))
+    if not any(name.startswith("keepalives") for name in given):
+        kwargs.update(KEEPALIVES)
     return kwargs
 
 
@@ -399,14 +407,18 @@ class _Watchdog:
         self._due: list[tuple[float, int, _Alarm]] = []
         self._order = itertools.count()
         self._condition = threading.Condition()
-        self._pid = 0
+        self._started = False
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        # The child has no watchdog thread, and the parent's may have held the lock.
+        self._due, self._condition, self._started = [], threading.Condition(), False
 
     def arm(self, conn: Any, seconds: float) -> _Alarm:
         alarm = _Alarm(conn)
         with self._condition:
-            if self._pid != os.getpid():  # first use, or a child after fork(): no thread yet
-                self._pid = os.getpid()
-                self._due.clear()
+            if not self._started:
+                self._started = True
                 threading.Thread(target=self._run, name="paymentorch-deadline", daemon=True).start()
             heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), alarm))
             self._condition.notify()
