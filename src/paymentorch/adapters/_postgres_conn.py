@@ -7,9 +7,10 @@ and the one seam where the driver's errors become paymentorch's.
   ``lock_timeout`` come before the URL's options, so a setting there wins, and its time
   zone comes last, since every time it reads back must be UTC. TCP keepalives are on
   unless the URL sets its own, so that a NAT does not drop an idle pooled connection.
-- A connection the server ended while it sat in the pool (an idle timeout, a restart, a
-  NAT or a pooler that dropped it) has something to say before anything is sent on it:
-  a readable socket. Such a connection is closed and another taken, so no caller pays.
+- A connection that ended while it sat in the pool (the server's idle timeout, a
+  restart, a pooler that dropped it, keepalives that found the peer gone) has something
+  to say before anything is sent on it: a readable socket. Such a connection is closed
+  and another taken, so no caller pays.
 - A statement answered with ``AdminShutdown`` or ``IdleSessionTimeout`` never committed
   (PostgreSQL sends those only for a transaction it aborted, or a session it ended while
   idle): the store runs it once more on a fresh connection. A connection lost in any
