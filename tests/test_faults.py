@@ -361,7 +361,7 @@ async def test_a_saturated_pool_says_so(postgres: PrivatePostgres) -> None:
     limits = sorted(r.limit for r in results)  # type: ignore[union-attr]
     assert limits == ["max_waiting", "pool_timeout", "pool_timeout"]
     refused = next(r for r in results if r.limit == "max_waiting")  # type: ignore[union-attr]
-    assert "pool exhausted: 2 waiting" in str(refused)
+    assert "pool exhausted: 2 waiting (pool 'paymentorch', read a payment)" in str(refused)
     assert all("pool exhausted" in str(r) for r in results)
     print(f"a saturated pool: {[str(r) for r in results]}")
     _consistent(url)

@@ -258,7 +258,7 @@ class Call:
         except psycopg_pool.TooManyRequests as exc:
             waiting = _stats(self.pool).get("requests_waiting", 0)
             raise StoreUnavailable(
-                f"PostgreSQL pool exhausted: {waiting} waiting ({self.action}); max_waiting"
+                f"PostgreSQL pool exhausted: {waiting} waiting ({self._named}); max_waiting"
                 f" is {self.settings.max_waiting}",
                 limit="max_waiting",
             ) from exc
@@ -282,6 +282,10 @@ class Call:
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL failed to {self.action}: {exc}") from exc
 
+    @property
+    def _named(self) -> str:
+        return f"pool {getattr(self.pool, 'name', '?')!r}, {self.action}"
+
     def _timed_out(self) -> StoreUnavailable:
         if self.cut_short:
             return self.past_deadline("no connection was free in time")
@@ -289,7 +293,7 @@ class Call:
         size, waiting = self.pool.max_size, stats.get("requests_waiting", 0)
         if stats.get("connections_errors", 0) <= self.connect_errors:
             return StoreUnavailable(
-                f"PostgreSQL pool exhausted: {waiting} waiting ({self.action}); all {size}"
+                f"PostgreSQL pool exhausted: {waiting} waiting ({self._named}); all {size}"
                 f" connections stayed busy for the pool_timeout of {self.settings.wait:g}s",
                 limit="pool_timeout",
             )
