@@ -82,7 +82,7 @@ def bare(session: nox.Session) -> None:
     session.run("python", "-c", BARE_CHECK)
     session.install(".[sqlite]", *nox.project.dependency_groups(PYPROJECT, "tests-bare"))
     session.run(
-        "pytest", "-m", "not postgres", "-p", "no:cacheprovider",
+        "pytest", "-m", "not postgres and not faults", "-p", "no:cacheprovider",
         "--ignore=tests/examples", "--ignore=tests/test_telemetry.py",
         "--ignore=tests/test_docs.py", *ADAPTER_TESTS, *session.posargs,
     )  # fmt: skip

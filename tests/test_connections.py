@@ -18,6 +18,7 @@ import paymentorch as po
 ADMIN = po.Actor.system()
 
 
+@pytest.mark.postgres  # the driver, not a server
 async def test_bad_settings_are_listed_at_once() -> None:
     """Every setting out of range is named in one ValidationError, before any connection."""
     with pytest.raises(po.ValidationError) as caught:
@@ -39,6 +40,10 @@ async def test_bad_settings_are_listed_at_once() -> None:
     ]  # fmt: skip
     with pytest.raises(po.ValidationError, match="min_pool_size"):
         await po.open_service("postgresql://nobody@127.0.0.1:1/x", pool_size=2, min_pool_size=3)
+
+
+async def test_a_bad_deadline_is_refused_on_every_backend() -> None:
+    """memory and SQLite check ``deadline`` too."""
     for url in ("memory://", "sqlite:///:memory:"):
         with pytest.raises(po.ValidationError, match="deadline"):
             await po.open_service(url, deadline=-1)
