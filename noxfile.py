@@ -35,9 +35,15 @@ def install(
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The whole test suite; PostgreSQL tests need PAYMENTORCH_TEST_POSTGRES_URL."""
+    """The whole test suite; PostgreSQL tests need PAYMENTORCH_TEST_POSTGRES_URL. The fault
+    tests (marker ``faults``: private servers stopped, cut and locked) run on the first
+    Python only."""
     install(session, "tests")
-    session.run("pytest", *session.posargs)
+    only_once = []
+    if session.python != PYTHONS[0]:
+        session.log(f"the fault tests run on Python {PYTHONS[0]} only: -m 'not faults'")
+        only_once = ["-m", "not faults"]
+    session.run("pytest", *only_once, *session.posargs)
 
 
 BARE_CHECK = """
@@ -78,7 +84,7 @@ def bare(session: nox.Session) -> None:
     session.run("python", "-c", BARE_CHECK)
     session.install(".[sqlite]", *nox.project.dependency_groups(PYPROJECT, "tests-bare"))
     session.run(
-        "pytest", "-m", "not postgres", "-p", "no:cacheprovider",
+        "pytest", "-m", "not postgres and not faults", "-p", "no:cacheprovider",
         "--ignore=tests/examples", "--ignore=tests/test_telemetry.py",
         "--ignore=tests/test_docs.py", *ADAPTER_TESTS, *session.posargs,
     )  # fmt: skip

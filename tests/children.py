@@ -69,3 +69,20 @@ def read_through_redis(url: str, redis_url: str, namespace: str, local: bool, co
             await cache.aclose()
 
     asyncio.run(run())
+
+
+def read_versions(url: str, redis_url: str, namespace: str, conn: Any) -> None:
+    """For each list of payment ids the parent sends, read each through a strict
+    RedisCache (``local=False``) and send back the versions read; None ends it."""
+
+    async def run() -> None:
+        cache = po.RedisCache(redis_url, namespace=namespace, local=False)
+        try:
+            async with await po.open_service(url, cache=cache) as service:
+                conn.send("ready")
+                while (ids := conn.recv()) is not None:
+                    conn.send([(await service.get_payment(pid)).version for pid in ids])
+        finally:
+            await cache.aclose()
+
+    asyncio.run(run())

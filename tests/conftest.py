@@ -101,7 +101,8 @@ def postgres_backend(postgres_database: str) -> Backend:
         conn.execute(
             "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox,"
             " paymentorch_operations, paymentorch_inbox, paymentorch_exposure,"
-            " paymentorch_plans, paymentorch_installments, paymentorch_late_fees"
+            " paymentorch_plans, paymentorch_installments, paymentorch_late_fees,"
+            " paymentorch_request_keys"
             " RESTART IDENTITY"
         )
     return Backend(

@@ -10,6 +10,7 @@ import attrs
 from paymentorch.adapters.memory import InMemoryPaymentStore, _OutboxRow
 from paymentorch.domain import (
     Change,
+    IdempotencyConflict,
     Operation,
     OperationStatus,
     Payment,
@@ -17,6 +18,7 @@ from paymentorch.domain import (
     StoreError,
 )
 from paymentorch.domain.processing import ProcessorRequest, ProcessorResult
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.ports import OutboxMessage
 from paymentorch.testing import SimulatedProcessor
 
@@ -102,6 +104,23 @@ class RefundsReadThenWrite(InMemoryPaymentStore):
         with self._lock:
             self._check_event(change.event.id)
             self._replace(self._payments[current.id], change)
+        return True
+
+
+class ClaimsKeysApart(InMemoryPaymentStore):
+    """Writes a keyed transition, then claims its key in a step of its own."""
+
+    async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
+        request = change.request
+        if not await super().apply(attrs.evolve(change, request=None), expected=expected):
+            return False
+        await asyncio.sleep(0)  # the gap between the change and the claim
+        if request is not None:
+            with self._lock:
+                held = (change.audit.actor_id, request.key)
+                if held in self._requests:
+                    raise IdempotencyConflict(request.key, "already used")
+                self._requests[held] = KeyedChange(request, change.payment)
         return True
 
 

@@ -56,3 +56,12 @@ def test_internals_are_not_revealed() -> None:
     assert status == 500
     assert "secret" not in str(body)
     assert PROBLEM_JSON == "application/problem+json"
+
+
+def test_only_an_unavailable_store_asks_for_a_retry() -> None:
+    """A 503 carries Retry-After; errors that a repeat would meet again carry none."""
+    from paymentorch.http import retry_after
+
+    assert retry_after(po.StoreUnavailable("pool exhausted", limit="max_waiting")) == 1
+    assert retry_after(po.IdempotencyConflict("k")) is None
+    assert retry_after(RuntimeError("boom")) is None

@@ -42,9 +42,10 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_plans",
         "paymentorch_installments",
         "paymentorch_late_fees",
+        "paymentorch_request_keys",
         "paymentorch_alembic_version",
     }
-    assert version == [("0009",)]
+    assert version == [("0010",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:

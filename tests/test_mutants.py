@@ -44,6 +44,10 @@ CAUGHT_BY = {
         "test_sixteen_refunds_race_for_one_payment",
         "test_store_refuses_a_refund_with_no_room",
     },
+    "ClaimsKeysApart": {
+        "test_store_claims_a_transition_key_with_its_change",
+        "test_sixteen_repeats_of_a_keyed_confirm_race",
+    },
     "TrustsAbandonedLeases": {"test_a_worker_that_died_after_sending_is_never_sent_twice"},
 }
 

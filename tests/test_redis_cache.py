@@ -305,3 +305,33 @@ async def test_a_write_right_after_an_outage_reaches_redis(tmp_path: Path) -> No
         finally:
             await writer.aclose()
             await reader.aclose()
+
+
+async def test_a_process_starts_one_new_generation_however_many_tasks_saw_redis_fail() -> None:
+    """Redis cut away (a proxy in front of the shared server) while 16 tasks write: once it
+    answers again, 16 tasks find it at once, and exactly one new generation is begun."""
+    import redis.asyncio as redis
+
+    from tests.proxy import TcpProxy
+
+    brokers.require("Redis", brokers.REDIS)
+    namespace = f"t{uuid4().hex[:8]}"
+    admin = redis.Redis.from_url(REDIS)
+    with TcpProxy(("127.0.0.1", 6379)) as proxy:
+        cache = po.RedisCache(f"redis://127.0.0.1:{proxy.port}/0", namespace=namespace, local=False)
+        try:
+            payments = [_payment(1) for _ in range(16)]
+            await cache.set(payments[0])
+            begun = await admin.get(f"{namespace}:gen:n")
+            proxy.cut(60)
+            await asyncio.gather(*(cache.set(p) for p in payments))
+            proxy.cut(0)
+            await asyncio.gather(*(cache.set(_payment(2, p.id)) for p in payments))
+            reader = po.RedisCache(REDIS, namespace=namespace, local=False)
+            found = [await reader.get(p.id) for p in payments]
+            await reader.aclose()
+            assert [p and p.version for p in found] == [2] * 16
+            assert int(await admin.get(f"{namespace}:gen:n")) == int(begun) + 1
+        finally:
+            await cache.aclose()
+            await admin.aclose()

@@ -23,7 +23,7 @@ from examples.common.models import ProcessorResponse
 from examples.common.ratelimit import RateLimited
 from examples.common.webhooks import SIGNATURE_HEADER, BadSignature
 from paymentorch.domain import FieldError
-from paymentorch.http import PROBLEM_JSON, problem_details, problem_type
+from paymentorch.http import PROBLEM_JSON, problem_details, problem_type, retry_after
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 JSON_TYPES = ("application/json",)
@@ -201,8 +201,8 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, s
         headers.update(exc.headers)
         return exc.status, _problem(exc.code, exc.title, exc.status, exc.detail), headers
     status, body = problem_details(exc)
-    if status == 503:
-        headers["Retry-After"] = RETRY_AFTER
+    if (wait := retry_after(exc)) is not None:
+        headers["Retry-After"] = str(wait)
     if "errors" in body:
         for error in body["errors"]:
             error["field"] = camel(error["field"])

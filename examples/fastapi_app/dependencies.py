@@ -230,3 +230,12 @@ CorrelationHeader = Annotated[
         description="Tags the audit entries and events; echoed back, or made up.",
     ),
 ]
+KeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Makes a retry safe: a repeat with the same key answers as the first"
+        " call did, even if the payment moved on since.",
+    ),
+]

@@ -7,9 +7,7 @@ unchanged (a refund's operation is ``pending``) until the processor's answer lan
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
 
 from examples.common import api
 from examples.common.models import (
@@ -25,6 +23,7 @@ from examples.fastapi_app.dependencies import (
     Admin,
     CorrelationHeader,
     ExactRoute,
+    KeyHeader,
     PaymentId,
     Service,
     limited,
@@ -44,10 +43,16 @@ router = APIRouter(
 @router.post("/simulate-confirmation/{payment_id}", response_model=PaymentResponse)
 @router.post("/{payment_id}/confirm", response_model=PaymentResponse)
 async def confirm(
-    payment_id: PaymentId, svc: Service, who: Admin, _correlation: CorrelationHeader = None
+    payment_id: PaymentId,
+    svc: Service,
+    who: Admin,
+    _correlation: CorrelationHeader = None,
+    idempotency_key: KeyHeader = None,
 ) -> PaymentResponse:
     """Pending -> Confirmed, capturing the whole amount."""
-    return await present(svc, who, await svc.confirm_payment(payment_id, actor=who.actor))
+    key = api.idempotency_key(idempotency_key)
+    payment = await svc.confirm_payment(payment_id, actor=who.actor, idempotency_key=key)
+    return await present(svc, who, payment)
 
 
 @router.post("/{payment_id}/fail", response_model=PaymentResponse)
@@ -57,9 +62,13 @@ async def fail(
     svc: Service,
     who: Admin,
     _correlation: CorrelationHeader = None,
+    idempotency_key: KeyHeader = None,
 ) -> PaymentResponse:
     """Pending or Authorized -> Failed, with a `reason`."""
-    payment = await svc.fail_payment(payment_id, reason=body.reason, actor=who.actor)
+    key = api.idempotency_key(idempotency_key)
+    payment = await svc.fail_payment(
+        payment_id, reason=body.reason, actor=who.actor, idempotency_key=key
+    )
     return await present(svc, who, payment)
 
 
@@ -70,20 +79,30 @@ async def cancel(
     who: Admin,
     body: OptionalReasonRequest | None = None,
     _correlation: CorrelationHeader = None,
+    idempotency_key: KeyHeader = None,
 ) -> PaymentResponse:
     """Pending -> Cancelled, or Authorized -> Cancelled (a void: queued when a processor
     holds the money), with an optional `reason`."""
     reason = None if body is None else body.reason
-    payment = await svc.cancel_payment(payment_id, actor=who.actor, reason=reason)
+    key = api.idempotency_key(idempotency_key)
+    payment = await svc.cancel_payment(
+        payment_id, actor=who.actor, reason=reason, idempotency_key=key
+    )
     return await present(svc, who, payment)
 
 
 @router.post("/{payment_id}/authorize", response_model=PaymentResponse)
 async def authorize(
-    payment_id: PaymentId, svc: Service, who: Admin, _correlation: CorrelationHeader = None
+    payment_id: PaymentId,
+    svc: Service,
+    who: Admin,
+    _correlation: CorrelationHeader = None,
+    idempotency_key: KeyHeader = None,
 ) -> PaymentResponse:
     """Pending -> Authorized: hold the money, capture it later."""
-    return await present(svc, who, await svc.authorize_payment(payment_id, actor=who.actor))
+    key = api.idempotency_key(idempotency_key)
+    payment = await svc.authorize_payment(payment_id, actor=who.actor, idempotency_key=key)
+    return await present(svc, who, payment)
 
 
 @router.post("/{payment_id}/capture", response_model=PaymentResponse)
@@ -93,11 +112,15 @@ async def capture(
     who: Admin,
     body: CaptureRequest | None = None,
     _correlation: CorrelationHeader = None,
+    idempotency_key: KeyHeader = None,
 ) -> PaymentResponse:
     """Authorized -> Confirmed, taking `amount` (all of it when left out); queued when a
     processor holds the money."""
     amount = None if body is None else body.amount
-    payment = await svc.capture_payment(payment_id, actor=who.actor, amount=amount)
+    key = api.idempotency_key(idempotency_key)
+    payment = await svc.capture_payment(
+        payment_id, actor=who.actor, amount=amount, idempotency_key=key
+    )
     return await present(svc, who, payment)
 
 
@@ -108,14 +131,7 @@ async def refund(
     who: Admin,
     body: RefundRequest | None = None,
     _correlation: CorrelationHeader = None,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=255,
-            description="Makes a retry safe: the same key returns the same refund.",
-        ),
-    ] = None,
+    idempotency_key: KeyHeader = None,
 ) -> OperationResponse:
     """Refund part or all of what was captured; Refunded once everything is. The
     operation is `pending` while a processor carries it out."""

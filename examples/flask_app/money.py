@@ -26,14 +26,17 @@ blueprint = Blueprint("money", __name__, url_prefix="/api/payments")
 def confirm(payment_id: str) -> Response:
     who = writer()
     body_of(OptionalReasonRequest, required=False)
-    return model_response(present(who, service().confirm_payment(payment_id, actor=who.actor)))
+    payment = service().confirm_payment(payment_id, actor=who.actor, idempotency_key=_key())
+    return model_response(present(who, payment))
 
 
 @blueprint.post("/<payment_id>/fail")
 def fail(payment_id: str) -> Response:
     who = writer()
     body: ReasonRequest = body_of(ReasonRequest)
-    payment = service().fail_payment(payment_id, reason=body.reason, actor=who.actor)
+    payment = service().fail_payment(
+        payment_id, reason=body.reason, actor=who.actor, idempotency_key=_key()
+    )
     return model_response(present(who, payment))
 
 
@@ -42,7 +45,9 @@ def cancel(payment_id: str) -> Response:
     who = writer()
     body: OptionalReasonRequest | None = body_of(OptionalReasonRequest, required=False)
     reason = None if body is None else body.reason
-    payment = service().cancel_payment(payment_id, actor=who.actor, reason=reason)
+    payment = service().cancel_payment(
+        payment_id, actor=who.actor, reason=reason, idempotency_key=_key()
+    )
     return model_response(present(who, payment))
 
 
@@ -50,7 +55,8 @@ def cancel(payment_id: str) -> Response:
 def authorize(payment_id: str) -> Response:
     who = writer()
     body_of(OptionalReasonRequest, required=False)
-    return model_response(present(who, service().authorize_payment(payment_id, actor=who.actor)))
+    payment = service().authorize_payment(payment_id, actor=who.actor, idempotency_key=_key())
+    return model_response(present(who, payment))
 
 
 @blueprint.post("/<payment_id>/capture")
@@ -58,7 +64,9 @@ def capture(payment_id: str) -> Response:
     who = writer()
     body: CaptureRequest | None = body_of(CaptureRequest, required=False)
     amount = None if body is None else body.amount
-    payment = service().capture_payment(payment_id, actor=who.actor, amount=amount)
+    payment = service().capture_payment(
+        payment_id, actor=who.actor, amount=amount, idempotency_key=_key()
+    )
     return model_response(present(who, payment))
 
 
@@ -71,6 +79,11 @@ def refund(payment_id: str) -> Response:
         None if body is None else body.amount,
         actor=who.actor,
         reason=None if body is None else body.reason,
-        idempotency_key=api.idempotency_key(request.headers.get("Idempotency-Key")),
+        idempotency_key=_key(),
     )
     return model_response(OperationResponse.of(operation), 201)
+
+
+def _key() -> str | None:
+    """The request's ``Idempotency-Key``: a repeat with it answers as the first call did."""
+    return api.idempotency_key(request.headers.get("Idempotency-Key"))

@@ -72,7 +72,23 @@ async def open_service(
     ``encryption`` keeps the customer id and metadata values encrypted at rest (see
     ``FieldEncryption``), the cache's entries included. ``late_fees`` takes one
     ``LateFeePolicy`` or several, one per currency. Other keyword options go to the
-    backend (``create_schema``, ``pool_size``, ``durability``, ...).
+    backend:
+
+    - every backend: ``create_schema``; ``deadline`` (seconds or a ``timedelta``; None
+      by default) bounds each call's whole time, retries included, past which it raises
+      ``StoreUnavailable`` naming the limit.
+    - SQLite: ``durability`` (``"normal"``, ``"full"``), ``busy_timeout`` (30 s).
+    - PostgreSQL: ``pool_size=10``, ``min_pool_size=None`` (``pool_size``),
+      ``connect_timeout=5``, ``pool_timeout=None`` (``connect_timeout``),
+      ``max_waiting=0`` (unbounded), ``max_idle=600``, ``max_lifetime=3600``,
+      ``reconnect_timeout=10``, ``statement_timeout=None``, ``lock_timeout=None``,
+      ``application_name="paymentorch"`` (times in seconds or as ``timedelta``), or
+      ``pool=`` a host's own open psycopg_pool pool. The URL's libpq ``options`` and
+      ``application_name``, and ``PGOPTIONS``, are kept and win over these.
+
+    Raises:
+        ValidationError: a bad URL or option (every problem listed).
+        StoreUnavailable: the backend could not be reached.
     """
     store = await open_store(url, encryption=encryption, **store_options)
     if cache is _DEFAULT:

@@ -62,3 +62,14 @@ def problem_details(exc: BaseException) -> tuple[int, dict[str, Any]]:
         "detail": "an unexpected error occurred",
         "code": "internal_error",
     }
+
+
+def retry_after(exc: BaseException) -> int | None:
+    """Seconds for a ``Retry-After`` header, or None.
+
+    Set for ``StoreUnavailable`` (503): the backend was unreachable, saturated or slower
+    than a limit, and the same request may be repeated (a write with its idempotency
+    key is safe to repeat: a transition or creation it already made comes back as it
+    was). Other errors would be met again, so they get none.
+    """
+    return 1 if isinstance(exc, StoreUnavailable) else None

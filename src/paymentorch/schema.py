@@ -209,6 +209,21 @@ late_fees = sa.Table(
     sa.Column("waived_at", _time()),
 )
 
+request_keys = sa.Table(
+    "paymentorch_request_keys",
+    metadata,
+    # A transition's idempotency key, unique per caller (the actor's id), claimed with it.
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("payment_id", _uuid(), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("request", sa.Text(), nullable=False),
+    sa.Column("payment", sa.Text(), nullable=False),  # as the change left it, for a repeat
+    sa.Column("created_at", _time(), nullable=False),
+    sa.PrimaryKeyConstraint("scope", "key", name="paymentorch_request_keys_pkey"),
+    sa.Index("paymentorch_request_keys_created", "created_at"),
+)
+
 
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
@@ -236,4 +251,5 @@ __all__ = [
     "outbox",
     "payments",
     "plans",
+    "request_keys",
 ]

@@ -78,6 +78,7 @@ from paymentorch.domain.plans import (
     waive,
 )
 from paymentorch.domain.processing import Outcome, ProcessorResult
+from paymentorch.domain.requests import replay, request_key
 from paymentorch.domain.results import (
     BulkResult,
     HealthReport,
@@ -494,23 +495,32 @@ class PaymentService:
 
     # -- changing ---------------------------------------------------------------
 
-    async def confirm_payment(self, payment_id: UUID | str, *, actor: Actor) -> Payment:
+    async def confirm_payment(
+        self, payment_id: UUID | str, *, actor: Actor, idempotency_key: str | None = None
+    ) -> Payment:
         """Pending -> Confirmed, capturing the whole amount.
+
+        A repeat with the same ``idempotency_key`` (scoped by the actor, as a creation's)
+        returns the payment as the first call left it; so do the other transitions.
 
         Raises:
             PermissionDenied, PaymentNotFound, InvalidTransition.
+            IdempotencyConflict: the key was used on another payment, for another
+                action, or with other parameters.
         """
         with self._telemetry.operation("confirm_payment") as span:
-            return await self._change(span, "confirm", payment_id, actor)
+            return await self._change(span, "confirm", payment_id, actor, key=idempotency_key)
 
-    async def authorize_payment(self, payment_id: UUID | str, *, actor: Actor) -> Payment:
+    async def authorize_payment(
+        self, payment_id: UUID | str, *, actor: Actor, idempotency_key: str | None = None
+    ) -> Payment:
         """Pending -> Authorized: the money is held, to be captured later.
 
         Raises:
-            PermissionDenied, PaymentNotFound, InvalidTransition.
+            PermissionDenied, PaymentNotFound, InvalidTransition, IdempotencyConflict.
         """
         with self._telemetry.operation("authorize_payment") as span:
-            return await self._change(span, "authorize", payment_id, actor)
+            return await self._change(span, "authorize", payment_id, actor, key=idempotency_key)
 
     async def capture_payment(
         self,
@@ -518,6 +528,7 @@ class PaymentService:
         *,
         actor: Actor,
         amount: Decimal | int | str | None = None,
+        idempotency_key: str | None = None,
     ) -> Payment:
         """Authorized -> Confirmed, taking ``amount`` (all of it when None); the rest of the
         authorization is released.
@@ -525,11 +536,21 @@ class PaymentService:
         Raises:
             PermissionDenied, PaymentNotFound, InvalidTransition, ValidationError.
             AmountExceeded: more than was authorized.
+            IdempotencyConflict: see ``confirm_payment``.
         """
         with self._telemetry.operation("capture_payment") as span:
-            return await self._change(span, "capture", payment_id, actor, amount=amount)
+            return await self._change(
+                span, "capture", payment_id, actor, amount=amount, key=idempotency_key
+            )
 
-    async def fail_payment(self, payment_id: UUID | str, *, reason: str, actor: Actor) -> Payment:
+    async def fail_payment(
+        self,
+        payment_id: UUID | str,
+        *,
+        reason: str,
+        actor: Actor,
+        idempotency_key: str | None = None,
+    ) -> Payment:
         """Pending or Authorized -> Failed, keeping ``reason`` (1 to 500 characters).
 
         An authorization a processor holds is voided through it (a ``cancel`` operation,
@@ -537,16 +558,26 @@ class PaymentService:
 
         Raises:
             PermissionDenied, PaymentNotFound, InvalidTransition, ValidationError.
+            IdempotencyConflict: see ``confirm_payment``.
         """
         with self._telemetry.operation("fail_payment") as span:
-            return await self._change(span, "fail", payment_id, actor, reason=reason)
+            return await self._change(
+                span, "fail", payment_id, actor, reason=reason, key=idempotency_key
+            )
 
     async def cancel_payment(
-        self, payment_id: UUID | str, *, actor: Actor, reason: str | None = None
+        self,
+        payment_id: UUID | str,
+        *,
+        actor: Actor,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Payment:
         """Pending -> Cancelled, or Authorized -> Cancelled (a void)."""
         with self._telemetry.operation("cancel_payment") as span:
-            return await self._change(span, "cancel", payment_id, actor, reason=reason)
+            return await self._change(
+                span, "cancel", payment_id, actor, reason=reason, key=idempotency_key
+            )
 
     async def _change(
         self,
@@ -557,11 +588,20 @@ class PaymentService:
         *,
         reason: str | None = None,
         amount: object = None,
+        key: str | None = None,
     ) -> Payment:
         self._policy.check(actor, action)
         pid = self._check_id_and_reason(
             payment_id, reason, required=action == "fail", checked=action in {"fail", "cancel"}
         )
+        if errors := self._validation.check_operation_key(key):
+            raise ValidationError(errors)
+
+        async def repeated() -> Payment | None:
+            """The payment as the call that used ``key`` first left it, if there was one."""
+            held = None if key is None else await self._store.find_request(actor.id, key)
+            return None if held is None else replay(held, pid, action, amount=amount, reason=reason)
+
         fresh = False
         for _ in range(MAX_ATTEMPTS):
             current = await self._read(pid, fresh=fresh)
@@ -576,22 +616,17 @@ class PaymentService:
                 if action in HELD_ACTIONS and current.status is PaymentStatus.AUTHORIZED:
                     held = await self._held(current, action)
             except (InvalidTransition, AmountExceeded):
+                if (done := await repeated()) is not None:
+                    return done
                 if fresh:
                     raise
                 fresh = True  # a cached copy may be behind: decide on the store's
                 continue
             kind, operation = action, None
-            if held is not None and action == "fail":  # failed now; the hold is voided
-                operation = self._follow_up(held, OperationKind.CANCEL, held.amount, reason, now)
-            elif held is not None:  # the processor holds the money: ask it, through the worker
-                # A plan's capture collects installment 1, which is what was authorized.
-                amount_held = (
-                    new.captured_amount
-                    if action == "capture" and not current.has_plan
-                    else held.amount
+            if held is not None:
+                kind, new, operation = self._through(
+                    held, action, current, new, reason=reason, now=now
                 )
-                operation = self._follow_up(held, OperationKind(action), amount_held, reason, now)
-                kind, new = f"{action}_queued", touched(current, at=now)
             change = record_change(
                 new,
                 kind,
@@ -602,7 +637,16 @@ class PaymentService:
                 operation=operation,
             )
             change = await self._planned(change, current, kind, wanted)
-            if await self._store.apply(change, expected=current.status):
+            try:
+                taken = (wanted or current.amount) if action == "capture" else None
+                applied = await self._store.apply(
+                    _keyed(change, key, action, reason, taken), expected=current.status
+                )
+            except IdempotencyConflict:
+                if (done := await repeated()) is None:
+                    raise
+                return done
+            if applied:
                 await self._cache_set(new)
                 Telemetry.describe(span, new)
                 if new.status is not current.status:
@@ -610,6 +654,30 @@ class PaymentService:
                 return new
             fresh = True  # someone changed it first (perhaps in another process)
         raise StoreError(f"payment {pid} changed {MAX_ATTEMPTS} times while {action} waited")
+
+    def _through(
+        self,
+        held: Operation,
+        action: str,
+        current: Payment,
+        new: Payment,
+        *,
+        reason: str | None,
+        now: datetime,
+    ) -> tuple[str, Payment, Operation]:
+        """What ``action`` becomes when a processor holds the payment's authorization:
+        a failure fails now and voids the hold; a capture or void is queued."""
+        if action == "fail":
+            return (
+                action,
+                new,
+                self._follow_up(held, OperationKind.CANCEL, held.amount, reason, now),
+            )
+        # A plan's capture collects installment 1, which is what was authorized.
+        plain_capture = action == "capture" and not current.has_plan
+        amount = new.captured_amount if plain_capture else held.amount
+        operation = self._follow_up(held, OperationKind(action), amount, reason, now)
+        return f"{action}_queued", touched(current, at=now), operation
 
     async def refund_payment(
         self,
@@ -1577,6 +1645,16 @@ def _not_as_asked(plan: Plan, operation: Operation, *, at: datetime) -> str | No
                 f" {allocation.returned} for this refund"
             )
     return None
+
+
+def _keyed(
+    change: Change, key: str | None, action: str, reason: str | None, taken: Decimal | None
+) -> Change:
+    """``change`` claiming ``key``, which keeps the payment as it leaves it for a repeat;
+    ``taken`` is what a capture takes (the authorized amount when none was asked)."""
+    if key is None:
+        return change
+    return attrs.evolve(change, request=request_key(key, action, amount=taken, reason=reason))
 
 
 def _needs_attention(operation: Operation, why: str) -> Operation:

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from opentelemetry import metrics, trace
 
+from paymentorch import _deadline
 from paymentorch._version import __version__
 from paymentorch.domain import Payment, PaymentError
 
@@ -103,9 +104,10 @@ class Telemetry:
 
 
 class _Operation:
-    """The context of one service operation: its span (if traced) and its duration."""
+    """The context of one service operation: its span (if traced), its duration, and the
+    start its store's ``deadline`` counts from."""
 
-    __slots__ = ("_name", "_span_context", "_start", "_telemetry")
+    __slots__ = ("_call", "_name", "_span_context", "_start", "_telemetry")
 
     def __init__(self, telemetry: Telemetry, name: str) -> None:
         self._telemetry = telemetry
@@ -114,6 +116,7 @@ class _Operation:
 
     def __enter__(self) -> trace.Span:
         self._start = time.perf_counter()
+        self._call = _deadline.begin()
         telemetry = self._telemetry
         if not telemetry.tracing():
             return trace.INVALID_SPAN
@@ -137,6 +140,7 @@ class _Operation:
             outcome = exc.code
         else:
             outcome = "error"
+        _deadline.end(self._call)
         self._telemetry.duration.record(
             time.perf_counter() - self._start, _outcome(self._name, outcome)
         )

@@ -586,3 +586,22 @@ def test_a_payment_in_four_installments(client: Client, admin: str, user: str) -
     assert client("GET", f"/api/payments/{plain['id']}/plan", token=user).status == 422
     bad = {"customerId": "ABCD-12345", "amount": "5.00", "plan": {"installments": 1}}
     assert client("POST", "/api/payments", token=user, json_body=bad).status == 422
+
+
+def test_a_transition_repeats_safely_with_its_key(client: Client, user: str, admin: str) -> None:
+    """A confirm whose answer was lost is sent again with its ``Idempotency-Key``: the
+    repeat answers as the first call did, even after the payment moved on; the key on
+    another payment is a 409 conflict."""
+    made, other = create(client, user), create(client, user)
+    key = {"Idempotency-Key": "confirm-77"}
+    path = f"/api/payments/{made['id']}"
+    first = client("POST", f"{path}/confirm", token=admin, headers=key)
+    assert (first.status, first.json["status"]) == (200, "Confirmed")
+    refunded = client("POST", f"{path}/refunds", json_body={}, token=admin)
+    assert refunded.status == 201
+    again = client("POST", f"{path}/confirm", token=admin, headers=key)
+    assert (again.status, again.json["status"], again.json["version"]) == (200, "Confirmed", 2)
+    elsewhere = client("POST", f"/api/payments/{other['id']}/confirm", token=admin, headers=key)
+    assert _problem(elsewhere, 409)["code"] == "idempotency_conflict"
+    unkeyed = client("POST", f"{path}/confirm", token=admin)
+    assert _problem(unkeyed, 409)["code"] == "invalid_transition"

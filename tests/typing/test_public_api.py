@@ -9,7 +9,7 @@ from typing import assert_type
 from uuid import UUID
 
 import paymentorch as po
-from paymentorch.http import problem_details
+from paymentorch.http import problem_details, retry_after
 
 
 async def _sink(events: Sequence[po.PaymentEvent]) -> None:
@@ -35,7 +35,7 @@ async def test_async_api_types() -> None:
         assert_type(p, po.Payment)
         assert_type(p.amount, Decimal)
         assert_type(p.status, po.PaymentStatus)
-        p = await service.confirm_payment(p.id, actor=admin)
+        p = await service.confirm_payment(p.id, actor=admin, idempotency_key="confirm-981")
         allowed = po.allowed_actions(p, operations=await service.operations(p.id))
         assert_type(allowed, list[str])
         page = await service.list_payments(status=po.PaymentStatus.CONFIRMED, limit=10)
@@ -58,6 +58,9 @@ async def test_async_api_types() -> None:
         status, body = problem_details(po.PaymentNotFound(p.id))
         assert_type(status, int)
         assert body["status"] == 404
+        unavailable = po.StoreUnavailable("pool exhausted: 2 waiting", limit="max_waiting")
+        assert_type(unavailable.limit, str | None)
+        assert_type(retry_after(unavailable), int | None)
 
 
 def test_sync_api_types() -> None:
@@ -68,4 +71,7 @@ def test_sync_api_types() -> None:
         assert_type(payment, po.Payment)
         assert_type(service.get_payment(payment.id), po.Payment)
         with po.correlation("req-1"):
-            assert_type(service.cancel_payment(payment.id, actor=po.Actor.system()), po.Payment)
+            cancelled = service.cancel_payment(
+                payment.id, actor=po.Actor.system(), idempotency_key="cancel-1"
+            )
+            assert_type(cancelled, po.Payment)

@@ -26,6 +26,7 @@ from paymentorch.domain import (
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 
 
@@ -64,8 +65,9 @@ class SyncEncryptedStore:
     # -- out: opened -----------------------------------------------------------------
 
     def _open(self, payment: Payment | None) -> Payment | None:
-        if payment is None:
-            return None
+        return None if payment is None else self._opened(payment)
+
+    def _opened(self, payment: Payment) -> Payment:
         customer_id, metadata = self.encryption.open(
             payment.id, payment.customer_id, payment.metadata
         )
@@ -158,6 +160,10 @@ class SyncEncryptedStore:
 
     def rebuild_exposure(self) -> int:
         return self.inner.rebuild_exposure()
+
+    def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        held = self.inner.find_request(scope, key)
+        return None if held is None else KeyedChange(held.request, self._opened(held.payment))
 
     def settle(
         self, previous: Operation, operation: Operation, change: Change | None = None

@@ -23,6 +23,7 @@ from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.processing import ProcessorCapabilities, ProcessorRequest, ProcessorResult
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 
 __all__ = []
@@ -110,7 +111,9 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
         refunded amount plus its pending refunds plus the refund's amount stay within
         what was captured: all checked by the write itself, never read first. A refund
         key its actor already used for this payment raises ``IdempotencyConflict`` and
-        writes nothing.
+        writes nothing. So does ``change.request``, a transition's key, when its actor
+        holds it already: otherwise it is claimed with the change, atomically (a unique
+        key in the same transaction), keeping ``change.payment`` for ``find_request``.
         """
         ...
 
@@ -132,6 +135,10 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
 
     def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""
+        ...
+
+    def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
         ...
 
     def claim_operations(
@@ -246,7 +253,8 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
         ...
 
     def purge_idempotency_keys(self, created_before: datetime) -> int:
-        """Release the keys of payments created before ``created_before``; return how many."""
+        """Release the keys of payments created before ``created_before``, and forget
+        transitions' keys claimed before it; return how many."""
         ...
 
     def ping(self) -> None:

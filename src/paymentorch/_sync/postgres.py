@@ -2,19 +2,21 @@
 # src/paymentorch/adapters/postgres.py
 """The PostgreSQL store: psycopg 3 with psycopg_pool, one round trip per change.
 
-Driver errors are translated in ``errors``, the one seam: a lost or refused connection
-is ``StoreUnavailable``. Reads are retried with back-off; writes never are, since a
-write whose commit outcome is unknown could otherwise be applied twice. The blocking
-twin's store is generated from this module, with psycopg's synchronous pool.
+Connections, limits and the translation of driver errors (the one seam) live in
+``_postgres_conn``: a lost or refused connection is ``StoreUnavailable``. A write runs
+again only when the server says it never ran; one whose commit outcome is unknown is
+never run twice. Reads are retried with back-off. The blocking twin's store is
+generated from this module, with psycopg's synchronous pool.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from paymentorch._migrate import migrate_sync
@@ -28,7 +30,21 @@ import psycopg_pool  # noqa: E402
 from psycopg import errors as pg_errors  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from paymentorch import _fork  # noqa: E402
+from paymentorch import _deadline, _fork  # noqa: E402
+from paymentorch.adapters._postgres_conn import (  # noqa: E402
+    CONNECTION_OPTIONS,
+    NEVER_RAN,
+    POOL_OPTIONS,
+    UTC_NAMES,
+    Call,
+    Settings,
+    bounded_sync,
+    connect_errors,
+    connection_kwargs,
+    found_closed,
+    pool_kwargs,
+    settings,
+)
 from paymentorch.adapters._postgres_sql import (  # noqa: E402
     APPLY_MANY,
     CLAIM,
@@ -50,7 +66,6 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     audit_row,
     conninfo,
     create_sql,
-    errors,
     event_row,
     inline_exposure,
     list_query,
@@ -72,6 +87,8 @@ from paymentorch.adapters._sql import (  # noqa: E402
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_INSERT_COLUMNS,
+    REQUEST_KEY,
+    REQUEST_READ,
     STATUS,
     audit_from_row,
     exposure_sql,
@@ -80,11 +97,13 @@ from paymentorch.adapters._sql import (  # noqa: E402
     plan_from_rows,
     plan_values,
     plans_due_sql,
+    request_from_row,
 )
 from paymentorch.domain import (  # noqa: E402
     AuditEntry,
     Change,
     CreditLimitExceeded,
+    FieldError,
     IdempotencyConflict,
     Operation,
     OperationStatus,
@@ -92,10 +111,12 @@ from paymentorch.domain import (  # noqa: E402
     PaymentStatus,
     StoreError,
     StoreUnavailable,
+    ValidationError,
 )
 from paymentorch.domain.credit import exposure_changes  # noqa: E402
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR  # noqa: E402
 from paymentorch.domain.plans import Plan  # noqa: E402
+from paymentorch.domain.requests import KeyedChange  # noqa: E402
 from paymentorch.domain.results import SummaryRow  # noqa: E402
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
 
@@ -103,55 +124,77 @@ T = TypeVar("T")
 
 
 class SyncPostgresPaymentStore:
-    """Payments in PostgreSQL, shared safely by any number of processes."""
+    """Payments in PostgreSQL, shared safely by any number of processes.
+
+    ``settings`` (see ``open_sync_store``) bound each call; a store built around a host's
+    ``pool`` leaves it open when the store closes (``owns_pool=False``).
+    """
 
     backend = "postgresql"
 
-    def __init__(self, pool: psycopg_pool.ConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool[Any],
+        settings: Settings | None = None,
+        *,
+        owns_pool: bool = True,
+    ) -> None:
         self._pool = pool
+        self._settings = settings or Settings(pool_timeout=pool.timeout)
+        self._owns_pool = owns_pool
+        self._connect_errors = connect_errors(pool)
         self._generation = _fork.generation
 
     @classmethod
     def open(
-        cls,
-        conninfo: str,
-        *,
-        pool_size: int = 10,
-        min_pool_size: int | None = None,
-        connect_timeout: float = 5.0,
-        create_schema: bool = False,
+        cls, conninfo: str, *, create_schema: bool = False, **options: Any
     ) -> SyncPostgresPaymentStore:
-        """Open a pool; raise ``StoreUnavailable`` within ``connect_timeout`` if unreachable."""
-        _probe(conninfo, connect_timeout)
+        """Open a pool with ``options`` (see ``open_sync_store``); raise ``StoreUnavailable``
+        within ``connect_timeout`` if the server is unreachable."""
+        found = settings(**options)
+        kwargs = connection_kwargs(conninfo, found)
+        _probe(conninfo, kwargs)
         if create_schema:
             migrate_sync(conninfo)
         pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
-            conninfo,
-            min_size=pool_size if min_pool_size is None else min_pool_size,
-            max_size=pool_size,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, round(connect_timeout)),
-                "options": "-c timezone=UTC",
-            },
-            timeout=connect_timeout,
-            open=False,
-            name="paymentorch",
+            conninfo, kwargs=kwargs, open=False, name="paymentorch", **pool_kwargs(found)
         )
         try:
-            pool.open(wait=True, timeout=connect_timeout)
+            pool.open(wait=True, timeout=found.connect_timeout)
         except psycopg_pool.PoolTimeout as exc:
             pool.close()
             raise StoreUnavailable(
-                f"cannot connect to PostgreSQL within {connect_timeout:g}s"
+                f"cannot connect to PostgreSQL within {found.connect_timeout:g}s"
             ) from exc
-        store = cls(pool)
-        try:
-            store._read("check the schema", lambda c: c.execute(SELECT + " LIMIT 0"))
-        except BaseException:
-            pool.close()
-            raise
+        return cls._checked(cls(pool, found))
+
+    @classmethod
+    def around(
+        cls, pool: psycopg_pool.ConnectionPool[Any], *, deadline: object = None
+    ) -> SyncPostgresPaymentStore:
+        """A store on a host's own open ``pool``, which it never closes."""
+        if not isinstance(cast(object, pool), psycopg_pool.ConnectionPool):
+            message = f"must be a psycopg_pool.{psycopg_pool.ConnectionPool.__name__}"
+            raise ValidationError([FieldError("pool", message, "type")])
+        if pool.closed:
+            raise ValidationError([FieldError("pool", "must be open", "closed")])
+        found = settings(deadline=deadline, pool_timeout=pool.timeout)
+        store = cls._checked(cls(pool, found, owns_pool=False))
+        rows = store._fetch("read the time zone", "SHOW TimeZone")
+        if rows[0][0] not in UTC_NAMES:  # every time the store reads back must be UTC
+            message = (
+                f"its sessions' TimeZone is {rows[0][0]}: make it UTC (options=-c timezone=UTC)"
+            )
+            raise ValidationError([FieldError("pool", message, "timezone")])
         return store
+
+    def _checked(self) -> SyncPostgresPaymentStore:
+        try:
+            self._read("check the schema", lambda c: c.execute(SELECT + " LIMIT 0"))
+        except BaseException:
+            self.close()
+            raise
+        return self
 
     @property
     def pool(self) -> psycopg_pool.ConnectionPool[Any]:
@@ -159,10 +202,31 @@ class SyncPostgresPaymentStore:
         return self._pool
 
     def _write(self, action: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``work`` on a connection, within the call's limits; once more on a fresh
+        connection when the server says it never ran (see ``_postgres_conn``)."""
         if self._generation != _fork.generation:
             self._reopen_in_child()
-        with errors(action), self._pool.connection() as conn:
-            return work(conn)
+        call = Call(self._settings, self._pool, action, self._connect_errors)
+        with call.errors():
+            try:
+                with self._connection(call) as conn, bounded_sync(conn, call.left()):
+                    return work(conn)
+            except NEVER_RAN as exc:
+                logger.info("PostgreSQL ended the session (%s); once more: %s", action, exc)
+            with self._connection(call) as conn, bounded_sync(conn, call.left()):
+                return work(conn)
+
+    @contextlib.contextmanager
+    def _connection(self, call: Call) -> Iterator[psycopg.Connection[Any]]:
+        """A connection from the pool that the server has not ended while it sat there."""
+        for _ in range(self._pool.max_size + 1):
+            with self._pool.connection(timeout=call.wait()) as conn:
+                if not found_closed(conn):
+                    self._connect_errors = connect_errors(self._pool)
+                    yield conn
+                    return
+                conn.close()  # never used: the pool makes another in its place
+        raise StoreUnavailable(f"PostgreSQL ends every connection ({call.action})")
 
     def _reopen_in_child(self) -> None:
         """After fork(): a pool of this process's own, configured as the inherited one."""
@@ -174,23 +238,40 @@ class SyncPostgresPaymentStore:
             max_size=old.max_size,
             kwargs=old.kwargs,
             timeout=old.timeout,
+            max_waiting=old.max_waiting,
+            max_lifetime=old.max_lifetime,
+            max_idle=old.max_idle,
+            reconnect_timeout=old.reconnect_timeout,
             open=False,
             name=old.name,
         )
+        self._owns_pool = True
         self._generation = _fork.generation
-        with errors("reconnect after fork"):
+        with Call(self._settings, self._pool, "reconnect after fork").errors():
             self._pool.open(wait=True, timeout=old.timeout)
 
     def _read(self, action: str, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        for delay in (*READ_RETRIES, None):
-            try:
-                return self._write(action, work)
-            except StoreUnavailable:
-                if delay is None or self._pool.closed:
-                    raise
-                logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """``_write`` again after a lost connection, a few times within the deadline (a
+        read changes nothing); never after a limit was hit."""
+        call = _deadline.begin()  # the retries share the deadline of this store call
+        try:
+            for delay in (*READ_RETRIES, None):
+                try:
+                    return self._write(action, work)
+                except StoreUnavailable as exc:
+                    left = Call(self._settings, self._pool, action).left()
+                    if (
+                        delay is None
+                        or self._pool.closed
+                        or exc.limit is not None
+                        or (left is not None and left <= delay)
+                    ):
+                        raise
+                    logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
+                    time.sleep(delay)
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            _deadline.end(call)
 
     # -- writes -----------------------------------------------------------------
 
@@ -292,6 +373,12 @@ class SyncPostgresPaymentStore:
                 and cause.diag.constraint_name == OPERATION_KEY_INDEX
             ):
                 raise IdempotencyConflict(op.idempotency_key, "already used") from cause
+            if (
+                change.request is not None
+                and isinstance(cause, pg_errors.UniqueViolation)
+                and cause.diag.constraint_name == REQUEST_KEY
+            ):
+                raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
@@ -341,7 +428,11 @@ class SyncPostgresPaymentStore:
                 " WHERE idempotency_key IS NOT NULL AND created_at < %s",
                 (created_before,),
             )
-            return cur.rowcount
+            released = cur.rowcount
+            cur = conn.execute(
+                "DELETE FROM paymentorch_request_keys WHERE created_at < %s", (created_before,)
+            )
+            return released + cur.rowcount
 
         return self._write("purge idempotency keys", work)
 
@@ -434,6 +525,11 @@ class SyncPostgresPaymentStore:
             (payment_id, scope, key),
         )
         return row_operation(rows[0]) if rows else None
+
+    def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        rows = self._fetch("find a request", REQUEST_READ.format("%s"), (scope, key))
+        return request_from_row(rows[0]) if rows else None
 
     def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""
@@ -671,14 +767,19 @@ class SyncPostgresPaymentStore:
         self._write("ping", lambda conn: conn.execute("SELECT 1"))
 
     def close(self) -> None:
-        """Close the pool. Safe to call twice."""
-        self._pool.close()
+        """Close the pool, unless the host gave it. Safe to call twice."""
+        if self._owns_pool:
+            self._pool.close()
 
 
 def _applied(conn: psycopg.Connection[Any], change: Change, expected: PaymentStatus) -> bool:
     """The guarded update with its entry, event and operation (if any); say if it matched."""
     params = statement_params(change, update_row(change, expected))
-    sql = apply_sql(operation=change.operation is not None, exposure=inline_exposure(change))
+    sql = apply_sql(
+        operation=change.operation is not None,
+        exposure=inline_exposure(change),
+        request=change.request is not None,
+    )
     cur = conn.execute(sql, params)
     row = cur.fetchone()
     matched = row is not None and row[0] == 1
@@ -740,12 +841,12 @@ def _move_exposure(conn: psycopg.Connection[Any], change: Change) -> None:
         )
 
 
-def _probe(conninfo: str, connect_timeout: float) -> None:
+def _probe(conninfo: str, kwargs: dict[str, Any]) -> None:
     """Connect once before the pool starts, so that a refusal (a database that does not
     exist, a wrong password) fails at once with the server's reason, where the pool would
     retry until its timeout and log every attempt."""
     try:
-        conn = psycopg.Connection.connect(conninfo, connect_timeout=max(1, round(connect_timeout)))
+        conn = psycopg.Connection.connect(conninfo, **kwargs)
     except psycopg.OperationalError as exc:
         message = str(exc).strip()
         reason = message.rpartition("FATAL:")[2].strip() if "FATAL:" in message else message
@@ -756,16 +857,31 @@ def _probe(conninfo: str, connect_timeout: float) -> None:
 def open_sync_store(
     url: str,
     *,
-    pool_size: int = 10,
-    min_pool_size: int | None = None,
-    connect_timeout: float = 5.0,
+    pool: psycopg_pool.ConnectionPool[Any] | None = None,
     create_schema: bool = False,
+    **options: Any,
 ) -> SyncPostgresPaymentStore:
-    """Open the PostgreSQL store that ``url`` names."""
-    return SyncPostgresPaymentStore.open(
-        conninfo(url),
-        pool_size=pool_size,
-        min_pool_size=min_pool_size,
-        connect_timeout=connect_timeout,
-        create_schema=create_schema,
-    )
+    """Open the PostgreSQL store that ``url`` names.
+
+    ``options``: ``pool_size=10``, ``min_pool_size=None`` (``pool_size``),
+    ``connect_timeout=5``, ``pool_timeout=None`` (``connect_timeout``), ``max_waiting=0``
+    (unbounded), ``max_idle=600``, ``max_lifetime=3600``, ``reconnect_timeout=10``,
+    ``statement_timeout=None``, ``lock_timeout=None``, ``application_name="paymentorch"``
+    and ``deadline=None`` (a bound on each call, retries included); times in seconds or
+    as ``timedelta``. ``pool``: a host's own open pool, used instead of making one (then
+    only ``deadline`` applies; the host keeps and closes its pool).
+
+    Raises:
+        ValidationError: an option out of range, or pool options beside ``pool``.
+        StoreUnavailable: the server refused or did not answer within ``connect_timeout``.
+    """
+    if pool is None:
+        return SyncPostgresPaymentStore.open(conninfo(url), create_schema=create_schema, **options)
+    if clash := sorted(set(options) & (POOL_OPTIONS | CONNECTION_OPTIONS)):
+        raise ValidationError(
+            [FieldError(name, "is the pool's own: set it on the pool given", "pool")
+             for name in clash]
+        )  # fmt: skip
+    if create_schema:
+        migrate_sync(conninfo(url))
+    return SyncPostgresPaymentStore.around(pool, **options)

@@ -20,6 +20,7 @@ from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
     OPERATION_COLUMNS,
     OUTBOX_READ,
+    REQUEST_READ,
     STATUS,
     SUMMARY_DIGITS,
     audit_from_row,
@@ -27,6 +28,7 @@ from paymentorch.adapters._sql import (
     installments_due_sql,
     key_scope,
     plans_due_sql,
+    request_from_row,
 )
 from paymentorch.adapters._sqlite_conn import Durability, SyncSQLiteConnection
 from paymentorch.adapters._sqlite_sql import (
@@ -64,6 +66,7 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import exposure_changes
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -148,11 +151,18 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
         """Release keys of payments created before ``created_before``."""
 
         def body(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "UPDATE paymentorch_payments SET idempotency_key = NULL, idempotency_scope = NULL"
-                " WHERE idempotency_key IS NOT NULL AND created_at < ?",
-                (time_text(created_before),),
-            ).rowcount
+            before = (time_text(created_before),)
+            return (
+                conn.execute(
+                    "UPDATE paymentorch_payments SET idempotency_key = NULL,"
+                    " idempotency_scope = NULL WHERE idempotency_key IS NOT NULL"
+                    " AND created_at < ?",
+                    before,
+                ).rowcount
+                + conn.execute(
+                    "DELETE FROM paymentorch_request_keys WHERE created_at < ?", before
+                ).rowcount
+            )
 
         return self._run(lambda conn: transaction(conn, body))
 
@@ -270,6 +280,14 @@ class SyncSQLitePaymentStore(SyncSQLiteConnection):
             inline=True,
         )
         return None if row is None else row_operation(row)
+
+    def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        row = self._run(
+            lambda conn: conn.execute(REQUEST_READ.format("?"), (scope, key)).fetchone(),
+            inline=True,
+        )
+        return None if row is None else request_from_row(row)
 
     def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""
@@ -542,11 +560,18 @@ def open_sync_store(
     durability: Durability = "normal",
     busy_timeout: float = 30.0,
     create_schema: bool = True,
+    deadline: object = None,
 ) -> SyncSQLitePaymentStore:
-    """Open the SQLite store that ``url`` names."""
+    """Open the SQLite store that ``url`` names.
+
+    ``busy_timeout`` (seconds) is how long a write waits for another process's; with
+    ``deadline`` (seconds or a ``timedelta``), no call waits past it, its queue and busy
+    timeout included.
+    """
     return SyncSQLitePaymentStore.open(
         database_path(url),
         durability=durability,
         busy_timeout=busy_timeout,
         create_schema=create_schema,
+        deadline=deadline,
     )

@@ -1,4 +1,4 @@
-"""What both PostgreSQL stores share: statements, values to and from rows, the error seam.
+"""What both PostgreSQL stores share: statements, and values to and from rows.
 
 Creating and transitioning are each one statement: a data-modifying CTE writes the
 payment, its audit entry and its outbox event together, in autocommit, so a change is
@@ -7,10 +7,9 @@ one round trip and one transaction.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -19,8 +18,6 @@ from paymentorch.adapters._require import driver
 driver("psycopg", "postgres")
 driver("psycopg_pool", "postgres")
 
-import psycopg  # noqa: E402 - after the check that names the extra
-import psycopg_pool  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from paymentorch.adapters._sql import (  # noqa: E402
@@ -34,12 +31,14 @@ from paymentorch.adapters._sql import (  # noqa: E402
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
     PLAN_COLUMNS,
+    REQUEST_INSERT_COLUMNS,
     key_scope,
     message_from_row,
     operation_from_row,
     operation_scope,
     payment_from_row,
     refund_delta,
+    request_values,
 )
 from paymentorch.domain import (  # noqa: E402
     AuditEntry,
@@ -48,8 +47,6 @@ from paymentorch.domain import (  # noqa: E402
     Payment,
     PaymentEvent,
     PaymentStatus,
-    StoreError,
-    StoreUnavailable,
 )
 from paymentorch.domain.cursor import Keyset  # noqa: E402
 from paymentorch.domain.outbox import OutboxMessage  # noqa: E402
@@ -61,10 +58,10 @@ KEY_INDEX: Final = "paymentorch_payments_idempotency"
 READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
 
-def _recorded(changed: str, *, operation: bool, exposure: bool) -> str:
+def _recorded(changed: str, *, operation: bool, exposure: bool, request: bool) -> str:
     """The CTE tail that writes the audit entry, the event, and (with ``operation``) the
-    operation and (with ``exposure``) the customer's exposure move, when ``changed`` has
-    a row."""
+    operation, (with ``exposure``) the customer's exposure move and (with ``request``)
+    the transition's key, when ``changed`` has a row."""
     also = ""
     if operation:
         also += f"""
@@ -77,6 +74,11 @@ def _recorded(changed: str, *, operation: bool, exposure: bool) -> str:
   INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
   SELECT %s, %s, GREATEST(%s::numeric, 0) FROM {changed}
   ON CONFLICT (customer_id, currency) DO UPDATE SET amount = GREATEST(e.amount + %s::numeric, 0)"""
+    if request:  # a held key fails the whole statement: nothing of the change is written
+        also += f"""
+), request AS (
+  INSERT INTO paymentorch_request_keys ({REQUEST_INSERT_COLUMNS})
+  SELECT %s, %s, %s, %s, %s, %s, %s FROM {changed}"""
     return f"""
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
@@ -109,13 +111,14 @@ WITH upd AS (
 def create_sql(*, operation: bool, exposure: bool) -> str:
     """A creation in one statement: the payment, its entry and event, and as asked its
     operation and exposure move."""
-    return _INSERT + _recorded("ins", operation=operation, exposure=exposure)
+    return _INSERT + _recorded("ins", operation=operation, exposure=exposure, request=False)
 
 
 @functools.cache
-def apply_sql(*, operation: bool, exposure: bool) -> str:
-    """A guarded change in one statement, as ``create_sql`` for an update."""
-    return _UPDATE + _recorded("upd", operation=operation, exposure=exposure)
+def apply_sql(*, operation: bool, exposure: bool, request: bool) -> str:
+    """A guarded change in one statement, as ``create_sql`` for an update; with
+    ``request`` it claims the transition's key too."""
+    return _UPDATE + _recorded("upd", operation=operation, exposure=exposure, request=request)
 
 
 def inline_exposure(change: Change) -> bool:
@@ -129,9 +132,12 @@ def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
     params = (*head, *audit_row(change.audit), *event_row(change.event))
     if change.operation is not None:
         params = (*params, *operation_row(change))
+    p = change.payment
     if inline_exposure(change):
-        p = change.payment
         params = (*params, p.customer_id, p.currency, change.exposure, change.exposure)
+    if change.request is not None:
+        scope, key, action, asked, payment = request_values(change, change.request)
+        params = (*params, scope, key, p.id, action, asked, payment, p.updated_at)
     return params
 
 
@@ -332,24 +338,6 @@ def row_operation(row: tuple[Any, ...]) -> Operation:
 
 def row_message(row: tuple[Any, ...]) -> OutboxMessage:
     return message_from_row(row, uuid=same, time=same, payload=same)
-
-
-@contextlib.contextmanager
-def errors(action: str) -> Iterator[None]:
-    """The one seam where psycopg's errors become paymentorch's."""
-    try:
-        yield
-    except psycopg.errors.UniqueViolation as exc:
-        raise StoreError(f"PostgreSQL refused to {action}: {exc.diag.message_primary}") from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolClosed) as exc:
-        raise StoreUnavailable(f"PostgreSQL is unavailable ({action}): {exc}") from exc
-    except psycopg.errors.UndefinedTable as exc:
-        raise StoreError(
-            "the paymentorch schema is missing: run `paymentorch migrate URL` "
-            "or `await paymentorch.migrate(url)` first"
-        ) from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL failed to {action}: {exc}") from exc
 
 
 def where_filters(

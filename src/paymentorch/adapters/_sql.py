@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
+from paymentorch.adapters._tiers import decode as decode_payment
+from paymentorch.adapters._tiers import encode as encode_payment
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -27,6 +29,7 @@ from paymentorch.domain.plans import (
     PlanStatus,
     PlanTerms,
 )
+from paymentorch.domain.requests import KeyedChange, RequestKey
 from paymentorch.ports import OutboxMessage
 
 PAYMENT_COLUMNS: Final = (
@@ -52,6 +55,14 @@ OPERATION_COLUMNS: Final = (
 OPERATION_INSERT_COLUMNS: Final = OPERATION_COLUMNS + ", idempotency_scope"
 OPERATION_KEY_INDEX: Final = "paymentorch_operations_key"
 
+REQUEST_INSERT_COLUMNS: Final = "scope, key, payment_id, action, request, payment, created_at"
+REQUEST_KEY: Final = "paymentorch_request_keys_pkey"
+REQUEST_READ: Final = (
+    "SELECT key, action, request, payment FROM paymentorch_request_keys WHERE scope = {0}"
+    " AND key = {0}"
+)
+"""A transition's key as ``request_from_row`` reads it, with ``{0}`` for the placeholder."""
+
 STATUS: Final = {s.value: s for s in PaymentStatus}
 SUMMARY_DIGITS: Final = 4
 """Decimal places kept when SQL adds amounts up as integers (ISO 4217's largest exponent)."""
@@ -73,6 +84,20 @@ def refund_delta(change: Change) -> Decimal:
     """What a change asks to refund: the room the store must find under what was captured."""
     op = change.operation
     return op.amount if op is not None and op.kind is OperationKind.REFUND else Decimal(0)
+
+
+def request_values(change: Change, request: RequestKey) -> tuple[str, str, str, str, str]:
+    """What claiming ``request`` (``change.request``) writes, but for the payment's id and
+    the time: the scope (the actor), the key, the action, what was asked and the payment
+    after the change."""
+    payment = encode_payment(change.payment)
+    return change.audit.actor_id, request.key, request.action, request.request, payment
+
+
+def request_from_row(row: Sequence[Any]) -> KeyedChange:
+    """A held key as ``REQUEST_READ`` returns it."""
+    key, action, request, payment = row
+    return KeyedChange(RequestKey(key, action, request), decode_payment(payment))
 
 
 def dumps(value: Mapping[str, Any]) -> str:

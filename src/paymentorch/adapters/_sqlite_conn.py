@@ -11,6 +11,9 @@ Every operation of a store is one function of the connection (for a write, a who
   timeout: one hop, where a driver that hops once per statement would cost five.
 - ``SyncSQLiteConnection`` (blocking twin): in the calling thread, one thread at a
   time, waiting up to the busy timeout for another process's write.
+
+With a ``deadline``, a call waits for the file's lock (and for its turn on the
+connection) no longer than what is left of it: the busy timeout within the deadline.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Self, TypeVar
 
-from paymentorch import _fork
+from paymentorch import _deadline, _fork
 from paymentorch.domain import FieldError, StoreError, StoreUnavailable, ValidationError
 
 T = TypeVar("T")
@@ -75,14 +79,69 @@ def connect(
     return conn
 
 
+def check_deadline(deadline: object) -> float | None:
+    """``deadline`` in seconds (a number or a ``timedelta``), or None.
+
+    Raises:
+        ValidationError: it is neither, or not more than zero.
+    """
+    if deadline is None:
+        return None
+    found = _deadline.seconds(deadline)
+    if found is None:
+        message = "must be seconds (a number or a timedelta) above 0"
+        raise ValidationError([FieldError("deadline", message, "range")])
+    return found
+
+
+class _Wait:
+    """How long one call may wait for the file's lock: the busy timeout, within what is
+    left of the deadline (counted from the start of the service call)."""
+
+    def __init__(
+        self, busy_timeout: float, deadline: float | None, started: float | None = None
+    ) -> None:
+        self.deadline = deadline
+        self.seconds = busy_timeout
+        self.cut = False
+        if deadline is not None:
+            left = deadline - (time.monotonic() - (started or _deadline.started()))
+            self.cut = left < busy_timeout
+            self.seconds = max(0.0, min(busy_timeout, left))
+
+    @property
+    def ms(self) -> int:
+        return round(self.seconds * 1000)
+
+    def past(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"SQLite did not answer within the deadline of {self.deadline:g}s: the database"
+            " file stayed locked by another writer",
+            limit="deadline",
+        )
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    )
+
+
 @contextlib.contextmanager
-def _errors() -> Iterator[None]:
+def _errors(wait: _Wait | None = None) -> Iterator[None]:
     """The one seam where sqlite3's errors become paymentorch's."""
     try:
         yield
     except sqlite3.IntegrityError as exc:
         raise StoreError(f"SQLite refused the write: {exc}") from exc
     except sqlite3.Error as exc:
+        if wait is not None and wait.cut and _busy(exc):
+            raise wait.past() from exc
+        if _busy(exc):
+            raise StoreUnavailable(
+                f"SQLite failed: {exc} (another writer held the file past busy_timeout)",
+                limit="busy_timeout",
+            ) from exc
         raise StoreUnavailable(f"SQLite failed: {exc}") from exc
 
 
@@ -96,11 +155,14 @@ class SQLiteConnection:
         *,
         busy_timeout: float = 30.0,
         inline: bool = True,
+        deadline: float | None = None,
     ) -> None:
         self._conn = conn
         self._executor = executor
+        self._busy_timeout = busy_timeout
         self._busy_ms = round(busy_timeout * 1000)
         self._inline = inline
+        self._deadline = deadline
         # One user of the connection at a time, from any thread or event loop: held only
         # around a synchronous call, never across an await.
         self._lock = threading.Lock()
@@ -114,8 +176,10 @@ class SQLiteConnection:
         durability: Durability = "normal",
         busy_timeout: float = 30.0,
         create_schema: bool = True,
+        deadline: object = None,
     ) -> Self:
         """Open (and by default create or upgrade) the database at ``path``."""
+        seconds = check_deadline(deadline)
         executor = ThreadPoolExecutor(1, thread_name_prefix="paymentorch-sqlite")
         inline = durability == "normal"
 
@@ -132,7 +196,7 @@ class SQLiteConnection:
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(conn, executor, busy_timeout=busy_timeout, inline=inline)
+        return cls(conn, executor, busy_timeout=busy_timeout, inline=inline, deadline=seconds)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
         """Run ``fn`` with the connection: on the loop if ``inline`` and it need not wait,
@@ -149,19 +213,21 @@ class SQLiteConnection:
                         raise
                 finally:
                     self._lock.release()
-            # The file or the connection is busy: wait for it on the private thread.
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._patiently, fn)
+        # The file or the connection is busy: wait for it on the private thread.
+        loop = asyncio.get_running_loop()
+        started = _deadline.started()
+        return await loop.run_in_executor(self._executor, self._patiently, fn, started)
 
-    def _patiently(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            if not self._inline:
+    def _patiently(self, fn: Callable[[sqlite3.Connection], T], started: float) -> T:
+        wait = _Wait(self._busy_timeout, self._deadline, started)  # the queue's wait counts
+        with _errors(wait), self._lock:
+            if not self._inline and self._deadline is None:
                 return fn(self._conn)
-            self._conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            self._conn.execute(f"PRAGMA busy_timeout={wait.ms}")
             try:
                 return fn(self._conn)
             finally:
-                self._conn.execute("PRAGMA busy_timeout=0")
+                self._conn.execute(f"PRAGMA busy_timeout={0 if self._inline else self._busy_ms}")
 
     def _close(self) -> None:
         with self._lock:
@@ -188,12 +254,19 @@ class SyncSQLiteConnection:
     """
 
     def __init__(
-        self, path: str, conn: sqlite3.Connection, *, durability: Durability, busy_timeout: float
+        self,
+        path: str,
+        conn: sqlite3.Connection,
+        *,
+        durability: Durability,
+        busy_timeout: float,
+        deadline: float | None = None,
     ) -> None:
         self._path = path
         self._conn = conn
         self._durability: Durability = durability
         self._busy_timeout = busy_timeout
+        self._deadline = deadline
         self._lock = threading.Lock()
         self._generation = _fork.generation
         self._closed = False
@@ -206,12 +279,14 @@ class SyncSQLiteConnection:
         durability: Durability = "normal",
         busy_timeout: float = 30.0,
         create_schema: bool = True,
+        deadline: object = None,
     ) -> Self:
         """Open (and by default create or upgrade) the database at ``path``."""
+        seconds = check_deadline(deadline)
         conn = connect(
             path, durability=durability, busy_timeout=busy_timeout, create_schema=create_schema
         )
-        return cls(path, conn, durability=durability, busy_timeout=busy_timeout)
+        return cls(path, conn, durability=durability, busy_timeout=busy_timeout, deadline=seconds)
 
     def _run(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
         """Run ``fn`` with the connection in this thread (``inline`` is the async store's)."""
@@ -219,8 +294,23 @@ class SyncSQLiteConnection:
             raise StoreUnavailable("the SQLite store is closed")
         if self._generation != _fork.generation:
             self._reconnect_in_child()
-        with _errors(), self._lock:
-            return fn(self._conn)
+        if self._deadline is None:
+            with _errors(), self._lock:
+                return fn(self._conn)
+        started = _deadline.started()
+        wait = _Wait(self._busy_timeout, self._deadline, started)
+        if not self._lock.acquire(timeout=wait.seconds):  # another thread's turn took it all
+            raise wait.past()
+        try:
+            wait = _Wait(self._busy_timeout, self._deadline, started)
+            with _errors(wait):
+                self._conn.execute(f"PRAGMA busy_timeout={wait.ms}")
+                try:
+                    return fn(self._conn)
+                finally:
+                    self._conn.execute(f"PRAGMA busy_timeout={round(self._busy_timeout * 1000)}")
+        finally:
+            self._lock.release()
 
     def _reconnect_in_child(self) -> None:
         if self._path == ":memory:":

@@ -26,6 +26,7 @@ from paymentorch.adapters._sql import (
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
     PLAN_COLUMNS,
+    REQUEST_INSERT_COLUMNS,
     SUMMARY_SCALE,
     dumps,
     key_scope,
@@ -36,6 +37,7 @@ from paymentorch.adapters._sql import (
     plan_from_rows,
     plan_values,
     refund_delta,
+    request_values,
 )
 from paymentorch.domain import (
     Change,
@@ -339,6 +341,18 @@ def write_change(conn: sqlite3.Connection, change: Change, expected: PaymentStat
     if conn.execute(UPDATE, update_params(change, expected)).rowcount != 1:
         return False
     insert_records(conn, change)
+    request = change.request
+    if request is not None:
+        scope, key, action, asked, payment = request_values(change, request)
+        try:
+            conn.execute(
+                f"INSERT INTO paymentorch_request_keys ({REQUEST_INSERT_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (scope, key, change.payment.id.hex, action, asked, payment,
+                 time_text(change.payment.updated_at)),
+            )  # fmt: skip
+        except sqlite3.IntegrityError:
+            raise IdempotencyConflict(key, "already used") from None
     return True
 
 

@@ -14,38 +14,60 @@ from uuid import UUID
 
 from paymentorch.domain import Payment, PaymentStatus
 
-# Each entry is "<version>|<payment as JSON>" under <namespace>:p:<generation>:<id>. A new
-# generation (after this process failed to write through an outage) orphans every entry.
-GET = """
-local generation = redis.call('GET', KEYS[1]) or '0'
-return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
+# Each entry is "<version>|<payment as JSON>" under <namespace>:p:<generation>:<id>. A
+# generation is "<run id of the server that began it>.<n>": the first script to run on a
+# restarted server (with its data or without) begins a new one, since what the server
+# kept may have been changed in the store while it was away; a new generation orphans
+# every entry. A process that could not read or write begins one too (NEW_GENERATION).
+# ARGV[1] is always the invalidation channel.
+_GENERATION = """
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local generation = redis.call('GET', KEYS[1])
+if not generation or string.sub(generation, 1, #run + 1) ~= run .. '.' then
+  generation = run .. '.' .. redis.call('INCR', KEYS[1] .. ':n')
+  redis.call('SET', KEYS[1], generation)
+  redis.call('PUBLISH', ARGV[1], '*')
+end
 """
 
+GET = (
+    _GENERATION
+    + """
+return {generation, redis.call('GET', ARGV[2] .. generation .. ':' .. ARGV[3])}
+"""
+)
+
 # Never replaces a newer version; publishes "<id> <version>" when the entry moved forward.
-SET = """
-local generation = redis.call('GET', KEYS[1]) or '0'
-local key = ARGV[1] .. generation .. ':' .. ARGV[2]
+SET = (
+    _GENERATION
+    + """
+local key = ARGV[2] .. generation .. ':' .. ARGV[3]
 local current = redis.call('GET', key)
 if current then
   local version = tonumber(string.match(current, '^(%d+)|'))
-  if version > tonumber(ARGV[3]) then return 0 end
-  if version == tonumber(ARGV[3]) then redis.call('PEXPIRE', key, ARGV[5]) return 1 end
+  if version > tonumber(ARGV[4]) then return 0 end
+  if version == tonumber(ARGV[4]) then redis.call('PEXPIRE', key, ARGV[6]) return 1 end
 end
-redis.call('SET', key, ARGV[4], 'PX', ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[2] .. ' ' .. ARGV[3])
+redis.call('SET', key, ARGV[5], 'PX', ARGV[6])
+redis.call('PUBLISH', ARGV[1], ARGV[3] .. ' ' .. ARGV[4])
 return 2
 """
+)
 
-DELETE = """
-local generation = redis.call('GET', KEYS[1]) or '0'
-redis.call('DEL', ARGV[1] .. generation .. ':' .. ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' -')
+DELETE = (
+    _GENERATION
+    + """
+redis.call('DEL', ARGV[2] .. generation .. ':' .. ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[3] .. ' -')
 return 1
 """
+)
 
-# After an outage in which this process could not write: every entry may be stale.
+# After this process could not reach Redis: every entry may be stale.
 NEW_GENERATION = """
-local generation = redis.call('INCR', KEYS[1])
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local generation = run .. '.' .. redis.call('INCR', KEYS[1] .. ':n')
+redis.call('SET', KEYS[1], generation)
 redis.call('PUBLISH', ARGV[1], '*')
 return generation
 """

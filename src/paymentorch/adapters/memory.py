@@ -12,10 +12,12 @@ from uuid import UUID
 
 import attrs
 
+from paymentorch import _deadline
 from paymentorch.domain import (
     AuditEntry,
     Change,
     CreditLimitExceeded,
+    FieldError,
     IdempotencyConflict,
     Operation,
     OperationKind,
@@ -24,10 +26,12 @@ from paymentorch.domain import (
     PaymentStatus,
     StoreError,
     StoreUnavailable,
+    ValidationError,
 )
 from paymentorch.domain.credit import exposure_changes, exposure_of
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -67,6 +71,7 @@ class InMemoryPaymentStore:
         self._inbox: set[tuple[str, str]] = set()
         self._exposure: dict[tuple[str, str], Decimal] = {}  # (customer, currency)
         self._plans: dict[UUID, Plan] = {}
+        self._requests: dict[tuple[str, str], KeyedChange] = {}  # (actor's id, key)
         self._closed = False
 
     def _open(self) -> None:
@@ -120,6 +125,12 @@ class InMemoryPaymentStore:
             return False
         self._check_event(change.event.id)
         self._check_operation(change)
+        request = change.request
+        if request is not None:
+            held = (change.audit.actor_id, request.key)
+            if held in self._requests:
+                raise IdempotencyConflict(request.key, "already used")
+            self._requests[held] = KeyedChange(request, change.payment)
         self._replace(old, change)
         return True
 
@@ -226,7 +237,14 @@ class InMemoryPaymentStore:
             for key, pid in released:
                 del self._by_key[key]
                 self._payments[pid] = attrs.evolve(self._payments[pid], idempotency_key=None)
-            return len(released)
+            forgotten = [
+                held
+                for held, done in self._requests.items()
+                if done.payment.updated_at < created_before
+            ]
+            for held in forgotten:
+                del self._requests[held]
+            return len(released) + len(forgotten)
 
     # -- reads ------------------------------------------------------------------
 
@@ -332,6 +350,12 @@ class InMemoryPaymentStore:
             self._open()
             found = self._operation_keys.get((payment_id, scope, key))
             return None if found is None else self._ops[found]
+
+    async def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        with self._lock:
+            self._open()
+            return self._requests.get((scope, key))
 
     async def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""
@@ -610,8 +634,12 @@ def _scoped_key(change: Change) -> tuple[str, str] | None:
 
 
 async def open_store(url: str, **options: object) -> InMemoryPaymentStore:
-    """A new, empty store for ``memory://``. ``create_schema`` is accepted and ignored."""
-    unknown = set(options) - {"create_schema"}
+    """A new, empty store for ``memory://``. ``create_schema`` and ``deadline`` are
+    accepted and ignored (nothing waits in memory)."""
+    unknown = set(options) - {"create_schema", "deadline"}
     if unknown:
         raise TypeError(f"memory:// takes no option(s) {', '.join(sorted(unknown))}")
+    if options.get("deadline") is not None and _deadline.seconds(options["deadline"]) is None:
+        message = "must be seconds (a number or a timedelta) above 0"
+        raise ValidationError([FieldError("deadline", message, "range")])
     return InMemoryPaymentStore()

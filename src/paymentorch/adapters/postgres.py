@@ -1,18 +1,20 @@
 """The PostgreSQL store: psycopg 3 with psycopg_pool, one round trip per change.
 
-Driver errors are translated in ``errors``, the one seam: a lost or refused connection
-is ``StoreUnavailable``. Reads are retried with back-off; writes never are, since a
-write whose commit outcome is unknown could otherwise be applied twice. The blocking
-twin's store is generated from this module, with psycopg's synchronous pool.
+Connections, limits and the translation of driver errors (the one seam) live in
+``_postgres_conn``: a lost or refused connection is ``StoreUnavailable``. A write runs
+again only when the server says it never ran; one whose commit outcome is unknown is
+never run twice. Reads are retried with back-off. The blocking twin's store is
+generated from this module, with psycopg's synchronous pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from paymentorch.adapters._require import driver
@@ -25,7 +27,21 @@ import psycopg_pool  # noqa: E402
 from psycopg import errors as pg_errors  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from paymentorch import _fork  # noqa: E402
+from paymentorch import _deadline, _fork  # noqa: E402
+from paymentorch.adapters._postgres_conn import (  # noqa: E402
+    CONNECTION_OPTIONS,
+    NEVER_RAN,
+    POOL_OPTIONS,
+    UTC_NAMES,
+    Call,
+    Settings,
+    bounded,
+    connect_errors,
+    connection_kwargs,
+    found_closed,
+    pool_kwargs,
+    settings,
+)
 from paymentorch.adapters._postgres_sql import (  # noqa: E402
     APPLY_MANY,
     CLAIM,
@@ -47,7 +63,6 @@ from paymentorch.adapters._postgres_sql import (  # noqa: E402
     audit_row,
     conninfo,
     create_sql,
-    errors,
     event_row,
     inline_exposure,
     list_query,
@@ -69,6 +84,8 @@ from paymentorch.adapters._sql import (  # noqa: E402
     OUTBOX_COLUMNS,
     OUTBOX_READ,
     PAYMENT_INSERT_COLUMNS,
+    REQUEST_KEY,
+    REQUEST_READ,
     STATUS,
     audit_from_row,
     exposure_sql,
@@ -77,11 +94,13 @@ from paymentorch.adapters._sql import (  # noqa: E402
     plan_from_rows,
     plan_values,
     plans_due_sql,
+    request_from_row,
 )
 from paymentorch.domain import (  # noqa: E402
     AuditEntry,
     Change,
     CreditLimitExceeded,
+    FieldError,
     IdempotencyConflict,
     Operation,
     OperationStatus,
@@ -89,10 +108,12 @@ from paymentorch.domain import (  # noqa: E402
     PaymentStatus,
     StoreError,
     StoreUnavailable,
+    ValidationError,
 )
 from paymentorch.domain.credit import exposure_changes  # noqa: E402
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR  # noqa: E402
 from paymentorch.domain.plans import Plan  # noqa: E402
+from paymentorch.domain.requests import KeyedChange  # noqa: E402
 from paymentorch.domain.results import SummaryRow  # noqa: E402
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
 
@@ -100,57 +121,79 @@ T = TypeVar("T")
 
 
 class PostgresPaymentStore:
-    """Payments in PostgreSQL, shared safely by any number of processes."""
+    """Payments in PostgreSQL, shared safely by any number of processes.
+
+    ``settings`` (see ``open_store``) bound each call; a store built around a host's
+    ``pool`` leaves it open when the store closes (``owns_pool=False``).
+    """
 
     backend = "postgresql"
 
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        pool: psycopg_pool.AsyncConnectionPool[Any],
+        settings: Settings | None = None,
+        *,
+        owns_pool: bool = True,
+    ) -> None:
         self._pool = pool
+        self._settings = settings or Settings(pool_timeout=pool.timeout)
+        self._owns_pool = owns_pool
+        self._connect_errors = connect_errors(pool)
         self._generation = _fork.generation
 
     @classmethod
     async def open(
-        cls,
-        conninfo: str,
-        *,
-        pool_size: int = 10,
-        min_pool_size: int | None = None,
-        connect_timeout: float = 5.0,
-        create_schema: bool = False,
+        cls, conninfo: str, *, create_schema: bool = False, **options: Any
     ) -> PostgresPaymentStore:
-        """Open a pool; raise ``StoreUnavailable`` within ``connect_timeout`` if unreachable."""
-        await _probe(conninfo, connect_timeout)
+        """Open a pool with ``options`` (see ``open_store``); raise ``StoreUnavailable``
+        within ``connect_timeout`` if the server is unreachable."""
+        found = settings(**options)
+        kwargs = connection_kwargs(conninfo, found)
+        await _probe(conninfo, kwargs)
         if create_schema:
             from paymentorch._migrate import migrate  # noqa: PLC0415 - Alembic only when asked
 
             await migrate(conninfo)
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-            conninfo,
-            min_size=pool_size if min_pool_size is None else min_pool_size,
-            max_size=pool_size,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, round(connect_timeout)),
-                "options": "-c timezone=UTC",
-            },
-            timeout=connect_timeout,
-            open=False,
-            name="paymentorch",
+            conninfo, kwargs=kwargs, open=False, name="paymentorch", **pool_kwargs(found)
         )
         try:
-            await pool.open(wait=True, timeout=connect_timeout)
+            await pool.open(wait=True, timeout=found.connect_timeout)
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
             raise StoreUnavailable(
-                f"cannot connect to PostgreSQL within {connect_timeout:g}s"
+                f"cannot connect to PostgreSQL within {found.connect_timeout:g}s"
             ) from exc
-        store = cls(pool)
-        try:
-            await store._read("check the schema", lambda c: c.execute(SELECT + " LIMIT 0"))
-        except BaseException:
-            await pool.close()
-            raise
+        return await cls._checked(cls(pool, found))
+
+    @classmethod
+    async def around(
+        cls, pool: psycopg_pool.AsyncConnectionPool[Any], *, deadline: object = None
+    ) -> PostgresPaymentStore:
+        """A store on a host's own open ``pool``, which it never closes."""
+        if not isinstance(cast(object, pool), psycopg_pool.AsyncConnectionPool):
+            message = f"must be a psycopg_pool.{psycopg_pool.AsyncConnectionPool.__name__}"
+            raise ValidationError([FieldError("pool", message, "type")])
+        if pool.closed:
+            raise ValidationError([FieldError("pool", "must be open", "closed")])
+        found = settings(deadline=deadline, pool_timeout=pool.timeout)
+        store = await cls._checked(cls(pool, found, owns_pool=False))
+        rows = await store._fetch("read the time zone", "SHOW TimeZone")
+        if rows[0][0] not in UTC_NAMES:  # every time the store reads back must be UTC
+            message = (
+                f"its sessions' TimeZone is {rows[0][0]}: make it UTC (options=-c timezone=UTC)"
+            )
+            raise ValidationError([FieldError("pool", message, "timezone")])
         return store
+
+    async def _checked(self) -> PostgresPaymentStore:
+        try:
+            await self._read("check the schema", lambda c: c.execute(SELECT + " LIMIT 0"))
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
 
     @property
     def pool(self) -> psycopg_pool.AsyncConnectionPool[Any]:
@@ -160,11 +203,31 @@ class PostgresPaymentStore:
     async def _write(
         self, action: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
     ) -> T:
+        """``work`` on a connection, within the call's limits; once more on a fresh
+        connection when the server says it never ran (see ``_postgres_conn``)."""
         if self._generation != _fork.generation:
             await self._reopen_in_child()
-        with errors(action):
-            async with self._pool.connection() as conn:
+        call = Call(self._settings, self._pool, action, self._connect_errors)
+        with call.errors():
+            try:
+                async with self._connection(call) as conn, bounded(conn, call.left()):
+                    return await work(conn)
+            except NEVER_RAN as exc:
+                logger.info("PostgreSQL ended the session (%s); once more: %s", action, exc)
+            async with self._connection(call) as conn, bounded(conn, call.left()):
                 return await work(conn)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, call: Call) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection from the pool that the server has not ended while it sat there."""
+        for _ in range(self._pool.max_size + 1):
+            async with self._pool.connection(timeout=call.wait()) as conn:
+                if not found_closed(conn):
+                    self._connect_errors = connect_errors(self._pool)
+                    yield conn
+                    return
+                await conn.close()  # never used: the pool makes another in its place
+        raise StoreUnavailable(f"PostgreSQL ends every connection ({call.action})")
 
     async def _reopen_in_child(self) -> None:
         """After fork(): a pool of this process's own, configured as the inherited one."""
@@ -176,25 +239,42 @@ class PostgresPaymentStore:
             max_size=old.max_size,
             kwargs=old.kwargs,
             timeout=old.timeout,
+            max_waiting=old.max_waiting,
+            max_lifetime=old.max_lifetime,
+            max_idle=old.max_idle,
+            reconnect_timeout=old.reconnect_timeout,
             open=False,
             name=old.name,
         )
+        self._owns_pool = True
         self._generation = _fork.generation
-        with errors("reconnect after fork"):
+        with Call(self._settings, self._pool, "reconnect after fork").errors():
             await self._pool.open(wait=True, timeout=old.timeout)
 
     async def _read(
         self, action: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
     ) -> T:
-        for delay in (*READ_RETRIES, None):
-            try:
-                return await self._write(action, work)
-            except StoreUnavailable:
-                if delay is None or self._pool.closed:
-                    raise
-                logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """``_write`` again after a lost connection, a few times within the deadline (a
+        read changes nothing); never after a limit was hit."""
+        call = _deadline.begin()  # the retries share the deadline of this store call
+        try:
+            for delay in (*READ_RETRIES, None):
+                try:
+                    return await self._write(action, work)
+                except StoreUnavailable as exc:
+                    left = Call(self._settings, self._pool, action).left()
+                    if (
+                        delay is None
+                        or self._pool.closed
+                        or exc.limit is not None
+                        or (left is not None and left <= delay)
+                    ):
+                        raise
+                    logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
+                    await asyncio.sleep(delay)
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            _deadline.end(call)
 
     # -- writes -----------------------------------------------------------------
 
@@ -298,6 +378,12 @@ class PostgresPaymentStore:
                 and cause.diag.constraint_name == OPERATION_KEY_INDEX
             ):
                 raise IdempotencyConflict(op.idempotency_key, "already used") from cause
+            if (
+                change.request is not None
+                and isinstance(cause, pg_errors.UniqueViolation)
+                and cause.diag.constraint_name == REQUEST_KEY
+            ):
+                raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
@@ -347,7 +433,11 @@ class PostgresPaymentStore:
                 " WHERE idempotency_key IS NOT NULL AND created_at < %s",
                 (created_before,),
             )
-            return cur.rowcount
+            released = cur.rowcount
+            cur = await conn.execute(
+                "DELETE FROM paymentorch_request_keys WHERE created_at < %s", (created_before,)
+            )
+            return released + cur.rowcount
 
         return await self._write("purge idempotency keys", work)
 
@@ -442,6 +532,11 @@ class PostgresPaymentStore:
             (payment_id, scope, key),
         )
         return row_operation(rows[0]) if rows else None
+
+    async def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        rows = await self._fetch("find a request", REQUEST_READ.format("%s"), (scope, key))
+        return request_from_row(rows[0]) if rows else None
 
     async def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""
@@ -685,8 +780,9 @@ class PostgresPaymentStore:
         await self._write("ping", lambda conn: conn.execute("SELECT 1"))
 
     async def aclose(self) -> None:
-        """Close the pool. Safe to call twice."""
-        await self._pool.close()
+        """Close the pool, unless the host gave it. Safe to call twice."""
+        if self._owns_pool:
+            await self._pool.close()
 
 
 async def _applied(
@@ -694,7 +790,11 @@ async def _applied(
 ) -> bool:
     """The guarded update with its entry, event and operation (if any); say if it matched."""
     params = statement_params(change, update_row(change, expected))
-    sql = apply_sql(operation=change.operation is not None, exposure=inline_exposure(change))
+    sql = apply_sql(
+        operation=change.operation is not None,
+        exposure=inline_exposure(change),
+        request=change.request is not None,
+    )
     cur = await conn.execute(sql, params)
     row = await cur.fetchone()
     matched = row is not None and row[0] == 1
@@ -758,14 +858,12 @@ async def _move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> 
         )
 
 
-async def _probe(conninfo: str, connect_timeout: float) -> None:
+async def _probe(conninfo: str, kwargs: dict[str, Any]) -> None:
     """Connect once before the pool starts, so that a refusal (a database that does not
     exist, a wrong password) fails at once with the server's reason, where the pool would
     retry until its timeout and log every attempt."""
     try:
-        conn = await psycopg.AsyncConnection.connect(
-            conninfo, connect_timeout=max(1, round(connect_timeout))
-        )
+        conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
     except psycopg.OperationalError as exc:
         message = str(exc).strip()
         reason = message.rpartition("FATAL:")[2].strip() if "FATAL:" in message else message
@@ -776,16 +874,35 @@ async def _probe(conninfo: str, connect_timeout: float) -> None:
 async def open_store(
     url: str,
     *,
-    pool_size: int = 10,
-    min_pool_size: int | None = None,
-    connect_timeout: float = 5.0,
+    pool: psycopg_pool.AsyncConnectionPool[Any] | None = None,
     create_schema: bool = False,
+    **options: Any,
 ) -> PostgresPaymentStore:
-    """Open the PostgreSQL store that ``url`` names."""
-    return await PostgresPaymentStore.open(
-        conninfo(url),
-        pool_size=pool_size,
-        min_pool_size=min_pool_size,
-        connect_timeout=connect_timeout,
-        create_schema=create_schema,
-    )
+    """Open the PostgreSQL store that ``url`` names.
+
+    ``options``: ``pool_size=10``, ``min_pool_size=None`` (``pool_size``),
+    ``connect_timeout=5``, ``pool_timeout=None`` (``connect_timeout``), ``max_waiting=0``
+    (unbounded), ``max_idle=600``, ``max_lifetime=3600``, ``reconnect_timeout=10``,
+    ``statement_timeout=None``, ``lock_timeout=None``, ``application_name="paymentorch"``
+    and ``deadline=None`` (a bound on each call, retries included); times in seconds or
+    as ``timedelta``. ``pool``: a host's own open pool, used instead of making one (then
+    only ``deadline`` applies; the host keeps and closes its pool).
+
+    Raises:
+        ValidationError: an option out of range, or pool options beside ``pool``.
+        StoreUnavailable: the server refused or did not answer within ``connect_timeout``.
+    """
+    if pool is None:
+        return await PostgresPaymentStore.open(
+            conninfo(url), create_schema=create_schema, **options
+        )
+    if clash := sorted(set(options) & (POOL_OPTIONS | CONNECTION_OPTIONS)):
+        raise ValidationError(
+            [FieldError(name, "is the pool's own: set it on the pool given", "pool")
+             for name in clash]
+        )  # fmt: skip
+    if create_schema:
+        from paymentorch._migrate import migrate  # noqa: PLC0415 - Alembic only when asked
+
+        await migrate(conninfo(url))
+    return await PostgresPaymentStore.around(pool, **options)

@@ -22,6 +22,8 @@ class _Tiers:
     """The state and decisions both forms share; they add only the I/O."""
 
     _DRIVER: str  # the redis-py module each form talks through
+    _LOCK: Any  # the lock that form's tasks or threads take turns with
+    _tick = 0.25  # how often the listener looks for a new generation owed
 
     def __init__(
         self,
@@ -52,12 +54,15 @@ class _Tiers:
         self._set = self._client.register_script(_tiers.SET)
         self._delete = self._client.register_script(_tiers.DELETE)
         self._new_generation = self._client.register_script(_tiers.NEW_GENERATION)
+        self._generation_lock = self._LOCK()
         self._keys = [f"{namespace}:gen"]
         self._prefix = f"{namespace}:p:"
         self._channel = f"{namespace}:invalidate"
         self._generation: bytes | None = None
-        self._down_until = 0.0
-        self._stale = False  # a write failed: entries may be stale once Redis is back
+        self._down_until = 0.0  # reads skip Redis until then, after a failure
+        self._writes_down_until = 0.0  # writes too, after one waited out the timeout
+        self._failures = 0  # Redis calls of this process that failed or were skipped
+        self._owed = False  # a new generation, for those failures, once Redis answers
         self._listening = False
         self._listener: Any = None  # the asyncio task or the thread that listens
         self._closed = threading.Event()
@@ -91,22 +96,53 @@ class _Tiers:
     def _set_args(self, payment: Payment) -> list[Any]:
         self._tier.offer(payment, self._tier.epoch)
         return [
+            self._channel,
             self._prefix,
             str(payment.id),
             payment.version,
             _tiers.encode(payment),
             self._ttl_ms,
-            self._channel,
         ]
 
-    def _skip(self) -> bool:
-        """True while Redis is taken for down after a failure."""
-        return time.monotonic() < self._down_until
+    def _skip(self, *, read: bool) -> bool:
+        """True while Redis is taken for down: for reads after any failure, for writes
+        after one that waited out the timeout (a hung Redis). A skipped write counts as a
+        failure: what it would have replaced may be stale."""
+        now = time.monotonic()
+        if now < (self._down_until if read else self._writes_down_until):
+            if not read:
+                self._missed()
+            return True
+        return False
 
     def _failed(self, exc: Exception) -> None:
-        if not self._skip():
+        if time.monotonic() >= self._down_until:
             logger.warning("Redis cache unavailable (%s); reading the store", exc)
         self._down_until = time.monotonic() + self._retry_after
+        if isinstance(exc, TimeoutError | self._redis.TimeoutError):
+            self._writes_down_until = self._down_until  # hung: writes would each wait too
+        self._missed()
+
+    def _missed(self) -> None:
+        """Redis missed a read or a write of this process: start a new generation of
+        entries once it answers (one per failure, however many tasks saw it)."""
+        self._failures += 1
+        self._owed = True
+
+    def _hung(self) -> bool:
+        """True while writes skip Redis, after one waited out the whole timeout."""
+        return time.monotonic() < self._writes_down_until
+
+    def _gave_up(self, *, read: bool) -> None:
+        """A call not made: Redis failed while it waited for the new generation."""
+        if not read:
+            self._missed()
+
+    def _paid(self, failures: int) -> None:
+        """A new generation was started, covering the first ``failures`` failures."""
+        if self._failures == failures:
+            self._owed = False
+        logger.warning("Redis cache is back: started a new generation of entries")
 
     def _lost(self, exc: Exception | None) -> None:
         if exc is not None and self._listening:
@@ -137,17 +173,26 @@ class RedisCache(_Tiers):
 
     Redis down is never an error: reads miss (the service reads the store) and skip
     Redis for ``retry_after`` after a failure; writes still try, each bounded by
-    ``timeout``; it is logged once per outage. While the invalidation
-    channel is down the local tier serves nothing; it starts empty when it is back. A
-    process that failed to write during an outage starts a new generation of entries
-    when Redis answers again, since what it could not overwrite may be stale. One
-    Redis server, not a cluster (the scripts build keys). Close it with ``aclose``.
+    ``timeout``, except for ``retry_after`` after one that waited the whole timeout (a
+    hung Redis): a breaker, as for reads. It is logged once per outage. While the
+    invalidation channel is down the local tier serves nothing; it starts empty when it
+    is back.
+
+    Redis is not trusted for what it held before it restarted (with its data or
+    without) or before it missed a call of this process: the first script on a
+    restarted server starts a new generation of entries, and a process that could not
+    read or write (or skipped a write) starts one as soon as Redis answers, once
+    however many of its tasks saw the failure; every process follows the generation in
+    use. A writer that dies while Redis hangs leaves what it could not overwrite until
+    its ``ttl``. One Redis server, not a cluster (the scripts build keys). Close it
+    with ``aclose``.
 
     Raises:
         MissingDriver: redis-py is not installed (``paymentorch[redis]``).
     """
 
     _DRIVER = "redis.asyncio"
+    _LOCK = asyncio.Lock
 
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment from the local tier, else from Redis; None on a miss or trouble."""
@@ -155,20 +200,18 @@ class RedisCache(_Tiers):
         if (found := self._local_hit(payment_id)) is not None:
             return found
         epoch = self._tier.epoch
-        answer = await self._call(self._get, [self._prefix, str(payment_id)], read=True)
-        return self._found(payment_id, answer, epoch)
+        args = [self._channel, self._prefix, str(payment_id)]
+        return self._found(payment_id, await self._call(self._get, args, read=True), epoch)
 
     async def set(self, payment: Payment) -> None:
         """Keep ``payment`` in Redis unless a newer version is there, and tell the others."""
         self._listen()
-        if await self._call(self._set, self._set_args(payment)) is None:
-            self._stale = True
+        await self._call(self._set, self._set_args(payment))
 
     async def delete(self, payment_id: UUID) -> None:
         """Forget the payment here, in Redis, and in every other process's local tier."""
         self._tier.invalidate(payment_id, None)
-        if await self._call(self._delete, [self._prefix, str(payment_id), self._channel]) is None:
-            self._stale = True
+        await self._call(self._delete, [self._channel, self._prefix, str(payment_id)])
 
     async def aclose(self) -> None:
         """Stop listening and close the connections."""
@@ -186,23 +229,43 @@ class RedisCache(_Tiers):
 
     async def _call(self, script: Any, args: list[Any], *, read: bool = False) -> Any:
         """The script's answer, or None when Redis is down. Reads skip Redis for a while
-        after a failure; writes always try, since one skipped while Redis is back would
-        let other processes read what it did not overwrite."""
-        if read and self._skip():
+        after a failure; writes too after a timeout, else they always try, since one
+        skipped while Redis is back would let other processes read what it did not
+        overwrite (until the new generation this process owes then)."""
+        if self._skip(read=read):
             return None
         try:
-            if self._stale:  # what this process failed to overwrite may be stale
-                await self._new_generation(keys=self._keys, args=[self._channel])
-                self._stale = False
-                logger.warning("Redis cache is back: started a new generation of entries")
+            if self._owed and not await self._start_generation():
+                return self._gave_up(read=read)
             return await script(keys=self._keys, args=args)
         except (self._redis.RedisError, OSError) as exc:
             self._failed(exc)
             return None
 
+    async def _start_generation(self, *, patient: bool = False) -> bool:
+        """The new generation this process owes, started once, by the first task to
+        find Redis answering; the others wait for it rather than read the old one.
+        False when Redis hung for the task before this one (unless ``patient``)."""
+        async with self._generation_lock:
+            if self._owed:
+                if self._hung() and not patient:
+                    return False
+                failures = self._failures
+                await self._new_generation(keys=self._keys, args=[self._channel])
+                self._paid(failures)
+        return True
+
     def _listen(self) -> None:
-        if self._listener is None and self.local and not self._closed.is_set():
+        if self._listener is None and not self._closed.is_set():
             self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
+
+    async def _heal(self) -> None:
+        """The listener's try at the generation owed: whatever the breaker says, since
+        no caller waits on it, so it starts the moment Redis answers."""
+        try:
+            await self._start_generation(patient=True)
+        except (self._redis.RedisError, OSError) as exc:
+            self._failed(exc)
 
     async def _listen_forever(self) -> None:
         client = self._redis.Redis.from_url(
@@ -215,8 +278,10 @@ class RedisCache(_Tiers):
                     async with client.pubsub() as pubsub:
                         await pubsub.subscribe(self._channel)
                         while not self._closed.is_set():
-                            if message := await pubsub.get_message(timeout=1.0):
+                            if message := await pubsub.get_message(timeout=self._tick):
                                 self._heard(message)
+                            elif self._owed:  # start the generation owed, without a caller
+                                await self._heal()
                 except (self._redis.RedisError, OSError) as exc:
                     error = exc
                 finally:
@@ -236,6 +301,7 @@ class SyncRedisCache(_Tiers):
     """
 
     _DRIVER = "redis"
+    _LOCK = threading.Lock
 
     def get(self, payment_id: UUID) -> Payment | None:
         """The payment from the local tier, else from Redis; None on a miss or trouble."""
@@ -243,21 +309,18 @@ class SyncRedisCache(_Tiers):
         if (found := self._local_hit(payment_id)) is not None:
             return found
         epoch = self._tier.epoch
-        return self._found(
-            payment_id, self._call(self._get, [self._prefix, str(payment_id)], read=True), epoch
-        )
+        args = [self._channel, self._prefix, str(payment_id)]
+        return self._found(payment_id, self._call(self._get, args, read=True), epoch)
 
     def set(self, payment: Payment) -> None:
         """Keep ``payment`` in Redis unless a newer version is there, and tell the others."""
         self._listen()
-        if self._call(self._set, self._set_args(payment)) is None:
-            self._stale = True
+        self._call(self._set, self._set_args(payment))
 
     def delete(self, payment_id: UUID) -> None:
         """Forget the payment here, in Redis, and in every other process's local tier."""
         self._tier.invalidate(payment_id, None)
-        if self._call(self._delete, [self._prefix, str(payment_id), self._channel]) is None:
-            self._stale = True
+        self._call(self._delete, [self._channel, self._prefix, str(payment_id)])
 
     def close(self) -> None:
         """Stop listening and close the connections."""
@@ -267,20 +330,34 @@ class SyncRedisCache(_Tiers):
         self._client.close()
 
     def _call(self, script: Any, args: list[Any], *, read: bool = False) -> Any:
-        if read and self._skip():
+        if self._skip(read=read):
             return None
         try:
-            if self._stale:
-                self._new_generation(keys=self._keys, args=[self._channel])
-                self._stale = False
-                logger.warning("Redis cache is back: started a new generation of entries")
+            if self._owed and not self._start_generation():
+                return self._gave_up(read=read)
             return script(keys=self._keys, args=args)
         except (self._redis.RedisError, OSError) as exc:
             self._failed(exc)
             return None
 
+    def _start_generation(self, *, patient: bool = False) -> bool:
+        with self._generation_lock:
+            if self._owed:
+                if self._hung() and not patient:
+                    return False
+                failures = self._failures
+                self._new_generation(keys=self._keys, args=[self._channel])
+                self._paid(failures)
+        return True
+
+    def _heal(self) -> None:
+        try:
+            self._start_generation(patient=True)
+        except (self._redis.RedisError, OSError) as exc:
+            self._failed(exc)
+
     def _listen(self) -> None:
-        if self._listener is None and self.local and not self._closed.is_set():
+        if self._listener is None and not self._closed.is_set():
             with self._start_lock:
                 if self._listener is None:
                     self._listener = threading.Thread(
@@ -299,8 +376,10 @@ class SyncRedisCache(_Tiers):
                     with client.pubsub() as pubsub:
                         pubsub.subscribe(self._channel)
                         while not self._closed.is_set():
-                            if message := pubsub.get_message(timeout=0.2):
+                            if message := pubsub.get_message(timeout=self._tick):
                                 self._heard(message)
+                            elif self._owed:  # start the generation owed, without a caller
+                                self._heal()
                 except (self._redis.RedisError, OSError) as exc:
                     error = exc
                 finally:

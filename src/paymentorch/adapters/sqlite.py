@@ -18,6 +18,7 @@ from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
     OPERATION_COLUMNS,
     OUTBOX_READ,
+    REQUEST_READ,
     STATUS,
     SUMMARY_DIGITS,
     audit_from_row,
@@ -25,6 +26,7 @@ from paymentorch.adapters._sql import (
     installments_due_sql,
     key_scope,
     plans_due_sql,
+    request_from_row,
 )
 from paymentorch.adapters._sqlite_conn import Durability, SQLiteConnection
 from paymentorch.adapters._sqlite_sql import (
@@ -62,6 +64,7 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import exposure_changes
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
 
@@ -146,11 +149,18 @@ class SQLitePaymentStore(SQLiteConnection):
         """Release keys of payments created before ``created_before``."""
 
         def body(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "UPDATE paymentorch_payments SET idempotency_key = NULL, idempotency_scope = NULL"
-                " WHERE idempotency_key IS NOT NULL AND created_at < ?",
-                (time_text(created_before),),
-            ).rowcount
+            before = (time_text(created_before),)
+            return (
+                conn.execute(
+                    "UPDATE paymentorch_payments SET idempotency_key = NULL,"
+                    " idempotency_scope = NULL WHERE idempotency_key IS NOT NULL"
+                    " AND created_at < ?",
+                    before,
+                ).rowcount
+                + conn.execute(
+                    "DELETE FROM paymentorch_request_keys WHERE created_at < ?", before
+                ).rowcount
+            )
 
         return await self._run(lambda conn: transaction(conn, body))
 
@@ -268,6 +278,14 @@ class SQLitePaymentStore(SQLiteConnection):
             inline=True,
         )
         return None if row is None else row_operation(row)
+
+    async def find_request(self, scope: str, key: str) -> KeyedChange | None:
+        """The transition the actor ``scope`` made with ``key``, or None."""
+        row = await self._run(
+            lambda conn: conn.execute(REQUEST_READ.format("?"), (scope, key)).fetchone(),
+            inline=True,
+        )
+        return None if row is None else request_from_row(row)
 
     async def get_operation(self, operation_id: UUID) -> Operation | None:
         """The operation, or None."""
@@ -542,11 +560,18 @@ async def open_store(
     durability: Durability = "normal",
     busy_timeout: float = 30.0,
     create_schema: bool = True,
+    deadline: object = None,
 ) -> SQLitePaymentStore:
-    """Open the SQLite store that ``url`` names."""
+    """Open the SQLite store that ``url`` names.
+
+    ``busy_timeout`` (seconds) is how long a write waits for another process's; with
+    ``deadline`` (seconds or a ``timedelta``), no call waits past it, its queue and busy
+    timeout included.
+    """
     return await SQLitePaymentStore.open(
         database_path(url),
         durability=durability,
         busy_timeout=busy_timeout,
         create_schema=create_schema,
+        deadline=deadline,
     )

@@ -123,9 +123,18 @@ class StoreError(PaymentError):
 
 
 class StoreUnavailable(PaymentError):
-    """The backend could not be reached; the driver's error is the ``__cause__``."""
+    """The backend could not be reached, or not in time; the driver's error is the
+    ``__cause__``.
+
+    ``limit`` names the limit that was hit, when one was: ``deadline``,
+    ``statement_timeout``, ``lock_timeout``, ``pool_timeout`` or ``max_waiting``.
+    """
 
     code = "store_unavailable"
+
+    def __init__(self, message: str, *, limit: str | None = None) -> None:
+        self.limit = limit
+        super().__init__(message)
 
 
 class CreditLimitExceeded(PaymentError):

@@ -14,6 +14,7 @@ from paymentorch.domain.ids import uuid7
 from paymentorch.domain.operations import Operation
 from paymentorch.domain.payment import Payment, PaymentStatus
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.requests import RequestKey
 
 EVENT_TYPES: Final = {
     "created": "payment.created",
@@ -174,6 +175,8 @@ class Change:
         credit_limit: The customer's limit, which a store must not let an exposure that
             grows pass (atomically with the write); None when it does not grow.
         more_events: Events that follow ``event`` in the outbox (a plan's), written with it.
+        request: The transition's idempotency key, claimed with the change (scoped by
+            ``audit.actor_id``); the store keeps ``payment`` as the answer to a repeat.
     """
 
     payment: Payment
@@ -184,6 +187,7 @@ class Change:
     exposure: Decimal = Decimal(0)
     credit_limit: Decimal | None = None
     more_events: tuple[PaymentEvent, ...] = ()
+    request: RequestKey | None = None
 
 
 def record_change(

@@ -15,7 +15,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -55,6 +55,7 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.plans import LateFeePolicy, PlanStatus, PlanTerms
 from paymentorch.domain.processing import Outcome, ProcessorRequest, ProcessorResult
+from paymentorch.domain.requests import request_key
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
 from paymentorch.processors import Router
@@ -447,6 +448,92 @@ async def test_one_refund_key_books_one_refund(backend: Backend) -> None:
         assert whole.amount == Decimal("45.00")
         with pytest.raises(IdempotencyConflict):
             await service.refund_payment(payment.id, "1.00", actor=ADMIN, idempotency_key="r-1")
+
+
+async def test_a_keyed_transition_repeats_as_it_first_left_the_payment(backend: Backend) -> None:
+    """Each transition with a key: a repeat returns the payment as the first call left it,
+    even after it moved on, and writes no entry or event."""
+    async with service_on(backend) as service:
+        steps: dict[str, Callable[[Any, str], Awaitable[Payment]]] = {
+            "confirm": lambda p, k: service.confirm_payment(p, actor=ADMIN, idempotency_key=k),
+            "authorize": lambda p, k: service.authorize_payment(p, actor=ADMIN, idempotency_key=k),
+            "fail": lambda p, k: service.fail_payment(
+                p, reason="declined", actor=ADMIN, idempotency_key=k
+            ),
+            "cancel": lambda p, k: service.cancel_payment(
+                p, reason="changed mind", actor=ADMIN, idempotency_key=k
+            ),
+        }
+        for action, step in steps.items():
+            payment = await service.create_payment(CUSTOMER, "40.00", actor=USER)
+            first = await step(payment.id, f"{action}-1")
+            assert await step(payment.id, f"{action}-1") == first
+            assert len(await service.audit_trail(payment.id)) == 2
+        payment = await service.create_payment(CUSTOMER, "40.00", actor=USER)
+        authorized = await service.authorize_payment(payment.id, actor=ADMIN)
+        captured = await service.capture_payment(
+            authorized.id, actor=ADMIN, amount="15.00", idempotency_key="capture-1"
+        )
+        await service.refund_payment(captured.id, "5.00", actor=ADMIN)  # it moves on
+        for asked in ("15.00", "15", None):
+            again = await service.capture_payment(
+                captured.id, actor=ADMIN, amount=asked, idempotency_key="capture-1"
+            )
+            assert again == captured
+            assert again.captured_amount == Decimal("15.00")
+            assert again.refunded_amount == 0
+        assert [e.action for e in await service.audit_trail(captured.id)] == [
+            "created", "authorized", "captured", "refunded",
+        ]  # fmt: skip
+        assert len(await _events(service.store)) == 2 * 4 + 4
+
+
+async def test_a_transition_key_asks_for_one_thing(backend: Backend) -> None:
+    """The same key on another payment, for another action or with other parameters raises
+    IdempotencyConflict and changes nothing; another caller's same key is its own."""
+    other = Actor("admin-2", roles={Role.ADMIN})
+    async with service_on(backend) as service:
+        one = await service.create_payment(CUSTOMER, "10.00", actor=USER)
+        two = await service.create_payment(CUSTOMER, "10.00", actor=USER)
+        await service.authorize_payment(one.id, actor=ADMIN, idempotency_key="k")
+        attempts = [
+            service.authorize_payment(two.id, actor=ADMIN, idempotency_key="k"),
+            service.capture_payment(one.id, actor=ADMIN, idempotency_key="k"),
+            service.cancel_payment(two.id, actor=ADMIN, idempotency_key="k"),
+        ]
+        for attempt in attempts:
+            with pytest.raises(IdempotencyConflict) as caught:
+                await attempt
+            assert caught.value.key == "k"
+        await service.fail_payment(two.id, reason="declined", actor=ADMIN, idempotency_key="f")
+        with pytest.raises(IdempotencyConflict, match="reason"):
+            await service.fail_payment(two.id, reason="other", actor=ADMIN, idempotency_key="f")
+        assert (await service.get_payment(one.id)).status is PaymentStatus.AUTHORIZED
+        assert len(await service.audit_trail(one.id)) == 2
+        three = await service.create_payment(CUSTOMER, "10.00", actor=USER)
+        theirs = await service.confirm_payment(three.id, actor=other, idempotency_key="k")
+        assert theirs.status is PaymentStatus.CONFIRMED
+        with pytest.raises(ValidationError) as invalid:
+            await service.confirm_payment(three.id, actor=ADMIN, idempotency_key="")
+        assert [e.field for e in invalid.value.errors] == ["idempotency_key"]
+
+
+async def test_sixteen_repeats_of_a_keyed_confirm_race(backend: Backend) -> None:
+    """16 concurrent repeats of one keyed confirm: all return the confirmed payment, and
+    there is exactly one audit entry and one event for the confirmation."""
+    async with service_on(backend, cache=None) as service:
+        payment = await service.create_payment(CUSTOMER, "30.00", actor=USER)
+        results = await asyncio.gather(
+            *(
+                service.confirm_payment(payment.id, actor=ADMIN, idempotency_key="once")
+                for _ in range(16)
+            )
+        )
+        assert {(p.status, p.version) for p in results} == {(PaymentStatus.CONFIRMED, 2)}
+        trail = await service.audit_trail(payment.id)
+        assert [e.action for e in trail] == ["created", "confirmed"]
+        events = await _events(service.store)
+        assert [e.type for e in events] == ["payment.created", "payment.confirmed"]
 
 
 async def test_capture_races_cancel(backend: Backend) -> None:
@@ -1754,6 +1841,35 @@ async def test_store_add_many_with_a_held_key_inserts_nothing(backend: Backend) 
         await store.add_many(others)
         assert [await store.get(c.payment.id) for c in others] == [c.payment for c in others]
         assert [e.id for e in await _events(store)] == [c.event.id for c in (held, *others)]
+    finally:
+        await store.aclose()
+
+
+async def test_store_claims_a_transition_key_with_its_change(backend: Backend) -> None:
+    """apply with a key its actor holds raises IdempotencyConflict and writes nothing;
+    find_request returns the payment as the first change left it; purging forgets it."""
+    store = await backend.open_store()
+    try:
+        a, b = _created(), _created()
+        for change in (a, b):
+            await store.add(change)
+        confirm = attrs.evolve(_changed(a.payment, "confirm"), request=request_key("k", "confirm"))
+        assert await store.apply(confirm, expected=PaymentStatus.PENDING) is True
+        again = attrs.evolve(_changed(b.payment, "confirm"), request=request_key("k", "confirm"))
+        with pytest.raises(IdempotencyConflict):
+            await store.apply(again, expected=PaymentStatus.PENDING)
+        assert await store.get(b.payment.id) == b.payment
+        assert await store.audit_trail(b.payment.id) == [b.audit]
+        held = await store.find_request("admin-1", "k")
+        assert held is not None
+        assert (held.request, held.payment) == (confirm.request, confirm.payment)
+        assert await store.find_request("admin-2", "k") is None
+        refused = attrs.evolve(_changed(a.payment, "cancel"), request=request_key("c", "cancel"))
+        assert await store.apply(refused, expected=PaymentStatus.PENDING) is False
+        assert await store.find_request("admin-1", "c") is None  # no change, no claim
+        assert [e.id for e in await _events(store)] == [a.event.id, b.event.id, confirm.event.id]
+        assert await store.purge_idempotency_keys(utc_now() + timedelta(seconds=1)) == 1
+        assert await store.find_request("admin-1", "k") is None
     finally:
         await store.aclose()
 
