@@ -35,13 +35,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the service, and run the outbox relay (and the worker, with a processor)."""
     settings: Settings = app.state.settings
     router = processor_from_urls(settings.processor_urls) if settings.processor_urls else None
+    options = service_options(settings)
     service = await po.open_service(
         settings.url,
         meter_provider=app.state.meters,
         create_schema=True,
         processor=router,
         credit=credit_policy(settings),
-        **service_options(settings),
+        **options,
     )
     stop = asyncio.Event()
     publisher = Publisher(settings)
@@ -56,8 +57,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(*background)
         await service.aclose()
         await publisher.aclose()
-        if isinstance(service.cache, po.RedisCache):
-            await service.cache.aclose()
+        if (cache := options.get("cache")) is not None:  # the cache this app made
+            await cache.aclose()
         if router is not None:
             await close_processors(router)
 

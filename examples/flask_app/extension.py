@@ -52,13 +52,14 @@ class Background:
             settings = self._settings
             urls = settings.processor_urls
             router = processor_from_urls(urls) if urls else None
+            options = service_options(settings)
             try:
                 service = await po.open_service(
                     settings.url,
                     create_schema=False,
                     processor=router,
                     credit=credit_policy(settings),
-                    **service_options(settings),
+                    **options,
                 )
             finally:
                 self._ready.set()
@@ -71,8 +72,8 @@ class Background:
             finally:
                 await service.aclose()
                 await publisher.aclose()
-                if isinstance(service.cache, po.RedisCache):
-                    await service.cache.aclose()
+                if (cache := options.get("cache")) is not None:  # the cache this thread made
+                    await cache.aclose()
                 if router is not None:
                     await close_processors(router)
 
@@ -93,6 +94,7 @@ class PaymentOrchestrator:
         self._pid: int | None = None
         self._service: po.SyncPaymentService | None = None
         self._relay: Background | None = None
+        self._cache: po.SyncRedisCache | None = None
         if app is not None:
             self.init_app(app)
 
@@ -121,14 +123,16 @@ class PaymentOrchestrator:
             with self._lock:
                 if self._service is None or self._pid != os.getpid():
                     urls = self.settings.processor_urls
+                    options = service_options(self.settings, blocking=True)
                     self._service = po.open_sync_service(
                         self.settings.url,
                         meter_provider=self.meters,
                         create_schema=True,
                         processor=processor_from_urls(urls) if urls else None,
                         credit=credit_policy(self.settings),
-                        **service_options(self.settings, blocking=True),
+                        **options,
                     )
+                    self._cache = options.get("cache")
                     self._relay = Background(self.settings)
                     self._pid = os.getpid()
         return self._service
@@ -141,7 +145,7 @@ class PaymentOrchestrator:
                     self._relay.stop()
                 if self._service is not None:
                     self._service.close()
-                    if isinstance(self._service.cache, po.SyncRedisCache):
-                        self._service.cache.close()
-            self._service = self._relay = None
+                if self._cache is not None:  # the cache this process made
+                    self._cache.close()
+            self._service = self._relay = self._cache = None
             self._pid = None
