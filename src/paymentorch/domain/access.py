@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from paymentorch.domain.actions import Permission, permission_for
 from paymentorch.domain.errors import PermissionDenied
 
 
@@ -52,8 +53,10 @@ class RolePolicy:
     change: frozenset[Role] = frozenset({Role.ADMIN})
 
     def check(self, actor: Actor, action: str) -> None:
-        """Raise ``PermissionDenied`` unless ``actor`` may perform ``action``."""
-        needed = self.create if action == "create" else self.change
+        """Raise ``PermissionDenied`` unless ``actor`` may perform ``action`` (a name a
+        person asks by, from the table of actions, or an operator tool's)."""
+        creates = permission_for(action) is Permission.CREATE
+        needed = self.create if creates else self.change
         if not isinstance(actor, Actor):
             raise PermissionDenied(str(actor), action, "an Actor")
         if actor.roles.isdisjoint(needed):

@@ -62,3 +62,9 @@ def decimal_places(amount: Decimal) -> int:
     exponent = amount.normalize().as_tuple().exponent
     # Only finite amounts reach here; an infinity's exponent is a letter, not a number.
     return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def money_text(value: Decimal, currency: str) -> str:
+    """An amount as exact text at the currency's scale (``0`` in USD is ``0.00``)."""
+    exponent = currency_exponent(currency) or 0
+    return str(value.quantize(minor_unit(exponent)))

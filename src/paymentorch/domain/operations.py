@@ -11,7 +11,7 @@ from uuid import UUID
 
 import attrs
 
-from paymentorch.domain.payment import money_text
+from paymentorch.domain.money import money_text
 
 
 class OperationKind(enum.StrEnum):

@@ -14,10 +14,10 @@ from typing import Final
 
 import attrs
 
+from paymentorch.domain.actions import TRANSITIONS
 from paymentorch.domain.errors import InvalidTransition
 from paymentorch.domain.operations import Operation, OperationKind, OperationStatus
 from paymentorch.domain.payment import (
-    TRANSITIONS,
     Payment,
     PaymentStatus,
     release_refund,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -12,24 +11,24 @@ from uuid import UUID
 
 import attrs
 
+from paymentorch.domain.actions import TRANSITIONS
 from paymentorch.domain.errors import AmountExceeded, InvalidTransition
-from paymentorch.domain.money import currency_exponent, minor_unit
+from paymentorch.domain.money import money_text
+from paymentorch.domain.status import PaymentStatus
 
-
-class PaymentStatus(enum.StrEnum):
-    """Where a payment is in its life.
-
-    Pending moves to Authorized, Confirmed, Failed or Cancelled; Authorized to Confirmed
-    (captured), Failed or Cancelled (voided); Confirmed to Refunded once everything
-    captured is refunded. Failed, Cancelled and Refunded are final.
-    """
-
-    PENDING = "Pending"
-    AUTHORIZED = "Authorized"
-    CONFIRMED = "Confirmed"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-    REFUNDED = "Refunded"
+__all__ = [
+    "Payment",
+    "PaymentStatus",
+    "cancel",
+    "confirm",
+    "fail",
+    "money_text",
+    "refund",
+    "release_refund",
+    "reserve_refund",
+    "touched",
+    "transition",
+]
 
 
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
@@ -107,22 +106,6 @@ class Payment:
         }
 
 
-# action -> (the statuses it may start from, the status it reaches)
-TRANSITIONS: dict[str, tuple[frozenset[PaymentStatus], PaymentStatus]] = {
-    "confirm": (frozenset({PaymentStatus.PENDING}), PaymentStatus.CONFIRMED),
-    "authorize": (frozenset({PaymentStatus.PENDING}), PaymentStatus.AUTHORIZED),
-    "capture": (frozenset({PaymentStatus.AUTHORIZED}), PaymentStatus.CONFIRMED),
-    "fail": (
-        frozenset({PaymentStatus.PENDING, PaymentStatus.AUTHORIZED}),
-        PaymentStatus.FAILED,
-    ),
-    "cancel": (
-        frozenset({PaymentStatus.PENDING, PaymentStatus.AUTHORIZED}),
-        PaymentStatus.CANCELLED,
-    ),
-}
-
-
 def transition(
     payment: Payment,
     action: str,
@@ -141,6 +124,7 @@ def transition(
         AmountExceeded: a capture asks for more than was authorized.
     """
     sources, target = TRANSITIONS[action]
+    assert target is not None  # noqa: S101 - TRANSITIONS holds status changes only
     if payment.status not in sources:
         raise InvalidTransition(payment.id, payment.status, action)
     captured = payment.captured_amount
@@ -216,12 +200,6 @@ def release_refund(payment: Payment, amount: Decimal, *, at: datetime, refunded:
 def touched(payment: Payment, *, at: datetime) -> Payment:
     """The payment, one version on, its status unchanged (a request recorded, or declined)."""
     return attrs.evolve(payment, updated_at=at, version=payment.version + 1)
-
-
-def money_text(value: Decimal, currency: str) -> str:
-    """An amount as exact text at the currency's scale (``0`` in USD is ``0.00``)."""
-    exponent = currency_exponent(currency) or 0
-    return str(value.quantize(minor_unit(exponent)))
 
 
 def confirm(payment: Payment, *, at: datetime) -> Payment:

@@ -5,57 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 from uuid import UUID
 
 import attrs
 
+from paymentorch.domain.actions import action
 from paymentorch.domain.ids import uuid7
 from paymentorch.domain.operations import Operation
 from paymentorch.domain.payment import Payment, PaymentStatus
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.requests import RequestKey
-
-EVENT_TYPES: Final = {
-    "created": "payment.created",
-    "confirm": "payment.confirmed",
-    "authorize": "payment.authorized",
-    "capture": "payment.confirmed",
-    "fail": "payment.failed",
-    "cancel": "payment.cancelled",
-    "refund": "payment.refunded",
-    "capture_queued": "payment.capture_queued",
-    "cancel_queued": "payment.cancel_queued",
-    "refund_queued": "payment.refund_queued",
-    "capture_declined": "payment.capture_declined",
-    "cancel_declined": "payment.cancel_declined",
-    "refund_declined": "payment.refund_declined",
-    "installment_paid": "plan.installment_paid",
-    "installment_late": "plan.installment_overdue",
-    "late_fee_charged": "plan.late_fee_charged",
-    "collecting": "plan.installment_collecting",
-    "waived": "plan.installment_waived",
-}
-AUDIT_ACTIONS: Final = {
-    "created": "created",
-    "confirm": "confirmed",
-    "authorize": "authorized",
-    "capture": "captured",
-    "fail": "failed",
-    "cancel": "cancelled",
-    "refund": "refunded",
-    "capture_queued": "capture_queued",
-    "cancel_queued": "cancel_queued",
-    "refund_queued": "refund_queued",
-    "capture_declined": "capture_declined",
-    "cancel_declined": "cancel_declined",
-    "refund_declined": "refund_declined",
-    "installment_paid": "installment_paid",
-    "installment_late": "installment_late",
-    "late_fee_charged": "late_fee_charged",
-    "collecting": "collecting",
-    "waived": "waived",
-}
 
 
 class PaymentSnapshot(Mapping[str, Any]):
@@ -200,13 +160,15 @@ def record_change(
     correlation_id: str | None = None,
     operation: Operation | None = None,
 ) -> Change:
-    """Build the audit entry and event for ``payment`` after ``kind`` (``created`` or an action)."""
+    """Build the audit entry and event for ``payment`` after ``kind`` (an action of the
+    table in ``paymentorch.domain.actions``, ``created`` for a creation)."""
+    found = action(kind)
     at = payment.updated_at
     return Change(
         payment,
         AuditEntry(
             payment_id=payment.id,
-            action=AUDIT_ACTIONS[kind],
+            action=found.audit,
             from_status=from_status,
             to_status=payment.status,
             actor_id=actor_id,
@@ -216,7 +178,7 @@ def record_change(
         ),
         PaymentEvent(
             id=uuid7(),
-            type=EVENT_TYPES[kind],
+            type=found.event,
             payment_id=payment.id,
             occurred_at=at,
             payment=PaymentSnapshot(payment),

@@ -1,0 +1,139 @@
+"""What every use case shares: the store, the cache, the clock, the policies, the
+processor and telemetry, and the reads through the cache."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+import attrs
+from opentelemetry import trace
+
+from paymentorch.domain import (
+    FieldError,
+    Payment,
+    PaymentNotFound,
+    RolePolicy,
+    ValidationError,
+    ValidationPolicy,
+    parse_payment_id,
+)
+from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.plans import LateFeePolicy
+from paymentorch.ports import Cache, PaymentProcessor, PaymentStore
+from paymentorch.telemetry import Telemetry
+
+logger = logging.getLogger("paymentorch")
+
+
+@attrs.frozen
+class Context:
+    """One service's parts, as its use cases see them."""
+
+    store: PaymentStore
+    cache: Cache | None
+    policy: RolePolicy
+    validation: ValidationPolicy
+    default_currency: str
+    clock: Callable[[], datetime]
+    telemetry: Telemetry
+    lag_threshold: timedelta
+    processor: PaymentProcessor | None
+    credit: CreditPolicy | None
+    late_fees: dict[str, LateFeePolicy]
+
+    # -- reads through the cache ------------------------------------------------
+
+    async def load(self, pid: UUID) -> Payment:
+        """The payment: from the cache, else the store (and then cached).
+
+        Raises:
+            PaymentNotFound: no payment has this id.
+        """
+        cached = await self._cache_get(pid)
+        if cached is not None:
+            return cached
+        payment = await self.store.get(pid)
+        if payment is None:
+            raise PaymentNotFound(pid)
+        await self.remember(payment)
+        return payment
+
+    async def read(self, pid: UUID, *, fresh: bool) -> Payment:
+        """The payment: through the cache, or (``fresh``) from the store."""
+        if not fresh:
+            return await self.load(pid)
+        await self.forget(pid)
+        payment = await self.store.get(pid)
+        if payment is None:
+            raise PaymentNotFound(pid)
+        return payment
+
+    async def _cache_get(self, pid: UUID) -> Payment | None:
+        if self.cache is None:
+            return None
+        try:
+            return await self.cache.get(pid)
+        except Exception:
+            logger.warning("cache get failed; reading the store", exc_info=True)
+            return None
+
+    async def remember(self, payment: Payment) -> None:
+        """Cache ``payment`` (a cache that fails is bypassed, and the entry evicted)."""
+        if self.cache is not None:
+            try:
+                await self.cache.set(payment)
+            except Exception:
+                logger.warning("cache set failed; evicting", exc_info=True)
+                await self.forget(payment.id)
+
+    async def forget(self, pid: UUID) -> None:
+        """Evict the payment from the cache."""
+        if self.cache is not None:
+            try:
+                await self.cache.delete(pid)
+            except Exception:
+                logger.warning("cache delete failed", exc_info=True)
+
+    # -- inputs -------------------------------------------------------------------
+
+    def money(self, value: object, currency: str) -> Decimal:
+        """An amount to capture, refund or collect.
+
+        Raises:
+            ValidationError: not an exact amount in range.
+        """
+        amount, errors = self.validation.check_money(value, currency)
+        if amount is None:
+            raise ValidationError(errors)
+        return amount
+
+    def id_and_reason(
+        self, payment_id: object, reason: object, *, required: bool, checked: bool = True
+    ) -> UUID:
+        """The payment id, with the reason checked (when ``checked``) in the same error.
+
+        Raises:
+            ValidationError: every problem found.
+        """
+        errors = self.validation.check_reason(reason, required=required) if checked else []
+        try:
+            pid = parse_payment_id(payment_id)
+        except ValidationError as exc:
+            raise ValidationError([*exc.errors, *errors]) from None
+        if errors:
+            raise ValidationError(errors)
+        return pid
+
+
+def describe(payment: Payment) -> None:
+    """Tag the current span with what may be known of ``payment``."""
+    Telemetry.describe(trace.get_current_span(), payment)
+
+
+def bad(field: str, message: str, code: str) -> ValidationError:
+    """A ``ValidationError`` of one field."""
+    return ValidationError([FieldError(field, message, code)])

@@ -1,0 +1,162 @@
+"""Moving a payment through its life: confirm, authorize, capture, fail, cancel (one at a
+time, idempotent by key, or confirmed in bulk)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import attrs
+
+from paymentorch.domain import (
+    Actor,
+    Change,
+    Operation,
+    OperationKind,
+    Payment,
+    PaymentError,
+    PaymentStatus,
+    ValidationError,
+    current_correlation_id,
+    record_change,
+    touched,
+    transition,
+)
+from paymentorch.domain.requests import replay, request_key
+from paymentorch.domain.results import BulkResult
+from paymentorch.domain.validation import parse_ids
+
+from .context import Context, bad
+from .effects import planned
+from .follow_ups import follow_up, held
+from .pipeline import Decision, commit
+
+HELD_ACTIONS = frozenset({"capture", "cancel", "fail"})
+"""Actions on an Authorized payment that go through the processor holding its money."""
+
+
+async def change(
+    ctx: Context,
+    action: str,
+    payment_id: UUID | str,
+    actor: Actor,
+    *,
+    reason: str | None = None,
+    amount: object = None,
+    key: str | None = None,
+) -> Payment:
+    """``action`` (``confirm``, ``authorize``, ``capture``, ``fail``, ``cancel``) on the
+    payment; through the processor that holds its money when one does."""
+    ctx.policy.check(actor, action)
+    pid = ctx.id_and_reason(
+        payment_id, reason, required=action == "fail", checked=action in {"fail", "cancel"}
+    )
+    if errors := ctx.validation.check_operation_key(key):
+        raise ValidationError(errors)
+
+    async def decide(fresh: bool) -> Decision[Payment]:
+        current = await ctx.read(pid, fresh=fresh)
+        wanted = None if amount is None else ctx.money(amount, current.currency)
+        if current.has_plan and wanted not in (None, current.amount):
+            raise bad("amount", "a payment paid in installments is captured whole", "plan")
+        now = ctx.clock()
+        new = transition(current, action, at=now, reason=reason, amount=wanted)
+        kind, operation = action, None
+        if action in HELD_ACTIONS and current.status is PaymentStatus.AUTHORIZED:
+            original = await held(ctx, current, action)
+            if original is not None:
+                kind, new, operation = _through(
+                    original, action, current, new, reason=reason, now=now
+                )
+        recorded = record_change(
+            new,
+            kind,
+            from_status=current.status,
+            actor_id=actor.id,
+            reason=reason,
+            correlation_id=current_correlation_id(),
+            operation=operation,
+        )
+        recorded = await planned(ctx, recorded, current, kind, amount=wanted)
+        taken = (wanted or current.amount) if action == "capture" else None
+        return Decision(new, change=_keyed(recorded, key, action, reason, taken))
+
+    async def repeated(_refused: PaymentError) -> Payment | None:
+        """The payment as the call that used ``key`` first left it, if there was one."""
+        found = None if key is None else await ctx.store.find_request(actor.id, key)
+        return None if found is None else replay(found, pid, action, amount=amount, reason=reason)
+
+    return await commit(ctx, decide, what=action, replay=repeated if key else None)
+
+
+def _through(
+    original: Operation,
+    action: str,
+    current: Payment,
+    new: Payment,
+    *,
+    reason: str | None,
+    now: datetime,
+) -> tuple[str, Payment, Operation]:
+    """What ``action`` becomes when a processor holds the payment's authorization: a
+    failure fails now and voids the hold; a capture or void is queued."""
+    if action == "fail":
+        void = follow_up(original, OperationKind.CANCEL, original.amount, reason, now)
+        return action, new, void
+    # A plan's capture collects installment 1, which is what was authorized.
+    plain_capture = action == "capture" and not current.has_plan
+    amount = new.captured_amount if plain_capture else original.amount
+    operation = follow_up(original, OperationKind(action), amount, reason, now)
+    return f"{action}_queued", touched(current, at=now), operation
+
+
+def _keyed(
+    change: Change, key: str | None, action: str, reason: str | None, taken: Decimal | None
+) -> Change:
+    """``change`` claiming ``key``, which keeps the payment as it leaves it for a repeat;
+    ``taken`` is what a capture takes (the authorized amount when none was asked)."""
+    if key is None:
+        return change
+    return attrs.evolve(change, request=request_key(key, action, amount=taken, reason=reason))
+
+
+async def confirm_many(
+    ctx: Context, payment_ids: Iterable[UUID | str], *, actor: Actor
+) -> BulkResult:
+    """Confirm every Pending payment among ``payment_ids``; say why others were skipped."""
+    ctx.policy.check(actor, "confirm_payments")
+    ids = parse_ids(payment_ids)
+    found = await ctx.store.get_many(ids)
+    skipped: dict[UUID, str] = {}
+    changes: list[Change] = []
+    correlation_id = current_correlation_id()
+    now = ctx.clock()
+    for pid in ids:
+        payment = found.get(pid)
+        if payment is None:
+            skipped[pid] = "not found"
+        elif payment.status is not PaymentStatus.PENDING:
+            skipped[pid] = f"is {payment.status.value}"
+        else:
+            new = transition(payment, "confirm", at=now)
+            recorded = record_change(
+                new, "confirm", from_status=payment.status, actor_id=actor.id,
+                correlation_id=correlation_id,
+            )  # fmt: skip
+            changes.append(await planned(ctx, recorded, payment, "confirm", amount=None))
+    applied = (
+        await ctx.store.apply_many(changes, expected=PaymentStatus.PENDING) if changes else set()
+    )
+    confirmed: list[Payment] = []
+    for each in changes:
+        payment = each.payment
+        if payment.id in applied:
+            confirmed.append(payment)
+            await ctx.remember(payment)
+            ctx.telemetry.payment_changed(payment)
+        else:
+            skipped[payment.id] = "changed concurrently: no longer Pending"
+            await ctx.forget(payment.id)
+    return BulkResult(confirmed, skipped)

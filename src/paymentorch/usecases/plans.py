@@ -1,0 +1,211 @@
+"""Installment plans: installments paid or waived by hand, collections queued for the
+worker, overdue installments and their late fees."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+from paymentorch.domain import (
+    Actor,
+    Change,
+    IdempotencyConflict,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Payment,
+    PaymentError,
+    PaymentStatus,
+    current_correlation_id,
+    parse_payment_id,
+    record_change,
+    touched,
+    uuid7,
+    with_plan,
+)
+from paymentorch.domain.actions import IN_FLIGHT
+from paymentorch.domain.orchestration import installment_key, installment_of
+from paymentorch.domain.plans import Plan, PlanEvents, PlanStatus, mark_overdue, pay, waive
+
+from . import queries, refunds
+from .context import Context, bad
+from .effects import with_credit
+from .pipeline import Decision, commit
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def settle_installment(
+    ctx: Context, payment_id: UUID | str, number: int, actor: Actor, waived: str | None
+) -> Plan:
+    """Installment ``number`` paid by hand, or (with a reason in ``waived``) forgiven."""
+    ctx.policy.check(actor, "pay_installment" if waived is None else "waive_installment")
+    pid = parse_payment_id(payment_id)
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise bad("number", "must be a whole number from 1", "range")
+
+    async def decide(_fresh: bool) -> Decision[Plan]:
+        current = await ctx.read(pid, fresh=True)
+        before = await queries.plan(ctx, pid)
+        if number in await busy_installments(ctx, current, before):
+            why = (
+                "a refund of the plan is under way: it changes what is owed"
+                if current.pending_refunds
+                else f"a collection of installment {number} is under way: settle it first"
+            )
+            raise bad("number", why, "busy")
+        now = ctx.clock()
+        after = pay(before, number, now) if waived is None else waive(before, number, now)
+        events: PlanEvents = []
+        if after.status is PlanStatus.COMPLETED:
+            events.append(("plan.completed", {}))
+        kind = "installment_paid" if waived is None else "waived"
+        change = plan_change(
+            ctx, current, before, after, kind, actor_id=actor.id, at=now, events=events,
+            details={"installment": number}, reason=waived,
+        )  # fmt: skip
+        return Decision(after, change=change)
+
+    return await commit(ctx, decide, what="an installment")
+
+
+async def collect_due(ctx: Context, limit: int) -> int:
+    """Queue the collection of each installment due now, once per installment (with a
+    processor); how many were queued."""
+    if ctx.processor is None:
+        return 0
+    await refunds.release_all(ctx, limit)
+    queued = 0
+    for pid, number in await ctx.store.installments_due(ctx.clock(), limit):
+        if await _queue(ctx, pid, number):
+            queued += 1
+    return queued
+
+
+async def _queue(ctx: Context, pid: UUID, number: int) -> bool:
+    system = Actor.system()
+
+    async def decide(_fresh: bool) -> Decision[bool]:
+        current = await ctx.read(pid, fresh=True)
+        plan = await ctx.store.plan(pid)
+        due = None if plan is None else plan.installment(number)
+        if (
+            plan is None
+            or due is None
+            or not due.unpaid
+            or current.status is not PaymentStatus.CONFIRMED
+            or current.pending_refunds  # a refund under way may cancel the installment
+        ):
+            return Decision(False)
+        now = ctx.clock()
+        operation = Operation(
+            id=uuid7(),
+            payment_id=pid,
+            kind=OperationKind.INSTALLMENT,
+            amount=plan.collection_amount(number),  # the installment and its late fees
+            currency=current.currency,
+            status=OperationStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            reason=f"installment {number} of {len(plan.installments)}",
+            idempotency_key=installment_key(number),
+            due_at=now,
+            installment=number,
+        )
+        change = plan_change(ctx, current, plan, plan, "collecting", actor_id=system.id, at=now,
+                             details={"installment": number}, operation=operation)  # fmt: skip
+        return Decision(True, change=change)
+
+    async def collected_once(refused: PaymentError) -> bool | None:
+        # The key of this installment's collection is held: it is collected (or being
+        # collected) already.
+        return False if isinstance(refused, IdempotencyConflict) else None
+
+    return await commit(ctx, decide, what="a collection", replay=collected_once)
+
+
+async def overdue(ctx: Context) -> int:
+    """Mark late installments overdue and charge the fees; how many plans changed."""
+    now = ctx.clock()
+    # A coarse filter (a currency without a policy has no grace); the plan decides.
+    repeats = [p.grace + p.repeat_after for p in ctx.late_fees.values()]
+    repeat_before = now - min(repeats) if repeats else EPOCH
+    changed = 0
+    for pid in await ctx.store.plans_due(now, repeat_before):
+        if await _mark_overdue(ctx, pid, now):
+            changed += 1
+    return changed
+
+
+async def _mark_overdue(ctx: Context, pid: UUID, now: datetime) -> bool:
+    async def decide(_fresh: bool) -> Decision[bool]:
+        current = await ctx.read(pid, fresh=True)
+        before = await ctx.store.plan(pid)
+        if before is None:
+            return Decision(False)
+        busy = await busy_installments(ctx, current, before, to_be_late=True)
+        policy = ctx.late_fees.get(before.currency)
+        after, late, fees = mark_overdue(before, policy, now, busy)
+        if not late and not fees:
+            return Decision(False)
+        events: PlanEvents = [("plan.installment_overdue", {"installment": n}) for n in late]
+        for fee in fees:
+            charged = {"installment": fee.installment, "amount": str(fee.amount)}
+            events.append(("plan.late_fee_charged", {"late_fee": charged}))
+        kind = "installment_late" if late else "late_fee_charged"
+        change = plan_change(ctx, current, before, after, kind, actor_id=Actor.system().id,
+                             at=now, events=events[1:], details=events[0][1])  # fmt: skip
+        return Decision(True, change=change)
+
+    return await commit(ctx, decide, what="overdue processing")
+
+
+async def busy_installments(
+    ctx: Context, payment: Payment, plan: Plan, *, to_be_late: bool = False
+) -> frozenset[int]:
+    """Installments money is moving for: a collection of them is under way, or the
+    library holds them back (no collection is sent while a refund waits).
+    ``to_be_late`` adds those the processor was not asked for yet: an installment is
+    late only once its collection was tried (or when no processor collects them)."""
+    if payment.pending_refunds:
+        return frozenset(i.number for i in plan.installments)
+    operations = await ctx.store.operations(payment.id)
+    busy = {
+        number
+        for op in operations
+        if op.status in IN_FLIGHT and (number := installment_of(op)) is not None
+    }
+    if to_be_late and ctx.processor is not None:
+        tried = {installment_of(op) for op in operations}
+        busy |= {i.number for i in plan.installments if i.number not in tried}
+    return frozenset(busy)
+
+
+def plan_change(
+    ctx: Context,
+    current: Payment,
+    before: Plan,
+    after: Plan,
+    kind: str,
+    *,
+    actor_id: str,
+    at: datetime,
+    events: Sequence[tuple[str, Mapping[str, object]]] = (),
+    details: Mapping[str, object] | None = None,
+    reason: str | None = None,
+    operation: Operation | None = None,
+) -> Change:
+    """A change of the payment's plan (the payment one version on, its status unchanged)
+    with its entry, events, exposure and ``operation``."""
+    change = record_change(
+        touched(current, at=at),
+        kind,
+        from_status=current.status,
+        actor_id=actor_id,
+        reason=reason,
+        correlation_id=current_correlation_id(),
+        operation=operation,
+    )
+    change = with_plan(change, after, events, details=details)
+    return with_credit(ctx, change, current, before)
