@@ -99,6 +99,12 @@ class PaymentService:
         self._span = self._ctx.telemetry.operation
 
     @property
+    def context(self) -> Context:
+        """What the use cases share (``paymentorch.usecases``): the worker and the
+        command line call the use cases with it, never the store directly."""
+        return self._ctx
+
+    @property
     def store(self) -> PaymentStore:
         """The backend behind the service (for ``OutboxRelay`` and maintenance)."""
         return self._ctx.store

@@ -10,20 +10,11 @@ from typing import Any
 
 import attrs
 
-from paymentorch.domain import Actor, Operation, OperationStatus, PaymentError, PaymentStatus
-from paymentorch.domain.orchestration import (
-    FOLLOW_UPS,
-    LOOKUP_SCHEDULE,
-    Step,
-    collector_of,
-    decide,
-    installment_of,
-    original_of,
-    unsent,
-    withdrawn,
-)
-from paymentorch.domain.processing import Outcome, ProcessorRequest, ProcessorResult
+from paymentorch.domain import Actor, Operation, OperationStatus, PaymentError
+from paymentorch.domain.orchestration import LOOKUP_SCHEDULE, decide
+from paymentorch.domain.processing import Outcome, ProcessorResult
 from paymentorch.service import PaymentService
+from paymentorch.usecases import work
 
 logger = logging.getLogger("paymentorch.worker")
 
@@ -118,19 +109,9 @@ class PaymentWorker:
             if running:
                 await asyncio.gather(*running)
 
-    async def _installment_withdrawn(self, operation: Operation, number: int) -> Step | None:
-        """A collection whose installment was paid by hand or cancelled is not sent."""
-        plan = await self.service.store.plan(operation.payment_id)
-        installment = None if plan is None else plan.installment(number)
-        if installment is not None and installment.unpaid:
-            return None
-        state = "gone" if installment is None else installment.status.value
-        return unsent(operation, f"installment {number} is {state}", at=self.service.clock())
-
     async def _claim(self, limit: int) -> tuple[list[Operation], datetime]:
-        now = self.service.clock()
-        until = now + self.lease
-        return await self.service.store.claim_operations(limit, now=now, lease_until=until), until
+        until = self.service.clock() + self.lease
+        return await work.claim(self.service.context, limit, lease_until=until), until
 
     async def _work_logged(self, operation: Operation, lease_until: datetime | None) -> None:
         try:
@@ -139,34 +120,9 @@ class PaymentWorker:
             logger.exception("payment worker failed on operation %s", operation.id)
 
     async def _work(self, operation: Operation, lease_until: datetime | None) -> None:
-        store = self.service.store
-        if operation.status is OperationStatus.PENDING:  # not sent yet: is it still wanted?
-            payment = await store.get(operation.payment_id)
-            status = PaymentStatus.CANCELLED if payment is None else payment.status
-            step = withdrawn(operation, status, at=self.service.clock())
-            number = installment_of(operation)
-            if step is None and number is not None:
-                step = await self._installment_withdrawn(operation, number)
-            if step is not None:
-                await self.service.settle_operation(operation, step, actor=self.actor)
-                return
-        reference = operation.reference
-        if operation.kind in FOLLOW_UPS:  # the processor's id of the money it refers to
-            operations = await store.operations(operation.payment_id)
-            # A refund on a plan goes back through its last collection.
-            on_plan = operation.processor_amount is not None
-            held = collector_of(operations) if on_plan else original_of(operations)
-            reference = None if held is None else held.reference
-        request = ProcessorRequest(
-            operation_id=operation.id,
-            kind=operation.kind,
-            payment_id=operation.payment_id,
-            amount=operation.moves,  # a refund on a plan: only what goes back
-            currency=operation.currency,
-            reference=reference,
-            processor=operation.processor,
-            installment=operation.installment,
-        )
+        request = await work.prepare(self.service.context, operation, actor=self.actor)
+        if request is None:  # withdrawn, unsent
+            return
         looked_up = operation.status is OperationStatus.UNKNOWN
         # Past its lease another worker may hold the operation and ask the processor what
         # became of it: a call of ours still under way then could move money after that
