@@ -130,23 +130,14 @@ class SyncPaymentService:
     # -- creating ---------------------------------------------------------------
 
     def create_payment(
-        self,
-        customer_id: str,
-        amount: Decimal | int | str,
-        *,
-        actor: Actor,
-        currency: str | None = None,
-        idempotency_key: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        capture_method: str | None = None,
+        self, customer_id: str, amount: Decimal | int | str, *, actor: Actor,
+        currency: str | None = None, idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None, capture_method: str | None = None,
         plan: PlanTerms | None = None,
-    ) -> Payment:
-        """Create a Pending payment, or return the one already made with ``idempotency_key``
-        (the same key with another request raises ``IdempotencyConflict``).
-
-        With a processor, ``capture_method="automatic"`` queues a charge (on a plan:
-        installment 1) and ``"manual"`` an authorization, carried out by ``PaymentWorker``.
-        ``plan`` stores a schedule of installments with the payment.
+    ) -> Payment:  # fmt: skip
+        """Create a Pending payment, or return the one made with ``idempotency_key``. With a
+        processor, ``capture_method`` queues a charge (``automatic``; on a ``plan``,
+        installment 1) or an authorization (``manual``) for ``PaymentWorker``.
 
         Raises:
             PermissionDenied, ValidationError, IdempotencyConflict, CreditLimitExceeded.
@@ -158,17 +149,11 @@ class SyncPaymentService:
         return payment
 
     def create_or_get_payment(
-        self,
-        customer_id: str,
-        amount: Decimal | int | str,
-        *,
-        actor: Actor,
-        currency: str | None = None,
-        idempotency_key: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        capture_method: str | None = None,
+        self, customer_id: str, amount: Decimal | int | str, *, actor: Actor,
+        currency: str | None = None, idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None, capture_method: str | None = None,
         plan: PlanTerms | None = None,
-    ) -> tuple[Payment, bool]:
+    ) -> tuple[Payment, bool]:  # fmt: skip
         """``create_payment``, saying whether this call created the payment (``False``: a
         repeat of an earlier request with the same key)."""
         with self._span("create_payment"):
@@ -192,15 +177,10 @@ class SyncPaymentService:
             return queries.get(self._ctx, payment_id)
 
     def list_payments(
-        self,
-        *,
-        status: PaymentStatus | str | None = None,
-        customer_id: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        created_from: datetime | None = None,
+        self, *, status: PaymentStatus | str | None = None, customer_id: str | None = None,
+        limit: int = 50, cursor: str | None = None, created_from: datetime | None = None,
         created_to: datetime | None = None,
-    ) -> Page:
+    ) -> Page:  # fmt: skip
         """One page of payments, newest first; pass ``page.next_cursor`` for the next one.
         ``created_from`` (inclusive) and ``created_to`` (exclusive) bound the creation time."""
         with self._span("list_payments"):
@@ -210,13 +190,9 @@ class SyncPaymentService:
             )  # fmt: skip
 
     def count_payments(
-        self,
-        *,
-        status: PaymentStatus | str | None = None,
-        customer_id: str | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-    ) -> int:
+        self, *, status: PaymentStatus | str | None = None, customer_id: str | None = None,
+        created_from: datetime | None = None, created_to: datetime | None = None,
+    ) -> int:  # fmt: skip
         """How many payments match the filters."""
         with self._span("count_payments"):
             return queries.count(
@@ -225,12 +201,9 @@ class SyncPaymentService:
             )  # fmt: skip
 
     def summarize_payments(
-        self,
-        *,
-        customer_id: str | None = None,
-        created_from: datetime | None = None,
+        self, *, customer_id: str | None = None, created_from: datetime | None = None,
         created_to: datetime | None = None,
-    ) -> PaymentSummary:
+    ) -> PaymentSummary:  # fmt: skip
         """Counts by status, exact totals by currency and counts by day, for a dashboard."""
         with self._span("summarize_payments"):
             return queries.summary(
@@ -296,13 +269,9 @@ class SyncPaymentService:
                                           key=idempotency_key)  # fmt: skip
 
     def capture_payment(
-        self,
-        payment_id: UUID | str,
-        *,
-        actor: Actor,
-        amount: Decimal | int | str | None = None,
+        self, payment_id: UUID | str, *, actor: Actor, amount: Decimal | int | str | None = None,
         idempotency_key: str | None = None,
-    ) -> Payment:
+    ) -> Payment:  # fmt: skip
         """Authorized -> Confirmed, taking ``amount`` (all of it when None); the rest of the
         authorization is released. Queued when a processor holds the money.
 
@@ -315,13 +284,9 @@ class SyncPaymentService:
                                           key=idempotency_key)  # fmt: skip
 
     def fail_payment(
-        self,
-        payment_id: UUID | str,
-        *,
-        reason: str,
-        actor: Actor,
+        self, payment_id: UUID | str, *, reason: str, actor: Actor,
         idempotency_key: str | None = None,
-    ) -> Payment:
+    ) -> Payment:  # fmt: skip
         """Pending or Authorized -> Failed, keeping ``reason`` (1 to 500 characters). An
         authorization a processor holds is voided through it; refused while a capture or
         void is under way."""
@@ -330,13 +295,9 @@ class SyncPaymentService:
                                           key=idempotency_key)  # fmt: skip
 
     def cancel_payment(
-        self,
-        payment_id: UUID | str,
-        *,
-        actor: Actor,
-        reason: str | None = None,
+        self, payment_id: UUID | str, *, actor: Actor, reason: str | None = None,
         idempotency_key: str | None = None,
-    ) -> Payment:
+    ) -> Payment:  # fmt: skip
         """Pending -> Cancelled, or Authorized -> Cancelled (a void)."""
         with self._span("cancel_payment"):
             return lifecycle.change(self._ctx, "cancel", payment_id, actor, reason=reason,
@@ -348,23 +309,15 @@ class SyncPaymentService:
             return lifecycle.confirm_many(self._ctx, payment_ids, actor=actor)
 
     def refund_payment(
-        self,
-        payment_id: UUID | str,
-        amount: Decimal | int | str | None = None,
-        *,
-        actor: Actor,
-        reason: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Operation:
-        """Give back ``amount`` (what is left to refund when None) of a Confirmed payment;
-        Refunded once everything captured is. A repeat with the same ``idempotency_key``
-        (scoped by payment and actor) returns the same Operation. On a plan, a refund
-        waits while a collection is under way, and sends the processor only what goes back.
+        self, payment_id: UUID | str, amount: Decimal | int | str | None = None, *, actor: Actor,
+        reason: str | None = None, idempotency_key: str | None = None,
+    ) -> Operation:  # fmt: skip
+        """Give back ``amount`` (what is left when None) of a Confirmed payment; Refunded
+        once everything captured is. The same ``idempotency_key`` returns the same refund.
 
         Raises:
-            PermissionDenied, PaymentNotFound, ValidationError, IdempotencyConflict.
-            InvalidTransition: the payment is not Confirmed.
-            AmountExceeded: more than is left to refund.
+            PermissionDenied, PaymentNotFound, ValidationError, IdempotencyConflict,
+            InvalidTransition (not Confirmed), AmountExceeded (more than is left).
         """
         with self._span("refund_payment"):
             return refunds.give_back(
@@ -375,13 +328,11 @@ class SyncPaymentService:
     # -- installment plans ------------------------------------------------------
 
     def pay_installment(self, payment_id: UUID | str, number: int, *, actor: Actor) -> Plan:
-        """Record installment ``number`` paid by hand, with its late fees; the plan is
-        completed when nothing is owed. Needs ADMIN.
+        """Record installment ``number`` paid by hand, with its late fees (ADMIN).
 
         Raises:
-            PermissionDenied, PaymentNotFound.
-            ValidationError: no such installment, it is not owed, or money for it (a
-                collection, a refund of the plan) is under way.
+            PermissionDenied, PaymentNotFound; ValidationError: no such installment, not
+                owed, or money for it (a collection, a refund of the plan) under way.
         """
         with self._span("pay_installment"):
             return plans.settle_installment(self._ctx, payment_id, number, actor, None)
@@ -389,12 +340,8 @@ class SyncPaymentService:
     def waive_installment(
         self, payment_id: UUID | str, number: int, *, actor: Actor, reason: str
     ) -> Plan:
-        """Forgive installment ``number`` and its unpaid fees (kept, as ``cancelled``, to
-        show what was waived), with ``reason`` in the audit trail. Needs ADMIN.
-
-        Raises:
-            PermissionDenied, PaymentNotFound; ValidationError: as ``pay_installment``,
-            or no reason.
+        """Forgive installment ``number`` and its unpaid fees, with ``reason`` in the audit
+        trail (ADMIN). Raises as ``pay_installment``, and ``ValidationError`` for no reason.
         """
         with self._span("waive_installment"):
             if errors := self._ctx.validation.check_reason(reason, required=True):
@@ -402,17 +349,14 @@ class SyncPaymentService:
             return plans.settle_installment(self._ctx, payment_id, number, actor, reason)
 
     def collect_installments(self, limit: int = 100) -> int:
-        """Queue a collection (an ``installment`` operation, carried out by the worker
-        through the processor) for installments due now, once per installment; return how
-        many were queued. A declined collection is not tried again by itself: the
-        installment goes overdue, and a person records it paid (``pay_installment``)."""
+        """Queue the collection of installments due now (once each) for the worker; how
+        many were queued."""
         with self._span("collect_installments"):
             return plans.collect_due(self._ctx, limit)
 
     def process_overdue(self) -> int:
-        """Mark installments late past their due date (and grace) overdue and charge the
-        late-fee policies' fees, on the service's clock; return how many plans changed.
-        The worker calls it; it needs no actor (its entries name the system)."""
+        """Mark late installments overdue and charge the late-fee policies' fees, on the
+        service's clock (no actor: the worker calls it); how many plans changed."""
         with self._span("process_overdue"):
             return plans.overdue(self._ctx)
 
@@ -439,27 +383,16 @@ class SyncPaymentService:
                                             reason=reason)  # fmt: skip
 
     def record_processor_event(
-        self,
-        processor: str,
-        event_id: str,
-        *,
-        result: ProcessorResult,
-        operation_id: UUID | str | None = None,
-        reference: str | None = None,
-    ) -> bool:
-        """Apply a processor's callback (a webhook) once; say whether its id was new.
-
-        ``(processor, event_id)`` is kept in an inbox, so a repeated delivery is a no-op
-        (``False``). The operation is found by ``operation_id`` or by the processor's
-        ``reference``. A final answer settles an operation still waiting (racing the
-        worker, it applies once); an answer equal to the recorded one changes nothing; a
-        conflicting late answer marks the operation ``needs_attention``, after which only
-        ``resolve_operation`` settles it.
+        self, processor: str, event_id: str, *, result: ProcessorResult,
+        operation_id: UUID | str | None = None, reference: str | None = None,
+    ) -> bool:  # fmt: skip
+        """Apply a processor's callback (a webhook) once, found by ``operation_id`` or
+        ``reference``; say whether ``(processor, event_id)`` was new. A final answer
+        settles a waiting operation; a conflicting late one needs a person.
 
         Raises:
-            ValidationError: a bad argument.
-            PermissionDenied: the operation was sent to another processor, or never sent
-                (the worker has recorded no attempt of it yet): nothing is recorded.
+            ValidationError; PermissionDenied: the operation was sent to another
+                processor, or not sent yet (nothing is recorded).
         """
         with self._span("record_processor_event"):
             return processing.record_callback(
@@ -476,9 +409,8 @@ class SyncPaymentService:
             return maintenance.purge_keys(self._ctx, older_than)
 
     def rebuild_exposure(self) -> int:
-        """Recount every customer's exposure from payments and plans; return how many
-        (customer, currency) figures were wrong and are now right. Maintenance: it needs
-        no actor, and repairs a database changed behind the library's back."""
+        """Recount every customer's exposure from payments and plans (maintenance, no
+        actor); how many (customer, currency) figures were wrong."""
         with self._span("rebuild_exposure"):
             return maintenance.rebuild_exposure(self._ctx)
 
@@ -496,9 +428,7 @@ class SyncPaymentService:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.close()
