@@ -12,7 +12,8 @@ import attrs
 
 from paymentorch.domain.actions import action
 from paymentorch.domain.ids import uuid7
-from paymentorch.domain.operations import Operation
+from paymentorch.domain.ledger import JournalEntry
+from paymentorch.domain.operations import Operation, OperationKind
 from paymentorch.domain.payment import Payment, PaymentStatus
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.requests import RequestKey
@@ -137,6 +138,8 @@ class Change:
         more_events: Events that follow ``event`` in the outbox (a plan's), written with it.
         request: The transition's idempotency key, claimed with the change (scoped by
             ``audit.actor_id``); the store keeps ``payment`` as the answer to a repeat.
+        action: The action of the table (``paymentorch.domain.actions``) it records.
+        journal: The journal entry of the money it moves, if it moves any.
     """
 
     payment: Payment
@@ -148,6 +151,41 @@ class Change:
     credit_limit: Decimal | None = None
     more_events: tuple[PaymentEvent, ...] = ()
     request: RequestKey | None = None
+    action: str = ""
+    journal: JournalEntry | None = None
+
+    @property
+    def guard(self) -> Guard:
+        """What must still hold when the store writes it."""
+        op = self.operation
+        room = op.amount if op is not None and op.kind is OperationKind.REFUND else Decimal(0)
+        return Guard(
+            status=self.audit.from_status,
+            version=self.payment.version - 1,
+            refund_room=room,
+            credit_limit=self.credit_limit if self.exposure > 0 else None,
+        )
+
+
+@attrs.frozen
+class Guard:
+    """What a store checks atomically with a change's write (never by reading first):
+    the payment still has the status and version the change was decided on, a refund
+    still finds room for itself under what was captured (refunded and pending refunds
+    plus ``refund_room`` at most the captured amount), and a growing exposure stays
+    within the customer's ``credit_limit``. Each store turns it into its condition once.
+
+    Attributes:
+        status: The status the payment must have (None for a creation).
+        version: The version it must have.
+        refund_room: The refund the write reserves or records (0 for other changes).
+        credit_limit: The limit a growing exposure must stay within (None: no limit).
+    """
+
+    status: PaymentStatus | None
+    version: int
+    refund_room: Decimal = Decimal(0)
+    credit_limit: Decimal | None = None
 
 
 def record_change(
@@ -187,6 +225,7 @@ def record_change(
             operation=None if operation is None else operation.to_dict(),
         ),
         operation,
+        action=kind,
     )
 
 

@@ -29,7 +29,7 @@ from paymentorch.domain.plans import PlanTerms, new_plan
 from paymentorch.domain.validation import same_request
 
 from .context import Context, bad, describe
-from .effects import with_credit
+from .effects import consequences
 
 
 async def create(
@@ -190,4 +190,4 @@ def _creation(
     )
     if plan is not None:
         change = with_plan(change, plan)
-    return with_credit(ctx, change, None)
+    return consequences(ctx, change, None)

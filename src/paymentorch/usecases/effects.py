@@ -1,14 +1,17 @@
-"""What a payment's change does beyond the payment: to its plan, and to its customer's
-exposure under the credit policy."""
+"""What a payment's change does beyond the payment: to its plan, to its customer's
+exposure under the credit policy, and to the books (its journal entry)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from uuid import UUID
 
 import attrs
 
-from paymentorch.domain import Change, Payment, with_plan
+from paymentorch.domain import Change, Payment, StoreError, with_plan
+from paymentorch.domain.actions import action
 from paymentorch.domain.credit import exposure_of
+from paymentorch.domain.ledger import MANUAL, journal_entry, postings, standing
 from paymentorch.domain.plans import Plan, after_payment
 
 from .context import Context
@@ -18,13 +21,16 @@ async def planned(
     ctx: Context,
     change: Change,
     before: Payment,
-    action: str,
+    kind: str,
     *,
     amount: Decimal | None,
     installment: int | None = None,
+    clearing: str | None = None,
+    operation_id: UUID | None = None,
 ) -> Change:
-    """``change`` with what ``action`` does to the payment's plan, if it has one, and to
-    its customer's exposure.
+    """``change`` with what ``kind`` does to the payment's plan, if it has one, to its
+    customer's exposure and to the books (``clearing``: the processor that moved the
+    money, None when it moved by hand or inline).
 
     Raises:
         ValidationError: the plan cannot take it (a collection or refund that no longer
@@ -32,20 +38,33 @@ async def planned(
     """
     plan = await ctx.store.plan(before.id) if before.has_plan else None
     if plan is not None:
-        after, events = after_payment(plan, action, at=change.payment.updated_at,
+        after, events = after_payment(plan, kind, at=change.payment.updated_at,
                                       amount=amount, installment=installment)  # fmt: skip
         if after is not plan:
             details = None if installment is None else {"installment": installment}
             change = with_plan(change, after, events, details=details)
-    return with_credit(ctx, change, before, plan)
+    return consequences(ctx, change, before, plan, clearing=clearing, operation_id=operation_id)
 
 
-def with_credit(
-    ctx: Context, change: Change, before: Payment | None, plan: Plan | None = None
+def consequences(
+    ctx: Context,
+    change: Change,
+    before: Payment | None,
+    plan: Plan | None = None,
+    *,
+    clearing: str | None = None,
+    operation_id: UUID | None = None,
 ) -> Change:
-    """``change`` with what it does to its customer's exposure, which is counted in every
-    currency (so that a credit policy turned on later starts from the truth), and the
-    limit a growing one must stay under, where the policy applies."""
+    """``change`` with its exposure move and its journal entry, from the payment (and its
+    ``plan``) as they were before it."""
+    change = _with_credit(ctx, change, before, plan)
+    return _booked(change, before, plan, clearing=clearing or MANUAL, operation_id=operation_id)
+
+
+def _with_credit(ctx: Context, change: Change, before: Payment | None, plan: Plan | None) -> Change:
+    """The exposure is counted in every currency (so that a credit policy turned on later
+    starts from the truth), with the limit a growing one must stay under, where the
+    policy applies."""
     credit, payment = ctx.credit, change.payment
     moved = exposure_of(payment, change.plan or plan) - exposure_of(before, plan)
     if not moved:
@@ -54,3 +73,39 @@ def with_credit(
     if moved > 0 and credit is not None and credit.applies_to(payment):
         limit = credit.limit_of(payment.customer_id)
     return attrs.evolve(change, exposure=moved, credit_limit=limit)
+
+
+def _booked(
+    change: Change,
+    before: Payment | None,
+    plan: Plan | None,
+    *,
+    clearing: str,
+    operation_id: UUID | None,
+) -> Change:
+    """The journal entry of the money ``change`` moves: the difference of the payment's
+    standing after and before it, so every entry balances and every movement posts by
+    one rule."""
+    payment = change.payment
+    lines = postings(
+        standing(before, plan),
+        standing(payment, change.plan or plan),
+        customer=payment.customer_id,
+        currency=payment.currency,
+        clearing=clearing,
+    )
+    if not lines:
+        return change
+    kind = action(change.action).ledger
+    if kind is None:  # a bug: the table names the entry of every action that moves money
+        raise StoreError(f"{change.action} moves money but the table names no journal entry")
+    operation = change.operation
+    entry = journal_entry(
+        kind,
+        payment.id,
+        lines,
+        at=payment.updated_at,
+        operation_id=operation_id or (None if operation is None else operation.id),
+        correlation_id=change.audit.correlation_id,
+    )
+    return attrs.evolve(change, journal=entry)

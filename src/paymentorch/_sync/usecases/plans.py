@@ -32,7 +32,7 @@ from paymentorch.domain.plans import Plan, PlanEvents, PlanStatus, mark_overdue,
 
 from . import queries, refunds
 from .context import Context, bad
-from .effects import with_credit
+from .effects import consequences
 from .pipeline import Decision, commit
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -210,4 +210,4 @@ def plan_change(
         operation=operation,
     )
     change = with_plan(change, after, events, details=details)
-    return with_credit(ctx, change, current, before)
+    return consequences(ctx, change, current, before)

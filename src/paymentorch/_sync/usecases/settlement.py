@@ -86,7 +86,8 @@ def _settlement(ctx: Context, step: Step, actor: Actor) -> tuple[Operation, Chan
     try:
         change = planned(
             ctx, change, current, step.payment_action, amount=operation.amount,
-            installment=installment_of(operation),
+            installment=installment_of(operation), clearing=operation.processor,
+            operation_id=operation.id,
         )  # fmt: skip
     except ValidationError as exc:  # collected, yet paid by hand or cancelled meanwhile
         return needs_attention(operation, "; ".join(e.message for e in exc.errors)), None
