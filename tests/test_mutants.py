@@ -52,11 +52,32 @@ CAUGHT_BY = {
 }
 
 
-def _run_suite(pytester: pytest.Pytester, module: str, store: str) -> pytest.RunResult:
-    """The suite as docs/howto/testing.md sets it up, in pytest-asyncio's strict mode."""
+ONE_ROLE = """
+import pytest
+from paymentorch.testing import Backend, contract
+from {module} import {store}
+
+
+async def open_store():
+    return {store}()
+
+
+class TestMyOutbox(contract.TestOutbox):
+    @pytest.fixture
+    def backend(self):
+        return Backend("{store}", open_store)
+"""
+
+
+def _strict_mode(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         "[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
     )
+
+
+def _run_suite(pytester: pytest.Pytester, module: str, store: str) -> pytest.RunResult:
+    """The suite as docs/howto/testing.md sets it up, in pytest-asyncio's strict mode."""
+    _strict_mode(pytester)
     pytester.makeconftest(CONFTEST.format(module=module, store=store))
     pytester.makepyfile(test_store="from paymentorch.testing.contract import *  # noqa: F403\n")
     return pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
@@ -82,6 +103,40 @@ def test_the_suite_catches_a_broken_store(pytester: pytest.Pytester, store: str)
     failed = {report.nodeid.split("::")[-1] for report in result.reprec.getfailures()}  # type: ignore[attr-defined]
     missing = CAUGHT_BY[store] - failed
     assert not missing, f"{store} passed {sorted(missing)}; failed: {sorted(failed)}"
+
+
+@pytest.mark.parametrize(
+    ("module", "store", "fails"),
+    [
+        ("paymentorch.adapters.memory", "InMemoryPaymentStore", set()),
+        (
+            "tests.mutant_stores",
+            "ReordersEvents",
+            {
+                "test_outbox_keeps_each_payments_order",
+                "test_store_requeues_the_parked_events_named",
+            },
+        ),
+    ],
+)
+def test_one_role_runs_alone_with_its_own_backend(
+    pytester: pytest.Pytester, module: str, store: str, fails: set[str]
+) -> None:
+    """A subclass of one role's class, with the ``backend`` fixture as its own method, runs
+    that role's tests and no other, and catches the store that breaks it."""
+    from paymentorch.testing import contract
+
+    _strict_mode(pytester)
+    pytester.makepyfile(test_outbox=ONE_ROLE.format(module=module, store=store))
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    ran = {r.nodeid for r in reports if r.when == "setup"}
+    role = {name for name in dir(contract.TestOutbox) if name.startswith("test_")}
+    assert ran == {f"test_outbox.py::TestMyOutbox::{name}" for name in role}
+    failed = {report.nodeid.split("::")[-1] for report in result.reprec.getfailures()}  # type: ignore[attr-defined]
+    assert failed == fails, result.stdout.str()
+    # The multi-process tests skip, for a store that one process owns.
+    assert result.parseoutcomes().get("skipped", 0) == 3
 
 
 PROCESSOR_CONFTEST = """

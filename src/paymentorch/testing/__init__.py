@@ -6,8 +6,10 @@ In a test module::
 
 and define one fixture, ``backend``, returning a ``Backend``: a name and a factory that
 opens a fresh, empty store (``shared=True`` when several processes can open the same
-data, which adds the multi-process tests). The suite needs pytest-asyncio and runs in
-its strict mode. A blocking store (the twin's, or your own) runs the same
+data, which adds the multi-process tests). The suite is a test class per role of a
+store (``contract.TestOutbox``, ...): subclass just the roles your store implements,
+with the ``backend`` fixture as a method if you like. The suite needs pytest-asyncio
+and runs in its strict mode. A blocking store (the twin's, or your own) runs the same
 suite through ``AsyncView``: ``Backend(name, functools.partial(open_async_view, opener,
 url))``.
 
