@@ -161,3 +161,27 @@ async def test_no_processor_call_outlives_the_workers_lease() -> None:
         await worker._work(pending, spent)
         assert pending.id not in slow.answers()  # never sent
         assert (await service.operations(second.id))[0].status is po.OperationStatus.PENDING
+
+
+async def test_a_call_cut_short_inside_a_router_names_no_processor() -> None:
+    """A router's call abandoned at the lease names no processor (it did not answer, so
+    nobody knows which one took it): the lookup then asks every processor, and finds the
+    one that did."""
+    slow = SimulatedProcessor(success_rate=1.0, latency=(2.0, 2.0), seed=3, name="slow")
+    idle = SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=4, name="idle")
+    admin = po.Actor("ops", roles={po.Role.ADMIN})
+    clock = po.ManualClock(utc_now())
+    async with await po.open_service(
+        "memory://", processor=po.Router([slow, idle]), clock=clock
+    ) as service:
+        payment = await service.create_payment("ABCD-12345", "5.00", actor=admin,
+                                               capture_method="automatic")  # fmt: skip
+        worker = po.PaymentWorker(service, lease=timedelta(seconds=0.2))
+        await worker.run_once()  # slow took it, and the worker gave up waiting
+        (op,) = await service.operations(payment.id)
+        assert (op.status, op.processor) == (po.OperationStatus.UNKNOWN, None)
+        clock.advance(timedelta(seconds=5))
+        await po.PaymentWorker(service).run_once()  # the lookup finds it at slow
+        (op,) = await service.operations(payment.id)
+        assert (op.status, op.processor) == (po.OperationStatus.SUCCEEDED, "slow")
+        assert op.id not in idle.ledger

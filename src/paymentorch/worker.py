@@ -13,6 +13,7 @@ import attrs
 from paymentorch.domain import Actor, Operation, OperationStatus, PaymentError
 from paymentorch.domain.orchestration import LOOKUP_SCHEDULE, decide
 from paymentorch.domain.processing import Outcome, ProcessorResult
+from paymentorch.processors import Router
 from paymentorch.service import PaymentService
 from paymentorch.usecases import work
 
@@ -139,7 +140,10 @@ class PaymentWorker:
             result = ProcessorResult(
                 Outcome.UNKNOWN, code="exception", message=f"{type(exc).__name__}: {exc}"
             )
-        if result.processor is None:  # a single processor, not a router: it answered
+        # A single processor's answer (or failure) is its own. A router names the one that
+        # answered; a call cut short inside a router (the lease ran out) names none, so
+        # the operation is looked up at every processor before anything is sent again.
+        if result.processor is None and not isinstance(self.processor, Router):
             result = attrs.evolve(result, processor=self.processor.name)
         step = decide(
             operation,

@@ -34,7 +34,10 @@ from paymentorch.testing.simulated import SimulatedProcessor
 from paymentorch.worker import PaymentWorker
 
 StoreFactory = Callable[[], Awaitable[PaymentStore]]
-LEASE = timedelta(seconds=1)
+# Longer than any call of the simulated processors takes, as the worker's docs ask: their
+# shared ledger file is locked across processes, and a call that waits for that lock past
+# its lease could be decided after another worker found nothing there and sent it again.
+LEASE = timedelta(seconds=3)
 SCHEDULE = tuple(timedelta(seconds=s) for s in (0.2, 0.4, 0.8, 1.6, 3.2, 6.4))
 
 
