@@ -85,6 +85,7 @@ audit_entries = sa.Table(
     sa.Column("at", _time(), nullable=False),
     sa.Column("reason", sa.String(500)),
     sa.Column("correlation_id", sa.String(200)),
+    sa.Column("event_id", _uuid()),
     sa.Index("paymentorch_audit_entries_payment", "payment_id", "seq"),
 )
 
@@ -225,6 +226,46 @@ request_keys = sa.Table(
 )
 
 
+journal_entries = sa.Table(
+    "paymentorch_journal_entries",
+    metadata,
+    sa.Column("id", _uuid(), primary_key=True),
+    sa.Column("payment_id", _uuid(), nullable=False),
+    sa.Column("operation_id", _uuid()),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("at", _time(), nullable=False),
+    sa.Column("correlation_id", sa.String(200)),
+    sa.Index("paymentorch_journal_entries_payment", "payment_id", "id"),
+)
+
+# The lines of the journal: inserted, never updated. An account's balance is a sum over
+# its lines, so that posting to a house account (fees, a merchant's payable) takes no
+# lock that unrelated payments wait for.
+postings = sa.Table(
+    "paymentorch_postings",
+    metadata,
+    sa.Column("entry_id", _uuid(), primary_key=True),
+    sa.Column("line", sa.Integer(), primary_key=True),
+    sa.Column("payment_id", _uuid(), nullable=False),
+    sa.Column("account_kind", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", _money(), nullable=False),
+    sa.Index("paymentorch_postings_account", "account_kind", "owner", "currency"),
+    sa.Index("paymentorch_postings_payment", "payment_id"),
+)
+
+# Events the relay delivered (their outbox rows are gone): each audit entry's event is
+# either still in the outbox or here, which is what the integrity check asks.
+deliveries = sa.Table(
+    "paymentorch_deliveries",
+    metadata,
+    sa.Column("event_id", _uuid(), primary_key=True),
+    sa.Column("payment_id", _uuid(), nullable=False),
+    sa.Index("paymentorch_deliveries_payment", "payment_id"),
+)
+
+
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
@@ -252,4 +293,7 @@ __all__ = [
     "payments",
     "plans",
     "request_keys",
+    "journal_entries",
+    "postings",
+    "deliveries",
 ]

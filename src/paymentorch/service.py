@@ -26,6 +26,8 @@ from paymentorch.domain import (
     ValidationPolicy,
 )
 from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.integrity import IntegrityReport
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
 from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.orchestration import Step
 from paymentorch.domain.plans import LateFeePolicy, Plan, PlanTerms, fee_policies
@@ -36,6 +38,7 @@ from paymentorch.ports import Cache, PaymentProcessor, PaymentStore
 from paymentorch.telemetry import Telemetry
 
 from .usecases import (  # relative: the blocking twin imports its own use cases
+    books,
     creation,
     lifecycle,
     maintenance,
@@ -398,6 +401,29 @@ class PaymentService:
                 self._ctx, processor, event_id, result=result, operation_id=operation_id,
                 reference=reference,
             )  # fmt: skip
+
+    # -- the books --------------------------------------------------------------
+
+    async def journal(self, payment_id: UUID | str) -> list[JournalEntry]:
+        """The payment's journal entries, oldest first. Raises ``PaymentNotFound``."""
+        with self._span("journal"):
+            return await books.journal(self._ctx, payment_id)
+
+    async def balance(self, account: Account) -> Decimal:
+        """The account's balance: debits less credits (0 for one never posted to)."""
+        with self._span("balance"):
+            return await books.balance(self._ctx, account)
+
+    async def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
+        """Totals by account kind and currency, summing to zero in each currency."""
+        with self._span("trial_balance"):
+            return await books.trial_balance(self._ctx)
+
+    async def verify(self) -> IntegrityReport:
+        """Check that every payment agrees with its audit trail, events, journal and plan,
+        that the books balance and that exposure is what is owed; read-only, in batches."""
+        with self._span("verify"):
+            return await books.verify(self._ctx)
 
     # -- maintenance ------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from paymentorch.domain import (
     PaymentStatus,
 )
 from paymentorch.domain.cursor import Keyset
+from paymentorch.domain.integrity import PaymentRecords
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.processing import ProcessorCapabilities, ProcessorRequest, ProcessorResult
@@ -190,6 +192,31 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
         """Recount every customer's exposure from payments and plans (Pending and
         Authorized payments, unpaid installments of confirmed ones), atomically; return
         how many (customer, currency) figures were wrong."""
+        ...
+
+    def journal(self, payment_id: UUID) -> list[JournalEntry]:
+        """The payment's journal entries, oldest first."""
+        ...
+
+    def balance(self, account: Account) -> Decimal:
+        """Debits less credits of ``account``: a sum over its postings (no balance row is
+        kept, so posting to a house account serialises nothing)."""
+        ...
+
+    def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
+        """Totals of the postings by account kind and currency."""
+        ...
+
+    def payment_records(self, *, after: UUID | None, limit: int) -> list[PaymentRecords]:
+        """Up to ``limit`` payments after ``after`` in id order, each with its audit trail,
+        the events it still holds or delivered, its journal and its plan: what the
+        integrity check compares."""
+        ...
+
+    def exposure_figures(
+        self,
+    ) -> tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], Decimal]]:
+        """Each customer's exposure per currency: (as stored, as payments and plans say)."""
         ...
 
     def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:

@@ -29,6 +29,8 @@ from paymentorch.domain import (
     ValidationPolicy,
 )
 from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.integrity import IntegrityReport
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
 from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.orchestration import Step
 from paymentorch.domain.plans import LateFeePolicy, Plan, PlanTerms, fee_policies
@@ -39,6 +41,7 @@ from paymentorch.ports import PaymentProcessor
 from paymentorch.telemetry import Telemetry
 
 from .usecases import (  # relative: the blocking twin imports its own use cases
+    books,
     creation,
     lifecycle,
     maintenance,
@@ -399,6 +402,29 @@ class SyncPaymentService:
                 self._ctx, processor, event_id, result=result, operation_id=operation_id,
                 reference=reference,
             )  # fmt: skip
+
+    # -- the books --------------------------------------------------------------
+
+    def journal(self, payment_id: UUID | str) -> list[JournalEntry]:
+        """The payment's journal entries, oldest first. Raises ``PaymentNotFound``."""
+        with self._span("journal"):
+            return books.journal(self._ctx, payment_id)
+
+    def balance(self, account: Account) -> Decimal:
+        """The account's balance: debits less credits (0 for one never posted to)."""
+        with self._span("balance"):
+            return books.balance(self._ctx, account)
+
+    def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
+        """Totals by account kind and currency, summing to zero in each currency."""
+        with self._span("trial_balance"):
+            return books.trial_balance(self._ctx)
+
+    def verify(self) -> IntegrityReport:
+        """Check that every payment agrees with its audit trail, events, journal and plan,
+        that the books balance and that exposure is what is owed; read-only, in batches."""
+        with self._span("verify"):
+            return books.verify(self._ctx)
 
     # -- maintenance ------------------------------------------------------------
 
