@@ -104,7 +104,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def generate(session: nox.Session) -> None:
-    """Write the blocking twin (src/paymentorch/_sync) from the async modules."""
+    """Write the blocking twin (src/paymentorch/sync) from the async modules."""
     install(session, "lint", extras="")
     session.run("unasyncd", "--force", success_codes=[0, 1])  # 1: files were rewritten
     session.run("unasyncd", "--force", "--quiet")  # and now nothing is left to rewrite

@@ -5,11 +5,6 @@ Open a service with ``await paymentorch.open_service(url)``; see the README for 
 
 from paymentorch._migrate import migrate
 from paymentorch._open import open_service, open_store
-from paymentorch._sync.cache import SyncLocalCache
-from paymentorch._sync.memory import SyncInMemoryPaymentStore
-from paymentorch._sync.open import open_sync_service
-from paymentorch._sync.ports import SyncCache, SyncPaymentStore
-from paymentorch._sync.service import SyncPaymentService
 from paymentorch._version import __version__
 from paymentorch.adapters._require import MissingDriver
 from paymentorch.adapters.cache import LocalCache
@@ -74,6 +69,14 @@ from paymentorch.ports import (
 )
 from paymentorch.processors import CircuitBreaker, Router
 from paymentorch.service import PaymentService
+from paymentorch.sync import (
+    SyncCache,
+    SyncLocalCache,
+    SyncPaymentService,
+    SyncPaymentStore,
+    open_sync_service,
+)
+from paymentorch.sync.adapters.memory import SyncInMemoryPaymentStore
 from paymentorch.worker import PaymentWorker
 
 __all__ = [

@@ -21,7 +21,7 @@ SCHEMES: Final = {
 """URL scheme -> backend."""
 STORES: Final = {name: f"paymentorch.adapters.{name}" for name in set(SCHEMES.values())}
 """Backend -> the module of its store."""
-SYNC_STORES: Final = {name: f"paymentorch._sync.{name}" for name in set(SCHEMES.values())}
+SYNC_STORES: Final = {name: f"paymentorch.sync.adapters.{name}" for name in set(SCHEMES.values())}
 """Backend -> the module of its blocking twin's store."""
 
 
