@@ -146,7 +146,7 @@ async def test_listing_by_customer_uses_the_customer_index(database: str) -> Non
         await _shop(service, 3)
     index = sealed.index(CUSTOMER)
     if database.startswith("sqlite"):
-        from paymentorch.adapters._sqlite_sql import SELECT
+        from paymentorch.adapters.sqlite.statements import SELECT
 
         plan = _sql(
             database,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import paymentorch as po
-from paymentorch.adapters._sqlite_sql import database_path
+from paymentorch.adapters.sqlite.statements import database_path
 
 pytestmark = pytest.mark.sqlite
 ADMIN = po.Actor.system()

@@ -13,8 +13,8 @@ import attrs
 
 from paymentorch.adapters import backend_of
 from paymentorch.adapters._require import driver
-from paymentorch.adapters._sqlite_conn import connect
-from paymentorch.adapters._sqlite_sql import database_path
+from paymentorch.adapters.sqlite.connection import connect
+from paymentorch.adapters.sqlite.statements import database_path
 from paymentorch.crypto import INDEX_PREFIX, FieldEncryption
 from paymentorch.domain import FieldError, ValidationError
 
