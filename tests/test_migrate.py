@@ -121,7 +121,7 @@ def _write_as_0001(url: str, changes: list[Change]) -> None:
         return
     import psycopg
 
-    from paymentorch.adapters import _postgres_sql as pg
+    from paymentorch.adapters.postgres import statements as pg
 
     with psycopg.connect(url) as conn:
         for change in changes:

@@ -47,7 +47,7 @@ def rotate_key(url: str, encryption: FieldEncryption, *, batch_size: int = 200) 
     if backend == "sqlite":
         return _rotate(_SQLite(database_path(url)), encryption, batch_size)
     if backend == "postgres":
-        from paymentorch.adapters._postgres_sql import conninfo  # noqa: PLC0415 - psycopg
+        from paymentorch.adapters.postgres.statements import conninfo  # noqa: PLC0415 - psycopg
 
         return _rotate(_Postgres(conninfo(url)), encryption, batch_size)
     raise ValidationError(
