@@ -21,7 +21,8 @@ from uuid import uuid4
 import pytest
 
 import paymentorch as po
-from paymentorch.adapters import _tiers
+from paymentorch.adapters import _wire
+from paymentorch.adapters.redis import tiers
 from tests import brokers, children
 
 ADMIN = po.Actor("admin-1", roles={po.Role.ADMIN})
@@ -49,14 +50,14 @@ def _payment(version: int, payment_id: Any = None) -> po.Payment:
 
 def test_the_wire_form_keeps_every_field() -> None:
     payment = _payment(7)
-    assert _tiers.decode(_tiers.encode(payment)) == payment
-    assert _tiers.encode(payment).startswith("7|")
+    assert _wire.decode(_wire.encode(payment)) == payment
+    assert _wire.encode(payment).startswith("7|")
 
 
 def test_the_local_tier_never_goes_back() -> None:
     """An offer older than an invalidation, or from a read begun before a clear, is
     refused; a clear keeps the floors."""
-    tier = _tiers.LocalTier(maxsize=10, ttl=60)
+    tier = tiers.LocalTier(maxsize=10, ttl=60)
     old, new = _payment(1), None
     new = _payment(2, old.id)
     epoch = tier.epoch

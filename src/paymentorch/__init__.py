@@ -9,7 +9,7 @@ from paymentorch._version import __version__
 from paymentorch.adapters._require import MissingDriver
 from paymentorch.adapters.cache import LocalCache
 from paymentorch.adapters.memory import InMemoryPaymentStore
-from paymentorch.adapters.redis_cache import RedisCache, SyncRedisCache
+from paymentorch.adapters.redis import RedisCache, SyncRedisCache
 from paymentorch.bus import InMemoryEventBus
 from paymentorch.clock import ManualClock
 from paymentorch.crypto import DecryptionFailed, FieldEncryption

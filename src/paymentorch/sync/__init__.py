@@ -6,7 +6,7 @@ from ``paymentorch.adapters``, ...): ``./dev generate`` writes them, ``./dev lin
 when they are stale. Only the ``__init__`` modules are written by hand.
 """
 
-from paymentorch.adapters.redis_cache import SyncRedisCache
+from paymentorch.adapters.redis import SyncRedisCache
 from paymentorch.sync._open import open_sync_service
 from paymentorch.sync.adapters.cache import SyncLocalCache
 from paymentorch.sync.ports import SyncCache, SyncPaymentStore

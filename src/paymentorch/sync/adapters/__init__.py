@@ -9,7 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from paymentorch.adapters.redis_cache import SyncRedisCache
+    from paymentorch.adapters.redis import SyncRedisCache
     from paymentorch.sync._open import open_sync_store
     from paymentorch.sync.adapters.cache import SyncLocalCache
     from paymentorch.sync.adapters.encrypted import SyncEncryptedCache, SyncEncryptedStore
@@ -23,7 +23,7 @@ _HOMES = {
     "SyncInMemoryPaymentStore": "paymentorch.sync.adapters.memory",
     "SyncLocalCache": "paymentorch.sync.adapters.cache",
     "SyncPostgresPaymentStore": "paymentorch.sync.adapters.postgres",
-    "SyncRedisCache": "paymentorch.adapters.redis_cache",
+    "SyncRedisCache": "paymentorch.adapters.redis",
     "SyncSQLitePaymentStore": "paymentorch.sync.adapters.sqlite",
     "open_sync_store": "paymentorch.sync._open",
 }
