@@ -23,6 +23,7 @@ import pytest
 import paymentorch as po
 from paymentorch.adapters import _wire
 from paymentorch.adapters.redis import tiers
+from paymentorch.sync import SyncRedisCache
 from tests import brokers, children
 
 ADMIN = po.Actor("admin-1", roles={po.Role.ADMIN})
@@ -253,7 +254,7 @@ async def test_the_blocking_service_shares_the_cache_with_async_ones(tmp_path: P
     brokers.require("Redis", brokers.REDIS)
     url = f"sqlite:///{tmp_path}/twin.db"
     namespace = f"t{uuid4().hex[:8]}"
-    blocking = po.SyncRedisCache(REDIS, namespace=namespace)
+    blocking = SyncRedisCache(REDIS, namespace=namespace)
     cache = po.RedisCache(REDIS, namespace=namespace)
     try:
         with po.open_sync_service(url, cache=blocking, create_schema=True) as twin:
@@ -277,7 +278,7 @@ async def test_the_blocking_service_shares_the_cache_with_async_ones(tmp_path: P
 def test_an_unreadable_invalidation_empties_the_local_tier() -> None:
     """A stranger's message on the channel drops every local payment instead of
     killing the listener."""
-    cache = po.SyncRedisCache(REDIS, namespace=f"t{uuid4().hex[:8]}")
+    cache = SyncRedisCache(REDIS, namespace=f"t{uuid4().hex[:8]}")
     payment = _payment(3)
     cache._tier.offer(payment, cache._tier.epoch)
     cache._heard({"type": "message", "data": b"not an invalidation"})
