@@ -2,7 +2,8 @@
 ``postgres``, ``redis``, ``encrypted``), and the process-local cache (``cache``).
 
 Each class is imported when first used (PEP 562), so ``import paymentorch.adapters``
-imports no driver; a backend's driver is imported with its package, and a missing one
+imports no driver. psycopg comes with the ``postgres`` package, redis-py and
+cryptography when a ``RedisCache`` or a ``FieldEncryption`` is built; a missing one
 raises ``MissingDriver`` naming the extra to install. Each store package has an
 ``open_store(url, **options)``; the blocking twin's (``paymentorch.sync.adapters``),
 generated from these, have ``open_sync_store``.
