@@ -48,14 +48,18 @@ def tests(session: nox.Session) -> None:
 
 BARE_CHECK = """
 import asyncio, importlib.util, paymentorch as po
-from paymentorch.adapters._require import MissingDriver
+from paymentorch.errors import MissingDriver
+from paymentorch.sync import SyncRedisCache
 for module in ("sqlalchemy", "alembic", "psycopg", "psycopg_pool", "redis", "aio_pika", "nats",
                "cryptography"):
     assert importlib.util.find_spec(module) is None, f"pip install . pulled in {module}"
+import paymentorch.adapters, paymentorch.sync.adapters
 from paymentorch.sinks import NatsSink, RabbitMQSink
-for build, extra in ((po.RedisCache, "redis"), (po.SyncRedisCache, "redis"), (NatsSink, "nats"),
+for build, extra in ((po.RedisCache, "redis"), (SyncRedisCache, "redis"), (NatsSink, "nats"),
                      (RabbitMQSink, "rabbitmq"),
-                     (lambda: po.FieldEncryption({}, active="k", index_key=b""), "crypto")):
+                     (lambda: po.FieldEncryption({}, active="k", index_key=b""), "crypto"),
+                     (lambda: paymentorch.adapters.PostgresPaymentStore, "postgres"),
+                     (lambda: paymentorch.sync.adapters.SyncPostgresPaymentStore, "postgres")):
     try:
         build()
     except MissingDriver as exc:
@@ -81,7 +85,7 @@ print("pip install . : memory works; SQL libraries and adapters absent; extras n
 def bare(session: nox.Session) -> None:
     """Installs as a user would (no editable, no dev extras): memory, then SQLite tests."""
     session.install(".")
-    session.run("python", "-c", BARE_CHECK)
+    session.run("python", "-W", "error::DeprecationWarning", "-c", BARE_CHECK)
     session.install(".[sqlite]", *nox.project.dependency_groups(PYPROJECT, "tests-bare"))
     session.run(
         "pytest", "-m", "not postgres and not faults", "-p", "no:cacheprovider",
@@ -104,7 +108,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def generate(session: nox.Session) -> None:
-    """Write the blocking twin (src/paymentorch/_sync) from the async modules."""
+    """Write the blocking twin (src/paymentorch/sync) from the async modules."""
     install(session, "lint", extras="")
     session.run("unasyncd", "--force", success_codes=[0, 1])  # 1: files were rewritten
     session.run("unasyncd", "--force", "--quiet")  # and now nothing is left to rewrite

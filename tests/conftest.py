@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from paymentorch import open_store
 from paymentorch._migrate import migrate_sync
+from paymentorch.adapters import open_store
 from paymentorch.testing import Backend
 
 pytest_plugins = ["pytester"]  # the mutant-store tests run the shipped suite in a sub-session

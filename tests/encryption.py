@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 import paymentorch as po
+from paymentorch.adapters import open_store
 
 INDEX_KEY = bytes(range(32, 64))
 KEYS = {"k1": bytes(range(32)), "k2": bytes(range(64, 96))}
@@ -23,4 +24,4 @@ def encryption(active: str = "k1", *, keys: tuple[str, ...] = ("k1", "k2")) -> p
 
 async def open_encrypted(url: str, **options: Any) -> Any:
     """``open_store`` behind the test keys."""
-    return await po.open_store(url, encryption=encryption(), **options)
+    return await open_store(url, encryption=encryption(), **options)

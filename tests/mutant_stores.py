@@ -7,7 +7,8 @@ from datetime import datetime
 
 import attrs
 
-from paymentorch.adapters.memory import InMemoryPaymentStore, _OutboxRow
+from paymentorch.adapters.memory import InMemoryPaymentStore
+from paymentorch.adapters.memory.outbox import OutboxRow
 from paymentorch.domain import (
     Change,
     IdempotencyConflict,
@@ -80,7 +81,7 @@ class NotAtomic(InMemoryPaymentStore):
         event = change.event
         if event.id in self._pending or event.id in self._parked:
             raise StoreError("an outbox event with this id exists already")
-        self._pending[event.id] = _OutboxRow(next(self._seq), OutboxMessage(event))
+        self._pending[event.id] = OutboxRow(next(self._seq), OutboxMessage(event))
 
 
 class ServesWhenClosed(InMemoryPaymentStore):

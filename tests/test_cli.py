@@ -16,6 +16,7 @@ import pytest
 
 import paymentorch as po
 from paymentorch.cli import main
+from paymentorch.clock import ManualClock
 from tests.children import instant_processor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def test_an_unreachable_database_is_1(tmp_path: Path) -> None:
 async def test_worker_once_collects_a_due_installment(tmp_path: Path) -> None:
     """``worker --once`` runs the plans' tick: an installment that fell due is collected."""
     url = f"sqlite:///{tmp_path / 'plans.db'}"
-    month_ago = po.ManualClock(po.clock.utc_now() - timedelta(days=30))
+    month_ago = ManualClock(po.clock.utc_now() - timedelta(days=30))
     terms = po.PlanTerms(installments=4, interval=timedelta(days=14))
     async with await po.open_service(
         url, processor=instant_processor(), clock=month_ago
@@ -134,7 +135,7 @@ async def test_worker_once_collects_a_due_installment(tmp_path: Path) -> None:
 async def test_worker_charges_the_late_fee_it_is_given(tmp_path: Path) -> None:
     """``--late-fee 5.00``: a declined installment past due is charged the fee."""
     url = f"sqlite:///{tmp_path / 'fees.db'}"
-    weeks_ago = po.ManualClock(po.clock.utc_now() - timedelta(days=20))
+    weeks_ago = ManualClock(po.clock.utc_now() - timedelta(days=20))
     terms = po.PlanTerms(installments=2, interval=timedelta(days=14))
     async with await po.open_service(url, processor=instant_processor(), clock=weeks_ago) as svc:
         made = await svc.create_payment("ABCD-12345", "50.00", actor=ADMIN, plan=terms)

@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from paymentorch._sync.open import open_sync_store
+from paymentorch.sync.adapters import open_sync_store
 from paymentorch.testing import Backend, open_async_view
 from paymentorch.testing.contract import *  # noqa: F403
 

@@ -146,7 +146,7 @@ async def test_listing_by_customer_uses_the_customer_index(database: str) -> Non
         await _shop(service, 3)
     index = sealed.index(CUSTOMER)
     if database.startswith("sqlite"):
-        from paymentorch.adapters._sqlite_sql import SELECT
+        from paymentorch.adapters.sqlite.statements import SELECT
 
         plan = _sql(
             database,
@@ -156,7 +156,7 @@ async def test_listing_by_customer_uses_the_customer_index(database: str) -> Non
         )
         text = " ".join(str(row[-1]) for row in plan)
     else:
-        from paymentorch.adapters._postgres_sql import list_query
+        from paymentorch.adapters.postgres.statements import list_query
 
         sql, params = list_query(None, index, 50, None)
         import psycopg

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import paymentorch as po
+from paymentorch.adapters import open_store
 from tests import children
 from tests.servers import PrivatePostgres, private_postgres, private_redis
 
@@ -240,7 +241,7 @@ async def test_a_statement_the_server_ended_runs_once_more(postgres: PrivatePost
     """A statement whose session the server ends while it runs (AdminShutdown: it did not
     commit) runs once more on a fresh connection, and the caller sees its result."""
     url = postgres.database()
-    store = await po.open_store(url, pool_size=2)
+    store = await open_store(url, pool_size=2)
     runs: list[int] = []
 
     async def slow(conn: Any) -> int:

@@ -103,7 +103,7 @@ def test_include_object_leaves_paymentorch_tables_alone() -> None:
 def _write_as_0001(url: str, changes: list[Change]) -> None:
     """Payments with unscoped keys and their creation entries, as revision 0001 stored them."""
     if url.startswith("sqlite"):
-        from paymentorch.adapters import _sqlite_sql as lite
+        from paymentorch.adapters.sqlite import statements as lite
 
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
             for change in changes:
@@ -121,7 +121,7 @@ def _write_as_0001(url: str, changes: list[Change]) -> None:
         return
     import psycopg
 
-    from paymentorch.adapters import _postgres_sql as pg
+    from paymentorch.adapters.postgres import statements as pg
 
     with psycopg.connect(url) as conn:
         for change in changes:
@@ -214,7 +214,7 @@ async def test_migration_0006_counts_what_is_owed(empty_database_url: str) -> No
 def _run_sql(url: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
     """Run ``?``-placeholder statements on either backend, values adapted to its types."""
     if url.startswith("sqlite"):
-        from paymentorch.adapters import _sqlite_sql as lite
+        from paymentorch.adapters.sqlite import statements as lite
 
         def lite_value(value: Any) -> Any:
             if isinstance(value, uuid.UUID):

@@ -29,6 +29,7 @@ from hypothesis.stateful import (
 )
 
 import paymentorch as po
+from paymentorch.clock import ManualClock
 from paymentorch.domain.credit import exposure_of
 from paymentorch.domain.plans import refunded_total
 from paymentorch.testing import SimulatedProcessor
@@ -150,7 +151,7 @@ class PlanMoneyMachine(RuleBasedStateMachine):
     @initialize()
     def open(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.clock = po.ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+        self.clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         self.processor = SimulatedProcessor(latency=(0, 0), success_rate=1.0, seed=3)
         credit = po.CreditPolicy(limit=LIMIT, currency="USD")
         fees = po.LateFeePolicy(Decimal(10), Decimal(7), cap_percent=25, currency="USD")

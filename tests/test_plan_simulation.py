@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import paymentorch as po
+from paymentorch.clock import ManualClock
 from paymentorch.domain.credit import exposure_of
 from paymentorch.domain.plans import InstallmentStatus, refunded_total
 from paymentorch.testing import SimulatedProcessor
@@ -44,7 +45,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 async def test_eight_weeks_of_plans_keep_every_invariant(url: str) -> None:
     rng = random.Random(8)
-    clock = po.ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     processor = SimulatedProcessor(
         success_rate=0.93, latency=(0, 0), timeout_rate=0.04, executed_on_timeout=0.5, seed=8
     )

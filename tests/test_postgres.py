@@ -27,7 +27,7 @@ async def test_listing_walks_an_index(postgres_backend: Backend) -> None:
     """The keyset query is served by an index scan, never a sort of the whole table."""
     import psycopg
 
-    from paymentorch.adapters._postgres_sql import list_query
+    from paymentorch.adapters.postgres.statements import list_query
 
     assert postgres_backend.url is not None
     async with await po.open_service(postgres_backend.url) as service:

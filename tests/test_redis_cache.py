@@ -21,7 +21,9 @@ from uuid import uuid4
 import pytest
 
 import paymentorch as po
-from paymentorch.adapters import _tiers
+from paymentorch.adapters import _wire
+from paymentorch.adapters.redis import tiers
+from paymentorch.sync import SyncRedisCache
 from tests import brokers, children
 
 ADMIN = po.Actor("admin-1", roles={po.Role.ADMIN})
@@ -49,14 +51,14 @@ def _payment(version: int, payment_id: Any = None) -> po.Payment:
 
 def test_the_wire_form_keeps_every_field() -> None:
     payment = _payment(7)
-    assert _tiers.decode(_tiers.encode(payment)) == payment
-    assert _tiers.encode(payment).startswith("7|")
+    assert _wire.decode(_wire.encode(payment)) == payment
+    assert _wire.encode(payment).startswith("7|")
 
 
 def test_the_local_tier_never_goes_back() -> None:
     """An offer older than an invalidation, or from a read begun before a clear, is
     refused; a clear keeps the floors."""
-    tier = _tiers.LocalTier(maxsize=10, ttl=60)
+    tier = tiers.LocalTier(maxsize=10, ttl=60)
     old, new = _payment(1), None
     new = _payment(2, old.id)
     epoch = tier.epoch
@@ -252,7 +254,7 @@ async def test_the_blocking_service_shares_the_cache_with_async_ones(tmp_path: P
     brokers.require("Redis", brokers.REDIS)
     url = f"sqlite:///{tmp_path}/twin.db"
     namespace = f"t{uuid4().hex[:8]}"
-    blocking = po.SyncRedisCache(REDIS, namespace=namespace)
+    blocking = SyncRedisCache(REDIS, namespace=namespace)
     cache = po.RedisCache(REDIS, namespace=namespace)
     try:
         with po.open_sync_service(url, cache=blocking, create_schema=True) as twin:
@@ -276,7 +278,7 @@ async def test_the_blocking_service_shares_the_cache_with_async_ones(tmp_path: P
 def test_an_unreadable_invalidation_empties_the_local_tier() -> None:
     """A stranger's message on the channel drops every local payment instead of
     killing the listener."""
-    cache = po.SyncRedisCache(REDIS, namespace=f"t{uuid4().hex[:8]}")
+    cache = SyncRedisCache(REDIS, namespace=f"t{uuid4().hex[:8]}")
     payment = _payment(3)
     cache._tier.offer(payment, cache._tier.epoch)
     cache._heard({"type": "message", "data": b"not an invalidation"})

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 import paymentorch as po
+from paymentorch.adapters import InMemoryPaymentStore
 from paymentorch.clock import utc_now
 from paymentorch.testing import Backend, service_on
 
@@ -144,7 +145,7 @@ async def test_bus_routes_by_pattern() -> None:
 def test_relay_refuses_nonsense_settings() -> None:
     """A batch size or attempt limit below one is refused."""
     with pytest.raises(ValueError, match="at least 1"):
-        po.OutboxRelay(po.InMemoryPaymentStore(), FlakySink(0), batch_size=0)
+        po.OutboxRelay(InMemoryPaymentStore(), FlakySink(0), batch_size=0)
 
 
 async def test_backoff_is_capped_however_many_attempts() -> None:

@@ -15,6 +15,7 @@ from uuid import UUID
 import pytest
 
 import paymentorch as po
+from paymentorch.adapters import InMemoryPaymentStore
 from paymentorch.domain import Payment
 from paymentorch.testing import Backend
 from tests import children
@@ -24,7 +25,7 @@ ADMIN = po.Actor("admin-1", roles={po.Role.ADMIN})
 NOBODY = po.Actor("guest")
 
 
-class CountingStore(po.InMemoryPaymentStore):
+class CountingStore(InMemoryPaymentStore):
     """The real in-memory store, counting how often payments are read."""
 
     def __init__(self) -> None:
@@ -86,7 +87,7 @@ async def test_cache_hit_does_not_touch_the_store() -> None:
 
 async def test_cache_never_serves_the_old_state_after_a_change() -> None:
     """A change made elsewhere is seen once this service's own change attempt fails."""
-    store = po.InMemoryPaymentStore()
+    store = InMemoryPaymentStore()
     here = po.PaymentService(store, cache=po.LocalCache())
     elsewhere = po.PaymentService(store, cache=po.LocalCache())
     payment = await here.create_payment("ABCD-12345", "1.00", actor=USER)
@@ -259,7 +260,7 @@ async def test_bulk_create_leaves_the_garbage_collector_alone() -> None:
 
     seen: list[bool] = []
 
-    class Watching(po.InMemoryPaymentStore):
+    class Watching(InMemoryPaymentStore):
         async def add_many(self, changes: Any) -> None:
             seen.append(gc.isenabled())
             await super().add_many(changes)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import paymentorch as po
-from paymentorch.adapters._sqlite_sql import database_path
+from paymentorch.adapters import open_store
+from paymentorch.adapters.sqlite.statements import database_path
 
 pytestmark = pytest.mark.sqlite
 ADMIN = po.Actor.system()
@@ -33,7 +34,7 @@ async def test_money_is_text_never_real(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("durability", "expected"), [("normal", 1), ("full", 2)])
 async def test_durability_sets_synchronous(tmp_path: Path, durability: str, expected: int) -> None:
     """durability='normal' is synchronous=NORMAL; 'full' is FULL; WAL either way."""
-    store = await po.open_store(f"sqlite:///{tmp_path}/d.db", durability=durability)
+    store = await open_store(f"sqlite:///{tmp_path}/d.db", durability=durability)
     try:
         conn = store._conn  # type: ignore[attr-defined]
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == expected
@@ -45,7 +46,7 @@ async def test_durability_sets_synchronous(tmp_path: Path, durability: str, expe
 async def test_bad_durability_is_refused(tmp_path: Path) -> None:
     """An unknown durability is a ValidationError."""
     with pytest.raises(po.ValidationError):
-        await po.open_store(f"sqlite:///{tmp_path}/d.db", durability="maybe")
+        await open_store(f"sqlite:///{tmp_path}/d.db", durability="maybe")
 
 
 def test_urls() -> None:
@@ -59,7 +60,7 @@ def test_urls() -> None:
 async def test_unopenable_file_is_store_unavailable(tmp_path: Path) -> None:
     """A path that cannot be opened gives StoreUnavailable, not a sqlite3 error."""
     with pytest.raises(po.StoreUnavailable):
-        await po.open_store(f"sqlite:///{tmp_path}/missing/dir/p.db", create_schema=False)
+        await open_store(f"sqlite:///{tmp_path}/missing/dir/p.db", create_schema=False)
 
 
 async def test_closed_store_is_unavailable(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ async def test_a_writer_waits_for_another_connections_lock(tmp_path: Path) -> No
 async def test_missing_schema_names_the_fix(tmp_path: Path) -> None:
     """A file without the tables, opened without creating them, says how to create them."""
     with pytest.raises(po.StoreError, match="migrate"):
-        await po.open_store(f"sqlite:///{tmp_path}/empty.db", create_schema=False)
+        await open_store(f"sqlite:///{tmp_path}/empty.db", create_schema=False)
 
 
 async def test_a_private_in_memory_database_opens() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import paymentorch as po
+from paymentorch.clock import ManualClock
 from paymentorch.testing import Backend, SimulatedProcessor
 
 ADMIN = po.Actor.system()
@@ -121,7 +122,7 @@ def test_the_twin_moves_a_plans_money_as_the_service_does(tmp_path: Path) -> Non
     is a conflict; a refund waits for a collection under way."""
     processor = SimulatedProcessor(latency=(0, 0), success_rate=1.0)
     url = f"sqlite:///{tmp_path / 'twin-plans.db'}"
-    clock = po.ManualClock(datetime(2026, 3, 2, tzinfo=UTC))
+    clock = ManualClock(datetime(2026, 3, 2, tzinfo=UTC))
     with po.open_sync_service(url, processor=processor, clock=clock, create_schema=True) as twin:
         payment = twin.create_payment(
             "ABCD-12345", "100.00", actor=ADMIN, capture_method="automatic",

@@ -10,13 +10,14 @@ from examples.common.events import log_events
 from examples.common.models import InfrastructureResponse
 from examples.common.settings import Settings
 from paymentorch.sinks import sink_from_url
+from paymentorch.sync import SyncRedisCache
 
 
 def service_options(settings: Settings, *, blocking: bool = False) -> dict[str, Any]:
     """``open_service`` (or ``open_sync_service``) options for the cache and encryption."""
     options: dict[str, Any] = {}
     if settings.cache_url:
-        kind = po.SyncRedisCache if blocking else po.RedisCache
+        kind = SyncRedisCache if blocking else po.RedisCache
         options["cache"] = kind(settings.cache_url)
     if settings.encryption_key:
         options["encryption"] = po.FieldEncryption.parse(settings.encryption_key)
@@ -44,7 +45,7 @@ def describe(
 ) -> InfrastructureResponse:
     """What ``service`` runs on, for the dashboard (no secrets, no credentials)."""
     cache = getattr(service.cache, "inner", service.cache)  # behind the sealing cache, if any
-    if isinstance(cache, (po.RedisCache, po.SyncRedisCache)):
+    if isinstance(cache, (po.RedisCache, SyncRedisCache)):
         cache_kind = "redis (local tier)" if cache.local else "redis"
     else:
         cache_kind = "local" if cache is not None else "none"

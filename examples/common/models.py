@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 import paymentorch as po
+from paymentorch.domain.results import PaymentSummary
 
 RULES = po.ValidationPolicy()
 
@@ -401,7 +402,7 @@ class SummaryResponse(_Body):
     days: list[DayCounts]
 
     @classmethod
-    def of(cls, summary: po.PaymentSummary) -> SummaryResponse:
+    def of(cls, summary: PaymentSummary) -> SummaryResponse:
         """The response body for ``summary``."""
         data = summary.to_dict()
         return cls.model_validate(

@@ -25,6 +25,7 @@ from examples.common.ratelimit import RateLimited, RateLimiter
 from examples.common.settings import Settings, credit_policy
 from examples.common.webhooks import BadSignature
 from examples.flask_app import http, money, operations, pages, payments, plans
+from paymentorch.sync import SyncRedisCache
 
 
 class Background:
@@ -94,7 +95,7 @@ class PaymentOrchestrator:
         self._pid: int | None = None
         self._service: po.SyncPaymentService | None = None
         self._relay: Background | None = None
-        self._cache: po.SyncRedisCache | None = None
+        self._cache: SyncRedisCache | None = None
         if app is not None:
             self.init_app(app)
 

@@ -1,51 +1,44 @@
 """paymentorch: embeddable Buy-Now-Pay-Later payment orchestration.
 
 Open a service with ``await paymentorch.open_service(url)``; see the README for a tour.
+
+Here are the names the design pins. The stores and caches are side by side in
+``paymentorch.adapters``, the blocking twin is ``paymentorch.sync``, the errors are
+also in ``paymentorch.errors``, and the contract suite, ``paymentorch.testing``, is
+imported when first used. Importing paymentorch imports no driver.
 """
 
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import TYPE_CHECKING, Any
+
 from paymentorch._migrate import migrate
-from paymentorch._open import open_service, open_store
-from paymentorch._sync.cache import SyncLocalCache
-from paymentorch._sync.memory import SyncInMemoryPaymentStore
-from paymentorch._sync.open import open_sync_service
-from paymentorch._sync.ports import SyncCache, SyncPaymentStore
-from paymentorch._sync.service import SyncPaymentService
+from paymentorch._open import open_service
 from paymentorch._version import __version__
-from paymentorch.adapters._require import MissingDriver
 from paymentorch.adapters.cache import LocalCache
-from paymentorch.adapters.memory import InMemoryPaymentStore
-from paymentorch.adapters.redis_cache import RedisCache, SyncRedisCache
+from paymentorch.adapters.redis import RedisCache
 from paymentorch.bus import InMemoryEventBus
-from paymentorch.clock import ManualClock
-from paymentorch.crypto import DecryptionFailed, FieldEncryption
+from paymentorch.crypto import FieldEncryption
 from paymentorch.domain import (
     Actor,
-    AmountExceeded,
     AuditEntry,
-    CreditLimitExceeded,
-    FieldError,
-    IdempotencyConflict,
-    InvalidTransition,
     NewPayment,
     Operation,
     OperationKind,
     OperationStatus,
     Payment,
-    PaymentError,
     PaymentEvent,
-    PaymentNotFound,
     PaymentStatus,
-    PermissionDenied,
     Role,
     RolePolicy,
-    StoreError,
-    StoreUnavailable,
-    ValidationError,
     ValidationPolicy,
     correlation,
 )
 from paymentorch.domain.actions import allowed_actions
 from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry, Posting
 from paymentorch.domain.plans import (
     Installment,
     InstallmentStatus,
@@ -62,27 +55,54 @@ from paymentorch.domain.processing import (
     ProcessorRequest,
     ProcessorResult,
 )
-from paymentorch.domain.results import BulkResult, HealthReport, Page, PaymentSummary
-from paymentorch.outbox import OutboxRelay
-from paymentorch.ports import (
-    Cache,
-    EventSink,
-    OutboxMessage,
-    OutboxStats,
-    PaymentProcessor,
-    PaymentStore,
+from paymentorch.domain.results import BulkResult, HealthReport, Page
+from paymentorch.errors import (
+    AmountExceeded,
+    CreditLimitExceeded,
+    DecryptionFailed,
+    FieldError,
+    IdempotencyConflict,
+    InvalidTransition,
+    MissingDriver,
+    PaymentError,
+    PaymentNotFound,
+    PermissionDenied,
+    StoreError,
+    StoreUnavailable,
+    ValidationError,
 )
-from paymentorch.processors import CircuitBreaker, Router
+from paymentorch.outbox import OutboxRelay
+from paymentorch.ports import Cache, EventSink, PaymentProcessor, PaymentStore
+from paymentorch.processors import Router
 from paymentorch.service import PaymentService
+from paymentorch.sync import SyncPaymentService, open_sync_service
 from paymentorch.worker import PaymentWorker
 
+if TYPE_CHECKING:  # imported on first use (the module's __getattr__), for type checkers here
+    from paymentorch import testing as testing
+    from paymentorch._open import open_store as open_store
+    from paymentorch.adapters.memory import InMemoryPaymentStore as InMemoryPaymentStore
+    from paymentorch.clock import ManualClock as ManualClock
+    from paymentorch.domain.results import PaymentSummary as PaymentSummary
+    from paymentorch.ports import OutboxMessage as OutboxMessage
+    from paymentorch.ports import OutboxStats as OutboxStats
+    from paymentorch.processors import CircuitBreaker as CircuitBreaker
+    from paymentorch.sync import SyncCache as SyncCache
+    from paymentorch.sync import SyncLocalCache as SyncLocalCache
+    from paymentorch.sync import SyncPaymentStore as SyncPaymentStore
+    from paymentorch.sync import SyncRedisCache as SyncRedisCache
+    from paymentorch.sync.adapters.memory import (
+        SyncInMemoryPaymentStore as SyncInMemoryPaymentStore,
+    )
+
 __all__ = [
+    "Account",
+    "AccountKind",
     "Actor",
     "AmountExceeded",
     "AuditEntry",
     "BulkResult",
     "Cache",
-    "CircuitBreaker",
     "CreditLimitExceeded",
     "CreditPolicy",
     "DecryptionFailed",
@@ -92,22 +112,19 @@ __all__ = [
     "HealthReport",
     "IdempotencyConflict",
     "InMemoryEventBus",
-    "InMemoryPaymentStore",
     "Installment",
     "InstallmentStatus",
     "InvalidTransition",
+    "JournalEntry",
     "LateFee",
     "LateFeePolicy",
     "LocalCache",
-    "ManualClock",
     "MissingDriver",
     "NewPayment",
     "Operation",
     "OperationKind",
     "OperationStatus",
-    "OutboxMessage",
     "OutboxRelay",
-    "OutboxStats",
     "Outcome",
     "Page",
     "Payment",
@@ -118,12 +135,12 @@ __all__ = [
     "PaymentService",
     "PaymentStatus",
     "PaymentStore",
-    "PaymentSummary",
     "PaymentWorker",
     "PermissionDenied",
     "Plan",
     "PlanStatus",
     "PlanTerms",
+    "Posting",
     "ProcessorCapabilities",
     "ProcessorRequest",
     "ProcessorResult",
@@ -133,12 +150,7 @@ __all__ = [
     "Router",
     "StoreError",
     "StoreUnavailable",
-    "SyncCache",
-    "SyncInMemoryPaymentStore",
-    "SyncLocalCache",
     "SyncPaymentService",
-    "SyncPaymentStore",
-    "SyncRedisCache",
     "ValidationError",
     "ValidationPolicy",
     "__version__",
@@ -146,10 +158,53 @@ __all__ = [
     "correlation",
     "migrate",
     "open_service",
-    "open_store",
     "open_sync_service",
     "schedule",
     "testing",
 ]
 
-from paymentorch import testing
+_MOVED = {
+    "CircuitBreaker": "paymentorch.processors",
+    "InMemoryPaymentStore": "paymentorch.adapters",
+    "ManualClock": "paymentorch.clock",
+    "OutboxMessage": "paymentorch.ports",
+    "OutboxStats": "paymentorch.ports",
+    "PaymentSummary": "paymentorch.domain.results",
+    "SyncCache": "paymentorch.sync",
+    "SyncInMemoryPaymentStore": "paymentorch.sync.adapters",
+    "SyncLocalCache": "paymentorch.sync",
+    "SyncPaymentStore": "paymentorch.sync",
+    "SyncRedisCache": "paymentorch.sync",
+    "open_store": "paymentorch.adapters",
+}
+"""Names the design does not pin, once exported here: where each lives now. The old
+spelling still works, with a ``DeprecationWarning``, until a later release."""
+
+
+def __getattr__(name: str) -> Any:
+    """``testing``, imported on first use; a moved name, with a warning (PEP 562)."""
+    if name == "testing":
+        return importlib.import_module("paymentorch.testing")
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module 'paymentorch' has no attribute {name!r}")
+    warnings.warn(
+        f"paymentorch.{name} is deprecated and goes in a later release: "
+        f"import it from {home} ({home}.{name})",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "testing"})
+
+
+# Nicer names in tracebacks and the docs, as svcs does: the classes' public home, not the
+# private module they are defined in (the errors' home is paymentorch.errors).
+for _name in __all__:
+    _value = globals().get(_name)
+    if isinstance(_value, type) and _value.__module__ != "paymentorch.errors":
+        _value.__module__ = __name__
+del _name, _value

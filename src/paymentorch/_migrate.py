@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from paymentorch.adapters._require import driver
 from paymentorch.domain import FieldError, StoreError, StoreUnavailable, ValidationError
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from alembic.config import Config
 
 

@@ -13,8 +13,8 @@ import attrs
 
 from paymentorch.adapters import backend_of
 from paymentorch.adapters._require import driver
-from paymentorch.adapters._sqlite_conn import connect
-from paymentorch.adapters._sqlite_sql import database_path
+from paymentorch.adapters.sqlite.connection import connect
+from paymentorch.adapters.sqlite.statements import database_path
 from paymentorch.crypto import INDEX_PREFIX, FieldEncryption
 from paymentorch.domain import FieldError, ValidationError
 
@@ -47,7 +47,7 @@ def rotate_key(url: str, encryption: FieldEncryption, *, batch_size: int = 200) 
     if backend == "sqlite":
         return _rotate(_SQLite(database_path(url)), encryption, batch_size)
     if backend == "postgres":
-        from paymentorch.adapters._postgres_sql import conninfo  # noqa: PLC0415 - psycopg
+        from paymentorch.adapters.postgres.statements import conninfo  # noqa: PLC0415 - psycopg
 
         return _rotate(_Postgres(conninfo(url)), encryption, batch_size)
     raise ValidationError(

@@ -9,7 +9,13 @@ from typing import assert_type
 from uuid import UUID
 
 import paymentorch as po
+from paymentorch import errors, testing
+from paymentorch.adapters import InMemoryPaymentStore, LocalCache, open_store
+from paymentorch.clock import ManualClock
 from paymentorch.http import problem_details, retry_after
+from paymentorch.ports import OutboxStats
+from paymentorch.sync import SyncLocalCache, SyncPaymentStore
+from paymentorch.sync.adapters import SyncInMemoryPaymentStore
 
 
 async def _sink(events: Sequence[po.PaymentEvent]) -> None:
@@ -75,3 +81,24 @@ def test_sync_api_types() -> None:
                 payment.id, actor=po.Actor.system(), idempotency_key="cancel-1"
             )
             assert_type(cancelled, po.Payment)
+
+
+async def test_homes_of_the_moved_names() -> None:
+    """Stores, the twin's adapters, the clock and the errors keep their types where they
+    live now."""
+    store = await open_store("memory://")
+    assert_type(store, po.PaymentStore)
+    memory = InMemoryPaymentStore()
+    assert_type(memory, InMemoryPaymentStore)
+    assert_type(await memory.outbox_stats(), OutboxStats)
+    assert_type(LocalCache(), po.LocalCache)
+    blocking = SyncInMemoryPaymentStore()
+    assert_type(blocking.get_many([]), dict[UUID, po.Payment])
+    sync_store: SyncPaymentStore = blocking
+    clock = ManualClock()
+    with po.open_sync_service("memory://", cache=SyncLocalCache(), clock=clock) as service:
+        assert_type(service.store, SyncPaymentStore)
+    assert_type(errors.PaymentNotFound, type[po.PaymentNotFound])
+    assert_type(testing.SimulatedProcessor(), testing.SimulatedProcessor)
+    await store.aclose()
+    sync_store.close()

@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
-from paymentorch.adapters._tiers import decode as decode_payment
-from paymentorch.adapters._tiers import encode as encode_payment
+from paymentorch.adapters._wire import decode as decode_payment
+from paymentorch.adapters._wire import encode as encode_payment
 from paymentorch.domain import (
     AuditEntry,
     Change,

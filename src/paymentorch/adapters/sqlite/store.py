@@ -1,8 +1,8 @@
 """The SQLite store: the stdlib ``sqlite3``, each operation one transaction in one call.
 
-The operations are written once, here; ``SQLiteConnection`` runs them (on the event loop
-or the connection's thread, see ``paymentorch.adapters._sqlite_conn``), and the blocking
-twin's store is generated from this module with ``SyncSQLiteConnection`` in its place.
+The operations are written once, here and in ``outbox``; ``SQLiteConnection`` runs them
+(on the event loop or the connection's thread, see ``connection``), and the blocking
+twin's store is generated from these modules with ``SyncSQLiteConnection`` in its place.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from uuid import UUID
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
     OPERATION_COLUMNS,
-    OUTBOX_READ,
     REQUEST_READ,
     STATUS,
     SUMMARY_DIGITS,
@@ -28,9 +27,9 @@ from paymentorch.adapters._sql import (
     plans_due_sql,
     request_from_row,
 )
-from paymentorch.adapters._sqlite_conn import Durability, SQLiteConnection
-from paymentorch.adapters._sqlite_sql import (
-    CLAIM,
+from paymentorch.adapters.sqlite.connection import Durability
+from paymentorch.adapters.sqlite.outbox import SQLiteOutbox
+from paymentorch.adapters.sqlite.statements import (
     CLAIM_OPERATIONS,
     INSERT_PAYMENT,
     SELECT,
@@ -41,7 +40,6 @@ from paymentorch.adapters._sqlite_sql import (
     parse_time,
     payment_params,
     read_plan,
-    row_message,
     row_operation,
     row_payment,
     scaled,
@@ -66,10 +64,10 @@ from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.ports import Keyset, OutboxMessage, OutboxStats
+from paymentorch.ports import Keyset
 
 
-class SQLitePaymentStore(SQLiteConnection):
+class SQLitePaymentStore(SQLiteOutbox):
     """Payments in one SQLite file, shareable by several processes.
 
     ``durability="normal"`` (the default) is ``synchronous=NORMAL``: a commit survives a
@@ -457,91 +455,6 @@ class SQLitePaymentStore(SQLiteConnection):
             inline=True,
         )
         return [audit_from_row(r, uuid=hex_uuid, time=parse_time) for r in rows]
-
-    # -- outbox -----------------------------------------------------------------
-
-    async def claim_events(
-        self, limit: int, *, now: datetime, lease_until: datetime
-    ) -> list[OutboxMessage]:
-        """Lease due events, each payment's head event only, oldest first."""
-        stamp = time_text(now)
-        rows = await self._run(
-            lambda conn: transaction(
-                conn,
-                lambda c: c.execute(
-                    CLAIM, (time_text(lease_until), stamp, stamp, limit)
-                ).fetchall(),
-            )
-        )
-        rows.sort(key=lambda r: r[-1])
-        return [row_message(r) for r in rows]
-
-    async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
-        """Delete delivered events."""
-
-        def body(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "DELETE FROM paymentorch_outbox WHERE event_id = ?", [(i.hex,) for i in event_ids]
-            )
-
-        await self._run(lambda conn: transaction(conn, body))
-
-    async def mark_failed(
-        self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
-    ) -> None:
-        """Count a failed attempt; schedule a retry, or park when ``retry_at`` is None."""
-        state = "pending" if retry_at is not None else "parked"
-        when = None if retry_at is None else time_text(retry_at)
-
-        def body(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE paymentorch_outbox SET attempts = attempts + 1, last_error = ?,"
-                " available_at = ?, lease_until = NULL, state = ?"
-                " WHERE event_id = ? AND state = 'pending'",
-                [(error[:1000], when, state, i.hex) for i in event_ids],
-            )
-
-        await self._run(lambda conn: transaction(conn, body))
-
-    async def outbox_stats(self) -> OutboxStats:
-        """Pending and parked counts, and when the oldest pending event occurred."""
-        row = await self._run(
-            lambda conn: conn.execute(
-                "SELECT count(*) FILTER (WHERE state = 'pending'),"
-                " min(occurred_at) FILTER (WHERE state = 'pending'),"
-                " count(*) FILTER (WHERE state = 'parked') FROM paymentorch_outbox"
-            ).fetchone()
-        )
-        return OutboxStats(
-            pending=row[0], oldest_pending_at=row[1] and parse_time(row[1]), parked=row[2]
-        )
-
-    async def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
-        """Parked events, oldest first."""
-        rows = await self._run(
-            lambda conn: conn.execute(
-                f"SELECT {OUTBOX_READ} FROM paymentorch_outbox WHERE state = 'parked'"
-                " ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
-        )
-        return [row_message(r) for r in rows]
-
-    async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
-        """Make parked events pending again with a fresh attempt count."""
-        sql = (
-            "UPDATE paymentorch_outbox SET state = 'pending', attempts = 0,"
-            " available_at = NULL, lease_until = NULL WHERE state = 'parked'"
-        )
-
-        def body(conn: sqlite3.Connection) -> int:
-            if event_ids is None:
-                return conn.execute(sql).rowcount
-            return sum(
-                conn.execute(sql + " AND event_id = ?", (i.hex,)).rowcount for i in event_ids
-            )
-
-        return await self._run(lambda conn: transaction(conn, body))
 
     # -- lifecycle --------------------------------------------------------------
 

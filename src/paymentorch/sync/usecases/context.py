@@ -14,7 +14,6 @@ from uuid import UUID
 import attrs
 from opentelemetry import trace
 
-from paymentorch._sync.ports import SyncCache, SyncPaymentStore
 from paymentorch.domain import (
     FieldError,
     Payment,
@@ -27,6 +26,7 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.plans import LateFeePolicy
 from paymentorch.ports import PaymentProcessor
+from paymentorch.sync.ports import SyncCache, SyncPaymentStore
 from paymentorch.telemetry import Telemetry
 
 logger = logging.getLogger("paymentorch")

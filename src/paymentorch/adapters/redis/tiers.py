@@ -1,18 +1,14 @@
-"""What the Redis cache's async and blocking forms share: the payment's wire form, the
-Lua scripts, and the local tier that applies invalidations."""
+"""What the Redis cache's async and blocking forms share: the Lua scripts, and the local
+tier that applies invalidations (the entries' text form is ``paymentorch.adapters._wire``)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
-from paymentorch.domain import Payment, PaymentStatus
+from paymentorch.domain import Payment
 
 # Each entry is "<version>|<payment as JSON>" under <namespace>:p:<generation>:<id>. A
 # generation is "<run id of the server that began it>.<n>": the first script to run on a
@@ -71,51 +67,6 @@ redis.call('SET', KEYS[1], generation)
 redis.call('PUBLISH', ARGV[1], '*')
 return generation
 """
-
-
-def encode(payment: Payment) -> str:
-    """``<version>|<JSON>``: every field, exact amounts as strings."""
-    fields = [
-        str(payment.id),
-        payment.customer_id,
-        str(payment.amount),
-        payment.currency,
-        payment.status.value,
-        payment.created_at.isoformat(),
-        payment.updated_at.isoformat(),
-        payment.version,
-        payment.failure_reason,
-        payment.idempotency_key,
-        dict(payment.metadata),
-        str(payment.captured_amount),
-        str(payment.refunded_amount),
-        str(payment.pending_refunds),
-        payment.has_plan,
-    ]
-    return f"{payment.version}|{json.dumps(fields, separators=(',', ':'), ensure_ascii=False)}"
-
-
-def decode(entry: str | bytes) -> Payment:
-    """The payment ``encode`` wrote."""
-    text = entry.decode() if isinstance(entry, bytes) else entry
-    f: list[Any] = json.loads(text.partition("|")[2])
-    return Payment(
-        id=UUID(f[0]),
-        customer_id=f[1],
-        amount=Decimal(f[2]),
-        currency=f[3],
-        status=PaymentStatus(f[4]),
-        created_at=datetime.fromisoformat(f[5]),
-        updated_at=datetime.fromisoformat(f[6]),
-        version=f[7],
-        failure_reason=f[8],
-        idempotency_key=f[9],
-        metadata=f[10],
-        captured_amount=Decimal(f[11]),
-        refunded_amount=Decimal(f[12]),
-        pending_refunds=Decimal(f[13]),
-        has_plan=f[14],
-    )
 
 
 class LocalTier:

@@ -1,88 +1,31 @@
 """The PostgreSQL store: psycopg 3 with psycopg_pool, one round trip per change.
 
-Connections, limits and the translation of driver errors (the one seam) live in
-``_postgres_conn``: a lost or refused connection is ``StoreUnavailable``. A write runs
-again only when the server says it never ran; one whose commit outcome is unknown is
-never run twice. Reads are retried with back-off. The blocking twin's store is
-generated from this module, with psycopg's synchronous pool.
+Its pool, and how each call runs on it, are ``PostgresPool``'s (``pool``); connections,
+limits and the translation of driver errors (the one seam) live in ``connection``: a
+lost or refused connection is ``StoreUnavailable``. A write runs again only when the
+server says it never ran; one whose commit outcome is unknown is never run twice.
+Reads are retried with back-off. The blocking twin's store is generated from this
+module, with psycopg's synchronous pool.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any
 from uuid import UUID
 
-from paymentorch.adapters._require import driver
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
 
-driver("psycopg", "postgres")
-driver("psycopg_pool", "postgres")
-
-import psycopg  # noqa: E402 - after the check that names the extra
-import psycopg_pool  # noqa: E402
-from psycopg import errors as pg_errors  # noqa: E402
-from psycopg.types.json import Jsonb  # noqa: E402
-
-from paymentorch import _deadline, _fork  # noqa: E402
-from paymentorch.adapters._postgres_conn import (  # noqa: E402
-    CONNECTION_OPTIONS,
-    NEVER_RAN,
-    POOL_OPTIONS,
-    UTC_NAMES,
-    Call,
-    Settings,
-    bounded,
-    connect_errors,
-    connection_kwargs,
-    found_closed,
-    pool_kwargs,
-    settings,
-)
-from paymentorch.adapters._postgres_sql import (  # noqa: E402
-    APPLY_MANY,
-    CLAIM,
-    CLAIM_OPERATIONS,
-    INSERT_EVENT,
-    KEY_INDEX,
-    MOVE_EXPOSURE,
-    READ_EXPOSURE,
-    READ_INSTALLMENTS,
-    READ_LATE_FEES,
-    READ_PLAN,
-    READ_RETRIES,
-    SELECT,
-    SETTLE,
-    WRITE_INSTALLMENTS,
-    WRITE_LATE_FEES,
-    WRITE_PLAN,
-    apply_sql,
-    audit_row,
-    conninfo,
-    create_sql,
-    event_row,
-    inline_exposure,
-    list_query,
-    logger,
-    payment_row,
-    row_message,
-    row_operation,
-    row_payment,
-    same,
-    settle_row,
-    statement_params,
-    update_row,
-    where_filters,
-)
-from paymentorch.adapters._sql import (  # noqa: E402
+from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
     OPERATION_COLUMNS,
     OPERATION_KEY_INDEX,
     OUTBOX_COLUMNS,
-    OUTBOX_READ,
     PAYMENT_INSERT_COLUMNS,
     REQUEST_KEY,
     REQUEST_READ,
@@ -92,14 +35,39 @@ from paymentorch.adapters._sql import (  # noqa: E402
     installments_due_sql,
     key_scope,
     plan_from_rows,
-    plan_values,
     plans_due_sql,
     request_from_row,
 )
-from paymentorch.domain import (  # noqa: E402
+from paymentorch.adapters.postgres.changes import apply_change, has_extras, write_extras
+from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS
+from paymentorch.adapters.postgres.outbox import PostgresOutbox
+from paymentorch.adapters.postgres.statements import (
+    APPLY_MANY,
+    CLAIM_OPERATIONS,
+    KEY_INDEX,
+    READ_EXPOSURE,
+    READ_INSTALLMENTS,
+    READ_LATE_FEES,
+    READ_PLAN,
+    SELECT,
+    SETTLE,
+    audit_row,
+    conninfo,
+    create_sql,
+    event_row,
+    inline_exposure,
+    list_query,
+    payment_row,
+    row_operation,
+    row_payment,
+    same,
+    settle_row,
+    statement_params,
+    where_filters,
+)
+from paymentorch.domain import (
     AuditEntry,
     Change,
-    CreditLimitExceeded,
     FieldError,
     IdempotencyConflict,
     Operation,
@@ -107,20 +75,17 @@ from paymentorch.domain import (  # noqa: E402
     Payment,
     PaymentStatus,
     StoreError,
-    StoreUnavailable,
     ValidationError,
 )
-from paymentorch.domain.credit import exposure_changes  # noqa: E402
-from paymentorch.domain.orchestration import IN_DOUBT_ERROR  # noqa: E402
-from paymentorch.domain.plans import Plan  # noqa: E402
-from paymentorch.domain.requests import KeyedChange  # noqa: E402
-from paymentorch.domain.results import SummaryRow  # noqa: E402
-from paymentorch.ports import Keyset, OutboxMessage, OutboxStats  # noqa: E402
-
-T = TypeVar("T")
+from paymentorch.domain.credit import exposure_changes
+from paymentorch.domain.orchestration import IN_DOUBT_ERROR
+from paymentorch.domain.plans import Plan
+from paymentorch.domain.requests import KeyedChange
+from paymentorch.domain.results import SummaryRow
+from paymentorch.ports import Keyset
 
 
-class PostgresPaymentStore:
+class PostgresPaymentStore(PostgresOutbox):
     """Payments in PostgreSQL, shared safely by any number of processes.
 
     ``settings`` (see ``open_store``) bound each call; a store built around a host's
@@ -128,153 +93,6 @@ class PostgresPaymentStore:
     """
 
     backend = "postgresql"
-
-    def __init__(
-        self,
-        pool: psycopg_pool.AsyncConnectionPool[Any],
-        settings: Settings | None = None,
-        *,
-        owns_pool: bool = True,
-    ) -> None:
-        self._pool = pool
-        self._settings = settings or Settings(pool_timeout=pool.timeout)
-        self._owns_pool = owns_pool
-        self._connect_errors = connect_errors(pool)
-        self._generation = _fork.generation
-
-    @classmethod
-    async def open(
-        cls, conninfo: str, *, create_schema: bool = False, **options: Any
-    ) -> PostgresPaymentStore:
-        """Open a pool with ``options`` (see ``open_store``); raise ``StoreUnavailable``
-        within ``connect_timeout`` if the server is unreachable."""
-        found = settings(**options)
-        kwargs = connection_kwargs(conninfo, found)
-        await _probe(conninfo, kwargs)
-        if create_schema:
-            from paymentorch._migrate import migrate  # noqa: PLC0415 - Alembic only when asked
-
-            await migrate(conninfo)
-        pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-            conninfo, kwargs=kwargs, open=False, name="paymentorch", **pool_kwargs(found)
-        )
-        try:
-            await pool.open(wait=True, timeout=found.connect_timeout)
-        except psycopg_pool.PoolTimeout as exc:
-            await pool.close()
-            raise StoreUnavailable(
-                f"cannot connect to PostgreSQL within {found.connect_timeout:g}s"
-            ) from exc
-        return await cls._checked(cls(pool, found))
-
-    @classmethod
-    async def around(
-        cls, pool: psycopg_pool.AsyncConnectionPool[Any], *, deadline: object = None
-    ) -> PostgresPaymentStore:
-        """A store on a host's own open ``pool``, which it never closes."""
-        if not isinstance(cast(object, pool), psycopg_pool.AsyncConnectionPool):
-            message = f"must be a psycopg_pool.{psycopg_pool.AsyncConnectionPool.__name__}"
-            raise ValidationError([FieldError("pool", message, "type")])
-        if pool.closed:
-            raise ValidationError([FieldError("pool", "must be open", "closed")])
-        found = settings(deadline=deadline, pool_timeout=pool.timeout)
-        store = await cls._checked(cls(pool, found, owns_pool=False))
-        rows = await store._fetch("read the time zone", "SHOW TimeZone")
-        if rows[0][0] not in UTC_NAMES:  # every time the store reads back must be UTC
-            message = (
-                f"its sessions' TimeZone is {rows[0][0]}: make it UTC (options=-c timezone=UTC)"
-            )
-            raise ValidationError([FieldError("pool", message, "timezone")])
-        return store
-
-    async def _checked(self) -> PostgresPaymentStore:
-        try:
-            await self._read("check the schema", lambda c: c.execute(SELECT + " LIMIT 0"))
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    @property
-    def pool(self) -> psycopg_pool.AsyncConnectionPool[Any]:
-        """The connection pool (for maintenance and benchmarks)."""
-        return self._pool
-
-    async def _write(
-        self, action: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
-    ) -> T:
-        """``work`` on a connection, within the call's limits; once more on a fresh
-        connection when the server says it never ran (see ``_postgres_conn``)."""
-        if self._generation != _fork.generation:
-            await self._reopen_in_child()
-        call = Call(self._settings, self._pool, action, self._connect_errors)
-        with call.errors():
-            try:
-                async with self._connection(call) as conn, bounded(conn, call.left()):
-                    return await work(conn)
-            except NEVER_RAN as exc:
-                logger.info("PostgreSQL ended the session (%s); once more: %s", action, exc)
-            async with self._connection(call) as conn, bounded(conn, call.left()):
-                return await work(conn)
-
-    @contextlib.asynccontextmanager
-    async def _connection(self, call: Call) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A connection from the pool that the server has not ended while it sat there."""
-        for _ in range(self._pool.max_size + 1):
-            async with self._pool.connection(timeout=call.wait()) as conn:
-                if not found_closed(conn):
-                    self._connect_errors = connect_errors(self._pool)
-                    yield conn
-                    return
-                await conn.close()  # never used: the pool makes another in its place
-        raise StoreUnavailable(f"PostgreSQL ends every connection ({call.action})")
-
-    async def _reopen_in_child(self) -> None:
-        """After fork(): a pool of this process's own, configured as the inherited one."""
-        old = self._pool
-        _fork.abandon(old)
-        self._pool = type(old)(
-            old.conninfo,
-            min_size=old.min_size,
-            max_size=old.max_size,
-            kwargs=old.kwargs,
-            timeout=old.timeout,
-            max_waiting=old.max_waiting,
-            max_lifetime=old.max_lifetime,
-            max_idle=old.max_idle,
-            reconnect_timeout=old.reconnect_timeout,
-            open=False,
-            name=old.name,
-        )
-        self._owns_pool = True
-        self._generation = _fork.generation
-        with Call(self._settings, self._pool, "reconnect after fork").errors():
-            await self._pool.open(wait=True, timeout=old.timeout)
-
-    async def _read(
-        self, action: str, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
-    ) -> T:
-        """``_write`` again after a lost connection, a few times within the deadline (a
-        read changes nothing); never after a limit was hit."""
-        call = _deadline.begin()  # the retries share the deadline of this store call
-        try:
-            for delay in (*READ_RETRIES, None):
-                try:
-                    return await self._write(action, work)
-                except StoreUnavailable as exc:
-                    left = Call(self._settings, self._pool, action).left()
-                    if (
-                        delay is None
-                        or self._pool.closed
-                        or exc.limit is not None
-                        or (left is not None and left <= delay)
-                    ):
-                        raise
-                    logger.warning("PostgreSQL read failed (%s); retrying in %ss", action, delay)
-                    await asyncio.sleep(delay)
-            raise AssertionError("unreachable")  # pragma: no cover
-        finally:
-            _deadline.end(call)
 
     # -- writes -----------------------------------------------------------------
 
@@ -284,12 +102,12 @@ class PostgresPaymentStore:
         sql = create_sql(operation=change.operation is not None, exposure=inline_exposure(change))
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
-            if _extras(change):  # a reservation or a plan commits with the creation, or neither
+            if has_extras(change):  # a reservation or a plan commits with the creation, or neither
                 async with conn.transaction():
                     cur = await conn.execute(sql, params)
                     row = await cur.fetchone()
                     if row is not None and row[0] == 1:
-                        await _write_extras(conn, change)
+                        await write_extras(conn, change)
                         return None
             else:
                 cur = await conn.execute(sql, params)
@@ -328,7 +146,7 @@ class PostgresPaymentStore:
                     for c in changes:
                         await copy.write_row(event_row(c.event))
                 for c in changes:
-                    await _write_extras(conn, c, inline=False)
+                    await write_extras(conn, c, inline=False)
 
         try:
             await self._write("create payments", work)
@@ -362,10 +180,10 @@ class PostgresPaymentStore:
         """
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
-            if not _extras(change):
-                return await _applied(conn, change, expected)
+            if not has_extras(change):
+                return await apply_change(conn, change, expected)
             async with conn.transaction():  # the payment, its plan, its customer's exposure
-                return await _applied(conn, change, expected)
+                return await apply_change(conn, change, expected)
 
         try:
             return await self._write("change a payment", work)
@@ -419,7 +237,7 @@ class PostgresPaymentStore:
                 applied = {row[0] for row in await cur.fetchall()}
                 for change in moves:
                     if change.payment.id in applied:
-                        await _write_extras(conn, change, inline=False)
+                        await write_extras(conn, change, inline=False)
                 return applied
 
         return await self._write("change payments", work)
@@ -442,15 +260,6 @@ class PostgresPaymentStore:
         return await self._write("purge idempotency keys", work)
 
     # -- reads ------------------------------------------------------------------
-
-    async def _fetch(
-        self, action: str, sql: str, params: Sequence[Any] | dict[str, Any] = ()
-    ) -> list[tuple[Any, ...]]:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchall()
-
-        return await self._read(action, work)
 
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment, or None."""
@@ -574,7 +383,7 @@ class PostgresPaymentStore:
                 settled = cur.rowcount == 1
                 if settled and change is not None:
                     expected = change.audit.from_status
-                    settled = expected is not None and await _applied(conn, change, expected)
+                    settled = expected is not None and await apply_change(conn, change, expected)
                     if not settled:  # the payment's guard refused: undo the operation too
                         raise psycopg.Rollback(tx)
             return settled
@@ -695,180 +504,6 @@ class PostgresPaymentStore:
             (payment_id,),
         )
         return [audit_from_row(r, uuid=same, time=same) for r in rows]
-
-    # -- outbox -----------------------------------------------------------------
-
-    async def claim_events(
-        self, limit: int, *, now: datetime, lease_until: datetime
-    ) -> list[OutboxMessage]:
-        """Lease due head events with ``FOR UPDATE SKIP LOCKED``, oldest first."""
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
-            cur = await conn.execute(CLAIM, {"now": now, "limit": limit, "lease": lease_until})
-            return await cur.fetchall()
-
-        rows = await self._write("claim events", work)
-        rows.sort(key=lambda r: r[-1])
-        return [row_message(r) for r in rows]
-
-    async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
-        """Delete delivered events."""
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(
-                "DELETE FROM paymentorch_outbox WHERE event_id = ANY(%s)", (list(event_ids),)
-            )
-
-        await self._write("mark events delivered", work)
-
-    async def mark_failed(
-        self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
-    ) -> None:
-        """Count a failed attempt; schedule a retry, or park when ``retry_at`` is None."""
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(
-                "UPDATE paymentorch_outbox SET attempts = attempts + 1, last_error = %s,"
-                " available_at = %s, lease_until = NULL, state = %s"
-                " WHERE event_id = ANY(%s) AND state = 'pending'",
-                (error[:1000], retry_at, "pending" if retry_at else "parked", list(event_ids)),
-            )
-
-        await self._write("mark events failed", work)
-
-    async def outbox_stats(self) -> OutboxStats:
-        """Pending and parked counts, and when the oldest pending event occurred."""
-        rows = await self._fetch(
-            "read outbox stats",
-            "SELECT count(*) FILTER (WHERE state = 'pending'),"
-            " min(occurred_at) FILTER (WHERE state = 'pending'),"
-            " count(*) FILTER (WHERE state = 'parked') FROM paymentorch_outbox",
-        )
-        pending, oldest, parked = rows[0]
-        return OutboxStats(pending=pending, oldest_pending_at=oldest, parked=parked)
-
-    async def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
-        """Parked events, oldest first."""
-        rows = await self._fetch(
-            "read parked events",
-            f"SELECT {OUTBOX_READ} FROM paymentorch_outbox WHERE state = 'parked'"
-            " ORDER BY seq LIMIT %s",
-            (limit,),
-        )
-        return [row_message(r) for r in rows]
-
-    async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
-        """Make parked events pending again with a fresh attempt count."""
-        sql = (
-            "UPDATE paymentorch_outbox SET state = 'pending', attempts = 0,"
-            " available_at = NULL, lease_until = NULL WHERE state = 'parked'"
-        )
-        params: tuple[Any, ...] = ()
-        if event_ids is not None:
-            sql += " AND event_id = ANY(%s)"
-            params = (list(event_ids),)
-
-        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
-            return (await conn.execute(sql, params)).rowcount
-
-        return await self._write("re-queue parked events", work)
-
-    # -- lifecycle --------------------------------------------------------------
-
-    async def ping(self) -> None:
-        """One round trip."""
-        await self._write("ping", lambda conn: conn.execute("SELECT 1"))
-
-    async def aclose(self) -> None:
-        """Close the pool, unless the host gave it. Safe to call twice."""
-        if self._owns_pool:
-            await self._pool.close()
-
-
-async def _applied(
-    conn: psycopg.AsyncConnection[Any], change: Change, expected: PaymentStatus
-) -> bool:
-    """The guarded update with its entry, event and operation (if any); say if it matched."""
-    params = statement_params(change, update_row(change, expected))
-    sql = apply_sql(
-        operation=change.operation is not None,
-        exposure=inline_exposure(change),
-        request=change.request is not None,
-    )
-    cur = await conn.execute(sql, params)
-    row = await cur.fetchone()
-    matched = row is not None and row[0] == 1
-    if matched:
-        await _write_extras(conn, change)
-    return matched
-
-
-def _extras(change: Change) -> bool:
-    """Whether the change writes more than its one statement does."""
-    return (
-        (bool(change.exposure) and not inline_exposure(change))
-        or change.plan is not None
-        or bool(change.more_events)
-    )
-
-
-async def _write_extras(
-    conn: psycopg.AsyncConnection[Any], change: Change, *, inline: bool = True
-) -> None:
-    """The customer's exposure (unless its statement moved it: ``inline``), the payment's
-    plan and its events, in the caller's transaction."""
-    if change.exposure and not (inline and inline_exposure(change)):
-        await _move_exposure(conn, change)
-    for event in change.more_events:
-        await conn.execute(INSERT_EVENT, event_row(event))
-    plan = change.plan
-    if plan is not None:
-        pid = plan.payment_id
-        await conn.execute(WRITE_PLAN, (pid, *plan_values(plan)))
-        rows = [
-            (i.number, i.amount, i.due_at, i.status.value, i.paid_at, i.refunded_amount)
-            for i in plan.installments
-        ]
-        await conn.execute(WRITE_INSTALLMENTS, (pid, *(list(c) for c in zip(*rows, strict=True))))
-        if plan.late_fees:
-            fees = [
-                (seq, f.installment, f.amount, f.charged_at, f.paid_at, f.waived_at)
-                for seq, f in enumerate(plan.late_fees, start=1)
-            ]
-            await conn.execute(WRITE_LATE_FEES, (pid, *(list(c) for c in zip(*fees, strict=True))))
-
-
-async def _move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> None:
-    """Move the customer's exposure by ``change.exposure`` in the caller's transaction;
-    growing it past ``change.credit_limit`` raises (the row lock orders concurrent ones)."""
-    customer, currency = change.payment.customer_id, change.payment.currency
-    limit = change.credit_limit if change.exposure > 0 else None
-    moved = None
-    if limit is None or change.exposure <= limit:
-        cur = await conn.execute(
-            MOVE_EXPOSURE,
-            {"customer": customer, "currency": currency, "delta": change.exposure, "limit": limit},
-        )
-        moved = await cur.fetchone()
-    if moved is None and limit is not None:
-        cur = await conn.execute(READ_EXPOSURE, (customer, currency))
-        found = await cur.fetchone()
-        raise CreditLimitExceeded(
-            customer, limit, found[0] if found else Decimal(0), change.exposure
-        )
-
-
-async def _probe(conninfo: str, kwargs: dict[str, Any]) -> None:
-    """Connect once before the pool starts, so that a refusal (a database that does not
-    exist, a wrong password) fails at once with the server's reason, where the pool would
-    retry until its timeout and log every attempt."""
-    try:
-        conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
-    except psycopg.OperationalError as exc:
-        message = str(exc).strip()
-        reason = message.rpartition("FATAL:")[2].strip() if "FATAL:" in message else message
-        raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
-    await conn.close()
 
 
 async def open_store(

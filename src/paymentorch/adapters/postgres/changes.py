@@ -1,0 +1,99 @@
+"""Writing a change on a PostgreSQL connection: the guarded statement, and what it
+cannot carry (the customer's exposure when the statement does not move it, the
+payment's plan, further events), in the caller's transaction."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from paymentorch.adapters._sql import plan_values
+from paymentorch.adapters.postgres.statements import (
+    INSERT_EVENT,
+    MOVE_EXPOSURE,
+    READ_EXPOSURE,
+    WRITE_INSTALLMENTS,
+    WRITE_LATE_FEES,
+    WRITE_PLAN,
+    apply_sql,
+    event_row,
+    inline_exposure,
+    statement_params,
+    update_row,
+)
+from paymentorch.domain import Change, CreditLimitExceeded, PaymentStatus
+
+
+async def apply_change(
+    conn: psycopg.AsyncConnection[Any], change: Change, expected: PaymentStatus
+) -> bool:
+    """The guarded update with its entry, event and operation (if any); say if it matched."""
+    params = statement_params(change, update_row(change, expected))
+    sql = apply_sql(
+        operation=change.operation is not None,
+        exposure=inline_exposure(change),
+        request=change.request is not None,
+    )
+    cur = await conn.execute(sql, params)
+    row = await cur.fetchone()
+    matched = row is not None and row[0] == 1
+    if matched:
+        await write_extras(conn, change)
+    return matched
+
+
+def has_extras(change: Change) -> bool:
+    """Whether the change writes more than its one statement does."""
+    return (
+        (bool(change.exposure) and not inline_exposure(change))
+        or change.plan is not None
+        or bool(change.more_events)
+    )
+
+
+async def write_extras(
+    conn: psycopg.AsyncConnection[Any], change: Change, *, inline: bool = True
+) -> None:
+    """The customer's exposure (unless its statement moved it: ``inline``), the payment's
+    plan and its events, in the caller's transaction."""
+    if change.exposure and not (inline and inline_exposure(change)):
+        await _move_exposure(conn, change)
+    for event in change.more_events:
+        await conn.execute(INSERT_EVENT, event_row(event))
+    plan = change.plan
+    if plan is not None:
+        pid = plan.payment_id
+        await conn.execute(WRITE_PLAN, (pid, *plan_values(plan)))
+        rows = [
+            (i.number, i.amount, i.due_at, i.status.value, i.paid_at, i.refunded_amount)
+            for i in plan.installments
+        ]
+        await conn.execute(WRITE_INSTALLMENTS, (pid, *(list(c) for c in zip(*rows, strict=True))))
+        if plan.late_fees:
+            fees = [
+                (seq, f.installment, f.amount, f.charged_at, f.paid_at, f.waived_at)
+                for seq, f in enumerate(plan.late_fees, start=1)
+            ]
+            await conn.execute(WRITE_LATE_FEES, (pid, *(list(c) for c in zip(*fees, strict=True))))
+
+
+async def _move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> None:
+    """Move the customer's exposure by ``change.exposure`` in the caller's transaction;
+    growing it past ``change.credit_limit`` raises (the row lock orders concurrent ones)."""
+    customer, currency = change.payment.customer_id, change.payment.currency
+    limit = change.credit_limit if change.exposure > 0 else None
+    moved = None
+    if limit is None or change.exposure <= limit:
+        cur = await conn.execute(
+            MOVE_EXPOSURE,
+            {"customer": customer, "currency": currency, "delta": change.exposure, "limit": limit},
+        )
+        moved = await cur.fetchone()
+    if moved is None and limit is not None:
+        cur = await conn.execute(READ_EXPOSURE, (customer, currency))
+        found = await cur.fetchone()
+        raise CreditLimitExceeded(
+            customer, limit, found[0] if found else Decimal(0), change.exposure
+        )

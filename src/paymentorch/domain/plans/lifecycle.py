@@ -1,0 +1,245 @@
+"""What happens to a plan: activation, payments, waivers, refunds, closing, lateness."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from paymentorch.domain.errors import FieldError, ValidationError
+from paymentorch.domain.plans.fees import LateFeePolicy, fees_due, overdue
+from paymentorch.domain.plans.model import (
+    RUNNING,
+    Installment,
+    InstallmentStatus,
+    LateFee,
+    Plan,
+    PlanStatus,
+    PlanTerms,
+    installment_of,
+)
+from paymentorch.domain.plans.splits import Allocation, allocate_refund, schedule
+
+_ZERO = Decimal(0)
+
+
+def new_plan(
+    payment_id: UUID, amount: Decimal, currency: str, terms: PlanTerms, start: datetime
+) -> Plan:
+    """The plan of a new order: ``pending`` until its payment is confirmed."""
+    installments = tuple(schedule(amount, currency, terms, start))
+    return Plan(payment_id, amount, currency, terms, PlanStatus.PENDING, installments)
+
+
+def _settled_status(plan: Plan) -> PlanStatus:
+    unpaid = [i for i in plan.installments if i.unpaid]
+    if not unpaid and not any(f.unpaid for f in plan.late_fees):
+        return (
+            PlanStatus.CANCELLED
+            if refunded_total(plan) == plan.order_amount
+            else (PlanStatus.COMPLETED)
+        )
+    if any(i.status is InstallmentStatus.OVERDUE for i in unpaid):
+        return PlanStatus.DELINQUENT
+    return PlanStatus.ACTIVE
+
+
+def refunded_total(plan: Plan) -> Decimal:
+    """What refunds took off the order: reductions of what was owed, and money back.
+
+    A waived installment keeps its amount (it was forgiven, not refunded); one a refund
+    cancelled is reduced to zero.
+    """
+    unpaid = sum(
+        (
+            i.amount
+            for i in plan.installments
+            if i.unpaid or i.status is InstallmentStatus.CANCELLED
+        ),
+        _ZERO,
+    )
+    paid = sum(
+        (i.amount - i.refunded_amount for i in plan.installments
+         if i.status is InstallmentStatus.PAID),
+        _ZERO,
+    )  # fmt: skip
+    return plan.order_amount - unpaid - paid
+
+
+def _replace(plan: Plan, installment: Installment) -> tuple[Installment, ...]:
+    return tuple(installment if i.number == installment.number else i for i in plan.installments)
+
+
+def activate(plan: Plan, at: datetime) -> Plan:
+    """The order is confirmed: installment 1, due at purchase, is paid; the plan runs."""
+    first = attrs.evolve(installment_of(plan, 1), status=InstallmentStatus.PAID, paid_at=at)
+    active = attrs.evolve(plan, installments=_replace(plan, first))
+    return attrs.evolve(active, status=_settled_status(active))
+
+
+def pay(plan: Plan, number: int, at: datetime, *, amount: Decimal | None = None) -> Plan:
+    """Installment ``number`` is paid with its unpaid late fees (``amount``, when given,
+    is what was collected: it must be exactly that); the plan is completed when nothing
+    is owed.
+
+    Raises:
+        ValidationError: no such installment, it is not owed (paid or cancelled), the
+            plan is not running, or ``amount`` is not what the installment asks for.
+    """
+    owed = _owed(plan, number)
+    due = plan.collection_amount(number)
+    if amount is not None and amount != due:
+        why = f"{amount} was collected, but installment {number} asks for {due}"
+        raise ValidationError([FieldError("amount", why, "mismatch")])
+    paid = attrs.evolve(owed, status=InstallmentStatus.PAID, paid_at=at)
+    after = attrs.evolve(
+        plan,
+        installments=_replace(plan, paid),
+        late_fees=_settle_fees(plan.late_fees, {number}, paid_at=at),
+    )
+    return attrs.evolve(after, status=_settled_status(after))
+
+
+def waive(plan: Plan, number: int, at: datetime) -> Plan:
+    """Installment ``number`` is forgiven with its unpaid fees: no longer owed
+    (``cancelled``, its amount kept to show what was waived); the plan is completed when
+    nothing else is owed.
+
+    Raises:
+        ValidationError: as ``pay``.
+    """
+    waived = attrs.evolve(_owed(plan, number), status=InstallmentStatus.CANCELLED)
+    after = attrs.evolve(
+        plan,
+        installments=_replace(plan, waived),
+        late_fees=_settle_fees(plan.late_fees, {number}, waived_at=at),
+    )
+    return attrs.evolve(after, status=_settled_status(after))
+
+
+def _settle_fees(
+    fees: tuple[LateFee, ...],
+    numbers: set[int],
+    *,
+    paid_at: datetime | None = None,
+    waived_at: datetime | None = None,
+) -> tuple[LateFee, ...]:
+    """``fees`` with the unpaid ones of installments ``numbers`` paid or waived."""
+    return tuple(
+        attrs.evolve(f, paid_at=paid_at, waived_at=waived_at)
+        if f.unpaid and f.installment in numbers
+        else f
+        for f in fees
+    )
+
+
+def _owed(plan: Plan, number: int) -> Installment:
+    installment = installment_of(plan, number)
+    if plan.status not in RUNNING or not installment.unpaid:
+        why = f"installment {number} is {installment.status.value} on a {plan.status.value} plan"
+        raise ValidationError([FieldError("number", why, "state")])
+    return installment
+
+
+def refund_on_plan(plan: Plan, amount: Decimal, at: datetime) -> tuple[Plan, Allocation]:
+    """A refund of ``amount`` on a running or completed plan, allocated by its terms; an
+    installment it cancels takes its unpaid fees with it (waived)."""
+    done = allocate_refund(plan.installments, amount, plan.currency, plan.terms.refund_allocation)
+    cancelled = {
+        i.number
+        for before, i in zip(plan.installments, done.installments, strict=True)
+        if before.unpaid and not i.unpaid
+    }
+    after = attrs.evolve(
+        plan,
+        installments=done.installments,
+        late_fees=_settle_fees(plan.late_fees, cancelled, waived_at=at),
+    )
+    return attrs.evolve(after, status=_settled_status(after)), done
+
+
+def close(plan: Plan, at: datetime) -> Plan:
+    """The order failed or was cancelled: nothing is owed any more."""
+    cancelled = tuple(
+        attrs.evolve(i, status=InstallmentStatus.CANCELLED, amount=_ZERO) if i.unpaid else i
+        for i in plan.installments
+    )
+    numbers = {i.number for i in plan.installments}
+    return attrs.evolve(
+        plan,
+        status=PlanStatus.CANCELLED,
+        installments=cancelled,
+        late_fees=_settle_fees(plan.late_fees, numbers, waived_at=at),
+    )
+
+
+def mark_overdue(
+    plan: Plan,
+    policy: LateFeePolicy | None,
+    now: datetime,
+    busy: frozenset[int] = frozenset(),
+) -> tuple[Plan, list[int], list[LateFee]]:
+    """Installments past due (and grace) become overdue, the plan delinquent, and the
+    policy's fees are charged; returns the plan, the newly overdue numbers and the fees.
+
+    A ``busy`` installment (a collection of it under way, or held back by a refund that
+    waits) is not late yet: it is neither marked nor charged.
+    """
+    if plan.status not in RUNNING:
+        return plan, [], []  # nothing is due before the order is confirmed, or after
+    late = [
+        i.number
+        for i in plan.installments
+        if i.status is InstallmentStatus.SCHEDULED and overdue(i, policy, now, busy)
+    ]
+    installments = tuple(
+        attrs.evolve(i, status=InstallmentStatus.OVERDUE) if i.number in late else i
+        for i in plan.installments
+    )
+    after = attrs.evolve(plan, installments=installments)
+    fees = fees_due(after, policy, now, busy) if policy is not None else []
+    after = attrs.evolve(after, late_fees=after.late_fees + tuple(fees))
+    return attrs.evolve(after, status=_settled_status(after)), late, fees
+
+
+PlanEvents = list[tuple[str, dict[str, Any]]]
+
+
+def after_payment(
+    plan: Plan,
+    action: str,
+    *,
+    at: datetime,
+    amount: Decimal | None = None,
+    installment: int | None = None,
+) -> tuple[Plan, PlanEvents]:
+    """What a payment's ``action`` does to its plan, and the plan events it raises:
+    confirming or capturing activates it, failing or cancelling closes it, a collected
+    installment (``amount``, exactly what it asks for) is paid, a refund (``amount``) is
+    allocated by its terms; other actions leave it as it is."""
+    if action in ("confirm", "capture"):
+        return activate(plan, at), [("plan.activated", {})]
+    if action in ("fail", "cancel"):
+        return close(plan, at), [("plan.cancelled", {})]
+    if action == "installment_paid" and installment is not None:
+        paid = pay(plan, installment, at, amount=amount)
+        done: PlanEvents = [("plan.completed", {})] if paid.status is PlanStatus.COMPLETED else []
+        return paid, done
+    if action == "refund" and amount is not None:
+        after, allocation = refund_on_plan(plan, amount, at)
+        events: PlanEvents = []
+        if after.status is not plan.status and after.status in (
+            PlanStatus.COMPLETED,
+            PlanStatus.CANCELLED,
+        ):
+            events.append((f"plan.{after.status.value}", {}))
+        refund = {
+            "reduced": str(allocation.reduced),
+            "returned": str(allocation.returned),
+            "forgiven": str(allocation.forgiven),
+        }
+        return after, [("plan.refund_allocated", {"refund": refund}), *events]
+    return plan, []
