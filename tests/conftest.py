@@ -102,8 +102,8 @@ def postgres_backend(postgres_database: str) -> Backend:
             "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox,"
             " paymentorch_operations, paymentorch_inbox, paymentorch_exposure,"
             " paymentorch_plans, paymentorch_installments, paymentorch_late_fees,"
-            " paymentorch_request_keys"
-            " RESTART IDENTITY"
+            " paymentorch_request_keys, paymentorch_journal_entries, paymentorch_postings,"
+            " paymentorch_deliveries RESTART IDENTITY"
         )
     return Backend(
         "postgresql",

@@ -43,9 +43,12 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_installments",
         "paymentorch_late_fees",
         "paymentorch_request_keys",
+        "paymentorch_journal_entries",
+        "paymentorch_postings",
+        "paymentorch_deliveries",
         "paymentorch_alembic_version",
     }
-    assert version == [("0010",)]
+    assert version == [("0011",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:

@@ -223,10 +223,9 @@ class PaymentStore(AuditLog, Outbox, Protocol):
         integrity check compares."""
         ...
 
-    async def exposure_figures(
-        self,
-    ) -> tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], Decimal]]:
-        """Each customer's exposure per currency: (as stored, as payments and plans say)."""
+    async def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
+        """Each customer whose stored exposure is not what its payments and plans owe:
+        ``(customer_id, currency, stored, owed)``."""
         ...
 
     async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:

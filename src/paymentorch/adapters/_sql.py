@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,6 +22,8 @@ from paymentorch.domain import (
     PaymentEvent,
     PaymentStatus,
 )
+from paymentorch.domain.integrity import PaymentRecords
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry, Posting
 from paymentorch.domain.plans import (
     Installment,
     InstallmentStatus,
@@ -42,6 +45,10 @@ PAYMENT_INSERT_COLUMNS: Final = PAYMENT_COLUMNS + ", idempotency_scope"
 AUDIT_COLUMNS: Final = (
     "payment_id, action, from_status, to_status, actor_id, at, reason, correlation_id"
 )
+AUDIT_INSERT_COLUMNS: Final = AUDIT_COLUMNS + ", event_id"
+"""What an audit entry's insert writes: its columns, and the event it was written with."""
+JOURNAL_COLUMNS: Final = "id, payment_id, operation_id, kind, at, correlation_id"
+POSTING_COLUMNS: Final = "entry_id, line, payment_id, account_kind, owner, currency, amount"
 OUTBOX_COLUMNS: Final = (
     "event_id, payment_id, type, occurred_at, payload, actor_id, correlation_id, operation"
 )
@@ -261,18 +268,67 @@ def plan_from_rows(
     )
 
 
+def journal_rows(
+    entry: JournalEntry,
+    *,
+    uuid: Callable[[UUID], Any],
+    time: Callable[[datetime], Any],
+    money: Callable[[Decimal], Any],
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """An entry's row (``JOURNAL_COLUMNS``) and its lines' (``POSTING_COLUMNS``), with the
+    driver's converters."""
+    head = (uuid(entry.id), uuid(entry.payment_id),
+            None if entry.operation_id is None else uuid(entry.operation_id), entry.kind,
+            time(entry.at), entry.correlation_id)  # fmt: skip
+    lines = [
+        (uuid(entry.id), number, uuid(entry.payment_id), line.account.kind.value,
+         line.account.owner, line.account.currency, money(line.amount))
+        for number, line in enumerate(entry.lines, start=1)
+    ]  # fmt: skip
+    return head, lines
+
+
+def journal_from_rows(
+    entries: Sequence[tuple[Any, ...]],
+    lines: Sequence[tuple[Any, ...]],
+    *,
+    uuid: Callable[[Any], UUID],
+    time: Callable[[Any], datetime],
+) -> list[JournalEntry]:
+    """Entries (rows in ``JOURNAL_COLUMNS`` order) with their lines (rows of ``entry_id,
+    account_kind, owner, currency, amount``, in line order), in the entries' order."""
+    postings: dict[UUID, list[Posting]] = {}
+    for entry_id, kind, owner, currency, amount in lines:
+        account = Account(AccountKind(kind), owner, currency)
+        postings.setdefault(uuid(entry_id), []).append(Posting(account, _decimal(amount)))
+    found = []
+    for entry_id, payment_id, operation_id, kind, at, correlation_id in entries:
+        key = uuid(entry_id)
+        operation = None if operation_id is None else uuid(operation_id)
+        lines_of = tuple(postings.get(key, ()))
+        found.append(
+            JournalEntry(key, uuid(payment_id), operation, kind, time(at), lines_of, correlation_id)
+        )
+    return found
+
+
+_OWED: Final = (
+    "SELECT customer_id, currency, amount FROM paymentorch_payments"
+    " WHERE status IN ('Pending', 'Authorized')"
+    " UNION ALL SELECT p.customer_id, p.currency, i.amount"
+    " FROM paymentorch_installments i JOIN paymentorch_payments p ON p.id = i.payment_id"
+    " WHERE p.status = 'Confirmed' AND i.status IN ('scheduled', 'overdue')"
+)
+"""What customers owe, row by row: Pending and Authorized payments, and the unpaid
+installments of confirmed ones (``customer_id, currency, amount``)."""
+
+
 def exposure_sql(total: Callable[[str], str]) -> str:
-    """Each customer's exposure per currency as payments and plans say it should be:
-    Pending and Authorized payments, and the unpaid installments of confirmed ones;
+    """Each customer's exposure per currency as payments and plans say it should be;
     ``total`` sums a column of amounts."""
     return (
-        f"SELECT customer_id, currency, {total('amount')} FROM ("
-        " SELECT customer_id, currency, amount FROM paymentorch_payments"
-        " WHERE status IN ('Pending', 'Authorized')"
-        " UNION ALL SELECT p.customer_id, p.currency, i.amount"
-        " FROM paymentorch_installments i JOIN paymentorch_payments p ON p.id = i.payment_id"
-        " WHERE p.status = 'Confirmed' AND i.status IN ('scheduled', 'overdue')"
-        ") AS owed GROUP BY customer_id, currency"
+        f"SELECT customer_id, currency, {total('amount')} FROM ({_OWED}) AS owed"
+        " GROUP BY customer_id, currency"
     )
 
 
@@ -301,4 +357,82 @@ def installments_due_sql(placeholder: str) -> str:
         " WHERE o.payment_id = i.payment_id AND o.kind = 'installment'"
         " AND o.installment = i.number)"
         f" ORDER BY i.due_at LIMIT {placeholder}"
+    )
+
+
+def records_queries(among: str) -> tuple[str, ...]:
+    """The queries that read a batch of payments' records for the integrity check, each
+    picking the batch with ``payment_id {among}`` (one parameter list per query): audit
+    entries with their events, events waiting, events delivered, journal entries, their
+    lines, plans, installments, fees."""
+    where = f"WHERE payment_id {among}"
+    return (
+        f"SELECT {AUDIT_INSERT_COLUMNS} FROM paymentorch_audit_entries {where}"
+        " ORDER BY payment_id, seq",
+        f"SELECT payment_id, event_id FROM paymentorch_outbox {where}",
+        f"SELECT payment_id, event_id FROM paymentorch_deliveries {where}",
+        f"SELECT {JOURNAL_COLUMNS} FROM paymentorch_journal_entries {where} ORDER BY id",
+        "SELECT entry_id, account_kind, owner, currency, amount FROM paymentorch_postings"
+        f" {where} ORDER BY entry_id, line",
+        f"SELECT {PLAN_COLUMNS} FROM paymentorch_plans {where}",
+        f"SELECT {INSTALLMENT_COLUMNS} FROM paymentorch_installments {where}"
+        " ORDER BY payment_id, number",
+        f"SELECT {LATE_FEE_COLUMNS} FROM paymentorch_late_fees {where} ORDER BY payment_id, seq",
+    )
+
+
+def records_from_rows(
+    payments: Sequence[Payment],
+    rows: Sequence[Sequence[tuple[Any, ...]]],
+    *,
+    uuid: Callable[[Any], UUID],
+    time: Callable[[Any], datetime],
+) -> list[PaymentRecords]:
+    """Each payment's records, from the rows of ``records_queries`` (in their order)."""
+    audits, waiting, delivered, entries, lines, plans, installments, fees = rows
+    trails: dict[UUID, list[AuditEntry]] = defaultdict(list)
+    linked: dict[UUID, list[UUID | None]] = defaultdict(list)
+    for row in audits:
+        audit = audit_from_row(row, uuid=uuid, time=time)
+        trails[audit.payment_id].append(audit)
+        linked[audit.payment_id].append(None if row[-1] is None else uuid(row[-1]))
+    events: dict[UUID, set[UUID]] = defaultdict(set)
+    for payment_id, event_id in (*waiting, *delivered):
+        events[uuid(payment_id)].add(uuid(event_id))
+    journals: dict[UUID, list[JournalEntry]] = defaultdict(list)
+    for entry in journal_from_rows(entries, lines, uuid=uuid, time=time):
+        journals[entry.payment_id].append(entry)
+    by_plan: dict[UUID, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = defaultdict(
+        lambda: ([], [])
+    )
+    for row in installments:
+        by_plan[uuid(row[0])][0].append(row[1:])
+    for row in fees:
+        by_plan[uuid(row[0])][1].append(row[2:])
+    found_plans = {
+        uuid(row[0]): plan_from_rows(uuid(row[0]), row[1:], *by_plan[uuid(row[0])], time=time)
+        for row in plans
+    }
+    return [
+        PaymentRecords(
+            payment=p,
+            audit=trails[p.id],
+            events=frozenset(events[p.id]),
+            event_ids=linked[p.id],
+            journal=journals[p.id],
+            plan=found_plans.get(p.id),
+        )
+        for p in payments
+    ]
+
+
+def exposure_differences_sql(total: Callable[[str], str]) -> str:
+    """Each (customer, currency) whose stored exposure is not what payments and plans owe:
+    ``customer_id, currency, stored, owed``, ``total`` summing a column of amounts."""
+    stored, owed = total("stored"), total("owed")
+    return (
+        f"SELECT customer_id, currency, {stored}, {owed} FROM ("
+        " SELECT customer_id, currency, amount AS stored, 0 AS owed FROM paymentorch_exposure"
+        f" UNION ALL SELECT customer_id, currency, 0, amount FROM ({_OWED}) AS owing"
+        f") AS figures GROUP BY customer_id, currency HAVING {stored} <> {owed}"
     )

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import attrs
 
 from paymentorch.domain.actions import Permission, permission_for
-from paymentorch.domain.errors import PermissionDenied
+from paymentorch.domain.errors import FieldError, PermissionDenied, ValidationError
 
 
 class Role(enum.StrEnum):
@@ -18,8 +18,15 @@ class Role(enum.StrEnum):
     USER = "PaymentUser"
 
 
-def _roles(value: Iterable[Role | str]) -> frozenset[Role]:
-    return frozenset(Role(r) for r in value)
+def _roles(value: Iterable[Role | str] | Role | str) -> frozenset[Role]:
+    names = (value,) if isinstance(value, str) else value  # one role, or several
+    try:
+        return frozenset(Role(r) for r in names)
+    except (TypeError, ValueError):
+        allowed = ", ".join(r.value for r in Role)
+        raise ValidationError(
+            [FieldError("roles", f"must be roles among {allowed}", "choice")]
+        ) from None
 
 
 @attrs.frozen
@@ -28,7 +35,7 @@ class Actor:
 
     Attributes:
         id: Recorded in audit entries and events.
-        roles: The roles held; strings are read as ``Role`` values.
+        roles: The roles held (one, or several); strings are read as ``Role`` values.
     """
 
     id: str

@@ -8,7 +8,7 @@ plan. Nothing here reads or writes.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from uuid import UUID
 
@@ -204,20 +204,12 @@ def plan_problems(plan: Plan) -> list[str]:
     return problems
 
 
-def exposure_problems(
-    stored: Mapping[tuple[str, str], Decimal], wanted: Mapping[tuple[str, str], Decimal]
-) -> list[Problem]:
-    """Customers whose stored exposure is not what their payments and plans owe."""
-    keys = sorted(set(stored) | set(wanted))
+def exposure_problems(differences: Iterable[tuple[str, str, Decimal, Decimal]]) -> list[Problem]:
+    """Customers whose stored exposure is not what their payments and plans owe, from
+    ``(customer_id, currency, stored, owed)``."""
     return [
-        Problem(
-            None,
-            "exposure",
-            f"{customer} in {currency}: {stored.get((customer, currency), _ZERO)} stored,"
-            f" {wanted.get((customer, currency), _ZERO)} owed",
-        )
-        for customer, currency in keys
-        if stored.get((customer, currency), _ZERO) != wanted.get((customer, currency), _ZERO)
+        Problem(None, "exposure", f"{customer} in {currency}: {stored} stored, {owed} owed")
+        for customer, currency, stored, owed in sorted(differences)
     ]
 
 

@@ -64,7 +64,12 @@ def decimal_places(amount: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
+def at_scale(value: Decimal, currency: str) -> Decimal:
+    """An amount at the currency's scale (``0`` in USD is ``0.00``): how every store reads
+    sums back, whatever scale its arithmetic left them at."""
+    return value.quantize(minor_unit(currency_exponent(currency) or 0))
+
+
 def money_text(value: Decimal, currency: str) -> str:
     """An amount as exact text at the currency's scale (``0`` in USD is ``0.00``)."""
-    exponent = currency_exponent(currency) or 0
-    return str(value.quantize(minor_unit(exponent)))
+    return str(at_scale(value, currency))

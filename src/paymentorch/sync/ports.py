@@ -213,10 +213,9 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
         integrity check compares."""
         ...
 
-    def exposure_figures(
-        self,
-    ) -> tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], Decimal]]:
-        """Each customer's exposure per currency: (as stored, as payments and plans say)."""
+    def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
+        """Each customer whose stored exposure is not what its payments and plans owe:
+        ``(customer_id, currency, stored, owed)``."""
         ...
 
     def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:

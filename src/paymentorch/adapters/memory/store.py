@@ -14,7 +14,7 @@ from uuid import UUID
 import attrs
 
 from paymentorch import _deadline
-from paymentorch.adapters.memory.outbox import MemoryOutbox
+from paymentorch.adapters.memory.ledger import MemoryLedger
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -37,7 +37,7 @@ from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
 
 
-class InMemoryPaymentStore(MemoryOutbox):
+class InMemoryPaymentStore(MemoryLedger):
     """Payments, audit trail and outbox in this process's memory.
 
     Every operation is one step under a lock, so it is safe from many tasks and threads.
@@ -200,6 +200,7 @@ class InMemoryPaymentStore(MemoryOutbox):
             owner = (change.payment.customer_id, change.payment.currency)
             self._exposure[owner] = max(_ZERO, self._exposure.get(owner, _ZERO) + change.exposure)
         self._audit.setdefault(change.payment.id, []).append(change.audit)
+        self._post(change)
         for event in (change.event, *change.more_events):
             self._enqueue(event)
         op = change.operation
@@ -517,14 +518,14 @@ _WORKABLE = frozenset({OperationStatus.PENDING, OperationStatus.UNKNOWN})
 
 
 def _guards_hold(old: Payment, change: Change, expected: PaymentStatus) -> bool:
-    """The store's conditional write: status, version, and room for a refund."""
-    new = change.payment
-    if old.status is not expected or old.version != new.version - 1:
+    """The change's guard against the stored payment: status, version, room for a refund."""
+    guard = change.guard
+    if old.status is not expected or guard.status is not expected:
         return False
-    op = change.operation
-    if op is not None and op.kind is OperationKind.REFUND:
-        return old.refunded_amount + old.pending_refunds + op.amount <= old.captured_amount
-    return True
+    if old.version != guard.version:
+        return False
+    room = old.captured_amount - old.refunded_amount - old.pending_refunds
+    return guard.refund_room <= room
 
 
 def _scoped_key(change: Change) -> tuple[str, str] | None:

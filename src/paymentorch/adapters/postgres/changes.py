@@ -4,6 +4,7 @@ payment's plan, further events), in the caller's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -13,17 +14,22 @@ from paymentorch.adapters._sql import plan_values
 from paymentorch.adapters.postgres.statements import (
     INSERT_EVENT,
     MOVE_EXPOSURE,
+    POST_ENTRIES,
+    POST_LINES,
     READ_EXPOSURE,
     WRITE_INSTALLMENTS,
     WRITE_LATE_FEES,
     WRITE_PLAN,
     apply_sql,
+    columns,
     event_row,
     inline_exposure,
+    journal_values,
     statement_params,
     update_row,
 )
 from paymentorch.domain import Change, CreditLimitExceeded, PaymentStatus
+from paymentorch.domain.ledger import JournalEntry
 
 
 async def apply_change(
@@ -35,6 +41,7 @@ async def apply_change(
         operation=change.operation is not None,
         exposure=inline_exposure(change),
         request=change.request is not None,
+        journal=change.journal is not None,
     )
     cur = await conn.execute(sql, params)
     row = await cur.fetchone()
@@ -54,12 +61,16 @@ def has_extras(change: Change) -> bool:
 
 
 async def write_extras(
-    conn: psycopg.AsyncConnection[Any], change: Change, *, inline: bool = True
-) -> None:
-    """The customer's exposure (unless its statement moved it: ``inline``), the payment's
+    conn: psycopg.AsyncConnection[Any], change: Change, *, inline: bool = True,
+    journal: bool = True,
+) -> None:  # fmt: skip
+    """The customer's exposure (unless its statement moved it: ``inline``), the journal
+    entry (unless ``inline``, or the caller posts it: ``journal=False``), the payment's
     plan and its events, in the caller's transaction."""
     if change.exposure and not (inline and inline_exposure(change)):
         await _move_exposure(conn, change)
+    if change.journal is not None and journal and not inline:
+        await post_entries(conn, [change.journal])
     for event in change.more_events:
         await conn.execute(INSERT_EVENT, event_row(event))
     plan = change.plan
@@ -77,6 +88,17 @@ async def write_extras(
                 for seq, f in enumerate(plan.late_fees, start=1)
             ]
             await conn.execute(WRITE_LATE_FEES, (pid, *(list(c) for c in zip(*fees, strict=True))))
+
+
+async def post_entries(conn: psycopg.AsyncConnection[Any], entries: Sequence[JournalEntry]) -> None:
+    """Insert journal entries and their lines: two statements, however many."""
+    heads, lines = [], []
+    for entry in entries:
+        head, more = journal_values(entry)
+        heads.append(head)
+        lines += more
+    await conn.execute(POST_ENTRIES, columns(heads, 6))
+    await conn.execute(POST_LINES, columns(lines, 7))
 
 
 async def _move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> None:

@@ -32,11 +32,15 @@ class PostgresOutbox(PostgresPool):
         return [row_message(r) for r in rows]
 
     async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
-        """Delete delivered events."""
+        """Delete delivered events, keeping which they were for the integrity check."""
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute(
-                "DELETE FROM paymentorch_outbox WHERE event_id = ANY(%s)", (list(event_ids),)
+                "WITH gone AS (DELETE FROM paymentorch_outbox WHERE event_id = ANY(%s)"
+                " RETURNING event_id, payment_id)"
+                " INSERT INTO paymentorch_deliveries (event_id, payment_id)"
+                " SELECT event_id, payment_id FROM gone ON CONFLICT DO NOTHING",
+                (list(event_ids),),
             )
 
         await self._write("mark events delivered", work)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -21,8 +21,9 @@ driver("psycopg_pool", "postgres")
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from paymentorch.adapters._sql import (  # noqa: E402
-    AUDIT_COLUMNS,
+    AUDIT_INSERT_COLUMNS,
     INSTALLMENT_COLUMNS,
+    JOURNAL_COLUMNS,
     LATE_FEE_COLUMNS,
     OPERATION_COLUMNS,
     OPERATION_INSERT_COLUMNS,
@@ -31,7 +32,9 @@ from paymentorch.adapters._sql import (  # noqa: E402
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
     PLAN_COLUMNS,
+    POSTING_COLUMNS,
     REQUEST_INSERT_COLUMNS,
+    journal_rows,
     key_scope,
     message_from_row,
     operation_from_row,
@@ -49,6 +52,7 @@ from paymentorch.domain import (  # noqa: E402
     PaymentStatus,
 )
 from paymentorch.domain.cursor import Keyset  # noqa: E402
+from paymentorch.domain.ledger import JournalEntry  # noqa: E402
 from paymentorch.domain.outbox import OutboxMessage  # noqa: E402
 
 logger = logging.getLogger("paymentorch.postgres")
@@ -58,10 +62,13 @@ KEY_INDEX: Final = "paymentorch_payments_idempotency"
 READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
 
-def _recorded(changed: str, *, operation: bool, exposure: bool, request: bool) -> str:
+def _recorded(
+    changed: str, *, operation: bool, exposure: bool, request: bool, journal: bool = False
+) -> str:
     """The CTE tail that writes the audit entry, the event, and (with ``operation``) the
-    operation, (with ``exposure``) the customer's exposure move and (with ``request``)
-    the transition's key, when ``changed`` has a row."""
+    operation, (with ``exposure``) the customer's exposure move, (with ``request``) the
+    transition's key and (with ``journal``) the journal entry and its lines, when
+    ``changed`` has a row."""
     also = ""
     if operation:
         also += f"""
@@ -79,10 +86,18 @@ def _recorded(changed: str, *, operation: bool, exposure: bool, request: bool) -
 ), request AS (
   INSERT INTO paymentorch_request_keys ({REQUEST_INSERT_COLUMNS})
   SELECT %s, %s, %s, %s, %s, %s, %s FROM {changed}"""
+    if journal:  # no balance row: posting to a house account locks nothing shared
+        also += f"""
+), entry AS (
+  INSERT INTO paymentorch_journal_entries ({JOURNAL_COLUMNS})
+  SELECT %s, %s, %s, %s, %s, %s FROM {changed}
+), lines AS (
+  INSERT INTO paymentorch_postings ({POSTING_COLUMNS})
+  SELECT line.* FROM {changed}, unnest({_POSTING_ARRAYS}) AS line"""
     return f"""
 ), audit AS (
-  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}
+  INSERT INTO paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS})
+  SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}
 ), event AS (
   INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
   SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}{also}
@@ -115,10 +130,12 @@ def create_sql(*, operation: bool, exposure: bool) -> str:
 
 
 @functools.cache
-def apply_sql(*, operation: bool, exposure: bool, request: bool) -> str:
+def apply_sql(*, operation: bool, exposure: bool, request: bool, journal: bool) -> str:
     """A guarded change in one statement, as ``create_sql`` for an update; with
-    ``request`` it claims the transition's key too."""
-    return _UPDATE + _recorded("upd", operation=operation, exposure=exposure, request=request)
+    ``request`` it claims the transition's key too, with ``journal`` it posts."""
+    return _UPDATE + _recorded(
+        "upd", operation=operation, exposure=exposure, request=request, journal=journal
+    )
 
 
 def inline_exposure(change: Change) -> bool:
@@ -129,7 +146,7 @@ def inline_exposure(change: Change) -> bool:
 
 def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
     """The parameters of ``create_sql`` or ``apply_sql`` after ``head`` (the payment's)."""
-    params = (*head, *audit_row(change.audit), *event_row(change.event))
+    params = (*head, *audit_row(change.audit), change.event.id, *event_row(change.event))
     if change.operation is not None:
         params = (*params, *operation_row(change))
     p = change.payment
@@ -138,7 +155,37 @@ def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
     if change.request is not None:
         scope, key, action, asked, payment = request_values(change, change.request)
         params = (*params, scope, key, p.id, action, asked, payment, p.updated_at)
+    if change.journal is not None:
+        head, lines = journal_values(change.journal)
+        params = (*params, *head, *columns(lines, 7))
     return params
+
+
+_POSTING_ARRAYS: Final = (
+    "%s::uuid[], %s::int[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::numeric[]"
+)
+POST_ENTRIES: Final = f"""
+INSERT INTO paymentorch_journal_entries ({JOURNAL_COLUMNS})
+SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::timestamptz[],
+                     %s::text[])
+"""
+POST_LINES: Final = f"""
+INSERT INTO paymentorch_postings ({POSTING_COLUMNS}) SELECT * FROM unnest({_POSTING_ARRAYS})
+"""
+
+
+def journal_values(entry: JournalEntry) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """An entry's row and its lines' rows, as psycopg takes them."""
+    return journal_rows(entry, uuid=same, time=same, money=same)
+
+
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as ``width`` column lists, for ``unnest``."""
+    found: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(found, row, strict=True):
+            column.append(value)
+    return found
 
 
 SETTLE: Final = """
@@ -164,9 +211,9 @@ WITH input AS (
   WHERE p.id = input.id AND p.status = %s AND p.version = input.version - 1
   RETURNING p.id
 ), audit AS (
-  INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS})
+  INSERT INTO paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS})
   SELECT input.id, input.action, %s, input.status, input.actor_id, input.at,
-         input.reason, input.correlation_id
+         input.reason, input.correlation_id, input.event_id
   FROM upd JOIN input ON input.id = upd.id
 ), event AS (
   INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})

@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
+    AUDIT_INSERT_COLUMNS,
     OPERATION_COLUMNS,
     OPERATION_KEY_INDEX,
     OUTBOX_COLUMNS,
@@ -38,9 +39,14 @@ from paymentorch.adapters._sql import (
     plans_due_sql,
     request_from_row,
 )
-from paymentorch.adapters.postgres.changes import apply_change, has_extras, write_extras
+from paymentorch.adapters.postgres.changes import (
+    apply_change,
+    has_extras,
+    post_entries,
+    write_extras,
+)
 from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS
-from paymentorch.adapters.postgres.outbox import PostgresOutbox
+from paymentorch.adapters.postgres.ledger import PostgresLedger
 from paymentorch.adapters.postgres.statements import (
     APPLY_MANY,
     CLAIM_OPERATIONS,
@@ -85,7 +91,7 @@ from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
 
 
-class PostgresPaymentStore(PostgresOutbox):
+class PostgresPaymentStore(PostgresLedger):
     """Payments in PostgreSQL, shared safely by any number of processes.
 
     ``settings`` (see ``open_store``) bound each call; a store built around a host's
@@ -136,10 +142,10 @@ class PostgresPaymentStore(PostgresOutbox):
                     for c in changes:
                         await copy.write_row(payment_row(c))
                 async with cur.copy(
-                    f"COPY paymentorch_audit_entries ({AUDIT_COLUMNS}) FROM STDIN"
+                    f"COPY paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        await copy.write_row(audit_row(c.audit))
+                        await copy.write_row((*audit_row(c.audit), c.event.id))
                 async with cur.copy(
                     f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN"
                 ) as copy:
@@ -237,7 +243,10 @@ class PostgresPaymentStore(PostgresOutbox):
                 applied = {row[0] for row in await cur.fetchall()}
                 for change in moves:
                     if change.payment.id in applied:
-                        await write_extras(conn, change, inline=False)
+                        await write_extras(conn, change, inline=False, journal=False)
+                entries = [c.journal for c in changes if c.journal and c.payment.id in applied]
+                if entries:
+                    await post_entries(conn, entries)
                 return applied
 
         return await self._write("change payments", work)

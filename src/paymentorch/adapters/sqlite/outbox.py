@@ -39,12 +39,16 @@ class SQLiteOutbox(SQLiteConnection):
         return [row_message(r) for r in rows]
 
     async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
-        """Delete delivered events."""
+        """Delete delivered events, keeping which they were for the integrity check."""
 
         def body(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "DELETE FROM paymentorch_outbox WHERE event_id = ?", [(i.hex,) for i in event_ids]
+            ids = [(i.hex,) for i in event_ids]
+            conn.executemany(  # what was delivered, for the integrity check
+                "INSERT OR IGNORE INTO paymentorch_deliveries (event_id, payment_id)"
+                " SELECT event_id, payment_id FROM paymentorch_outbox WHERE event_id = ?",
+                ids,
             )
+            conn.executemany("DELETE FROM paymentorch_outbox WHERE event_id = ?", ids)
 
         await self._run(lambda conn: transaction(conn, body))
 

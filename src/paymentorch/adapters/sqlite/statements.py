@@ -16,8 +16,9 @@ from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from paymentorch.adapters._sql import (
-    AUDIT_COLUMNS,
+    AUDIT_INSERT_COLUMNS,
     INSTALLMENT_COLUMNS,
+    JOURNAL_COLUMNS,
     LATE_FEE_COLUMNS,
     OPERATION_COLUMNS,
     OPERATION_INSERT_COLUMNS,
@@ -26,9 +27,11 @@ from paymentorch.adapters._sql import (
     PAYMENT_COLUMNS,
     PAYMENT_INSERT_COLUMNS,
     PLAN_COLUMNS,
+    POSTING_COLUMNS,
     REQUEST_INSERT_COLUMNS,
     SUMMARY_SCALE,
     dumps,
+    journal_rows,
     key_scope,
     message_from_row,
     operation_from_row,
@@ -49,6 +52,7 @@ from paymentorch.domain import (
     PaymentStatus,
     ValidationError,
 )
+from paymentorch.domain.ledger import JournalEntry
 from paymentorch.domain.plans import Plan
 from paymentorch.ports import OutboxMessage
 
@@ -59,7 +63,7 @@ INSERT_PAYMENT: Final = (
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 INSERT_AUDIT: Final = (
-    f"INSERT INTO paymentorch_audit_entries ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
+    f"INSERT INTO paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
 )
 INSERT_EVENT: Final = f"INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
 INSERT_OPERATION: Final = (
@@ -177,6 +181,20 @@ def update_params(change: Change, expected: PaymentStatus) -> tuple[Any, ...]:
     )
 
 
+def post(conn: sqlite3.Connection, entry: JournalEntry) -> None:
+    """Insert a journal entry and its lines."""
+    head, lines = journal_rows(entry, uuid=_hex, time=time_text, money=str)
+    conn.execute(f"INSERT INTO paymentorch_journal_entries ({JOURNAL_COLUMNS}) VALUES"
+                 " (?,?,?,?,?,?)", head)  # fmt: skip
+    conn.executemany(
+        f"INSERT INTO paymentorch_postings ({POSTING_COLUMNS}) VALUES (?,?,?,?,?,?,?)", lines
+    )
+
+
+def _hex(value: UUID) -> str:
+    return value.hex
+
+
 def insert_records(conn: sqlite3.Connection, change: Change) -> None:
     if change.exposure:
         move_exposure(conn, change)
@@ -194,8 +212,11 @@ def insert_records(conn: sqlite3.Connection, change: Change) -> None:
             time_text(audit.at),
             audit.reason,
             audit.correlation_id,
+            event.id.hex,
         ),
     )
+    if change.journal is not None:
+        post(conn, change.journal)
     conn.executemany(
         INSERT_EVENT,
         [

@@ -28,7 +28,7 @@ from paymentorch.adapters._sql import (
     request_from_row,
 )
 from paymentorch.adapters.sqlite.connection import Durability
-from paymentorch.adapters.sqlite.outbox import SQLiteOutbox
+from paymentorch.adapters.sqlite.ledger import SQLiteLedger
 from paymentorch.adapters.sqlite.statements import (
     CLAIM_OPERATIONS,
     INSERT_PAYMENT,
@@ -67,7 +67,7 @@ from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
 
 
-class SQLitePaymentStore(SQLiteOutbox):
+class SQLitePaymentStore(SQLiteLedger):
     """Payments in one SQLite file, shareable by several processes.
 
     ``durability="normal"`` (the default) is ``synchronous=NORMAL``: a commit survives a

@@ -15,7 +15,6 @@ Create Date: 2026-12-05
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +22,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from paymentorch.domain.ids import uuid7
 
 revision = "0011"
 down_revision = "0010"
@@ -114,11 +115,12 @@ def _open_the_books(bind: Any, entries: sa.Table, postings: sa.Table) -> None:
                      for kind, owner, a in lines if a]  # fmt: skip
             if not lines:
                 continue
-            entry_id = uuid.uuid4()
+            entry_id = uuid7()  # time-ordered: the opening entry comes first
             ids = (entry_id.hex, pid) if sqlite else (entry_id, pid)
             stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if sqlite else now
             new_entries.append({"id": ids[0], "payment_id": ids[1], "operation_id": None,
-                                "kind": "opening", "at": stamp, "correlation_id": None})  # fmt: skip
+                                "kind": "opening", "at": stamp,
+                                "correlation_id": None})  # fmt: skip
             for number, (kind, owner, amount) in enumerate(lines, start=1):
                 new_lines.append({"entry_id": ids[0], "line": number, "payment_id": ids[1],
                                   "account_kind": kind, "owner": owner, "currency": currency,
@@ -133,7 +135,7 @@ def _plans(bind: Any, payment_ids: list[Any]) -> dict[Any, dict[str, Any]]:
     if not payment_ids:
         return {}
     found: dict[Any, dict[str, Any]] = defaultdict(lambda: {"installments": [], "fees": []})
-    ids = sa.bindparam("ids", expanding=True)
+    ids: Any = sa.bindparam("ids", expanding=True)
     for pid, status in bind.execute(
         sa.text("SELECT payment_id, status FROM paymentorch_plans WHERE payment_id IN :ids")
         .bindparams(ids), {"ids": payment_ids}

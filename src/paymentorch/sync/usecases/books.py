@@ -59,6 +59,5 @@ def verify(ctx: Context, *, batch: int = BATCH) -> IntegrityReport:
         checked += len(records)
         after = records[-1].payment.id
     problems += trial_balance_problems(ctx.store.trial_balance())
-    stored, wanted = ctx.store.exposure_figures()
-    problems += exposure_problems(stored, wanted)
+    problems += exposure_problems(ctx.store.exposure_differences())
     return IntegrityReport(checked, tuple(problems))

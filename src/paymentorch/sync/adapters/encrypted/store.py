@@ -23,6 +23,8 @@ from paymentorch.domain import (
     PaymentStatus,
 )
 from paymentorch.domain.cursor import Keyset
+from paymentorch.domain.integrity import PaymentRecords
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
 from paymentorch.domain.outbox import OutboxMessage, OutboxStats
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.requests import KeyedChange
@@ -54,6 +56,7 @@ class SyncEncryptedStore:
             payment=attrs.evolve(p, customer_id=index, metadata=metadata),
             event=self._seal_event(change.event),
             more_events=tuple(self._seal_event(e) for e in change.more_events),
+            journal=change.journal and _owned(change.journal, p.customer_id, index),
         )
 
     def _seal_event(self, event: PaymentEvent) -> PaymentEvent:
@@ -72,6 +75,12 @@ class SyncEncryptedStore:
             payment.id, payment.customer_id, payment.metadata
         )
         return attrs.evolve(payment, customer_id=customer_id, metadata=metadata)
+
+    def _open_records(self, records: PaymentRecords) -> PaymentRecords:
+        stored = records.payment
+        payment = self._opened(stored)
+        journal = [_owned(e, stored.customer_id, payment.customer_id) for e in records.journal]
+        return attrs.evolve(records, payment=payment, journal=journal)
 
     def _open_message(self, message: OutboxMessage) -> OutboxMessage:
         event = message.event
@@ -161,6 +170,23 @@ class SyncEncryptedStore:
     def rebuild_exposure(self) -> int:
         return self.inner.rebuild_exposure()
 
+    def journal(self, payment_id: UUID) -> list[JournalEntry]:
+        entries = self.inner.journal(payment_id)
+        stored = self.inner.get(payment_id) if entries else None
+        if stored is None:
+            return entries
+        customer = self._opened(stored).customer_id
+        return [_owned(e, stored.customer_id, customer) for e in entries]
+
+    def balance(self, account: Account) -> Decimal:
+        if account.kind is AccountKind.RECEIVABLE:
+            account = attrs.evolve(account, owner=self.encryption.index(account.owner))
+        return self.inner.balance(account)
+
+    def payment_records(self, *, after: UUID | None, limit: int) -> list[PaymentRecords]:
+        found = self.inner.payment_records(after=after, limit=limit)
+        return [self._open_records(r) for r in found]
+
     def find_request(self, scope: str, key: str) -> KeyedChange | None:
         held = self.inner.find_request(scope, key)
         return None if held is None else KeyedChange(held.request, self._opened(held.payment))
@@ -181,6 +207,12 @@ class SyncEncryptedStore:
         return [self._open_message(m) for m in self.inner.parked_events(limit)]
 
     # -- nothing to seal: passed through ---------------------------------------------
+
+    def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
+        return self.inner.trial_balance()
+
+    def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
+        return self.inner.exposure_differences()  # customers by blind index
 
     def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
         return self.inner.audit_trail(payment_id)
@@ -249,6 +281,18 @@ class SyncEncryptedStore:
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _owned(entry: JournalEntry, owner: str, instead: str) -> JournalEntry:
+    """``entry`` with the receivable lines of ``owner`` posted to ``instead``: sealing
+    (the customer id to its blind index) and opening (back)."""
+    lines = tuple(
+        attrs.evolve(line, account=attrs.evolve(line.account, owner=instead))
+        if line.account.kind is AccountKind.RECEIVABLE and line.account.owner == owner
+        else line
+        for line in entry.lines
+    )
+    return attrs.evolve(entry, lines=lines)
 
 
 def _named(exc: CreditLimitExceeded, change: Change) -> CreditLimitExceeded:

@@ -37,6 +37,7 @@ class SyncMemoryOutbox:
         self._closed = False
         self._pending: dict[UUID, OutboxRow] = {}  # insertion order is event order
         self._parked: dict[UUID, OutboxRow] = {}
+        self._delivered: dict[UUID, set[UUID]] = {}  # payment id -> its delivered events
         self._seq = itertools.count(1)
 
     def _open(self) -> None:
@@ -46,6 +47,17 @@ class SyncMemoryOutbox:
     def _enqueue(self, event: PaymentEvent) -> None:
         """Add ``event`` behind every event before it (the caller holds the lock)."""
         self._pending[event.id] = OutboxRow(next(self._seq), OutboxMessage(event))
+
+    def _waiting_events(self, payment_ids: set[UUID]) -> dict[UUID, set[UUID]]:
+        """The events of ``payment_ids`` still waiting or parked, by payment (the caller
+        holds the lock)."""
+        found: dict[UUID, set[UUID]] = {}
+        for rows in (self._pending, self._parked):
+            for event_id, row in rows.items():
+                payment_id = row.message.event.payment_id
+                if payment_id in payment_ids:
+                    found.setdefault(payment_id, set()).add(event_id)
+        return found
 
     def claim_events(
         self, limit: int, *, now: datetime, lease_until: datetime
@@ -75,7 +87,10 @@ class SyncMemoryOutbox:
         with self._lock:
             self._open()
             for event_id in event_ids:
-                self._pending.pop(event_id, None)
+                row = self._pending.pop(event_id, None)
+                if row is not None:
+                    payment_id = row.message.event.payment_id
+                    self._delivered.setdefault(payment_id, set()).add(event_id)
 
     def mark_failed(
         self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None

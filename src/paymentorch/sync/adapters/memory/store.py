@@ -36,10 +36,10 @@ from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
-from paymentorch.sync.adapters.memory.outbox import SyncMemoryOutbox
+from paymentorch.sync.adapters.memory.ledger import SyncMemoryLedger
 
 
-class SyncInMemoryPaymentStore(SyncMemoryOutbox):
+class SyncInMemoryPaymentStore(SyncMemoryLedger):
     """Payments, audit trail and outbox in this process's memory.
 
     Every operation is one step under a lock, so it is safe from many tasks and threads.
@@ -202,6 +202,7 @@ class SyncInMemoryPaymentStore(SyncMemoryOutbox):
             owner = (change.payment.customer_id, change.payment.currency)
             self._exposure[owner] = max(_ZERO, self._exposure.get(owner, _ZERO) + change.exposure)
         self._audit.setdefault(change.payment.id, []).append(change.audit)
+        self._post(change)
         for event in (change.event, *change.more_events):
             self._enqueue(event)
         op = change.operation
@@ -517,14 +518,14 @@ _WORKABLE = frozenset({OperationStatus.PENDING, OperationStatus.UNKNOWN})
 
 
 def _guards_hold(old: Payment, change: Change, expected: PaymentStatus) -> bool:
-    """The store's conditional write: status, version, and room for a refund."""
-    new = change.payment
-    if old.status is not expected or old.version != new.version - 1:
+    """The change's guard against the stored payment: status, version, room for a refund."""
+    guard = change.guard
+    if old.status is not expected or guard.status is not expected:
         return False
-    op = change.operation
-    if op is not None and op.kind is OperationKind.REFUND:
-        return old.refunded_amount + old.pending_refunds + op.amount <= old.captured_amount
-    return True
+    if old.version != guard.version:
+        return False
+    room = old.captured_amount - old.refunded_amount - old.pending_refunds
+    return guard.refund_room <= room
 
 
 def _scoped_key(change: Change) -> tuple[str, str] | None:

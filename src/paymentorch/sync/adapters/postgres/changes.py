@@ -6,6 +6,7 @@ payment's plan, further events), in the caller's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,17 +16,22 @@ from paymentorch.adapters._sql import plan_values
 from paymentorch.adapters.postgres.statements import (
     INSERT_EVENT,
     MOVE_EXPOSURE,
+    POST_ENTRIES,
+    POST_LINES,
     READ_EXPOSURE,
     WRITE_INSTALLMENTS,
     WRITE_LATE_FEES,
     WRITE_PLAN,
     apply_sql,
+    columns,
     event_row,
     inline_exposure,
+    journal_values,
     statement_params,
     update_row,
 )
 from paymentorch.domain import Change, CreditLimitExceeded, PaymentStatus
+from paymentorch.domain.ledger import JournalEntry
 
 
 def apply_change_sync(
@@ -37,6 +43,7 @@ def apply_change_sync(
         operation=change.operation is not None,
         exposure=inline_exposure(change),
         request=change.request is not None,
+        journal=change.journal is not None,
     )
     cur = conn.execute(sql, params)
     row = cur.fetchone()
@@ -56,12 +63,16 @@ def has_extras(change: Change) -> bool:
 
 
 def write_extras_sync(
-    conn: psycopg.Connection[Any], change: Change, *, inline: bool = True
-) -> None:
-    """The customer's exposure (unless its statement moved it: ``inline``), the payment's
+    conn: psycopg.Connection[Any], change: Change, *, inline: bool = True,
+    journal: bool = True,
+) -> None:  # fmt: skip
+    """The customer's exposure (unless its statement moved it: ``inline``), the journal
+    entry (unless ``inline``, or the caller posts it: ``journal=False``), the payment's
     plan and its events, in the caller's transaction."""
     if change.exposure and not (inline and inline_exposure(change)):
         _move_exposure(conn, change)
+    if change.journal is not None and journal and not inline:
+        post_entries_sync(conn, [change.journal])
     for event in change.more_events:
         conn.execute(INSERT_EVENT, event_row(event))
     plan = change.plan
@@ -79,6 +90,17 @@ def write_extras_sync(
                 for seq, f in enumerate(plan.late_fees, start=1)
             ]
             conn.execute(WRITE_LATE_FEES, (pid, *(list(c) for c in zip(*fees, strict=True))))
+
+
+def post_entries_sync(conn: psycopg.Connection[Any], entries: Sequence[JournalEntry]) -> None:
+    """Insert journal entries and their lines: two statements, however many."""
+    heads, lines = [], []
+    for entry in entries:
+        head, more = journal_values(entry)
+        heads.append(head)
+        lines += more
+    conn.execute(POST_ENTRIES, columns(heads, 6))
+    conn.execute(POST_LINES, columns(lines, 7))
 
 
 def _move_exposure(conn: psycopg.Connection[Any], change: Change) -> None:

@@ -34,11 +34,15 @@ class SyncPostgresOutbox(SyncPostgresPool):
         return [row_message(r) for r in rows]
 
     def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
-        """Delete delivered events."""
+        """Delete delivered events, keeping which they were for the integrity check."""
 
         def work(conn: psycopg.Connection[Any]) -> None:
             conn.execute(
-                "DELETE FROM paymentorch_outbox WHERE event_id = ANY(%s)", (list(event_ids),)
+                "WITH gone AS (DELETE FROM paymentorch_outbox WHERE event_id = ANY(%s)"
+                " RETURNING event_id, payment_id)"
+                " INSERT INTO paymentorch_deliveries (event_id, payment_id)"
+                " SELECT event_id, payment_id FROM gone ON CONFLICT DO NOTHING",
+                (list(event_ids),),
             )
 
         self._write("mark events delivered", work)

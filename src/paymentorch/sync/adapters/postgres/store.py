@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from paymentorch._migrate import migrate_sync
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
+    AUDIT_INSERT_COLUMNS,
     OPERATION_COLUMNS,
     OPERATION_KEY_INDEX,
     OUTBOX_COLUMNS,
@@ -41,7 +42,9 @@ from paymentorch.adapters._sql import (
     plans_due_sql,
     request_from_row,
 )
-from paymentorch.adapters.postgres.changes import has_extras
+from paymentorch.adapters.postgres.changes import (
+    has_extras,
+)
 from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS
 from paymentorch.adapters.postgres.statements import (
     APPLY_MANY,
@@ -85,11 +88,15 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
-from paymentorch.sync.adapters.postgres.changes import apply_change_sync, write_extras_sync
-from paymentorch.sync.adapters.postgres.outbox import SyncPostgresOutbox
+from paymentorch.sync.adapters.postgres.changes import (
+    apply_change_sync,
+    post_entries_sync,
+    write_extras_sync,
+)
+from paymentorch.sync.adapters.postgres.ledger import SyncPostgresLedger
 
 
-class SyncPostgresPaymentStore(SyncPostgresOutbox):
+class SyncPostgresPaymentStore(SyncPostgresLedger):
     """Payments in PostgreSQL, shared safely by any number of processes.
 
     ``settings`` (see ``open_sync_store``) bound each call; a store built around a host's
@@ -140,10 +147,10 @@ class SyncPostgresPaymentStore(SyncPostgresOutbox):
                     for c in changes:
                         copy.write_row(payment_row(c))
                 with cur.copy(
-                    f"COPY paymentorch_audit_entries ({AUDIT_COLUMNS}) FROM STDIN"
+                    f"COPY paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS}) FROM STDIN"
                 ) as copy:
                     for c in changes:
-                        copy.write_row(audit_row(c.audit))
+                        copy.write_row((*audit_row(c.audit), c.event.id))
                 with cur.copy(f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN") as copy:
                     for c in changes:
                         copy.write_row(event_row(c.event))
@@ -239,7 +246,10 @@ class SyncPostgresPaymentStore(SyncPostgresOutbox):
                 applied = {row[0] for row in cur.fetchall()}
                 for change in moves:
                     if change.payment.id in applied:
-                        write_extras_sync(conn, change, inline=False)
+                        write_extras_sync(conn, change, inline=False, journal=False)
+                entries = [c.journal for c in changes if c.journal and c.payment.id in applied]
+                if entries:
+                    post_entries_sync(conn, entries)
                 return applied
 
         return self._write("change payments", work)

@@ -66,10 +66,10 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
-from paymentorch.sync.adapters.sqlite.outbox import SyncSQLiteOutbox
+from paymentorch.sync.adapters.sqlite.ledger import SyncSQLiteLedger
 
 
-class SyncSQLitePaymentStore(SyncSQLiteOutbox):
+class SyncSQLitePaymentStore(SyncSQLiteLedger):
     """Payments in one SQLite file, shareable by several processes.
 
     ``durability="normal"`` (the default) is ``synchronous=NORMAL``: a commit survives a

@@ -1,0 +1,102 @@
+"""The in-memory store's books: each payment's journal, each account's balance, and the
+records the integrity check reads."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import UUID
+
+from paymentorch.adapters.memory.outbox import MemoryOutbox
+from paymentorch.domain import AuditEntry, Change, Payment
+from paymentorch.domain.credit import exposure_of
+from paymentorch.domain.integrity import PaymentRecords
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
+from paymentorch.domain.money import at_scale
+from paymentorch.domain.plans import Plan
+
+_ZERO = Decimal(0)
+
+
+class MemoryLedger(MemoryOutbox):
+    """The journal of ``InMemoryPaymentStore``: entries by payment, and a running balance
+    by account (one process: nothing to contend for). The store posts each change's
+    entry, and notes its audit entry's event, under the lock it writes the change with."""
+
+    _payments: dict[UUID, Payment]
+    _audit: dict[UUID, list[AuditEntry]]
+    _plans: dict[UUID, Plan]
+    _exposure: dict[tuple[str, str], Decimal]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._journal: dict[UUID, list[JournalEntry]] = {}
+        self._balances: dict[Account, Decimal] = {}
+        self._audit_events: dict[UUID, list[UUID | None]] = {}
+
+    def _post(self, change: Change) -> None:
+        """Keep the change's journal entry, and its audit entry's event (the caller holds
+        the lock)."""
+        pid = change.payment.id
+        self._audit_events.setdefault(pid, []).append(change.event.id)
+        entry = change.journal
+        if entry is None:
+            return
+        self._journal.setdefault(pid, []).append(entry)
+        for line in entry.lines:
+            self._balances[line.account] = self._balances.get(line.account, _ZERO) + line.amount
+
+    async def journal(self, payment_id: UUID) -> list[JournalEntry]:
+        """The payment's journal entries, oldest first."""
+        with self._lock:
+            self._open()
+            return list(self._journal.get(payment_id, ()))
+
+    async def balance(self, account: Account) -> Decimal:
+        """Debits less credits of ``account``."""
+        with self._lock:
+            self._open()
+            return at_scale(self._balances.get(account, _ZERO), account.currency)
+
+    async def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
+        """Totals by account kind and currency."""
+        totals: dict[tuple[AccountKind, str], Decimal] = {}
+        with self._lock:
+            self._open()
+            for account, amount in self._balances.items():
+                key = (account.kind, account.currency)
+                totals[key] = totals.get(key, _ZERO) + amount
+        return {key: at_scale(amount, key[1]) for key, amount in totals.items()}
+
+    async def payment_records(self, *, after: UUID | None, limit: int) -> list[PaymentRecords]:
+        """Up to ``limit`` payments after ``after`` in id order, with their records."""
+        with self._lock:
+            self._open()
+            ids = sorted(i for i in self._payments if after is None or i > after)[:limit]
+            waiting = self._waiting_events(set(ids))
+            return [
+                PaymentRecords(
+                    payment=self._payments[pid],
+                    audit=list(self._audit.get(pid, ())),
+                    events=frozenset(self._delivered.get(pid, ())) | waiting.get(pid, set()),
+                    event_ids=list(self._audit_events.get(pid, ())),
+                    journal=list(self._journal.get(pid, ())),
+                    plan=self._plans.get(pid),
+                )
+                for pid in ids
+            ]
+
+    async def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
+        """Each customer whose stored exposure is not what its payments and plans owe."""
+        with self._lock:
+            self._open()
+            owed: dict[tuple[str, str], Decimal] = {}
+            for payment in self._payments.values():
+                if amount := exposure_of(payment, self._plans.get(payment.id)):
+                    key = (payment.customer_id, payment.currency)
+                    owed[key] = owed.get(key, _ZERO) + amount
+            found = []
+            for key in self._exposure.keys() | owed.keys():
+                stored, wanted = self._exposure.get(key, _ZERO), owed.get(key, _ZERO)
+                if stored != wanted:
+                    found.append((*key, stored, wanted))
+            return found

@@ -1,0 +1,95 @@
+"""The PostgreSQL store's books: journals, balances as sums over postings, and the
+records the integrity check reads."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from paymentorch.adapters._sql import (
+    JOURNAL_COLUMNS,
+    exposure_differences_sql,
+    journal_from_rows,
+    records_from_rows,
+    records_queries,
+)
+from paymentorch.adapters.postgres.outbox import PostgresOutbox
+from paymentorch.adapters.postgres.statements import SELECT, row_payment, same
+from paymentorch.domain.integrity import PaymentRecords
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
+from paymentorch.domain.money import at_scale
+
+
+class PostgresLedger(PostgresOutbox):
+    """The books of ``PostgresPaymentStore``: postings are written by their change's
+    statement and never changed; a balance is a sum over them, so no row is shared by
+    the payments that post to one account."""
+
+    async def journal(self, payment_id: UUID) -> list[JournalEntry]:
+        """The payment's journal entries, oldest first."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[JournalEntry]:
+            cur = await conn.execute(
+                f"SELECT {JOURNAL_COLUMNS} FROM paymentorch_journal_entries"
+                " WHERE payment_id = %s ORDER BY id",
+                (payment_id,),
+            )
+            entries = await cur.fetchall()
+            cur = await conn.execute(
+                "SELECT entry_id, account_kind, owner, currency, amount FROM paymentorch_postings"
+                " WHERE payment_id = %s ORDER BY entry_id, line",
+                (payment_id,),
+            )
+            return journal_from_rows(entries, await cur.fetchall(), uuid=same, time=same)
+
+        return await self._read("read a journal", work)
+
+    async def balance(self, account: Account) -> Decimal:
+        """Debits less credits of ``account``."""
+        rows = await self._fetch(
+            "read a balance",
+            "SELECT coalesce(sum(amount), 0) FROM paymentorch_postings"
+            " WHERE account_kind = %s AND owner = %s AND currency = %s",
+            (account.kind.value, account.owner, account.currency),
+        )
+        return at_scale(rows[0][0], account.currency)
+
+    async def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
+        """Totals by account kind and currency."""
+        rows = await self._fetch(
+            "read the trial balance",
+            "SELECT account_kind, currency, sum(amount) FROM paymentorch_postings"
+            " GROUP BY account_kind, currency",
+        )
+        return {(AccountKind(kind), cur): at_scale(total, cur) for kind, cur, total in rows}
+
+    async def payment_records(self, *, after: UUID | None, limit: int) -> list[PaymentRecords]:
+        """Up to ``limit`` payments after ``after`` in id order, with their records, read
+        from one snapshot."""
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[PaymentRecords]:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                cur = await conn.execute(
+                    SELECT + " WHERE %s::uuid IS NULL OR id > %s ORDER BY id LIMIT %s",
+                    (after, after, limit),
+                )
+                payments = [row_payment(r) for r in await cur.fetchall()]
+                ids = [p.id for p in payments]
+                found = []
+                for query in records_queries("= ANY(%s)") if ids else ():
+                    cur = await conn.execute(query, (ids,))
+                    found.append(await cur.fetchall())
+            return records_from_rows(payments, found, uuid=same, time=same) if ids else []
+
+        return await self._read("read payments' records", work)
+
+    async def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
+        """Each customer whose stored exposure is not what its payments and plans owe."""
+        rows = await self._fetch(
+            "compare exposure", exposure_differences_sql(lambda column: f"sum({column})")
+        )
+        return [(c, cur, at_scale(s, cur), at_scale(o, cur)) for c, cur, s, o in rows]
