@@ -111,6 +111,25 @@ async def test_clear_text_is_nowhere_at_rest(database: str) -> None:
     assert {e.payment["metadata"]["note"] for e in relayed} == {SECRET}
 
 
+async def test_the_books_rest_sealed(database: str) -> None:
+    """A customer's receivable rests under the blind index, and reads back under the
+    customer id: the journal, the balance and the integrity check."""
+    sealed = encryption()
+    async with await po.open_service(database, encryption=sealed) as service:
+        order = await service.create_payment(CUSTOMER, "40.00", actor=ADMIN, plan=po.PlanTerms())
+        await service.confirm_payment(order.id, actor=ADMIN)
+        await service.pay_installment(order.id, 2, actor=ADMIN)
+        owners = {p.account.owner for e in await service.journal(order.id) for p in e.lines}
+        assert CUSTOMER in owners
+        receivable = po.Account(po.AccountKind.RECEIVABLE, CUSTOMER, "USD")
+        assert await service.balance(receivable) == Decimal("20.00")
+        assert (await service.verify()).ok
+    rows = _sql(database, "SELECT DISTINCT owner FROM paymentorch_postings"
+                " WHERE account_kind = 'receivable'")  # fmt: skip
+    assert rows == [(sealed.index(CUSTOMER),)]
+    assert CUSTOMER.encode() not in _at_rest(database)
+
+
 async def test_a_ciphertext_moved_to_another_row_does_not_decrypt(database: str) -> None:
     """Copying one row's sealed values onto another fails with a clear error that names
     the payment; a key that is gone does too."""

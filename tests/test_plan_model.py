@@ -2,7 +2,9 @@
 random creations (with and without plans, some refused by the limit), confirmations,
 cancellations, installments paid or waived, and refunds, each customer's stored exposure
 equals the sum it stands for and never passes the limit. Through a processor and its
-worker: after every step, each plan's money adds up against what the processor moved."""
+worker: after every step, each plan's money adds up against what the processor moved.
+Both: after every step, the books agree with the payments, the plans and the processor
+(``verify`` finds nothing; receivables, payable and clearing are what they stand for)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from paymentorch.clock import ManualClock
 from paymentorch.domain.credit import exposure_of
 from paymentorch.domain.plans import refunded_total
 from paymentorch.testing import SimulatedProcessor
-from paymentorch.testing._money import plan_money_problems
+from paymentorch.testing._money import books_problems, plan_money_problems
 
 ADMIN = po.Actor("ops", roles={po.Role.ADMIN})
 CUSTOMERS = ["ABCD-00001", "ABCD-00002"]
@@ -120,6 +122,17 @@ class PlanMachine(RuleBasedStateMachine):
         for customer, amount in owed.items():
             assert self.service.credit_exposure(customer) == amount
             assert amount <= LIMIT
+
+    @invariant()
+    def books_agree(self) -> None:
+        if not hasattr(self, "service"):
+            return
+        payments = [self.service.get_payment(pid) for pid in self.made]
+        plans = {p.id: self.service.plan(p.id) if p.has_plan else None for p in payments}
+        report = self.service.verify()
+        found = books_problems(payments, plans=plans, operations=[], movements={},
+                               balance=self.service.balance, report=report)  # fmt: skip
+        assert found == []
 
 
 @pytest.fixture(params=["memory", pytest.param("sqlite", marks=pytest.mark.sqlite)])
@@ -229,6 +242,7 @@ class PlanMoneyMachine(RuleBasedStateMachine):
         movements = self.processor.movements()
         assert all(count == 1 for count in self.processor.ledger.values())
         owed = dict.fromkeys(CUSTOMERS, Decimal(0))
+        payments, plans, every = [], {}, []
         for pid in self.made:
             payment = self._run(self.service.get_payment(pid))
             plan = self._run(self.service.plan(pid))
@@ -237,8 +251,16 @@ class PlanMoneyMachine(RuleBasedStateMachine):
             # Nothing here needs a person: no collection ever races a refund.
             assert po.OperationStatus.NEEDS_ATTENTION not in {o.status for o in operations}
             owed[payment.customer_id] += exposure_of(payment, plan)
+            payments.append(payment)
+            plans[pid] = plan
+            every += operations
         for customer, amount in owed.items():
             assert self._run(self.service.credit_exposure(customer)) == amount
+        report = self._run(self.service.verify())
+        balance = lambda account: self._run(self.service.balance(account))  # noqa: E731
+        found = books_problems(payments, plans=plans, operations=every, movements=movements,
+                               balance=balance, report=report)  # fmt: skip
+        assert found == []
 
 
 def test_money_adds_up_after_every_step(machine_url: None) -> None:

@@ -38,6 +38,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.actions import allowed_actions
 from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.integrity import IntegrityReport, Problem
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry, Posting
 from paymentorch.domain.plans import (
     Installment,
@@ -114,6 +115,7 @@ __all__ = [
     "InMemoryEventBus",
     "Installment",
     "InstallmentStatus",
+    "IntegrityReport",
     "InvalidTransition",
     "JournalEntry",
     "LateFee",
@@ -141,6 +143,7 @@ __all__ = [
     "PlanStatus",
     "PlanTerms",
     "Posting",
+    "Problem",
     "ProcessorCapabilities",
     "ProcessorRequest",
     "ProcessorResult",

@@ -1,12 +1,15 @@
-"""Money conservation on a plan, checked against what the simulated processors moved."""
+"""Money conservation: a plan, and the books, checked against what the simulated
+processors moved."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from uuid import UUID
 
-from paymentorch.domain import Operation, OperationKind, OperationStatus
+from paymentorch.domain import Operation, OperationKind, OperationStatus, Payment
+from paymentorch.domain.integrity import IntegrityReport
+from paymentorch.domain.ledger import DEFAULT_MERCHANT, Account, AccountKind, standing
 from paymentorch.domain.plans import InstallmentStatus, Plan
 from paymentorch.testing.simulated import Movement
 
@@ -134,3 +137,49 @@ def _fees_under_way(plan: Plan, operations: Sequence[Operation]) -> list[str]:
         and op.status is OperationStatus.SUCCEEDED
         and op.created_at <= fee.charged_at < op.updated_at
     ]
+
+
+def books_problems(
+    payments: Sequence[Payment],
+    *,
+    plans: Mapping[UUID, Plan | None],
+    operations: Sequence[Operation],
+    movements: Mapping[UUID, Movement],
+    balance: Callable[[Account], Decimal],
+    report: IntegrityReport,
+) -> list[str]:
+    """What does not agree between the books and the business, ``payments`` being every
+    payment in the store (with their ``plans`` and ``operations``), ``balance`` reading an
+    account's and ``report`` what ``verify`` found:
+
+    - ``verify`` finds nothing;
+    - each customer's receivable is what its running plans still owe (installments and
+      fees), and the merchant's payable is captured less refunded over all payments;
+    - each processor's clearing account holds exactly what it really moved for the
+      operations that settled (the money of one still in transit is not booked yet).
+    """
+    problems = [f"verify: {p.check} {p.payment_id}: {p.detail}" for p in report.problems]
+    wanted: dict[Account, Decimal] = {}
+
+    def want(account: Account, amount: Decimal) -> None:
+        wanted[account] = wanted.get(account, _ZERO) + amount
+
+    for payment in payments:
+        figures = standing(payment, plans.get(payment.id))
+        currency = payment.currency
+        want(Account(AccountKind.RECEIVABLE, payment.customer_id, currency), figures.receivable)
+        want(Account(AccountKind.PAYABLE, DEFAULT_MERCHANT, currency), -figures.payable)
+    settled = {
+        op.id: op.processor
+        for op in operations
+        if op.status is OperationStatus.SUCCEEDED and op.processor
+    }
+    for movement in movements.values():
+        if movement.operation_id in settled:
+            processor = settled[movement.operation_id] or ""
+            want(Account(AccountKind.CLEARING, processor, movement.currency), movement.amount)
+    for account, amount in sorted(wanted.items(), key=lambda item: str(item[0])):
+        if (found := balance(account)) != amount:
+            problems.append(f"{account.kind} {account.owner} {account.currency}: the books"
+                            f" say {found}, the business {amount}")  # fmt: skip
+    return problems
