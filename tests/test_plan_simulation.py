@@ -20,7 +20,7 @@ from paymentorch.clock import ManualClock
 from paymentorch.domain.credit import exposure_of
 from paymentorch.domain.plans import InstallmentStatus, refunded_total
 from paymentorch.testing import SimulatedProcessor
-from paymentorch.testing._money import plan_money_problems
+from paymentorch.testing._money import plan_money_problems, service_books_problems
 
 PLANS = int(os.environ.get("PAYMENTORCH_SIMULATION_PLANS", "1000"))
 ADMIN = po.Actor("ops", roles={po.Role.ADMIN})
@@ -171,6 +171,7 @@ async def _check(
         assert await service.credit_exposure(customer) == amount
         assert amount <= LIMIT
     assert all(count == 1 for count in processor.ledger.values())
+    assert await service_books_problems(service, [p.id for p in made], [processor]) == []
     moved = sum((m.amount for m in processor.movements().values()), Decimal(0))
     statuses["processor net"] = int(moved)
     return statuses

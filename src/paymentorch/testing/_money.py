@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from paymentorch.domain import Operation, OperationKind, OperationStatus, Payment
 from paymentorch.domain.integrity import IntegrityReport
-from paymentorch.domain.ledger import DEFAULT_MERCHANT, Account, AccountKind, standing
+from paymentorch.domain.ledger import DEFAULT_MERCHANT, Account, AccountKind, balances, standing
 from paymentorch.domain.plans import InstallmentStatus, Plan
 from paymentorch.testing.simulated import Movement
+
+if TYPE_CHECKING:
+    from paymentorch.service import PaymentService
 
 COLLECTIONS = frozenset({OperationKind.INSTALLMENT, OperationKind.CAPTURE})
 """Operations that take an installment from the customer (a plan's capture takes the first)."""
@@ -183,3 +187,23 @@ def books_problems(
             problems.append(f"{account.kind} {account.owner} {account.currency}: the books"
                             f" say {found}, the business {amount}")  # fmt: skip
     return problems
+
+
+async def service_books_problems(
+    service: PaymentService, payment_ids: Sequence[UUID], processors: Iterable[object] = ()
+) -> list[str]:
+    """``books_problems`` of every payment in ``service``'s store (``payment_ids``), read
+    through the service: each account any of their journals posts to is read once."""
+    payments = [await service.get_payment(pid) for pid in payment_ids]
+    plans = {p.id: await service.plan(p.id) if p.has_plan else None for p in payments}
+    operations = [op for p in payments for op in await service.operations(p.id)]
+    figures: dict[Account, Decimal] = {}
+    for payment in payments:
+        for account in balances(await service.journal(payment.id)):
+            figures.setdefault(account, await service.balance(account))
+    report = await service.verify()
+    problems = [] if report.checked == len(payments) else [f"verify checked {report.checked}"]
+    return problems + books_problems(
+        payments, plans=plans, operations=operations, movements=all_movements(processors),
+        balance=lambda account: figures.get(account, _ZERO), report=report,
+    )  # fmt: skip
