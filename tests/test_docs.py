@@ -55,5 +55,14 @@ def test_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert printed == [expected, expected]
     if page.name == "plans.md":
         assert printed == ["pending None", "['paid', 'paid', 'cancelled', 'cancelled'] 40.00"]
+    if page.name == "books.md":
+        assert printed == [
+            "capture | receivable ABCD-12345 75.00, clearing manual 25.00, payable default -100.00",
+            "installment | receivable ABCD-12345 -25.00, clearing manual 25.00",
+            "refund | receivable ABCD-12345 -10.00, payable default 10.00",
+            "customer owes 40.00",
+            "{'clearing USD': '50.00', 'payable USD': '-90.00', 'receivable USD': '40.00'}",
+            "True 1",
+        ]
     if page.name == "money.md":
         assert printed == ["Refunded 100.00 80.00 80.00 [Decimal('30.00'), Decimal('50.00')]"]
