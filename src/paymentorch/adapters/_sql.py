@@ -87,12 +87,6 @@ def operation_scope(change: Change) -> str | None:
     return None if op is None or op.idempotency_key is None else change.audit.actor_id
 
 
-def refund_delta(change: Change) -> Decimal:
-    """What a change asks to refund: the room the store must find under what was captured."""
-    op = change.operation
-    return op.amount if op is not None and op.kind is OperationKind.REFUND else Decimal(0)
-
-
 def request_values(change: Change, request: RequestKey) -> tuple[str, str, str, str, str]:
     """What claiming ``request`` (``change.request``) writes, but for the payment's id and
     the time: the scope (the actor), the key, the action, what was asked and the payment

@@ -257,3 +257,19 @@ def with_plan(
         for kind, details in events
     )
     return attrs.evolve(change, event=event, plan=plan, more_events=change.more_events + more)
+
+
+def check_bulk(changes: Sequence[Change]) -> None:
+    """Refuse what ``apply_many`` does not write: a change with an operation (a refund, a
+    queued capture), a transition's key or a refund's room. A bulk write is transitions
+    of many payments, each with its audit entry, event, plan and journal entry.
+
+    Raises:
+        ValueError: naming the first such change.
+    """
+    for change in changes:
+        if change.operation is not None or change.request is not None or change.guard.refund_room:
+            raise ValueError(
+                f"apply_many does not write operations, keys or refunds: the"
+                f" {change.action} of payment {change.payment.id} has one"
+            )

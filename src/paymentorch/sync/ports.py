@@ -120,7 +120,9 @@ class SyncPaymentStore(SyncAuditLog, SyncOutbox, Protocol):
         ...
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
-        """``apply`` for many payments at once; return the ids that changed."""
+        """``apply`` for many payments at once; return the ids that changed. Only for
+        transitions without an operation, a transition's key or a refund (a bulk
+        confirmation): others raise ``ValueError`` and nothing is written."""
         ...
 
     def get(self, payment_id: UUID) -> Payment | None:

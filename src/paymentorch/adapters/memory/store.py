@@ -32,6 +32,7 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import exposure_changes, exposure_of
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
+from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
@@ -121,6 +122,7 @@ class InMemoryPaymentStore(MemoryLedger):
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Apply every change whose payment still has status ``expected``."""
+        check_bulk(changes)
         with self._lock:
             self._open()
             return self._apply_locked(changes, expected)
@@ -189,8 +191,8 @@ class InMemoryPaymentStore(MemoryLedger):
             key = (change.payment.customer_id, change.payment.currency)
             before = after.get(key, self._exposure.get(key, _ZERO))
             after[key] = before + change.exposure
-            limit = change.credit_limit
-            if change.exposure > 0 and limit is not None and after[key] > limit:
+            limit = change.guard.credit_limit
+            if limit is not None and after[key] > limit:
                 raise CreditLimitExceeded(key[0], limit, before, change.exposure)
 
     def _record(self, change: Change) -> None:

@@ -103,9 +103,9 @@ async def post_entries(conn: psycopg.AsyncConnection[Any], entries: Sequence[Jou
 
 async def _move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> None:
     """Move the customer's exposure by ``change.exposure`` in the caller's transaction;
-    growing it past ``change.credit_limit`` raises (the row lock orders concurrent ones)."""
+    growing it past the guard's credit limit raises (the row lock orders concurrent ones)."""
     customer, currency = change.payment.customer_id, change.payment.currency
-    limit = change.credit_limit if change.exposure > 0 else None
+    limit = change.guard.credit_limit
     moved = None
     if limit is None or change.exposure <= limit:
         cur = await conn.execute(

@@ -40,7 +40,6 @@ from paymentorch.adapters._sql import (  # noqa: E402
     operation_from_row,
     operation_scope,
     payment_from_row,
-    refund_delta,
     request_values,
 )
 from paymentorch.domain import (  # noqa: E402
@@ -141,7 +140,7 @@ def apply_sql(*, operation: bool, exposure: bool, request: bool, journal: bool) 
 def inline_exposure(change: Change) -> bool:
     """Whether the change's exposure moves inside its one statement: it moves, and no
     credit limit must check it first."""
-    return bool(change.exposure) and change.credit_limit is None
+    return bool(change.exposure) and change.guard.credit_limit is None
 
 
 def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -327,11 +326,11 @@ def payment_row(change: Change) -> tuple[Any, ...]:
 
 def update_row(change: Change, expected: PaymentStatus) -> tuple[Any, ...]:
     """``APPLY``'s parameters: the new state, and the guards it is written under."""
-    p = change.payment
+    p, guard = change.payment, change.guard
     return (
         p.status.value, p.version, p.updated_at, p.failure_reason, p.captured_amount,
-        p.refunded_amount, p.pending_refunds, p.id, expected.value, p.version - 1,
-        refund_delta(change),
+        p.refunded_amount, p.pending_refunds, p.id, expected.value, guard.version,
+        guard.refund_room,
     )  # fmt: skip
 
 

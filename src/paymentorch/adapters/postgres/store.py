@@ -86,6 +86,7 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import exposure_changes
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
@@ -212,6 +213,7 @@ class PostgresPaymentStore(PostgresLedger):
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one statement."""
+        check_bulk(changes)
         if not changes:
             return set()
         columns: list[list[Any]] = [[] for _ in range(13)]

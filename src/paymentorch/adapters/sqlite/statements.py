@@ -39,7 +39,6 @@ from paymentorch.adapters._sql import (
     payment_from_row,
     plan_from_rows,
     plan_values,
-    refund_delta,
     request_values,
 )
 from paymentorch.domain import (
@@ -165,7 +164,7 @@ def payment_params(change: Change) -> tuple[Any, ...]:
 
 def update_params(change: Change, expected: PaymentStatus) -> tuple[Any, ...]:
     """``UPDATE``'s parameters: the new state, and the guards it is written under."""
-    new = change.payment
+    new, guard = change.payment, change.guard
     return (
         new.status.value,
         new.version,
@@ -176,8 +175,8 @@ def update_params(change: Change, expected: PaymentStatus) -> tuple[Any, ...]:
         str(new.pending_refunds),
         new.id.hex,
         expected.value,
-        new.version - 1,
-        int(refund_delta(change) * SUMMARY_SCALE),
+        guard.version,
+        int(guard.refund_room * SUMMARY_SCALE),
     )
 
 
@@ -340,15 +339,15 @@ def read_plan(conn: sqlite3.Connection, payment_id: UUID) -> Plan | None:
 
 def move_exposure(conn: sqlite3.Connection, change: Change) -> None:
     """Move the customer's exposure by ``change.exposure``, refusing to grow it past
-    ``change.credit_limit``; the transaction (``BEGIN IMMEDIATE``) makes it atomic."""
+    the guard's credit limit; the transaction (``BEGIN IMMEDIATE``) makes it atomic."""
     customer, currency = change.payment.customer_id, change.payment.currency
     row = conn.execute(
         "SELECT amount FROM paymentorch_exposure WHERE customer_id = ? AND currency = ?",
         (customer, currency),
     ).fetchone()
     before = Decimal(row[0]) if row else Decimal(0)
-    limit = change.credit_limit
-    if change.exposure > 0 and limit is not None and before + change.exposure > limit:
+    limit = change.guard.credit_limit
+    if limit is not None and before + change.exposure > limit:
         raise CreditLimitExceeded(customer, limit, before, change.exposure)
     conn.execute(
         "INSERT INTO paymentorch_exposure (customer_id, currency, amount) VALUES (?, ?, ?)"

@@ -62,6 +62,7 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import exposure_changes
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
@@ -128,6 +129,7 @@ class SQLitePaymentStore(SQLiteLedger):
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one transaction (one hop)."""
+        check_bulk(changes)
         return await self._apply(changes, expected, inline=False)
 
     async def _apply(

@@ -386,6 +386,26 @@ class TestChanges:
         finally:
             await store.aclose()
 
+    async def test_store_apply_many_refuses_what_it_does_not_write(self, backend: Backend) -> None:
+        """apply_many is for plain transitions: a refund (an operation and its room) or a
+        transition's key among the changes is a ValueError, and nothing is written."""
+        store = await backend.open_store()
+        try:
+            a, b = _created(), _created()
+            for change in (a, b):
+                await store.add(change)
+            confirmed = _changed(a.payment, "confirm")
+            assert await store.apply(confirmed, expected=PaymentStatus.PENDING)
+            keyed = attrs.evolve(_changed(b.payment, "confirm"), request=request_key("k", "x"))
+            for odd in (_refunded(confirmed.payment, "0.50"), keyed):
+                with pytest.raises(ValueError, match="apply_many"):
+                    await store.apply_many([_changed(b.payment, "cancel"), odd],
+                                           expected=PaymentStatus.PENDING)  # fmt: skip
+            assert await store.get(a.payment.id) == confirmed.payment
+            assert await store.get(b.payment.id) == b.payment
+        finally:
+            await store.aclose()
+
     async def test_store_claims_a_transition_key_with_its_change(self, backend: Backend) -> None:
         """apply with a key its actor holds raises IdempotencyConflict and writes nothing;
         find_request returns the payment as the first change left it; purging forgets it."""

@@ -63,6 +63,7 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import exposure_changes
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
 from paymentorch.domain.plans import Plan
+from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import Keyset
@@ -130,6 +131,7 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one transaction (one hop)."""
+        check_bulk(changes)
         return self._apply(changes, expected, inline=False)
 
     def _apply(
