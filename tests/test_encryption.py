@@ -75,7 +75,7 @@ async def _shop(service: po.PaymentService, count: int) -> list[po.Payment]:
         payment = await service.create_payment(
             CUSTOMER, "40.00", actor=ADMIN, metadata={"note": SECRET, "n": str(i)}, plan=plan
         )
-        if i % 3 == 1:
+        if i == 0 or i % 3 == 1:  # the plan's customer owes the rest: a receivable
             await service.confirm_payment(payment.id, actor=ADMIN)
             await service.refund_payment(payment.id, "5.00", actor=ADMIN)
         made.append(payment)
@@ -256,6 +256,9 @@ async def test_a_clear_database_is_sealed_by_rotate_key(
         listed = await service.list_payments(customer_id=CUSTOMER, limit=50)
         assert {p.id for p in listed.items} == {p.id for p in made}
         assert await service.credit_exposure(CUSTOMER) == exposure
+        receivable = po.Account(po.AccountKind.RECEIVABLE, CUSTOMER, "USD")
+        assert await service.balance(receivable) == (await service.plan(made[0].id)).owed
+        assert (await service.verify()).ok
 
 
 def test_keys_are_checked_and_parsed() -> None:

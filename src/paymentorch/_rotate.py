@@ -27,11 +27,14 @@ class Rotation:
         payments: Rows whose customer id and metadata were sealed again (or first).
         events: Outbox snapshots sealed again (delivered events are gone already).
         exposures: Clear-text exposure rows folded into their blind index's row.
+        receivables: Receivable postings moved from a clear customer id to its blind
+            index (an owner's representation; no amount changes).
     """
 
     payments: int
     events: int
     exposures: int
+    receivables: int = 0
 
 
 def rotate_key(url: str, encryption: FieldEncryption, *, batch_size: int = 200) -> Rotation:
@@ -73,8 +76,11 @@ def _rotate(db: _SQLite | _Postgres, encryption: FieldEncryption, batch_size: in
             db.fold_exposure(customer_id, currency, encryption.index(customer_id))
             for customer_id, currency in db.clear_exposures()
         )
+        receivables = sum(
+            db.seal_receivables(owner, encryption.index(owner)) for owner in db.clear_receivables()
+        )
         db.finish()
-        return Rotation(payments, events, exposures)
+        return Rotation(payments, events, exposures, receivables)
     finally:
         db.close()
 
@@ -142,6 +148,12 @@ class _SQLite:
             raise
         return int(customer_id in amounts)
 
+    def clear_receivables(self) -> list[str]:
+        return [owner for (owner,) in self.conn.execute(_CLEAR_RECEIVABLES, (INDEX_PREFIX + "%",))]
+
+    def seal_receivables(self, owner: str, index: str) -> int:
+        return self._write(_SEAL_RECEIVABLES, (index, owner))
+
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         return self.conn.execute(sql, params).rowcount
 
@@ -202,6 +214,13 @@ class _Postgres:
             (customer_id, currency, index, currency),
         )
 
+    def clear_receivables(self) -> list[str]:
+        sql = _CLEAR_RECEIVABLES.replace("?", "%s")
+        return [owner for (owner,) in self.conn.execute(sql, (INDEX_PREFIX + "%",))]
+
+    def seal_receivables(self, owner: str, index: str) -> int:
+        return self._write(_SEAL_RECEIVABLES.replace("?", "%s"), (index, owner))
+
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         return int(self.conn.execute(sql, params).rowcount)
 
@@ -210,6 +229,16 @@ class _Postgres:
 
     def close(self) -> None:
         self.conn.close()
+
+
+# A receivable's owner is a customer: clear in a database written before encryption.
+_CLEAR_RECEIVABLES = (
+    "SELECT DISTINCT owner FROM paymentorch_postings"
+    " WHERE account_kind = 'receivable' AND owner NOT LIKE ?"
+)
+_SEAL_RECEIVABLES = (
+    "UPDATE paymentorch_postings SET owner = ? WHERE account_kind = 'receivable' AND owner = ?"
+)
 
 
 def _dumps(value: Mapping[str, Any]) -> str:

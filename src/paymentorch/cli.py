@@ -465,7 +465,8 @@ def _rotate_key(url: str, batch_size: int) -> int:
     done = rotate_key(url, encryption, batch_size=batch_size)
     _say(
         f"sealed with {encryption.active}: {done.payments} payments,"
-        f" {done.events} events, {done.exposures} exposure rows folded"
+        f" {done.events} events, {done.exposures} exposure rows folded,"
+        f" {done.receivables} receivable postings"
     )
     return DONE
 
