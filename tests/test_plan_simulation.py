@@ -163,7 +163,7 @@ async def _check(
         # Nothing left unsettled, nothing for a person: no collection ever raced a refund.
         assert {op.status for op in operations} <= {
             po.OperationStatus.SUCCEEDED, po.OperationStatus.DECLINED,
-        }  # fmt: skip
+        }, [(o.kind, o.status, o.error, o.due_at, o.lookups) for o in operations]  # fmt: skip
         if payment.status is not po.PaymentStatus.CANCELLED:
             assert plan_money_problems(plan, operations, processor.movements()) == []
         _count(statuses, plan, operations)
