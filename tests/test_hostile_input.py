@@ -5,10 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import paymentorch as po
+from paymentorch.testing import Backend
 from tests import strategies as s
 
 USER = po.Actor("u", roles={po.Role.USER})
@@ -72,3 +74,29 @@ def test_good_requests_are_stored_exactly(
         assert payment.currency == (currency or "USD").upper()
         assert payment.amount == Decimal(str(amount))
         assert service.get_payment(payment.id) == payment
+
+
+@pytest.mark.parametrize(
+    ("account", "field"),
+    [
+        (po.Account(po.AccountKind.PAYABLE, "default", "usd"), "account.currency"),
+        (po.Account(po.AccountKind.FEES, "", "ZZZ"), "account.currency"),
+        (po.Account(po.AccountKind.FEES, "", "XAU"), "account.currency"),
+        (po.Account(po.AccountKind.RECEIVABLE, "AB\x00CD", "USD"), "account.owner"),
+    ],
+)
+async def test_a_balance_of_no_account_is_refused(
+    backend: Backend, account: po.Account, field: str
+) -> None:
+    """A currency that is not one, or an owner no store can hold, is a ValidationError
+    naming it on every backend, not a zero (or a driver's complaint)."""
+    async with await po.open_service(backend.url or "memory://") as service:
+        with pytest.raises(po.ValidationError) as caught:
+            await service.balance(account)
+    assert [e.field for e in caught.value.errors] == [field]
+    with (
+        po.open_sync_service(backend.url or "memory://") as twin,
+        pytest.raises(po.ValidationError) as caught,
+    ):
+        twin.balance(account)
+    assert [e.field for e in caught.value.errors] == [field]

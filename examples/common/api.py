@@ -19,16 +19,19 @@ import pydantic
 
 import paymentorch as po
 from examples.common.auth import AuthError
-from examples.common.models import ProcessorResponse
+from examples.common.models import RULES, ProcessorResponse
 from examples.common.ratelimit import RateLimited
 from examples.common.webhooks import SIGNATURE_HEADER, BadSignature
 from paymentorch.domain import FieldError
+from paymentorch.domain.ledger import HOUSE
 from paymentorch.http import PROBLEM_JSON, problem_details, problem_type, retry_after
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 JSON_TYPES = ("application/json",)
 LIST_QUERY = {"status", "customerId", "limit", "cursor", "createdFrom", "createdTo"}
 SUMMARY_QUERY = {"customerId", "createdFrom", "createdTo"}
+BALANCE_QUERY = {"kind", "owner", "currency"}
+OWNER_LENGTH = 200
 RETRY_AFTER = "5"  # seconds a client waits before trying an unavailable store again
 _CODES = {
     "missing": ("is required", "required"),
@@ -166,6 +169,49 @@ def parse_summary_query(query: Mapping[str, str]) -> dict[str, Any]:
     if errors:
         raise po.ValidationError(errors)
     return {"customer_id": query.get("customerId"), **period}
+
+
+def parse_balance_query(query: Mapping[str, str]) -> po.Account | None:
+    """The account a balance query names (None: the trial balance), from query parameters."""
+    errors = check_query(query, BALANCE_QUERY)
+    try:
+        account = ledger_account(query.get("kind"), query.get("owner"), query.get("currency"))
+    except po.ValidationError as exc:
+        errors += exc.errors
+    if errors:
+        raise po.ValidationError(errors)
+    return account
+
+
+def ledger_account(kind: str | None, owner: str | None, currency: str | None) -> po.Account | None:
+    """The one account ``kind``, ``owner`` and ``currency`` name, or None when none is given.
+
+    ``kind`` and ``currency`` come together; ``owner`` is required for a receivable, payable
+    or clearing account, and left out (or empty) for the house's fees and writeoffs."""
+    if kind is None and owner is None and currency is None:
+        return None
+    errors: list[FieldError] = []
+    kinds = [k.value for k in po.AccountKind]
+    if kind is None:
+        errors.append(FieldError("kind", "is required to read one account", "required"))
+    elif kind not in kinds:
+        errors.append(FieldError("kind", f"must be one of {', '.join(kinds)}", "choice"))
+    if currency is None:
+        errors.append(FieldError("currency", "is required to read one account", "required"))
+    else:
+        currency, found = RULES.check_field("currency", currency)
+        errors += found
+    house = kind in {k.value for k in HOUSE}
+    if owner is not None and (len(owner) > OWNER_LENGTH or not owner.isprintable()):
+        message = f"must be printable text of at most {OWNER_LENGTH} characters"
+        errors.append(FieldError("owner", message, "type"))
+    elif house and owner:
+        errors.append(FieldError("owner", f"a {kind} account has no owner: leave it out", "choice"))
+    elif kind in kinds and not house and not owner:
+        errors.append(FieldError("owner", f"is required for a {kind} account", "required"))
+    if errors or kind is None:
+        raise po.ValidationError(errors)
+    return po.Account(po.AccountKind(kind), owner or "", str(currency))
 
 
 def _period(query: Mapping[str, str], errors: list[FieldError]) -> dict[str, datetime | None]:

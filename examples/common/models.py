@@ -9,7 +9,7 @@ decimal strings, and leave as decimal strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 import paymentorch as po
+from paymentorch.domain.integrity import IntegrityReport
 from paymentorch.domain.results import PaymentSummary
 
 RULES = po.ValidationPolicy()
@@ -410,6 +411,137 @@ class SummaryResponse(_Body):
                 "byStatus": data["by_status"],
                 "totals": data["totals"],
                 "days": [{"day": d["day"], "byStatus": d["by_status"]} for d in data["days"]],
+            }
+        )
+
+
+Kind = Literal["receivable", "payable", "clearing", "fees", "writeoffs"]
+
+
+class AccountResponse(_Body):
+    """One account of the books."""
+
+    kind: Kind = Field(
+        description="`receivable` (what a customer owes), `payable` (what is owed to the"
+        " merchant), `clearing` (money in transit at a processor, `manual` by hand),"
+        " `fees` (late-fee income) or `writeoffs` (losses)."
+    )
+    owner: str = Field(
+        description="A customer (receivable), the merchant (payable, `default`), a"
+        " processor (clearing) or empty for the house's fees and writeoffs.",
+        examples=["ABCD-12345"],
+    )
+    currency: str = Field(examples=["USD"])
+
+
+class PostingResponse(_Body):
+    """One line of a journal entry."""
+
+    account: AccountResponse
+    amount: str = Field(
+        description="Exact decimal string: a debit is positive, a credit negative.",
+        examples=["-100.01"],
+    )
+
+
+class JournalEntryResponse(_Body):
+    """A balanced record of one money movement of a payment; never changed."""
+
+    id: UUID
+    payment_id: UUID
+    operation_id: UUID | None = Field(description="The operation that moved the money.")
+    kind: str = Field(
+        description="`capture`, `installment`, `refund`, `late_fee`, `waiver`, `write_off`,"
+        " `recovery` or `opening`.",
+        examples=["capture"],
+    )
+    at: datetime
+    correlation_id: str | None
+    lines: list[PostingResponse] = Field(description="They sum to zero in each currency.")
+
+    @classmethod
+    def of(cls, entry: po.JournalEntry) -> JournalEntryResponse:
+        """The response body for ``entry``."""
+        data = entry.to_dict()
+        return cls.model_validate({_camel(k): v for k, v in data.items()})
+
+
+class BalanceLine(_Body):
+    """The total of every account of one kind in one currency."""
+
+    kind: Kind
+    currency: str
+    amount: str = Field(description="Debits less credits, as an exact decimal string.")
+
+
+class TrialBalanceResponse(_Body):
+    """The books at a glance: totals by kind and currency."""
+
+    balances: list[BalanceLine] = Field(description="Sorted by kind, then currency.")
+    balanced: bool = Field(description="Whether the totals of each currency sum to zero.")
+
+    @classmethod
+    def of(cls, totals: Mapping[tuple[po.AccountKind, str], Decimal]) -> TrialBalanceResponse:
+        """The response body for ``service.trial_balance()``'s ``totals``."""
+        sums: dict[str, Decimal] = {}
+        for (_, currency), amount in totals.items():
+            sums[currency] = sums.get(currency, Decimal(0)) + amount
+        lines = [
+            BalanceLine(kind=kind.value, currency=currency, amount=str(amount))
+            for (kind, currency), amount in sorted(
+                totals.items(), key=lambda item: (item[0][0].value, item[0][1])
+            )
+        ]
+        return cls(balances=lines, balanced=not any(sums.values()))
+
+
+class AccountBalanceResponse(_Body):
+    """One account's balance."""
+
+    account: AccountResponse
+    balance: str = Field(
+        description="Debits less credits, as an exact decimal string (zero for an account"
+        " never posted to).",
+        examples=["75.00"],
+    )
+
+    @classmethod
+    def of(cls, account: po.Account, balance: Decimal) -> AccountBalanceResponse:
+        """The response body for ``account``'s ``balance``."""
+        found = AccountResponse(
+            kind=account.kind.value, owner=account.owner, currency=account.currency
+        )
+        return cls(account=found, balance=str(balance))
+
+
+class IntegrityProblemResponse(_Body):
+    """One thing the integrity check found that does not agree."""
+
+    payment_id: UUID | None = Field(description="Null for the books as a whole.")
+    check: str = Field(
+        description="`status`, `audit`, `events`, `journal`, `plan` or `exposure`.",
+        examples=["journal"],
+    )
+    detail: str
+
+
+class IntegrityResponse(_Body):
+    """What the integrity check found."""
+
+    ok: bool
+    checked: int = Field(description="How many payments were checked.")
+    problems: list[IntegrityProblemResponse]
+
+    @classmethod
+    def of(cls, report: IntegrityReport) -> IntegrityResponse:
+        """The response body for ``report``."""
+        return cls.model_validate(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "problems": [
+                    {_camel(k): v for k, v in p.to_dict().items()} for p in report.problems
+                ],
             }
         )
 

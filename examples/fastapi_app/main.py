@@ -2,7 +2,7 @@
 
 Run it with ``uvicorn --factory examples.fastapi_app.main:create_app``. The routes live
 in one ``APIRouter`` module per family: ``payments``, ``money``, ``plans``,
-``operations`` and ``pages``.
+``operations``, ``books`` and ``pages``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from examples.common.observability import meter_provider
 from examples.common.openapi import with_problems
 from examples.common.ratelimit import RateLimiter
 from examples.common.settings import Settings, configure_logging, credit_policy
-from examples.fastapi_app import errors, money, operations, pages, payments, plans
+from examples.fastapi_app import books, errors, money, operations, pages, payments, plans
 
 EXPOSED = ["Location", "X-Correlation-ID", "Retry-After", "Idempotent-Replayed"]
 
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=EXPOSED,
         )
     errors.install(app)
-    for family in (payments, money, plans, operations, pages):
+    for family in (payments, money, plans, operations, books, pages):
         app.include_router(family.router)
     app.include_router(operations.webhooks)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -24,7 +24,7 @@ from examples.common.observability import meter_provider
 from examples.common.ratelimit import RateLimited, RateLimiter
 from examples.common.settings import Settings, credit_policy
 from examples.common.webhooks import BadSignature
-from examples.flask_app import http, money, operations, pages, payments, plans
+from examples.flask_app import books, http, money, operations, pages, payments, plans
 from paymentorch.sync import SyncRedisCache
 
 
@@ -106,7 +106,7 @@ class PaymentOrchestrator:
         self.meters = meter_provider(self.settings)
         app.config["MAX_CONTENT_LENGTH"] = self.settings.max_body
         app.extensions["paymentorch"] = self
-        for family in (payments, money, plans, operations, pages):
+        for family in (payments, money, plans, operations, books, pages):
             app.register_blueprint(family.blueprint)
         for kind in (po.PaymentError, AuthError, BadSignature, RateLimited, api.HttpProblem):
             app.register_error_handler(kind, http.problem)

@@ -1,8 +1,8 @@
 """PaymentOrchestrator Lite on Flask, over paymentorch's blocking twin.
 
 ``PaymentOrchestrator`` (``extension``) is a Flask extension with ``init_app``; the API
-is one Blueprint per family: ``payments``, ``money``, ``plans``, ``operations`` and
-``pages``. Run it with ``flask --app examples.flask_app.main run``.
+is one Blueprint per family: ``payments``, ``money``, ``plans``, ``operations``,
+``books`` and ``pages``. Run it with ``flask --app examples.flask_app.main run``.
 """
 
 from __future__ import annotations

@@ -420,6 +420,92 @@ def test_the_dashboard_follows_changes_made_elsewhere(server: str) -> None:
             browser.close()
 
 
+def test_the_books_in_the_dashboard(server: str) -> None:
+    """A payment's detail shows its journal, a row per line with its debit or credit, and
+    follows a refund made elsewhere; an admin's Books view shows the trial balance,
+    balanced, and runs the integrity check; a customer sees its own journal and no Books;
+    nothing breaks the page's policy."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.add_init_script(WATCH_POLICY)
+            troubles: list[str] = []
+            page.on("pageerror", lambda error: troubles.append(f"page error: {error}"))
+            page.goto(server)
+            expect(page.locator("#app")).to_be_visible()
+            token = page.evaluate("sessionStorage.getItem('paymentorch-token')")
+            made = _api(server, token, "POST", "/api/payments",
+                        {"customerId": "ABCD-12345", "amount": "100.00",
+                         "plan": {"installments": 4}})  # fmt: skip
+            _api(server, token, "POST", f"/api/payments/{made['id']}/confirm")
+            row = page.locator("#payments tr", has_text="100.00 USD")
+            expect(row.locator(".status")).to_have_text("Confirmed", timeout=10_000)
+            row.click()
+            _journal_shows(page, expect, server, token, made["id"])
+            _books_show(page, expect)
+            page.wait_for_load_state("networkidle")
+            troubles += page.evaluate("window.__violations")
+            assert troubles == []
+            _a_customer_sees_its_journal(browser, expect, server, row_text="100.00 USD")
+        finally:
+            browser.close()
+
+
+def _journal_shows(page: Any, expect: Any, server: str, token: str, payment_id: str) -> None:
+    lines = page.locator("#journal-lines tr")
+    expect(lines).to_have_count(3)
+    expect(page.locator("#journal-lines tr.entry-start td").first).to_have_text("capture")
+
+    def sides(account: str) -> Any:
+        return page.locator("#journal-lines tr", has_text=account).locator("td.amount")
+
+    expect(sides("receivable ABCD-12345")).to_have_text(["75.00 USD", ""])
+    expect(sides("clearing manual")).to_have_text(["25.00 USD", ""])
+    expect(sides("payable default")).to_have_text(["", "100.00 USD"])
+    _api(server, token, "POST", f"/api/payments/{payment_id}/refunds", {"amount": "10.00"})
+    expect(lines).to_have_count(5, timeout=10_000)  # the poll brings the refund's entry
+    firsts = page.locator("#journal-lines tr.entry-start td:first-child")
+    expect(firsts).to_have_text(["capture", "refund"])
+    expect(lines.nth(3).locator("td.amount")).to_have_text(["", "10.00 USD"])  # receivable
+
+
+def _books_show(page: Any, expect: Any) -> None:
+    expect(page.locator("#books")).to_be_hidden()
+    page.click("#books-open")
+    expect(page.locator("#books-state")).to_contain_text("balanced")
+    rows = page.locator("#balances tr")
+    expect(rows).to_have_count(3)
+    expect(rows.locator("td:first-child")).to_have_text(["clearing", "payable", "receivable"])
+    expect(page.locator("#balances tr[data-kind=receivable] td.amount")).to_have_text(
+        ["65.00 USD", ""]
+    )
+    expect(page.locator("#balances tr[data-kind=payable] td.amount")).to_have_text(
+        ["", "90.00 USD"]
+    )
+    page.click("#verify")
+    expect(page.locator("#integrity-state")).to_have_text("No problems: 1 payment(s) checked.")
+    page.click("#books-close")
+    expect(page.locator("#books")).to_be_hidden()
+
+
+def _a_customer_sees_its_journal(browser: Any, expect: Any, server: str, row_text: str) -> None:
+    query = "/dev/token?role=PaymentUser&customer=ABCD-12345"
+    with urllib.request.urlopen(f"{server}{query}", timeout=5) as answer:  # noqa: S310
+        token = json.load(answer)["token"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.add_init_script(f"sessionStorage.setItem('paymentorch-token', {json.dumps(token)})")
+    page.goto(server)
+    expect(page.locator("#identity")).to_contain_text("for ABCD-12345")
+    expect(page.locator("#books-open")).to_be_hidden()
+    page.locator("#payments tr", has_text=row_text).click()
+    expect(page.locator("#journal-lines tr")).to_have_count(5)
+    page.close()
+
+
 WATCH_POLICY = """
 window.__violations = [];
 document.addEventListener("securitypolicyviolation",

@@ -2,6 +2,7 @@
 // poll loop (a refresh asked for while one runs is folded into it, never raced beside it).
 
 import { api, isAdmin, claims, session, useToken } from "./api.js";
+import { renderBooks, renderIntegrity } from "./books.js";
 import { renderSummary } from "./chart.js";
 import { forget, renderDetail } from "./detail.js";
 import { act, payInstallment, settle, waiveInstallment } from "./dialogs.js";
@@ -16,6 +17,7 @@ const state = {
   selected: null,
   createKey: null, // one Idempotency-Key per intended payment, kept until it is answered
   processor: false,
+  books: false, // the Books view is open
 };
 
 async function guarded(action, source = "user") {
@@ -65,11 +67,12 @@ async function load() {
   if (cursor) params.set("cursor", cursor);
   const overview = query();
   overview.delete("status");
-  const [page, summary, attention, detail] = await Promise.all([
+  const [page, summary, attention, detail, books] = await Promise.all([
     api.page(params),
     api.summary(overview),
     isAdmin() ? api.attention() : [],
     state.selected ? readDetail(state.selected) : null,
+    state.books ? api.balances() : null,
   ]);
   renderPayments(page, handlers);
   state.cursors[state.page + 1] = page.nextCursor;
@@ -77,14 +80,17 @@ async function load() {
   $("prev").disabled = state.page === 0;
   renderSummary(summary);
   renderAttention(attention, handlers);
+  if (books && state.books) renderBooks(books);
   if (detail && detail.payment.id === state.selected) renderDetail(detail, handlers);
   markSelected(state.selected);
 }
 
 async function readDetail(id) {
-  const [payment, entries, operations] = await Promise.all([api.payment(id), api.audit(id), api.operations(id)]);
+  const [payment, entries, operations, journal] = await Promise.all([
+    api.payment(id), api.audit(id), api.operations(id), api.journal(id),
+  ]);
   const plan = payment.hasPlan ? await api.plan(id) : null;
-  return { payment, entries, operations, plan };
+  return { payment, entries, operations, plan, journal };
 }
 
 function query(extra = {}) {
@@ -132,6 +138,9 @@ async function signIn() {
   const who = claims();
   const customer = who.customer ? ` for ${who.customer}` : "";
   $("identity").textContent = `${who.sub} (${(who.roles || []).join(", ")}${customer})`;
+  $("books-open").hidden = !isAdmin();
+  if (!isAdmin()) state.books = false; // the books are an admin's
+  $("books").hidden = !state.books;
   await Promise.all([loadProcessor(), loadInfrastructure()]);
   await refresh();
 }
@@ -229,6 +238,17 @@ $("clear-filters").addEventListener("click", () => {
   state.filters = {};
   guarded(firstPage);
 });
+$("books-open").addEventListener("click", () => {
+  state.books = true;
+  $("books").hidden = false;
+  $("books").scrollIntoView();
+  guarded(refresh);
+});
+$("books-close").addEventListener("click", () => {
+  state.books = false;
+  $("books").hidden = true;
+});
+$("verify").addEventListener("click", () => guarded(async () => renderIntegrity(await api.verify())));
 $("status-filter").addEventListener("change", () => $("filters").requestSubmit());
 $("next").addEventListener("click", () => {
   state.page += 1;

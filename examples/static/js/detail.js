@@ -1,5 +1,6 @@
-// One payment: its fields, plan, operations and audit trail.
+// One payment: its fields, plan, operations, journal and audit trail.
 
+import { renderJournal } from "./books.js";
 import { $, badge, button, element } from "./dom.js";
 
 let shown = null;
@@ -8,8 +9,8 @@ export function forget() {
   shown = null;
 }
 
-export function renderDetail({ payment, entries, operations, plan }, handlers) {
-  const key = JSON.stringify([payment, entries, operations, plan]);
+export function renderDetail({ payment, entries, operations, plan, journal }, handlers) {
+  const key = JSON.stringify([payment, entries, operations, plan, journal]);
   if (key === shown) return; // nothing changed since the last look
   shown = key;
   $("detail-id").textContent = payment.id;
@@ -38,6 +39,7 @@ export function renderDetail({ payment, entries, operations, plan }, handlers) {
   $("operations").replaceChildren(
     ...(operations.length ? operations.map((o) => operationItem(o)) : [element("li", "none", "muted")]),
   );
+  renderJournal(journal);
   $("audit-entries").replaceChildren(
     ...entries.map((e) => {
       const reason = e.reason ? ` (${e.reason})` : "";

@@ -15,6 +15,7 @@ from paymentorch.domain.integrity import (
     trial_balance_problems,
 )
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
+from paymentorch.domain.money import currency_exponent
 
 from .context import Context, bad
 
@@ -37,6 +38,11 @@ async def balance(ctx: Context, account: Account) -> Decimal:
         raise bad("account", "must be an Account", "type")
     if not isinstance(account.kind, AccountKind):
         raise bad("account.kind", "must be an AccountKind", "choice")
+    if not isinstance(account.owner, str) or "\x00" in account.owner:
+        raise bad("account.owner", "must be text without NUL characters", "type")
+    if not isinstance(account.currency, str) or currency_exponent(account.currency) is None:
+        message = "must be an active ISO 4217 code in capitals, such as 'USD'"
+        raise bad("account.currency", message, "unknown")
     return await ctx.store.balance(account)
 
 
