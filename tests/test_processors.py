@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 import paymentorch as po
-from paymentorch.clock import utc_now
+from paymentorch.clock import ManualClock, utc_now
 from paymentorch.domain import OperationKind, uuid7
 from paymentorch.testing import SimulatedProcessor
 from paymentorch.testing.processor_contract import *  # noqa: F403
@@ -170,7 +170,7 @@ async def test_a_call_cut_short_inside_a_router_names_no_processor() -> None:
     slow = SimulatedProcessor(success_rate=1.0, latency=(2.0, 2.0), seed=3, name="slow")
     idle = SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=4, name="idle")
     admin = po.Actor("ops", roles={po.Role.ADMIN})
-    clock = po.ManualClock(utc_now())
+    clock = ManualClock(utc_now())
     async with await po.open_service(
         "memory://", processor=po.Router([slow, idle]), clock=clock
     ) as service:

@@ -26,7 +26,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 import paymentorch as po
-from paymentorch.domain.integrity import IntegrityReport
 from paymentorch.domain.results import PaymentSummary
 
 RULES = po.ValidationPolicy()
@@ -533,7 +532,7 @@ class IntegrityResponse(_Body):
     problems: list[IntegrityProblemResponse]
 
     @classmethod
-    def of(cls, report: IntegrityReport) -> IntegrityResponse:
+    def of(cls, report: po.IntegrityReport) -> IntegrityResponse:
         """The response body for ``report``."""
         return cls.model_validate(
             {
