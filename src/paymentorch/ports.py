@@ -29,13 +29,19 @@ from paymentorch.domain.results import SummaryRow
 __all__ = [
     "AuditLog",
     "Cache",
+    "ChangeWriter",
     "EventSink",
     "Keyset",
+    "Ledger",
+    "Maintenance",
     "Outbox",
     "OutboxMessage",
     "OutboxStats",
     "PaymentProcessor",
+    "PaymentReader",
     "PaymentStore",
+    "Queries",
+    "WorkQueue",
 ]
 
 EventSink = Callable[[Sequence[PaymentEvent]], Awaitable[None]]
@@ -90,13 +96,10 @@ class Outbox(Protocol):
 
 
 @runtime_checkable
-class PaymentStore(AuditLog, Outbox, Protocol):
-    """Payments, with each change's audit entry and outbox event written atomically.
-
-    ``backend`` names the kind of store (``memory``, ``sqlite``, ``postgresql``).
-    """
-
-    backend: str
+class ChangeWriter(Protocol):
+    """Writes changes: each with its audit entry, its event, and what it carries
+    (an operation, a plan, an exposure move, a journal entry, a transition's key),
+    atomically and under its guard."""
 
     async def add(self, change: Change) -> Payment | None:
         """Insert a new payment with its entry and event; return None.
@@ -133,8 +136,17 @@ class PaymentStore(AuditLog, Outbox, Protocol):
         confirmation): others raise ``ValueError`` and nothing is written."""
         ...
 
+
+@runtime_checkable
+class PaymentReader(Protocol):
+    """Reads one payment and what hangs from it."""
+
     async def get(self, payment_id: UUID) -> Payment | None:
         """The payment, or None."""
+        ...
+
+    async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
+        """The payments that exist among ``payment_ids``."""
         ...
 
     async def operations(self, payment_id: UUID) -> list[Operation]:
@@ -153,46 +165,8 @@ class PaymentStore(AuditLog, Outbox, Protocol):
         """The transition the actor ``scope`` made with ``key``, or None."""
         ...
 
-    async def claim_operations(
-        self, limit: int, *, now: datetime, lease_until: datetime
-    ) -> list[Operation]:
-        """Lease up to ``limit`` pending or unknown operations due by ``now``, soonest first.
-
-        A leased operation is not handed out again before ``lease_until``, so several
-        workers, in one process or many, share the work.
-        """
-        ...
-
-    async def settle(
-        self, previous: Operation, operation: Operation, change: Change | None = None
-    ) -> bool:
-        """Write ``operation``'s new state, and ``change`` to its payment, atomically.
-
-        Only if the stored operation still has ``previous``'s status, attempts and
-        lookups (nobody settled it meanwhile) and ``change`` passes ``apply``'s guards
-        against ``change.audit.from_status``; else nothing is written. The lease ends.
-        """
-        ...
-
-    async def operations_with_status(
-        self, status: OperationStatus, *, limit: int
-    ) -> list[Operation]:
-        """Operations with ``status``, oldest first."""
-        ...
-
     async def plan(self, payment_id: UUID) -> Plan | None:
         """The payment's installment plan, or None."""
-        ...
-
-    async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
-        """Payments whose plan has an installment still ``scheduled`` and due before
-        ``late_before``, or ``overdue`` and due before ``repeat_before`` (a repeat fee
-        may be due): the ones overdue processing looks at."""
-        ...
-
-    async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
-        """(payment id, installment number) of unpaid installments due by ``now`` on running
-        plans, that no operation collects yet (none for that installment)."""
         ...
 
     async def exposure(self, customer_id: str, currency: str) -> Decimal:
@@ -200,58 +174,10 @@ class PaymentStore(AuditLog, Outbox, Protocol):
         of every change written, never below 0 (0 for a customer never seen)."""
         ...
 
-    async def rebuild_exposure(self) -> int:
-        """Recount every customer's exposure from payments and plans (Pending and
-        Authorized payments, unpaid installments of confirmed ones), atomically; return
-        how many (customer, currency) figures were wrong."""
-        ...
 
-    async def journal(self, payment_id: UUID) -> list[JournalEntry]:
-        """The payment's journal entries, oldest first."""
-        ...
-
-    async def balance(self, account: Account) -> Decimal:
-        """Debits less credits of ``account``: a sum over its postings (no balance row is
-        kept, so posting to a house account serialises nothing)."""
-        ...
-
-    async def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
-        """Totals of the postings by account kind and currency."""
-        ...
-
-    async def payment_records(self, *, after: UUID | None, limit: int) -> list[PaymentRecords]:
-        """Up to ``limit`` payments after ``after`` in id order, each with its audit trail,
-        the events it still holds or delivered, its journal and its plan: what the
-        integrity check compares."""
-        ...
-
-    async def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
-        """Each customer whose stored exposure is not what its payments and plans owe:
-        ``(customer_id, currency, stored, owed)``."""
-        ...
-
-    async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
-        """The operation a processor knows by ``reference``, or None."""
-        ...
-
-    async def record_callback(
-        self,
-        processor: str,
-        event_id: str,
-        *,
-        operation_id: UUID | None,
-        outcome: str,
-        received_at: datetime,
-    ) -> bool:
-        """Keep ``(processor, event_id)`` in the inbox; False when it was there already.
-
-        The claim is atomic: of any number of concurrent deliveries, one returns True.
-        """
-        ...
-
-    async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
-        """The payments that exist among ``payment_ids``."""
-        ...
+@runtime_checkable
+class Queries(Protocol):
+    """Lists, counts and sums payments."""
 
     async def list_payments(
         self,
@@ -290,6 +216,108 @@ class PaymentStore(AuditLog, Outbox, Protocol):
         """Matching payments grouped by the day (UTC) they were created, status and currency."""
         ...
 
+
+@runtime_checkable
+class WorkQueue(Protocol):
+    """The operations the worker carries out, the plans' due work, and callbacks."""
+
+    async def claim_operations(
+        self, limit: int, *, now: datetime, lease_until: datetime
+    ) -> list[Operation]:
+        """Lease up to ``limit`` pending or unknown operations due by ``now``, soonest first.
+
+        A leased operation is not handed out again before ``lease_until``, so several
+        workers, in one process or many, share the work.
+        """
+        ...
+
+    async def settle(
+        self, previous: Operation, operation: Operation, change: Change | None = None
+    ) -> bool:
+        """Write ``operation``'s new state, and ``change`` to its payment, atomically.
+
+        Only if the stored operation still has ``previous``'s status, attempts and
+        lookups (nobody settled it meanwhile) and ``change`` passes ``apply``'s guards
+        against ``change.audit.from_status``; else nothing is written. The lease ends.
+        """
+        ...
+
+    async def operations_with_status(
+        self, status: OperationStatus, *, limit: int
+    ) -> list[Operation]:
+        """Operations with ``status``, oldest first."""
+        ...
+
+    async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
+        """The operation a processor knows by ``reference``, or None."""
+        ...
+
+    async def record_callback(
+        self,
+        processor: str,
+        event_id: str,
+        *,
+        operation_id: UUID | None,
+        outcome: str,
+        received_at: datetime,
+    ) -> bool:
+        """Keep ``(processor, event_id)`` in the inbox; False when it was there already.
+
+        The claim is atomic: of any number of concurrent deliveries, one returns True.
+        """
+        ...
+
+    async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
+        """Payments whose plan has an installment still ``scheduled`` and due before
+        ``late_before``, or ``overdue`` and due before ``repeat_before`` (a repeat fee
+        may be due): the ones overdue processing looks at."""
+        ...
+
+    async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
+        """(payment id, installment number) of unpaid installments due by ``now`` on running
+        plans, that no operation collects yet (none for that installment)."""
+        ...
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """The books: journals, balances, and the records the integrity check compares."""
+
+    async def journal(self, payment_id: UUID) -> list[JournalEntry]:
+        """The payment's journal entries, oldest first."""
+        ...
+
+    async def balance(self, account: Account) -> Decimal:
+        """Debits less credits of ``account``: a sum over its postings (no balance row is
+        kept, so posting to a house account serialises nothing)."""
+        ...
+
+    async def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
+        """Totals of the postings by account kind and currency."""
+        ...
+
+    async def payment_records(self, *, after: UUID | None, limit: int) -> list[PaymentRecords]:
+        """Up to ``limit`` payments after ``after`` in id order, each with its audit trail,
+        the events it still holds or delivered, its journal and its plan: what the
+        integrity check compares."""
+        ...
+
+    async def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
+        """Each customer whose stored exposure is not what its payments and plans owe:
+        ``(customer_id, currency, stored, owed)``."""
+        ...
+
+
+@runtime_checkable
+class Maintenance(Protocol):
+    """Repairs, housekeeping and the store's life."""
+
+    async def rebuild_exposure(self) -> int:
+        """Recount every customer's exposure from payments and plans (Pending and
+        Authorized payments, unpaid installments of confirmed ones), atomically; return
+        how many (customer, currency) figures were wrong."""
+        ...
+
     async def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release the keys of payments created before ``created_before``, and forget
         transitions' keys claimed before it; return how many."""
@@ -302,6 +330,27 @@ class PaymentStore(AuditLog, Outbox, Protocol):
     async def aclose(self) -> None:
         """Release connections and threads."""
         ...
+
+
+@runtime_checkable
+class PaymentStore(
+    ChangeWriter,
+    PaymentReader,
+    Queries,
+    WorkQueue,
+    Outbox,
+    Ledger,
+    AuditLog,
+    Maintenance,
+    Protocol,
+):
+    """Payments, with each change's audit entry and outbox event written atomically: the
+    union of the roles above, what a third-party store implements.
+
+    ``backend`` names the kind of store (``memory``, ``sqlite``, ``postgresql``).
+    """
+
+    backend: str
 
 
 @runtime_checkable

@@ -53,8 +53,9 @@ class Problem:
 class IntegrityReport:
     """What ``verify`` found.
 
+    ``ok`` says whether nothing disagrees.
+
     Attributes:
-        ok: Whether nothing disagrees.
         checked: How many payments were checked.
         problems: Everything that disagrees, payment by payment, then the books.
     """
