@@ -375,3 +375,32 @@ async def test_cache_entries_rest_sealed(database: str) -> None:
             assert raw
             assert CUSTOMER.encode() not in raw
             assert SECRET.encode() not in raw
+
+
+def test_every_method_that_carries_a_customer_seals_it() -> None:
+    """EncryptedStore passes through only what carries no customer id or metadata: each
+    port method that takes or returns a payment, a change, an event, a journal or a
+    customer is its own (so a new one cannot slip through unsealed), async and blocking."""
+    import re
+    import typing
+
+    from paymentorch import ports
+    from paymentorch.adapters.encrypted import EncryptedStore
+    from paymentorch.sync import ports as sync_ports
+    from paymentorch.sync.adapters.encrypted import SyncEncryptedStore
+
+    carries = ("Payment", "Change", "OutboxMessage", "JournalEntry", "PaymentRecords",
+               "KeyedChange", "Account", "customer_id")  # fmt: skip
+    for port, store in ((ports.PaymentStore, EncryptedStore),
+                        (sync_ports.SyncPaymentStore, SyncEncryptedStore)):  # fmt: skip
+        names = {n for n in dir(port) if not n.startswith("_") and callable(getattr(port, n))}
+        sealed = {
+            name
+            for name in names
+            if any(
+                re.search(rf"\b{word}\b", str(typing.get_type_hints(getattr(port, name))))
+                for word in carries
+            )  # fmt: skip
+        }
+        assert {"add", "get", "list_payments", "claim_events", "journal"} <= sealed
+        assert sealed - set(vars(store)) == set(), port

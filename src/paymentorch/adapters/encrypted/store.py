@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import attrs
 
 from paymentorch.crypto import FieldEncryption
 from paymentorch.domain import (
-    AuditEntry,
     Change,
     CreditLimitExceeded,
     Operation,
-    OperationStatus,
     Payment,
     PaymentEvent,
     PaymentStatus,
@@ -23,8 +22,7 @@ from paymentorch.domain import (
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.integrity import PaymentRecords
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
-from paymentorch.domain.outbox import OutboxMessage, OutboxStats
-from paymentorch.domain.plans import Plan
+from paymentorch.domain.outbox import OutboxMessage
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.ports import PaymentStore
@@ -204,83 +202,13 @@ class EncryptedStore:
     async def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
         return [self._open_message(m) for m in await self.inner.parked_events(limit)]
 
-    # -- nothing to seal: passed through ---------------------------------------------
+    # -- nothing to seal: the inner store's own ---------------------------------------
 
-    async def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
-        return await self.inner.trial_balance()
-
-    async def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
-        return await self.inner.exposure_differences()  # customers by blind index
-
-    async def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
-        return await self.inner.audit_trail(payment_id)
-
-    async def operations(self, payment_id: UUID) -> list[Operation]:
-        return await self.inner.operations(payment_id)
-
-    async def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
-        return await self.inner.find_operation(payment_id, scope=scope, key=key)
-
-    async def get_operation(self, operation_id: UUID) -> Operation | None:
-        return await self.inner.get_operation(operation_id)
-
-    async def claim_operations(
-        self, limit: int, *, now: datetime, lease_until: datetime
-    ) -> list[Operation]:
-        return await self.inner.claim_operations(limit, now=now, lease_until=lease_until)
-
-    async def operations_with_status(
-        self, status: OperationStatus, *, limit: int
-    ) -> list[Operation]:
-        return await self.inner.operations_with_status(status, limit=limit)
-
-    async def plan(self, payment_id: UUID) -> Plan | None:
-        return await self.inner.plan(payment_id)
-
-    async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
-        return await self.inner.plans_due(late_before, repeat_before)
-
-    async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
-        return await self.inner.installments_due(now, limit)
-
-    async def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
-        return await self.inner.find_operation_by_reference(processor, reference)
-
-    async def record_callback(
-        self,
-        processor: str,
-        event_id: str,
-        *,
-        operation_id: UUID | None,
-        outcome: str,
-        received_at: datetime,
-    ) -> bool:
-        return await self.inner.record_callback(
-            processor, event_id, operation_id=operation_id, outcome=outcome, received_at=received_at
-        )
-
-    async def purge_idempotency_keys(self, created_before: datetime) -> int:
-        return await self.inner.purge_idempotency_keys(created_before)
-
-    async def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
-        await self.inner.mark_delivered(event_ids)
-
-    async def mark_failed(
-        self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
-    ) -> None:
-        await self.inner.mark_failed(event_ids, error=error, retry_at=retry_at)
-
-    async def outbox_stats(self) -> OutboxStats:
-        return await self.inner.outbox_stats()
-
-    async def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
-        return await self.inner.requeue_parked(event_ids)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    def __getattr__(self, name: str) -> Any:
+        """What carries no customer id or metadata (the audit trail, operations, plans,
+        the work queue, the outbox's bookkeeping, the trial balance, the exposure
+        differences, which name customers by blind index) is the inner store's."""
+        return getattr(self.inner, name)
 
 
 def _owned(entry: JournalEntry, owner: str, instead: str) -> JournalEntry:

@@ -7,17 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import attrs
 
 from paymentorch.crypto import FieldEncryption
 from paymentorch.domain import (
-    AuditEntry,
     Change,
     CreditLimitExceeded,
     Operation,
-    OperationStatus,
     Payment,
     PaymentEvent,
     PaymentStatus,
@@ -25,8 +24,7 @@ from paymentorch.domain import (
 from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.integrity import PaymentRecords
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
-from paymentorch.domain.outbox import OutboxMessage, OutboxStats
-from paymentorch.domain.plans import Plan
+from paymentorch.domain.outbox import OutboxMessage
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.sync.ports import SyncPaymentStore
@@ -206,81 +204,13 @@ class SyncEncryptedStore:
     def parked_events(self, limit: int = 100) -> list[OutboxMessage]:
         return [self._open_message(m) for m in self.inner.parked_events(limit)]
 
-    # -- nothing to seal: passed through ---------------------------------------------
+    # -- nothing to seal: the inner store's own ---------------------------------------
 
-    def trial_balance(self) -> dict[tuple[AccountKind, str], Decimal]:
-        return self.inner.trial_balance()
-
-    def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
-        return self.inner.exposure_differences()  # customers by blind index
-
-    def audit_trail(self, payment_id: UUID) -> list[AuditEntry]:
-        return self.inner.audit_trail(payment_id)
-
-    def operations(self, payment_id: UUID) -> list[Operation]:
-        return self.inner.operations(payment_id)
-
-    def find_operation(self, payment_id: UUID, *, scope: str, key: str) -> Operation | None:
-        return self.inner.find_operation(payment_id, scope=scope, key=key)
-
-    def get_operation(self, operation_id: UUID) -> Operation | None:
-        return self.inner.get_operation(operation_id)
-
-    def claim_operations(
-        self, limit: int, *, now: datetime, lease_until: datetime
-    ) -> list[Operation]:
-        return self.inner.claim_operations(limit, now=now, lease_until=lease_until)
-
-    def operations_with_status(self, status: OperationStatus, *, limit: int) -> list[Operation]:
-        return self.inner.operations_with_status(status, limit=limit)
-
-    def plan(self, payment_id: UUID) -> Plan | None:
-        return self.inner.plan(payment_id)
-
-    def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
-        return self.inner.plans_due(late_before, repeat_before)
-
-    def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
-        return self.inner.installments_due(now, limit)
-
-    def find_operation_by_reference(self, processor: str, reference: str) -> Operation | None:
-        return self.inner.find_operation_by_reference(processor, reference)
-
-    def record_callback(
-        self,
-        processor: str,
-        event_id: str,
-        *,
-        operation_id: UUID | None,
-        outcome: str,
-        received_at: datetime,
-    ) -> bool:
-        return self.inner.record_callback(
-            processor, event_id, operation_id=operation_id, outcome=outcome, received_at=received_at
-        )
-
-    def purge_idempotency_keys(self, created_before: datetime) -> int:
-        return self.inner.purge_idempotency_keys(created_before)
-
-    def mark_delivered(self, event_ids: Sequence[UUID]) -> None:
-        self.inner.mark_delivered(event_ids)
-
-    def mark_failed(
-        self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
-    ) -> None:
-        self.inner.mark_failed(event_ids, error=error, retry_at=retry_at)
-
-    def outbox_stats(self) -> OutboxStats:
-        return self.inner.outbox_stats()
-
-    def requeue_parked(self, event_ids: Sequence[UUID] | None = None) -> int:
-        return self.inner.requeue_parked(event_ids)
-
-    def ping(self) -> None:
-        self.inner.ping()
-
-    def close(self) -> None:
-        self.inner.close()
+    def __getattr__(self, name: str) -> Any:
+        """What carries no customer id or metadata (the audit trail, operations, plans,
+        the work queue, the outbox's bookkeeping, the trial balance, the exposure
+        differences, which name customers by blind index) is the inner store's."""
+        return getattr(self.inner, name)
 
 
 def _owned(entry: JournalEntry, owner: str, instead: str) -> JournalEntry:
