@@ -209,12 +209,13 @@ async def _cli_async(*args: str) -> subprocess.CompletedProcess[str]:
 async def test_rebuild_exposure_recounts_a_damaged_figure(tmp_path: Path) -> None:
     """``rebuild-exposure URL`` repairs an exposure changed behind the library's back and
     says how many figures it corrected; a second run finds none."""
+    import contextlib
     import sqlite3
 
     url = f"sqlite:///{tmp_path / 'exposure.db'}"
     async with await po.open_service(url) as service:
         await service.create_payment("ABCD-12345", "70.00", actor=ADMIN)
-    with sqlite3.connect(tmp_path / "exposure.db") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "exposure.db")) as db, db:
         db.execute("UPDATE paymentorch_exposure SET amount = '0.01'")
     done = await _cli_async("rebuild-exposure", url)
     assert (done.returncode, done.stdout.strip()) == (0, "1 exposure figure(s) corrected")
