@@ -14,7 +14,6 @@ from uuid import UUID
 
 from opentelemetry import metrics, trace
 
-from paymentorch._kinds import require_sync
 from paymentorch.clock import utc_now
 from paymentorch.domain import (
     Actor,
@@ -30,27 +29,17 @@ from paymentorch.domain import (
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.integrity import IntegrityReport
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
-from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.orchestration import Step
-from paymentorch.domain.plans import LateFeePolicy, Plan, PlanTerms, fee_policies
+from paymentorch.domain.plans import LateFeePolicy, Plan, PlanTerms
 from paymentorch.domain.processing import Outcome, ProcessorResult
 from paymentorch.domain.results import BulkResult, HealthReport, Page, PaymentSummary
 from paymentorch.domain.validation import KEY_RETENTION
 from paymentorch.ports import PaymentProcessor
 from paymentorch.sync.ports import SyncCache, SyncPaymentStore
-from paymentorch.telemetry import Telemetry
 
-from .usecases import (  # relative: the blocking twin imports its own use cases
-    books,
-    creation,
-    lifecycle,
-    maintenance,
-    plans,
-    processing,
-    queries,
-    refunds,
-)
-from .usecases.context import Context, bad
+# Relative: the blocking twin imports its own use cases.
+from .usecases import books, creation, lifecycle, maintenance, plans, processing, queries, refunds
+from .usecases.context import Context
 
 
 class SyncPaymentService:
@@ -79,29 +68,12 @@ class SyncPaymentService:
         credit: CreditPolicy | None = None,
         late_fees: LateFeePolicy | Iterable[LateFeePolicy] | None = None,
     ) -> None:
-        currency = default_currency.upper() if isinstance(default_currency, str) else ""
-        if currency_exponent(currency) is None:
-            message = f"{default_currency!r} is not an active ISO 4217 currency"
-            raise bad("default_currency", message, "unknown")
-        require_sync(store, "store", "get")
-        require_sync(cache, "cache", "get")
-        self._ctx = Context(
-            store=store,
-            cache=cache,
-            policy=policy or RolePolicy(),
-            validation=validation or ValidationPolicy(),
-            default_currency=currency,
-            clock=clock,
-            telemetry=Telemetry(
-                backend=store.backend,
-                tracer_provider=tracer_provider,
-                meter_provider=meter_provider,
-            ),
-            lag_threshold=outbox_lag_threshold,
-            processor=processor,
-            credit=credit,
-            late_fees=fee_policies(late_fees, currency),
-        )
+        self._ctx = Context.build(
+            store, cache=cache, policy=policy, validation=validation,
+            default_currency=default_currency, clock=clock, tracer_provider=tracer_provider,
+            meter_provider=meter_provider, lag_threshold=outbox_lag_threshold,
+            processor=processor, credit=credit, late_fees=late_fees,
+        )  # fmt: skip
         self._span = self._ctx.telemetry.operation
 
     @property

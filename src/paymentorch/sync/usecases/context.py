@@ -6,14 +6,16 @@ processor and telemetry, and the reads through the cache."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Self
 from uuid import UUID
 
 import attrs
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 
+from paymentorch._kinds import require_sync
 from paymentorch.domain import (
     FieldError,
     Payment,
@@ -24,7 +26,8 @@ from paymentorch.domain import (
     parse_payment_id,
 )
 from paymentorch.domain.credit import CreditPolicy
-from paymentorch.domain.plans import LateFeePolicy
+from paymentorch.domain.money import currency_exponent
+from paymentorch.domain.plans import LateFeePolicy, fee_policies
 from paymentorch.ports import PaymentProcessor
 from paymentorch.sync.ports import SyncCache, SyncPaymentStore
 from paymentorch.telemetry import Telemetry
@@ -47,6 +50,37 @@ class Context:
     processor: PaymentProcessor | None
     credit: CreditPolicy | None
     late_fees: dict[str, LateFeePolicy]
+
+    @classmethod
+    def build(
+        cls, store: SyncPaymentStore, *, cache: SyncCache | None, policy: RolePolicy | None,
+        validation: ValidationPolicy | None, default_currency: str,
+        clock: Callable[[], datetime], tracer_provider: trace.TracerProvider | None,
+        meter_provider: metrics.MeterProvider | None, lag_threshold: timedelta,
+        processor: PaymentProcessor | None, credit: CreditPolicy | None,
+        late_fees: LateFeePolicy | Iterable[LateFeePolicy] | None,
+    ) -> Self:  # fmt: skip
+        """The parts of a service built with these arguments, each checked.
+
+        Raises:
+            ValidationError: ``default_currency`` is not an active ISO 4217 code.
+            TypeError: a store or cache of the other kind (blocking or async).
+        """
+        currency = default_currency.upper() if isinstance(default_currency, str) else ""
+        if currency_exponent(currency) is None:
+            message = f"{default_currency!r} is not an active ISO 4217 currency"
+            raise bad("default_currency", message, "unknown")
+        require_sync(store, "store", "get")
+        require_sync(cache, "cache", "get")
+        telemetry = Telemetry(
+            backend=store.backend, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+        return cls(
+            store=store, cache=cache, policy=policy or RolePolicy(),
+            validation=validation or ValidationPolicy(), default_currency=currency, clock=clock,
+            telemetry=telemetry, lag_threshold=lag_threshold, processor=processor,
+            credit=credit, late_fees=fee_policies(late_fees, currency),
+        )  # fmt: skip
 
     # -- reads through the cache ------------------------------------------------
 
