@@ -35,8 +35,11 @@ class Backend:
 
 @contextlib.asynccontextmanager
 async def service_on(backend: Backend, **options: Any) -> AsyncIterator[PaymentService]:
-    """A service with a local cache over a newly opened store; closed on exit."""
+    """A service with a local cache over a newly opened store; closed on exit, after
+    ``verify`` found the books, audit trails and events it left in agreement."""
     options.setdefault("cache", LocalCache())
     service = PaymentService(await backend.open_store(), **options)
     async with service:
         yield service
+        report = await service.verify()
+        assert report.ok, f"verify on {backend.name}: {report.problems[:5]}"
