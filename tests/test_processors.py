@@ -141,6 +141,28 @@ async def test_simulated_timeouts_keep_an_honest_ledger() -> None:
     assert (await simulated.execute(_request())).outcome is po.Outcome.NOT_ATTEMPTED
 
 
+async def test_simulated_declines_carry_weighted_codes() -> None:
+    """``decline_codes`` weighs the codes declines carry; the same seed, the same codes;
+    a bad table is refused."""
+
+    async def codes(seed: int) -> list[str | None]:
+        simulated = SimulatedProcessor(
+            success_rate=0.0, latency=(0, 0), seed=seed,
+            decline_codes={"insufficient_funds": 3, "card_stolen": 1},
+        )  # fmt: skip
+        return [(await simulated.execute(_request())).code for _ in range(400)]
+
+    first = await codes(5)
+    assert first == await codes(5)
+    assert set(first) == {"insufficient_funds", "card_stolen"}
+    assert 60 < first.count("card_stolen") < 140  # about a quarter
+    plain = SimulatedProcessor(success_rate=0.0, latency=(0, 0), seed=5)
+    assert (await plain.execute(_request())).code == "declined"
+    for bad in ({}, {"": 1}, {"x": -1}, {"x": 0}):
+        with pytest.raises(ValueError, match="decline_codes"):
+            SimulatedProcessor(decline_codes=bad)
+
+
 async def test_no_processor_call_outlives_the_workers_lease() -> None:
     """A call still under way when the lease runs out is abandoned (unknown, looked up
     later), and a call whose lease ran out before it started is never made."""

@@ -7,7 +7,7 @@ import contextlib
 import os
 import random
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from uuid import UUID
 
@@ -63,6 +63,9 @@ class SimulatedProcessor:
     ``TimeoutError``) and, of those, ``executed_on_timeout`` had moved the money before
     the answer was lost. ``refusing = True`` makes it refuse connections
     (``NOT_ATTEMPTED``) until set back; ``refuse_rate`` refuses that share of calls.
+    ``decline_codes`` weighs the codes a decline carries (``{"insufficient_funds": 3,
+    "card_stolen": 1}``: a quarter of declines are stolen cards), drawn from the same
+    seeded generator; every decline says ``"declined"`` without it.
 
     ``shared`` names a file that keeps the answers and the ledger, so that several
     processes (workers killed and restarted, a test reading the ledger) act as one
@@ -82,6 +85,7 @@ class SimulatedProcessor:
         name: str = "simulated",
         refuse_rate: float = 0.0,
         shared: str | os.PathLike[str] | None = None,
+        decline_codes: Mapping[str, float] | None = None,
     ) -> None:
         for label, rate in (
             ("success_rate", success_rate),
@@ -93,6 +97,12 @@ class SimulatedProcessor:
                 raise ValueError(f"{label} must be between 0 and 1")
         if not 0 <= latency[0] <= latency[1]:
             raise ValueError("latency must be (low, high) seconds with 0 <= low <= high")
+        codes = {"declined": 1.0} if decline_codes is None else dict(decline_codes)
+        if not all(isinstance(c, str) and c and w >= 0 for c, w in codes.items()) or not (
+            sum(codes.values()) > 0
+        ):
+            raise ValueError("decline_codes must map non-empty codes to weights >= 0, not all 0")
+        self._codes, self._weights = list(codes), list(codes.values())
         self.name = name
         self.success_rate = success_rate
         self.latency = latency
@@ -142,7 +152,10 @@ class SimulatedProcessor:
     def _decide(self, request: ProcessorRequest) -> Decision:
         if self._random.random() < self.success_rate:
             return ProcessorResult(Outcome.SUCCEEDED, reference=f"sim-{request.operation_id}"), True
-        return ProcessorResult(Outcome.DECLINED, code="declined", message="declined"), False
+        code = self._codes[0]
+        if len(self._codes) > 1:  # one code draws nothing: seeded runs keep their sequence
+            code = self._random.choices(self._codes, self._weights)[0]
+        return ProcessorResult(Outcome.DECLINED, code=code, message=code.replace("_", " ")), False
 
     async def _wait(self) -> None:
         low, high = self.latency
