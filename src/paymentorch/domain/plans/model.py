@@ -179,6 +179,12 @@ class Plan:
         """The late fees still owed."""
         return sum((f.amount for f in self.late_fees if f.unpaid), _ZERO)
 
+    def days_past_due(self, now: datetime) -> int:
+        """Whole days (rounded down) since the oldest unpaid installment fell due; 0 when
+        none has."""
+        due = [i.due_at for i in self.installments if i.unpaid and i.due_at <= now]
+        return (now - min(due)).days if due else 0
+
     def collection_amount(self, number: int) -> Decimal:
         """What collecting installment ``number`` takes: its amount and its unpaid fees."""
         installment = installment_of(self, number)

@@ -1,0 +1,152 @@
+"""Collections, the pure part: the policy (retry ladder, hard declines, reminders,
+charge-off), how late a plan is, and the aging of a book of plans."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final
+
+import attrs
+
+from paymentorch.domain.errors import FieldError, ValidationError
+from paymentorch.domain.plans import RUNNING, Plan
+
+LONGEST: Final = timedelta(days=366)
+"""The longest retry delay or reminder offset."""
+BUCKETS: Final = ("current", "1-29", "30-59", "60-89", "90+")
+"""The aging buckets, by days past due."""
+HARD_DECLINES: Final = frozenset({"account_closed", "card_lost", "card_stolen", "fraud_suspected"})
+
+
+def _delays(field: str, value: object, errors: list[FieldError]) -> tuple[timedelta, ...]:
+    found = tuple(value) if isinstance(value, Iterable) else ()
+    if (
+        not isinstance(value, Iterable)
+        or len(found) > 20
+        or not all(isinstance(d, timedelta) and timedelta(0) < d <= LONGEST for d in found)
+    ):
+        message = "must be at most 20 timedeltas, each longer than 0 and at most 366 days"
+        errors.append(FieldError(field, message, "range"))
+    return found
+
+
+def _codes(value: object) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return frozenset({"\0"})  # refused by the check below
+    return frozenset(value)
+
+
+@attrs.frozen
+class CollectionPolicy:
+    """How unpaid installments are collected.
+
+    Attributes:
+        retries: The delays after each soft decline of an installment's collection
+            before the next attempt; a hard decline, or the ladder run out, stops
+            automatic collection of the plan.
+        hard_declines: The decline codes that are never retried (exact matches).
+        reminders: Offsets before an installment's due date at which a
+            ``plan.installment_due_soon`` event is written.
+        charge_off_after: How long past the oldest unpaid due date a plan is charged
+            off.
+    """
+
+    retries: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3), timedelta(days=7))
+    hard_declines: frozenset[str] = attrs.field(default=HARD_DECLINES, converter=_codes)
+    reminders: tuple[timedelta, ...] = (timedelta(days=3),)
+    charge_off_after: timedelta = timedelta(days=120)
+
+    def __attrs_post_init__(self) -> None:
+        errors: list[FieldError] = []
+        object.__setattr__(self, "retries", _delays("retries", self.retries, errors))
+        object.__setattr__(self, "reminders", _delays("reminders", self.reminders, errors))
+        if not all(isinstance(c, str) and 0 < len(c) <= 64 and "\0" not in c
+                   for c in self.hard_declines):  # fmt: skip
+            message = "must be a set of decline codes of 1 to 64 characters"
+            errors.append(FieldError("hard_declines", message, "format"))
+        after = self.charge_off_after
+        if not isinstance(after, timedelta) or not timedelta(days=1) <= after <= 10 * LONGEST:
+            message = "must be a timedelta of at least 1 day and at most 3,660 days"
+            errors.append(FieldError("charge_off_after", message, "range"))
+        if errors:
+            raise ValidationError(errors)
+
+    def is_hard(self, code: str | None) -> bool:
+        """Whether a decline with ``code`` is never retried."""
+        return code in self.hard_declines
+
+    def next_attempt(self, declines: int, declined_at: datetime) -> datetime | None:
+        """When to try again after the ``declines``-th soft decline of an installment,
+        recorded at ``declined_at``; None once the ladder has run out."""
+        if not 1 <= declines <= len(self.retries):
+            return None
+        return declined_at + self.retries[declines - 1]
+
+
+def bucket(days: int) -> str:
+    """The aging bucket of a plan ``days`` past due."""
+    if days <= 0:
+        return "current"
+    if days >= 90:
+        return "90+"
+    low = days // 30 * 30
+    return f"{max(low, 1)}-{low + 29}"
+
+
+@attrs.frozen
+class AgingBucket:
+    """The plans of one bucket: how many, and their unpaid installments per currency."""
+
+    count: int = 0
+    outstanding: Mapping[str, Decimal] = attrs.field(factory=lambda: MappingProxyType({}))
+
+
+@attrs.frozen
+class AgingReport:
+    """Running plans by days past due.
+
+    Attributes:
+        as_of: The time the plans were measured at.
+        buckets: ``current``, ``1-29``, ``30-59``, ``60-89`` and ``90+``, in that order.
+        fees: The running plans' unpaid late fees, per currency (apart from the buckets).
+    """
+
+    as_of: datetime
+    buckets: Mapping[str, AgingBucket]
+    fees: Mapping[str, Decimal]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe values: amounts as exact strings."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "buckets": {
+                name: {
+                    "count": b.count,
+                    "outstanding": {c: str(a) for c, a in sorted(b.outstanding.items())},
+                }
+                for name, b in self.buckets.items()
+            },
+            "fees": {c: str(a) for c, a in sorted(self.fees.items())},
+        }
+
+
+def aging(plans: Iterable[Plan], as_of: datetime) -> AgingReport:
+    """The aging of the running ``plans`` at ``as_of`` (others, charged-off ones among
+    them, are left out)."""
+    counts = dict.fromkeys(BUCKETS, 0)
+    owed: dict[str, dict[str, Decimal]] = {name: {} for name in BUCKETS}
+    fees: dict[str, Decimal] = {}
+    for plan in plans:
+        if plan.status not in RUNNING:
+            continue
+        name = bucket(plan.days_past_due(as_of))
+        counts[name] += 1
+        amounts = owed[name]
+        amounts[plan.currency] = amounts.get(plan.currency, Decimal(0)) + plan.owed
+        if plan.fees_owed:
+            fees[plan.currency] = fees.get(plan.currency, Decimal(0)) + plan.fees_owed
+    buckets = {name: AgingBucket(counts[name], MappingProxyType(owed[name])) for name in BUCKETS}
+    return AgingReport(as_of, MappingProxyType(buckets), MappingProxyType(fees))
