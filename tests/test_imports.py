@@ -35,7 +35,8 @@ DRIVERS = (
 
 PINNED = {
     # DESIGN's po.<name>s that exist so far
-    "Account", "AccountKind", "Actor", "AmountExceeded", "AuditEntry", "CreditLimitExceeded",
+    "Account", "AccountKind", "Actor", "AgingReport", "AmountExceeded", "AuditEntry",
+    "CreditLimitExceeded",
     "CreditPolicy", "FieldEncryption", "IdempotencyConflict", "InMemoryEventBus",
     "Installment", "IntegrityReport", "InvalidTransition", "JournalEntry", "LateFee",
     "LateFeePolicy",
@@ -49,7 +50,8 @@ PINNED = {
     "open_sync_service", "schedule", "testing",
     # named as public in its prose, and the types of pinned fields
     "BulkResult", "Cache", "DecryptionFailed", "EventSink", "FieldError", "HealthReport",
-    "InstallmentStatus", "LocalCache", "MissingDriver", "Page", "PaymentStore", "PlanStatus",
+    "InstallmentStatus", "LocalCache", "MissingDriver", "Page", "PaymentStore", "PlanPage",
+    "PlanStatus",
     "StoreError", "SyncPaymentService",
     "__version__",
 }  # fmt: skip

@@ -37,6 +37,7 @@ from paymentorch.domain import (
     correlation,
 )
 from paymentorch.domain.actions import allowed_actions
+from paymentorch.domain.collections import AgingReport, PlanPage
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.integrity import IntegrityReport, Problem
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry, Posting
@@ -100,6 +101,7 @@ __all__ = [
     "Account",
     "AccountKind",
     "Actor",
+    "AgingReport",
     "AmountExceeded",
     "AuditEntry",
     "BulkResult",
@@ -140,6 +142,7 @@ __all__ = [
     "PaymentWorker",
     "PermissionDenied",
     "Plan",
+    "PlanPage",
     "PlanStatus",
     "PlanTerms",
     "Posting",

@@ -216,6 +216,13 @@ class Queries(Protocol):
         """Matching payments grouped by the day (UTC) they were created, status and currency."""
         ...
 
+    async def plans_by_age(
+        self, *, after: Keyset | None, limit: int
+    ) -> list[tuple[UUID, datetime]]:
+        """(payment id, oldest unpaid due date) of running plans, oldest due date first,
+        ties by payment id, strictly after the ``after`` position; at most ``limit``."""
+        ...
+
 
 @runtime_checkable
 class WorkQueue(Protocol):

@@ -24,6 +24,7 @@ from paymentorch.domain import (
     ValidationError,
     ValidationPolicy,
 )
+from paymentorch.domain.collections import AgingReport, PlanPage
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.integrity import IntegrityReport
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
@@ -35,7 +36,17 @@ from paymentorch.domain.validation import KEY_RETENTION
 from paymentorch.ports import Cache, PaymentProcessor, PaymentStore
 
 # Relative: the blocking twin imports its own use cases.
-from .usecases import books, creation, lifecycle, maintenance, plans, processing, queries, refunds
+from .usecases import (
+    books,
+    collections,
+    creation,
+    lifecycle,
+    maintenance,
+    plans,
+    processing,
+    queries,
+    refunds,
+)  # fmt: skip
 from .usecases.context import Context
 
 
@@ -212,6 +223,19 @@ class PaymentService:
         """Operations whose outcome no lookup could settle: a person decides them."""
         with self._span("operations_needing_attention"):
             return await queries.needing_attention(self._ctx, limit)
+
+    async def aging_report(self, as_of: datetime | None = None) -> AgingReport:
+        """Running plans by days past due (``current``, ``1-29``, ``30-59``, ``60-89``,
+        ``90+``): how many, and their unpaid installments per currency; unpaid fees apart.
+        ``as_of`` (now when None) measures today's plans at that time."""
+        with self._span("aging_report"):
+            return await collections.report(self._ctx, as_of)
+
+    async def delinquent_plans(self, limit: int = 50, cursor: str | None = None) -> PlanPage:
+        """One page of plans at least a day past due, most days first (ties by payment
+        id); pass ``page.next_cursor`` for the next one."""
+        with self._span("delinquent_plans"):
+            return await collections.delinquent(self._ctx, limit, cursor)
 
     # -- changing ---------------------------------------------------------------
 

@@ -354,6 +354,19 @@ def installments_due_sql(placeholder: str) -> str:
     )
 
 
+def plans_by_age_sql(placeholder: str, *, after: bool) -> str:
+    """Running plans' payment ids and oldest unpaid due dates, oldest first, ties by payment
+    id; with ``after``, past the position of the first two parameters; then the limit."""
+    past = f" HAVING (min(i.due_at), i.payment_id) > ({placeholder}, {placeholder})"
+    return (
+        "SELECT i.payment_id, min(i.due_at) AS oldest FROM paymentorch_installments i"
+        " JOIN paymentorch_plans p ON p.payment_id = i.payment_id"
+        " WHERE p.status IN ('active', 'delinquent') AND i.status IN ('scheduled', 'overdue')"
+        f" GROUP BY i.payment_id{past if after else ''}"
+        f" ORDER BY oldest, i.payment_id LIMIT {placeholder}"
+    )
+
+
 def records_queries(among: str) -> tuple[str, ...]:
     """The queries that read a batch of payments' records for the integrity check, each
     picking the batch with ``payment_id {among}`` (one parameter list per query): audit

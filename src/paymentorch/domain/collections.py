@@ -133,20 +133,54 @@ class AgingReport:
         }
 
 
+class Tally:
+    """An aging report counted one plan at a time (memory stays flat however many)."""
+
+    def __init__(self, as_of: datetime) -> None:
+        self.as_of = as_of
+        self._counts = dict.fromkeys(BUCKETS, 0)
+        self._owed: dict[str, dict[str, Decimal]] = {name: {} for name in BUCKETS}
+        self._fees: dict[str, Decimal] = {}
+
+    def add(self, plan: Plan) -> None:
+        """Count ``plan`` if it is running."""
+        if plan.status not in RUNNING:
+            return
+        name = bucket(plan.days_past_due(self.as_of))
+        self._counts[name] += 1
+        owed = self._owed[name]
+        owed[plan.currency] = owed.get(plan.currency, Decimal(0)) + plan.owed
+        if plan.fees_owed:
+            self._fees[plan.currency] = self._fees.get(plan.currency, Decimal(0)) + plan.fees_owed
+
+    def report(self) -> AgingReport:
+        """What was counted."""
+        buckets = {
+            name: AgingBucket(self._counts[name], MappingProxyType(dict(self._owed[name])))
+            for name in BUCKETS
+        }
+        return AgingReport(
+            self.as_of, MappingProxyType(buckets), MappingProxyType(dict(self._fees))
+        )
+
+
 def aging(plans: Iterable[Plan], as_of: datetime) -> AgingReport:
     """The aging of the running ``plans`` at ``as_of`` (others, charged-off ones among
     them, are left out)."""
-    counts = dict.fromkeys(BUCKETS, 0)
-    owed: dict[str, dict[str, Decimal]] = {name: {} for name in BUCKETS}
-    fees: dict[str, Decimal] = {}
+    tally = Tally(as_of)
     for plan in plans:
-        if plan.status not in RUNNING:
-            continue
-        name = bucket(plan.days_past_due(as_of))
-        counts[name] += 1
-        amounts = owed[name]
-        amounts[plan.currency] = amounts.get(plan.currency, Decimal(0)) + plan.owed
-        if plan.fees_owed:
-            fees[plan.currency] = fees.get(plan.currency, Decimal(0)) + plan.fees_owed
-    buckets = {name: AgingBucket(counts[name], MappingProxyType(owed[name])) for name in BUCKETS}
-    return AgingReport(as_of, MappingProxyType(buckets), MappingProxyType(fees))
+        tally.add(plan)
+    return tally.report()
+
+
+@attrs.frozen
+class PlanPage:
+    """One page of plans.
+
+    Attributes:
+        items: Plans, most days past due first.
+        next_cursor: Pass it back for the next page; None on the last page.
+    """
+
+    items: list[Plan]
+    next_cursor: str | None

@@ -1,4 +1,4 @@
-"""Opaque keyset cursors for newest-first listing."""
+"""Opaque keyset cursors: a listing's position, tagged with the listing it belongs to."""
 
 from __future__ import annotations
 
@@ -18,13 +18,21 @@ Keyset = tuple[datetime, UUID]
 
 def encode_cursor(payment: Payment) -> str:
     """The cursor that continues a listing after ``payment``."""
-    raw = f"{_PREFIX}{payment.created_at.isoformat()}|{payment.id}"
+    return encode_position((payment.created_at, payment.id))
+
+
+def encode_position(position: Keyset, prefix: str = _PREFIX) -> str:
+    """The cursor of ``position`` in the listing that ``prefix`` names."""
+    raw = f"{prefix}{position[0].isoformat()}|{position[1]}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: object) -> Keyset | FieldError:
-    """The ``(created_at, id)`` position in ``cursor``, or why it is not a cursor."""
-    bad = FieldError("cursor", "is not a cursor returned by list_payments", "cursor")
+def decode_cursor(
+    cursor: object, prefix: str = _PREFIX, listing: str = "list_payments"
+) -> Keyset | FieldError:
+    """The ``(time, id)`` position in ``cursor``, or why it is not a cursor of
+    ``listing``."""
+    bad = FieldError("cursor", f"is not a cursor returned by {listing}", "cursor")
     if not isinstance(cursor, str) or not 1 <= len(cursor) <= 200 or not cursor.isascii():
         return bad
     try:
@@ -34,6 +42,6 @@ def decode_cursor(cursor: object) -> Keyset | FieldError:
         position = (created_at, UUID(payment_id))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return bad
-    if version + "|" != _PREFIX or created_at.tzinfo is None:
+    if version + "|" != prefix or created_at.tzinfo is None:
         return bad
     return position

@@ -26,6 +26,7 @@ from paymentorch.domain import (
     ValidationError,
     ValidationPolicy,
 )
+from paymentorch.domain.collections import AgingReport, PlanPage
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.integrity import IntegrityReport
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
@@ -38,7 +39,17 @@ from paymentorch.ports import PaymentProcessor
 from paymentorch.sync.ports import SyncCache, SyncPaymentStore
 
 # Relative: the blocking twin imports its own use cases.
-from .usecases import books, creation, lifecycle, maintenance, plans, processing, queries, refunds
+from .usecases import (
+    books,
+    collections,
+    creation,
+    lifecycle,
+    maintenance,
+    plans,
+    processing,
+    queries,
+    refunds,
+)  # fmt: skip
 from .usecases.context import Context
 
 
@@ -215,6 +226,19 @@ class SyncPaymentService:
         """Operations whose outcome no lookup could settle: a person decides them."""
         with self._span("operations_needing_attention"):
             return queries.needing_attention(self._ctx, limit)
+
+    def aging_report(self, as_of: datetime | None = None) -> AgingReport:
+        """Running plans by days past due (``current``, ``1-29``, ``30-59``, ``60-89``,
+        ``90+``): how many, and their unpaid installments per currency; unpaid fees apart.
+        ``as_of`` (now when None) measures today's plans at that time."""
+        with self._span("aging_report"):
+            return collections.report(self._ctx, as_of)
+
+    def delinquent_plans(self, limit: int = 50, cursor: str | None = None) -> PlanPage:
+        """One page of plans at least a day past due, most days first (ties by payment
+        id); pass ``page.next_cursor`` for the next one."""
+        with self._span("delinquent_plans"):
+            return collections.delinquent(self._ctx, limit, cursor)
 
     # -- changing ---------------------------------------------------------------
 

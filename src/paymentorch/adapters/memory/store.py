@@ -429,6 +429,21 @@ class InMemoryPaymentStore(MemoryLedger):
                 )
             ]
 
+    async def plans_by_age(
+        self, *, after: Keyset | None, limit: int
+    ) -> list[tuple[UUID, datetime]]:
+        """Running plans by oldest unpaid due date, then payment id, past ``after``."""
+        with self._lock:
+            self._open()
+            ages = sorted(
+                (min(i.due_at for i in plan.installments if i.unpaid), pid)
+                for pid, plan in self._plans.items()
+                if plan.status in RUNNING and any(i.unpaid for i in plan.installments)
+            )
+        return [(pid, oldest) for oldest, pid in ages if after is None or (oldest, pid) > after][
+            :limit
+        ]
+
     async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """Unpaid installments due by ``now`` that no operation collects yet."""
         with self._lock:

@@ -13,6 +13,7 @@ of the store itself (``test_store_*``) call the port directly, as a service neve
 so that a store which ignores a guard fails here rather than in production.
 """
 
+from paymentorch.testing.contract.aging import TestAging
 from paymentorch.testing.contract.books import TestBooks
 from paymentorch.testing.contract.changes import TestChanges
 from paymentorch.testing.contract.concurrency import TestConcurrency
@@ -27,6 +28,7 @@ from paymentorch.testing.contract.reads import TestReads
 from paymentorch.testing.contract.work_queue import TestWorkQueue
 
 __all__ = [
+    "TestAging",
     "TestBooks",
     "TestChanges",
     "TestConcurrency",

@@ -39,6 +39,7 @@ from paymentorch.adapters._sql import (
     installments_due_sql,
     key_scope,
     plan_from_rows,
+    plans_by_age_sql,
     plans_due_sql,
     request_from_row,
 )
@@ -422,6 +423,12 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
         """Payments whose plan has an installment late, or perhaps owing a repeat fee."""
         rows = self._fetch("find plans due", plans_due_sql("%s"), (late_before, repeat_before))
         return [r[0] for r in rows]
+
+    def plans_by_age(self, *, after: Keyset | None, limit: int) -> list[tuple[UUID, datetime]]:
+        """Running plans by oldest unpaid due date, then payment id, past ``after``."""
+        sql = plans_by_age_sql("%s", after=after is not None)
+        rows = self._fetch("list plans by age", sql, (*(after or ()), limit))
+        return [(r[0], r[1]) for r in rows]
 
     def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """Unpaid installments due by ``now`` that no operation collects yet."""

@@ -26,6 +26,7 @@ from paymentorch.adapters._sql import (
     exposure_sql,
     installments_due_sql,
     key_scope,
+    plans_by_age_sql,
     plans_due_sql,
     request_from_row,
 )
@@ -348,6 +349,13 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
             ).fetchall()
         )
         return [UUID(hex=r[0]) for r in rows]
+
+    def plans_by_age(self, *, after: Keyset | None, limit: int) -> list[tuple[UUID, datetime]]:
+        """Running plans by oldest unpaid due date, then payment id, past ``after``."""
+        past = () if after is None else (time_text(after[0]), after[1].hex)
+        sql = plans_by_age_sql("?", after=after is not None)
+        rows = self._run(lambda conn: conn.execute(sql, (*past, limit)).fetchall())
+        return [(UUID(hex=r[0]), parse_time(r[1])) for r in rows]
 
     def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """Unpaid installments due by ``now`` that no operation collects yet."""
