@@ -63,13 +63,18 @@ class Databases:
         migrate_sync(f"sqlite:///{self.sqlite_template}")
 
     def fresh_postgres(self) -> str:
-        """Empty the benchmark tables (a fresh schema for the next run)."""
+        """Empty every table of the schema, the journal's and the keys' included (a fresh
+        schema for the next run)."""
         with psycopg.connect(self.pg_url, autocommit=True) as conn:
-            conn.execute(
-                "TRUNCATE paymentorch_payments, paymentorch_audit_entries, paymentorch_outbox,"
-                " paymentorch_operations, paymentorch_inbox, paymentorch_exposure,"
-                " paymentorch_plans, paymentorch_installments, paymentorch_late_fees"
-            )
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                    " AND tablename LIKE 'paymentorch%%'"
+                    " AND tablename <> 'paymentorch_alembic_version'"
+                )
+            ]
+            conn.execute(f"TRUNCATE {', '.join(tables)}")
         return self.pg_url
 
     def fresh_sqlite(self) -> str:

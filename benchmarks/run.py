@@ -1,7 +1,9 @@
 """Run the benchmarks: ``python -m benchmarks.run`` (or ``--quick`` for a smoke run).
 
 Every implementation runs in this one process against the same databases, in
-alternating rounds (A B A B ...); ratios pair figures from the same round.
+alternating rounds (A B A B ...); ratios pair figures from the same round. The books
+(``python -m benchmarks.books``: the journal's cost, ``verify`` up to a million payments)
+run after the rest with ``--books``, or alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 import paymentorch as po
-from benchmarks import bulk, infrastructure, plans, workers
+from benchmarks import books, bulk, infrastructure, plans, workers
 from benchmarks.harness import (
     ADMIN,
     IMPLEMENTATIONS,
@@ -44,6 +46,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="rounds per figure (default 5; quick 1)")
     parser.add_argument("--only", nargs="*", choices=sorted(IMPLEMENTATIONS), help="subset")
     parser.add_argument("--skip-bulk", action="store_true", help="lifecycles only")
+    parser.add_argument(
+        "--books", action="store_true", help="then python -m benchmarks.books (about 15 min)"
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("PAYMENTORCH_BENCH_POSTGRES_URL")
@@ -379,6 +384,10 @@ async def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     chart(series, RESULTS / f"{stem}.png")
     print(f"\nwrote {RESULTS / f'{stem}.json'} and {RESULTS / f'{stem}.png'}", file=sys.stderr)
+    if args.books:
+        print("\nthe books ...", file=sys.stderr)
+        return await books.main(["--quick", "--postgres-url", args.postgres_url] if args.quick
+                                else ["--postgres-url", args.postgres_url])  # fmt: skip
     return 0
 
 

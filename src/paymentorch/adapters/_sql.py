@@ -369,7 +369,7 @@ def plans_by_age_sql(placeholder: str, *, after: bool) -> str:
 
 def records_queries(among: str) -> tuple[str, ...]:
     """The queries that read a batch of payments' records for the integrity check, each
-    picking the batch with ``payment_id {among}`` (one parameter list per query): audit
+    picking the batch with ``payment_id {among}`` (the same parameters for each): audit
     entries with their events, events waiting, events delivered, journal entries, their
     lines, plans, installments, fees."""
     where = f"WHERE payment_id {among}"
