@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 import paymentorch as po
-from paymentorch.domain import Operation, OperationKind, OperationStatus, Payment, uuid7
+from paymentorch.domain import Operation, OperationKind, OperationStatus, Payment, plans, uuid7
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -75,6 +75,57 @@ def test_a_plan_is_paid_or_waived_by_hand_unless_a_collection_is_under_way() -> 
         "waive_installment",
     ]
     assert po.allowed_actions(payment("Pending", has_plan=True))[:2] == ["authorize", "confirm"]
+
+
+def test_given_the_plan_the_offers_follow_it() -> None:
+    """With its plan, a payment offers a charge-off only while the plan runs and nothing
+    of the payment is in flight; a charged-off plan takes payments (recoveries), not
+    waivers; a plan with nothing unpaid offers neither. Without the plan, no charge-off."""
+    order = payment("Confirmed", captured_amount=Decimal("10.00"), has_plan=True)
+    running = plans.activate(plans.new_plan(order.id, order.amount, "USD", po.PlanTerms(), NOW),
+                             NOW)  # fmt: skip
+    everything = ["refund", "pay_installment", "waive_installment", "charge_off"]
+    assert po.allowed_actions(order, plan=running) == everything
+    assert "charge_off" not in po.allowed_actions(order)
+    for kind in ("installment", "refund"):
+        busy = [operation(order, kind, "pending")]
+        assert "charge_off" not in po.allowed_actions(order, operations=busy, plan=running)
+    waiting = attrs.evolve(order, pending_refunds=Decimal("1.00"))
+    assert "charge_off" not in po.allowed_actions(waiting, plan=running)
+    gone = plans.charge_off(running)
+    assert po.allowed_actions(order, plan=gone) == ["refund", "pay_installment"]
+    done = attrs.evolve(gone, installments=tuple(
+        attrs.evolve(i, status=po.InstallmentStatus.PAID) for i in gone.installments
+    ))  # fmt: skip
+    assert po.allowed_actions(order, plan=done) == ["refund"]
+    completed = attrs.evolve(done, status=po.PlanStatus.COMPLETED)
+    assert po.allowed_actions(order, plan=completed) == ["refund"]
+    pending = payment("Pending", has_plan=True)
+    assert "charge_off" not in po.allowed_actions(pending, plan=running)
+
+
+async def test_the_service_agrees_on_a_charge_off() -> None:
+    """``charge_off`` is offered exactly when the service takes it: not while Pending,
+    once the plan runs, not a second time."""
+    admin = po.Actor.system()
+    async with await po.open_service("memory://") as service:
+        order = await service.create_payment("ABCD-12345", "100.00", actor=admin,
+                                             plan=po.PlanTerms())  # fmt: skip
+
+        async def offered_and_taken() -> bool:
+            current = await service.get_payment(order.id)
+            offered = "charge_off" in po.allowed_actions(current, plan=await service.plan(order.id))
+            if offered:
+                await service.charge_off(order.id, actor=admin, reason="past due")
+            else:
+                with pytest.raises(po.InvalidTransition):
+                    await service.charge_off(order.id, actor=admin, reason="past due")
+            return offered
+
+        assert await offered_and_taken() is False
+        await service.confirm_payment(order.id, actor=admin)
+        assert await offered_and_taken() is True
+        assert await offered_and_taken() is False
 
 
 TRANSITIONS = ("authorize", "confirm", "capture", "fail", "cancel")

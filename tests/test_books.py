@@ -49,7 +49,8 @@ def _sql(url: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
 @pytest.fixture
 async def books(empty_database_url: str) -> tuple[str, dict[str, uuid.UUID]]:
     """A migrated database with a plain payment refunded in part, a plan with an
-    installment paid and one waived, and a Pending payment; each clean."""
+    installment paid and one waived, a plan charged off and paid in part after (a
+    recovery), and a Pending payment; each clean."""
     url = empty_database_url
     await po.migrate(url)
     async with await po.open_service(url) as service:
@@ -60,15 +61,19 @@ async def books(empty_database_url: str) -> tuple[str, dict[str, uuid.UUID]]:
         await service.confirm_payment(order.id, actor=ADMIN)
         await service.pay_installment(order.id, 2, actor=ADMIN)
         await service.waive_installment(order.id, 3, actor=ADMIN, reason="hardship")
+        lost = await service.create_payment(CUSTOMER, "100.00", actor=ADMIN, plan=po.PlanTerms())
+        await service.confirm_payment(lost.id, actor=ADMIN)
+        await service.charge_off(lost.id, actor=ADMIN, reason="past due")
+        await service.pay_installment(lost.id, 2, actor=ADMIN)
         waiting = await service.create_payment(CUSTOMER, "40.00", actor=ADMIN)
         assert (await service.verify()).ok
-    return url, {"plain": plain.id, "order": order.id, "waiting": waiting.id}
+    return url, {"plain": plain.id, "order": order.id, "lost": lost.id, "waiting": waiting.id}
 
 
 async def _found(url: str) -> set[tuple[uuid.UUID | None, str]]:
     async with await po.open_service(url) as service:
         report = await service.verify()
-    assert report.checked == 3
+    assert report.checked == 4
     return {(p.payment_id, p.check) for p in report.problems}
 
 
@@ -118,8 +123,40 @@ async def _found(url: str) -> set[tuple[uuid.UUID | None, str]]:
             [("UPDATE paymentorch_exposure SET amount = 0 WHERE customer_id = ?", (CUSTOMER,))],
             {(None, "exposure")},
         ),
+        (  # a plan charged off by hand, with nothing written off
+            [
+                (
+                    "UPDATE paymentorch_plans SET status = 'charged_off' WHERE payment_id = ?",
+                    ("order",),
+                )
+            ],
+            {("order", "journal")},
+        ),
+        (  # a recovery's entry deleted whole: the books still balance, the payment does not
+            [
+                (
+                    f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM"
+                    " paymentorch_journal_entries WHERE payment_id = ? AND kind = 'recovery')",
+                    ("lost",),
+                )
+                for table, column in (
+                    ("paymentorch_postings", "entry_id"),
+                    ("paymentorch_journal_entries", "id"),
+                )
+            ],
+            {("lost", "journal")},
+        ),
     ],
-    ids=["status", "audit", "posting", "event", "installment", "exposure"],
+    ids=[
+        "status",
+        "audit",
+        "posting",
+        "event",
+        "installment",
+        "exposure",
+        "charged-off",
+        "recovery",
+    ],
 )
 async def test_verify_reports_tampering_with_its_payment(
     books: tuple[str, dict[str, uuid.UUID]],
@@ -140,11 +177,11 @@ def test_verify_command_exits_1_on_a_problem(
     ``--json`` prints the report as DESIGN shapes it."""
     url, ids = books
     assert main(["verify", url]) == 0
-    assert "3 payment(s) checked: ok" in capsys.readouterr().out
+    assert "4 payment(s) checked: ok" in capsys.readouterr().out
     _sql(url, [("UPDATE paymentorch_payments SET status = 'Failed' WHERE id = ?", (ids["plain"],))])
     assert main(["verify", url, "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert (report["ok"], report["checked"]) == (False, 3)
+    assert (report["ok"], report["checked"]) == (False, 4)
     assert report["problems"] == [
         {"payment_id": str(ids["plain"]), "check": "status",
          "detail": "is Failed, its last audit entry says Confirmed"},

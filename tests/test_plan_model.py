@@ -1,8 +1,9 @@
 """Model-based tests of plans and credit. Through the blocking twin: after every step of
 random creations (with and without plans, some refused by the limit), confirmations,
-cancellations, installments paid or waived, and refunds, each customer's stored exposure
-equals the sum it stands for and never passes the limit. Through a processor and its
-worker: after every step, each plan's money adds up against what the processor moved.
+cancellations, installments paid or waived, charge-offs (and payments after them, which
+are recoveries), and refunds, each customer's stored exposure equals the sum it stands
+for and never passes the limit. Through a processor and its worker, charge-offs among
+them: after every step, each plan's money adds up against what the processor moved.
 Both: after every step, the books agree with the payments, the plans and the processor
 (``verify`` finds nothing; receivables, payable and clearing are what they stand for)."""
 
@@ -95,6 +96,11 @@ class PlanMachine(RuleBasedStateMachine):
                 self.service.pay_installment(pid, number, actor=ADMIN)
         except po.ValidationError:
             pass  # no plan, not running, or not owed
+
+    @rule(pid=payments)
+    def charge_off(self, pid: UUID) -> None:
+        with contextlib.suppress(po.InvalidTransition, po.ValidationError):  # not running
+            self.service.charge_off(pid, actor=ADMIN, reason="past due")
 
     @rule(pid=payments, share=st.sampled_from([Decimal("0.1"), Decimal("0.5"), Decimal(1)]))
     def refund(self, pid: UUID, share: Decimal) -> None:
@@ -234,6 +240,11 @@ class PlanMoneyMachine(RuleBasedStateMachine):
                 )
             else:
                 self._run(self.service.pay_installment(pid, number, actor=ADMIN))
+
+    @rule(pid=payments)
+    def charge_off(self, pid: UUID) -> None:
+        with contextlib.suppress(po.InvalidTransition, po.ValidationError):  # or money moves
+            self._run(self.service.charge_off(pid, actor=ADMIN, reason="past due"))
 
     @invariant()
     def money_adds_up(self) -> None:

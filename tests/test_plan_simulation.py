@@ -1,7 +1,8 @@
 """1,000 pay-in-4 plans through eight weeks on a clock the test moves: every installment
 collected through the processor (some declined, some answers lost and looked up later),
-late payments by hand, refunds racing collections, cancellations; every invariant is
-checked at the end, and the money of every plan against what the processor really moved."""
+late payments by hand, plans charged off three weeks late and some recovered, refunds
+racing collections, cancellations; every invariant is checked at the end, and the money
+of every plan against what the processor really moved."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ AFTERPAY_AU = po.LateFeePolicy(
     first_fee=Decimal(10), repeat_fee=Decimal(7), cap_percent=25, cap_amount=Decimal(68),
     single_fee_below=Decimal(40), currency="USD",
 )  # fmt: skip
+CHARGE_OFF = timedelta(days=21)
+"""How late an installment is when a person may give up on its plan."""
 
 
 @pytest.fixture(params=["memory", pytest.param("sqlite", marks=pytest.mark.sqlite),
@@ -72,9 +75,10 @@ async def test_eight_weeks_of_plans_keep_every_invariant(url: str) -> None:
     print(f"\nsimulation on {backend}: {len(made)} plans, {refused} refused, {dict(found)}")
     assert found["looked up"] > 0  # answers were lost and found again
     assert found["refunds that waited"] > 0  # refunds raced collections under way
-    plans = ("completed", "cancelled", "delinquent", "active")
+    plans = ("completed", "cancelled", "delinquent", "active", "charged_off")
     assert sum(found[status] for status in plans) == len(made)
     assert found["completed"] > len(made) // 2
+    assert found["charged_off"] > 0
 
 
 async def _create(service: po.PaymentService, rng: random.Random) -> tuple[list[Any], int]:
@@ -103,7 +107,17 @@ async def _people_act(
         late = [i for i in plan.installments if i.status is InstallmentStatus.OVERDUE]
         operations = await service.operations(payment.id)
         answer_lost = any(o.status is po.OperationStatus.UNKNOWN for o in operations)
-        if late and rng.random() < 0.5:  # a late payment, made by hand
+        if plan.status is po.PlanStatus.CHARGED_OFF:
+            unpaid = [i for i in plan.installments if i.unpaid]
+            if unpaid and rng.random() < 0.3:  # the customer pays after all: a recovery
+                await service.pay_installment(payment.id, unpaid[0].number, actor=ADMIN)
+                figures["recoveries"] += 1
+        elif late and service.clock() - late[0].due_at > CHARGE_OFF and rng.random() < 0.3:
+            try:
+                await service.charge_off(payment.id, actor=ADMIN, reason="three weeks late")
+            except po.ValidationError as exc:  # money of the plan under way: come back later
+                assert {e.code for e in exc.errors} == {"busy"}
+        elif late and rng.random() < 0.5:  # a late payment, made by hand
             try:
                 await service.pay_installment(payment.id, late[0].number, actor=ADMIN)
             except po.ValidationError as exc:  # a refund is under way: come back later
@@ -146,7 +160,9 @@ async def _check(
             assert refunded_total(plan) == current.refunded_amount
             unpaid = [i for i in plan.installments if i.unpaid]
             overdue = [i for i in unpaid if i.status is InstallmentStatus.OVERDUE]
-            if not unpaid:
+            if plan.status is po.PlanStatus.CHARGED_OFF:
+                wanted = "charged_off"  # for good, recovered or not
+            elif not unpaid:
                 wanted = (
                     "cancelled" if current.refunded_amount == plan.order_amount else "completed"
                 )

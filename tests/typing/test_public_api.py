@@ -44,6 +44,13 @@ async def test_async_api_types() -> None:
         p = await service.confirm_payment(p.id, actor=admin, idempotency_key="confirm-981")
         allowed = po.allowed_actions(p, operations=await service.operations(p.id))
         assert_type(allowed, list[str])
+        order = await service.create_payment("ABCD-12345", "40.00", actor=user, currency="USD",
+                                             plan=po.PlanTerms())  # fmt: skip
+        order = await service.confirm_payment(order.id, actor=admin)
+        assert_type(po.allowed_actions(order, plan=await service.plan(order.id)), list[str])
+        charged_off = await service.charge_off(order.id, actor=admin, reason="past due")
+        assert_type(charged_off, po.Plan)
+        assert charged_off.status is po.PlanStatus.CHARGED_OFF
         page = await service.list_payments(status=po.PaymentStatus.CONFIRMED, limit=10)
         assert_type(page, po.Page)
         assert_type(page.next_cursor, str | None)
@@ -81,6 +88,11 @@ def test_sync_api_types() -> None:
                 payment.id, actor=po.Actor.system(), idempotency_key="cancel-1"
             )
             assert_type(cancelled, po.Payment)
+        order = service.create_payment("ABCD-12345", "40.00", actor=po.Actor.system(),
+                                       plan=po.PlanTerms())  # fmt: skip
+        service.confirm_payment(order.id, actor=po.Actor.system())
+        plan = service.charge_off(order.id, actor=po.Actor.system(), reason="past due")
+        assert_type(plan, po.Plan)
 
 
 async def test_homes_of_the_moved_names() -> None:

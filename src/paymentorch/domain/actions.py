@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from paymentorch.domain.operations import Operation, OperationKind, OperationStatus
+from paymentorch.domain.plans.model import ACCEPTS_PAYMENT, RUNNING, Plan
 from paymentorch.domain.status import PaymentStatus
 
 if TYPE_CHECKING:  # the payment module reads this table
@@ -50,7 +51,7 @@ class Action:
         event: The outbox event's ``type``.
         permission: The role set it needs, when a person asks for it.
         plan: What it does to the payment's plan, if it has one: ``activate``,
-            ``close``, ``pay`` or ``allocate`` (a refund).
+            ``close``, ``pay``, ``waive``, ``allocate`` (a refund) or ``charge_off``.
         ledger: The kind of journal entry it posts when money moves.
         asked_as: The name a person asks for it by (``allowed_actions``), when a person
             may; None for what only the library does (queued, declined, overdue...).
@@ -106,7 +107,11 @@ ACTIONS: Final = _actions(
            "plan.installment_paid", plan="pay", ledger="installment",
            asked_as="pay_installment"),
     Action("waived", frozenset({CONFIRMED}), None, "waived", "plan.installment_waived",
-           ledger="waiver", asked_as="waive_installment"),
+           plan="waive", ledger="waiver", asked_as="waive_installment"),
+    Action("charge_off", frozenset({CONFIRMED}), None, "charged_off", "plan.charged_off",
+           plan="charge_off", ledger="write_off", asked_as="charge_off"),
+    Action("recovered", frozenset({CONFIRMED}), None, "recovered", "plan.installment_paid",
+           plan="pay", ledger="recovery"),
     Action("collecting", frozenset({CONFIRMED}), None, "collecting",
            "plan.installment_collecting"),
     Action("installment_late", frozenset({CONFIRMED}), None, "installment_late",
@@ -144,19 +149,24 @@ def action(name: str) -> Action:
     return ACTIONS[name]
 
 
-def allowed_actions(payment: Payment, *, operations: Iterable[Operation] = ()) -> list[str]:
+def allowed_actions(
+    payment: Payment, *, operations: Iterable[Operation] = (), plan: Plan | None = None
+) -> list[str]:
     """What a person may ask for next on ``payment``, by the name they ask by, in the
     order of the table.
 
-    ``operations`` are the payment's own (``service.operations(id)``). While one of them
-    is in flight (pending, unknown or waiting for a person) no status change is offered:
-    the processor's answer decides it. A refund needs something left to refund; an
-    installment is paid or waived by hand only on a Confirmed payment with a plan and
-    no collection under way. Roles are the host's to apply.
+    ``operations`` are the payment's own (``service.operations(id)``), ``plan`` its plan
+    (``service.plan(id)``), if it has one. While an operation is in flight (pending,
+    unknown or waiting for a person) no status change is offered: the processor's answer
+    decides it. A refund needs something left to refund. An installment is paid or
+    waived by hand only on a Confirmed payment with a plan and no collection under way
+    (given the plan: one with an unpaid installment, running, or charged off for a
+    payment, which is then a recovery). A charge-off needs the plan: running, with no
+    operation of the payment in flight and no refund under way. Roles are the host's to
+    apply.
     """
     in_flight = [op for op in operations if op.status in IN_FLIGHT]
     collecting = any(op.kind is OperationKind.INSTALLMENT for op in in_flight)
-    confirmed = payment.status is CONFIRMED
     allowed = []
     for name, found in ASKED.items():
         if payment.status not in found.sources:
@@ -165,9 +175,30 @@ def allowed_actions(payment: Payment, *, operations: Iterable[Operation] = ()) -
             continue
         if found.plan == "allocate" and payment.refundable <= 0:
             continue
-        if found.name in ("installment_paid", "waived") and not (
-            confirmed and payment.has_plan and not collecting
+        if found.plan in _BY_HAND and not _by_hand(
+            found.plan, payment, plan, busy=bool(in_flight), collecting=collecting
         ):
             continue
         allowed.append(name)
     return allowed
+
+
+_BY_HAND = frozenset({"pay", "waive", "charge_off"})
+"""What a person does to a plan by hand."""
+
+
+def _by_hand(
+    what: str | None, payment: Payment, plan: Plan | None, *, busy: bool, collecting: bool
+) -> bool:
+    """Whether ``what`` (a ``_BY_HAND`` plan effect) may be asked for on ``payment``."""
+    if payment.status is not CONFIRMED or not payment.has_plan:
+        return False
+    if what == "charge_off":
+        running = plan is not None and plan.status in RUNNING
+        return running and not busy and not payment.pending_refunds
+    if collecting:
+        return False
+    if plan is None:  # without the plan, offered on any Confirmed plan payment
+        return True
+    statuses = ACCEPTS_PAYMENT if what == "pay" else RUNNING
+    return plan.status in statuses and any(i.unpaid for i in plan.installments)

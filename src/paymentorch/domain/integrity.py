@@ -14,7 +14,14 @@ from uuid import UUID
 
 import attrs
 
-from paymentorch.domain.ledger import AccountKind, JournalEntry, imbalance, standing
+from paymentorch.domain.ledger import (
+    NOTHING,
+    AccountKind,
+    JournalEntry,
+    imbalance,
+    postings,
+    standing,
+)
 from paymentorch.domain.payment import Payment
 from paymentorch.domain.plans import InstallmentStatus, Plan, PlanStatus
 from paymentorch.domain.records import AuditEntry
@@ -152,6 +159,16 @@ def _events(records: PaymentRecords, add: _Add) -> None:
         add("events", f"the {entry.action} entry of {entry.at.isoformat()} has no event")
 
 
+_HOLDS = {
+    AccountKind.PAYABLE: "captured less refunded",
+    AccountKind.RECEIVABLE: "what its running plan still owes",
+    AccountKind.CLEARING: "what came in less what went back",
+    AccountKind.FEES: "the late fees charged",
+    AccountKind.WRITEOFFS: "what was waived or charged off, less what was recovered",
+}
+"""What each kind of account holds of one payment, for a person reading a problem."""
+
+
 def _journal(records: PaymentRecords, add: _Add) -> None:
     payment = records.payment
     for entry in records.journal:
@@ -161,20 +178,14 @@ def _journal(records: PaymentRecords, add: _Add) -> None:
     for entry in records.journal:
         for line in entry.lines:
             totals[line.account.kind] = totals.get(line.account.kind, _ZERO) + line.amount
-    expected = standing(payment, records.plan)
-    payable = -totals.get(AccountKind.PAYABLE, _ZERO)
-    if payable != expected.payable:
-        add(
-            "journal",
-            f"the journal owes the merchant {payable}; captured less refunded is"
-            f" {expected.payable}",
-        )
-    receivable = totals.get(AccountKind.RECEIVABLE, _ZERO)
-    if receivable != expected.receivable:
-        add(
-            "journal",
-            f"the journal says the customer owes {receivable}; the plan says {expected.receivable}",
-        )
+    # What the journal should hold: the postings from nothing to the payment's standing now.
+    lines = postings(NOTHING, standing(payment, records.plan), customer=payment.customer_id,
+                     currency=payment.currency)  # fmt: skip
+    expected = {line.account.kind: line.amount for line in lines}
+    for kind, what in _HOLDS.items():
+        found, wanted = totals.get(kind, _ZERO), expected.get(kind, _ZERO)
+        if found != wanted:
+            add("journal", f"its {kind} postings total {found}; {what}: {wanted}")
 
 
 def plan_problems(plan: Plan) -> list[str]:
@@ -198,6 +209,8 @@ def plan_problems(plan: Plan) -> list[str]:
             problems.append(f"is {plan.status.value}, yet nothing is owed")
         elif (plan.status is PlanStatus.DELINQUENT) != overdue:
             problems.append(f"is {plan.status.value}, yet overdue installments: {overdue}")
+    elif plan.status is PlanStatus.CHARGED_OFF:
+        pass  # written off whatever it still owes: recoveries may have paid some, or all
     elif unpaid or fees_unpaid:
         problems.append(f"is {plan.status.value}, yet something is still owed")
     if refunded < 0:

@@ -21,7 +21,7 @@ import attrs
 
 from paymentorch.domain.ids import uuid7
 from paymentorch.domain.payment import Payment, money_text
-from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
+from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan, PlanStatus
 
 _ZERO = Decimal(0)
 MANUAL: Final = "manual"
@@ -124,7 +124,8 @@ class Standing:
         receivable: What the customer still owes on a running plan: unpaid installments
             and unpaid fees.
         fees: Late fees charged, paid or not.
-        written_off: What was forgiven: waived installments and fees.
+        written_off: What was forgiven or given up on: waived installments and fees, and
+            what a charged-off plan still owes (a recovery takes it back).
         collected: What came in from the customer: the capture of a plain payment, the
             installments and fees paid on a plan.
         returned: What went back to the customer.
@@ -153,16 +154,17 @@ def standing(payment: Payment | None, plan: Plan | None = None) -> Standing:
             returned=payment.refunded_amount,
         )
     paid = [i for i in plan.installments if i.status is InstallmentStatus.PAID]
-    running = plan.status in RUNNING
+    owed = plan.owed + plan.fees_owed
     return Standing(
         payable=payable,
-        receivable=plan.owed + plan.fees_owed if running else _ZERO,
+        receivable=owed if plan.status in RUNNING else _ZERO,
         fees=sum((f.amount for f in plan.late_fees), _ZERO),
         written_off=sum(
             (i.amount for i in plan.installments if i.status is InstallmentStatus.CANCELLED),
             _ZERO,
         )
-        + sum((f.amount for f in plan.late_fees if f.waived_at is not None), _ZERO),
+        + sum((f.amount for f in plan.late_fees if f.waived_at is not None), _ZERO)
+        + (owed if plan.status is PlanStatus.CHARGED_OFF else _ZERO),
         collected=sum((i.amount for i in paid), _ZERO)
         + sum((f.amount for f in plan.late_fees if f.paid_at is not None), _ZERO),
         returned=sum((i.refunded_amount for i in plan.installments), _ZERO),

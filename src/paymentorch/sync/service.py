@@ -347,6 +347,20 @@ class SyncPaymentService:
                 raise ValidationError(errors)
             return plans.settle_installment(self._ctx, payment_id, number, actor, reason)
 
+    def charge_off(self, payment_id: UUID | str, *, actor: Actor, reason: str) -> Plan:
+        """Give up on collecting the plan (ADMIN): it becomes ``charged_off``, collection
+        and late fees stop, and what it still owes is written off, with ``reason`` (1 to
+        500 characters) in the audit trail. The customer still owes it (exposure keeps
+        counting it); a later ``pay_installment`` is a recovery.
+
+        Raises:
+            PermissionDenied, PaymentNotFound; InvalidTransition: not Confirmed, or no
+                running plan (charged off already, completed, cancelled); ValidationError:
+                no reason, or a collection or refund of the plan under way.
+        """
+        with self._span("charge_off"):
+            return plans.charge_off(self._ctx, payment_id, actor, reason)
+
     def collect_installments(self, limit: int = 100) -> int:
         """Queue the collection of installments due now (once each) for the worker; how
         many were queued."""

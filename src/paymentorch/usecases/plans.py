@@ -1,5 +1,5 @@
-"""Installment plans: installments paid or waived by hand, collections queued for the
-worker, overdue installments and their late fees."""
+"""Installment plans: installments paid or waived by hand, a plan charged off by hand,
+collections queued for the worker, overdue installments and their late fees."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from paymentorch.domain import (
     Actor,
     Change,
     IdempotencyConflict,
+    InvalidTransition,
     Operation,
     OperationKind,
     OperationStatus,
@@ -26,7 +27,9 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.actions import IN_FLIGHT
 from paymentorch.domain.orchestration import installment_key, installment_of
-from paymentorch.domain.plans import Plan, PlanEvents, PlanStatus, mark_overdue, pay, waive
+from paymentorch.domain.payment import money_text
+from paymentorch.domain.plans import RUNNING, Plan, PlanEvents, PlanStatus, mark_overdue, pay, waive
+from paymentorch.domain.plans import charge_off as charge_off_plan
 
 from . import queries, refunds
 from .context import Context, bad
@@ -61,6 +64,8 @@ async def settle_installment(
         if after.status is PlanStatus.COMPLETED:
             events.append(("plan.completed", {}))
         kind = "installment_paid" if waived is None else "waived"
+        if kind == "installment_paid" and before.status is PlanStatus.CHARGED_OFF:
+            kind = "recovered"  # money for what was written off
         change = plan_change(
             ctx, current, before, after, kind, actor_id=actor.id, at=now, events=events,
             details={"installment": number}, reason=waived,
@@ -68,6 +73,41 @@ async def settle_installment(
         return Decision(after, change=change)
 
     return await commit(ctx, decide, what="an installment")
+
+
+async def charge_off(ctx: Context, payment_id: UUID | str, actor: Actor, reason: str) -> Plan:
+    """Give up on collecting a running plan: it is charged off and what it still owes
+    (every unpaid installment, due or not, and every unpaid fee) is written off.
+
+    Raises:
+        ValidationError: a bad id, no reason (or one over the policy's length), or money
+            of the plan under way (a collection or a refund): settle it first.
+        InvalidTransition: the payment is not Confirmed or has no running plan (none,
+            completed, cancelled, or charged off already).
+    """
+    ctx.policy.check(actor, "charge_off")
+    pid = ctx.id_and_reason(payment_id, reason, required=True)
+
+    async def decide(_fresh: bool) -> Decision[Plan]:
+        current = await ctx.read(pid, fresh=True)
+        before = await ctx.store.plan(pid) if current.has_plan else None
+        if current.status is not PaymentStatus.CONFIRMED or before is None:
+            raise InvalidTransition(pid, current.status, "charge off", "it has no running plan")
+        if before.status not in RUNNING:
+            raise InvalidTransition(pid, current.status, "charge off",
+                                    f"its plan is {before.status.value}")  # fmt: skip
+        if await busy_installments(ctx, current, before):
+            why = "money of the plan (a collection or a refund) is under way: settle it first"
+            raise bad("payment_id", why, "busy")
+        after, now = charge_off_plan(before), ctx.clock()
+        written_off = money_text(before.owed + before.fees_owed, before.currency)
+        details = {"charge_off": {"customer_id": current.customer_id, "amount": written_off,
+                                  "currency": before.currency}}  # fmt: skip
+        change = plan_change(ctx, current, before, after, "charge_off", actor_id=actor.id,
+                             at=now, details=details, reason=reason)  # fmt: skip
+        return Decision(after, change=change)
+
+    return await commit(ctx, decide, what="a charge-off")
 
 
 async def collect_due(ctx: Context, limit: int) -> int:

@@ -6,7 +6,8 @@ USD, yen for JPY, fils for KWD), so installments always add up to the order.
 - ``model``: the plan and its parts (terms, installments, late fees, statuses).
 - ``splits``: an order's schedule and a refund's allocation, in whole minor units.
 - ``fees``: the late-fee policy, and what a late installment is charged.
-- ``lifecycle``: what confirming, paying, waiving, refunding and lateness do to a plan.
+- ``lifecycle``: what confirming, paying, waiving, refunding, lateness and a charge-off do
+  to a plan.
 """
 
 from paymentorch.domain.plans.fees import (
@@ -21,6 +22,7 @@ from paymentorch.domain.plans.lifecycle import (
     PlanEvents,
     activate,
     after_payment,
+    charge_off,
     close,
     mark_overdue,
     new_plan,
@@ -30,6 +32,7 @@ from paymentorch.domain.plans.lifecycle import (
     waive,
 )
 from paymentorch.domain.plans.model import (
+    ACCEPTS_PAYMENT,
     MAX_INTERVAL,
     RUNNING,
     UNPAID,
@@ -43,6 +46,7 @@ from paymentorch.domain.plans.model import (
 from paymentorch.domain.plans.splits import Allocation, allocate_refund, schedule, split
 
 __all__ = [
+    "ACCEPTS_PAYMENT",
     "MAX_DELAY",
     "MAX_FEE",
     "MAX_INTERVAL",
@@ -60,6 +64,7 @@ __all__ = [
     "activate",
     "after_payment",
     "allocate_refund",
+    "charge_off",
     "close",
     "fee_policies",
     "fees_due",

@@ -1,4 +1,5 @@
-"""What happens to a plan: activation, payments, waivers, refunds, closing, lateness."""
+"""What happens to a plan: activation, payments, waivers, refunds, closing, lateness,
+charge-off."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import attrs
 from paymentorch.domain.errors import FieldError, ValidationError
 from paymentorch.domain.plans.fees import LateFeePolicy, fees_due, overdue
 from paymentorch.domain.plans.model import (
+    ACCEPTS_PAYMENT,
     RUNNING,
     Installment,
     InstallmentStatus,
@@ -35,6 +37,8 @@ def new_plan(
 
 
 def _settled_status(plan: Plan) -> PlanStatus:
+    if plan.status is PlanStatus.CHARGED_OFF:
+        return plan.status  # for good: a recovery or a refund later does not revive it
     unpaid = [i for i in plan.installments if i.unpaid]
     if not unpaid and not any(f.unpaid for f in plan.late_fees):
         return (
@@ -83,13 +87,14 @@ def activate(plan: Plan, at: datetime) -> Plan:
 def pay(plan: Plan, number: int, at: datetime, *, amount: Decimal | None = None) -> Plan:
     """Installment ``number`` is paid with its unpaid late fees (``amount``, when given,
     is what was collected: it must be exactly that); the plan is completed when nothing
-    is owed.
+    is owed. On a charged-off plan it is a recovery: the plan stays charged off.
 
     Raises:
         ValidationError: no such installment, it is not owed (paid or cancelled), the
-            plan is not running, or ``amount`` is not what the installment asks for.
+            plan is neither running nor charged off, or ``amount`` is not what the
+            installment asks for.
     """
-    owed = _owed(plan, number)
+    owed = _owed(plan, number, ACCEPTS_PAYMENT)
     due = plan.collection_amount(number)
     if amount is not None and amount != due:
         why = f"{amount} was collected, but installment {number} asks for {due}"
@@ -109,9 +114,10 @@ def waive(plan: Plan, number: int, at: datetime) -> Plan:
     nothing else is owed.
 
     Raises:
-        ValidationError: as ``pay``.
+        ValidationError: as ``pay``; a charged-off plan is not waived (it was written
+            off whole).
     """
-    waived = attrs.evolve(_owed(plan, number), status=InstallmentStatus.CANCELLED)
+    waived = attrs.evolve(_owed(plan, number, RUNNING), status=InstallmentStatus.CANCELLED)
     after = attrs.evolve(
         plan,
         installments=_replace(plan, waived),
@@ -136,17 +142,17 @@ def _settle_fees(
     )
 
 
-def _owed(plan: Plan, number: int) -> Installment:
+def _owed(plan: Plan, number: int, statuses: frozenset[PlanStatus]) -> Installment:
     installment = installment_of(plan, number)
-    if plan.status not in RUNNING or not installment.unpaid:
+    if plan.status not in statuses or not installment.unpaid:
         why = f"installment {number} is {installment.status.value} on a {plan.status.value} plan"
         raise ValidationError([FieldError("number", why, "state")])
     return installment
 
 
 def refund_on_plan(plan: Plan, amount: Decimal, at: datetime) -> tuple[Plan, Allocation]:
-    """A refund of ``amount`` on a running or completed plan, allocated by its terms; an
-    installment it cancels takes its unpaid fees with it (waived)."""
+    """A refund of ``amount`` on a running, completed or charged-off plan, allocated by
+    its terms; an installment it cancels takes its unpaid fees with it (waived)."""
     done = allocate_refund(plan.installments, amount, plan.currency, plan.terms.refund_allocation)
     cancelled = {
         i.number
@@ -174,6 +180,14 @@ def close(plan: Plan, at: datetime) -> Plan:
         installments=cancelled,
         late_fees=_settle_fees(plan.late_fees, numbers, waived_at=at),
     )
+
+
+def charge_off(plan: Plan) -> Plan:
+    """A running plan given up on: ``charged_off``, for good. Its installments and fees
+    stay as they are, unpaid ones still owed (the customer's exposure keeps counting
+    them) and, in the books, written off; nothing more is collected or charged, and a
+    payment later is a recovery."""
+    return attrs.evolve(plan, status=PlanStatus.CHARGED_OFF)
 
 
 def mark_overdue(

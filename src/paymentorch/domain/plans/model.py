@@ -109,10 +109,14 @@ class PlanStatus(enum.StrEnum):
     DELINQUENT = "delinquent"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    CHARGED_OFF = "charged_off"
 
 
 RUNNING = frozenset({PlanStatus.ACTIVE, PlanStatus.DELINQUENT})
 """Plans whose installments are collected, go overdue and are paid."""
+ACCEPTS_PAYMENT = RUNNING | {PlanStatus.CHARGED_OFF}
+"""Plans whose installments may still be paid: running ones, and charged-off ones (a
+payment then is a recovery)."""
 
 
 @attrs.frozen
@@ -152,7 +156,9 @@ class Plan:
         terms: The terms it was made with.
         status: ``pending`` until the payment is confirmed, then ``active``,
             ``delinquent`` while an installment is overdue, ``completed`` when nothing is
-            owed, ``cancelled`` when the whole order was refunded.
+            owed, ``cancelled`` when the whole order was refunded; ``charged_off`` when
+            collection was given up and what was owed written off (for good: later
+            payments are recoveries).
         installments: In order.
         late_fees: Charged so far, oldest first.
     """

@@ -16,6 +16,7 @@ so that a store which ignores a guard fails here rather than in production.
 from paymentorch.testing.contract.aging import TestAging
 from paymentorch.testing.contract.books import TestBooks
 from paymentorch.testing.contract.changes import TestChanges
+from paymentorch.testing.contract.charge_off import TestChargeOff
 from paymentorch.testing.contract.concurrency import TestConcurrency
 from paymentorch.testing.contract.creation import TestCreation
 from paymentorch.testing.contract.credit import TestCredit
@@ -31,6 +32,7 @@ __all__ = [
     "TestAging",
     "TestBooks",
     "TestChanges",
+    "TestChargeOff",
     "TestConcurrency",
     "TestCreation",
     "TestCredit",
