@@ -54,7 +54,18 @@ def check_creation(caller: Caller, customer_id: str) -> None:
 
 
 def next_actions(
-    caller: Caller, payment: po.Payment, operations: Iterable[po.Operation]
+    caller: Caller,
+    payment: po.Payment,
+    operations: Iterable[po.Operation],
+    plan: po.Plan | None = None,
 ) -> list[str]:
-    """What the caller may do next to ``payment``: nothing, unless an admin."""
-    return po.allowed_actions(payment, operations=operations) if caller.admin else []
+    """What the caller may do next to ``payment`` (with its ``plan``, if it has one):
+    nothing, unless an admin."""
+    if not caller.admin:
+        return []
+    return po.allowed_actions(payment, operations=operations, plan=plan)
+
+
+def plan_matters(payment: po.Payment) -> bool:
+    """Whether what may be done next to ``payment`` depends on its plan (read it then)."""
+    return payment.has_plan and payment.status is po.PaymentStatus.CONFIRMED

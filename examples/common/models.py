@@ -142,7 +142,7 @@ class RefundRequest(_Body):
 
 
 class ReasonRequest(_Body):
-    """Why the payment fails or is cancelled."""
+    """Why: the payment fails or is cancelled, an installment is waived, a plan charged off."""
 
     reason: str = Field(min_length=1, max_length=500, examples=["processor declined"])
 
@@ -206,6 +206,7 @@ Action = Literal[
     "refund",
     "pay_installment",
     "waive_installment",
+    "charge_off",
 ]
 
 
@@ -229,7 +230,8 @@ class PaymentResponse(_Body):
     allowed_actions: list[Action] = Field(
         description="What the caller may do next (`po.allowed_actions`, for its role): "
         "`confirm` is `POST .../confirm`, `refund` is `POST .../refunds`, "
-        "`pay_installment` and `waive_installment` act on the plan's unpaid installments."
+        "`pay_installment` and `waive_installment` act on the plan's unpaid installments,"
+        " `charge_off` is `POST .../plan/charge-off`."
     )
 
     @classmethod
@@ -313,11 +315,17 @@ class LateFeeResponse(_Body):
     waived_at: datetime | None = Field(description="Waived with its installment.")
 
 
+PlanState = Literal["pending", "active", "delinquent", "completed", "cancelled", "charged_off"]
+
+
 class PlanResponse(_Body):
     """A payment's installment plan."""
 
     payment_id: UUID
-    status: Literal["pending", "active", "delinquent", "completed", "cancelled"]
+    status: PlanState = Field(
+        description="`charged_off`: collection given up and what was owed written off;"
+        " the customer still owes it, and a payment later is a recovery."
+    )
     order_amount: str
     currency: str
     owed: str = Field(description="What the customer still owes, late fees aside.")

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 
 import paymentorch as po
 from examples.common import api
-from examples.common.access import next_actions, require_admin, require_reader
+from examples.common.access import next_actions, plan_matters, require_admin, require_reader
 from examples.common.auth import Caller as CallerInfo
 from examples.common.auth import caller_from_header
 from examples.common.models import PaymentResponse
@@ -176,13 +176,19 @@ async def present(svc: po.PaymentService, who: CallerInfo, payment: po.Payment) 
 async def present_all(
     svc: po.PaymentService, who: CallerInfo, payments: Sequence[po.Payment]
 ) -> list[PaymentResponse]:
-    """Each payment with what ``who`` may do next (an admin's needs its operations)."""
+    """Each payment with what ``who`` may do next (an admin's needs its operations, and
+    a confirmed plan payment's its plan)."""
     if not who.admin:
         return [PaymentResponse.of(p) for p in payments]
-    found = await asyncio.gather(*(svc.operations(p.id) for p in payments))
+
+    async def context(p: po.Payment) -> tuple[list[po.Operation], po.Plan | None]:
+        plan = await svc.plan(p.id) if plan_matters(p) else None
+        return await svc.operations(p.id), plan
+
+    found = await asyncio.gather(*(context(p) for p in payments))
     return [
-        PaymentResponse.of(p, next_actions(who, p, ops))
-        for p, ops in zip(payments, found, strict=True)
+        PaymentResponse.of(p, next_actions(who, p, ops, plan))
+        for p, (ops, plan) in zip(payments, found, strict=True)
     ]
 
 

@@ -1,4 +1,5 @@
-"""Installment plans: read a payment's schedule; record an installment paid, or waive it."""
+"""Installment plans: read a payment's schedule; record an installment paid, or waive it;
+charge the plan off."""
 
 from __future__ import annotations
 
@@ -66,4 +67,24 @@ async def waive_installment(
 ) -> PlanResponse:
     """Forgive an installment, with a `reason`: the customer no longer owes it."""
     plan = await svc.waive_installment(payment_id, number, actor=who.actor, reason=body.reason)
+    return PlanResponse.of(plan)
+
+
+@router.post(
+    "/charge-off",
+    response_model=PlanResponse,
+    dependencies=[Depends(limited)],
+    responses=WRITE,
+)
+async def charge_off(
+    payment_id: PaymentId,
+    body: ReasonRequest,
+    svc: Service,
+    who: Admin,
+    _correlation: CorrelationHeader = None,
+) -> PlanResponse:
+    """Give up on collecting a running plan, with a `reason`: what it still owes is
+    written off and nothing more is collected (409 when it is not running). The customer
+    still owes it; a payment later is a recovery."""
+    plan = await svc.charge_off(payment_id, actor=who.actor, reason=body.reason)
     return PlanResponse.of(plan)

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 import paymentorch as po
 from examples.common import api
-from examples.common.access import next_actions, require_admin, require_reader
+from examples.common.access import next_actions, plan_matters, require_admin, require_reader
 from examples.common.auth import Caller, caller_from_header
 from examples.common.headers import SECURITY_HEADERS
 from examples.common.models import PaymentResponse
@@ -135,8 +135,14 @@ def present(who: Caller, payment: po.Payment) -> PaymentResponse:
 
 
 def present_all(who: Caller, payments: Sequence[po.Payment]) -> list[PaymentResponse]:
-    """Each payment with what ``who`` may do next (an admin's needs its operations)."""
+    """Each payment with what ``who`` may do next (an admin's needs its operations, and
+    a confirmed plan payment's its plan)."""
     if not who.admin:
         return [PaymentResponse.of(p) for p in payments]
     svc = service()
-    return [PaymentResponse.of(p, next_actions(who, p, svc.operations(p.id))) for p in payments]
+
+    def actions(p: po.Payment) -> list[str]:
+        plan = svc.plan(p.id) if plan_matters(p) else None
+        return next_actions(who, p, svc.operations(p.id), plan)
+
+    return [PaymentResponse.of(p, actions(p)) for p in payments]

@@ -1,4 +1,5 @@
-"""Installment plans: read a payment's schedule; record an installment paid, or waive it."""
+"""Installment plans: read a payment's schedule; record an installment paid, or waive it;
+charge the plan off."""
 
 from __future__ import annotations
 
@@ -40,4 +41,12 @@ def waive_installment(payment_id: str, number: int) -> Response:
     found = service().waive_installment(
         payment_id, _number(number), actor=who.actor, reason=body.reason
     )
+    return model_response(PlanResponse.of(found))
+
+
+@blueprint.post("/charge-off")
+def charge_off(payment_id: str) -> Response:
+    who = writer()
+    body: ReasonRequest = body_of(ReasonRequest)
+    found = service().charge_off(payment_id, actor=who.actor, reason=body.reason)
     return model_response(PlanResponse.of(found))

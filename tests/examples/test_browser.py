@@ -128,7 +128,8 @@ def _require_browser() -> None:
 
 def test_an_operator_works_in_the_dashboard(server: str, tmp_path: Path) -> None:
     """Create (a double click makes one payment), search, open the detail, confirm in a
-    dialog, cancel with a reason, see bad input named; screenshots at two widths."""
+    dialog, cancel with a reason, see bad input named, pay in 4 and charge the plan off;
+    screenshots at two widths."""
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
 
@@ -150,6 +151,7 @@ def test_an_operator_works_in_the_dashboard(server: str, tmp_path: Path) -> None
             _move_money(page, expect)
             _filter_and_refuse(page, expect)
             _pay_in_four(page, expect)
+            _charge_off(page, expect)
             _screenshots(page, expect, tmp_path)
         finally:
             browser.close()
@@ -300,6 +302,22 @@ def _pay_in_four(page: Any, expect: Any) -> None:
     page.click("#confirm-yes")
     expect(page.locator("#installments li").nth(2)).to_contain_text("cancelled")
     expect(page.locator("#plan-status")).to_contain_text("owed 20.00 USD")
+
+
+def _charge_off(page: Any, expect: Any) -> None:
+    # Charge the plan off, with a reason: the rest is written off, and the plan offers
+    # only payments by hand (recoveries) from then on.
+    page.locator("#plan-status").get_by_role("button", name="Charge off").click()
+    _dialog_shows(page, expect, amount=False, reason=True)
+    page.fill("#confirm-reason", "120 days past due")
+    page.click("#confirm-yes")
+    expect(page.locator("#plan-status")).to_contain_text("charged_off")
+    expect(page.locator("#message")).to_contain_text("20.00 USD in installments")
+    expect(page.locator("#plan-status button")).to_have_count(0)
+    expect(page.locator("#installments").get_by_role("button", name="Waive")).to_have_count(0)
+    last = page.locator("#installments li").nth(3)
+    expect(last.get_by_role("button", name="Paid by hand")).to_be_visible()
+    expect(page.locator("#audit-entries")).to_contain_text("120 days past due")
 
 
 def _screenshots(page: Any, expect: Any, folder: Path) -> None:

@@ -68,5 +68,6 @@ export const api = {
   refund: (id, body) => call("POST", `${payment(id)}/refunds`, body, { "Idempotency-Key": crypto.randomUUID() }),
   pay: (id, number) => call("POST", `${payment(id)}/plan/installments/${number}/pay`),
   waive: (id, number, reason) => call("POST", `${payment(id)}/plan/installments/${number}/waive`, { reason }),
+  chargeOff: (id, reason) => call("POST", `${payment(id)}/plan/charge-off`, { reason }),
   resolve: (id, outcome, reason) => call("POST", `/api/operations/${encodeURIComponent(id)}/resolve`, { outcome, reason }),
 };

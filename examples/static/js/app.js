@@ -5,7 +5,7 @@ import { api, isAdmin, claims, session, useToken } from "./api.js";
 import { renderBooks, renderIntegrity } from "./books.js";
 import { renderSummary } from "./chart.js";
 import { forget, renderDetail } from "./detail.js";
-import { act, payInstallment, settle, waiveInstallment } from "./dialogs.js";
+import { act, chargeOff, payInstallment, settle, waiveInstallment } from "./dialogs.js";
 import { $, clearMessage, show, short } from "./dom.js";
 import { markSelected, renderAttention, renderPayments } from "./list.js";
 
@@ -125,6 +125,7 @@ const handlers = {
   act: (payment, action) => guarded(() => done(act(payment, action), payment.id)),
   pay: (payment, number) => guarded(() => done(payInstallment(payment, number), payment.id)),
   waive: (payment, number) => guarded(() => done(waiveInstallment(payment, number), payment.id)),
+  chargeOff: (payment) => guarded(() => done(chargeOff(payment), payment.id)),
   settle: (operation, outcome) => guarded(() => done(settle(operation, outcome), operation.paymentId)),
 };
 

@@ -55,6 +55,9 @@ function renderPlan(payment, plan, handlers) {
   $("plan").hidden = !plan;
   if (!plan) return;
   $("plan-status").replaceChildren(badge(plan.status), element("span", ` owed ${plan.owed} ${plan.currency}`));
+  if (payment.allowedActions.includes("charge_off")) {
+    $("plan-status").append(button("Charge off", () => handlers.chargeOff(payment)));
+  }
   const canPay = payment.allowedActions.includes("pay_installment");
   const canWaive = payment.allowedActions.includes("waive_installment");
   $("installments").replaceChildren(

@@ -90,6 +90,15 @@ export async function waiveInstallment(payment, number) {
   return `Installment ${number} waived.`;
 }
 
+export async function chargeOff(payment) {
+  const answer = await ask(`Charge off the plan of payment ${short(payment.id)}?`,
+    "Collection and late fees stop and what is still owed is written off; the customer still owes it, and a payment later is a recovery. Say why.",
+    { reason: true, reasonRequired: true });
+  if (answer === null) return null;
+  const plan = await api.chargeOff(payment.id, answer.reason);
+  return `Plan charged off: ${plan.owed} ${plan.currency} in installments and ${plan.feesOwed} in fees written off.`;
+}
+
 export async function settle(operation, outcome) {
   const text = outcome === "succeeded"
     ? "The processor moved the money: the payment moves as if it had said so. Say how you know."
