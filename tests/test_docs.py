@@ -66,6 +66,10 @@ def test_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             "customer owes 40.00",
             "{'clearing USD': '50.00', 'payable USD': '-90.00', 'receivable USD': '40.00'}",
             "True 1",
+            "write_off | receivable ABCD-12345 -75.00, writeoffs - 75.00",
+            "recovery | clearing manual 25.00, writeoffs - -25.00",
+            "written off 50.00",
+            "charged_off True",
         ]
     if page.name == "money.md":
         assert printed == ["Refunded 100.00 80.00 80.00 [Decimal('30.00'), Decimal('50.00')]"]
