@@ -4,11 +4,9 @@ database written at 0010 so that they agree from the start."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,32 +16,10 @@ import paymentorch as po
 from paymentorch.cli import main
 from paymentorch.clock import utc_now
 from paymentorch.domain import record_change, uuid7
+from tests.raw_sql import run_sql
 
 ADMIN = po.Actor("ops", roles={po.Role.ADMIN})
 CUSTOMER = "ABCD-12345"
-
-
-def _sql(url: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Run ``?``-placeholder statements on either backend, values adapted to its types."""
-    if url.startswith("sqlite"):
-        from paymentorch.adapters.sqlite import statements as lite
-
-        def lite_value(value: Any) -> Any:
-            if isinstance(value, uuid.UUID):
-                return value.hex
-            if isinstance(value, datetime):
-                return lite.time_text(value)
-            return str(value) if isinstance(value, Decimal) else value
-
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
-            for sql, params in statements:
-                conn.execute(sql, tuple(lite_value(v) for v in params))
-        return
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        for sql, params in statements:
-            conn.execute(sql.replace("?", "%s"), params)
 
 
 @pytest.fixture
@@ -166,7 +142,7 @@ async def test_verify_reports_tampering_with_its_payment(
     """Each kind of change made in SQL behind the library's back is reported under the
     check it breaks, with the payment it was made to; nothing else is."""
     url, ids = books
-    _sql(url, [(sql, tuple(ids.get(p, p) for p in params)) for sql, params in tampering])
+    run_sql(url, [(sql, tuple(ids.get(p, p) for p in params)) for sql, params in tampering])
     assert await _found(url) == {(ids.get(p) if p else None, check) for p, check in expected}
 
 
@@ -178,7 +154,9 @@ def test_verify_command_exits_1_on_a_problem(
     url, ids = books
     assert main(["verify", url]) == 0
     assert "4 payment(s) checked: ok" in capsys.readouterr().out
-    _sql(url, [("UPDATE paymentorch_payments SET status = 'Failed' WHERE id = ?", (ids["plain"],))])
+    run_sql(
+        url, [("UPDATE paymentorch_payments SET status = 'Failed' WHERE id = ?", (ids["plain"],))]
+    )
     assert main(["verify", url, "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert (report["ok"], report["checked"]) == (False, 4)
@@ -252,7 +230,7 @@ async def test_migration_0011_opens_the_books(empty_database_url: str) -> None:
          " VALUES (?, ?, ?, ?, ?)", (pid, 1, 2, Decimal("7.00"), now)),
         ("INSERT INTO paymentorch_exposure VALUES (?, ?, ?)", (CUSTOMER, "USD", Decimal("115.00"))),
     ]  # fmt: skip
-    _sql(url, rows)
+    run_sql(url, rows)
     await po.migrate(url)
     async with await po.open_service(url) as service:
         assert (await service.verify()).problems == ()

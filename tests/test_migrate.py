@@ -7,11 +7,9 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
-import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +20,7 @@ from paymentorch.cli import main
 from paymentorch.clock import utc_now
 from paymentorch.domain import Change, record_change, uuid7
 from paymentorch.testing import Backend
+from tests.raw_sql import run_sql
 
 
 async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
@@ -214,29 +213,6 @@ async def test_migration_0006_counts_what_is_owed(empty_database_url: str) -> No
         assert await service.credit_exposure("WXYZ-00001") == 0
 
 
-def _run_sql(url: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Run ``?``-placeholder statements on either backend, values adapted to its types."""
-    if url.startswith("sqlite"):
-        from paymentorch.adapters.sqlite import statements as lite
-
-        def lite_value(value: Any) -> Any:
-            if isinstance(value, uuid.UUID):
-                return value.hex
-            if isinstance(value, datetime):
-                return lite.time_text(value)
-            return str(value) if isinstance(value, Decimal) else value
-
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
-            for sql, params in statements:
-                conn.execute(sql, tuple(lite_value(v) for v in params))
-        return
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        for sql, params in statements:
-            conn.execute(sql.replace("?", "%s"), params)
-
-
 async def test_migration_0009_settles_fees_and_recounts_exposure(empty_database_url: str) -> None:
     """Upgrading to 0009 names each collection's installment, waives fees that were
     charged on installments no longer owed (never collected before), keeps those of
@@ -253,7 +229,7 @@ async def test_migration_0009_settles_fees_and_recounts_exposure(empty_database_
     ])  # fmt: skip
     pid, day = order.id, timedelta(days=14)
     installments = [(1, "paid"), (2, "overdue"), (3, "paid"), (4, "scheduled")]
-    _run_sql(empty_database_url, [
+    run_sql(empty_database_url, [
         ("UPDATE paymentorch_payments SET has_plan = ?, captured_amount = ? WHERE id = ?",
          (True, Decimal("100.00"), pid)),
         ("INSERT INTO paymentorch_plans VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
