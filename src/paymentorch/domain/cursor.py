@@ -9,6 +9,7 @@ from uuid import UUID
 
 from paymentorch.domain.errors import FieldError
 from paymentorch.domain.payment import Payment
+from paymentorch.domain.validation import MAX_PAGE
 
 _PREFIX = "1|"
 
@@ -45,3 +46,23 @@ def decode_cursor(
     if version + "|" != prefix or created_at.tzinfo is None:
         return bad
     return position
+
+
+def page_position(
+    limit: object,
+    cursor: object,
+    errors: list[FieldError],
+    prefix: str = _PREFIX,
+    listing: str = "list_payments",
+) -> Keyset | None:
+    """The position a page of ``listing`` starts after (None: the first page); a bad
+    ``limit`` or ``cursor`` is added to ``errors``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        errors.append(FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range"))
+    if cursor is None:
+        return None
+    decoded = decode_cursor(cursor, prefix, listing)
+    if isinstance(decoded, FieldError):
+        errors.append(decoded)
+        return None
+    return decoded

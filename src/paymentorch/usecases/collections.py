@@ -8,9 +8,8 @@ from uuid import UUID
 
 from paymentorch.domain import FieldError, ValidationError
 from paymentorch.domain.collections import AgingReport, PlanPage, Tally
-from paymentorch.domain.cursor import Keyset, decode_cursor, encode_position
+from paymentorch.domain.cursor import Keyset, encode_position, page_position
 from paymentorch.domain.plans import RUNNING, Plan
-from paymentorch.domain.validation import MAX_PAGE
 
 from .context import Context
 
@@ -40,15 +39,7 @@ async def report(ctx: Context, as_of: datetime | None) -> AgingReport:
 async def delinquent(ctx: Context, limit: int, cursor: str | None) -> PlanPage:
     """Plans at least a day past due, most days first, ties by payment id."""
     errors: list[FieldError] = []
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        errors.append(FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range"))
-    after: Keyset | None = None
-    if cursor is not None:
-        decoded = decode_cursor(cursor, _DELINQUENT, "delinquent_plans")
-        if isinstance(decoded, FieldError):
-            errors.append(decoded)
-        else:
-            after = decoded
+    after = page_position(limit, cursor, errors, _DELINQUENT, "delinquent_plans")
     if errors:
         raise ValidationError(errors)
     now = ctx.clock()

@@ -18,10 +18,10 @@ from paymentorch.domain import (
     ValidationError,
     parse_payment_id,
 )
-from paymentorch.domain.cursor import Keyset, decode_cursor, encode_cursor
+from paymentorch.domain.cursor import encode_cursor, page_position
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.results import Page, PaymentSummary
-from paymentorch.domain.validation import MAX_PAGE, check_filters, check_period
+from paymentorch.domain.validation import check_filters, check_period
 
 from .context import Context, bad, describe
 
@@ -47,15 +47,7 @@ async def page(
     errors: list[FieldError] = []
     wanted = check_filters(status, customer_id, errors)
     check_period(created_from, created_to, errors)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        errors.append(FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range"))
-    after: Keyset | None = None
-    if cursor is not None:
-        decoded = decode_cursor(cursor)
-        if isinstance(decoded, FieldError):
-            errors.append(decoded)
-        else:
-            after = decoded
+    after = page_position(limit, cursor, errors)
     if errors:
         raise ValidationError(errors)
     items = await ctx.store.list_payments(

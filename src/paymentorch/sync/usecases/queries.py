@@ -20,10 +20,10 @@ from paymentorch.domain import (
     ValidationError,
     parse_payment_id,
 )
-from paymentorch.domain.cursor import Keyset, decode_cursor, encode_cursor
+from paymentorch.domain.cursor import encode_cursor, page_position
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.results import Page, PaymentSummary
-from paymentorch.domain.validation import MAX_PAGE, check_filters, check_period
+from paymentorch.domain.validation import check_filters, check_period
 
 from .context import Context, bad, describe
 
@@ -49,15 +49,7 @@ def page(
     errors: list[FieldError] = []
     wanted = check_filters(status, customer_id, errors)
     check_period(created_from, created_to, errors)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        errors.append(FieldError("limit", f"must be an integer from 1 to {MAX_PAGE}", "range"))
-    after: Keyset | None = None
-    if cursor is not None:
-        decoded = decode_cursor(cursor)
-        if isinstance(decoded, FieldError):
-            errors.append(decoded)
-        else:
-            after = decoded
+    after = page_position(limit, cursor, errors)
     if errors:
         raise ValidationError(errors)
     items = ctx.store.list_payments(
