@@ -39,7 +39,16 @@ import psycopg
 
 import paymentorch as po
 from benchmarks import seed
-from benchmarks.harness import ADMIN, Databases, Series, peak_rss_mb, ratio, rss_mb, split
+from benchmarks.harness import (
+    ADMIN,
+    POSTGRES_URL,
+    Databases,
+    Series,
+    peak_rss_mb,
+    ratio,
+    rss_mb,
+    split,
+)
 from paymentorch.adapters.postgres import PostgresPaymentStore
 from paymentorch.adapters.postgres.statements import conninfo
 from paymentorch.domain import Change, PaymentStatus
@@ -280,9 +289,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--verify-repeats", type=int, default=1, help="verify runs per size")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("PAYMENTORCH_BENCH_POSTGRES_URL")
-        or os.environ.get("PAYMENTORCH_TEST_POSTGRES_URL")
-        or "postgresql://postgres@127.0.0.1:5432/test",
+        default=POSTGRES_URL,
         help="a database whose user may create databases",
     )
     parser.add_argument("--verify-child", metavar="URL", help=argparse.SUPPRESS)

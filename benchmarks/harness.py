@@ -22,6 +22,12 @@ from benchmarks.baselines import NaiveSql, OneStatement, Orm, Sqlite3
 from paymentorch._migrate import migrate_sync
 
 ADMIN = po.Actor("bench", roles={po.Role.ADMIN})
+POSTGRES_URL = (
+    os.environ.get("PAYMENTORCH_BENCH_POSTGRES_URL")
+    or os.environ.get("PAYMENTORCH_TEST_POSTGRES_URL")
+    or "postgresql://postgres@127.0.0.1:5432/test"
+)
+"""The server the benchmarks make their databases on (its user may create databases)."""
 Work = Callable[[int, int], Awaitable[None]]  # (lifecycles, concurrency) -> done
 
 

@@ -28,6 +28,7 @@ from benchmarks import books, bulk, infrastructure, plans, workers
 from benchmarks.harness import (
     ADMIN,
     IMPLEMENTATIONS,
+    POSTGRES_URL,
     Databases,
     Series,
     peak_rss_mb,
@@ -51,9 +52,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("PAYMENTORCH_BENCH_POSTGRES_URL")
-        or os.environ.get("PAYMENTORCH_TEST_POSTGRES_URL")
-        or "postgresql://postgres@127.0.0.1:5432/test",
+        default=POSTGRES_URL,
         help="a database whose user may create databases",
     )
     return parser.parse_args(argv)
