@@ -367,6 +367,17 @@ def plans_by_age_sql(placeholder: str, *, after: bool) -> str:
     )
 
 
+def journal_queries(among: str) -> tuple[str, str]:
+    """The journal entries, then their lines, of the payments whose ``payment_id {among}``,
+    in the order ``journal_from_rows`` reads them."""
+    where = f"WHERE payment_id {among}"
+    return (
+        f"SELECT {JOURNAL_COLUMNS} FROM paymentorch_journal_entries {where} ORDER BY id",
+        "SELECT entry_id, account_kind, owner, currency, amount FROM paymentorch_postings"
+        f" {where} ORDER BY entry_id, line",
+    )
+
+
 def records_queries(among: str) -> tuple[str, ...]:
     """The queries that read a batch of payments' records for the integrity check, each
     picking the batch with ``payment_id {among}`` (the same parameters for each): audit
@@ -378,9 +389,7 @@ def records_queries(among: str) -> tuple[str, ...]:
         " ORDER BY payment_id, seq",
         f"SELECT payment_id, event_id FROM paymentorch_outbox {where}",
         f"SELECT payment_id, event_id FROM paymentorch_deliveries {where}",
-        f"SELECT {JOURNAL_COLUMNS} FROM paymentorch_journal_entries {where} ORDER BY id",
-        "SELECT entry_id, account_kind, owner, currency, amount FROM paymentorch_postings"
-        f" {where} ORDER BY entry_id, line",
+        *journal_queries(among),
         f"SELECT {PLAN_COLUMNS} FROM paymentorch_plans {where}",
         f"SELECT {INSTALLMENT_COLUMNS} FROM paymentorch_installments {where}"
         " ORDER BY payment_id, number",

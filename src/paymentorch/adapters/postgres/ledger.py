@@ -10,9 +10,9 @@ from uuid import UUID
 import psycopg
 
 from paymentorch.adapters._sql import (
-    JOURNAL_COLUMNS,
     exposure_differences_sql,
     journal_from_rows,
+    journal_queries,
     records_from_rows,
     records_queries,
 )
@@ -39,18 +39,11 @@ class PostgresLedger(PostgresOutbox):
         """The payment's journal entries, oldest first."""
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[JournalEntry]:
-            cur = await conn.execute(
-                f"SELECT {JOURNAL_COLUMNS} FROM paymentorch_journal_entries"
-                " WHERE payment_id = %s ORDER BY id",
-                (payment_id,),
-            )
-            entries = await cur.fetchall()
-            cur = await conn.execute(
-                "SELECT entry_id, account_kind, owner, currency, amount FROM paymentorch_postings"
-                " WHERE payment_id = %s ORDER BY entry_id, line",
-                (payment_id,),
-            )
-            return journal_from_rows(entries, await cur.fetchall(), uuid=same, time=same)
+            found = []
+            for query in journal_queries("= %s"):
+                cur = await conn.execute(query, (payment_id,))
+                found.append(await cur.fetchall())
+            return journal_from_rows(*found, uuid=same, time=same)
 
         return await self._read("read a journal", work)
 

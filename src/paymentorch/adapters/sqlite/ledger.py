@@ -9,11 +9,11 @@ from typing import Any
 from uuid import UUID
 
 from paymentorch.adapters._sql import (
-    JOURNAL_COLUMNS,
     PAYMENT_COLUMNS,
     SUMMARY_DIGITS,
     exposure_differences_sql,
     journal_from_rows,
+    journal_queries,
     records_from_rows,
     records_queries,
 )
@@ -38,16 +38,7 @@ class SQLiteLedger(SQLiteOutbox):
         pid = payment_id.hex
 
         def body(conn: sqlite3.Connection) -> list[JournalEntry]:
-            entries = conn.execute(
-                f"SELECT {JOURNAL_COLUMNS} FROM paymentorch_journal_entries"
-                " WHERE payment_id = ? ORDER BY id",
-                (pid,),
-            ).fetchall()
-            lines = conn.execute(
-                "SELECT entry_id, account_kind, owner, currency, amount FROM paymentorch_postings"
-                " WHERE payment_id = ? ORDER BY entry_id, line",
-                (pid,),
-            ).fetchall()
+            entries, lines = (conn.execute(q, (pid,)).fetchall() for q in journal_queries("= ?"))
             return journal_from_rows(entries, lines, uuid=hex_uuid, time=parse_time)
 
         return await self._run(body, inline=True)

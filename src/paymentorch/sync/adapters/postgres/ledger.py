@@ -12,9 +12,9 @@ from uuid import UUID
 import psycopg
 
 from paymentorch.adapters._sql import (
-    JOURNAL_COLUMNS,
     exposure_differences_sql,
     journal_from_rows,
+    journal_queries,
     records_from_rows,
     records_queries,
 )
@@ -41,18 +41,11 @@ class SyncPostgresLedger(SyncPostgresOutbox):
         """The payment's journal entries, oldest first."""
 
         def work(conn: psycopg.Connection[Any]) -> list[JournalEntry]:
-            cur = conn.execute(
-                f"SELECT {JOURNAL_COLUMNS} FROM paymentorch_journal_entries"
-                " WHERE payment_id = %s ORDER BY id",
-                (payment_id,),
-            )
-            entries = cur.fetchall()
-            cur = conn.execute(
-                "SELECT entry_id, account_kind, owner, currency, amount FROM paymentorch_postings"
-                " WHERE payment_id = %s ORDER BY entry_id, line",
-                (payment_id,),
-            )
-            return journal_from_rows(entries, cur.fetchall(), uuid=same, time=same)
+            found = []
+            for query in journal_queries("= %s"):
+                cur = conn.execute(query, (payment_id,))
+                found.append(cur.fetchall())
+            return journal_from_rows(*found, uuid=same, time=same)
 
         return self._read("read a journal", work)
 
