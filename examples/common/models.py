@@ -36,6 +36,11 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def _camel_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (a library ``to_dict()``) with the API's field names."""
+    return {_camel(k): v for k, v in data.items()}
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=_camel, populate_by_name=False)
 
@@ -291,7 +296,7 @@ class OperationResponse(_Body):
     def of(cls, operation: po.Operation) -> OperationResponse:
         """The response body for ``operation``."""
         data = operation.to_dict()
-        return cls.model_validate({_camel(k): v for k, v in data.items()})
+        return cls.model_validate(_camel_keys(data))
 
 
 class InstallmentResponse(_Body):
@@ -345,10 +350,8 @@ class PlanResponse(_Body):
                 "currency": data["currency"],
                 "owed": data["owed"],
                 "feesOwed": data["fees_owed"],
-                "installments": [
-                    {_camel(k): v for k, v in i.items()} for i in data["installments"]
-                ],
-                "lateFees": [{_camel(k): v for k, v in f.items()} for f in data["late_fees"]],
+                "installments": [_camel_keys(i) for i in data["installments"]],
+                "lateFees": [_camel_keys(f) for f in data["late_fees"]],
             }
         )
 
@@ -470,7 +473,7 @@ class JournalEntryResponse(_Body):
     def of(cls, entry: po.JournalEntry) -> JournalEntryResponse:
         """The response body for ``entry``."""
         data = entry.to_dict()
-        return cls.model_validate({_camel(k): v for k, v in data.items()})
+        return cls.model_validate(_camel_keys(data))
 
 
 class BalanceLine(_Body):
@@ -546,9 +549,7 @@ class IntegrityResponse(_Body):
             {
                 "ok": report.ok,
                 "checked": report.checked,
-                "problems": [
-                    {_camel(k): v for k, v in p.to_dict().items()} for p in report.problems
-                ],
+                "problems": [_camel_keys(p.to_dict()) for p in report.problems],
             }
         )
 
