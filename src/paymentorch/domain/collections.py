@@ -33,10 +33,14 @@ def _delays(field: str, value: object, errors: list[FieldError]) -> tuple[timede
     return found
 
 
-def _codes(value: object) -> frozenset[str]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        return frozenset({"\0"})  # refused by the check below
-    return frozenset(value)
+def _codes(value: object, errors: list[FieldError]) -> frozenset[str]:
+    if isinstance(value, Iterable) and not isinstance(value, str):
+        codes = tuple(value)
+        if all(isinstance(c, str) and 0 < len(c) <= 64 and "\0" not in c for c in codes):
+            return frozenset(codes)
+    message = "must be a set of decline codes of 1 to 64 characters"
+    errors.append(FieldError("hard_declines", message, "format"))
+    return frozenset()
 
 
 @attrs.frozen
@@ -55,7 +59,7 @@ class CollectionPolicy:
     """
 
     retries: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3), timedelta(days=7))
-    hard_declines: frozenset[str] = attrs.field(default=HARD_DECLINES, converter=_codes)
+    hard_declines: frozenset[str] = HARD_DECLINES
     reminders: tuple[timedelta, ...] = (timedelta(days=3),)
     charge_off_after: timedelta = timedelta(days=120)
 
@@ -63,10 +67,7 @@ class CollectionPolicy:
         errors: list[FieldError] = []
         object.__setattr__(self, "retries", _delays("retries", self.retries, errors))
         object.__setattr__(self, "reminders", _delays("reminders", self.reminders, errors))
-        if not all(isinstance(c, str) and 0 < len(c) <= 64 and "\0" not in c
-                   for c in self.hard_declines):  # fmt: skip
-            message = "must be a set of decline codes of 1 to 64 characters"
-            errors.append(FieldError("hard_declines", message, "format"))
+        object.__setattr__(self, "hard_declines", _codes(self.hard_declines, errors))
         after = self.charge_off_after
         if not isinstance(after, timedelta) or not timedelta(days=1) <= after <= 10 * LONGEST:
             message = "must be a timedelta of at least 1 day and at most 3,660 days"
