@@ -98,9 +98,8 @@ class SimulatedProcessor:
         if not 0 <= latency[0] <= latency[1]:
             raise ValueError("latency must be (low, high) seconds with 0 <= low <= high")
         codes = {"declined": 1.0} if decline_codes is None else dict(decline_codes)
-        if not all(isinstance(c, str) and c and w >= 0 for c, w in codes.items()) or not (
-            sum(codes.values()) > 0
-        ):
+        valid = all(isinstance(c, str) and c and w >= 0 for c, w in codes.items())
+        if not valid or sum(codes.values()) <= 0:
             raise ValueError("decline_codes must map non-empty codes to weights >= 0, not all 0")
         self._codes, self._weights = list(codes), list(codes.values())
         self.name = name
