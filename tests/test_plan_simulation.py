@@ -64,8 +64,8 @@ async def test_a_year_of_plans_keeps_every_invariant(url: str) -> None:
         decline_codes=DECLINES,
     )  # fmt: skip
     credit = po.CreditPolicy(limit=LIMIT, currency="USD")
-    options = {"processor": processor, "clock": clock, "credit": credit,
-               "late_fees": AFTERPAY_AU, "collections": COLLECTIONS, "create_schema": True}  # fmt: skip
+    options = {"processor": processor, "clock": clock, "credit": credit, "late_fees": AFTERPAY_AU,
+               "collections": COLLECTIONS, "create_schema": True}  # fmt: skip
     async with await po.open_service(url, **options) as service:
         worker = po.PaymentWorker(service, batch_size=100)
         made: list[Any] = []
