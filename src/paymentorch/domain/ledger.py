@@ -171,6 +171,18 @@ def standing(payment: Payment | None, plan: Plan | None = None) -> Standing:
     )
 
 
+def moves_money(before: Payment | None, after: Payment) -> bool:
+    """Whether a payment with no plan moves money from ``before`` to ``after`` (None: it
+    did not exist): its standing reads only what was captured and refunded, so a change
+    that leaves both alone posts nothing."""
+    if before is None:
+        return bool(after.captured_amount or after.refunded_amount)
+    return (
+        after.captured_amount != before.captured_amount
+        or after.refunded_amount != before.refunded_amount
+    )
+
+
 def postings(
     before: Standing,
     after: Standing,
