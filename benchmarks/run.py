@@ -48,6 +48,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="*", choices=sorted(IMPLEMENTATIONS), help="subset")
     parser.add_argument("--skip-bulk", action="store_true", help="lifecycles only")
     parser.add_argument(
+        "--lifecycles-only",
+        action="store_true",
+        help="the lifecycles' table and targets alone (no reads, bulk, worker, plans or"
+        " adapters; no results file)",
+    )
+    parser.add_argument(
         "--books", action="store_true", help="then python -m benchmarks.books (about 15 min)"
     )
     parser.add_argument(
@@ -335,6 +341,9 @@ async def main(argv: list[str] | None = None) -> int:
         try:
             started = time.time()
             series = await lifecycles(db, names, n, rounds)
+            if args.lifecycles_only:
+                print(table(series, targets(series, {}, {}), {}))
+                return 0
             reads = await cached_reads(n * 10, rounds)
             extra = {} if args.skip_bulk else await bulk_and_listing(db, args.quick, rounds)
             print("worker throughput and latency ...", file=sys.stderr)
