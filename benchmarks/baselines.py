@@ -1,11 +1,17 @@
 """What teams write by hand instead: careful, pooled, correctly transactional.
 
-Each baseline writes the same rows as paymentorch (payment, audit entry, outbox event)
-into the same tables, so the comparison is of the code, not of the schema.
+Each baseline writes the same rows as paymentorch into the same tables, so the comparison
+is of the code, not of the schema: a creation inserts the payment, its audit entry and
+outbox event, and moves the customer's exposure up by the amount; a confirmation updates
+the payment (status, version, captured amount), inserts its audit entry and event, moves
+the exposure back down, and posts the capture's journal entry with its two lines
+(clearing ``manual`` debited, payable ``default`` credited). Every lifecycle has a
+customer of its own, as a shop's traffic does (``Customers``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -22,24 +28,84 @@ from sqlalchemy import orm
 
 from paymentorch import schema
 
+AMOUNT = Decimal("125.50")
+"""What every lifecycle's payment is for, in USD."""
 
-def _snapshot(pid: uuid.UUID, status: str, at: datetime, version: int) -> dict[str, Any]:
+
+class Customers:
+    """A new customer id for each lifecycle (``AAAA-00000``, ``AAAA-00001``, ...: the
+    default pattern), safe to draw from many tasks and threads."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count()
+
+    def next(self) -> str:
+        """The next customer's id."""
+        letters, digits = divmod(next(self._numbers), 100_000)
+        word = ""
+        for _ in range(4):
+            letters, letter = divmod(letters, 26)
+            word = chr(ord("A") + letter) + word
+        return f"{word}-{digits:05d}"
+
+
+def _snapshot(
+    pid: uuid.UUID, customer: str, status: str, created: datetime, at: datetime
+) -> dict[str, Any]:
+    """The event's payload: the payment's ``to_dict()`` after its creation (Pending) or
+    its confirmation."""
     return {
         "id": str(pid),
-        "customer_id": "ABCD-12345",
-        "amount": "125.50",
+        "customer_id": customer,
+        "amount": str(AMOUNT),
         "currency": "USD",
         "status": status,
-        "created_at": at.isoformat(),
+        "created_at": created.isoformat(),
         "updated_at": at.isoformat(),
-        "version": version,
+        "version": 1 if status == "Pending" else 2,
         "failure_reason": None,
         "idempotency_key": None,
         "metadata": {},
+        "captured_amount": str(AMOUNT if status == "Confirmed" else Decimal("0.00")),
+        "refunded_amount": "0.00",
+        "has_plan": False,
     }
 
 
-# -- naive-sql: async psycopg, BEGIN / three statements / COMMIT per step ------------------
+_POSTINGS = (  # (line, account kind, owner, sign): a capture's entry
+    (1, "clearing", "manual", 1),
+    (2, "payable", "default", -1),
+)
+
+
+# -- naive-sql: async psycopg, BEGIN / a statement per row / COMMIT per step --------------
+
+_INSERT_PAYMENT = (
+    "INSERT INTO paymentorch_payments (id, customer_id, amount, currency, status,"
+    " created_at, updated_at, version, metadata) VALUES (%s, %s, %s, 'USD', 'Pending', %s, %s,"
+    " 1, '{}')"
+)
+_INSERT_AUDIT = (
+    "INSERT INTO paymentorch_audit_entries (payment_id, action, from_status, to_status,"
+    " actor_id, at, event_id) VALUES (%s, %s, %s, %s, 'bench', %s, %s)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at, payload,"
+    " actor_id) VALUES (%s, %s, %s, %s, %s, 'bench')"
+)
+_MOVE_EXPOSURE = (
+    "INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)"
+    " VALUES (%(customer)s, 'USD', GREATEST(%(delta)s::numeric, 0))"
+    " ON CONFLICT (customer_id, currency) DO UPDATE SET amount = GREATEST(e.amount + %(delta)s, 0)"
+)
+_INSERT_ENTRY = (
+    "INSERT INTO paymentorch_journal_entries (id, payment_id, kind, at)"
+    " VALUES (%s, %s, 'capture', %s)"
+)
+_INSERT_POSTING = (
+    "INSERT INTO paymentorch_postings (entry_id, line, payment_id, account_kind, owner,"
+    " currency, amount) VALUES (%s, %s, %s, %s, %s, 'USD', %s)"
+)
 
 
 class NaiveSql:
@@ -49,57 +115,52 @@ class NaiveSql:
 
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self.pool = pool
+        self.customers = Customers()
 
     async def lifecycles(self, count: int) -> None:
         async with self.pool.connection() as conn:
             for _ in range(count):
-                pid = uuid.uuid4()
-                await self._create(conn, pid)
-                await self._confirm(conn, pid)
+                pid, customer = uuid.uuid4(), self.customers.next()
+                created = await self._create(conn, pid, customer)
+                await self._confirm(conn, pid, customer, created)
 
     @staticmethod
-    async def _create(conn: psycopg.AsyncConnection[Any], pid: uuid.UUID) -> None:
-        now = datetime.now(UTC)
+    async def _create(
+        conn: psycopg.AsyncConnection[Any], pid: uuid.UUID, customer: str
+    ) -> datetime:
+        now, event = datetime.now(UTC), uuid.uuid4()
+        snapshot = _snapshot(pid, customer, "Pending", now, now)
         async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO paymentorch_payments (id, customer_id, amount, currency, status,"
-                " created_at, updated_at, version, metadata)"
-                " VALUES (%s, %s, %s, %s, 'Pending', %s, %s, 1, '{}')",
-                (pid, "ABCD-12345", Decimal("125.50"), "USD", now, now),
-            )
-            await conn.execute(
-                "INSERT INTO paymentorch_audit_entries (payment_id, action, to_status, actor_id,"
-                " at) VALUES (%s, 'created', 'Pending', 'bench', %s)",
-                (pid, now),
-            )
-            await conn.execute(
-                "INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at,"
-                " payload, actor_id) VALUES (%s, %s, 'payment.created', %s, %s, 'bench')",
-                (uuid.uuid4(), pid, now, Jsonb(_snapshot(pid, "Pending", now, 1))),
-            )
+            await conn.execute(_INSERT_PAYMENT, (pid, customer, AMOUNT, now, now))
+            await conn.execute(_INSERT_AUDIT, (pid, "created", None, "Pending", now, event))
+            await conn.execute(_INSERT_EVENT, (event, pid, "payment.created", now, Jsonb(snapshot)))
+            await conn.execute(_MOVE_EXPOSURE, {"customer": customer, "delta": AMOUNT})
+        return now
 
     @staticmethod
-    async def _confirm(conn: psycopg.AsyncConnection[Any], pid: uuid.UUID) -> None:
-        now = datetime.now(UTC)
+    async def _confirm(
+        conn: psycopg.AsyncConnection[Any], pid: uuid.UUID, customer: str, created: datetime
+    ) -> None:
+        now, event, entry = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
+        snapshot = _snapshot(pid, customer, "Confirmed", created, now)
         async with conn.transaction():
             cur = await conn.execute(
                 "UPDATE paymentorch_payments SET status = 'Confirmed', version = version + 1,"
-                " updated_at = %s WHERE id = %s AND status = 'Pending'",
+                " updated_at = %s, captured_amount = amount WHERE id = %s AND status = 'Pending'",
                 (now, pid),
             )
             if cur.rowcount != 1:
                 raise RuntimeError("not pending")
             await conn.execute(
-                "INSERT INTO paymentorch_audit_entries (payment_id, action, from_status,"
-                " to_status, actor_id, at) VALUES (%s, 'confirmed', 'Pending', 'Confirmed',"
-                " 'bench', %s)",
-                (pid, now),
+                _INSERT_AUDIT, (pid, "confirmed", "Pending", "Confirmed", now, event)
             )
             await conn.execute(
-                "INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at,"
-                " payload, actor_id) VALUES (%s, %s, 'payment.confirmed', %s, %s, 'bench')",
-                (uuid.uuid4(), pid, now, Jsonb(_snapshot(pid, "Confirmed", now, 2))),
+                _INSERT_EVENT, (event, pid, "payment.confirmed", now, Jsonb(snapshot))
             )
+            await conn.execute(_MOVE_EXPOSURE, {"customer": customer, "delta": -AMOUNT})
+            await conn.execute(_INSERT_ENTRY, (entry, pid, now))
+            for line, kind, owner, sign in _POSTINGS:
+                await conn.execute(_INSERT_POSTING, (entry, line, pid, kind, owner, sign * AMOUNT))
 
 
 # -- one-statement: async psycopg, each step one data-modifying CTE in autocommit -----------
@@ -118,11 +179,16 @@ class OneStatement:
         WITH p AS (
           INSERT INTO paymentorch_payments (id, customer_id, amount, currency, status,
             created_at, updated_at, version, metadata)
-          VALUES (%(id)s, 'ABCD-12345', 125.50, 'USD', 'Pending', %(at)s, %(at)s, 1, '{}')
-          RETURNING id
+          VALUES (%(id)s, %(customer)s, 125.50, 'USD', 'Pending', %(at)s, %(at)s, 1, '{}')
+          RETURNING id, customer_id, currency, amount
         ), a AS (
-          INSERT INTO paymentorch_audit_entries (payment_id, action, to_status, actor_id, at)
-          SELECT id, 'created', 'Pending', 'bench', %(at)s FROM p
+          INSERT INTO paymentorch_audit_entries (payment_id, action, to_status, actor_id, at,
+            event_id)
+          SELECT id, 'created', 'Pending', 'bench', %(at)s, %(event)s FROM p
+        ), x AS (
+          INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
+          SELECT customer_id, currency, amount FROM p
+          ON CONFLICT (customer_id, currency) DO UPDATE SET amount = e.amount + excluded.amount
         )
         INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at, payload,
           actor_id)
@@ -131,13 +197,27 @@ class OneStatement:
     _CONFIRM = """
         WITH p AS (
           UPDATE paymentorch_payments SET status = 'Confirmed', version = version + 1,
-            updated_at = %(at)s
+            updated_at = %(at)s, captured_amount = amount
           WHERE id = %(id)s AND status = 'Pending'
-          RETURNING id
+          RETURNING id, customer_id, currency, amount
         ), a AS (
           INSERT INTO paymentorch_audit_entries (payment_id, action, from_status, to_status,
-            actor_id, at)
-          SELECT id, 'confirmed', 'Pending', 'Confirmed', 'bench', %(at)s FROM p
+            actor_id, at, event_id)
+          SELECT id, 'confirmed', 'Pending', 'Confirmed', 'bench', %(at)s, %(event)s FROM p
+        ), x AS (
+          INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
+          SELECT customer_id, currency, 0 FROM p
+          ON CONFLICT (customer_id, currency) DO UPDATE
+            SET amount = GREATEST(e.amount - (SELECT amount FROM p), 0)
+        ), j AS (
+          INSERT INTO paymentorch_journal_entries (id, payment_id, kind, at)
+          SELECT %(entry)s, id, 'capture', %(at)s FROM p
+        ), l AS (
+          INSERT INTO paymentorch_postings (entry_id, line, payment_id, account_kind, owner,
+            currency, amount)
+          SELECT %(entry)s, v.line, p.id, v.kind, v.owner, p.currency, v.sign * p.amount
+          FROM p, (VALUES (1, 'clearing', 'manual', 1), (2, 'payable', 'default', -1))
+            AS v(line, kind, owner, sign)
         )
         INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at, payload,
           actor_id)
@@ -146,19 +226,21 @@ class OneStatement:
 
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self.pool = pool
+        self.customers = Customers()
 
     async def lifecycles(self, count: int) -> None:
         async with self.pool.connection() as conn:
             for _ in range(count):
-                pid = uuid.uuid4()
-                now = datetime.now(UTC)
+                pid, customer = uuid.uuid4(), self.customers.next()
+                created = datetime.now(UTC)
                 await conn.execute(
                     self._CREATE,
                     {
                         "id": pid,
-                        "at": now,
+                        "customer": customer,
+                        "at": created,
                         "event": uuid.uuid4(),
-                        "payload": Jsonb(_snapshot(pid, "Pending", now, 1)),
+                        "payload": Jsonb(_snapshot(pid, customer, "Pending", created, created)),
                     },
                 )
                 now = datetime.now(UTC)
@@ -168,7 +250,8 @@ class OneStatement:
                         "id": pid,
                         "at": now,
                         "event": uuid.uuid4(),
-                        "payload": Jsonb(_snapshot(pid, "Confirmed", now, 2)),
+                        "entry": uuid.uuid4(),
+                        "payload": Jsonb(_snapshot(pid, customer, "Confirmed", created, now)),
                     },
                 )
                 if cur.rowcount != 1:
@@ -182,9 +265,13 @@ class PaymentRow:
     """A payment as the ORM maps it."""
 
     id: uuid.UUID
+    customer_id: str
+    amount: Decimal
     status: str
     version: int
+    created_at: datetime
     updated_at: datetime
+    captured_amount: Decimal
 
 
 class AuditRow:
@@ -193,6 +280,20 @@ class AuditRow:
 
 class OutboxRow:
     """An outbox event as the ORM maps it."""
+
+
+class ExposureRow:
+    """A customer's exposure as the ORM maps it."""
+
+    amount: Decimal
+
+
+class EntryRow:
+    """A journal entry as the ORM maps it."""
+
+
+class PostingRow:
+    """A journal line as the ORM maps it."""
 
 
 _registry = orm.registry()
@@ -204,6 +305,9 @@ _registry.map_imperatively(
 )
 _registry.map_imperatively(AuditRow, schema.audit_entries)
 _registry.map_imperatively(OutboxRow, schema.outbox)
+_registry.map_imperatively(ExposureRow, schema.exposure)
+_registry.map_imperatively(EntryRow, schema.journal_entries)
+_registry.map_imperatively(PostingRow, schema.postings)
 
 
 class Orm:
@@ -213,21 +317,22 @@ class Orm:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.sessions = orm.sessionmaker(engine, expire_on_commit=False)
+        self.customers = Customers()
 
     def lifecycles(self, count: int) -> None:
         for _ in range(count):
-            pid = self._create()
+            pid = self._create(self.customers.next())
             self._confirm(pid)
 
-    def _create(self) -> uuid.UUID:
-        pid = uuid.uuid4()
+    def _create(self, customer: str) -> uuid.UUID:
+        pid, event = uuid.uuid4(), uuid.uuid4()
         now = datetime.now(UTC)
         with self.sessions.begin() as session:
             session.add(
                 PaymentRow(  # type: ignore[call-arg]
                     id=pid,
-                    customer_id="ABCD-12345",
-                    amount=Decimal("125.50"),
+                    customer_id=customer,
+                    amount=AMOUNT,
                     currency="USD",
                     status="Pending",
                     created_at=now,
@@ -242,28 +347,32 @@ class Orm:
                     to_status="Pending",
                     actor_id="bench",
                     at=now,
+                    event_id=event,
                 )
             )
             session.add(
                 OutboxRow(  # type: ignore[call-arg]
-                    event_id=uuid.uuid4(),
+                    event_id=event,
                     payment_id=pid,
                     type="payment.created",
                     occurred_at=now,
-                    payload=_snapshot(pid, "Pending", now, 1),
+                    payload=_snapshot(pid, customer, "Pending", now, now),
                     actor_id="bench",
                 )
             )
+            _move_exposure(session, customer, AMOUNT)
         return pid
 
     def _confirm(self, pid: uuid.UUID) -> None:
-        now = datetime.now(UTC)
+        now, event, entry = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
         with self.sessions.begin() as session:
             payment = session.get(PaymentRow, pid)
             if payment is None or payment.status != "Pending":
                 raise RuntimeError("not pending")
             payment.status = "Confirmed"
             payment.updated_at = now
+            payment.captured_amount = payment.amount
+            customer = payment.customer_id
             session.add(
                 AuditRow(  # type: ignore[call-arg]
                     payment_id=pid,
@@ -272,18 +381,46 @@ class Orm:
                     to_status="Confirmed",
                     actor_id="bench",
                     at=now,
+                    event_id=event,
                 )
             )
             session.add(
                 OutboxRow(  # type: ignore[call-arg]
-                    event_id=uuid.uuid4(),
+                    event_id=event,
                     payment_id=pid,
                     type="payment.confirmed",
                     occurred_at=now,
-                    payload=_snapshot(pid, "Confirmed", now, 2),
+                    payload=_snapshot(pid, customer, "Confirmed", payment.created_at, now),
                     actor_id="bench",
                 )
             )
+            _move_exposure(session, customer, -payment.amount)
+            session.add(
+                EntryRow(id=entry, payment_id=pid, kind="capture", at=now)  # type: ignore[call-arg]
+            )
+            session.add_all(
+                PostingRow(  # type: ignore[call-arg]
+                    entry_id=entry,
+                    line=line,
+                    payment_id=pid,
+                    account_kind=kind,
+                    owner=owner,
+                    currency="USD",
+                    amount=sign * payment.amount,
+                )
+                for line, kind, owner, sign in _POSTINGS
+            )
+
+
+def _move_exposure(session: orm.Session, customer: str, delta: Decimal) -> None:
+    """The customer's exposure row, locked and moved (created at the first payment)."""
+    row = session.get(ExposureRow, (customer, "USD"), with_for_update=True)
+    if row is None:
+        session.add(
+            ExposureRow(customer_id=customer, currency="USD", amount=max(Decimal(0), delta))  # type: ignore[call-arg]
+        )
+    else:
+        row.amount = max(Decimal(0), row.amount + delta)
 
 
 # -- sqlite3: the standard library, WAL, synchronous=NORMAL ------------------------------
@@ -293,8 +430,22 @@ def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _compact(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+_SQLITE_AUDIT = (
+    "INSERT INTO paymentorch_audit_entries (payment_id, action, from_status, to_status,"
+    " actor_id, at, event_id) VALUES (?, ?, ?, ?, 'bench', ?, ?)"
+)
+_SQLITE_EVENT = (
+    "INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at, payload,"
+    " actor_id) VALUES (?, ?, ?, ?, ?, 'bench')"
+)
+
+
 class Sqlite3:
-    """Hand-written stdlib sqlite3: BEGIN IMMEDIATE / three statements / COMMIT per step."""
+    """Hand-written stdlib sqlite3: BEGIN IMMEDIATE / a statement per row / COMMIT per step."""
 
     name = "sqlite3"
 
@@ -302,6 +453,7 @@ class Sqlite3:
         self.path = path
         self.local = threading.local()
         self.connections: list[sqlite3.Connection] = []
+        self.customers = Customers()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
@@ -318,59 +470,77 @@ class Sqlite3:
     def lifecycles(self, count: int) -> None:
         conn = self._conn()
         for _ in range(count):
-            pid = uuid.uuid4()
-            now = datetime.now(UTC)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT INTO paymentorch_payments (id, customer_id, amount, currency, status,"
-                " created_at, updated_at, version, metadata)"
-                " VALUES (?, ?, ?, ?, 'Pending', ?, ?, 1, '{}')",
-                (pid.hex, "ABCD-12345", "125.50", "USD", _stamp(now), _stamp(now)),
-            )
-            conn.execute(
-                "INSERT INTO paymentorch_audit_entries (payment_id, action, to_status, actor_id,"
-                " at) VALUES (?, 'created', 'Pending', 'bench', ?)",
-                (pid.hex, _stamp(now)),
-            )
-            conn.execute(
-                "INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at,"
-                " payload, actor_id) VALUES (?, ?, 'payment.created', ?, ?, 'bench')",
-                (
-                    uuid.uuid4().hex,
-                    pid.hex,
-                    _stamp(now),
-                    json.dumps(_snapshot(pid, "Pending", now, 1)),
-                ),
-            )
-            conn.execute("COMMIT")
-            now = datetime.now(UTC)
-            conn.execute("BEGIN IMMEDIATE")
-            cur = conn.execute(
-                "UPDATE paymentorch_payments SET status = 'Confirmed', version = version + 1,"
-                " updated_at = ? WHERE id = ? AND status = 'Pending'",
-                (_stamp(now), pid.hex),
-            )
-            if cur.rowcount != 1:
-                conn.execute("ROLLBACK")
-                raise RuntimeError("not pending")
-            conn.execute(
-                "INSERT INTO paymentorch_audit_entries (payment_id, action, from_status,"
-                " to_status, actor_id, at) VALUES (?, 'confirmed', 'Pending', 'Confirmed',"
-                " 'bench', ?)",
-                (pid.hex, _stamp(now)),
-            )
-            conn.execute(
-                "INSERT INTO paymentorch_outbox (event_id, payment_id, type, occurred_at,"
-                " payload, actor_id) VALUES (?, ?, 'payment.confirmed', ?, ?, 'bench')",
-                (
-                    uuid.uuid4().hex,
-                    pid.hex,
-                    _stamp(now),
-                    json.dumps(_snapshot(pid, "Confirmed", now, 2)),
-                ),
-            )
-            conn.execute("COMMIT")
+            pid, customer = uuid.uuid4(), self.customers.next()
+            created = self._create(conn, pid, customer)
+            self._confirm(conn, pid, customer, created)
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection, pid: uuid.UUID, customer: str) -> datetime:
+        now, event = datetime.now(UTC), uuid.uuid4().hex
+        snapshot = _compact(_snapshot(pid, customer, "Pending", now, now))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "INSERT INTO paymentorch_payments (id, customer_id, amount, currency, status,"
+            " created_at, updated_at, version, metadata)"
+            " VALUES (?, ?, ?, 'USD', 'Pending', ?, ?, 1, '{}')",
+            (pid.hex, customer, str(AMOUNT), _stamp(now), _stamp(now)),
+        )
+        conn.execute(_SQLITE_AUDIT, (pid.hex, "created", None, "Pending", _stamp(now), event))
+        conn.execute(_SQLITE_EVENT, (event, pid.hex, "payment.created", _stamp(now), snapshot))
+        _sqlite_exposure(conn, customer, AMOUNT)
+        conn.execute("COMMIT")
+        return now
+
+    @staticmethod
+    def _confirm(
+        conn: sqlite3.Connection, pid: uuid.UUID, customer: str, created: datetime
+    ) -> None:
+        now, event, entry = datetime.now(UTC), uuid.uuid4().hex, uuid.uuid4().hex
+        snapshot = _compact(_snapshot(pid, customer, "Confirmed", created, now))
+        conn.execute("BEGIN IMMEDIATE")
+        cur = conn.execute(
+            "UPDATE paymentorch_payments SET status = 'Confirmed', version = version + 1,"
+            " updated_at = ?, captured_amount = amount WHERE id = ? AND status = 'Pending'",
+            (_stamp(now), pid.hex),
+        )
+        if cur.rowcount != 1:
+            conn.execute("ROLLBACK")
+            raise RuntimeError("not pending")
+        conn.execute(
+            _SQLITE_AUDIT, (pid.hex, "confirmed", "Pending", "Confirmed", _stamp(now), event)
+        )
+        conn.execute(_SQLITE_EVENT, (event, pid.hex, "payment.confirmed", _stamp(now), snapshot))
+        _sqlite_exposure(conn, customer, -AMOUNT)
+        conn.execute(
+            "INSERT INTO paymentorch_journal_entries (id, payment_id, kind, at)"
+            " VALUES (?, ?, 'capture', ?)",
+            (entry, pid.hex, _stamp(now)),
+        )
+        conn.executemany(
+            "INSERT INTO paymentorch_postings (entry_id, line, payment_id, account_kind, owner,"
+            " currency, amount) VALUES (?, ?, ?, ?, ?, 'USD', ?)",
+            [
+                (entry, line, pid.hex, kind, owner, str(sign * AMOUNT))
+                for line, kind, owner, sign in _POSTINGS
+            ],
+        )
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         for conn in self.connections:
             conn.close()
+
+
+def _sqlite_exposure(conn: sqlite3.Connection, customer: str, delta: Decimal) -> None:
+    """Move the customer's exposure by ``delta`` in exact decimals (SQLite keeps money as
+    text: its own arithmetic would go through floats)."""
+    row = conn.execute(
+        "SELECT amount FROM paymentorch_exposure WHERE customer_id = ? AND currency = 'USD'",
+        (customer,),
+    ).fetchone()
+    amount = max(Decimal(0), (Decimal(row[0]) if row else Decimal(0)) + delta)
+    conn.execute(
+        "INSERT INTO paymentorch_exposure (customer_id, currency, amount) VALUES (?, 'USD', ?)"
+        " ON CONFLICT (customer_id, currency) DO UPDATE SET amount = excluded.amount",
+        (customer, str(amount)),
+    )

@@ -10,6 +10,10 @@ from uuid import UUID, SafeUUID
 _COUNTER_BITS = 42  # 12 bits in rand_a, 30 in rand_b: ids from one process stay in order
 _POOL_SIZE = 9 * 512  # random bits for 512 ids per system call
 _VERSION_AND_VARIANT = 0x7 << 76 | 0b10 << 62
+# Bound once: looking each up per id (an enum member's above all) cost more than the id.
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = SafeUUID.unknown
 
 
 class _Generator:
@@ -28,20 +32,22 @@ class _Generator:
 
     def __call__(self) -> UUID:
         with self._lock:
-            if self._offset == _POOL_SIZE:
-                self._pool, self._offset = os.urandom(_POOL_SIZE), 0
             start = self._offset
+            if start == _POOL_SIZE:
+                self._pool, start = os.urandom(_POOL_SIZE), 0
             self._offset = start + 9
             bits = int.from_bytes(self._pool[start : start + 9])  # 72 random bits
             ms = time.time_ns() // 1_000_000
             if ms > self._ms:
-                self._ms, self._counter = ms, bits >> 33  # 39 bits leave room to count up
+                self._ms = ms
+                counter = self._counter = bits >> 33  # 39 bits leave room to count up
             else:
                 # Same (or a stepped-back) millisecond: count up so ids stay monotonic.
-                self._counter += 1
-                if self._counter >= 1 << _COUNTER_BITS:
-                    self._ms, self._counter = self._ms + 1, bits >> 33
-            ms, counter = self._ms, self._counter
+                counter = self._counter = self._counter + 1
+                if counter >= 1 << _COUNTER_BITS:
+                    self._ms += 1
+                    counter = self._counter = bits >> 33
+                ms = self._ms
         value = (
             (ms & 0xFFFF_FFFF_FFFF) << 80
             | _VERSION_AND_VARIANT
@@ -51,9 +57,9 @@ class _Generator:
         )
         # The value is well formed by construction: skip UUID.__init__'s parsing, as the
         # standard library's own constructors of UUIDs from ints do.
-        uuid = object.__new__(UUID)
-        object.__setattr__(uuid, "int", value)
-        object.__setattr__(uuid, "is_safe", SafeUUID.unknown)
+        uuid = _new(UUID)
+        _set(uuid, "int", value)
+        _set(uuid, "is_safe", _UNKNOWN)
         return uuid
 
 

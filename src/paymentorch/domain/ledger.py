@@ -11,6 +11,7 @@ rule, whatever action made it, and every entry balances by construction.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -171,6 +172,23 @@ def standing(payment: Payment | None, plan: Plan | None = None) -> Standing:
     )
 
 
+# Accounts are values: the few that most entries post to (a merchant's payable, a
+# processor's clearing) are made once, not once a line.
+_account = functools.lru_cache(maxsize=1024)(Account)
+
+
+def moves_money(before: Payment | None, after: Payment) -> bool:
+    """Whether a payment with no plan moves money from ``before`` to ``after`` (None: it
+    did not exist): its standing reads only what was captured and refunded, so a change
+    that leaves both alone posts nothing."""
+    if before is None:
+        return bool(after.captured_amount or after.refunded_amount)
+    return (
+        after.captured_amount != before.captured_amount
+        or after.refunded_amount != before.refunded_amount
+    )
+
+
 def postings(
     before: Standing,
     after: Standing,
@@ -193,9 +211,10 @@ def postings(
         (AccountKind.FEES, "", before.fees - after.fees),
         (AccountKind.PAYABLE, merchant, before.payable - after.payable),
     )
-    return tuple(
-        Posting(Account(kind, owner, currency), amount) for kind, owner, amount in moves if amount
-    )
+    lines = [
+        Posting(_account(kind, owner, currency), amount) for kind, owner, amount in moves if amount
+    ]
+    return tuple(lines)
 
 
 def journal_entry(

@@ -130,10 +130,12 @@ class SyncPaymentService:
         Raises:
             PermissionDenied, ValidationError, IdempotencyConflict, CreditLimitExceeded.
         """
-        payment, _ = self.create_or_get_payment(
-            customer_id, amount, actor=actor, currency=currency, idempotency_key=idempotency_key,
-            metadata=metadata, capture_method=capture_method, plan=plan,
-        )  # fmt: skip
+        with self._span("create_payment"):
+            payment, _ = creation.create(
+                self._ctx, customer_id, amount, actor=actor, currency=currency,
+                idempotency_key=idempotency_key, metadata=metadata,
+                capture_method=capture_method, plan=plan,
+            )  # fmt: skip
         return payment
 
     def create_or_get_payment(

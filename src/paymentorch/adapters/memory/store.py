@@ -6,6 +6,7 @@ Its outbox (and the lock every call takes) is in ``paymentorch.adapters.memory.o
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -172,8 +173,8 @@ class InMemoryPaymentStore(MemoryLedger):
         if key is not None:
             self._by_key[key] = payment.id
         position = (payment.created_at, payment.id)
-        bisect.insort(self._order, position)
-        bisect.insort(self._by_customer.setdefault(payment.customer_id, []), position)
+        _keep_in_order(self._order, position)
+        _keep_in_order(self._by_customer.setdefault(payment.customer_id, []), position)
         self._status_counts[payment.status] += 1
         self._record(change)
 
@@ -436,14 +437,14 @@ class InMemoryPaymentStore(MemoryLedger):
         """Running plans by oldest unpaid due date, then payment id, past ``after``."""
         with self._lock:
             self._open()
-            ages = sorted(
+            ages = (
                 (min(i.due_at for i in plan.installments if i.unpaid), pid)
                 for pid, plan in self._plans.items()
                 if plan.status in RUNNING and any(i.unpaid for i in plan.installments)
             )
-        return [(pid, oldest) for oldest, pid in ages if after is None or (oldest, pid) > after][
-            :limit
-        ]
+            # A page is the first ``limit`` ages past ``after``: no need to sort them all.
+            page = heapq.nsmallest(limit, (age for age in ages if after is None or age > after))
+        return [(pid, oldest) for oldest, pid in page]
 
     async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """Unpaid installments to collect now: never tried, or a retry due."""
@@ -563,6 +564,14 @@ def _guards_hold(old: Payment, change: Change, expected: PaymentStatus) -> bool:
         return False
     room = old.captured_amount - old.refunded_amount - old.pending_refunds
     return guard.refund_room <= room
+
+
+def _keep_in_order(order: list[Keyset], position: Keyset) -> None:
+    # Payments come mostly in creation order: the newest goes last without a search.
+    if not order or order[-1] < position:
+        order.append(position)
+    else:
+        bisect.insort(order, position)
 
 
 def _scoped_key(change: Change) -> tuple[str, str] | None:

@@ -5,6 +5,7 @@ records the integrity check reads."""
 
 from __future__ import annotations
 
+import bisect
 from decimal import Decimal
 from uuid import UUID
 
@@ -34,6 +35,7 @@ class SyncMemoryLedger(SyncMemoryOutbox):
         self._journal: dict[UUID, list[JournalEntry]] = {}
         self._balances: dict[Account, Decimal] = {}
         self._audit_events: dict[UUID, list[UUID | None]] = {}
+        self._sorted_ids: list[UUID] = []
 
     def _post(self, change: Change) -> None:
         """Keep the change's journal entry, and its audit entry's event (the caller holds
@@ -73,7 +75,9 @@ class SyncMemoryLedger(SyncMemoryOutbox):
         """Up to ``limit`` payments after ``after`` in id order, with their records."""
         with self._lock:
             self._open()
-            ids = sorted(i for i in self._payments if after is None or i > after)[:limit]
+            ordered = self._ids_in_order()
+            start = 0 if after is None else bisect.bisect_right(ordered, after)
+            ids = ordered[start : start + limit]
             waiting = self._waiting_events(set(ids))
             return [
                 PaymentRecords(
@@ -86,6 +90,14 @@ class SyncMemoryLedger(SyncMemoryOutbox):
                 )
                 for pid in ids
             ]
+
+    def _ids_in_order(self) -> list[UUID]:
+        """Every payment id, sorted: kept between calls, so that reading the store in
+        batches sorts it once, not once a batch (payments are never removed: a list as
+        long as the map is current)."""
+        if len(self._sorted_ids) != len(self._payments):
+            self._sorted_ids = sorted(self._payments)
+        return self._sorted_ids
 
     def exposure_differences(self) -> list[tuple[str, str, Decimal, Decimal]]:
         """Each customer whose stored exposure is not what its payments and plans owe."""
