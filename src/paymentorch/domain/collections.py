@@ -13,6 +13,7 @@ import attrs
 
 from paymentorch.domain.errors import FieldError, ValidationError
 from paymentorch.domain.plans import RUNNING, Installment, Plan
+from paymentorch.domain.plans.lifecycle import without_retries
 from paymentorch.domain.plans.model import installment_of
 
 LONGEST: Final = timedelta(days=366)
@@ -129,8 +130,8 @@ def declined(
         next_at = policy.next_attempt(installment.attempts - installment.ladder_start, at)
     stops = policy is not None and next_at is None and plan.status in RUNNING
     after = _evolve(plan, installment, last_decline=code, next_attempt_at=next_at)
-    if stops:
-        after = attrs.evolve(after, collection_stopped=True)
+    if stops:  # nothing of the plan is retried any more
+        after = without_retries(attrs.evolve(after, collection_stopped=True))
     return after, stops and not plan.collection_stopped
 
 

@@ -69,10 +69,13 @@ class Scripted:
         return await self.inner.lookup(request)
 
 
-async def _plan_order(service: PaymentService, worker: PaymentWorker) -> Any:
-    """A 100.00 pay-in-4 (25.00 every 14 days), installment 1 collected at purchase."""
+async def _plan_order(
+    service: PaymentService, worker: PaymentWorker, terms: PlanTerms | None = None
+) -> Any:
+    """A 100.00 pay-in-4 (25.00 every 14 days, or by ``terms``), installment 1 collected
+    at purchase."""
     order = await service.create_payment(
-        CUSTOMER, "100.00", actor=USER, plan=PlanTerms(), capture_method="automatic"
+        CUSTOMER, "100.00", actor=USER, plan=terms or PlanTerms(), capture_method="automatic"
     )
     await _drain(worker)
     return order
@@ -275,4 +278,41 @@ class TestCollections:
                 plan = await service.plan(order.id)
                 assert plan is not None
                 assert plan.installments[1].status.value == "paid"
+                await _adds_up(service, order.id, processor.inner)
+
+    async def test_nothing_is_retried_once_it_is_not_owed(self, backend: Backend) -> None:
+        """A retry scheduled after a soft decline is dropped (``next_attempt_at`` None)
+        when its installment is paid by hand, waived or cancelled by a refund, and for
+        every installment of a plan whose collection stopped; none is sent later."""
+        clock, processor = Clock(), Scripted()
+        async with service_on(backend, clock=clock, processor=processor,
+                              collections=POLICY) as service:  # fmt: skip
+            worker = PaymentWorker(service, batch_size=100)
+            paid, waived, refunded = [await _plan_order(service, worker) for _ in range(3)]
+            daily = await _plan_order(service, worker, PlanTerms(interval=DAY))
+            for order in (paid, waived, refunded):
+                processor.decline(order.id, 2, "insufficient_funds")
+            processor.decline(daily.id, 2, "insufficient_funds", "insufficient_funds")
+            processor.decline(daily.id, 3, "card_stolen")
+            for _ in range(3):  # daily: 2 declined twice (next on day 7), 3 stolen on day 3
+                await _day(clock, worker, service)
+            plan = await service.plan(daily.id)
+            assert plan.collection_stopped
+            assert [i.next_attempt_at for i in plan.installments] == [None] * 4
+            clock.advance(10 * DAY)
+            await _day(clock, worker, service)  # day 14: each 2 declined, a retry due
+            for order in (paid, waived, refunded):
+                plan = await service.plan(order.id)
+                assert plan.installments[1].next_attempt_at == clock.now + DAY
+            await service.pay_installment(paid.id, 2, actor=ADMIN)
+            await service.waive_installment(waived.id, 2, actor=ADMIN, reason="hardship")
+            await service.refund_payment(refunded.id, actor=ADMIN)
+            await _drain(worker)
+            for _ in range(7):
+                await _day(clock, worker, service)
+            for order in (paid, waived, refunded, daily):
+                plan = await service.plan(order.id)
+                assert plan.installments[1].next_attempt_at is None, order
+                attempts = [o for o in await service.operations(order.id) if o.installment == 2]
+                assert len(attempts) == (2 if order is daily else 1)
                 await _adds_up(service, order.id, processor.inner)
