@@ -43,11 +43,14 @@ POLICY = CollectionPolicy(
 )
 FEE = LateFeePolicy(Decimal(10), grace=3 * DAY)
 WRITEOFFS = Account(AccountKind.WRITEOFFS, "", "USD")
+ACCEPTED = "accepted"
+"""For ``Scripted.decline``: that attempt is accepted, its answer left to a callback."""
 
 
 class Scripted:
     """A processor that declines the collections it is told to, by payment and
-    installment, with the given codes in turn, and carries out everything else (through
+    installment, with the given codes in turn (``ACCEPTED``: accepted, answered later),
+    and carries out everything else (through
     a simulated processor, whose ledger the money checks read)."""
 
     def __init__(self) -> None:
@@ -62,6 +65,8 @@ class Scripted:
         codes = self.declines.get((request.payment_id, request.installment or 0))
         if codes:
             code = codes.pop(0)
+            if code == ACCEPTED:  # the answer comes later, by a callback
+                return ProcessorResult(Outcome.PENDING)
             return ProcessorResult(Outcome.DECLINED, code=code, message=code)
         return await self.inner.execute(request)
 
@@ -316,3 +321,39 @@ class TestCollections:
                 attempts = [o for o in await service.operations(order.id) if o.installment == 2]
                 assert len(attempts) == (2 if order is daily else 1)
                 await _adds_up(service, order.id, processor.inner)
+
+    async def test_an_old_attempt_declined_late_moves_no_ladder(self, backend: Backend) -> None:
+        """A processor says an attempt it declined succeeded after all, once the retry
+        was sent; the retry succeeds; a person then resolves the old attempt as declined.
+        That decline comes after the installment was paid: its ladder does not move and
+        the plan's collection does not stop (one retry here, so it would have run out)."""
+        clock, processor = Clock(), Scripted()
+        policy = CollectionPolicy(retries=(DAY,), reminders=(), charge_off_after=60 * DAY)
+        async with service_on(backend, clock=clock, processor=processor,
+                              collections=policy) as service:  # fmt: skip
+            worker = PaymentWorker(service, batch_size=100)
+            order = await _plan_order(service, worker)
+            processor.decline(order.id, 2, "insufficient_funds", ACCEPTED)
+            clock.advance(13 * DAY)
+            for _ in range(2):  # day 14 declined, day 15 the retry sent and accepted
+                await _day(clock, worker, service)
+            old, retry = [o for o in await service.operations(order.id) if o.installment == 2]
+            succeeded = ProcessorResult(Outcome.SUCCEEDED)
+            for event_id, attempt in (("late", old), ("retry", retry)):
+                await service.record_processor_event(
+                    processor.name, event_id, result=succeeded, operation_id=attempt.id
+                )
+            (stale,) = await service.operations_needing_attention()
+            assert stale.id == old.id
+            await service.resolve_operation(old.id, "declined", actor=ADMIN, reason="not taken")
+            plan = await service.plan(order.id)
+            assert not plan.collection_stopped
+            second = plan.installments[1]
+            assert (second.status.value, second.attempts, second.next_attempt_at,
+                    second.last_decline) == ("paid", 2, None, "insufficient_funds")  # fmt: skip
+            kinds = [e.type for e in await _events(service.store)]
+            assert "plan.collection_stopped" not in kinds
+            for _ in range(14):  # installment 3 is collected when due
+                await _day(clock, worker, service)
+            plan = await service.plan(order.id)
+            assert plan.installments[2].status.value == "paid"
