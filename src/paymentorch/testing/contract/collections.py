@@ -357,3 +357,22 @@ class TestCollections:
                 await _day(clock, worker, service)
             plan = await service.plan(order.id)
             assert plan.installments[2].status.value == "paid"
+
+    async def test_a_bad_collection_limit_is_refused(self, backend: Backend) -> None:
+        """``collect_installments`` refuses a limit that is not a whole number from 1 to
+        10,000 with ``ValidationError`` on every backend (not a driver's error, nor
+        another count per backend), and queues nothing."""
+        clock, processor = Clock(), Scripted()
+        async with service_on(backend, clock=clock, processor=processor,
+                              collections=POLICY) as service:  # fmt: skip
+            worker = PaymentWorker(service, batch_size=100)
+            orders = [await _plan_order(service, worker) for _ in range(2)]
+            clock.advance(14 * DAY)
+            for limit in (-1, 0, True, 1.5, "5", 10_001, None):
+                with pytest.raises(ValidationError) as caught:
+                    await service.collect_installments(limit=limit)  # type: ignore[arg-type]
+                assert [e.field for e in caught.value.errors] == ["limit"]
+            for order in orders:
+                assert len(await service.operations(order.id)) == 1  # installment 1 only
+            assert await service.collect_installments(limit=1) == 1
+            assert await service.collect_installments(limit=10_000) == 1
