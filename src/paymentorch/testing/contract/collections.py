@@ -57,11 +57,14 @@ class Scripted:
         self.inner = _processor()
         self.name, self.capabilities = self.inner.name, self.inner.capabilities
         self.declines: dict[tuple[UUID, int], list[str]] = {}
+        self.hold_refunds = False  # refunds accepted, their answers left for later
 
     def decline(self, payment_id: UUID, installment: int, *codes: str) -> None:
         self.declines[payment_id, installment] = list(codes)
 
     async def execute(self, request: ProcessorRequest) -> ProcessorResult:
+        if self.hold_refunds and request.kind is OperationKind.REFUND:
+            return ProcessorResult(Outcome.PENDING)
         codes = self.declines.get((request.payment_id, request.installment or 0))
         if codes:
             code = codes.pop(0)
@@ -376,3 +379,37 @@ class TestCollections:
                 assert len(await service.operations(order.id)) == 1  # installment 1 only
             assert await service.collect_installments(limit=1) == 1
             assert await service.collect_installments(limit=10_000) == 1
+
+    async def test_refunds_under_way_hold_back_only_their_plans(self, backend: Backend) -> None:
+        """Two daily plans whose whole refunds wait at the processor have 118 installments
+        due that cannot be collected (no collection is sent while a refund waits); the
+        store does not list them as due, so the plans tick still collects another plan's
+        installment (they filled the first hundred, and a tick that queued none stopped)."""
+        clock, processor = Clock(), Scripted()
+        async with service_on(backend, clock=clock, processor=processor,
+                              collections=POLICY) as service:  # fmt: skip
+            worker = PaymentWorker(service, batch_size=100)
+            daily = PlanTerms(installments=60, interval=DAY)
+            refunding = [await _plan_order(service, worker, daily) for _ in range(2)]
+            processor.hold_refunds = True
+            for order in refunding:
+                await service.refund_payment(order.id, actor=ADMIN)
+            await _drain(worker)
+            clock.advance(60 * DAY)
+            other = await _plan_order(service, worker)
+            clock.advance(14 * DAY)
+            due = await service.store.installments_due(clock.now, 100)
+            assert {pid for pid, _ in due} == {other.id}
+            await worker.run_plans()
+            (collection,) = [o for o in await service.operations(other.id) if o.installment == 2]
+            assert collection.status is OperationStatus.PENDING
+            for order in refunding:
+                operations = await service.operations(order.id)
+                assert [o.kind for o in operations] == [OperationKind.INSTALLMENT,
+                                                         OperationKind.REFUND]  # fmt: skip
+                assert operations[1].status in IN_FLIGHT
+            processor.hold_refunds = False
+            clock.advance(DAY)
+            await _drain(worker)
+            for order in (*refunding, other):
+                await _adds_up(service, order.id, processor.inner)
