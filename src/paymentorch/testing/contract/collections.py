@@ -413,3 +413,37 @@ class TestCollections:
             await _drain(worker)
             for order in (*refunding, other):
                 await _adds_up(service, order.id, processor.inner)
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="open: a collection the processor carried out for an installment already"
+        " paid (a duplicate) cannot be settled: resolving it as succeeded leaves it needing"
+        " attention, and it holds back the plan's collection, fees and charge-off for good",
+    )
+    async def test_a_duplicate_collection_can_be_settled(self, backend: Backend) -> None:
+        """A processor says an attempt it declined succeeded after all, once the retry was
+        sent and also succeeded: the customer paid installment 2 twice. A person who
+        resolves the old attempt as it really went (succeeded) settles it, and the plan's
+        later installments are collected when due."""
+        clock, processor = Clock(), Scripted()
+        async with service_on(backend, clock=clock, processor=processor,
+                              collections=POLICY) as service:  # fmt: skip
+            worker = PaymentWorker(service, batch_size=100)
+            order = await _plan_order(service, worker)
+            processor.decline(order.id, 2, "insufficient_funds", ACCEPTED)
+            clock.advance(13 * DAY)
+            for _ in range(2):
+                await _day(clock, worker, service)
+            old, retry = [o for o in await service.operations(order.id) if o.installment == 2]
+            for event_id, attempt in (("late", old), ("retry", retry)):
+                await service.record_processor_event(
+                    processor.name, event_id, result=ProcessorResult(Outcome.SUCCEEDED),
+                    operation_id=attempt.id,
+                )  # fmt: skip
+            settled = await service.resolve_operation(old.id, "succeeded", actor=ADMIN,
+                                                      reason="the processor took it")  # fmt: skip
+            assert settled.status is OperationStatus.SUCCEEDED
+            for _ in range(14):
+                await _day(clock, worker, service)
+            plan = await service.plan(order.id)
+            assert plan.installments[2].status.value == "paid"
