@@ -184,6 +184,23 @@ async def test_worker_takes_the_collection_policy(tmp_path: Path) -> None:
     assert "retries" in bad.stderr
 
 
+@pytest.mark.parametrize(
+    "option",
+    [("--charge-off-days", "inf"), ("--charge-off-days", "1e12"),
+     ("--late-fee-repeat-days", "inf"), ("--charge-off-days", "0")],
+)  # fmt: skip
+def test_worker_refuses_days_out_of_range_as_bad_usage(
+    option: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A number of days no timedelta holds is bad usage (exit 2, the option named), not a
+    worker that failed with an OverflowError."""
+    args = ["worker", "sqlite:///unused.db", "--processor", "tests.children:instant_processor"]
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--late-fee", "1.00", *option])
+    assert done.value.code == 2
+    assert option[0] in capsys.readouterr().err
+
+
 class Collected:
     """A sink for ``paymentorch relay --sink tests.test_cli:Collected``."""
 

@@ -71,6 +71,18 @@ def test_a_bad_policy_is_refused_whole() -> None:
             CollectionPolicy(**bad)  # type: ignore[arg-type]
 
 
+def test_reminder_offsets_are_whole_seconds() -> None:
+    """A reminder offset with a fraction of a second is refused: the stores keep offsets in
+    whole seconds, and one cut short would send (or skip) other reminders on SQLite and
+    PostgreSQL than in memory."""
+    with pytest.raises(po.ValidationError) as caught:
+        CollectionPolicy(reminders=(timedelta(seconds=90.5), timedelta(seconds=90.2)))
+    assert [e.field for e in caught.value.errors] == ["reminders"]
+    assert "whole seconds" in caught.value.errors[0].message
+    assert CollectionPolicy(reminders=(timedelta(days=0.5),)).reminders == (timedelta(hours=12),)
+    assert CollectionPolicy(retries=(timedelta(seconds=1.5),)).retries  # a time, kept whole
+
+
 def test_days_past_due_counts_from_the_oldest_unpaid_due_date() -> None:
     plan = _plan(paid=1)  # installment 2 due START + 14 days
     due = START + 14 * DAY

@@ -156,7 +156,7 @@ def _worker_options(commands: Any) -> None:
         "--late-fee-repeat", type=_amount, metavar="AMOUNT", help="charged again if still unpaid"
     )
     plans.add_argument(
-        "--late-fee-repeat-days", type=_positive(float), default=7.0, help="days before a repeat"
+        "--late-fee-repeat-days", type=_day_count, default=7.0, help="days before a repeat"
     )
     plans.add_argument(
         "--late-fee-grace-days", type=_days, default=0.0, help="days past due before it is overdue"
@@ -186,7 +186,7 @@ def _worker_options(commands: Any) -> None:
         help="days before a due date a reminder is written (default: 3)",
     )  # fmt: skip
     dunning.add_argument(
-        "--charge-off-days", type=_positive(float), metavar="DAYS", default=None,
+        "--charge-off-days", type=_day_count, metavar="DAYS", default=None,
         help="days past the oldest unpaid due date a plan is charged off (default: 120)",
     )  # fmt: skip
 
@@ -416,6 +416,15 @@ def _days(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
     if not 0 <= value <= 3650:
         raise argparse.ArgumentTypeError(f"must be from 0 to 3650 days, not {text}")
+    return value
+
+
+def _day_count(text: str) -> float:
+    """More than 0 days and at most 3650 (no policy waits longer, and a timedelta could not
+    hold much more)."""
+    value = _days(text)
+    if not value:
+        raise argparse.ArgumentTypeError(f"must be more than 0 days, not {text}")
     return value
 
 

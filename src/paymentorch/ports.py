@@ -282,8 +282,9 @@ class WorkQueue(Protocol):
 
     async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """(payment id, installment number) of unpaid installments due by ``now`` on running
-        plans whose collection did not stop and with no collection under way: never tried,
-        or with a retry due by ``now``; soonest due first."""
+        plans whose collection did not stop and with no collection or refund under way
+        (an installment, or a refund, operation pending, unknown or needing attention):
+        never tried, or with a retry due by ``now``; soonest due first."""
         ...
 
     async def plans_to_remind(

@@ -379,7 +379,11 @@ class PaymentService:
     async def collect_installments(self, limit: int = 100) -> int:
         """Queue the collection of installments due now for the worker: per plan with
         none under way, its oldest installment due never tried or whose retry (by the
-        ``collections`` policy) is due; how many were queued."""
+        ``collections`` policy) is due; how many were queued.
+
+        Raises:
+            ValidationError: ``limit`` is not a whole number from 1 to 10,000.
+        """
         with self._span("collect_installments"):
             return await plans.collect_due(self._ctx, limit)
 

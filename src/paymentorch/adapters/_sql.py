@@ -376,8 +376,9 @@ def plans_due_sql(placeholder: str) -> str:
 
 def installments_due_sql(placeholder: str) -> str:
     """Unpaid installments due (before the first parameter) on running plans whose
-    collection did not stop and with no collection under way, never tried or with a
-    retry due (before the second); at most the third parameter of them, soonest first."""
+    collection did not stop and with no collection or refund under way (no collection is
+    sent while a refund waits), never tried or with a retry due (before the second); at
+    most the third parameter of them, soonest first."""
     return (
         "SELECT i.payment_id, i.number FROM paymentorch_installments i"
         " JOIN paymentorch_plans p ON p.payment_id = i.payment_id"
@@ -386,7 +387,7 @@ def installments_due_sql(placeholder: str) -> str:
         f" AND i.due_at <= {placeholder}"
         f" AND (i.attempts = 0 OR i.next_attempt_at <= {placeholder})"
         " AND NOT EXISTS (SELECT 1 FROM paymentorch_operations o"
-        " WHERE o.payment_id = i.payment_id AND o.kind = 'installment'"
+        " WHERE o.payment_id = i.payment_id AND o.kind IN ('installment', 'refund')"
         " AND o.status IN ('pending', 'unknown', 'needs_attention'))"
         f" ORDER BY i.due_at LIMIT {placeholder}"
     )

@@ -13,6 +13,7 @@ import attrs
 
 from paymentorch.domain.errors import FieldError, ValidationError
 from paymentorch.domain.plans import RUNNING, Installment, Plan
+from paymentorch.domain.plans.lifecycle import without_retries
 from paymentorch.domain.plans.model import installment_of
 
 LONGEST: Final = timedelta(days=366)
@@ -22,14 +23,24 @@ BUCKETS: Final = ("current", "1-29", "30-59", "60-89", "90+")
 HARD_DECLINES: Final = frozenset({"account_closed", "card_lost", "card_stolen", "fraud_suspected"})
 
 
-def _delays(field: str, value: object, errors: list[FieldError]) -> tuple[timedelta, ...]:
+def _delays(
+    field: str, value: object, errors: list[FieldError], *, whole: bool = False
+) -> tuple[timedelta, ...]:
+    """``value`` as a tuple of delays; ``whole``: each of whole seconds (what the stores
+    keep of a reminder offset, so that every backend sends the same reminders)."""
     found = tuple(value) if isinstance(value, Iterable) else ()
     if (
         not isinstance(value, Iterable)
         or len(found) > 20
-        or not all(isinstance(d, timedelta) and timedelta(0) < d <= LONGEST for d in found)
+        or not all(
+            isinstance(d, timedelta)
+            and timedelta(0) < d <= LONGEST
+            and not (whole and d % timedelta(seconds=1))
+            for d in found
+        )
     ):
-        message = "must be at most 20 timedeltas, each longer than 0 and at most 366 days"
+        each = "of whole seconds, " if whole else ""
+        message = f"must be at most 20 timedeltas, each {each}longer than 0 and at most 366 days"
         errors.append(FieldError(field, message, "range"))
     return found
 
@@ -54,7 +65,7 @@ class CollectionPolicy:
             automatic collection of the plan.
         hard_declines: The decline codes that are never retried (exact matches).
         reminders: Offsets before an installment's due date at which a
-            ``plan.installment_due_soon`` event is written.
+            ``plan.installment_due_soon`` event is written (whole seconds).
         charge_off_after: How long past the oldest unpaid due date a plan is charged
             off.
     """
@@ -67,7 +78,8 @@ class CollectionPolicy:
     def __attrs_post_init__(self) -> None:
         errors: list[FieldError] = []
         object.__setattr__(self, "retries", _delays("retries", self.retries, errors))
-        object.__setattr__(self, "reminders", _delays("reminders", self.reminders, errors))
+        reminders = _delays("reminders", self.reminders, errors, whole=True)
+        object.__setattr__(self, "reminders", reminders)
         object.__setattr__(self, "hard_declines", _codes(self.hard_declines, errors))
         after = self.charge_off_after
         if not isinstance(after, timedelta) or not timedelta(days=1) <= after <= 10 * LONGEST:
@@ -129,8 +141,8 @@ def declined(
         next_at = policy.next_attempt(installment.attempts - installment.ladder_start, at)
     stops = policy is not None and next_at is None and plan.status in RUNNING
     after = _evolve(plan, installment, last_decline=code, next_attempt_at=next_at)
-    if stops:
-        after = attrs.evolve(after, collection_stopped=True)
+    if stops:  # nothing of the plan is retried any more
+        after = without_retries(attrs.evolve(after, collection_stopped=True))
     return after, stops and not plan.collection_stopped
 
 

@@ -264,8 +264,9 @@ class SyncWorkQueue(Protocol):
 
     def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """(payment id, installment number) of unpaid installments due by ``now`` on running
-        plans whose collection did not stop and with no collection under way: never tried,
-        or with a retry due by ``now``; soonest due first."""
+        plans whose collection did not stop and with no collection or refund under way
+        (an installment, or a refund, operation pending, unknown or needing attention):
+        never tried, or with a retry due by ``now``; soonest due first."""
         ...
 
     def plans_to_remind(self, now: datetime, until: datetime, smallest: timedelta) -> list[UUID]:

@@ -46,7 +46,10 @@ async def failed(ctx: Context, change: Change, before: Payment, operation: Opera
     if plan is None or number is None:
         return change
     policy = ctx.collections
-    after, stopped = declined(plan, number, code, change.payment.updated_at, policy)
+    if await _stale(ctx, plan, operation, number):
+        after, stopped = plan, False  # what it says was settled since: the ladder stays
+    else:
+        after, stopped = declined(plan, number, code, change.payment.updated_at, policy)
     installment = after.installment(number)
     next_at = None if installment is None else installment.next_attempt_at
     details = {"collection": {
@@ -57,6 +60,20 @@ async def failed(ctx: Context, change: Change, before: Payment, operation: Opera
     }}  # fmt: skip
     events = [("plan.collection_stopped", details)] if stopped else []
     return consequences(ctx, with_plan(change, after, events, details=details), before, plan)
+
+
+async def _stale(ctx: Context, plan: Plan, operation: Operation, number: int) -> bool:
+    """Whether a decline of ``operation`` comes after its installment was paid or
+    cancelled, or after a newer attempt to collect it was made (a person resolving an
+    old attempt): it moves no ladder and stops nothing."""
+    installment = plan.installment(number)
+    if installment is None or not installment.unpaid:
+        return True
+    mine = (operation.created_at, operation.id)
+    return any(
+        installment_of(op) == number and op.id != operation.id and (op.created_at, op.id) > mine
+        for op in await ctx.store.operations(operation.payment_id)
+    )
 
 
 async def process(ctx: Context) -> int:

@@ -51,6 +51,28 @@ def _settled_status(plan: Plan) -> PlanStatus:
     return PlanStatus.ACTIVE
 
 
+def _settled(plan: Plan) -> Plan:
+    """``plan`` with the status its installments and fees give it, and no retry scheduled
+    for an installment no longer owed, nor for any once the plan stopped running or its
+    automatic collection stopped."""
+    plan = attrs.evolve(plan, status=_settled_status(plan))
+    return without_retries(plan)
+
+
+def without_retries(plan: Plan) -> Plan:
+    """``plan`` with ``next_attempt_at`` cleared where nothing will be retried: an
+    installment paid or cancelled, or every one once the plan is not running or its
+    automatic collection stopped."""
+    stopped = plan.status not in RUNNING or plan.collection_stopped
+    if not any(i.next_attempt_at is not None and (stopped or not i.unpaid)
+               for i in plan.installments):  # fmt: skip
+        return plan
+    return attrs.evolve(plan, installments=tuple(
+        attrs.evolve(i, next_attempt_at=None) if stopped or not i.unpaid else i
+        for i in plan.installments
+    ))  # fmt: skip
+
+
 def refunded_total(plan: Plan) -> Decimal:
     """What refunds took off the order: reductions of what was owed, and money back.
 
@@ -81,7 +103,7 @@ def activate(plan: Plan, at: datetime) -> Plan:
     """The order is confirmed: installment 1, due at purchase, is paid; the plan runs."""
     first = attrs.evolve(installment_of(plan, 1), status=InstallmentStatus.PAID, paid_at=at)
     active = attrs.evolve(plan, installments=_replace(plan, first))
-    return attrs.evolve(active, status=_settled_status(active))
+    return _settled(active)
 
 
 def pay(plan: Plan, number: int, at: datetime, *, amount: Decimal | None = None) -> Plan:
@@ -105,7 +127,7 @@ def pay(plan: Plan, number: int, at: datetime, *, amount: Decimal | None = None)
         installments=_replace(plan, paid),
         late_fees=_settle_fees(plan.late_fees, {number}, paid_at=at),
     )
-    return attrs.evolve(after, status=_settled_status(after))
+    return _settled(after)
 
 
 def waive(plan: Plan, number: int, at: datetime) -> Plan:
@@ -123,7 +145,7 @@ def waive(plan: Plan, number: int, at: datetime) -> Plan:
         installments=_replace(plan, waived),
         late_fees=_settle_fees(plan.late_fees, {number}, waived_at=at),
     )
-    return attrs.evolve(after, status=_settled_status(after))
+    return _settled(after)
 
 
 def _settle_fees(
@@ -164,7 +186,7 @@ def refund_on_plan(plan: Plan, amount: Decimal, at: datetime) -> tuple[Plan, All
         installments=done.installments,
         late_fees=_settle_fees(plan.late_fees, cancelled, waived_at=at),
     )
-    return attrs.evolve(after, status=_settled_status(after)), done
+    return _settled(after), done
 
 
 def close(plan: Plan, at: datetime) -> Plan:
@@ -174,12 +196,12 @@ def close(plan: Plan, at: datetime) -> Plan:
         for i in plan.installments
     )
     numbers = {i.number for i in plan.installments}
-    return attrs.evolve(
+    return without_retries(attrs.evolve(
         plan,
         status=PlanStatus.CANCELLED,
         installments=cancelled,
         late_fees=_settle_fees(plan.late_fees, numbers, waived_at=at),
-    )
+    ))  # fmt: skip
 
 
 def charge_off(plan: Plan) -> Plan:
@@ -187,7 +209,7 @@ def charge_off(plan: Plan) -> Plan:
     stay as they are, unpaid ones still owed (the customer's exposure keeps counting
     them) and, in the books, written off; nothing more is collected or charged, and a
     payment later is a recovery."""
-    return attrs.evolve(plan, status=PlanStatus.CHARGED_OFF)
+    return without_retries(attrs.evolve(plan, status=PlanStatus.CHARGED_OFF))
 
 
 def mark_overdue(
@@ -216,7 +238,7 @@ def mark_overdue(
     after = attrs.evolve(plan, installments=installments)
     fees = fees_due(after, policy, now, busy) if policy is not None else []
     after = attrs.evolve(after, late_fees=after.late_fees + tuple(fees))
-    return attrs.evolve(after, status=_settled_status(after)), late, fees
+    return _settled(after), late, fees
 
 
 PlanEvents = list[tuple[str, dict[str, Any]]]

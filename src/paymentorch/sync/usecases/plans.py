@@ -41,6 +41,8 @@ from .effects import consequences
 from .pipeline import Decision, commit
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_COLLECTIONS = 10_000
+"""The most installments one call of ``collect_due`` looks at."""
 
 
 def settle_installment(
@@ -133,7 +135,13 @@ def write_off(
 def collect_due(ctx: Context, limit: int) -> int:
     """Queue the collection of installments due now (with a processor): for each plan
     with none under way, its oldest installment due that was never tried or whose retry
-    is due; how many were queued."""
+    is due; how many were queued.
+
+    Raises:
+        ValidationError: ``limit`` is not a whole number from 1 to ``MAX_COLLECTIONS``.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_COLLECTIONS:
+        raise bad("limit", f"must be a whole number from 1 to {MAX_COLLECTIONS}", "range")
     if ctx.processor is None:
         return 0
     refunds.release_all(ctx, limit)

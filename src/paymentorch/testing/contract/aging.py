@@ -84,3 +84,26 @@ class TestAging:
             assert listing.items[0].id != payment.id
             with pytest.raises(ValidationError, match="delinquent_plans"):
                 await service.delinquent_plans(cursor=listing.next_cursor)
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="open: delinquent_plans orders by the oldest unpaid due date, then payment"
+        " id; the contract says most days past due first, ties by payment id",
+    )
+    async def test_delinquent_ties_go_by_payment_id(self, backend: Backend) -> None:
+        """Two plans 6 whole days past due, the younger one's installment due an hour
+        earlier: a tie in days, listed by payment id (the older payment first)."""
+        now = [START]
+        async with service_on(backend, clock=lambda: now[0]) as service:
+            made = []
+            for interval in (timedelta(days=14), timedelta(days=13, hours=22)):
+                terms = PlanTerms(interval=interval)
+                payment = await service.create_payment(CUSTOMER, "100.00", actor=USER, plan=terms)
+                await service.confirm_payment(payment.id, actor=ADMIN)
+                made.append(payment.id)
+                now[0] += timedelta(hours=1)
+            now[0] = START + timedelta(days=20, hours=12)
+            plans = [await service.plan(pid) for pid in made]
+            assert [p.days_past_due(now[0]) for p in plans] == [6, 6]
+            page = await service.delinquent_plans()
+            assert [p.payment_id for p in page.items] == sorted(made)

@@ -445,13 +445,14 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
         return [(pid, oldest) for oldest, pid in page]
 
     def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
-        """Unpaid installments to collect now: never tried, or a retry due."""
+        """Unpaid installments to collect now: never tried, or a retry due (on plans with
+        no collection, nor refund, under way)."""
         with self._lock:
             self._open()
             collecting = {
                 op.payment_id
                 for op in self._ops.values()
-                if op.kind is OperationKind.INSTALLMENT and op.status in IN_FLIGHT
+                if op.kind in _PLAN_MONEY and op.status in IN_FLIGHT
             }
             due = sorted(
                 (i.due_at, pid, i.number)
@@ -549,6 +550,8 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
 
 _ZERO = Decimal(0)
 _WORKABLE = frozenset({OperationStatus.PENDING, OperationStatus.UNKNOWN})
+_PLAN_MONEY = frozenset({OperationKind.INSTALLMENT, OperationKind.REFUND})
+"""A plan's money under way: no collection of the plan is sent meanwhile."""
 
 
 def _guards_hold(old: Payment, change: Change, expected: PaymentStatus) -> bool:
