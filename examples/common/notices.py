@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -131,11 +132,11 @@ def reminder(details: Mapping[str, Any]) -> tuple[str, str]:
 def decline(details: Mapping[str, Any]) -> tuple[str, str]:
     """The subject and text of a notice that an installment's collection was declined."""
     n, amount = details["installment"], f"{details['amount']} {details['currency']}"
+    code = f" ({details['code']})" if details.get("code") else ""
     subject = f"We could not collect installment {n} of {amount}"
     text = (
         f"Hello,\n\nwe tried to collect installment {n} of your plan, {amount}, due on "
-        f"{_day(details['due_at'])}, and your payment method declined it"
-        f" ({details['code']}).\n"
+        f"{_day(details['due_at'])}, and your payment method declined it{code}.\n"
     )
     if details.get("next_attempt_at"):
         text += f"We will try again on {_day(details['next_attempt_at'])}.\n"
@@ -183,6 +184,7 @@ class EmailNotices:
         message["From"] = self.sender
         message["To"] = self.recipient(details["customer_id"])
         message["Subject"] = subject
+        message["Date"] = format_datetime(event.occurred_at)
         message["Message-ID"] = f"<{event.id}@{MESSAGE_DOMAIN}>"  # the same for a repeat
         message["X-Paymentorch-Event"] = f"{event.type} {event.id}"
         message.set_content(f"{text}\nPayment {event.payment_id}\n")
