@@ -34,6 +34,7 @@ BALANCE_QUERY = {"kind", "owner", "currency"}
 AGING_QUERY = {"asOf"}
 DELINQUENT_QUERY = {"limit", "cursor"}
 OWNER_LENGTH = 200
+KEY_LENGTH = 255  # the longest Idempotency-Key, as the library's validation policy has it
 RETRY_AFTER = "5"  # seconds a client waits before trying an unavailable store again
 _CODES = {
     "missing": ("is required", "required"),
@@ -128,11 +129,15 @@ def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
 
 
 def idempotency_key(header: str | None) -> str | None:
-    """The ``Idempotency-Key`` header; present but empty is a mistake, not a missing key."""
+    """The ``Idempotency-Key`` header; present but empty is a mistake, not a missing key,
+    and it is at most as long as the document says (as the FastAPI app checks it)."""
     if header is not None and not header.strip():
         raise po.ValidationError(
             [FieldError("Idempotency-Key", "must not be empty when sent", "blank")]
         )
+    if header is not None and len(header) > KEY_LENGTH:
+        message = f"must be at most {KEY_LENGTH} characters"
+        raise po.ValidationError([FieldError("Idempotency-Key", message, "length")])
     return header
 
 

@@ -241,7 +241,7 @@ KeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=255,
+        max_length=api.KEY_LENGTH,
         description="Makes a retry safe: a repeat with the same key answers as the first"
         " call did, even if the payment moved on since.",
     ),
