@@ -104,6 +104,26 @@ def test_given_the_plan_the_offers_follow_it() -> None:
     assert "charge_off" not in po.allowed_actions(pending, plan=running)
 
 
+def test_resuming_collection_is_offered_only_once_it_stopped() -> None:
+    """``resume_collection`` needs a running plan whose automatic collection stopped."""
+    order = payment("Confirmed", captured_amount=Decimal("10.00"), has_plan=True)
+    running = plans.activate(plans.new_plan(order.id, order.amount, "USD", po.PlanTerms(), NOW),
+                             NOW)  # fmt: skip
+    assert "resume_collection" not in po.allowed_actions(order, plan=running)
+    stopped = attrs.evolve(running, collection_stopped=True)
+    assert "resume_collection" in po.allowed_actions(order, plan=stopped)
+    gone = plans.charge_off(stopped)
+    assert "resume_collection" not in po.allowed_actions(order, plan=gone)
+    assert "resume_collection" not in po.allowed_actions(order)
+
+
+def test_every_audit_name_fits_its_column() -> None:
+    """The audit trail keeps an action's name in 16 characters."""
+    from paymentorch.domain.actions import ACTIONS
+
+    assert max(len(a.audit) for a in ACTIONS.values()) <= 16
+
+
 async def test_the_service_agrees_on_a_charge_off() -> None:
     """``charge_off`` is offered exactly when the service takes it: not while Pending,
     once the plan runs, not a second time."""

@@ -151,6 +151,39 @@ async def test_worker_charges_the_late_fee_it_is_given(tmp_path: Path) -> None:
     assert [(f.installment, f.amount) for f in plan.late_fees] == [(2, Decimal("5.00"))]
 
 
+async def test_worker_takes_the_collection_policy(tmp_path: Path) -> None:
+    """``--retry-days 2``: a soft decline is retried 2 days later; a code in
+    ``--hard-declines`` stops collection. A bad policy is bad usage (exit 2)."""
+    url = f"sqlite:///{tmp_path / 'collections.db'}"
+    weeks_ago = ManualClock(po.clock.utc_now() - timedelta(days=15))
+    terms = po.PlanTerms(installments=3, interval=timedelta(days=14))
+
+    async def confirmed_plan() -> po.Payment:
+        async with await po.open_service(url, processor=instant_processor(),
+                                         clock=weeks_ago) as svc:  # fmt: skip
+            made = await svc.create_payment("ABCD-12345", "30.00", actor=ADMIN, plan=terms)
+            return await svc.confirm_payment(made.id, actor=ADMIN)
+
+    args = ("worker", url, "--processor", "tests.children:declining_processor", "--once")
+    soft = await confirmed_plan()
+    done = await _cli_async(*args, "--retry-days", "2")
+    assert done.returncode == 0, done.stderr
+    hard = await confirmed_plan()
+    done = await _cli_async(*args, "--hard-declines", "declined,card_lost")
+    assert done.returncode == 0, done.stderr
+    async with await po.open_service(url) as svc:
+        soft_plan, hard_plan = await svc.plan(soft.id), await svc.plan(hard.id)
+    second = soft_plan.installments[1]
+    assert (second.attempts, second.last_decline) == (1, "declined")  # not retried yet
+    assert timedelta(days=1.9) < second.next_attempt_at - po.clock.utc_now() <= timedelta(days=2)
+    assert not soft_plan.collection_stopped
+    assert hard_plan.collection_stopped
+    assert hard_plan.installments[1].next_attempt_at is None
+    bad = await _cli_async(*args, "--retry-days", "0")
+    assert bad.returncode == 2
+    assert "retries" in bad.stderr
+
+
 class Collected:
     """A sink for ``paymentorch relay --sink tests.test_cli:Collected``."""
 

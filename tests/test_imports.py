@@ -36,7 +36,7 @@ DRIVERS = (
 PINNED = {
     # DESIGN's po.<name>s that exist so far
     "Account", "AccountKind", "Actor", "AgingReport", "AmountExceeded", "AuditEntry",
-    "CreditLimitExceeded",
+    "CollectionPolicy", "CreditLimitExceeded",
     "CreditPolicy", "FieldEncryption", "IdempotencyConflict", "InMemoryEventBus",
     "Installment", "IntegrityReport", "InvalidTransition", "JournalEntry", "LateFee",
     "LateFeePolicy",

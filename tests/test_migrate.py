@@ -47,7 +47,7 @@ async def test_migrate_creates_and_is_repeatable(tmp_path: Path) -> None:
         "paymentorch_deliveries",
         "paymentorch_alembic_version",
     }
-    assert version == [("0011",)]
+    assert version == [("0012",)]
 
 
 def test_cli_prints_sql(capsys: pytest.CaptureFixture[str]) -> None:

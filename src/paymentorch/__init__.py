@@ -37,7 +37,7 @@ from paymentorch.domain import (
     correlation,
 )
 from paymentorch.domain.actions import allowed_actions
-from paymentorch.domain.collections import AgingReport, PlanPage
+from paymentorch.domain.collections import AgingReport, CollectionPolicy, PlanPage
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.integrity import IntegrityReport, Problem
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry, Posting
@@ -106,6 +106,7 @@ __all__ = [
     "AuditEntry",
     "BulkResult",
     "Cache",
+    "CollectionPolicy",
     "CreditLimitExceeded",
     "CreditPolicy",
     "DecryptionFailed",

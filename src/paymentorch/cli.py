@@ -24,7 +24,8 @@ from typing import Any, NoReturn
 from paymentorch._migrate import migrate_sync
 from paymentorch._version import __version__
 from paymentorch.adapters._require import MissingDriver
-from paymentorch.domain import PaymentError, StoreError, StoreUnavailable
+from paymentorch.domain import PaymentError, StoreError, StoreUnavailable, ValidationError
+from paymentorch.domain.collections import HARD_DECLINES, CollectionPolicy
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.orchestration import LOOKUP_SCHEDULE
 from paymentorch.domain.plans import LateFeePolicy
@@ -103,8 +104,9 @@ def _worker_options(commands: Any) -> None:
         "worker",
         help="carry out queued operations and the plans' tick at URL",
         description="Carries out queued operations through the processor and, every"
-        " --plans-every seconds, the plans' tick: installments due are collected and"
-        " overdue ones charged the late-fee policy. PAYMENTORCH_CACHE (redis://...) and"
+        " --plans-every seconds, the plans' tick: installments due are collected (and"
+        " retried, reminded and charged off by the collection policy) and overdue ones"
+        " charged the late-fee policy. PAYMENTORCH_CACHE (redis://...) and"
         " PAYMENTORCH_ENCRYPTION_KEY, when set, give the worker the services' Redis cache"
         " and keys.",
     )
@@ -120,7 +122,7 @@ def _worker_options(commands: Any) -> None:
     worker.add_argument(
         "--once",
         action="store_true",
-        help="run the plans' tick once, work until nothing is due, then stop",
+        help="run the plans' tick and work until nothing is due, then stop",
     )
     worker.add_argument(
         "--lease", type=_positive(float), default=60.0, help="seconds a claimed operation is held"
@@ -165,6 +167,28 @@ def _worker_options(commands: Any) -> None:
     plans.add_argument(
         "--late-fee-cap-amount", type=_amount, metavar="AMOUNT", help="a plan's fees, at most"
     )
+    dunning = worker.add_argument_group(
+        "collections",
+        "The collection policy the services use: retries after soft declines, reminders"
+        " and charge-off. On with --collections or any of its options.",
+    )
+    dunning.add_argument("--collections", action="store_true", help="with the defaults below")
+    dunning.add_argument(
+        "--retry-days", type=_days_list, metavar="DAYS,...", default=None,
+        help="days after each soft decline before the next attempt (default: 1,3,7)",
+    )  # fmt: skip
+    dunning.add_argument(
+        "--hard-declines", type=_codes, metavar="CODE,...", default=None,
+        help="decline codes never retried (default: " + ",".join(sorted(HARD_DECLINES)) + ")",
+    )  # fmt: skip
+    dunning.add_argument(
+        "--remind-days", type=_days_list, metavar="DAYS,...", default=None,
+        help="days before a due date a reminder is written (default: 3)",
+    )  # fmt: skip
+    dunning.add_argument(
+        "--charge-off-days", type=_positive(float), metavar="DAYS", default=None,
+        help="days past the oldest unpaid due date a plan is charged off (default: 120)",
+    )  # fmt: skip
 
 
 def _relay_options(commands: Any) -> None:
@@ -244,7 +268,8 @@ def _run(args: argparse.Namespace) -> int:
             "poll_interval": args.poll,
             "plans_every": timedelta(seconds=args.plans_every),
         }
-        policies = {"credit": args.credit_limit, "late_fees": _late_fees(args)}
+        policies = {"credit": args.credit_limit, "late_fees": _late_fees(args),
+                    "collections": _collections(args)}  # fmt: skip
         return asyncio.run(_work(args.url, args.processor, options, policies, once=args.once))
     output = migrate_sync(args.url, revision=args.revision, sql=args.sql)
     if output is not None:
@@ -278,6 +303,34 @@ def _late_fees(args: argparse.Namespace) -> LateFeePolicy | None:
         cap_percent=args.late_fee_cap_percent,
         cap_amount=args.late_fee_cap_amount,
     )
+
+
+def _collections(args: argparse.Namespace) -> CollectionPolicy | None:
+    """The collection policy the options describe; None when none is given."""
+    given = {
+        "retries": args.retry_days, "hard_declines": args.hard_declines,
+        "reminders": args.remind_days,
+        "charge_off_after": None if args.charge_off_days is None
+        else timedelta(days=args.charge_off_days),
+    }  # fmt: skip
+    chosen = {name: value for name, value in given.items() if value is not None}
+    if not chosen and not args.collections:
+        return None
+    try:
+        return CollectionPolicy(**chosen)
+    except ValidationError as exc:
+        raise UsageError(f"collections: {exc}") from None
+
+
+def _days_list(text: str) -> tuple[timedelta, ...]:
+    try:
+        return tuple(timedelta(days=float(part)) for part in text.split(",") if part.strip())
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"not days separated by commas: {text!r}") from None
+
+
+def _codes(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
 def load_processor(spec: str) -> Any:
@@ -414,10 +467,15 @@ async def _work(
 
 async def _work_with(svc: Any, worker: Any, *, once: bool) -> int:
     if once:
-        plans = await worker.run_plans()
-        operations = 0
-        while done := await worker.run_once():
-            operations += done
+        plans = operations = 0
+        while True:  # a plan collects one installment at a time: tick until all is done
+            plans += await worker.run_plans()
+            worked = 0
+            while done := await worker.run_once():
+                worked += done
+            operations += worked
+            if not worked:
+                break
         print(f"paymentorch: {plans} plan(s) ticked, {operations} operation(s) worked")
         return DONE
     stop = asyncio.Event()

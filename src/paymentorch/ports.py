@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 from uuid import UUID
@@ -282,7 +282,16 @@ class WorkQueue(Protocol):
 
     async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """(payment id, installment number) of unpaid installments due by ``now`` on running
-        plans, that no operation collects yet (none for that installment)."""
+        plans whose collection did not stop and with no collection under way: never tried,
+        or with a retry due by ``now``; soonest due first."""
+        ...
+
+    async def plans_to_remind(
+        self, now: datetime, until: datetime, smallest: timedelta
+    ) -> list[UUID]:
+        """Payments whose running plan (collection not stopped) has a scheduled installment
+        after the first due after ``now`` and by ``until``, not yet reminded ``smallest``
+        before its due date: the ones reminders look at."""
         ...
 
 

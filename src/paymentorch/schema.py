@@ -183,6 +183,7 @@ plans = sa.Table(
     sa.Column("remainder", sa.String(8), nullable=False),
     sa.Column("refund_allocation", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("collection_stopped", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 installments = sa.Table(
@@ -195,6 +196,13 @@ installments = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("paid_at", _time()),
     sa.Column("refunded_amount", _money(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", _time()),
+    sa.Column("last_decline", sa.String(64)),
+    # The smallest reminder offset written (seconds before due_at), None before any.
+    sa.Column("reminded_seconds", sa.BigInteger()),
+    # ``attempts`` when the retry ladder last started (a person resumed collection).
+    sa.Column("ladder_start", sa.Integer(), nullable=False, server_default="0"),
     sa.Index("paymentorch_installments_due", "status", "due_at"),
 )
 

@@ -68,12 +68,15 @@ class PaymentWorker:
         return len(claimed)
 
     async def run_plans(self) -> int:
-        """Queue the collection of installments due, and process overdue ones (late
-        fees by the service's policy); return how many plans were touched."""
+        """The plans tick: queue the collection of installments due (retries included),
+        process overdue ones (late fees by the service's policy), write reminders and
+        charge off plans past the collection policy's limit; return how many plans were
+        touched."""
         queued = 0
         while collected := await self.service.collect_installments():  # every one due
             queued += collected
-        return queued + await self.service.process_overdue()
+        overdue = await self.service.process_overdue()
+        return queued + overdue + await self.service.process_collections()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Work until ``stop`` is set: up to ``batch_size`` operations in flight, a new one

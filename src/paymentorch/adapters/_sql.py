@@ -205,9 +205,18 @@ def message_from_row(
 
 PLAN_COLUMNS: Final = (
     "payment_id, amount, currency, installments, interval_seconds, remainder,"
-    " refund_allocation, status"
+    " refund_allocation, status, collection_stopped"
 )
-INSTALLMENT_COLUMNS: Final = "payment_id, number, amount, due_at, status, paid_at, refunded_amount"
+INSTALLMENT_COLUMNS: Final = (
+    "payment_id, number, amount, due_at, status, paid_at, refunded_amount, attempts,"
+    " next_attempt_at, last_decline, reminded_seconds, ladder_start"
+)
+INSTALLMENT_UPDATES: Final = ", ".join(
+    f"{c} = EXCLUDED.{c}"
+    for c in ("amount", "status", "paid_at", "refunded_amount", "attempts", "next_attempt_at",
+              "last_decline", "reminded_seconds", "ladder_start")
+)  # fmt: skip
+"""What an installment's upsert changes (all but its key and due date)."""
 LATE_FEE_COLUMNS: Final = "payment_id, seq, installment, amount, charged_at, paid_at, waived_at"
 
 
@@ -217,8 +226,17 @@ def plan_values(plan: Plan) -> tuple[Any, ...]:
     return (
         plan.order_amount, plan.currency, terms.installments,
         int(terms.interval.total_seconds()), terms.remainder, terms.refund_allocation,
-        plan.status.value,
+        plan.status.value, plan.collection_stopped,
     )  # fmt: skip
+
+
+def installment_values(installment: Installment) -> tuple[Any, ...]:
+    """An installment's row in ``INSTALLMENT_COLUMNS`` order, the payment id left out;
+    times and amounts as they are (each driver converts)."""
+    i = installment
+    reminded = None if i.reminded is None else int(i.reminded.total_seconds())
+    return (i.number, i.amount, i.due_at, i.status.value, i.paid_at, i.refunded_amount,
+            i.attempts, i.next_attempt_at, i.last_decline, reminded, i.ladder_start)  # fmt: skip
 
 
 def plan_from_rows(
@@ -230,7 +248,7 @@ def plan_from_rows(
     time: Callable[[Any], datetime],
 ) -> Plan:
     """A plan from its rows (without their payment id columns), in column order."""
-    amount, currency, count, seconds, remainder, allocation, status = plan
+    amount, currency, count, seconds, remainder, allocation, status, stopped = plan
     terms = PlanTerms(count, timedelta(seconds=seconds), remainder, allocation)
     return Plan(
         payment_id=payment_id,
@@ -238,6 +256,7 @@ def plan_from_rows(
         currency=currency,
         terms=terms,
         status=PlanStatus(status),
+        collection_stopped=bool(stopped),
         installments=tuple(
             Installment(
                 number=number,
@@ -246,8 +265,25 @@ def plan_from_rows(
                 status=InstallmentStatus(state),
                 paid_at=None if paid_at is None else time(paid_at),
                 refunded_amount=_decimal(refunded),
+                attempts=attempts,
+                next_attempt_at=None if next_at is None else time(next_at),
+                last_decline=decline,
+                reminded=None if reminded is None else timedelta(seconds=reminded),
+                ladder_start=ladder_start,
             )
-            for number, amount, due_at, state, paid_at, refunded in installments
+            for (
+                number,
+                amount,
+                due_at,
+                state,
+                paid_at,
+                refunded,
+                attempts,
+                next_at,
+                decline,
+                reminded,
+                ladder_start,
+            ) in installments
         ),
         late_fees=tuple(
             LateFee(
@@ -339,18 +375,34 @@ def plans_due_sql(placeholder: str) -> str:
 
 
 def installments_due_sql(placeholder: str) -> str:
-    """Unpaid installments due (before the first parameter) on running plans that no
-    operation collects yet; at most the second parameter of them, soonest first."""
+    """Unpaid installments due (before the first parameter) on running plans whose
+    collection did not stop and with no collection under way, never tried or with a
+    retry due (before the second); at most the third parameter of them, soonest first."""
     return (
         "SELECT i.payment_id, i.number FROM paymentorch_installments i"
         " JOIN paymentorch_plans p ON p.payment_id = i.payment_id"
-        " WHERE p.status IN ('active', 'delinquent')"
+        " WHERE p.status IN ('active', 'delinquent') AND NOT p.collection_stopped"
         " AND i.status IN ('scheduled', 'overdue')"
         f" AND i.due_at <= {placeholder}"
+        f" AND (i.attempts = 0 OR i.next_attempt_at <= {placeholder})"
         " AND NOT EXISTS (SELECT 1 FROM paymentorch_operations o"
         " WHERE o.payment_id = i.payment_id AND o.kind = 'installment'"
-        " AND o.installment = i.number)"
+        " AND o.status IN ('pending', 'unknown', 'needs_attention'))"
         f" ORDER BY i.due_at LIMIT {placeholder}"
+    )
+
+
+def plans_to_remind_sql(placeholder: str) -> str:
+    """Running plans whose collection did not stop with an unpaid installment after the
+    first due after the first parameter and by the second, not yet reminded at the
+    smallest offset (the third, in seconds)."""
+    return (
+        "SELECT DISTINCT i.payment_id FROM paymentorch_installments i"
+        " JOIN paymentorch_plans p ON p.payment_id = i.payment_id"
+        " WHERE p.status IN ('active', 'delinquent') AND NOT p.collection_stopped"
+        " AND i.status = 'scheduled' AND i.number > 1"
+        f" AND i.due_at > {placeholder} AND i.due_at <= {placeholder}"
+        f" AND (i.reminded_seconds IS NULL OR i.reminded_seconds > {placeholder})"
     )
 
 

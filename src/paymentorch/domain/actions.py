@@ -51,7 +51,8 @@ class Action:
         event: The outbox event's ``type``.
         permission: The role set it needs, when a person asks for it.
         plan: What it does to the payment's plan, if it has one: ``activate``,
-            ``close``, ``pay``, ``waive``, ``allocate`` (a refund) or ``charge_off``.
+            ``close``, ``pay``, ``waive``, ``allocate`` (a refund), ``charge_off`` or
+            ``resume`` (its automatic collection).
         ledger: The kind of journal entry it posts when money moves.
         asked_as: The name a person asks for it by (``allowed_actions``), when a person
             may; None for what only the library does (queued, declined, overdue...).
@@ -114,6 +115,12 @@ ACTIONS: Final = _actions(
            plan="pay", ledger="recovery"),
     Action("collecting", frozenset({CONFIRMED}), None, "collecting",
            "plan.installment_collecting"),
+    Action("collection_failed", frozenset({CONFIRMED}), None, "collect_declined",
+           "plan.collection_failed"),
+    Action("collection_resumed", frozenset({CONFIRMED}), None, "collect_resumed",
+           "plan.collection_resumed", plan="resume", asked_as="resume_collection"),
+    Action("reminded", frozenset({CONFIRMED}), None, "reminded",
+           "plan.installment_due_soon"),
     Action("installment_late", frozenset({CONFIRMED}), None, "installment_late",
            "plan.installment_overdue", ledger="late_fee"),
     Action("late_fee_charged", frozenset({CONFIRMED}), None, "late_fee_charged",
@@ -162,8 +169,8 @@ def allowed_actions(
     waived by hand only on a Confirmed payment with a plan and no collection under way
     (given the plan: one with an unpaid installment, running, or charged off for a
     payment, which is then a recovery). A charge-off needs the plan: running, with no
-    operation of the payment in flight and no refund under way. Roles are the host's to
-    apply.
+    operation of the payment in flight and no refund under way; resuming collection,
+    a running plan whose automatic collection stopped. Roles are the host's to apply.
     """
     in_flight = [op for op in operations if op.status in IN_FLIGHT]
     collecting = any(op.kind is OperationKind.INSTALLMENT for op in in_flight)
@@ -183,7 +190,7 @@ def allowed_actions(
     return allowed
 
 
-_BY_HAND = frozenset({"pay", "waive", "charge_off"})
+_BY_HAND = frozenset({"pay", "waive", "charge_off", "resume"})
 """What a person does to a plan by hand."""
 
 
@@ -193,9 +200,11 @@ def _by_hand(
     """Whether ``what`` (a ``_BY_HAND`` plan effect) may be asked for on ``payment``."""
     if payment.status is not CONFIRMED or not payment.has_plan:
         return False
+    running = plan is not None and plan.status in RUNNING
     if what == "charge_off":
-        running = plan is not None and plan.status in RUNNING
         return running and not busy and not payment.pending_refunds
+    if what == "resume":
+        return running and plan is not None and plan.collection_stopped
     if collecting:
         return False
     if plan is None:  # without the plan, offered on any Confirmed plan payment

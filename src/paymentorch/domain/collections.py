@@ -12,7 +12,8 @@ from typing import Any, Final
 import attrs
 
 from paymentorch.domain.errors import FieldError, ValidationError
-from paymentorch.domain.plans import RUNNING, Plan
+from paymentorch.domain.plans import RUNNING, Installment, Plan
+from paymentorch.domain.plans.model import installment_of
 
 LONGEST: Final = timedelta(days=366)
 """The longest retry delay or reminder offset."""
@@ -85,6 +86,108 @@ class CollectionPolicy:
         if not 1 <= declines <= len(self.retries):
             return None
         return declined_at + self.retries[declines - 1]
+
+
+def _evolve(plan: Plan, installment: Installment, **changes: Any) -> Plan:
+    changed = attrs.evolve(installment, **changes)
+    return attrs.evolve(
+        plan,
+        installments=tuple(changed if i.number == installment.number else i
+                           for i in plan.installments),
+    )  # fmt: skip
+
+
+def next_collection(plan: Plan, now: datetime) -> Installment | None:
+    """The installment to collect now: the oldest unpaid one due by ``now`` never tried
+    yet, or whose retry is due; None when the plan is not running or its collection
+    stopped. (One collection of a plan at a time: the caller checks none is under way.)"""
+    if plan.status not in RUNNING or plan.collection_stopped:
+        return None
+    for i in plan.installments:
+        retry_due = i.next_attempt_at is not None and i.next_attempt_at <= now
+        if i.unpaid and i.due_at <= now and (i.attempts == 0 or retry_due):
+            return i
+    return None
+
+
+def attempted(plan: Plan, number: int) -> Plan:
+    """``plan`` with one more collection of installment ``number`` sent (or queued)."""
+    installment = installment_of(plan, number)
+    return _evolve(plan, installment, attempts=installment.attempts + 1, next_attempt_at=None)
+
+
+def declined(
+    plan: Plan, number: int, code: str | None, at: datetime, policy: CollectionPolicy | None
+) -> tuple[Plan, bool]:
+    """``plan`` after a collection of installment ``number`` was declined with ``code``
+    (recorded at ``at``): its next attempt on the policy's ladder, or (a hard decline,
+    the ladder run out) automatic collection stopped; whether it stopped now. Without a
+    policy nothing is retried and nothing stops: a person takes it from there."""
+    installment = installment_of(plan, number)
+    next_at = None
+    if policy is not None and not policy.is_hard(code):
+        next_at = policy.next_attempt(installment.attempts - installment.ladder_start, at)
+    stops = policy is not None and next_at is None and plan.status in RUNNING
+    after = _evolve(plan, installment, last_decline=code, next_attempt_at=next_at)
+    if stops:
+        after = attrs.evolve(after, collection_stopped=True)
+    return after, stops and not plan.collection_stopped
+
+
+def resumed(plan: Plan, now: datetime) -> Plan:
+    """``plan`` with automatic collection resumed: every unpaid installment due and
+    declined before is collected at the next tick, each on a new ladder."""
+    after = attrs.evolve(plan, collection_stopped=False)
+    for i in plan.installments:
+        if i.unpaid and i.due_at <= now and i.attempts:
+            after = _evolve(after, i, next_attempt_at=now, ladder_start=i.attempts)
+    return after
+
+
+def reminders_due(
+    plan: Plan, policy: CollectionPolicy, now: datetime
+) -> list[tuple[int, timedelta]]:
+    """(installment number, offset) of the reminders to write now: for each unpaid
+    installment after the first, due after ``now``, the nearest offset passed and not
+    written yet (an offset passed while none was written is skipped, not sent late);
+    none while the plan is not running or its collection stopped."""
+    if plan.status not in RUNNING or plan.collection_stopped:
+        return []
+    due = []
+    for i in plan.installments:
+        if i.number == 1 or not i.unpaid or i.due_at <= now:
+            continue
+        passed = [o for o in policy.reminders if i.due_at - o <= now
+                  and (i.reminded is None or o < i.reminded)]  # fmt: skip
+        if passed:
+            due.append((i.number, min(passed)))
+    return due
+
+
+def reminded(plan: Plan, sent: Iterable[tuple[int, timedelta]]) -> Plan:
+    """``plan`` with the reminders ``sent`` (installment number, offset) written."""
+    for number, offset in sent:
+        plan = _evolve(plan, installment_of(plan, number), reminded=offset)
+    return plan
+
+
+def charge_off_due(plan: Plan, policy: CollectionPolicy, now: datetime) -> bool:
+    """Whether the oldest unpaid installment of running ``plan`` is ``charge_off_after``
+    past due at ``now``."""
+    due = [i.due_at for i in plan.installments if i.unpaid and i.due_at <= now]
+    return plan.status in RUNNING and bool(due) and now - min(due) >= policy.charge_off_after
+
+
+def notice(plan: Plan, number: int) -> dict[str, Any]:
+    """What a notice about installment ``number`` needs (an event's payload part; the
+    customer is the payload's own ``customer_id``)."""
+    installment = installment_of(plan, number)
+    return {
+        "installment": number,
+        "amount": str(plan.collection_amount(number)),
+        "currency": plan.currency,
+        "due_at": installment.due_at.isoformat(),
+    }
 
 
 def bucket(days: int) -> str:

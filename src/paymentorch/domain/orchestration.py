@@ -48,8 +48,9 @@ PAYMENT_ACTIONS: Final = {
     OperationKind.CAPTURE: ("capture", "capture_declined"),
     OperationKind.CANCEL: ("cancel", "cancel_declined"),
     OperationKind.REFUND: ("refund", "refund_declined"),
-    # A declined installment stays owed: overdue processing and a person take it from there.
-    OperationKind.INSTALLMENT: ("installment_paid", None),
+    # A declined installment stays owed: the retry ladder, overdue processing and a person
+    # take it from there.
+    OperationKind.INSTALLMENT: ("installment_paid", "collection_failed"),
 }
 FIRST_INSTALLMENT_ACTIONS: Final = ("confirm", "fail")
 """Installment 1 collected is the plan's purchase: it confirms the payment, or fails it."""
@@ -76,11 +77,13 @@ class Step:
         payment_action: What to do to the payment (``confirm``, ``authorize``, ``fail``),
             or None when the payment does not change yet.
         reason: Why, for a failure (the processor's code and message).
+        code: The processor's code for a decline (None for a person's verdict).
     """
 
     operation: Operation
     payment_action: str | None = None
     reason: str | None = None
+    code: str | None = None
 
 
 def decide(
@@ -112,7 +115,7 @@ def decide(
     if outcome in (Outcome.SUCCEEDED, Outcome.DECLINED):
         # A payment keeps 500 characters of a decline's reason.
         reason = None if outcome is Outcome.SUCCEEDED else _why(result)[:500]
-        return _settled(base, outcome, at=at, note=reason, reason=reason)
+        return _settled(base, outcome, at=at, note=reason, reason=reason, code=result.code)
     if outcome is Outcome.NOT_ATTEMPTED or (outcome is Outcome.PENDING and not looked_up):
         # Nothing left this side, or accepted for later: ask again (the id keeps it safe).
         tried = base.lookups if looked_up else calls - 1
@@ -167,6 +170,7 @@ def from_callback(
         note=None if result.outcome is Outcome.SUCCEEDED else _why(result),
         reason=None if result.outcome is Outcome.SUCCEEDED else _why(result)[:500],
         reference=result.reference,
+        code=result.code,
     )
 
 
@@ -178,6 +182,7 @@ def _settled(
     note: str | None,
     reason: str | None,
     reference: str | None = None,
+    code: str | None = None,
 ) -> Step:
     done = outcome is Outcome.SUCCEEDED
     on_success, on_decline = payment_actions(operation)
@@ -189,7 +194,7 @@ def _settled(
         reference=reference or operation.reference,
         error=None if note is None else note[:1000],
     )
-    return Step(settled, on_success if done else on_decline, reason)
+    return Step(settled, on_success if done else on_decline, reason, None if done else code)
 
 
 def payment_actions(operation: Operation) -> tuple[str | None, str | None]:
@@ -243,7 +248,7 @@ def settle_payment(payment: Payment, operation: Operation, action: str, *, at: d
         if payment.status is not PaymentStatus.AUTHORIZED:
             raise InvalidTransition(payment.id, payment.status, action.replace("_", " "))
         return touched(payment, at=at)
-    if action == "installment_paid":
+    if action in ("installment_paid", "collection_failed"):
         if payment.status is not PaymentStatus.CONFIRMED:
             raise InvalidTransition(payment.id, payment.status, "collect an installment of")
         return touched(payment, at=at)
@@ -294,9 +299,10 @@ def capture_method_of(operations: Sequence[Operation]) -> str | None:
     return None
 
 
-def installment_key(number: int) -> str:
-    """The idempotency key of installment ``number``'s collection: one per installment."""
-    return f"installment-{number}"
+def installment_key(number: int, attempt: int = 1) -> str:
+    """The idempotency key of an ``attempt`` to collect installment ``number``: one per
+    attempt (each a new operation, so a new key at the processor too)."""
+    return f"installment-{number}" if attempt == 1 else f"installment-{number}-{attempt}"
 
 
 def installment_of(operation: Operation) -> int | None:

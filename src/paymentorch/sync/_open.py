@@ -18,6 +18,7 @@ from paymentorch.adapters import SYNC_STORES, backend_of
 from paymentorch.clock import utc_now
 from paymentorch.crypto import FieldEncryption
 from paymentorch.domain import RolePolicy, ValidationPolicy
+from paymentorch.domain.collections import CollectionPolicy
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.plans import LateFeePolicy
 from paymentorch.ports import PaymentProcessor
@@ -62,6 +63,7 @@ def open_sync_service(
     processor: PaymentProcessor | None = None,
     credit: CreditPolicy | None = None,
     late_fees: LateFeePolicy | Iterable[LateFeePolicy] | None = None,
+    collections: CollectionPolicy | None = None,
     encryption: FieldEncryption | None = None,
     **store_options: Any,
 ) -> SyncPaymentService:
@@ -74,7 +76,9 @@ def open_sync_service(
     invalidated across processes, or a ``LocalCache`` if this is the only process.
     ``encryption`` keeps the customer id and metadata values encrypted at rest (see
     ``FieldEncryption``), the cache's entries included. ``late_fees`` takes one
-    ``LateFeePolicy`` or several, one per currency. Other keyword options go to the
+    ``LateFeePolicy`` or several, one per currency; ``collections`` a
+    ``CollectionPolicy`` (retries, reminders, charge-off; none when None). Other keyword
+    options go to the
     backend:
 
     - every backend: ``create_schema``; ``deadline`` (seconds or a ``timedelta``; None
@@ -112,6 +116,7 @@ def open_sync_service(
             processor=processor,
             credit=credit,
             late_fees=late_fees,
+            collections=collections,
         )
     except BaseException:
         store.close()

@@ -26,7 +26,7 @@ from paymentorch.domain import (
     ValidationError,
     ValidationPolicy,
 )
-from paymentorch.domain.collections import AgingReport, PlanPage
+from paymentorch.domain.collections import AgingReport, CollectionPolicy, PlanPage
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.integrity import IntegrityReport
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
@@ -43,6 +43,7 @@ from .usecases import (
     books,
     collections,
     creation,
+    dunning,
     lifecycle,
     maintenance,
     plans,
@@ -78,12 +79,13 @@ class SyncPaymentService:
         processor: PaymentProcessor | None = None,
         credit: CreditPolicy | None = None,
         late_fees: LateFeePolicy | Iterable[LateFeePolicy] | None = None,
+        collections: CollectionPolicy | None = None,
     ) -> None:
         self._ctx = Context.build(
             store, cache=cache, policy=policy, validation=validation,
             default_currency=default_currency, clock=clock, tracer_provider=tracer_provider,
             meter_provider=meter_provider, lag_threshold=outbox_lag_threshold,
-            processor=processor, credit=credit, late_fees=late_fees,
+            processor=processor, credit=credit, late_fees=late_fees, collections=collections,
         )  # fmt: skip
         self._span = self._ctx.telemetry.operation
 
@@ -361,9 +363,22 @@ class SyncPaymentService:
         with self._span("charge_off"):
             return plans.charge_off(self._ctx, payment_id, actor, reason)
 
+    def resume_collection(self, payment_id: UUID | str, *, actor: Actor) -> Plan:
+        """Resume the automatic collection of a plan whose collection stopped (a hard
+        decline, or the retry ladder ran out) (ADMIN): what is due is collected at the
+        worker's next tick, each installment on a new ladder.
+
+        Raises:
+            PermissionDenied, PaymentNotFound; InvalidTransition: no running plan, or its
+                collection did not stop.
+        """
+        with self._span("resume_collection"):
+            return dunning.resume(self._ctx, payment_id, actor)
+
     def collect_installments(self, limit: int = 100) -> int:
-        """Queue the collection of installments due now (once each) for the worker; how
-        many were queued."""
+        """Queue the collection of installments due now for the worker: per plan with
+        none under way, its oldest installment due never tried or whose retry (by the
+        ``collections`` policy) is due; how many were queued."""
         with self._span("collect_installments"):
             return plans.collect_due(self._ctx, limit)
 
@@ -372,6 +387,13 @@ class SyncPaymentService:
         service's clock (no actor: the worker calls it); how many plans changed."""
         with self._span("process_overdue"):
             return plans.overdue(self._ctx)
+
+    def process_collections(self) -> int:
+        """Write the reminders due and charge off plans past ``charge_off_after``, by the
+        ``collections`` policy, on the service's clock (no actor: the worker calls it);
+        how many plans changed (none without a policy)."""
+        with self._span("process_collections"):
+            return dunning.process(self._ctx)
 
     # -- processors -------------------------------------------------------------
 

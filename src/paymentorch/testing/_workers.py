@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,7 @@ from paymentorch.domain.credit import CreditPolicy
 from paymentorch.outbox import OutboxRelay
 from paymentorch.ports import PaymentStore
 from paymentorch.service import PaymentService
+from paymentorch.testing.simulated import SimulatedProcessor
 
 ADMIN = Actor("racer", roles={Role.ADMIN})
 StoreFactory = Callable[[], Awaitable[PaymentStore]]
@@ -175,3 +177,20 @@ async def _credit_race(open_store: StoreFactory, count: int, limit: str, barrier
             return "created"
 
         return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def collect_race(open_store: StoreFactory, now: str, barrier: Any) -> int:
+    """Run the plans tick's collection at ``now`` (ISO 8601) until nothing more is due,
+    after all racers are ready; how many collections this process queued."""
+    return asyncio.run(_collect_race(open_store, datetime.fromisoformat(now), barrier))
+
+
+async def _collect_race(open_store: StoreFactory, now: datetime, barrier: Any) -> int:
+    processor = SimulatedProcessor(latency=(0, 0))  # never called: collections are queued
+    queued = 0
+    async with PaymentService(await open_store(), processor=processor,
+                              clock=lambda: now) as service:  # fmt: skip
+        await asyncio.to_thread(barrier.wait)
+        while found := await service.collect_installments():
+            queued += found
+    return queued

@@ -23,6 +23,7 @@ from paymentorch.domain import (
     ValidationPolicy,
     parse_payment_id,
 )
+from paymentorch.domain.collections import CollectionPolicy
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.money import currency_exponent
 from paymentorch.domain.plans import LateFeePolicy, fee_policies
@@ -47,6 +48,7 @@ class Context:
     processor: PaymentProcessor | None
     credit: CreditPolicy | None
     late_fees: dict[str, LateFeePolicy]
+    collections: CollectionPolicy | None = None
 
     @classmethod
     def build(
@@ -56,12 +58,14 @@ class Context:
         meter_provider: metrics.MeterProvider | None, lag_threshold: timedelta,
         processor: PaymentProcessor | None, credit: CreditPolicy | None,
         late_fees: LateFeePolicy | Iterable[LateFeePolicy] | None,
+        collections: CollectionPolicy | None = None,
     ) -> Self:  # fmt: skip
         """The parts of a service built with these arguments, each checked.
 
         Raises:
             ValidationError: ``default_currency`` is not an active ISO 4217 code.
-            TypeError: a store or cache of the other kind (blocking or async).
+            TypeError: a store or cache of the other kind (blocking or async), or
+                ``collections`` that is not a ``CollectionPolicy``.
         """
         currency = default_currency.upper() if isinstance(default_currency, str) else ""
         if currency_exponent(currency) is None:
@@ -69,6 +73,8 @@ class Context:
             raise bad("default_currency", message, "unknown")
         require_async(store, "store", "get")
         require_async(cache, "cache", "get")
+        if collections is not None and not isinstance(collections, CollectionPolicy):
+            raise TypeError(f"collections must be a CollectionPolicy, not {collections!r}")
         telemetry = Telemetry(
             backend=store.backend, tracer_provider=tracer_provider, meter_provider=meter_provider
         )
@@ -76,7 +82,7 @@ class Context:
             store=store, cache=cache, policy=policy or RolePolicy(),
             validation=validation or ValidationPolicy(), default_currency=currency, clock=clock,
             telemetry=telemetry, lag_threshold=lag_threshold, processor=processor,
-            credit=credit, late_fees=fee_policies(late_fees, currency),
+            credit=credit, late_fees=fee_policies(late_fees, currency), collections=collections,
         )  # fmt: skip
 
     # -- reads through the cache ------------------------------------------------

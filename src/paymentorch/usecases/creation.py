@@ -24,6 +24,7 @@ from paymentorch.domain import (
     uuid7,
     with_plan,
 )
+from paymentorch.domain.collections import attempted
 from paymentorch.domain.orchestration import capture_method_of, installment_key
 from paymentorch.domain.plans import PlanTerms, new_plan
 from paymentorch.domain.validation import same_request
@@ -167,6 +168,7 @@ def _creation(
             amount = plan.installments[0].amount
             if kind is OperationKind.CHARGE:
                 kind, number = OperationKind.INSTALLMENT, 1
+                plan = attempted(plan, 1)
         intent = Operation(
             id=uuid7(),
             payment_id=payment.id,

@@ -23,6 +23,7 @@ from paymentorch.domain import (
 from paymentorch.domain.orchestration import Step, already_there, installment_of, settle_payment
 from paymentorch.domain.plans import Plan, refund_on_plan
 
+from . import dunning
 from .context import Context
 from .effects import planned
 from .pipeline import Decision
@@ -81,6 +82,8 @@ async def _settlement(ctx: Context, step: Step, actor: Actor) -> tuple[Operation
     )
     # The operation rides in the event; the store updates it rather than adding it.
     change = attrs.evolve(change, operation=None)
+    if step.payment_action == "collection_failed":
+        return operation, await dunning.failed(ctx, change, current, operation, step.code)
     try:
         change = await planned(
             ctx, change, current, step.payment_action, amount=operation.amount,

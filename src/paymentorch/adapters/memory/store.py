@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -29,9 +29,10 @@ from paymentorch.domain import (
     StoreError,
     ValidationError,
 )
+from paymentorch.domain.actions import IN_FLIGHT
 from paymentorch.domain.credit import exposure_changes, exposure_of
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
-from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
+from paymentorch.domain.plans import RUNNING, Installment, InstallmentStatus, Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
@@ -445,22 +446,41 @@ class InMemoryPaymentStore(MemoryLedger):
         ]
 
     async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
-        """Unpaid installments due by ``now`` that no operation collects yet."""
+        """Unpaid installments to collect now: never tried, or a retry due."""
         with self._lock:
             self._open()
-            collected = {
-                (op.payment_id, op.installment)
+            collecting = {
+                op.payment_id
                 for op in self._ops.values()
-                if op.kind is OperationKind.INSTALLMENT
+                if op.kind is OperationKind.INSTALLMENT and op.status in IN_FLIGHT
             }
             due = sorted(
                 (i.due_at, pid, i.number)
                 for pid, plan in self._plans.items()
-                if plan.status in RUNNING
+                if plan.status in RUNNING and not plan.collection_stopped
+                and pid not in collecting
                 for i in plan.installments
-                if i.unpaid and i.due_at <= now and (pid, i.number) not in collected
-            )
+                if i.unpaid and i.due_at <= now and (i.attempts == 0 or _retry_due(i, now))
+            )  # fmt: skip
             return [(pid, number) for _, pid, number in due[:limit]]
+
+    async def plans_to_remind(
+        self, now: datetime, until: datetime, smallest: timedelta
+    ) -> list[UUID]:
+        """Plans with an installment a reminder may be due for."""
+        with self._lock:
+            self._open()
+            return [
+                pid
+                for pid, plan in self._plans.items()
+                if plan.status in RUNNING and not plan.collection_stopped
+                and any(
+                    i.status is InstallmentStatus.SCHEDULED and i.number > 1
+                    and now < i.due_at <= until
+                    and (i.reminded is None or i.reminded > smallest)
+                    for i in plan.installments
+                )
+            ]  # fmt: skip
 
     async def exposure(self, customer_id: str, currency: str) -> Decimal:
         """The customer's exposure in ``currency``."""
@@ -560,3 +580,8 @@ async def open_store(url: str, **options: object) -> InMemoryPaymentStore:
         message = "must be seconds (a number or a timedelta) above 0"
         raise ValidationError([FieldError("deadline", message, "range")])
     return InMemoryPaymentStore()
+
+
+def _retry_due(installment: Installment, now: datetime) -> bool:
+    at = installment.next_attempt_at
+    return at is not None and at <= now

@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from paymentorch.adapters._sql import (  # noqa: E402
     AUDIT_INSERT_COLUMNS,
     INSTALLMENT_COLUMNS,
+    INSTALLMENT_UPDATES,
     JOURNAL_COLUMNS,
     LATE_FEE_COLUMNS,
     OPERATION_COLUMNS,
@@ -263,16 +264,16 @@ RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
 
 
 WRITE_PLAN: Final = f"""
-INSERT INTO paymentorch_plans ({PLAN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status
+INSERT INTO paymentorch_plans ({PLAN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,
+  collection_stopped = EXCLUDED.collection_stopped
 """
 WRITE_INSTALLMENTS: Final = f"""
 INSERT INTO paymentorch_installments ({INSTALLMENT_COLUMNS})
 SELECT %s, * FROM unnest(%s::int[], %s::numeric[], %s::timestamptz[], %s::text[],
-                          %s::timestamptz[], %s::numeric[])
-ON CONFLICT (payment_id, number) DO UPDATE SET amount = EXCLUDED.amount,
-  status = EXCLUDED.status, paid_at = EXCLUDED.paid_at,
-  refunded_amount = EXCLUDED.refunded_amount
+                          %s::timestamptz[], %s::numeric[], %s::int[], %s::timestamptz[],
+                          %s::text[], %s::bigint[], %s::int[])
+ON CONFLICT (payment_id, number) DO UPDATE SET {INSTALLMENT_UPDATES}
 """
 WRITE_LATE_FEES: Final = f"""
 INSERT INTO paymentorch_late_fees ({LATE_FEE_COLUMNS})
@@ -284,8 +285,8 @@ ON CONFLICT (payment_id, seq) DO UPDATE SET paid_at = EXCLUDED.paid_at,
 READ_PLAN: Final = f"""
 SELECT {PLAN_COLUMNS} FROM paymentorch_plans WHERE payment_id = %s
 """
-READ_INSTALLMENTS: Final = """
-SELECT number, amount, due_at, status, paid_at, refunded_amount
+READ_INSTALLMENTS: Final = f"""
+SELECT {INSTALLMENT_COLUMNS.split(", ", 1)[1]}
 FROM paymentorch_installments WHERE payment_id = %s ORDER BY number
 """
 READ_LATE_FEES: Final = """

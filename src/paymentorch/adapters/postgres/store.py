@@ -11,7 +11,7 @@ module, with psycopg's synchronous pool.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -38,6 +38,7 @@ from paymentorch.adapters._sql import (
     plan_from_rows,
     plans_by_age_sql,
     plans_due_sql,
+    plans_to_remind_sql,
     request_from_row,
 )
 from paymentorch.adapters.postgres.changes import (
@@ -434,9 +435,18 @@ class PostgresPaymentStore(PostgresLedger):
         return [(r[0], r[1]) for r in rows]
 
     async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
-        """Unpaid installments due by ``now`` that no operation collects yet."""
-        rows = await self._fetch("find installments due", installments_due_sql("%s"), (now, limit))
+        """Unpaid installments to collect now: never tried, or a retry due."""
+        sql = installments_due_sql("%s")
+        rows = await self._fetch("find installments due", sql, (now, now, limit))
         return [(r[0], r[1]) for r in rows]
+
+    async def plans_to_remind(
+        self, now: datetime, until: datetime, smallest: timedelta
+    ) -> list[UUID]:
+        """Plans with an installment a reminder may be due for."""
+        params = (now, until, int(smallest.total_seconds()))
+        rows = await self._fetch("find plans to remind", plans_to_remind_sql("%s"), params)
+        return [r[0] for r in rows]
 
     async def rebuild_exposure(self) -> int:
         """Recount every customer's exposure from payments and plans, in one transaction;

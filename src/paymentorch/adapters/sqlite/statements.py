@@ -18,6 +18,7 @@ from uuid import UUID
 from paymentorch.adapters._sql import (
     AUDIT_INSERT_COLUMNS,
     INSTALLMENT_COLUMNS,
+    INSTALLMENT_UPDATES,
     JOURNAL_COLUMNS,
     LATE_FEE_COLUMNS,
     OPERATION_COLUMNS,
@@ -31,6 +32,7 @@ from paymentorch.adapters._sql import (
     REQUEST_INSERT_COLUMNS,
     SUMMARY_SCALE,
     dumps,
+    installment_values,
     journal_rows,
     key_scope,
     message_from_row,
@@ -288,20 +290,16 @@ def write_plan(conn: sqlite3.Connection, plan: Plan) -> None:
     """Insert or update the plan, its installments and its late fees."""
     pid = plan.payment_id.hex
     conn.execute(
-        f"INSERT INTO paymentorch_plans ({PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)"
-        " ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status",
+        f"INSERT INTO paymentorch_plans ({PLAN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status,"
+        " collection_stopped = excluded.collection_stopped",
         (pid, *(str(v) if isinstance(v, Decimal) else v for v in plan_values(plan))),
     )
     conn.executemany(
-        f"INSERT INTO paymentorch_installments ({INSTALLMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
-        " ON CONFLICT (payment_id, number) DO UPDATE SET amount = excluded.amount,"
-        " status = excluded.status, paid_at = excluded.paid_at,"
-        " refunded_amount = excluded.refunded_amount",
-        [
-            (pid, i.number, str(i.amount), time_text(i.due_at), i.status.value,
-             None if i.paid_at is None else time_text(i.paid_at), str(i.refunded_amount))
-            for i in plan.installments
-        ],
+        f"INSERT INTO paymentorch_installments ({INSTALLMENT_COLUMNS})"
+        f" VALUES ({', '.join('?' * 12)})"
+        f" ON CONFLICT (payment_id, number) DO UPDATE SET {INSTALLMENT_UPDATES}",
+        [(pid, *map(_sqlite_value, installment_values(i))) for i in plan.installments],
     )  # fmt: skip
     conn.executemany(
         f"INSERT INTO paymentorch_late_fees ({LATE_FEE_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
@@ -316,6 +314,15 @@ def write_plan(conn: sqlite3.Connection, plan: Plan) -> None:
     )  # fmt: skip
 
 
+def _sqlite_value(value: object) -> object:
+    """A value as SQLite stores it: amounts as exact text, times as sortable text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return time_text(value)
+    return value
+
+
 def read_plan(conn: sqlite3.Connection, payment_id: UUID) -> Plan | None:
     """The payment's plan, or None."""
     pid = payment_id.hex
@@ -325,7 +332,7 @@ def read_plan(conn: sqlite3.Connection, payment_id: UUID) -> Plan | None:
     if row is None:
         return None
     installments = conn.execute(
-        "SELECT number, amount, due_at, status, paid_at, refunded_amount"
+        f"SELECT {INSTALLMENT_COLUMNS.split(', ', 1)[1]}"
         " FROM paymentorch_installments WHERE payment_id = ? ORDER BY number",
         (pid,),
     ).fetchall()

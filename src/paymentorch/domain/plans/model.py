@@ -86,6 +86,13 @@ class Installment:
         status: ``scheduled``, ``paid``, ``overdue`` or ``cancelled``.
         paid_at: When it was paid.
         refunded_amount: What refunds gave back against it, once paid.
+        attempts: How many collections of it were sent to the processor.
+        next_attempt_at: When the retry ladder collects it next, after a soft decline;
+            None before the first attempt, after a success and once collection stopped.
+        last_decline: The processor's code of its last declined collection.
+        reminded: The smallest reminder offset (before ``due_at``) written for it.
+        ladder_start: ``attempts`` when its retry ladder last started (a person resumed
+            collection since).
     """
 
     number: int
@@ -94,6 +101,11 @@ class Installment:
     status: InstallmentStatus = InstallmentStatus.SCHEDULED
     paid_at: datetime | None = None
     refunded_amount: Decimal = _ZERO
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_decline: str | None = None
+    reminded: timedelta | None = None
+    ladder_start: int = 0
 
     @property
     def unpaid(self) -> bool:
@@ -161,6 +173,8 @@ class Plan:
             payments are recoveries).
         installments: In order.
         late_fees: Charged so far, oldest first.
+        collection_stopped: Automatic collection stopped (a hard decline, or the retry
+            ladder ran out): a person pays, waives, charges off or resumes it.
     """
 
     payment_id: UUID
@@ -170,6 +184,7 @@ class Plan:
     status: PlanStatus
     installments: tuple[Installment, ...]
     late_fees: tuple[LateFee, ...] = ()
+    collection_stopped: bool = False
 
     def installment(self, number: int) -> Installment | None:
         """Installment ``number``, or None."""
@@ -205,14 +220,18 @@ class Plan:
             "order_amount": str(self.order_amount),
             "currency": self.currency,
             "owed": str(self.owed),
+            "collection_stopped": self.collection_stopped,
             "installments": [
                 {
                     "number": i.number,
                     "amount": str(i.amount),
                     "due_at": i.due_at.isoformat(),
                     "status": i.status.value,
-                    "paid_at": None if i.paid_at is None else i.paid_at.isoformat(),
+                    "paid_at": _iso(i.paid_at),
                     "refunded_amount": str(i.refunded_amount),
+                    "attempts": i.attempts,
+                    "next_attempt_at": _iso(i.next_attempt_at),
+                    "last_decline": i.last_decline,
                 }
                 for i in self.installments
             ],
@@ -222,12 +241,16 @@ class Plan:
                     "installment": f.installment,
                     "amount": str(f.amount),
                     "charged_at": f.charged_at.isoformat(),
-                    "paid_at": None if f.paid_at is None else f.paid_at.isoformat(),
-                    "waived_at": None if f.waived_at is None else f.waived_at.isoformat(),
+                    "paid_at": _iso(f.paid_at),
+                    "waived_at": _iso(f.waived_at),
                 }
                 for f in self.late_fees
             ],
         }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 def installment_of(plan: Plan, number: int) -> Installment:

@@ -5,8 +5,9 @@ collections queued for the worker, overdue installments and their late fees."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import cast
 from uuid import UUID
 
 from paymentorch.domain import (
@@ -28,6 +29,7 @@ from paymentorch.domain import (
     with_plan,
 )
 from paymentorch.domain.actions import IN_FLIGHT
+from paymentorch.domain.collections import attempted, next_collection
 from paymentorch.domain.orchestration import installment_key, installment_of
 from paymentorch.domain.payment import money_text
 from paymentorch.domain.plans import RUNNING, Plan, PlanEvents, PlanStatus, mark_overdue, pay, waive
@@ -89,23 +91,39 @@ def charge_off(ctx: Context, payment_id: UUID | str, actor: Actor, reason: str) 
     """
     ctx.policy.check(actor, "charge_off")
     pid = ctx.id_and_reason(payment_id, reason, required=True)
+    # Without ``when`` every refusal raises: a plan always comes back.
+    return cast(Plan, write_off(ctx, pid, actor.id, reason))
 
-    def decide(_fresh: bool) -> Decision[Plan]:
+
+def write_off(
+    ctx: Context, pid: UUID, actor_id: str, reason: str,
+    *, when: Callable[[Plan], bool] | None = None,
+) -> Plan | None:  # fmt: skip
+    """Charge off ``pid``'s plan (``charge_off``). With ``when`` (the worker's check of
+    the plan as it is now), a plan it refuses, or that cannot be charged off now, is left
+    as it is and None returned instead of an error."""
+
+    def decide(_fresh: bool) -> Decision[Plan | None]:
         current = ctx.read(pid, fresh=True)
         before = ctx.store.plan(pid) if current.has_plan else None
+        if when is not None and (before is None or before.status not in RUNNING
+                                 or not when(before)):  # fmt: skip
+            return Decision(None)
         if current.status is not PaymentStatus.CONFIRMED or before is None:
             raise InvalidTransition(pid, current.status, "charge off", "it has no running plan")
         if before.status not in RUNNING:
             raise InvalidTransition(pid, current.status, "charge off",
                                     f"its plan is {before.status.value}")  # fmt: skip
         if busy_installments(ctx, current, before):
+            if when is not None:
+                return Decision(None)  # the next tick looks again
             why = "money of the plan (a collection or a refund) is under way: settle it first"
             raise bad("payment_id", why, "busy")
         after, now = charge_off_plan(before), ctx.clock()
         written_off = money_text(before.owed + before.fees_owed, before.currency)
-        details = {"charge_off": {"customer_id": current.customer_id, "amount": written_off,
-                                  "currency": before.currency}}  # fmt: skip
-        change = plan_change(ctx, current, before, after, "charge_off", actor_id=actor.id,
+        # The customer is the snapshot's own customer_id (sealed at rest with encryption).
+        details = {"charge_off": {"amount": written_off, "currency": before.currency}}
+        change = plan_change(ctx, current, before, after, "charge_off", actor_id=actor_id,
                              at=now, details=details, reason=reason)  # fmt: skip
         return Decision(after, change=change)
 
@@ -113,34 +131,36 @@ def charge_off(ctx: Context, payment_id: UUID | str, actor: Actor, reason: str) 
 
 
 def collect_due(ctx: Context, limit: int) -> int:
-    """Queue the collection of each installment due now, once per installment (with a
-    processor); how many were queued."""
+    """Queue the collection of installments due now (with a processor): for each plan
+    with none under way, its oldest installment due that was never tried or whose retry
+    is due; how many were queued."""
     if ctx.processor is None:
         return 0
     refunds.release_all(ctx, limit)
     queued = 0
-    for pid, number in ctx.store.installments_due(ctx.clock(), limit):
-        if _queue(ctx, pid, number):
+    for pid in dict.fromkeys(pid for pid, _ in ctx.store.installments_due(ctx.clock(), limit)):
+        if _queue(ctx, pid):
             queued += 1
     return queued
 
 
-def _queue(ctx: Context, pid: UUID, number: int) -> bool:
+def _queue(ctx: Context, pid: UUID) -> bool:
     system = Actor.system()
 
     def decide(_fresh: bool) -> Decision[bool]:
         current = ctx.read(pid, fresh=True)
         plan = ctx.store.plan(pid)
-        due = None if plan is None else plan.installment(number)
+        now = ctx.clock()
+        due = None if plan is None else next_collection(plan, now)
         if (
             plan is None
             or due is None
-            or not due.unpaid
             or current.status is not PaymentStatus.CONFIRMED
             or current.pending_refunds  # a refund under way may cancel the installment
+            or busy_installments(ctx, current, plan)  # one collection at a time
         ):
             return Decision(False)
-        now = ctx.clock()
+        number, after = due.number, attempted(plan, due.number)
         operation = Operation(
             id=uuid7(),
             payment_id=pid,
@@ -151,17 +171,16 @@ def _queue(ctx: Context, pid: UUID, number: int) -> bool:
             created_at=now,
             updated_at=now,
             reason=f"installment {number} of {len(plan.installments)}",
-            idempotency_key=installment_key(number),
+            idempotency_key=installment_key(number, due.attempts + 1),
             due_at=now,
             installment=number,
         )
-        change = plan_change(ctx, current, plan, plan, "collecting", actor_id=system.id, at=now,
+        change = plan_change(ctx, current, plan, after, "collecting", actor_id=system.id, at=now,
                              details={"installment": number}, operation=operation)  # fmt: skip
         return Decision(True, change=change)
 
     def collected_once(refused: PaymentError) -> bool | None:
-        # The key of this installment's collection is held: it is collected (or being
-        # collected) already.
+        # The key of this attempt is held: another worker queued it first.
         return False if isinstance(refused, IdempotencyConflict) else None
 
     return commit(ctx, decide, what="a collection", replay=collected_once)
@@ -209,7 +228,8 @@ def busy_installments(
     """Installments money is moving for: a collection of them is under way, or the
     library holds them back (no collection is sent while a refund waits).
     ``to_be_late`` adds those the processor was not asked for yet: an installment is
-    late only once its collection was tried (or when no processor collects them)."""
+    late only once its collection was tried (or when nothing collects them: no
+    processor, or the plan's automatic collection stopped)."""
     if payment.pending_refunds:
         return frozenset(i.number for i in plan.installments)
     operations = ctx.store.operations(payment.id)
@@ -218,7 +238,7 @@ def busy_installments(
         for op in operations
         if op.status in IN_FLIGHT and (number := installment_of(op)) is not None
     }
-    if to_be_late and ctx.processor is not None:
+    if to_be_late and ctx.processor is not None and not plan.collection_stopped:
         tried = {installment_of(op) for op in operations}
         busy |= {i.number for i in plan.installments if i.number not in tried}
     return frozenset(busy)

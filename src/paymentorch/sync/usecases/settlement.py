@@ -25,6 +25,7 @@ from paymentorch.domain import (
 from paymentorch.domain.orchestration import Step, already_there, installment_of, settle_payment
 from paymentorch.domain.plans import Plan, refund_on_plan
 
+from . import dunning
 from .context import Context
 from .effects import planned
 from .pipeline import Decision
@@ -83,6 +84,8 @@ def _settlement(ctx: Context, step: Step, actor: Actor) -> tuple[Operation, Chan
     )
     # The operation rides in the event; the store updates it rather than adding it.
     change = attrs.evolve(change, operation=None)
+    if step.payment_action == "collection_failed":
+        return operation, dunning.failed(ctx, change, current, operation, step.code)
     try:
         change = planned(
             ctx, change, current, step.payment_action, amount=operation.amount,

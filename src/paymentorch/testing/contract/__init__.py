@@ -17,6 +17,7 @@ from paymentorch.testing.contract.aging import TestAging
 from paymentorch.testing.contract.books import TestBooks
 from paymentorch.testing.contract.changes import TestChanges
 from paymentorch.testing.contract.charge_off import TestChargeOff
+from paymentorch.testing.contract.collections import TestCollections
 from paymentorch.testing.contract.concurrency import TestConcurrency
 from paymentorch.testing.contract.creation import TestCreation
 from paymentorch.testing.contract.credit import TestCredit
@@ -33,6 +34,7 @@ __all__ = [
     "TestBooks",
     "TestChanges",
     "TestChargeOff",
+    "TestCollections",
     "TestConcurrency",
     "TestCreation",
     "TestCredit",

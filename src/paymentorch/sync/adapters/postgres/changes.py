@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from paymentorch.adapters._sql import plan_values
+from paymentorch.adapters._sql import installment_values, plan_values
 from paymentorch.adapters.postgres.statements import (
     INSERT_EVENT,
     MOVE_EXPOSURE,
@@ -79,10 +79,7 @@ def write_extras_sync(
     if plan is not None:
         pid = plan.payment_id
         conn.execute(WRITE_PLAN, (pid, *plan_values(plan)))
-        rows = [
-            (i.number, i.amount, i.due_at, i.status.value, i.paid_at, i.refunded_amount)
-            for i in plan.installments
-        ]
+        rows = [installment_values(i) for i in plan.installments]
         conn.execute(WRITE_INSTALLMENTS, (pid, *(list(c) for c in zip(*rows, strict=True))))
         if plan.late_fees:
             fees = [

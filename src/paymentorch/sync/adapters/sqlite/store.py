@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -28,6 +28,7 @@ from paymentorch.adapters._sql import (
     key_scope,
     plans_by_age_sql,
     plans_due_sql,
+    plans_to_remind_sql,
     request_from_row,
 )
 from paymentorch.adapters.sqlite.connection import Durability
@@ -358,11 +359,18 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
         return [(UUID(hex=r[0]), parse_time(r[1])) for r in rows]
 
     def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
-        """Unpaid installments due by ``now`` that no operation collects yet."""
+        """Unpaid installments to collect now: never tried, or a retry due."""
+        at = time_text(now)
         rows = self._run(
-            lambda conn: conn.execute(installments_due_sql("?"), (time_text(now), limit)).fetchall()
+            lambda conn: conn.execute(installments_due_sql("?"), (at, at, limit)).fetchall()
         )
         return [(UUID(hex=r[0]), r[1]) for r in rows]
+
+    def plans_to_remind(self, now: datetime, until: datetime, smallest: timedelta) -> list[UUID]:
+        """Plans with an installment a reminder may be due for."""
+        params = (time_text(now), time_text(until), int(smallest.total_seconds()))
+        rows = self._run(lambda conn: conn.execute(plans_to_remind_sql("?"), params).fetchall())
+        return [UUID(hex=r[0]) for r in rows]
 
     def rebuild_exposure(self) -> int:
         """Recount every customer's exposure from payments and plans, in one transaction;
