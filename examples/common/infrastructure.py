@@ -9,14 +9,15 @@ import paymentorch as po
 from examples.common.events import log_events
 from examples.common.models import InfrastructureResponse
 from examples.common.notices import EmailNotices, SentNotices
-from examples.common.settings import Settings
+from examples.common.settings import Settings, collection_policy
 from paymentorch.sinks import sink_from_url
 from paymentorch.sync import SyncRedisCache
 
 
 def service_options(settings: Settings, *, blocking: bool = False) -> dict[str, Any]:
-    """``open_service`` (or ``open_sync_service``) options for the cache and encryption."""
-    options: dict[str, Any] = {}
+    """``open_service`` (or ``open_sync_service``) options for the cache, encryption and
+    the collection policy the worker runs."""
+    options: dict[str, Any] = {"collections": collection_policy(settings)}
     if settings.cache_url:
         kind = SyncRedisCache if blocking else po.RedisCache
         options["cache"] = kind(settings.cache_url)

@@ -182,7 +182,7 @@ class EmailNotices:
             return None
         message = EmailMessage()
         message["From"] = self.sender
-        message["To"] = self.recipient(details["customer_id"])
+        message["To"] = self.recipient(event.payment["customer_id"])  # the payment's
         message["Subject"] = subject
         message["Date"] = format_datetime(event.occurred_at)
         message["Message-ID"] = f"<{event.id}@{MESSAGE_DOMAIN}>"  # the same for a repeat

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import paymentorch as po
 from examples.common.notices import DEFAULT_SENDER, SmtpServer
-from paymentorch.domain.collections import HARD_DECLINES, CollectionPolicy
+from paymentorch.domain.collections import HARD_DECLINES
 
 logger = logging.getLogger("examples")
 
@@ -159,7 +159,7 @@ def _codes(name: str, default: frozenset[str]) -> frozenset[str]:
 def collection_policy(settings: Settings) -> po.CollectionPolicy:
     """The collection policy the worker beside the app runs (retries, reminders,
     charge-off), from ``settings``; ``ValidationError`` for one the library refuses."""
-    return CollectionPolicy(
+    return po.CollectionPolicy(
         retries=tuple(timedelta(days=d) for d in settings.collection_retries),
         hard_declines=settings.hard_declines,
         reminders=tuple(timedelta(days=d) for d in settings.collection_reminders),

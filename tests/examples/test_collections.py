@@ -186,12 +186,17 @@ def test_collection_is_resumed_by_an_admin(
     )
     path = f"/api/payments/{pid}/plan/resume-collection"
     assert client("POST", path, token=user).status == 403
-    blank = client("POST", path, token=admin, headers={"Idempotency-Key": " "})
-    assert (blank.status, [e["field"] for e in blank.json["errors"]]) == (422, ["Idempotency-Key"])
+    for key in (" ", "k" * 256):
+        bad = client("POST", path, token=admin, headers={"Idempotency-Key": key})
+        assert (bad.status, [e["field"] for e in bad.json["errors"]]) == (422, ["Idempotency-Key"])
+    offered = client("GET", f"/api/payments/{pid}", token=admin).json["allowedActions"]
+    assert "resume_collection" in offered
     assert client("GET", f"/api/payments/{pid}/plan", token=admin).json["collectionStopped"]
     done = client("POST", path, token=admin, headers={"Idempotency-Key": "resume-1"})
     assert done.status == 200, done.text
     assert done.json["collectionStopped"] is False
+    again = client("POST", path, token=admin, headers={"Idempotency-Key": "resume-1"})
+    assert (again.status, again.json["code"]) == (409, "invalid_transition")  # it runs
     trail = client("GET", f"/api/payments/{pid}/audit", token=admin).json
     assert trail[-1]["actorId"] == "ops-3"
     missing = "/api/payments/01890a5d-ac96-774b-bcce-b302099a8057/plan/resume-collection"

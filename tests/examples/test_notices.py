@@ -7,8 +7,8 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 import paymentorch as po
 from examples.common.infrastructure import Publisher
 from examples.common.notices import EmailNotices, SentNotices, SmtpServer, customer_address
-from examples.common.settings import Settings
+from examples.common.settings import Settings, collection_policy
+from paymentorch.clock import ManualClock
 from paymentorch.domain.ids import uuid7
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -63,13 +64,15 @@ def mailbox() -> Iterator[tuple[Mailbox, str]]:
         controller.stop()
 
 
-def _event(kind: str, payload: dict[str, Any], event_id: UUID | None = None) -> po.PaymentEvent:
+def _event(kind: str, payload: dict[str, Any], customer: str = "ABCD-12345") -> po.PaymentEvent:
+    """An event as the library writes it: the payment's snapshot (its customer among its
+    fields), its plan, and what the event adds."""
     return po.PaymentEvent(
-        id=event_id or uuid7(),
+        id=uuid7(),
         type=kind,
         payment_id=UUID("01890a5d-ac96-774b-bcce-b302099a8057"),
         occurred_at=AT,
-        payment={"customer_id": "ABCD-12345", "plan": {}, **payload},
+        payment={"customer_id": customer, "plan": {}, **payload},
         actor_id="worker",
     )
 
@@ -77,14 +80,15 @@ def _event(kind: str, payload: dict[str, Any], event_id: UUID | None = None) -> 
 def reminder_event(number: int = 2, due: str = "2026-03-05T09:00:00+00:00") -> po.PaymentEvent:
     return _event("plan.installment_due_soon", {"reminder": {
         "installment": number, "amount": "25.00", "currency": "EUR", "due_at": due,
-        "customer_id": "ABCD-12345", "before_seconds": 259200}})  # fmt: skip
+        "before_seconds": 259200}})  # fmt: skip
 
 
 def decline_event(next_attempt: str | None, code: str = "insufficient_funds") -> po.PaymentEvent:
     return _event("plan.collection_failed", {"collection": {
         "installment": 3, "amount": "25.00", "currency": "EUR",
-        "due_at": "2026-03-19T09:00:00+00:00", "customer_id": "WXYZ-67890", "code": code,
-        "hard": next_attempt is None, "attempts": 1, "next_attempt_at": next_attempt}})  # fmt: skip
+        "due_at": "2026-03-19T09:00:00+00:00", "code": code,
+        "hard": next_attempt is None, "attempts": 1, "next_attempt_at": next_attempt}},
+        customer="WXYZ-67890")  # fmt: skip
 
 
 async def test_one_email_per_reminder_and_per_decline(mailbox: tuple[Mailbox, str]) -> None:
@@ -93,7 +97,7 @@ async def test_one_email_per_reminder_and_per_decline(mailbox: tuple[Mailbox, st
     other events send nothing."""
     box, url = mailbox
     notices = EmailNotices(url, sender="Collections <collect@shop.example>")
-    written_off = {"customer_id": "ABCD-12345", "amount": "50.00", "currency": "EUR"}
+    written_off = {"amount": "50.00", "currency": "EUR"}
     other = _event("plan.charged_off", {"charge_off": written_off})
     created = _event("payment.created", {})
     soft = decline_event("2026-03-22T09:00:00+00:00")
@@ -202,3 +206,132 @@ def test_a_bad_smtp_url_is_refused(url: str) -> None:
 def test_the_customer_address() -> None:
     """The example's customers have no email: their id at customers.example stands in."""
     assert customer_address("ABCD-12345") == "abcd-12345@customers.example"
+
+
+class Outbox:
+    """The events the relay delivered, kept to deliver them all again."""
+
+    def __init__(self, notices: EmailNotices) -> None:
+        self.notices = notices
+        self.events: list[po.PaymentEvent] = []
+
+    async def __call__(self, events: Sequence[po.PaymentEvent]) -> None:
+        self.events += events
+        await self.notices(events)
+
+
+async def test_plans_driven_day_by_day_send_one_notice_each(
+    mailbox: tuple[Mailbox, str],
+) -> None:
+    """Plans collected day by day on a manual clock, with soft and hard declines retried
+    on the ladder: one reminder per installment and reminder offset, one notice per
+    declined collection, each to its customer; the events delivered again send
+    nothing more."""
+    box, url = mailbox
+    clock = ManualClock(AT)
+    policy = po.CollectionPolicy(retries=(timedelta(days=1), timedelta(days=3)),
+                                 reminders=(timedelta(days=3), timedelta(days=1)))  # fmt: skip
+    processor = po.testing.SimulatedProcessor(
+        success_rate=0.6, latency=(0, 0), seed=7,
+        decline_codes={"insufficient_funds": 3, "card_stolen": 1},
+    )  # fmt: skip
+    notices = EmailNotices(url)
+    delivered = Outbox(notices)
+    admin = po.Actor("ops-1", roles={po.Role.ADMIN})
+    async with await po.open_service("memory://", clock=clock, processor=processor,
+                                     collections=policy) as service:  # fmt: skip
+        customers = [f"ABCD-{n:05d}" for n in range(8)]
+        payments = []
+        for customer in customers:
+            payment = await service.create_payment(customer, "100.00", actor=admin,
+                                                   plan=po.PlanTerms())  # fmt: skip
+            payments.append(await service.confirm_payment(payment.id, actor=admin))
+        worker = po.PaymentWorker(service)
+        relay = po.OutboxRelay(service.store, delivered, clock=clock)
+        for _ in range(60):
+            clock.advance(timedelta(days=1))
+            await worker.run_plans()
+            while await worker.run_once():
+                pass
+            while await relay.run_once():
+                pass
+        declined = {
+            p.id: [o for o in await service.operations(p.id)
+                   if o.kind is po.OperationKind.INSTALLMENT
+                   and o.status is po.OperationStatus.DECLINED]
+            for p in payments
+        }  # fmt: skip
+        stopped = {p.id for p in payments if (await service.plan(p.id)).collection_stopped}
+    reminders = [e for e in delivered.events if e.type == "plan.installment_due_soon"]
+    failures = [e for e in delivered.events if e.type == "plan.collection_failed"]
+    mailed = {m["Message-ID"]: (to, m) for to, m in box.messages}
+    assert len(mailed) == len(box.messages) == len(reminders) + len(failures)
+    for event in reminders + failures:
+        to, _ = mailed[f"<{event.id}@notices.paymentorch.example>"]
+        assert to == [customer_address(event.payment["customer_id"])]  # the payment's
+    sent = [(e.payment_id, e.payment["reminder"]["installment"],
+             e.payment["reminder"]["before_seconds"]) for e in reminders]  # fmt: skip
+    assert len(sent) == len(set(sent))  # one per installment and offset
+    offsets = {3 * 86400, 86400}
+    for payment in payments:
+        numbers = {(n, b) for pid, n, b in sent if pid == payment.id}
+        assert {(2, b) for b in offsets} <= numbers  # nothing can stop a plan before its 2nd
+        if not declined[payment.id]:
+            assert numbers == {(n, b) for n in (2, 3, 4) for b in offsets}
+        mine = [e for e in failures if e.payment_id == payment.id]
+        assert len(mine) == len(declined[payment.id])  # one notice per decline
+    assert any(declined.values()), "the seed gives declines"
+    assert stopped, "and a plan whose collection stopped"
+    assert any(not d for d in declined.values()), "and a plan paid on time"
+    before = len(box.messages)
+    await notices(delivered.events)  # the relay's at-least-once: all of it again
+    await notices.aclose()
+    assert len(box.messages) == before
+
+
+def test_the_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SMTP server, sender and record, and the collection policy the worker runs,
+    come from the environment; unset, the library's policy and no email."""
+    for name in ("PAYMENTORCH_SMTP_URL", "PAYMENTORCH_COLLECTION_RETRIES",
+                 "PAYMENTORCH_COLLECTION_REMINDERS", "PAYMENTORCH_HARD_DECLINES",
+                 "PAYMENTORCH_CHARGE_OFF_DAYS"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PAYMENTORCH_JWT_SECRET", "a-secret-long-enough-for-the-tests-here")
+    default = Settings.from_env()
+    assert default.smtp_url is None
+    assert collection_policy(default) == po.CollectionPolicy()
+    monkeypatch.setenv("PAYMENTORCH_SMTP_URL", "smtps://mail.example")
+    monkeypatch.setenv("PAYMENTORCH_SMTP_FROM", "Shop <shop@shop.example>")
+    monkeypatch.setenv("PAYMENTORCH_COLLECTION_RETRIES", "0.5, 2")
+    monkeypatch.setenv("PAYMENTORCH_COLLECTION_REMINDERS", "")
+    monkeypatch.setenv("PAYMENTORCH_HARD_DECLINES", "card_stolen,do_not_honor")
+    monkeypatch.setenv("PAYMENTORCH_CHARGE_OFF_DAYS", "90")
+    settings = Settings.from_env()
+    assert (settings.smtp_url, settings.smtp_from) == ("smtps://mail.example",
+                                                      "Shop <shop@shop.example>")  # fmt: skip
+    assert collection_policy(settings) == po.CollectionPolicy(
+        retries=(timedelta(hours=12), timedelta(days=2)),
+        hard_declines=frozenset({"card_stolen", "do_not_honor"}),
+        reminders=(),
+        charge_off_after=timedelta(days=90),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PAYMENTORCH_SMTP_URL", "mail.example:25", "SMTP URL"),
+        ("PAYMENTORCH_COLLECTION_RETRIES", "1,x", "PAYMENTORCH_COLLECTION_RETRIES"),
+        ("PAYMENTORCH_COLLECTION_REMINDERS", "-3", "PAYMENTORCH_COLLECTION_REMINDERS"),
+        ("PAYMENTORCH_CHARGE_OFF_DAYS", "30,60", "PAYMENTORCH_CHARGE_OFF_DAYS"),
+        ("PAYMENTORCH_COLLECTION_RETRIES", "400", "retries"),  # the library's limit
+    ],
+)
+def test_bad_settings_stop_the_start(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    """A bad SMTP URL or collection setting is refused when the settings are read, with
+    the variable (or the policy's field) named."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env()
