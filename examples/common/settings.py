@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from paymentorch.domain.collections import HARD_DECLINES
 logger = logging.getLogger("examples")
 
 DEFAULT_URL = "sqlite:///paymentorch-example.db"
+DAYS = 3660  # the longest a collection setting can be, as the library's longest limit
 
 
 @dataclass(frozen=True)
@@ -143,9 +145,10 @@ def _days(name: str, default: tuple[float, ...], exactly: int | None = None) -> 
         found = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise ValueError(f"{name} is a comma-separated list of days, such as 1,3,7") from None
-    if (exactly is not None and len(found) != exactly) or not all(d > 0 for d in found):
+    valid = all(math.isfinite(d) and 0 < d <= DAYS for d in found)
+    if (exactly is not None and len(found) != exactly) or not valid:
         count = "" if exactly is None else f"{exactly} "
-        raise ValueError(f"{name} takes {count}numbers of days greater than 0")
+        raise ValueError(f"{name} takes {count}numbers of days greater than 0 (at most {DAYS})")
     return found
 
 

@@ -324,6 +324,7 @@ def test_the_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         ("PAYMENTORCH_COLLECTION_RETRIES", "1,x", "PAYMENTORCH_COLLECTION_RETRIES"),
         ("PAYMENTORCH_COLLECTION_REMINDERS", "-3", "PAYMENTORCH_COLLECTION_REMINDERS"),
         ("PAYMENTORCH_CHARGE_OFF_DAYS", "30,60", "PAYMENTORCH_CHARGE_OFF_DAYS"),
+        ("PAYMENTORCH_CHARGE_OFF_DAYS", "inf", "PAYMENTORCH_CHARGE_OFF_DAYS"),
         ("PAYMENTORCH_COLLECTION_RETRIES", "400", "retries"),  # the library's limit
     ],
 )
