@@ -573,14 +573,22 @@ def late_book(tmp_path: Path, app: str) -> Iterator[tuple[str, list[str]]]:
     from tests.examples.test_collections import seed, stopped_plan
 
     url = f"sqlite:///{tmp_path}/e2e.db"
+    stopped = stopped_plan(url)  # first: its worker collects every plan due it finds
     made = seed(url, [("ABCD-12345", "100.00", 40), ("WXYZ-67890", "60.00", 20),
                       ("ABCD-12345", "40.00", 0)])  # fmt: skip
-    made.append(stopped_plan(url))
+    made.append(stopped)
     for base in _example(tmp_path, app):
         yield base, made
 
 
-def test_the_collections_view(late_book: tuple[str, list[str]]) -> None:
+def _picture(page: Any, selector: str, path: Path) -> None:
+    """A screenshot of one part of the page; the docs' copy too with PAYMENTORCH_SCREENSHOTS=1."""
+    page.locator(selector).screenshot(path=str(path))
+    if os.environ.get("PAYMENTORCH_SCREENSHOTS") == "1":
+        (SCREENSHOTS / path.name).write_bytes(path.read_bytes())
+
+
+def test_the_collections_view(late_book: tuple[str, list[str]], tmp_path: Path) -> None:
     """An admin opens Collections: the aging buckets as a chart and tiles, the delinquent
     plans with days past due, last decline and next attempt; resumes a stopped plan's
     collection and charges a plan off through a reason dialog; nothing breaks the
@@ -612,6 +620,7 @@ def test_the_collections_view(late_book: tuple[str, list[str]]) -> None:
             expect(late.locator("td.decline")).to_have_text("card_stolen")
             expect(late.locator("td.next-attempt")).to_have_text("—")
             expect(late).to_contain_text("collection stopped")
+            _picture(page, "#collections", tmp_path / "dashboard-collections.png")
             late.get_by_role("button", name="Resume collection").click()
             _dialog_shows(page, expect, amount=False, reason=False)
             page.click("#confirm-yes")

@@ -145,7 +145,8 @@ def test_the_book_is_an_admins(client: Client, user: str) -> None:
 
 def stopped_plan(url: str) -> str:
     """A plan bought 20 days ago whose second installment's collection was declined as
-    stolen (a hard decline): its collection stopped; its id."""
+    stolen (a hard decline): its collection stopped; its id. (The worker collects every
+    plan due in ``url``'s database: make it first.)"""
 
     async def run() -> str:
         clock = ManualClock(datetime.now(UTC) - timedelta(days=20))
