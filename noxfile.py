@@ -36,13 +36,13 @@ def install(
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The whole test suite; PostgreSQL tests need PAYMENTORCH_TEST_POSTGRES_URL. The fault
-    tests (marker ``faults``: private servers stopped, cut and locked) run on the first
-    Python only."""
+    tests (marker ``faults``: private servers stopped, cut and locked) and the long
+    simulations (``heavy``) run on the first Python only."""
     install(session, "tests")
     only_once = []
     if session.python != PYTHONS[0]:
-        session.log(f"the fault tests run on Python {PYTHONS[0]} only: -m 'not faults'")
-        only_once = ["-m", "not faults"]
+        session.log(f"fault tests and long simulations run on Python {PYTHONS[0]} only")
+        only_once = ["-m", "not faults and not heavy"]
     session.run("pytest", *only_once, *session.posargs)
 
 

@@ -161,9 +161,11 @@ def test_exposure_follows_every_step(machine_url: None) -> None:
 
 class PlanMoneyMachine(RuleBasedStateMachine):
     """Plans whose money moves through a simulated processor, driven by a worker on a
-    clock the machine moves: collections declined or with lost answers, refunds racing
-    them, installments paid or waived by hand, late fees. After every step each plan's
-    money adds up against what the processor really moved, and exposure is what is owed."""
+    clock the machine moves: collections declined (soft, retried on the ladder, or hard,
+    stopping collection) or with lost answers, collection resumed, refunds racing them,
+    installments paid or waived by hand, late fees, charge-offs by hand and by the policy.
+    After every step each plan's money adds up against what the processor really moved,
+    no plan has two collections under way, and exposure is what is owed."""
 
     payments = Bundle("payments")
 
@@ -174,9 +176,12 @@ class PlanMoneyMachine(RuleBasedStateMachine):
         self.processor = SimulatedProcessor(latency=(0, 0), success_rate=1.0, seed=3)
         credit = po.CreditPolicy(limit=LIMIT, currency="USD")
         fees = po.LateFeePolicy(Decimal(10), Decimal(7), cap_percent=25, currency="USD")
+        day = timedelta(days=1)
+        collections = po.CollectionPolicy(retries=(day, 3 * day), charge_off_after=40 * day)
         self.service = self._run(
             po.open_service(URLS[-1](), processor=self.processor, clock=self.clock,
-                            credit=credit, late_fees=fees, create_schema=True)
+                            credit=credit, late_fees=fees, collections=collections,
+                            create_schema=True)
         )  # fmt: skip
         self.worker = po.PaymentWorker(self.service, batch_size=1000)  # all due, every time
         self.made: list[UUID] = []
@@ -206,8 +211,11 @@ class PlanMoneyMachine(RuleBasedStateMachine):
         self.made.append(payment.id)
         return payment.id
 
-    @rule(success=st.booleans(), lost=st.sampled_from([False, False, True]), moved=st.booleans())
-    def processor_mood(self, success: bool, lost: bool, moved: bool) -> None:
+    @rule(
+        success=st.booleans(), lost=st.sampled_from([False, False, True]), moved=st.booleans(),
+        code=st.sampled_from(["insufficient_funds", "card_stolen"]),
+    )  # fmt: skip
+    def processor_mood(self, success: bool, lost: bool, moved: bool, code: str) -> None:
         # Every answer for a while is the same: which operation gets which answer must not
         # depend on the order the worker happens to call the processor in (operations
         # made in the same millisecond have no fixed order), or a replay of the same steps
@@ -215,12 +223,13 @@ class PlanMoneyMachine(RuleBasedStateMachine):
         processor = self.processor
         processor.success_rate, processor.timeout_rate = float(success), float(lost)
         processor.executed_on_timeout = float(moved)
+        processor._codes, processor._weights = [code], [1.0]  # a soft or a hard decline
 
     @rule()
     def work(self) -> None:
         self._run(self.worker.run_once())
 
-    @rule(days=st.sampled_from([0, 1, 5, 14]))
+    @rule(days=st.sampled_from([0, 1, 3, 5, 14, 30]))
     def tick(self, days: int) -> None:
         self.clock.advance(timedelta(days=days, seconds=6))  # lookups fall due too
         self._run(self.worker.run_plans())
@@ -252,6 +261,11 @@ class PlanMoneyMachine(RuleBasedStateMachine):
         with contextlib.suppress(po.InvalidTransition, po.ValidationError):  # or money moves
             self._run(self.service.charge_off(pid, actor=ADMIN, reason="past due"))
 
+    @rule(pid=payments)
+    def resume(self, pid: UUID) -> None:
+        with contextlib.suppress(po.InvalidTransition):  # no running plan, or not stopped
+            self._run(self.service.resume_collection(pid, actor=ADMIN))
+
     @invariant()
     def money_adds_up(self) -> None:
         if not hasattr(self, "service"):
@@ -267,6 +281,13 @@ class PlanMoneyMachine(RuleBasedStateMachine):
             assert plan_money_problems(plan, operations, movements) == []
             # Nothing here needs a person: no collection ever races a refund.
             assert po.OperationStatus.NEEDS_ATTENTION not in {o.status for o in operations}
+            collecting = [
+                o
+                for o in operations
+                if o.kind is po.OperationKind.INSTALLMENT
+                and o.status in (po.OperationStatus.PENDING, po.OperationStatus.UNKNOWN)
+            ]
+            assert len(collecting) <= 1  # one collection of a plan at a time  # fmt: skip
             owed[payment.customer_id] += exposure_of(payment, plan)
             payments.append(payment)
             plans[pid] = plan

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
+from uuid import UUID
 
 from paymentorch.adapters._require import driver
 
@@ -36,12 +37,15 @@ from paymentorch.adapters._sql import (  # noqa: E402
     PLAN_COLUMNS,
     POSTING_COLUMNS,
     REQUEST_INSERT_COLUMNS,
+    installment_values,
     journal_rows,
     key_scope,
     message_from_row,
     operation_from_row,
     operation_scope,
     payment_from_row,
+    plan_from_rows,
+    plan_values,
     request_values,
 )
 from paymentorch.domain import (  # noqa: E402
@@ -55,6 +59,7 @@ from paymentorch.domain import (  # noqa: E402
 from paymentorch.domain.cursor import Keyset  # noqa: E402
 from paymentorch.domain.ledger import JournalEntry  # noqa: E402
 from paymentorch.domain.outbox import OutboxMessage  # noqa: E402
+from paymentorch.domain.plans import Plan  # noqa: E402
 
 logger = logging.getLogger("paymentorch.postgres")
 T = TypeVar("T")
@@ -263,36 +268,75 @@ RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
 """
 
 
+_INSTALLMENT_DATA: Final = INSTALLMENT_COLUMNS.split(", ", 1)[1].split(", ")
+_FEE_DATA: Final = LATE_FEE_COLUMNS.split(", ")[2:]  # without payment_id and seq
 WRITE_PLAN: Final = f"""
-INSERT INTO paymentorch_plans ({PLAN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,
-  collection_stopped = EXCLUDED.collection_stopped
-"""
-WRITE_INSTALLMENTS: Final = f"""
-INSERT INTO paymentorch_installments ({INSTALLMENT_COLUMNS})
-SELECT %s, * FROM unnest(%s::int[], %s::numeric[], %s::timestamptz[], %s::text[],
-                          %s::timestamptz[], %s::numeric[], %s::int[], %s::timestamptz[],
-                          %s::text[], %s::bigint[], %s::int[])
-ON CONFLICT (payment_id, number) DO UPDATE SET {INSTALLMENT_UPDATES}
-"""
-WRITE_LATE_FEES: Final = f"""
-INSERT INTO paymentorch_late_fees ({LATE_FEE_COLUMNS})
+WITH plan AS (
+  INSERT INTO paymentorch_plans AS p ({PLAN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+  ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,
+    collection_stopped = EXCLUDED.collection_stopped
+  WHERE (p.status, p.collection_stopped) IS DISTINCT FROM
+    (EXCLUDED.status, EXCLUDED.collection_stopped)
+), installments AS (
+  INSERT INTO paymentorch_installments AS i ({INSTALLMENT_COLUMNS})
+  SELECT %s, * FROM unnest(%s::int[], %s::numeric[], %s::timestamptz[], %s::text[],
+                            %s::timestamptz[], %s::numeric[], %s::int[], %s::timestamptz[],
+                            %s::text[], %s::bigint[], %s::int[])
+  ON CONFLICT (payment_id, number) DO UPDATE SET {INSTALLMENT_UPDATES}
+  WHERE ({", ".join("i." + c for c in _INSTALLMENT_DATA)}) IS DISTINCT FROM
+    ({", ".join("EXCLUDED." + c for c in _INSTALLMENT_DATA)})
+)
+INSERT INTO paymentorch_late_fees AS f ({LATE_FEE_COLUMNS})
 SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::numeric[], %s::timestamptz[],
                           %s::timestamptz[], %s::timestamptz[])
 ON CONFLICT (payment_id, seq) DO UPDATE SET paid_at = EXCLUDED.paid_at,
   waived_at = EXCLUDED.waived_at
+WHERE (f.paid_at, f.waived_at) IS DISTINCT FROM (EXCLUDED.paid_at, EXCLUDED.waived_at)
 """
+"""A plan with its installments and fees, in one statement; rows that did not change are
+not written again."""
 READ_PLAN: Final = f"""
-SELECT {PLAN_COLUMNS} FROM paymentorch_plans WHERE payment_id = %s
+SELECT {", ".join("p." + c for c in PLAN_COLUMNS.split(", ")[1:])},
+  {", ".join(f"i.{c}" for c in _INSTALLMENT_DATA)}, {", ".join(f"f.{c}" for c in _FEE_DATA)}
+FROM paymentorch_plans p
+CROSS JOIN LATERAL (
+  SELECT {", ".join(f"array_agg({c} ORDER BY number) AS {c}" for c in _INSTALLMENT_DATA)}
+  FROM paymentorch_installments WHERE payment_id = p.payment_id
+) i
+CROSS JOIN LATERAL (
+  SELECT {", ".join(f"array_agg({c} ORDER BY seq) AS {c}" for c in _FEE_DATA)}
+  FROM paymentorch_late_fees WHERE payment_id = p.payment_id
+) f
+WHERE p.payment_id = %s
 """
-READ_INSTALLMENTS: Final = f"""
-SELECT {INSTALLMENT_COLUMNS.split(", ", 1)[1]}
-FROM paymentorch_installments WHERE payment_id = %s ORDER BY number
-"""
-READ_LATE_FEES: Final = """
-SELECT installment, amount, charged_at, paid_at, waived_at FROM paymentorch_late_fees
-WHERE payment_id = %s ORDER BY seq
-"""
+"""A plan with its installments and fees in one row: each of their columns an array."""
+
+
+def plan_row(plan: Plan) -> tuple[Any, ...]:
+    """``WRITE_PLAN``'s parameters."""
+    pid = plan.payment_id
+    installments = columns([installment_values(i) for i in plan.installments], 11)
+    fees = columns(
+        [(seq, f.installment, f.amount, f.charged_at, f.paid_at, f.waived_at)
+         for seq, f in enumerate(plan.late_fees, start=1)],
+        6,
+    )  # fmt: skip
+    return (pid, *plan_values(plan), pid, *installments, pid, *fees)
+
+
+def plan_of(payment_id: UUID, row: Sequence[Any]) -> Plan:
+    """The plan in a row of ``READ_PLAN``."""
+    width = len(PLAN_COLUMNS.split(", ")) - 1
+    head, rest = row[:width], row[width:]
+    installments, fees = rest[: len(_INSTALLMENT_DATA)], rest[len(_INSTALLMENT_DATA) :]
+    return plan_from_rows(
+        payment_id,
+        tuple(head),
+        list(zip(*installments, strict=True)) if installments[0] is not None else [],
+        list(zip(*fees, strict=True)) if fees[0] is not None else [],
+        time=same,
+    )
+
 
 MOVE_EXPOSURE: Final = """
 INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)

@@ -35,7 +35,6 @@ from paymentorch.adapters._sql import (
     exposure_sql,
     installments_due_sql,
     key_scope,
-    plan_from_rows,
     plans_by_age_sql,
     plans_due_sql,
     plans_to_remind_sql,
@@ -54,8 +53,6 @@ from paymentorch.adapters.postgres.statements import (
     CLAIM_OPERATIONS,
     KEY_INDEX,
     READ_EXPOSURE,
-    READ_INSTALLMENTS,
-    READ_LATE_FEES,
     READ_PLAN,
     SELECT,
     SETTLE,
@@ -66,6 +63,7 @@ from paymentorch.adapters.postgres.statements import (
     inline_exposure,
     list_query,
     payment_row,
+    plan_of,
     row_operation,
     row_payment,
     same,
@@ -409,13 +407,7 @@ class PostgresPaymentStore(PostgresLedger):
         async def work(conn: psycopg.AsyncConnection[Any]) -> Plan | None:
             cur = await conn.execute(READ_PLAN, (payment_id,))
             row = await cur.fetchone()
-            if row is None:
-                return None
-            cur = await conn.execute(READ_INSTALLMENTS, (payment_id,))
-            installments = await cur.fetchall()
-            cur = await conn.execute(READ_LATE_FEES, (payment_id,))
-            fees = await cur.fetchall()
-            return plan_from_rows(payment_id, row[1:], installments, fees, time=same)
+            return None if row is None else plan_of(payment_id, row)
 
         return await self._read("read a plan", work)
 

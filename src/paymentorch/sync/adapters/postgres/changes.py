@@ -12,21 +12,19 @@ from typing import Any
 
 import psycopg
 
-from paymentorch.adapters._sql import installment_values, plan_values
 from paymentorch.adapters.postgres.statements import (
     INSERT_EVENT,
     MOVE_EXPOSURE,
     POST_ENTRIES,
     POST_LINES,
     READ_EXPOSURE,
-    WRITE_INSTALLMENTS,
-    WRITE_LATE_FEES,
     WRITE_PLAN,
     apply_sql,
     columns,
     event_row,
     inline_exposure,
     journal_values,
+    plan_row,
     statement_params,
     update_row,
 )
@@ -75,18 +73,8 @@ def write_extras_sync(
         post_entries_sync(conn, [change.journal])
     for event in change.more_events:
         conn.execute(INSERT_EVENT, event_row(event))
-    plan = change.plan
-    if plan is not None:
-        pid = plan.payment_id
-        conn.execute(WRITE_PLAN, (pid, *plan_values(plan)))
-        rows = [installment_values(i) for i in plan.installments]
-        conn.execute(WRITE_INSTALLMENTS, (pid, *(list(c) for c in zip(*rows, strict=True))))
-        if plan.late_fees:
-            fees = [
-                (seq, f.installment, f.amount, f.charged_at, f.paid_at, f.waived_at)
-                for seq, f in enumerate(plan.late_fees, start=1)
-            ]
-            conn.execute(WRITE_LATE_FEES, (pid, *(list(c) for c in zip(*fees, strict=True))))
+    if change.plan is not None:
+        conn.execute(WRITE_PLAN, plan_row(change.plan))
 
 
 def post_entries_sync(conn: psycopg.Connection[Any], entries: Sequence[JournalEntry]) -> None:
