@@ -31,7 +31,10 @@ JSON_TYPES = ("application/json",)
 LIST_QUERY = {"status", "customerId", "limit", "cursor", "createdFrom", "createdTo"}
 SUMMARY_QUERY = {"customerId", "createdFrom", "createdTo"}
 BALANCE_QUERY = {"kind", "owner", "currency"}
+AGING_QUERY = {"asOf"}
+DELINQUENT_QUERY = {"limit", "cursor"}
 OWNER_LENGTH = 200
+KEY_LENGTH = 255  # the longest Idempotency-Key, as the library's validation policy has it
 RETRY_AFTER = "5"  # seconds a client waits before trying an unavailable store again
 _CODES = {
     "missing": ("is required", "required"),
@@ -126,11 +129,15 @@ def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
 
 
 def idempotency_key(header: str | None) -> str | None:
-    """The ``Idempotency-Key`` header; present but empty is a mistake, not a missing key."""
+    """The ``Idempotency-Key`` header; present but empty is a mistake, not a missing key,
+    and it is at most as long as the document says (as the FastAPI app checks it)."""
     if header is not None and not header.strip():
         raise po.ValidationError(
             [FieldError("Idempotency-Key", "must not be empty when sent", "blank")]
         )
+    if header is not None and len(header) > KEY_LENGTH:
+        message = f"must be at most {KEY_LENGTH} characters"
+        raise po.ValidationError([FieldError("Idempotency-Key", message, "length")])
     return header
 
 
@@ -169,6 +176,32 @@ def parse_summary_query(query: Mapping[str, str]) -> dict[str, Any]:
     if errors:
         raise po.ValidationError(errors)
     return {"customer_id": query.get("customerId"), **period}
+
+
+def parse_aging_query(query: Mapping[str, str]) -> datetime | None:
+    """The ``as_of`` of an aging report from query parameters (``asOf``, ISO 8601)."""
+    errors = check_query(query, AGING_QUERY)
+    text, as_of = query.get("asOf"), None
+    try:
+        as_of = None if text is None else datetime.fromisoformat(text)
+    except ValueError:
+        errors.append(FieldError("asOf", "must be an ISO 8601 date and time", "type"))
+    if errors:
+        raise po.ValidationError(errors)
+    return as_of
+
+
+def parse_delinquent_query(query: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``delinquent_plans`` from query parameters."""
+    errors = check_query(query, DELINQUENT_QUERY)
+    limit: Any = query.get("limit", "50")
+    try:
+        limit = int(limit)
+    except ValueError:
+        errors.append(FieldError("limit", "must be an integer", "type"))
+    if errors:
+        raise po.ValidationError(errors)
+    return {"limit": limit, "cursor": query.get("cursor")}
 
 
 def parse_balance_query(query: Mapping[str, str]) -> po.Account | None:

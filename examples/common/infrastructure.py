@@ -8,14 +8,16 @@ from typing import Any, Literal
 import paymentorch as po
 from examples.common.events import log_events
 from examples.common.models import InfrastructureResponse
-from examples.common.settings import Settings
+from examples.common.notices import EmailNotices, SentNotices
+from examples.common.settings import Settings, collection_policy
 from paymentorch.sinks import sink_from_url
 from paymentorch.sync import SyncRedisCache
 
 
 def service_options(settings: Settings, *, blocking: bool = False) -> dict[str, Any]:
-    """``open_service`` (or ``open_sync_service``) options for the cache and encryption."""
-    options: dict[str, Any] = {}
+    """``open_service`` (or ``open_sync_service``) options for the cache, encryption and
+    the collection policy the worker runs."""
+    options: dict[str, Any] = {"collections": collection_policy(settings)}
     if settings.cache_url:
         kind = SyncRedisCache if blocking else po.RedisCache
         options["cache"] = kind(settings.cache_url)
@@ -25,19 +27,28 @@ def service_options(settings: Settings, *, blocking: bool = False) -> dict[str, 
 
 
 class Publisher:
-    """The relay's sink: the broker ``PAYMENTORCH_SINK`` names, and a log line per event."""
+    """The relay's sink: the broker ``PAYMENTORCH_SINK`` names, collection notices
+    emailed through ``PAYMENTORCH_SMTP_URL``, and a log line per event."""
 
     def __init__(self, settings: Settings) -> None:
         self.broker = sink_from_url(settings.sink_url) if settings.sink_url else None
+        self.notices = None
+        if settings.smtp_url:
+            sent = SentNotices(settings.smtp_sent) if settings.smtp_sent else None
+            self.notices = EmailNotices(settings.smtp_url, sender=settings.smtp_from, sent=sent)
 
     async def __call__(self, events: Sequence[po.PaymentEvent]) -> None:
         if self.broker is not None:
             await self.broker(events)
+        if self.notices is not None:  # after the broker: a repeat it gets is harmless
+            await self.notices(events)
         await log_events(events)
 
     async def aclose(self) -> None:
         if self.broker is not None:
             await self.broker.aclose()
+        if self.notices is not None:
+            await self.notices.aclose()
 
 
 def describe(

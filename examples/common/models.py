@@ -212,6 +212,7 @@ Action = Literal[
     "pay_installment",
     "waive_installment",
     "charge_off",
+    "resume_collection",
 ]
 
 
@@ -308,6 +309,11 @@ class InstallmentResponse(_Body):
     status: Literal["scheduled", "paid", "overdue", "cancelled"]
     paid_at: datetime | None
     refunded_amount: str
+    attempts: int = Field(description="Collections of it sent so far.")
+    next_attempt_at: datetime | None = Field(
+        description="When it is collected again after a soft decline; null otherwise."
+    )
+    last_decline: str | None = Field(description="The last decline code its collection got.")
 
 
 class LateFeeResponse(_Body):
@@ -335,6 +341,10 @@ class PlanResponse(_Body):
     currency: str
     owed: str = Field(description="What the customer still owes, late fees aside.")
     fees_owed: str = Field(description="The late fees still owed.")
+    collection_stopped: bool = Field(
+        description="Automatic collection stopped (a hard decline, or the retries ran out):"
+        " a person pays, waives, charges off or resumes collection."
+    )
     installments: list[InstallmentResponse]
     late_fees: list[LateFeeResponse]
 
@@ -350,10 +360,94 @@ class PlanResponse(_Body):
                 "currency": data["currency"],
                 "owed": data["owed"],
                 "feesOwed": data["fees_owed"],
+                "collectionStopped": data["collection_stopped"],
                 "installments": [_camel_keys(i) for i in data["installments"]],
                 "lateFees": [_camel_keys(f) for f in data["late_fees"]],
             }
         )
+
+
+AgingBucketName = Literal["current", "1-29", "30-59", "60-89", "90+"]
+
+
+class AgingBucketResponse(_Body):
+    """The running plans of one aging bucket."""
+
+    count: int = Field(description="How many plans.")
+    outstanding: dict[str, str] = Field(
+        description="Their unpaid installments per currency, as exact decimal strings.",
+        examples=[{"USD": "75.00"}],
+    )
+
+
+class AgingResponse(_Body):
+    """Running plans by days past due: `current`, `1-29`, `30-59`, `60-89` and `90+`."""
+
+    as_of: datetime = Field(description="The time the plans were measured at.")
+    buckets: dict[AgingBucketName, AgingBucketResponse]
+    fees: dict[str, str] = Field(
+        description="The running plans' unpaid late fees per currency, apart from the buckets."
+    )
+
+    @classmethod
+    def of(cls, report: po.AgingReport) -> AgingResponse:
+        """The response body for ``report``."""
+        return cls.model_validate(_camel_keys(report.to_dict()))
+
+
+class DelinquentPlanResponse(PlanResponse):
+    """A plan at least a day past due, with how its collection stands."""
+
+    customer_id: str
+    days_past_due: int = Field(
+        description="Whole days since its oldest unpaid installment fell due (the service's clock)."
+    )
+    installment: int = Field(description="Its oldest unpaid installment.")
+    due_at: datetime = Field(description="When that installment fell due.")
+    attempts: int = Field(description="Collections of that installment sent so far.")
+    last_decline: str | None = Field(description="The last decline code it got, if any.")
+    next_attempt_at: datetime | None = Field(
+        description="When it is collected again; null before the first attempt or once"
+        " collection stopped."
+    )
+
+    @classmethod
+    def of_delinquent(
+        cls, plan: po.Plan, payment: po.Payment, now: datetime
+    ) -> DelinquentPlanResponse:
+        """The response body for the delinquent ``plan`` of ``payment`` at ``now``."""
+        oldest = min((i for i in plan.installments if i.unpaid), key=lambda i: i.number)
+        return cls.model_validate(
+            {
+                **PlanResponse.of(plan).model_dump(by_alias=True),
+                "customerId": payment.customer_id,
+                "daysPastDue": plan.days_past_due(now),
+                "installment": oldest.number,
+                "dueAt": oldest.due_at,
+                "attempts": oldest.attempts,
+                "lastDecline": oldest.last_decline,
+                "nextAttemptAt": oldest.next_attempt_at,
+            }
+        )
+
+
+class DelinquentPageResponse(_Body):
+    """One page of delinquent plans, most days past due first (ties by payment id)."""
+
+    items: list[DelinquentPlanResponse]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+    @classmethod
+    def of(
+        cls, page: po.PlanPage, payments: Sequence[po.Payment], now: datetime
+    ) -> DelinquentPageResponse:
+        """The response body for ``page``, whose plans belong to ``payments`` (in order),
+        measured at ``now``."""
+        items = [
+            DelinquentPlanResponse.of_delinquent(plan, payment, now)
+            for plan, payment in zip(page.items, payments, strict=True)
+        ]
+        return cls.model_validate({"items": items, "nextCursor": page.next_cursor})
 
 
 class PageResponse(_Body):

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import paymentorch as po
+from examples.common.notices import DEFAULT_SENDER, SmtpServer
+from paymentorch.domain.collections import HARD_DECLINES
 
 logger = logging.getLogger("examples")
 
 DEFAULT_URL = "sqlite:///paymentorch-example.db"
+DAYS = 3660  # the longest a collection setting can be, as the library's longest limit
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,21 @@ class Settings:
             ``index=<base64>,<key id>=<base64>[,...]``: customer ids and metadata values
             encrypted at rest (``python -c "import paymentorch as po;
             print(po.FieldEncryption.generate())"`` makes one).
+        smtp_url: ``PAYMENTORCH_SMTP_URL``, ``smtp://[user:password@]host[:port]`` or
+            ``smtps://...``: the relay emails collection notices through it (reminders,
+            declined collections; ``examples.common.notices``). None sends no email.
+        smtp_from: ``PAYMENTORCH_SMTP_FROM``, the notices' sender.
+        smtp_sent: ``PAYMENTORCH_SMTP_SENT``, a SQLite file recording the events already
+            mailed, shared by every relay of the host (in memory when unset).
+        collection_retries: ``PAYMENTORCH_COLLECTION_RETRIES``, days between a soft
+            decline of an installment's collection and the next attempt, comma-separated
+            (``1,3,7``; empty: never retried).
+        collection_reminders: ``PAYMENTORCH_COLLECTION_REMINDERS``, days before a due date
+            at which a reminder is sent, comma-separated (``3``; empty: none).
+        hard_declines: ``PAYMENTORCH_HARD_DECLINES``, the decline codes never retried,
+            comma-separated (the library's four by default).
+        charge_off_days: ``PAYMENTORCH_CHARGE_OFF_DAYS``, days past the oldest unpaid due
+            date at which a plan is charged off (``120``).
     """
 
     url: str = DEFAULT_URL
@@ -58,6 +78,13 @@ class Settings:
     cache_url: str | None = None
     sink_url: str | None = None
     encryption_key: str | None = field(default=None, repr=False)
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_from: str = DEFAULT_SENDER
+    smtp_sent: str | None = None
+    collection_retries: tuple[float, ...] = (1.0, 3.0, 7.0)
+    collection_reminders: tuple[float, ...] = (3.0,)
+    hard_declines: frozenset[str] = HARD_DECLINES
+    charge_off_days: float = 120.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,7 +110,19 @@ class Settings:
             cache_url=os.environ.get("PAYMENTORCH_CACHE") or None,
             sink_url=os.environ.get("PAYMENTORCH_SINK") or None,
             encryption_key=os.environ.get("PAYMENTORCH_ENCRYPTION_KEY") or None,
+            smtp_url=os.environ.get("PAYMENTORCH_SMTP_URL") or None,
+            smtp_from=os.environ.get("PAYMENTORCH_SMTP_FROM") or DEFAULT_SENDER,
+            smtp_sent=os.environ.get("PAYMENTORCH_SMTP_SENT") or None,
+            collection_retries=_days("PAYMENTORCH_COLLECTION_RETRIES", cls.collection_retries),
+            collection_reminders=_days(
+                "PAYMENTORCH_COLLECTION_REMINDERS", cls.collection_reminders
+            ),
+            hard_declines=_codes("PAYMENTORCH_HARD_DECLINES", cls.hard_declines),
+            charge_off_days=_days("PAYMENTORCH_CHARGE_OFF_DAYS", (cls.charge_off_days,), 1)[0],
         )
+        if settings.smtp_url:
+            SmtpServer.parse(settings.smtp_url)  # a bad URL stops the start, not a relay
+        collection_policy(settings)  # and so does a policy the library refuses
         if settings.dev_mode:
             logger.warning(
                 "DEVELOPMENT MODE: PAYMENTORCH_JWT_SECRET is not set, so a random secret was "
@@ -95,6 +134,40 @@ class Settings:
                 "(the worker still learns every outcome by asking)."
             )
         return settings
+
+
+def _days(name: str, default: tuple[float, ...], exactly: int | None = None) -> tuple[float, ...]:
+    """The comma-separated numbers of days in ``name`` (``default`` when unset)."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        found = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{name} is a comma-separated list of days, such as 1,3,7") from None
+    valid = all(math.isfinite(d) and 0 < d <= DAYS for d in found)
+    if (exactly is not None and len(found) != exactly) or not valid:
+        count = "" if exactly is None else f"{exactly} "
+        raise ValueError(f"{name} takes {count}numbers of days greater than 0 (at most {DAYS})")
+    return found
+
+
+def _codes(name: str, default: frozenset[str]) -> frozenset[str]:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    return frozenset(code.strip() for code in text.split(",") if code.strip())
+
+
+def collection_policy(settings: Settings) -> po.CollectionPolicy:
+    """The collection policy the worker beside the app runs (retries, reminders,
+    charge-off), from ``settings``; ``ValidationError`` for one the library refuses."""
+    return po.CollectionPolicy(
+        retries=tuple(timedelta(days=d) for d in settings.collection_retries),
+        hard_declines=settings.hard_declines,
+        reminders=tuple(timedelta(days=d) for d in settings.collection_reminders),
+        charge_off_after=timedelta(days=settings.charge_off_days),
+    )
 
 
 def configure_logging() -> None:

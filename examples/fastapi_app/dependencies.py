@@ -200,7 +200,8 @@ Reader = Annotated[CallerInfo, Depends(reader)]
 Admin = Annotated[CallerInfo, Depends(admin)]
 
 
-def _iso(value: object) -> object:
+def iso(value: object) -> object:
+    """A query parameter's ISO 8601 text as a datetime (anything else is refused)."""
     # ISO 8601 text only, as the document says (and as the Flask app reads it): Pydantic
     # would also take "0.5" as seconds since 1970.
     if isinstance(value, str):
@@ -213,12 +214,12 @@ def _iso(value: object) -> object:
 
 CreatedFrom = Annotated[
     datetime | None,
-    BeforeValidator(_iso),
+    BeforeValidator(iso),
     Query(alias="createdFrom", description="Created at or after (ISO 8601, with a zone)."),
 ]
 CreatedTo = Annotated[
     datetime | None,
-    BeforeValidator(_iso),
+    BeforeValidator(iso),
     Query(alias="createdTo", description="Created before (ISO 8601, with a zone)."),
 ]
 CustomerQuery = Annotated[
@@ -240,7 +241,7 @@ KeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=255,
+        max_length=api.KEY_LENGTH,
         description="Makes a retry safe: a repeat with the same key answers as the first"
         " call did, even if the payment moved on since.",
     ),

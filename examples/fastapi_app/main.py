@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for family in (payments, money, plans, operations, books, pages):
         app.include_router(family.router)
+    app.include_router(plans.book)
     app.include_router(operations.webhooks)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")

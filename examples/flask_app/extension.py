@@ -108,6 +108,7 @@ class PaymentOrchestrator:
         app.extensions["paymentorch"] = self
         for family in (payments, money, plans, operations, books, pages):
             app.register_blueprint(family.blueprint)
+        app.register_blueprint(plans.book)
         for kind in (po.PaymentError, AuthError, BadSignature, RateLimited, api.HttpProblem):
             app.register_error_handler(kind, http.problem)
         app.register_error_handler(HTTPException, http.http_problem)

@@ -45,6 +45,20 @@ async def serve(app: FastAPI, host: str, port: int, stop: asyncio.Event | None =
                 await asyncio.wait_for(stop.wait(), 0.05)
 
 
+def decline_codes(text: str) -> dict[str, float]:
+    """``code=weight,...`` as a mapping (argparse reports a ``ValueError`` as a usage error)."""
+    found: dict[str, float] = {}
+    for part in text.split(","):
+        code, _, weight = part.partition("=")
+        try:
+            found[code.strip()] = float(weight or 1)
+        except ValueError:
+            found[""] = 0  # refused below
+    if "" in found or any(w < 0 for w in found.values()) or not any(found.values()):
+        raise ValueError(f"not code=weight,...: {text}")
+    return found
+
+
 def main() -> int:
     """Parse the command line and serve."""
     parser = argparse.ArgumentParser(
@@ -56,6 +70,15 @@ def main() -> int:
     parser.add_argument("--timeout-rate", type=float, default=0.0, help="share of timeouts")
     parser.add_argument("--latency", default="1,5", help="low,high seconds")
     parser.add_argument("--seed", type=int, default=None, help="for repeatable answers")
+    parser.add_argument(
+        "--decline-codes",
+        type=decline_codes,
+        default=None,
+        metavar="CODE=WEIGHT,...",
+        help="the codes declines carry, weighed, such as insufficient_funds=3,card_stolen=1"
+        " (a quarter of declines hard, under the default collection policy); every"
+        " decline says 'declined' without it",
+    )
     parser.add_argument(
         "--webhook-url",
         help="where to post signed callbacks, such as"
@@ -73,7 +96,11 @@ def main() -> int:
         webhooks = Webhooks(args.webhook_url, secret)
     low, high = (float(x) for x in args.latency.split(","))
     processor = SimulatedProcessor(
-        args.success_rate, (low, high), args.timeout_rate, seed=args.seed
+        args.success_rate,
+        (low, high),
+        args.timeout_rate,
+        seed=args.seed,
+        decline_codes=args.decline_codes,
     )
     print(f"simulated processor on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

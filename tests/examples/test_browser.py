@@ -564,3 +564,79 @@ def test_the_pages_live_within_their_policy(server: str, path: str, rendered: st
             assert troubles == []
         finally:
             browser.close()
+
+
+@pytest.fixture
+def late_book(tmp_path: Path, app: str) -> Iterator[tuple[str, list[str]]]:
+    """The example without a processor, on a book of plans bought 40 and 20 days ago and
+    today, and one whose collection stopped after a hard decline 6 days ago."""
+    from tests.examples.test_collections import seed, stopped_plan
+
+    url = f"sqlite:///{tmp_path}/e2e.db"
+    stopped = stopped_plan(url)  # first: its worker collects every plan due it finds
+    made = seed(url, [("ABCD-12345", "100.00", 40), ("WXYZ-67890", "60.00", 20),
+                      ("ABCD-12345", "40.00", 0)])  # fmt: skip
+    made.append(stopped)
+    for base in _example(tmp_path, app):
+        yield base, made
+
+
+def _picture(page: Any, selector: str, path: Path) -> None:
+    """A screenshot of one part of the page; the docs' copy too with PAYMENTORCH_SCREENSHOTS=1."""
+    page.locator(selector).screenshot(path=str(path))
+    if os.environ.get("PAYMENTORCH_SCREENSHOTS") == "1":
+        (SCREENSHOTS / path.name).write_bytes(path.read_bytes())
+
+
+def test_the_collections_view(late_book: tuple[str, list[str]], tmp_path: Path) -> None:
+    """An admin opens Collections: the aging buckets as a chart and tiles, the delinquent
+    plans with days past due, last decline and next attempt; resumes a stopped plan's
+    collection and charges a plan off through a reason dialog; nothing breaks the
+    page's policy."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    server, (oldest, recent, _current, stopped) = late_book
+    with sync_playwright() as playwright:
+        browser = _launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.add_init_script(WATCH_POLICY)
+            troubles: list[str] = []
+            page.on("pageerror", lambda error: troubles.append(f"page error: {error}"))
+            page.goto(server)
+            expect(page.locator("#collections")).to_be_hidden()
+            page.click("#collections-open")
+            tiles = page.locator("#aging-buckets .tile strong")
+            expect(tiles).to_have_text(["1", "3", "0", "0", "0"])
+            expect(page.locator("#aging-buckets .tile[data-bucket='1-29']")).to_contain_text(
+                "195.00 USD"
+            )
+            expect(page.locator("#aging-chart rect.aging-bar")).to_have_count(5)
+            rows = page.locator("#delinquent tr")
+            expect(rows).to_have_count(3)
+            expect(rows.locator("td.days")).to_have_text(["26", "6", "6"])
+            late = page.locator(f"#delinquent tr[data-payment-id='{stopped}']")
+            expect(late.locator("td.decline")).to_have_text("card_stolen")
+            expect(late.locator("td.next-attempt")).to_have_text("—")
+            expect(late).to_contain_text("collection stopped")
+            _picture(page, "#collections", tmp_path / "dashboard-collections.png")
+            late.get_by_role("button", name="Resume collection").click()
+            _dialog_shows(page, expect, amount=False, reason=False)
+            page.click("#confirm-yes")
+            expect(page.locator("#message")).to_contain_text("resumed")
+            expect(late).not_to_contain_text("collection stopped")
+            first = page.locator(f"#delinquent tr[data-payment-id='{oldest}']")
+            first.get_by_role("button", name="Charge off").click()
+            _dialog_shows(page, expect, amount=False, reason=True)
+            page.fill("#confirm-reason", "no answer for weeks")
+            page.click("#confirm-yes")
+            expect(page.locator("#message")).to_contain_text("75.00 USD in installments")
+            expect(rows).to_have_count(2)
+            expect(tiles).to_have_text(["1", "2", "0", "0", "0"])
+            expect(page.locator(f"#delinquent tr[data-payment-id='{recent}']")).to_be_visible()
+            page.wait_for_load_state("networkidle")
+            troubles += page.evaluate("window.__violations")
+            assert troubles == []
+        finally:
+            browser.close()

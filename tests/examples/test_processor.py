@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from examples.common.http_processor import HttpProcessor
 from examples.common.settings import Settings
-from examples.processor.__main__ import serve
+from examples.processor.__main__ import decline_codes, serve
 from examples.processor.app import Webhooks, create_app
 from paymentorch.domain import OperationKind, uuid7
 from paymentorch.domain.processing import Outcome, ProcessorRequest
@@ -241,3 +241,23 @@ def _answers(base: str) -> bool:
         return httpx2.get(f"{base}/health/live").status_code == 200
     except httpx2.HTTPError:
         return False
+
+
+async def test_declines_carry_the_codes_asked_for() -> None:
+    """``--decline-codes`` weighs the codes the service's declines carry, and the adapter
+    passes each code on: the hard and soft declines a collection policy tells apart."""
+    codes = decline_codes("insufficient_funds=3,card_stolen")
+    assert codes == {"insufficient_funds": 3.0, "card_stolen": 1.0}
+    for bad in ("=3", "x=-1", "x=0", "x=many"):
+        with pytest.raises(ValueError, match="code=weight"):  # a usage error, to argparse
+            decline_codes(bad)
+    running = Service(SimulatedProcessor(success_rate=0, latency=(0, 0), seed=3,
+                                         decline_codes=codes))  # fmt: skip
+    adapter = HttpProcessor(running.url)
+    try:
+        results = [await adapter.execute(_request()) for _ in range(12)]
+    finally:
+        await adapter.aclose()
+        running.stop()
+    assert {r.outcome for r in results} == {Outcome.DECLINED}
+    assert {r.code for r in results} == {"insufficient_funds", "card_stolen"}

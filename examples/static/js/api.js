@@ -69,5 +69,8 @@ export const api = {
   pay: (id, number) => call("POST", `${payment(id)}/plan/installments/${number}/pay`),
   waive: (id, number, reason) => call("POST", `${payment(id)}/plan/installments/${number}/waive`, { reason }),
   chargeOff: (id, reason) => call("POST", `${payment(id)}/plan/charge-off`, { reason }),
+  resume: (id) => call("POST", `${payment(id)}/plan/resume-collection`, undefined, { "Idempotency-Key": crypto.randomUUID() }),
+  aging: () => call("GET", "/api/plans/aging"),
+  delinquent: (params) => call("GET", `/api/plans/delinquent?${params}`),
   resolve: (id, outcome, reason) => call("POST", `/api/operations/${encodeURIComponent(id)}/resolve`, { outcome, reason }),
 };

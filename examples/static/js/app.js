@@ -4,8 +4,9 @@
 import { api, isAdmin, claims, session, useToken } from "./api.js";
 import { renderBooks, renderIntegrity } from "./books.js";
 import { renderSummary } from "./chart.js";
+import { renderAging, renderDelinquent } from "./collections.js";
 import { forget, renderDetail } from "./detail.js";
-import { act, chargeOff, payInstallment, settle, waiveInstallment } from "./dialogs.js";
+import { act, chargeOff, payInstallment, resumeCollection, settle, waiveInstallment } from "./dialogs.js";
 import { $, clearMessage, show, short } from "./dom.js";
 import { markSelected, renderAttention, renderPayments } from "./list.js";
 
@@ -18,6 +19,9 @@ const state = {
   createKey: null, // one Idempotency-Key per intended payment, kept until it is answered
   processor: false,
   books: false, // the Books view is open
+  collections: false, // the Collections view is open
+  lateCursors: [null], // the delinquent plans' pages
+  latePage: 0,
 };
 
 async function guarded(action, source = "user") {
@@ -67,12 +71,15 @@ async function load() {
   if (cursor) params.set("cursor", cursor);
   const overview = query();
   overview.delete("status");
-  const [page, summary, attention, detail, books] = await Promise.all([
+  const late = new URLSearchParams({ limit: "10" });
+  if (state.lateCursors[state.latePage]) late.set("cursor", state.lateCursors[state.latePage]);
+  const [page, summary, attention, detail, books, collections] = await Promise.all([
     api.page(params),
     api.summary(overview),
     isAdmin() ? api.attention() : [],
     state.selected ? readDetail(state.selected) : null,
     state.books ? api.balances() : null,
+    state.collections ? Promise.all([api.aging(), api.delinquent(late)]) : null,
   ]);
   renderPayments(page, handlers);
   state.cursors[state.page + 1] = page.nextCursor;
@@ -81,6 +88,14 @@ async function load() {
   renderSummary(summary);
   renderAttention(attention, handlers);
   if (books && state.books) renderBooks(books);
+  if (collections && state.collections) {
+    const [aging, delinquent] = collections;
+    renderAging(aging);
+    renderDelinquent(delinquent, handlers);
+    state.lateCursors[state.latePage + 1] = delinquent.nextCursor;
+    $("delinquent-next").disabled = !delinquent.nextCursor;
+    $("delinquent-prev").disabled = state.latePage === 0;
+  }
   if (detail && detail.payment.id === state.selected) renderDetail(detail, handlers);
   markSelected(state.selected);
 }
@@ -126,6 +141,7 @@ const handlers = {
   pay: (payment, number) => guarded(() => done(payInstallment(payment, number), payment.id)),
   waive: (payment, number) => guarded(() => done(waiveInstallment(payment, number), payment.id)),
   chargeOff: (payment) => guarded(() => done(chargeOff(payment), payment.id)),
+  resume: (payment) => guarded(() => done(resumeCollection(payment), payment.id)),
   settle: (operation, outcome) => guarded(() => done(settle(operation, outcome), operation.paymentId)),
 };
 
@@ -140,8 +156,10 @@ async function signIn() {
   const customer = who.customer ? ` for ${who.customer}` : "";
   $("identity").textContent = `${who.sub} (${(who.roles || []).join(", ")}${customer})`;
   $("books-open").hidden = !isAdmin();
-  if (!isAdmin()) state.books = false; // the books are an admin's
+  $("collections-open").hidden = !isAdmin();
+  if (!isAdmin()) state.books = state.collections = false; // the books are an admin's
   $("books").hidden = !state.books;
+  $("collections").hidden = !state.collections;
   await Promise.all([loadProcessor(), loadInfrastructure()]);
   await refresh();
 }
@@ -248,6 +266,24 @@ $("books-open").addEventListener("click", () => {
 $("books-close").addEventListener("click", () => {
   state.books = false;
   $("books").hidden = true;
+});
+$("collections-open").addEventListener("click", () => {
+  state.collections = true;
+  $("collections").hidden = false;
+  $("collections").scrollIntoView();
+  guarded(refresh);
+});
+$("collections-close").addEventListener("click", () => {
+  state.collections = false;
+  $("collections").hidden = true;
+});
+$("delinquent-next").addEventListener("click", () => {
+  state.latePage += 1;
+  guarded(refresh);
+});
+$("delinquent-prev").addEventListener("click", () => {
+  state.latePage = Math.max(0, state.latePage - 1);
+  guarded(refresh);
 });
 $("verify").addEventListener("click", () => guarded(async () => renderIntegrity(await api.verify())));
 $("status-filter").addEventListener("change", () => $("filters").requestSubmit());

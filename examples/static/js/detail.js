@@ -55,8 +55,14 @@ function renderPlan(payment, plan, handlers) {
   $("plan").hidden = !plan;
   if (!plan) return;
   $("plan-status").replaceChildren(badge(plan.status), element("span", ` owed ${plan.owed} ${plan.currency}`));
+  if (plan.collectionStopped) {
+    $("plan-status").append(" ", element("span", "collection stopped", "status status-stopped"));
+  }
   if (payment.allowedActions.includes("charge_off")) {
     $("plan-status").append(button("Charge off", () => handlers.chargeOff(payment)));
+  }
+  if (payment.allowedActions.includes("resume_collection")) {
+    $("plan-status").append(button("Resume collection", () => handlers.resume(payment)));
   }
   const canPay = payment.allowedActions.includes("pay_installment");
   const canWaive = payment.allowedActions.includes("waive_installment");
@@ -66,6 +72,7 @@ function renderPlan(payment, plan, handlers) {
       const li = element("li", `${i.amount} ${plan.currency} due ${due}: `, "installment");
       li.append(badge(i.status));
       if (Number(i.refundedAmount) > 0) li.append(element("span", ` (${i.refundedAmount} refunded)`));
+      if (i.attempts) li.append(element("span", collection(i), "muted collection"));
       if (i.status === "scheduled" || i.status === "overdue") {
         if (canPay) li.append(button("Paid by hand", () => handlers.pay(payment, i.number)));
         if (canWaive) li.append(button("Waive", () => handlers.waive(payment, i.number)));
@@ -75,6 +82,14 @@ function renderPlan(payment, plan, handlers) {
   );
   const fees = plan.lateFees.map((f) => `${f.amount} ${plan.currency} on installment ${f.installment}`);
   $("late-fees").textContent = fees.length ? `Late fees: ${fees.join(", ")}` : "";
+}
+
+// How an installment's collection stands: attempts, the last decline, the next attempt.
+function collection(i) {
+  const parts = [` ${i.attempts} attempt(s)`];
+  if (i.lastDecline) parts.push(`last declined: ${i.lastDecline}`);
+  if (i.nextAttemptAt) parts.push(`next attempt ${new Date(i.nextAttemptAt).toLocaleString()}`);
+  return parts.join(", ");
 }
 
 export function operationItem(o, { handlers, resolvable = false } = {}) {

@@ -109,3 +109,11 @@ export async function settle(operation, outcome) {
   await api.resolve(operation.id, outcome, answer.reason);
   return `Operation ${short(operation.id)} is now ${outcome}.`;
 }
+
+export async function resumeCollection(payment) {
+  const answer = await ask(`Resume collection of the plan of payment ${short(payment.id)}?`,
+    "The worker collects its oldest unpaid installment again at its next tick, and retries soft declines on the ladder.");
+  if (answer === null) return null;
+  await api.resume(payment.id);
+  return `Collection of the plan of payment ${short(payment.id)} resumed.`;
+}
