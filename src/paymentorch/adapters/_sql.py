@@ -376,8 +376,8 @@ def plans_due_sql(placeholder: str) -> str:
 
 def installments_due_sql(placeholder: str) -> str:
     """Unpaid installments due (before the first parameter) on running plans whose
-    collection did not stop and with no collection or refund under way (no collection is
-    sent while a refund waits), never tried or with a retry due (before the second); at
+    collection did not stop and with no collection of an installment still owed, nor
+    refund, under way (no collection is sent while a refund waits), never tried or with a retry due (before the second); at
     most the third parameter of them, soonest first."""
     return (
         "SELECT i.payment_id, i.number FROM paymentorch_installments i"
@@ -387,8 +387,11 @@ def installments_due_sql(placeholder: str) -> str:
         f" AND i.due_at <= {placeholder}"
         f" AND (i.attempts = 0 OR i.next_attempt_at <= {placeholder})"
         " AND NOT EXISTS (SELECT 1 FROM paymentorch_operations o"
-        " WHERE o.payment_id = i.payment_id AND o.kind IN ('installment', 'refund')"
-        " AND o.status IN ('pending', 'unknown', 'needs_attention'))"
+        " WHERE o.payment_id = i.payment_id"
+        " AND o.status IN ('pending', 'unknown', 'needs_attention')"
+        " AND (o.kind = 'refund' OR (o.kind = 'installment' AND EXISTS (SELECT 1"
+        " FROM paymentorch_installments j WHERE j.payment_id = o.payment_id"
+        " AND j.number = o.installment AND j.status IN ('scheduled', 'overdue')))))"
         f" ORDER BY i.due_at LIMIT {placeholder}"
     )
 

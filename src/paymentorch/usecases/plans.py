@@ -165,7 +165,7 @@ async def _queue(ctx: Context, pid: UUID) -> bool:
             or due is None
             or current.status is not PaymentStatus.CONFIRMED
             or current.pending_refunds  # a refund under way may cancel the installment
-            or await busy_installments(ctx, current, plan)  # one collection at a time
+            or _collecting(await busy_installments(ctx, current, plan), plan)
         ):
             return Decision(False)
         number, after = due.number, attempted(plan, due.number)
@@ -192,6 +192,13 @@ async def _queue(ctx: Context, pid: UUID) -> bool:
         return False if isinstance(refused, IdempotencyConflict) else None
 
     return await commit(ctx, decide, what="a collection", replay=collected_once)
+
+
+def _collecting(busy: frozenset[int], plan: Plan) -> bool:
+    """Whether a collection of an installment still owed is under way: one collection of
+    a plan at a time. (One of an installment paid meanwhile, by hand, or twice, which a
+    person settles, does not hold back the others.)"""
+    return any(i.number in busy for i in plan.installments if i.unpaid)
 
 
 async def overdue(ctx: Context) -> int:

@@ -452,7 +452,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
             collecting = {
                 op.payment_id
                 for op in self._ops.values()
-                if op.kind in _PLAN_MONEY and op.status in IN_FLIGHT
+                if op.kind in _PLAN_MONEY and op.status in IN_FLIGHT and self._owed(op)
             }
             due = sorted(
                 (i.due_at, pid, i.number)
@@ -463,6 +463,14 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
                 if i.unpaid and i.due_at <= now and (i.attempts == 0 or _retry_due(i, now))
             )  # fmt: skip
             return [(pid, number) for _, pid, number in due[:limit]]
+
+    def _owed(self, operation: Operation) -> bool:
+        """Whether ``operation`` is a refund, or collects an installment still owed."""
+        if operation.kind is not OperationKind.INSTALLMENT:
+            return True
+        plan = self._plans.get(operation.payment_id)
+        found = None if plan is None else plan.installment(operation.installment or 0)
+        return found is not None and found.unpaid
 
     def plans_to_remind(self, now: datetime, until: datetime, smallest: timedelta) -> list[UUID]:
         """Plans with an installment a reminder may be due for."""
