@@ -377,8 +377,9 @@ def plans_due_sql(placeholder: str) -> str:
 def installments_due_sql(placeholder: str) -> str:
     """Unpaid installments due (before the first parameter) on running plans whose
     collection did not stop and with no collection of an installment still owed, nor
-    refund, under way (no collection is sent while a refund waits), never tried or with a retry due (before the second); at
-    most the third parameter of them, soonest first."""
+    refund, under way (no collection is sent while a refund waits), never tried or with
+    a retry due (before the second); at most the third parameter of them, soonest
+    first."""
     return (
         "SELECT i.payment_id, i.number FROM paymentorch_installments i"
         " JOIN paymentorch_plans p ON p.payment_id = i.payment_id"
