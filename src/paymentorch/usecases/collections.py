@@ -14,6 +14,8 @@ from paymentorch.domain.plans import RUNNING, Plan
 from .context import Context
 
 BATCH = 500
+DAY = timedelta(days=1)
+_LAST = UUID(int=2**128 - 1)  # after (t, _LAST): strictly after t
 _DELINQUENT = "d|"  # this listing's cursors, which list_payments refuses (and the reverse)
 
 
@@ -37,28 +39,50 @@ async def report(ctx: Context, as_of: datetime | None) -> AgingReport:
 
 
 async def delinquent(ctx: Context, limit: int, cursor: str | None) -> PlanPage:
-    """Plans at least a day past due, most days first, ties by payment id."""
+    """Plans at least a day past due, most days first, ties by payment id.
+
+    Plans are read by oldest unpaid due date, a whole day at a time: the plans of one day
+    are the plans of one count of days past due, which go by payment id. A cursor keeps
+    the day's bounds it was made with, so pages taken later go on from the same place.
+    """
     errors: list[FieldError] = []
     after = page_position(limit, cursor, errors, _DELINQUENT, "delinquent_plans")
     if errors:
         raise ValidationError(errors)
     now = ctx.clock()
-    late_since = now - timedelta(days=1)
-    items: list[tuple[Plan, Keyset]] = []
-    while len(items) <= limit:
-        batch = await ctx.store.plans_by_age(after=after, limit=limit + 1)
-        late = [(pid, oldest) for pid, oldest in batch if oldest <= late_since]
-        if late:
-            plans = {plan.payment_id: plan for plan in await _running(ctx, late)}
-            items += [
-                (plans[pid], (oldest, pid))
-                for pid, oldest in late
-                if pid in plans and plans[pid].days_past_due(now) >= 1
-            ]
-            after = late[-1][1], late[-1][0]
-        if len(late) < len(batch) or len(batch) <= limit:
+    # A day is (until - DAY, until]; past it, the listing goes on with the pids after.
+    if after is not None:
+        until, past = after[0], after[1]
+    else:
+        first = await ctx.store.plans_by_age(after=None, limit=1)
+        if not first:
+            return PlanPage([], None)
+        until, past = now - (now - first[0][1]).days * DAY, None
+    items: list[tuple[UUID, Keyset]] = []
+    while len(items) <= limit and until <= now - DAY:
+        day, following = await _day(ctx, until)
+        items += [(pid, (until, pid)) for pid in sorted(day) if past is None or pid > past]
+        if following is None:
             break
+        until, past = until + -((until - following) // DAY) * DAY, None
+    plans = {plan.payment_id: plan for plan in await _running(ctx, items[: limit + 1])}
+    found = [(plans[pid], key) for pid, key in items[: limit + 1] if pid in plans]
     if len(items) > limit:
-        cursor = encode_position(items[limit - 1][1], _DELINQUENT)
-        return PlanPage([plan for plan, _ in items[:limit]], cursor)
-    return PlanPage([plan for plan, _ in items], None)
+        return PlanPage(
+            [plan for plan, _ in found[:limit]], encode_position(items[limit - 1][1], _DELINQUENT)
+        )
+    return PlanPage([plan for plan, _ in found], None)
+
+
+async def _day(ctx: Context, until: datetime) -> tuple[list[UUID], datetime | None]:
+    """The running plans whose oldest unpaid due date is in the day ``(until - DAY,
+    until]``, and the first such date after it (None when there is none)."""
+    found: list[UUID] = []
+    after: Keyset = (until - DAY, _LAST)
+    while batch := await ctx.store.plans_by_age(after=after, limit=BATCH):
+        for pid, oldest in batch:
+            if oldest > until:
+                return found, oldest
+            found.append(pid)
+        after = batch[-1][1], batch[-1][0]
+    return found, None
