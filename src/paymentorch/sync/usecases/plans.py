@@ -116,7 +116,8 @@ def write_off(
         if before.status not in RUNNING:
             raise InvalidTransition(pid, current.status, "charge off",
                                     f"its plan is {before.status.value}")  # fmt: skip
-        if busy_installments(ctx, current, before):
+        if current.pending_refunds or _collecting(busy_installments(ctx, current, before),
+                                                  before):  # fmt: skip
             if when is not None:
                 return Decision(None)  # the next tick looks again
             why = "money of the plan (a collection or a refund) is under way: settle it first"
