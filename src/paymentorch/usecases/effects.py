@@ -8,10 +8,9 @@ from uuid import UUID
 
 import attrs
 
-from paymentorch.domain import Change, Payment, StoreError, with_plan
-from paymentorch.domain.actions import action
-from paymentorch.domain.credit import exposure_of
-from paymentorch.domain.ledger import MANUAL, journal_entry, postings, standing
+from paymentorch.domain import Change, Payment, with_plan
+from paymentorch.domain.consequences import booked, with_exposure
+from paymentorch.domain.ledger import MANUAL
 from paymentorch.domain.plans import Plan, after_payment
 
 from .context import Context
@@ -58,54 +57,14 @@ def consequences(
     """``change`` with its exposure move and its journal entry, from the payment (and its
     ``plan``) as they were before it."""
     change = _with_credit(ctx, change, before, plan)
-    return _booked(change, before, plan, clearing=clearing or MANUAL, operation_id=operation_id)
+    return booked(change, before, plan, clearing=clearing or MANUAL, operation_id=operation_id)
 
 
 def _with_credit(ctx: Context, change: Change, before: Payment | None, plan: Plan | None) -> Change:
-    """The exposure is counted in every currency (so that a credit policy turned on later
-    starts from the truth), with the limit a growing one must stay under, where the
-    policy applies."""
+    """``change`` with its exposure move, and the limit a growing one must stay under,
+    where the credit policy applies."""
+    change = with_exposure(change, before, plan)
     credit, payment = ctx.credit, change.payment
-    moved = exposure_of(payment, change.plan or plan) - exposure_of(before, plan)
-    if not moved:
-        return change
-    limit = None
-    if moved > 0 and credit is not None and credit.applies_to(payment):
-        limit = credit.limit_of(payment.customer_id)
-    return attrs.evolve(change, exposure=moved, credit_limit=limit)
-
-
-def _booked(
-    change: Change,
-    before: Payment | None,
-    plan: Plan | None,
-    *,
-    clearing: str,
-    operation_id: UUID | None,
-) -> Change:
-    """The journal entry of the money ``change`` moves: the difference of the payment's
-    standing after and before it, so every entry balances and every movement posts by
-    one rule."""
-    payment = change.payment
-    lines = postings(
-        standing(before, plan),
-        standing(payment, change.plan or plan),
-        customer=payment.customer_id,
-        currency=payment.currency,
-        clearing=clearing,
-    )
-    if not lines:
-        return change
-    kind = action(change.action).ledger
-    if kind is None:  # a bug: the table names the entry of every action that moves money
-        raise StoreError(f"{change.action} moves money but the table names no journal entry")
-    operation = change.operation
-    entry = journal_entry(
-        kind,
-        payment.id,
-        lines,
-        at=payment.updated_at,
-        operation_id=operation_id or (None if operation is None else operation.id),
-        correlation_id=change.audit.correlation_id,
-    )
-    return attrs.evolve(change, journal=entry)
+    if change.exposure > 0 and credit is not None and credit.applies_to(payment):
+        return attrs.evolve(change, credit_limit=credit.limit_of(payment.customer_id))
+    return change
