@@ -44,6 +44,10 @@ CAUGHT_BY = {
         "test_sixteen_refunds_race_for_one_payment",
         "test_store_refuses_a_refund_with_no_room",
     },
+    "TransitionsReadThenWrite": {
+        "test_store_transitions_racing_for_one_payment_leave_one_winner",
+        "test_hundred_concurrent_confirms",
+    },
     "ClaimsKeysApart": {
         "test_store_claims_a_transition_key_with_its_change",
         "test_sixteen_repeats_of_a_keyed_confirm_race",

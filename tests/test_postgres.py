@@ -6,6 +6,7 @@ import socket
 import sys
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -140,3 +141,90 @@ async def test_a_misspelled_database_fails_at_once_with_the_reason(
     assert time.monotonic() - started < 30  # the pool would have retried for 60 s
     assert "paymentorch_no_such_database" in str(caught.value)
     assert not [r for r in caplog.records if r.name.startswith("psycopg")]
+
+
+class _Pipeline:
+    """The store, deciding no transition itself: the service reads and decides."""
+
+    def __init__(self, store: Any) -> None:
+        self.inner = store
+        self.backend = store.backend
+
+    async def transition(self, move: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+_ROWS = (
+    "SELECT {} FROM paymentorch_payments WHERE id = %(id)s",
+    "SELECT action, from_status, to_status, actor_id, at, reason, correlation_id"
+    " FROM paymentorch_audit_entries WHERE payment_id = %(id)s ORDER BY seq",
+    "SELECT type, occurred_at, payload::text, actor_id, correlation_id, operation::text"
+    " FROM paymentorch_outbox WHERE payment_id = %(id)s ORDER BY seq",
+    "SELECT kind, at, correlation_id, operation_id FROM paymentorch_journal_entries"
+    " WHERE payment_id = %(id)s ORDER BY at",
+    "SELECT line, account_kind, owner, currency, amount::text FROM paymentorch_postings"
+    " WHERE payment_id = %(id)s ORDER BY entry_id, line",
+)
+
+
+@pytest.mark.parametrize(
+    ("action", "authorized", "amount", "currency", "microsecond"),
+    [
+        ("confirm", False, "125.50", "USD", 123456),
+        ("confirm", False, "1000", "JPY", 0),
+        ("authorize", False, "12.345", "BHD", 500),
+        ("fail", False, "10.00", "EUR", 0),
+        ("fail", True, "7", "JPY", 1),
+        ("cancel", True, "1.0000", "CLF", 999999),
+    ],
+)
+async def test_one_statement_writes_the_rows_the_pipeline_writes(
+    postgres_backend: Backend,
+    action: str,
+    authorized: bool,
+    amount: str,
+    currency: str,
+    microsecond: int,
+) -> None:
+    """A transition in one statement leaves the same rows, byte for byte (the outbox
+    payload's text included), as the read-decide-write pipeline: only the ids differ."""
+    import psycopg
+
+    from paymentorch.adapters._sql import PAYMENT_COLUMNS
+    from paymentorch.clock import utc_now
+    from paymentorch.domain import PaymentStatus
+
+    now = utc_now().replace(microsecond=microsecond)
+    store = await postgres_backend.open_store()
+    one = po.PaymentService(store, cache=None, clock=lambda: now)
+    two = po.PaymentService(_Pipeline(store), cache=None, clock=lambda: now)  # type: ignore[arg-type]
+    ids = []
+    try:
+        for service in (one, two):
+            payment = await service.create_payment(
+                "ABCD-12345", amount, currency=currency, actor=ADMIN,
+                metadata={"order": "A-1", "note": "caf\u00e9"},
+            )  # fmt: skip
+            if authorized:
+                await service.authorize_payment(payment.id, actor=ADMIN)
+            with po.correlation("req-1"):
+                done = await getattr(service, f"{action}_payment")(
+                    payment.id, actor=ADMIN, **({"reason": "no"} if action == "fail" else {})
+                )
+            assert done.status is not PaymentStatus.PENDING
+            ids.append(payment.id)
+    finally:
+        await store.aclose()
+    assert postgres_backend.url is not None
+    found = []
+    with psycopg.connect(postgres_backend.url) as conn:
+        for pid in ids:
+            rows = [
+                conn.execute(sql.format(PAYMENT_COLUMNS), {"id": pid}).fetchall()  # type: ignore[call-overload]
+                for sql in _ROWS
+            ]
+            found.append(repr(rows).replace(str(pid), "<id>"))
+    assert found[0] == found[1]

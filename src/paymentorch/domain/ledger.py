@@ -225,8 +225,10 @@ def journal_entry(
     at: datetime,
     operation_id: UUID | None = None,
     correlation_id: str | None = None,
+    entry_id: UUID | None = None,
 ) -> JournalEntry | None:
-    """An entry of ``lines``, or None when they are none.
+    """An entry of ``lines`` (its id ``entry_id``, or a new one), or None when they are
+    none.
 
     Raises:
         ValueError: the lines do not balance (a bug: entries balance by construction).
@@ -236,7 +238,8 @@ def journal_entry(
     unbalanced = imbalance(lines)
     if unbalanced:
         raise ValueError(f"a {kind} entry of payment {payment_id} is off by {unbalanced}")
-    return JournalEntry(uuid7(), payment_id, operation_id, kind, at, tuple(lines), correlation_id)
+    key = uuid7() if entry_id is None else entry_id
+    return JournalEntry(key, payment_id, operation_id, kind, at, tuple(lines), correlation_id)
 
 
 def imbalance(lines: Sequence[Posting]) -> dict[str, Decimal]:

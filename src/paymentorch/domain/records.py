@@ -197,9 +197,11 @@ def record_change(
     reason: str | None = None,
     correlation_id: str | None = None,
     operation: Operation | None = None,
+    event_id: UUID | None = None,
 ) -> Change:
     """Build the audit entry and event for ``payment`` after ``kind`` (an action of the
-    table in ``paymentorch.domain.actions``, ``created`` for a creation)."""
+    table in ``paymentorch.domain.actions``, ``created`` for a creation); the event's id
+    is ``event_id``, or a new one."""
     found = action(kind)
     at = payment.updated_at
     return Change(
@@ -215,7 +217,7 @@ def record_change(
             correlation_id=correlation_id,
         ),
         PaymentEvent(
-            id=uuid7(),
+            id=uuid7() if event_id is None else event_id,
             type=found.event,
             payment_id=payment.id,
             occurred_at=at,

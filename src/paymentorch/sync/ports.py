@@ -27,6 +27,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.processing import ProcessorCapabilities, ProcessorRequest, ProcessorResult
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
+from paymentorch.domain.transitions import Transition
 
 __all__ = []
 
@@ -120,6 +121,14 @@ class SyncChangeWriter(Protocol):
         """``apply`` for many payments at once; return the ids that changed. Only for
         transitions without an operation, a transition's key or a refund (a bulk
         confirmation): others raise ``ValueError`` and nothing is written."""
+        ...
+
+    def transition(self, move: Transition) -> Payment | None:
+        """Decide and write ``move`` in one step, reading nothing first: if the payment
+        exists and ``move.applies_to`` it as the store finds it, write ``move.change`` of
+        it (its entry, event, exposure move and journal entry, atomically) and return the
+        payment after it; else write nothing and return None. A store that cannot decide
+        by itself may always return None: the service then reads and decides."""
         ...
 
 

@@ -3,6 +3,7 @@ plans), read on the service's clock."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -19,9 +20,9 @@ _LAST = UUID(int=2**128 - 1)  # after (t, _LAST): strictly after t
 _DELINQUENT = "d|"  # this listing's cursors, which list_payments refuses (and the reverse)
 
 
-async def _running(ctx: Context, listed: list[tuple[UUID, datetime]]) -> list[Plan]:
+async def _running(ctx: Context, listed: Iterable[UUID]) -> list[Plan]:
     """The plans ``listed`` still running now (one may have moved since it was listed)."""
-    found = [await ctx.store.plan(pid) for pid, _ in listed]
+    found = [await ctx.store.plan(pid) for pid in listed]
     return [plan for plan in found if plan is not None and plan.status in RUNNING]
 
 
@@ -32,7 +33,7 @@ async def report(ctx: Context, as_of: datetime | None) -> AgingReport:
     tally = Tally(ctx.clock() if as_of is None else as_of)
     after: Keyset | None = None
     while batch := await ctx.store.plans_by_age(after=after, limit=BATCH):
-        for plan in await _running(ctx, batch):
+        for plan in await _running(ctx, (pid for pid, _ in batch)):
             tally.add(plan)
         after = batch[-1][1], batch[-1][0]
     return tally.report()
@@ -65,7 +66,10 @@ async def delinquent(ctx: Context, limit: int, cursor: str | None) -> PlanPage:
         if following is None:
             break
         until, past = until + -((until - following) // DAY) * DAY, None
-    plans = {plan.payment_id: plan for plan in await _running(ctx, items[: limit + 1])}
+    plans = {
+        plan.payment_id: plan
+        for plan in await _running(ctx, (pid for pid, _ in items[: limit + 1]))
+    }
     found = [(plans[pid], key) for pid, key in items[: limit + 1] if pid in plans]
     if len(items) > limit:
         return PlanPage(

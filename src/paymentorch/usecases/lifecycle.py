@@ -26,12 +26,13 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.requests import replay, request_key
 from paymentorch.domain.results import BulkResult
+from paymentorch.domain.transitions import ONE_STEP, Transition, transition_sources
 from paymentorch.domain.validation import parse_ids
 
 from .context import Context, bad
 from .effects import planned
 from .follow_ups import follow_up, held
-from .pipeline import Decision, commit
+from .pipeline import Decision, commit, step
 
 HELD_ACTIONS = frozenset({"capture", "cancel", "fail"})
 """Actions on an Authorized payment that go through the processor holding its money."""
@@ -55,6 +56,10 @@ async def change(
     )
     if errors := ctx.validation.check_operation_key(key):
         raise ValidationError(errors)
+    if key is None and amount is None and action in ONE_STEP:
+        done = await step(ctx, _one_step(ctx, action, pid, actor, reason))
+        if done is not None:
+            return done
 
     async def decide(fresh: bool) -> Decision[Payment]:
         current = await ctx.read(pid, fresh=fresh)
@@ -89,6 +94,18 @@ async def change(
         return None if found is None else replay(found, pid, action, amount=amount, reason=reason)
 
     return await commit(ctx, decide, what=action, replay=repeated if key else None)
+
+
+def _one_step(ctx: Context, action: str, pid: UUID, actor: Actor, reason: str | None) -> Transition:
+    """``action`` as one step the store decides: from the statuses it starts from but
+    those whose money a processor holds (those go through the processor)."""
+    sources = transition_sources(action)
+    if ctx.processor is not None and action in HELD_ACTIONS:
+        sources -= {PaymentStatus.AUTHORIZED}
+    return Transition(
+        pid, action, sources, at=ctx.clock(), actor_id=actor.id, reason=reason,
+        correlation_id=current_correlation_id(),
+    )  # fmt: skip
 
 
 def _through(

@@ -1,5 +1,6 @@
 """The commit pipeline: the one loop that writes a decision and decides again after a lost
-race. Every use case that changes a payment goes through ``commit``."""
+race. Every use case that changes a payment goes through ``commit``; a plain status
+transition first tries the one step a store decides by itself (``step``)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from paymentorch.domain import (
     IdempotencyConflict,
     InvalidTransition,
     Operation,
+    Payment,
     PaymentError,
     PaymentStatus,
     StoreError,
 )
+from paymentorch.domain.transitions import Transition
 from paymentorch.domain.validation import MAX_ATTEMPTS
 
 from .context import Context, describe
@@ -129,12 +132,25 @@ def _expected(change: Change) -> PaymentStatus:
     return status
 
 
+async def step(ctx: Context, move: Transition) -> Payment | None:
+    """Have the store decide and write ``move`` in one step, and publish it; None when
+    the store wrote nothing (the payment is missing, in another status, has a plan, or
+    the store does not decide by itself): then ``commit`` decides, and says why."""
+    payment = await ctx.store.transition(move)
+    if payment is not None:
+        await _published(ctx, payment, changed=True)
+    return payment
+
+
 async def _publish(ctx: Context, change: Change | None) -> None:
     """What follows a committed change: the cache, the span, the transition count."""
-    if change is None:
-        return
-    payment = change.payment
+    if change is not None:
+        payment = change.payment
+        await _published(ctx, payment, changed=payment.status is not change.audit.from_status)
+
+
+async def _published(ctx: Context, payment: Payment, *, changed: bool) -> None:
     await ctx.remember(payment)
     describe(payment)
-    if payment.status is not change.audit.from_status:
+    if changed:
         ctx.telemetry.payment_changed(payment)

@@ -71,6 +71,7 @@ from paymentorch.adapters.postgres.statements import (
     statement_params,
     where_filters,
 )
+from paymentorch.adapters.postgres.transition import transition_params
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -89,6 +90,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
+from paymentorch.domain.transitions import Transition
 from paymentorch.ports import Keyset
 
 
@@ -210,6 +212,18 @@ class PostgresPaymentStore(PostgresLedger):
             ):
                 raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
+
+    async def transition(self, move: Transition) -> Payment | None:
+        """Decide ``move`` on the row and write its change: one statement
+        (``transition_sql``), no read before it."""
+        sql, params = transition_params(move)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
+            cur = await conn.execute(sql, params)
+            row = await cur.fetchone()
+            return None if row is None else row_payment(row)
+
+        return await self._write("change a payment", work)
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one statement."""

@@ -6,22 +6,13 @@ exposure under the credit policy, and to the books (its journal entry)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import attrs
 
-from paymentorch.domain import Change, Payment, StoreError, with_plan
-from paymentorch.domain.actions import action
-from paymentorch.domain.credit import exposure_of
-from paymentorch.domain.ledger import (
-    MANUAL,
-    JournalEntry,
-    journal_entry,
-    moves_money,
-    postings,
-    standing,
-)
+from paymentorch.domain import Change, Payment, with_plan
+from paymentorch.domain.consequences import booked, with_exposure
+from paymentorch.domain.ledger import MANUAL
 from paymentorch.domain.plans import Plan, after_payment
 
 from .context import Context
@@ -67,62 +58,15 @@ def consequences(
 ) -> Change:
     """``change`` with its exposure move and its journal entry, from the payment (and its
     ``plan``) as they were before it."""
-    effects: dict[str, Any] = _credit(ctx, change, before, plan)
-    entry = _entry(change, before, plan, clearing=clearing or MANUAL, operation_id=operation_id)
-    if entry is not None:
-        effects["journal"] = entry
-    return attrs.evolve(change, **effects) if effects else change
+    change = _with_credit(ctx, change, before, plan)
+    return booked(change, before, plan, clearing=clearing or MANUAL, operation_id=operation_id)
 
 
-def _credit(
-    ctx: Context, change: Change, before: Payment | None, plan: Plan | None
-) -> dict[str, Any]:
-    """The exposure is counted in every currency (so that a credit policy turned on later
-    starts from the truth), with the limit a growing one must stay under, where the
-    policy applies."""
+def _with_credit(ctx: Context, change: Change, before: Payment | None, plan: Plan | None) -> Change:
+    """``change`` with its exposure move, and the limit a growing one must stay under,
+    where the credit policy applies."""
+    change = with_exposure(change, before, plan)
     credit, payment = ctx.credit, change.payment
-    moved = exposure_of(payment, change.plan or plan) - exposure_of(before, plan)
-    if not moved:
-        return {}
-    limit = None
-    if moved > 0 and credit is not None and credit.applies_to(payment):
-        limit = credit.limit_of(payment.customer_id)
-    return {"exposure": moved, "credit_limit": limit}
-
-
-def _entry(
-    change: Change,
-    before: Payment | None,
-    plan: Plan | None,
-    *,
-    clearing: str,
-    operation_id: UUID | None,
-) -> JournalEntry | None:
-    """The journal entry of the money ``change`` moves: the difference of the payment's
-    standing after and before it, so every entry balances and every movement posts by
-    one rule."""
-    payment = change.payment
-    after_plan = change.plan or plan
-    if after_plan is None and not moves_money(before, payment):
-        return None
-    lines = postings(
-        standing(before, plan),
-        standing(payment, after_plan),
-        customer=payment.customer_id,
-        currency=payment.currency,
-        clearing=clearing,
-    )
-    if not lines:
-        return None
-    kind = action(change.action).ledger
-    if kind is None:  # a bug: the table names the entry of every action that moves money
-        raise StoreError(f"{change.action} moves money but the table names no journal entry")
-    operation = change.operation
-    return journal_entry(
-        kind,
-        payment.id,
-        lines,
-        at=payment.updated_at,
-        operation_id=operation_id or (None if operation is None else operation.id),
-        correlation_id=change.audit.correlation_id,
-    )
+    if change.exposure > 0 and credit is not None and credit.applies_to(payment):
+        return attrs.evolve(change, credit_limit=credit.limit_of(payment.customer_id))
+    return change

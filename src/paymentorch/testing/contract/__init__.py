@@ -27,6 +27,7 @@ from paymentorch.testing.contract.outbox import TestOutbox
 from paymentorch.testing.contract.plans import TestPlans
 from paymentorch.testing.contract.processing import TestProcessing
 from paymentorch.testing.contract.reads import TestReads
+from paymentorch.testing.contract.transitions import TestTransitions
 from paymentorch.testing.contract.work_queue import TestWorkQueue
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "TestPlans",
     "TestProcessing",
     "TestReads",
+    "TestTransitions",
     "TestWorkQueue",
 ]

@@ -38,6 +38,7 @@ from paymentorch.domain.plans import RUNNING, Installment, InstallmentStatus, Pl
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
+from paymentorch.domain.transitions import Transition
 from paymentorch.ports import Keyset
 from paymentorch.sync.adapters.memory.ledger import SyncMemoryLedger
 
@@ -123,6 +124,17 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
             self._requests[held] = KeyedChange(request, change.payment)
         self._replace(old, change)
         return True
+
+    def transition(self, move: Transition) -> Payment | None:
+        """Decide ``move`` on the payment as it is and write its change, in one step."""
+        with self._lock:
+            self._open()
+            old = self._payments.get(move.payment_id)
+            if old is None or not move.applies_to(old):
+                return None
+            change = move.change(old)
+            self._write_change(change, old.status)
+            return change.payment
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Apply every change whose payment still has status ``expected``."""

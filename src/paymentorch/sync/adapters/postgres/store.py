@@ -70,6 +70,7 @@ from paymentorch.adapters.postgres.statements import (
     statement_params,
     where_filters,
 )
+from paymentorch.adapters.postgres.transition import transition_params
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -88,6 +89,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
+from paymentorch.domain.transitions import Transition
 from paymentorch.ports import Keyset
 from paymentorch.sync.adapters.postgres.changes import (
     apply_change_sync,
@@ -213,6 +215,18 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
             ):
                 raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
+
+    def transition(self, move: Transition) -> Payment | None:
+        """Decide ``move`` on the row and write its change: one statement
+        (``transition_sql``), no read before it."""
+        sql, params = transition_params(move)
+
+        def work(conn: psycopg.Connection[Any]) -> Payment | None:
+            cur = conn.execute(sql, params)
+            row = cur.fetchone()
+            return None if row is None else row_payment(row)
+
+        return self._write("change a payment", work)
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one statement."""

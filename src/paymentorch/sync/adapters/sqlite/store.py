@@ -68,6 +68,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
+from paymentorch.domain.transitions import Transition
 from paymentorch.ports import Keyset
 from paymentorch.sync.adapters.sqlite.ledger import SyncSQLiteLedger
 
@@ -130,6 +131,20 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
     def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
         """The guarded update with its entry and event, in one transaction."""
         return bool(self._apply([change], expected, inline=True))
+
+    def transition(self, move: Transition) -> Payment | None:
+        """Decide ``move`` on the payment as it is and write its change: one transaction,
+        no read before it."""
+
+        def body(conn: sqlite3.Connection) -> Payment | None:
+            row = conn.execute(SELECT + " WHERE id = ?", (move.payment_id.hex,)).fetchone()
+            old = None if row is None else row_payment(row)
+            if old is None or not move.applies_to(old):
+                return None
+            change = move.change(old)
+            return change.payment if write_change(conn, change, old.status) else None
+
+        return self._run(lambda conn: transaction(conn, body), inline=True)
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one transaction (one hop)."""

@@ -1,0 +1,253 @@
+"""A status transition in one statement, decided on the row it finds.
+
+``transition_sql`` writes what ``Transition.change`` decides, in SQL: it updates the
+payment only if its status is one the transition starts from (and it has no plan), and
+from the row it returns writes the audit entry, the outbox event (its snapshot built
+from that row, as ``Payment.to_dict`` builds it), the exposure move and the journal
+entry with its lines. What the action does to a payment's money is not written twice:
+the statement's shape is read off ``Transition.change`` of a probe payment of amount 1,
+every effect of a plain transition being that amount times a constant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+import attrs
+from iso4217 import Currency
+
+from paymentorch.adapters._sql import (
+    AUDIT_INSERT_COLUMNS,
+    JOURNAL_COLUMNS,
+    OUTBOX_COLUMNS,
+    PAYMENT_COLUMNS,
+    POSTING_COLUMNS,
+)
+from paymentorch.domain import Payment, PaymentStatus
+from paymentorch.domain.actions import action
+from paymentorch.domain.money import currency_exponent
+from paymentorch.domain.transitions import Transition
+
+_PROBE_CUSTOMER: Final = "\x00customer"
+_PROBE_REASON: Final = "\x00reason"
+
+
+@attrs.frozen
+class Shape:
+    """What a plain transition does, in units of the payment's amount.
+
+    Attributes:
+        captures: Whether it captures the whole amount.
+        keeps_reason: Whether the reason becomes the payment's failure reason.
+        exposure: How far the customer's exposure moves, times the amount.
+        lines: The journal lines: account kind, owner (None: the customer) and amount,
+            times the payment's amount.
+    """
+
+    captures: bool
+    keeps_reason: bool
+    exposure: Decimal
+    lines: tuple[tuple[str, str | None, Decimal], ...]
+
+
+def _probe(status: PaymentStatus) -> Payment:
+    """A payment of amount 1 without a plan, in ``status``."""
+    at = datetime(2000, 1, 1, tzinfo=UTC)
+    return Payment(
+        id=UUID(int=1), customer_id=_PROBE_CUSTOMER, amount=Decimal(1), currency="USD",
+        status=status, created_at=at, updated_at=at,
+    )  # fmt: skip
+
+
+def shape(name: str, source: PaymentStatus) -> Shape:
+    """What ``name`` does to a payment without a plan in status ``source``, as
+    ``Transition.change`` decides it on a probe of amount 1."""
+    probe = _probe(source)
+    move = Transition(
+        probe.id, name, frozenset({source}), at=probe.updated_at, actor_id="",
+        reason=_PROBE_REASON,
+    )  # fmt: skip
+    change = move.change(probe)
+    journal = change.journal
+    lines = () if journal is None else journal.lines
+    return Shape(
+        captures=change.payment.captured_amount == probe.amount != probe.captured_amount,
+        keeps_reason=change.payment.failure_reason == _PROBE_REASON,
+        exposure=change.exposure,
+        lines=tuple(
+            (
+                line.account.kind.value,
+                None if line.account.owner == _PROBE_CUSTOMER else line.account.owner,
+                line.amount,
+            )
+            for line in lines
+        ),
+    )
+
+
+def _exponent(currency: str) -> str:
+    """The exponent of ``currency`` (a column), as ``money_text`` scales amounts."""
+    by_exponent: dict[int, list[str]] = {}
+    for listed in Currency:
+        exponent = currency_exponent(listed.code)
+        if exponent is not None and exponent != 2:
+            by_exponent.setdefault(exponent, []).append(listed.code)
+    cases = " ".join(
+        f"WHEN {currency} IN ({', '.join(repr(c) for c in sorted(codes))}) THEN {exponent}"
+        for exponent, codes in sorted(by_exponent.items())
+    )
+    return f"CASE {cases} ELSE 2 END"
+
+
+def _iso(column: str) -> str:
+    """``datetime.isoformat`` of a UTC time: microseconds only when there are any."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN to_char({utc}, 'US') = '000000' THEN ''"
+        f" ELSE to_char({utc}, '.US') END || '+00:00'"
+    )
+
+
+_SNAPSHOT_KEYS: Final = (
+    "id", "customer_id", "amount", "currency", "status", "created_at", "updated_at",
+    "version", "failure_reason", "idempotency_key", "metadata", "captured_amount",
+    "refunded_amount", "has_plan",
+)  # fmt: skip
+
+
+def _snapshot() -> str:
+    """The event's payload: ``Payment.to_dict()`` of the row as written."""
+    values = {
+        "id": "upd.id::text",
+        "customer_id": "upd.customer_id",
+        "amount": "upd.amount::text",
+        "currency": "upd.currency",
+        "status": "upd.status",
+        "created_at": _iso("upd.created_at"),
+        "updated_at": "%(at_text)s::text",
+        "version": "upd.version",
+        "failure_reason": "upd.failure_reason",
+        "idempotency_key": "upd.idempotency_key",
+        "metadata": "upd.metadata",
+        "captured_amount": "round(upd.captured_amount, upd.exponent)::text",
+        "refunded_amount": "round(upd.refunded_amount, upd.exponent)::text",
+        "has_plan": "upd.has_plan",
+    }
+    return "jsonb_build_object(" + ", ".join(f"'{k}', {values[k]}" for k in _SNAPSHOT_KEYS) + ")"
+
+
+_RETURNED: Final = (
+    ", ".join(f"p.{c.strip()}" for c in PAYMENT_COLUMNS.split(","))
+    + f", {_exponent('p.currency')} AS exponent"
+)
+
+
+@functools.cache
+def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, dict[str, Any]]:
+    """The statement of ``name`` from ``sources``, and its constant parameters.
+
+    It returns the payment as written (``PAYMENT_COLUMNS``), or no row when the payment
+    is missing, has a plan or is in another status. Several sources lock the row first,
+    to know which one the audit entry starts from.
+
+    Raises:
+        ValueError: the action does not do the same from each of ``sources``.
+    """
+    shapes = {shape(name, source) for source in sources}
+    if len(shapes) != 1:
+        raise ValueError(f"{name} does not do the same from each of {sorted(sources)}")
+    (found,) = shapes
+    if set(_SNAPSHOT_KEYS) != set(_probe(PaymentStatus.PENDING).to_dict()):
+        raise ValueError("Payment.to_dict has fields the snapshot does not build")
+    table = action(name)
+    target = table.target
+    if target is None:
+        raise ValueError(f"{name} is not a status transition")
+    captured = "p.amount" if found.captures else "p.captured_amount"
+    reason = "%(reason)s" if found.keeps_reason else "NULL"
+    head = f"""
+  UPDATE paymentorch_payments p
+  SET status = %(target)s, version = p.version + 1, updated_at = %(at)s,
+      failure_reason = {reason}, captured_amount = {captured}"""
+    if len(sources) == 1:
+        sql = f"""
+WITH upd AS ({head}
+  WHERE p.id = %(id)s AND p.status = %(source)s AND NOT p.has_plan
+  RETURNING {_RETURNED}, %(source)s::text AS from_status"""
+    else:
+        sql = f"""
+WITH old AS (
+  SELECT id, status FROM paymentorch_payments
+  WHERE id = %(id)s AND status = ANY(%(sources)s) AND NOT has_plan
+  FOR UPDATE
+), upd AS ({head}
+  FROM old WHERE p.id = old.id
+  RETURNING {_RETURNED}, old.status AS from_status"""
+    sql += f"""
+), audit AS (
+  INSERT INTO paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS})
+  SELECT upd.id, %(audit)s, upd.from_status, upd.status, %(actor)s, %(at)s, %(reason)s,
+         %(correlation)s, %(event)s FROM upd
+), event AS (
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
+  SELECT %(event)s, upd.id, %(type)s, %(at)s, {_snapshot()}, %(actor)s, %(correlation)s,
+         NULL FROM upd"""
+    if found.exposure:
+        sql += """
+), exposure AS (
+  INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
+  SELECT upd.customer_id, upd.currency, GREATEST(upd.amount * %(exposure)s, 0) FROM upd
+  ON CONFLICT (customer_id, currency)
+  DO UPDATE SET amount = GREATEST(e.amount + (SELECT amount FROM upd) * %(exposure)s, 0)"""
+    if found.lines:
+        sql += f"""
+), entry AS (
+  INSERT INTO paymentorch_journal_entries ({JOURNAL_COLUMNS})
+  SELECT %(entry)s, upd.id, NULL, %(ledger)s, %(at)s, %(correlation)s FROM upd
+  RETURNING id, payment_id
+), lines AS (
+  INSERT INTO paymentorch_postings ({POSTING_COLUMNS})
+  SELECT entry.id, line.number, entry.payment_id, line.value ->> 0,
+         COALESCE(line.value ->> 1, upd.customer_id), upd.currency,
+         (line.value ->> 2)::numeric * upd.amount
+  FROM entry, upd, jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS line(value, number)"""
+    sql += f"""
+)
+SELECT {", ".join(c.strip() for c in PAYMENT_COLUMNS.split(","))} FROM upd
+"""
+    constants: dict[str, Any] = {
+        "target": target.value,
+        "audit": table.audit,
+        "type": table.event,
+        "ledger": table.ledger,
+        "exposure": found.exposure,
+        "lines": json.dumps([[k, o, str(a)] for k, o, a in found.lines], separators=(",", ":")),
+    }
+    if len(sources) == 1:
+        (source,) = sources
+        constants["source"] = source.value
+    else:
+        constants["sources"] = sorted(s.value for s in sources)
+    return sql, constants
+
+
+def transition_params(move: Transition) -> tuple[str, dict[str, Any]]:
+    """The statement of ``move`` and its parameters."""
+    sql, constants = transition_sql(move.action, move.sources)
+    return sql, {
+        **constants,
+        "id": move.payment_id,
+        "at": move.at,
+        "at_text": move.at.isoformat(),
+        "reason": move.reason,
+        "actor": move.actor_id,
+        "correlation": move.correlation_id,
+        "event": move.event_id,
+        "entry": move.entry_id,
+    }

@@ -1,0 +1,235 @@
+"""Transitions a store decides in one step (``transition``): the change it writes is the
+one the commit pipeline decides, and when it writes nothing the service says why."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+
+from paymentorch.clock import utc_now
+from paymentorch.domain import (
+    InvalidTransition,
+    Payment,
+    PaymentNotFound,
+    PaymentStatus,
+    correlation,
+    record_change,
+    transition,
+    uuid7,
+)
+from paymentorch.domain.transitions import Transition, transition_sources
+from paymentorch.ports import PaymentStore
+from paymentorch.testing._backend import Backend, service_on
+from paymentorch.testing.contract._helpers import (
+    ADMIN,
+    CUSTOMER,
+    USER,
+    _created,
+    _events,
+)
+
+_CASES = [
+    ("confirm", PaymentStatus.PENDING, "125.50", "USD"),
+    ("confirm", PaymentStatus.PENDING, "1000", "JPY"),
+    ("confirm", PaymentStatus.PENDING, "12.345", "BHD"),
+    ("authorize", PaymentStatus.PENDING, "9.99", "EUR"),
+    ("fail", PaymentStatus.PENDING, "10.00", "USD"),
+    ("fail", PaymentStatus.AUTHORIZED, "7", "JPY"),
+    ("cancel", PaymentStatus.PENDING, "0.01", "USD"),
+    ("cancel", PaymentStatus.AUTHORIZED, "1.000", "KWD"),
+]
+
+
+def _move(payment: Payment, action: str, **options: Any) -> Transition:
+    reason = "card declined" if action in {"fail", "cancel"} else None
+    return Transition(
+        payment.id, action, transition_sources(action), at=utc_now(), actor_id="admin-1",
+        reason=reason, correlation_id="req-7", **options,
+    )  # fmt: skip
+
+
+async def _pair(
+    store: PaymentStore, amount: str, currency: str, status: PaymentStatus
+) -> tuple[Payment, Payment]:
+    """Two payments alike but for their ids and keys, in ``status``: with metadata, a
+    key, and a creation time without microseconds."""
+    created = _created()
+    at = created.payment.created_at.replace(microsecond=0)
+    pair = []
+    for _ in range(2):
+        payment = attrs.evolve(
+            created.payment, id=uuid7(), idempotency_key=f"k-{uuid7()}",
+            amount=Decimal(amount), currency=currency, created_at=at, updated_at=at,
+            metadata={"order": "A-1", "note": "caf\u00e9"},
+        )  # fmt: skip
+        await store.add(record_change(payment, "created", from_status=None, actor_id="user-1"))
+        if status is PaymentStatus.AUTHORIZED:
+            new = transition(payment, "authorize", at=at + timedelta(seconds=1))
+            authorized = record_change(new, "authorize", from_status=payment.status,
+                                       actor_id="admin-1")  # fmt: skip
+            assert await store.apply(authorized, expected=PaymentStatus.PENDING)
+            payment = new
+        pair.append(payment)
+    return pair[0], pair[1]
+
+
+def _alike(value: Any, ours: Payment, theirs: Payment) -> Any:
+    """``value`` (a dict, list or text) with ``theirs``'s id and key replaced by
+    ``ours``'s."""
+    if isinstance(value, dict):
+        return {k: _alike(v, ours, theirs) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_alike(v, ours, theirs) for v in value]
+    if isinstance(value, str):
+        for mine, other in ((ours.id, theirs.id), (ours.idempotency_key, theirs.idempotency_key)):
+            value = value.replace(str(other), str(mine))
+    return value
+
+
+class TestTransitions:
+    """``transition``: the store decides a plain status transition on the payment as it
+    finds it and writes, in one step, what the commit pipeline would have written; the
+    service reads only when it wrote nothing."""
+
+    pytestmark = pytest.mark.asyncio
+
+    @pytest.mark.parametrize(("action", "source", "amount", "currency"), _CASES)
+    async def test_store_transition_writes_what_the_pipeline_decides(
+        self, backend: Backend, action: str, source: PaymentStatus, amount: str, currency: str
+    ) -> None:
+        """The payment, audit entry, event, exposure move and journal entry that
+        ``transition`` writes are those ``apply`` writes for ``Transition.change``."""
+        store = await backend.open_store()
+        try:
+            ours, theirs = await _pair(store, amount, currency, source)
+            move = _move(ours, action)
+            expected = move.change(ours)
+            before = await store.exposure(CUSTOMER, currency)
+            written = await store.transition(move)
+            moved = await store.exposure(CUSTOMER, currency) - before
+            assert written == expected.payment
+            other = attrs.evolve(move, payment_id=theirs.id, event_id=uuid7(), entry_id=uuid7())
+            decided = other.change(theirs)
+            before = await store.exposure(CUSTOMER, currency)
+            assert await store.apply(decided, expected=source)
+            assert moved == await store.exposure(CUSTOMER, currency) - before
+            assert (await store.audit_trail(ours.id))[-1] == expected.audit
+            assert (await store.audit_trail(theirs.id))[-1:] == [
+                attrs.evolve(expected.audit, payment_id=theirs.id)
+            ]
+            events = {e.payment_id: e for e in await _events(store) if e.id in
+                      {expected.event.id, decided.event.id}}  # fmt: skip
+            mine, its = events[ours.id].to_dict(), events[theirs.id].to_dict()
+            assert mine == expected.event.to_dict()
+            del mine["id"], its["id"]
+            assert mine == _alike(its, ours, theirs)
+            journal = [e.to_dict() for e in await store.journal(ours.id)]
+            assert journal == ([] if expected.journal is None else [expected.journal.to_dict()])
+            others = [e.to_dict() for e in await store.journal(theirs.id)]
+            for entry in (*journal, *others):
+                del entry["id"]
+            assert journal == _alike(others, ours, theirs)
+        finally:
+            await store.aclose()
+
+    async def test_store_transition_writes_nothing_it_does_not_start_from(
+        self, backend: Backend
+    ) -> None:
+        """A missing payment, or one in a status the transition does not start from,
+        is left as it was: None, and no entry or event."""
+        store = await backend.open_store()
+        try:
+            created = _created()
+            await store.add(created)
+            payment = created.payment
+            assert (
+                await store.transition(_move(attrs.evolve(payment, id=uuid7()), "confirm")) is None
+            )
+            only_authorized = attrs.evolve(
+                _move(payment, "cancel"), sources=frozenset({PaymentStatus.AUTHORIZED})
+            )
+            assert await store.transition(only_authorized) is None
+            confirmed = await store.transition(_move(payment, "confirm"))
+            assert confirmed is not None
+            assert confirmed.status is PaymentStatus.CONFIRMED
+            for action in ("confirm", "fail", "cancel", "authorize"):
+                assert await store.transition(_move(payment, action)) is None
+            assert await store.get(payment.id) == confirmed
+            assert [e.action for e in await store.audit_trail(payment.id)] == [
+                "created",
+                "confirmed",
+            ]
+            assert len(await _events(store)) == 2
+        finally:
+            await store.aclose()
+
+    async def test_store_transitions_racing_for_one_payment_leave_one_winner(
+        self, backend: Backend
+    ) -> None:
+        """Twenty transitions of one payment at once: one is written, the others are None."""
+        store = await backend.open_store()
+        try:
+            created = _created()
+            await store.add(created)
+            moves = [_move(created.payment, a) for a in ("confirm", "fail", "cancel") * 7][:20]
+            results = await asyncio.gather(*(store.transition(m) for m in moves))
+            (winner,) = [r for r in results if r is not None]
+            assert await store.get(created.payment.id) == winner
+            assert len(await store.audit_trail(created.payment.id)) == 2
+            assert len(await _events(store)) == 2
+        finally:
+            await store.aclose()
+
+    async def test_a_transition_says_why_it_wrote_nothing(self, backend: Backend) -> None:
+        """A missing payment raises PaymentNotFound, one in another status
+        InvalidTransition, with no entry or event written, cache or not."""
+        for cache in (None, "default"):
+            options: dict[str, Any] = {} if cache else {"cache": None}
+            async with service_on(backend, **options) as service:
+                with pytest.raises(PaymentNotFound):
+                    await service.confirm_payment(uuid7(), actor=ADMIN)
+                payment = await service.create_payment(CUSTOMER, "5.00", actor=USER)
+                await service.cancel_payment(payment.id, actor=ADMIN)
+                for asked in (
+                    service.confirm_payment(payment.id, actor=ADMIN),
+                    service.fail_payment(payment.id, reason="late", actor=ADMIN),
+                    service.authorize_payment(payment.id, actor=ADMIN),
+                ):
+                    with pytest.raises(InvalidTransition):
+                        await asked
+                trail = await service.audit_trail(payment.id)
+                assert [e.action for e in trail] == ["created", "cancelled"]
+
+    async def test_keyed_and_plain_transitions_of_one_payment(self, backend: Backend) -> None:
+        """A keyed confirm repeats as it first left the payment after a plain cancel lost
+        to it; a plain confirm after a keyed one is refused; the audit entry of a plain
+        transition carries its caller and correlation id."""
+        async with service_on(backend, cache=None) as service:
+            payment = await service.create_payment(CUSTOMER, "5.00", actor=USER)
+            keyed = await service.confirm_payment(payment.id, actor=ADMIN, idempotency_key="c1")
+            with pytest.raises(InvalidTransition):
+                await service.cancel_payment(payment.id, actor=ADMIN)
+            with pytest.raises(InvalidTransition):
+                await service.confirm_payment(payment.id, actor=ADMIN)
+            again = await service.confirm_payment(payment.id, actor=ADMIN, idempotency_key="c1")
+            assert again == keyed
+            other = await service.create_payment(CUSTOMER, "6.00", actor=USER)
+            with correlation("req-42"):
+                done = await service.fail_payment(other.id, reason="no funds", actor=ADMIN)
+            assert (done.status, done.version, done.failure_reason) == (
+                PaymentStatus.FAILED, 2, "no funds",
+            )  # fmt: skip
+            (*_, entry) = await service.audit_trail(other.id)
+            assert (entry.actor_id, entry.correlation_id, entry.reason) == (
+                ADMIN.id, "req-42", "no funds",
+            )  # fmt: skip
+            kinds = Counter(e.type for e in await _events(service.store))
+            assert kinds == Counter(
+                {"payment.created": 2, "payment.confirmed": 1, "payment.failed": 1}
+            )
