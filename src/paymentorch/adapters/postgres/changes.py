@@ -13,6 +13,7 @@ import psycopg
 from paymentorch.adapters.postgres.statements import (
     INSERT_EVENT,
     MOVE_EXPOSURE,
+    MOVE_EXPOSURES,
     POST_ENTRIES,
     POST_LINES,
     READ_EXPOSURE,
@@ -60,12 +61,13 @@ def has_extras(change: Change) -> bool:
 
 async def write_extras(
     conn: psycopg.AsyncConnection[Any], change: Change, *, inline: bool = True,
-    journal: bool = True,
+    journal: bool = True, exposure: bool = True,
 ) -> None:  # fmt: skip
-    """The customer's exposure (unless its statement moved it: ``inline``), the journal
-    entry (unless ``inline``, or the caller posts it: ``journal=False``), the payment's
-    plan and its events, in the caller's transaction."""
-    if change.exposure and not (inline and inline_exposure(change)):
+    """The customer's exposure (unless its statement moved it: ``inline``, or the caller
+    moves it: ``exposure=False``), the journal entry (unless ``inline``, or the caller
+    posts it: ``journal=False``), the payment's plan and its events, in the caller's
+    transaction."""
+    if exposure and change.exposure and not (inline and inline_exposure(change)):
         await _move_exposure(conn, change)
     if change.journal is not None and journal and not inline:
         await post_entries(conn, [change.journal])
@@ -73,6 +75,20 @@ async def write_extras(
         await conn.execute(INSERT_EVENT, event_row(event))
     if change.plan is not None:
         await conn.execute(WRITE_PLAN, plan_row(change.plan))
+
+
+async def move_exposures(conn: psycopg.AsyncConnection[Any], changes: Sequence[Change]) -> bool:
+    """Move the exposures of many changes in one statement, summed per customer and
+    currency, when none has a credit limit to check (a bulk write's changes all move
+    one way, so the sum clamps at zero as the moves one by one would); False, moving
+    nothing, when one has: the caller moves them one by one."""
+    if any(c.guard.credit_limit is not None for c in changes if c.exposure):
+        return False
+    moves = [(c.payment.customer_id, c.payment.currency, c.exposure) for c in changes
+             if c.exposure]  # fmt: skip
+    if moves:
+        await conn.execute(MOVE_EXPOSURES, columns(moves, 3))
+    return True
 
 
 async def post_entries(conn: psycopg.AsyncConnection[Any], entries: Sequence[JournalEntry]) -> None:

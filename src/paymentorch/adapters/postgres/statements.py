@@ -338,6 +338,20 @@ def plan_of(payment_id: UUID, row: Sequence[Any]) -> Plan:
     )
 
 
+MOVE_EXPOSURES: Final = """
+WITH moves AS (
+  SELECT customer_id, currency, sum(delta) AS delta
+  FROM unnest(%s::text[], %s::text[], %s::numeric[]) AS m(customer_id, currency, delta)
+  GROUP BY customer_id, currency
+)
+INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
+SELECT customer_id, currency, GREATEST(delta, 0) FROM moves
+ON CONFLICT (customer_id, currency) DO UPDATE SET amount = GREATEST(e.amount + (
+  SELECT delta FROM moves m
+  WHERE m.customer_id = EXCLUDED.customer_id AND m.currency = EXCLUDED.currency
+), 0)
+"""
+"""Many changes' exposure moves, summed per customer and currency, in one statement."""
 MOVE_EXPOSURE: Final = """
 INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
 VALUES (%(customer)s, %(currency)s, GREATEST(%(delta)s::numeric, 0))

@@ -43,6 +43,7 @@ from paymentorch.adapters._sql import (
 from paymentorch.adapters.postgres.changes import (
     apply_change,
     has_extras,
+    move_exposures,
     post_entries,
     write_extras,
 )
@@ -154,8 +155,9 @@ class PostgresPaymentStore(PostgresLedger):
                 ) as copy:
                     for c in changes:
                         await copy.write_row(event_row(c.event))
+                batched = await move_exposures(conn, changes)
                 for c in changes:
-                    await write_extras(conn, c, inline=False)
+                    await write_extras(conn, c, inline=False, exposure=not batched)
 
         try:
             await self._write("create payments", work)
@@ -257,9 +259,11 @@ class PostgresPaymentStore(PostgresLedger):
             async with conn.transaction():
                 cur = await conn.execute(APPLY_MANY, (*columns, expected.value, expected.value))
                 applied = {row[0] for row in await cur.fetchall()}
-                for change in moves:
-                    if change.payment.id in applied:
-                        await write_extras(conn, change, inline=False, journal=False)
+                done = [c for c in moves if c.payment.id in applied]
+                batched = await move_exposures(conn, done)
+                for change in done:
+                    await write_extras(conn, change, inline=False, journal=False,
+                                       exposure=not batched)  # fmt: skip
                 entries = [c.journal for c in changes if c.journal and c.payment.id in applied]
                 if entries:
                     await post_entries(conn, entries)

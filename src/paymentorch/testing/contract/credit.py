@@ -71,6 +71,26 @@ class TestCredit:
             events = [e.type for e in await _events(service.store)]
             assert events.count("payment.created") == 6  # none for the refused creations
 
+    async def test_bulk_writes_move_each_customers_exposure(self, backend: Backend) -> None:
+        """Without a limit to check, a bulk creation or confirmation moves each customer's
+        exposure by the sum of its payments (one statement on PostgreSQL), as one by one."""
+        async with service_on(backend) as service:
+            made = await service.create_payments(
+                [NewPayment("BULK-00001", "10.00"), NewPayment("BULK-00002", "5.00"),
+                 NewPayment("BULK-00001", "20.00"), NewPayment("BULK-00001", "7.00", "EUR")],
+                actor=ADMIN,
+            )  # fmt: skip
+            store = service.store
+            owed = [await store.exposure("BULK-00001", "USD"),
+                    await store.exposure("BULK-00002", "USD"),
+                    await store.exposure("BULK-00001", "EUR")]  # fmt: skip
+            assert owed == [Decimal("30.00"), Decimal("5.00"), Decimal("7.00")]
+            await service.confirm_payments([p.id for p in made[:3]], actor=ADMIN)
+            assert await store.exposure("BULK-00001", "USD") == 0
+            assert await store.exposure("BULK-00002", "USD") == 0
+            assert await store.exposure("BULK-00001", "EUR") == Decimal("7.00")
+            assert await service.rebuild_exposure() == 0
+
     async def test_concurrent_creations_never_pass_the_limit(self, backend: Backend) -> None:
         """32 creations of 10.00 at once against a limit of 100.00: exactly 10 are made."""
         async with service_on(backend, credit=CREDIT, cache=None) as service:

@@ -15,6 +15,7 @@ import psycopg
 from paymentorch.adapters.postgres.statements import (
     INSERT_EVENT,
     MOVE_EXPOSURE,
+    MOVE_EXPOSURES,
     POST_ENTRIES,
     POST_LINES,
     READ_EXPOSURE,
@@ -62,12 +63,13 @@ def has_extras(change: Change) -> bool:
 
 def write_extras_sync(
     conn: psycopg.Connection[Any], change: Change, *, inline: bool = True,
-    journal: bool = True,
+    journal: bool = True, exposure: bool = True,
 ) -> None:  # fmt: skip
-    """The customer's exposure (unless its statement moved it: ``inline``), the journal
-    entry (unless ``inline``, or the caller posts it: ``journal=False``), the payment's
-    plan and its events, in the caller's transaction."""
-    if change.exposure and not (inline and inline_exposure(change)):
+    """The customer's exposure (unless its statement moved it: ``inline``, or the caller
+    moves it: ``exposure=False``), the journal entry (unless ``inline``, or the caller
+    posts it: ``journal=False``), the payment's plan and its events, in the caller's
+    transaction."""
+    if exposure and change.exposure and not (inline and inline_exposure(change)):
         _move_exposure(conn, change)
     if change.journal is not None and journal and not inline:
         post_entries_sync(conn, [change.journal])
@@ -75,6 +77,20 @@ def write_extras_sync(
         conn.execute(INSERT_EVENT, event_row(event))
     if change.plan is not None:
         conn.execute(WRITE_PLAN, plan_row(change.plan))
+
+
+def move_exposures_sync(conn: psycopg.Connection[Any], changes: Sequence[Change]) -> bool:
+    """Move the exposures of many changes in one statement, summed per customer and
+    currency, when none has a credit limit to check (a bulk write's changes all move
+    one way, so the sum clamps at zero as the moves one by one would); False, moving
+    nothing, when one has: the caller moves them one by one."""
+    if any(c.guard.credit_limit is not None for c in changes if c.exposure):
+        return False
+    moves = [(c.payment.customer_id, c.payment.currency, c.exposure) for c in changes
+             if c.exposure]  # fmt: skip
+    if moves:
+        conn.execute(MOVE_EXPOSURES, columns(moves, 3))
+    return True
 
 
 def post_entries_sync(conn: psycopg.Connection[Any], entries: Sequence[JournalEntry]) -> None:

@@ -93,6 +93,7 @@ from paymentorch.domain.transitions import Transition
 from paymentorch.ports import Keyset
 from paymentorch.sync.adapters.postgres.changes import (
     apply_change_sync,
+    move_exposures_sync,
     post_entries_sync,
     write_extras_sync,
 )
@@ -157,8 +158,9 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                 with cur.copy(f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN") as copy:
                     for c in changes:
                         copy.write_row(event_row(c.event))
+                batched = move_exposures_sync(conn, changes)
                 for c in changes:
-                    write_extras_sync(conn, c, inline=False)
+                    write_extras_sync(conn, c, inline=False, exposure=not batched)
 
         try:
             self._write("create payments", work)
@@ -260,9 +262,11 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
             with conn.transaction():
                 cur = conn.execute(APPLY_MANY, (*columns, expected.value, expected.value))
                 applied = {row[0] for row in cur.fetchall()}
-                for change in moves:
-                    if change.payment.id in applied:
-                        write_extras_sync(conn, change, inline=False, journal=False)
+                done = [c for c in moves if c.payment.id in applied]
+                batched = move_exposures_sync(conn, done)
+                for change in done:
+                    write_extras_sync(conn, change, inline=False, journal=False,
+                                       exposure=not batched)  # fmt: skip
                 entries = [c.journal for c in changes if c.journal and c.payment.id in applied]
                 if entries:
                     post_entries_sync(conn, entries)
