@@ -90,7 +90,8 @@ def bare(session: nox.Session) -> None:
     session.run(
         "pytest", "-m", "not postgres and not faults", "-p", "no:cacheprovider",
         "--ignore=tests/examples", "--ignore=tests/test_telemetry.py",
-        "--ignore=tests/test_docs.py", *ADAPTER_TESTS, *session.posargs,
+        "--ignore=tests/test_docs.py", "--ignore=tests/test_benchmarks.py",  # psycopg, SQLAlchemy
+        *ADAPTER_TESTS, *session.posargs,
     )  # fmt: skip
 
 
