@@ -115,11 +115,15 @@ def next_collection(plan: Plan, now: datetime) -> Installment | None:
     stopped. (One collection of a plan at a time: the caller checks none is under way.)"""
     if plan.status not in RUNNING or plan.collection_stopped:
         return None
-    for i in plan.installments:
-        retry_due = i.next_attempt_at is not None and i.next_attempt_at <= now
-        if i.unpaid and i.due_at <= now and (i.attempts == 0 or retry_due):
-            return i
-    return None
+    return next((i for i in plan.installments if collectable(i, now)), None)
+
+
+def collectable(installment: Installment, now: datetime) -> bool:
+    """Whether ``installment`` is one to collect at ``now``: unpaid, due, and never tried
+    or with its retry due (what a store's ``installments_due`` lists, plan aside)."""
+    i, retry_at = installment, installment.next_attempt_at
+    retry_due = retry_at is not None and retry_at <= now
+    return i.unpaid and i.due_at <= now and (i.attempts == 0 or retry_due)
 
 
 def attempted(plan: Plan, number: int) -> Plan:

@@ -31,9 +31,10 @@ from paymentorch.domain import (
     ValidationError,
 )
 from paymentorch.domain.actions import IN_FLIGHT
+from paymentorch.domain.collections import collectable
 from paymentorch.domain.credit import exposure_changes, exposure_of
 from paymentorch.domain.orchestration import IN_DOUBT_ERROR
-from paymentorch.domain.plans import RUNNING, Installment, InstallmentStatus, Plan
+from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
@@ -474,7 +475,7 @@ class InMemoryPaymentStore(MemoryLedger):
                 if plan.status in RUNNING and not plan.collection_stopped
                 and pid not in collecting
                 for i in plan.installments
-                if i.unpaid and i.due_at <= now and (i.attempts == 0 or _retry_due(i, now))
+                if collectable(i, now)
             )  # fmt: skip
             return [(pid, number) for _, pid, number in due[:limit]]
 
@@ -612,8 +613,3 @@ async def open_store(url: str, **options: object) -> InMemoryPaymentStore:
         message = "must be seconds (a number or a timedelta) above 0"
         raise ValidationError([FieldError("deadline", message, "range")])
     return InMemoryPaymentStore()
-
-
-def _retry_due(installment: Installment, now: datetime) -> bool:
-    at = installment.next_attempt_at
-    return at is not None and at <= now
