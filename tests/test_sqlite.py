@@ -31,6 +31,23 @@ async def test_money_is_text_never_real(tmp_path: Path) -> None:
         )
 
 
+async def test_exposure_moves_in_exact_decimals_in_one_statement(tmp_path: Path) -> None:
+    """The exposure row is moved by SQL (no read first) in exact decimal text: ten
+    payments of 0.10 make 1.00, where SQLite's float arithmetic would make
+    0.9999999999999999; confirming them all brings it to 0, never below."""
+    path = tmp_path / "p.db"
+    async with await po.open_service(f"sqlite:///{path}") as service:
+        made = [await service.create_payment("ABCD-12345", "0.10", actor=ADMIN) for _ in range(10)]
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            query = "SELECT amount, typeof(amount) FROM paymentorch_exposure"
+            assert conn.execute(query).fetchall() == [("1.00", "text")]
+            for payment in made:
+                await service.confirm_payment(payment.id, actor=ADMIN)
+            assert conn.execute(query).fetchall() == [("0", "text")]
+        assert await service.credit_exposure("ABCD-12345") == 0
+        assert (await service.verify()).ok
+
+
 @pytest.mark.parametrize(("durability", "expected"), [("normal", 1), ("full", 2)])
 async def test_durability_sets_synchronous(tmp_path: Path, durability: str, expected: int) -> None:
     """durability='normal' is synchronous=NORMAL; 'full' is FULL; WAL either way."""

@@ -32,6 +32,7 @@ from paymentorch.domain.plans import (
     PlanStatus,
     PlanTerms,
 )
+from paymentorch.domain.records import PaymentSnapshot
 from paymentorch.domain.requests import KeyedChange, RequestKey
 from paymentorch.ports import OutboxMessage
 
@@ -101,9 +102,14 @@ def request_from_row(row: Sequence[Any]) -> KeyedChange:
     return KeyedChange(RequestKey(key, action, request), decode_payment(payment))
 
 
+def plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` as a dict (an event's snapshot without a lookup a key)."""
+    return value.to_dict() if isinstance(value, PaymentSnapshot) else dict(value)
+
+
 def dumps(value: Mapping[str, Any]) -> str:
     """Compact JSON text."""
-    return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False)
 
 
 def payment_from_row(

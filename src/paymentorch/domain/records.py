@@ -43,6 +43,10 @@ class PaymentSnapshot(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._dict()[key]
 
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of it (what ``dict(snapshot)`` gives, without a lookup a key)."""
+        return self._dict().copy()
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._dict())
 

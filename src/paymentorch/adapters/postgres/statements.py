@@ -44,6 +44,7 @@ from paymentorch.adapters._sql import (  # noqa: E402
     operation_from_row,
     operation_scope,
     payment_from_row,
+    plain,
     plan_from_rows,
     plan_values,
     request_values,
@@ -442,7 +443,7 @@ def audit_row(a: AuditEntry) -> tuple[Any, ...]:
 def event_row(e: PaymentEvent) -> tuple[Any, ...]:
     """An event's values in ``OUTBOX_COLUMNS`` order."""
     return (
-        e.id, e.payment_id, e.type, e.occurred_at, Jsonb(dict(e.payment)), e.actor_id,
+        e.id, e.payment_id, e.type, e.occurred_at, Jsonb(plain(e.payment)), e.actor_id,
         e.correlation_id, None if e.operation is None else Jsonb(dict(e.operation)),
     )  # fmt: skip
 

@@ -35,6 +35,7 @@ from paymentorch.adapters._sql import (
     exposure_sql,
     installments_due_sql,
     key_scope,
+    plain,
     plans_by_age_sql,
     plans_due_sql,
     plans_to_remind_sql,
@@ -247,7 +248,7 @@ class PostgresPaymentStore(PostgresLedger):
                 a.correlation_id,
                 e.id,
                 e.type,
-                Jsonb(dict(e.payment)),
+                Jsonb(plain(e.payment)),
                 p.captured_amount,
             )
             for column, value in zip(columns, values, strict=True):

@@ -30,6 +30,8 @@ from typing import Literal, Self, TypeVar
 from paymentorch import _deadline, _fork
 from paymentorch.domain import FieldError, StoreError, StoreUnavailable, ValidationError
 
+from .statements import EXPOSURE_MOVED, exposure_moved
+
 T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
@@ -56,6 +58,7 @@ def connect(
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
     try:
+        conn.create_function(EXPOSURE_MOVED, 2, exposure_moved, deterministic=True)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={durability.upper()}")
         if in_memory and create_schema:

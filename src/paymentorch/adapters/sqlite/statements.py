@@ -344,22 +344,42 @@ def read_plan(conn: sqlite3.Connection, payment_id: UUID) -> Plan | None:
     return plan_from_rows(payment_id, row[1:], installments, fees, time=parse_time)
 
 
+EXPOSURE_MOVED: Final = "paymentorch_exposure_moved"
+"""The SQL function ``connect`` registers: an exposure (money as text) moved by a delta,
+in exact decimals (SQLite's own arithmetic would go through floats), never below 0."""
+
+
+def exposure_moved(amount: str | None, delta: str | Decimal) -> str:
+    """``amount`` moved by ``delta``, never below 0, as the exposure row keeps it."""
+    before = Decimal(amount) if amount is not None else Decimal(0)
+    return str(max(Decimal(0), before + Decimal(delta)))
+
+
 def move_exposure(conn: sqlite3.Connection, change: Change) -> None:
     """Move the customer's exposure by ``change.exposure``, refusing to grow it past
-    the guard's credit limit; the transaction (``BEGIN IMMEDIATE``) makes it atomic."""
+    the guard's credit limit; the transaction (``BEGIN IMMEDIATE``) makes it atomic.
+    Without a limit to check it is one statement."""
     customer, currency = change.payment.customer_id, change.payment.currency
+    limit = change.guard.credit_limit
+    if limit is None:
+        conn.execute(
+            "INSERT INTO paymentorch_exposure (customer_id, currency, amount) VALUES (?, ?, ?)"
+            f" ON CONFLICT (customer_id, currency) DO UPDATE SET amount = {EXPOSURE_MOVED}"
+            "(paymentorch_exposure.amount, ?)",
+            (customer, currency, exposure_moved(None, change.exposure), str(change.exposure)),
+        )
+        return
     row = conn.execute(
         "SELECT amount FROM paymentorch_exposure WHERE customer_id = ? AND currency = ?",
         (customer, currency),
     ).fetchone()
     before = Decimal(row[0]) if row else Decimal(0)
-    limit = change.guard.credit_limit
-    if limit is not None and before + change.exposure > limit:
+    if before + change.exposure > limit:
         raise CreditLimitExceeded(customer, limit, before, change.exposure)
     conn.execute(
         "INSERT INTO paymentorch_exposure (customer_id, currency, amount) VALUES (?, ?, ?)"
         " ON CONFLICT (customer_id, currency) DO UPDATE SET amount = excluded.amount",
-        (customer, currency, str(max(Decimal(0), before + change.exposure))),
+        (customer, currency, exposure_moved(None if row is None else row[0], change.exposure)),
     )
 
 
