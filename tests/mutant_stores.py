@@ -39,7 +39,8 @@ class ForgetsEvents(InMemoryPaymentStore):
     """Writes the payment and its audit entry, but never the outbox event."""
 
     def _record(self, change: Change) -> None:
-        self._audit.setdefault(change.payment.id, []).append(change.audit)
+        pid = change.payment.id
+        self._audit[pid] = (*self._audit.get(pid, ()), (change.audit, change.event.id))
 
 
 class IgnoresKeys(InMemoryPaymentStore):
@@ -78,7 +79,8 @@ class NotAtomic(InMemoryPaymentStore):
         pass  # no check before writing
 
     def _record(self, change: Change) -> None:
-        self._audit.setdefault(change.payment.id, []).append(change.audit)
+        pid = change.payment.id
+        self._audit[pid] = (*self._audit.get(pid, ()), (change.audit, change.event.id))
         event = change.event
         if event.id in self._pending or event.id in self._parked:
             raise StoreError("an outbox event with this id exists already")

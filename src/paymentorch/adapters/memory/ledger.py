@@ -24,7 +24,7 @@ class MemoryLedger(MemoryOutbox):
     entry, and notes its audit entry's event, under the lock it writes the change with."""
 
     _payments: dict[UUID, Payment]
-    _audit: dict[UUID, list[AuditEntry]]
+    _audit: dict[UUID, tuple[tuple[AuditEntry, UUID], ...]]
     _plans: dict[UUID, Plan]
     _exposure: dict[tuple[str, str], Decimal]
 
@@ -32,14 +32,11 @@ class MemoryLedger(MemoryOutbox):
         super().__init__()
         self._journal: dict[UUID, list[JournalEntry]] = {}
         self._balances: dict[Account, Decimal] = {}
-        self._audit_events: dict[UUID, list[UUID | None]] = {}
         self._sorted_ids: list[UUID] = []
 
     def _post(self, change: Change) -> None:
-        """Keep the change's journal entry, and its audit entry's event (the caller holds
-        the lock)."""
+        """Keep the change's journal entry (the caller holds the lock)."""
         pid = change.payment.id
-        self._audit_events.setdefault(pid, []).append(change.event.id)
         entry = change.journal
         if entry is None:
             return
@@ -77,17 +74,19 @@ class MemoryLedger(MemoryOutbox):
             start = 0 if after is None else bisect.bisect_right(ordered, after)
             ids = ordered[start : start + limit]
             waiting = self._waiting_events(set(ids))
-            return [
-                PaymentRecords(
-                    payment=self._payments[pid],
-                    audit=list(self._audit.get(pid, ())),
-                    events=frozenset(self._delivered.get(pid, ())) | waiting.get(pid, set()),
-                    event_ids=list(self._audit_events.get(pid, ())),
-                    journal=list(self._journal.get(pid, ())),
-                    plan=self._plans.get(pid),
-                )
-                for pid in ids
-            ]
+            return [self._records(pid, waiting.get(pid, set())) for pid in ids]
+
+    def _records(self, pid: UUID, waiting: set[UUID]) -> PaymentRecords:
+        trail = self._audit.get(pid, ())
+        event_ids = [event_id for _, event_id in trail]
+        return PaymentRecords(
+            payment=self._payments[pid],
+            audit=[entry for entry, _ in trail],
+            events=frozenset(e for e in event_ids if e in self._delivered) | waiting,
+            event_ids=event_ids,
+            journal=list(self._journal.get(pid, ())),
+            plan=self._plans.get(pid),
+        )
 
     def _ids_in_order(self) -> list[UUID]:
         """Every payment id, sorted: kept between calls, so that reading the store in

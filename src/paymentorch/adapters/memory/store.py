@@ -58,7 +58,9 @@ class InMemoryPaymentStore(MemoryLedger):
         self._order: list[Keyset] = []
         self._by_customer: dict[str, list[Keyset]] = {}
         self._status_counts = dict.fromkeys(PaymentStatus, 0)
-        self._audit: dict[UUID, list[AuditEntry]] = {}
+        # Each payment's audit trail, each entry with its event's id: tuples, as small as
+        # a trail can be held (a million payments' trails are most of the store).
+        self._audit: dict[UUID, tuple[tuple[AuditEntry, UUID], ...]] = {}
         self._operations: dict[UUID, list[UUID]] = {}  # payment id -> its operations' ids
         self._ops: dict[UUID, Operation] = {}
         self._op_leases: dict[UUID, datetime] = {}
@@ -216,7 +218,8 @@ class InMemoryPaymentStore(MemoryLedger):
         if change.exposure:
             owner = (change.payment.customer_id, change.payment.currency)
             self._exposure[owner] = max(_ZERO, self._exposure.get(owner, _ZERO) + change.exposure)
-        self._audit.setdefault(change.payment.id, []).append(change.audit)
+        pid = change.payment.id
+        self._audit[pid] = (*self._audit.get(pid, ()), (change.audit, change.event.id))
         self._post(change)
         for event in (change.event, *change.more_events):
             self._enqueue(event)
@@ -560,7 +563,7 @@ class InMemoryPaymentStore(MemoryLedger):
         """Entries for one payment, oldest first."""
         with self._lock:
             self._open()
-            return list(self._audit.get(payment_id, ()))
+            return [entry for entry, _ in self._audit.get(payment_id, ())]
 
     # -- lifecycle --------------------------------------------------------------
 

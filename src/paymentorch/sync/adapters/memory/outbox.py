@@ -37,7 +37,9 @@ class SyncMemoryOutbox:
         self._closed = False
         self._pending: dict[UUID, OutboxRow] = {}  # insertion order is event order
         self._parked: dict[UUID, OutboxRow] = {}
-        self._delivered: dict[UUID, set[UUID]] = {}  # payment id -> its delivered events
+        # Delivered events are gone, as from the SQL outbox; their ids stay for the
+        # integrity check (one set: a set a payment would cost 200 bytes each).
+        self._delivered: set[UUID] = set()
         self._seq = itertools.count(1)
 
     def _open(self) -> None:
@@ -87,10 +89,8 @@ class SyncMemoryOutbox:
         with self._lock:
             self._open()
             for event_id in event_ids:
-                row = self._pending.pop(event_id, None)
-                if row is not None:
-                    payment_id = row.message.event.payment_id
-                    self._delivered.setdefault(payment_id, set()).add(event_id)
+                if self._pending.pop(event_id, None) is not None:
+                    self._delivered.add(event_id)
 
     def mark_failed(
         self, event_ids: Sequence[UUID], *, error: str, retry_at: datetime | None
