@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 import paymentorch as po
 from paymentorch.adapters import open_store
-from paymentorch.adapters.sqlite.statements import database_path
+from paymentorch.adapters.sqlite.statements import database_path, time_text
 
 pytestmark = pytest.mark.sqlite
 ADMIN = po.Actor.system()
@@ -46,6 +47,25 @@ async def test_exposure_moves_in_exact_decimals_in_one_statement(tmp_path: Path)
             assert conn.execute(query).fetchall() == [("0", "text")]
         assert await service.credit_exposure("ABCD-12345") == 0
         assert (await service.verify()).ok
+
+
+def test_time_text_is_fixed_width_utc_in_time_order() -> None:
+    """Times are stored as text whose order is time order: fixed width (years before
+    1000 padded), converted to UTC."""
+    times = [
+        datetime(5, 1, 1, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(2026, 12, 5, 8, 30, 45, 660398, tzinfo=UTC),
+        datetime(2026, 12, 5, 10, 0, tzinfo=timezone(timedelta(hours=1))),
+    ]
+    texts = [time_text(t) for t in times]
+    assert texts == [
+        "0005-01-01T00:00:00.000000Z",
+        "0999-12-31T23:59:59.000000Z",
+        "2026-12-05T08:30:45.660398Z",
+        "2026-12-05T09:00:00.000000Z",
+    ]
+    assert texts == sorted(texts)
 
 
 @pytest.mark.parametrize(("durability", "expected"), [("normal", 1), ("full", 2)])

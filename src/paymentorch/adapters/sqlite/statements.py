@@ -6,6 +6,7 @@ order), ids 32 hex digits.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable
@@ -124,10 +125,11 @@ RETURNING {OUTBOX_READ}, seq
 
 
 def time_text(value: datetime) -> str:
-    """Fixed-width UTC text, so that text order is time order."""
+    """Fixed-width UTC text, so that text order is time order (years below 1000 too,
+    which ``strftime("%Y")`` would not pad)."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_time(value: str) -> datetime:
@@ -187,9 +189,14 @@ def post(conn: sqlite3.Connection, entry: JournalEntry) -> None:
     head, lines = journal_rows(entry, uuid=_hex, time=time_text, money=str)
     conn.execute(f"INSERT INTO paymentorch_journal_entries ({JOURNAL_COLUMNS}) VALUES"
                  " (?,?,?,?,?,?)", head)  # fmt: skip
-    conn.executemany(
-        f"INSERT INTO paymentorch_postings ({POSTING_COLUMNS}) VALUES (?,?,?,?,?,?,?)", lines
-    )
+    if lines:  # one statement for all of them: a statement costs more than its rows
+        conn.execute(_insert_postings(len(lines)), [value for line in lines for value in line])
+
+
+@functools.cache
+def _insert_postings(count: int) -> str:
+    rows = ", ".join(["(?,?,?,?,?,?,?)"] * count)
+    return f"INSERT INTO paymentorch_postings ({POSTING_COLUMNS}) VALUES {rows}"
 
 
 def _hex(value: UUID) -> str:
