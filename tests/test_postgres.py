@@ -12,6 +12,7 @@ import pytest
 
 import paymentorch as po
 from paymentorch.adapters._require import MissingDriver
+from paymentorch.domain.transitions import Stepped
 from paymentorch.testing import Backend
 
 pytestmark = pytest.mark.postgres
@@ -150,8 +151,8 @@ class _Pipeline:
         self.inner = store
         self.backend = store.backend
 
-    async def transition(self, move: Any) -> None:
-        return None
+    async def transition(self, move: Any) -> Stepped:
+        return Stepped()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

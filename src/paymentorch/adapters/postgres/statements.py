@@ -295,21 +295,31 @@ WHERE (f.paid_at, f.waived_at) IS DISTINCT FROM (EXCLUDED.paid_at, EXCLUDED.waiv
 """
 """A plan with its installments and fees, in one statement; rows that did not change are
 not written again."""
-READ_PLAN: Final = f"""
-SELECT {", ".join("p." + c for c in PLAN_COLUMNS.split(", ")[1:])},
+
+
+def plan_read(payment: str) -> str:
+    """A query of the plan of ``payment`` (an SQL expression) with its installments and
+    fees in one row, each of their columns an array (``plan_of`` reads it)."""
+    return f"""
+SELECT {", ".join("pl." + c for c in PLAN_COLUMNS.split(", ")[1:])},
   {", ".join(f"i.{c}" for c in _INSTALLMENT_DATA)}, {", ".join(f"f.{c}" for c in _FEE_DATA)}
-FROM paymentorch_plans p
+FROM paymentorch_plans pl
 CROSS JOIN LATERAL (
   SELECT {", ".join(f"array_agg({c} ORDER BY number) AS {c}" for c in _INSTALLMENT_DATA)}
-  FROM paymentorch_installments WHERE payment_id = p.payment_id
+  FROM paymentorch_installments WHERE payment_id = pl.payment_id
 ) i
 CROSS JOIN LATERAL (
   SELECT {", ".join(f"array_agg({c} ORDER BY seq) AS {c}" for c in _FEE_DATA)}
-  FROM paymentorch_late_fees WHERE payment_id = p.payment_id
+  FROM paymentorch_late_fees WHERE payment_id = pl.payment_id
 ) f
-WHERE p.payment_id = %s
+WHERE pl.payment_id = {payment}
 """
+
+
+READ_PLAN: Final = plan_read("%s")
 """A plan with its installments and fees in one row: each of their columns an array."""
+PLAN_WIDTH: Final = len(PLAN_COLUMNS.split(", ")) - 1 + len(_INSTALLMENT_DATA) + len(_FEE_DATA)
+"""How many columns ``plan_read`` returns."""
 
 
 def plan_row(plan: Plan) -> tuple[Any, ...]:

@@ -72,7 +72,7 @@ from paymentorch.adapters.postgres.statements import (
     statement_params,
     where_filters,
 )
-from paymentorch.adapters.postgres.transition import transition_params
+from paymentorch.adapters.postgres.transition import stepped, transition_params
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -91,7 +91,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 
 
@@ -215,15 +215,14 @@ class PostgresPaymentStore(PostgresLedger):
                 raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
 
-    async def transition(self, move: Transition) -> Payment | None:
-        """Decide ``move`` on the row and write its change: one statement
-        (``transition_sql``), no read before it."""
+    async def transition(self, move: Transition) -> Stepped:
+        """Decide ``move`` on the row and write its change, or return the row as found
+        with its plan: one statement (``transition_sql``), no read before it."""
         sql, params = transition_params(move)
 
-        async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> Stepped:
             cur = await conn.execute(sql, params)
-            row = await cur.fetchone()
-            return None if row is None else row_payment(row)
+            return stepped(await cur.fetchone())
 
         return await self._write("change a payment", work)
 

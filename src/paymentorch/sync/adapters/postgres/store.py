@@ -70,7 +70,7 @@ from paymentorch.adapters.postgres.statements import (
     statement_params,
     where_filters,
 )
-from paymentorch.adapters.postgres.transition import transition_params
+from paymentorch.adapters.postgres.transition import stepped, transition_params
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -89,7 +89,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 from paymentorch.sync.adapters.postgres.changes import (
     apply_change_sync,
@@ -218,15 +218,14 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                 raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
 
-    def transition(self, move: Transition) -> Payment | None:
-        """Decide ``move`` on the row and write its change: one statement
-        (``transition_sql``), no read before it."""
+    def transition(self, move: Transition) -> Stepped:
+        """Decide ``move`` on the row and write its change, or return the row as found
+        with its plan: one statement (``transition_sql``), no read before it."""
         sql, params = transition_params(move)
 
-        def work(conn: psycopg.Connection[Any]) -> Payment | None:
+        def work(conn: psycopg.Connection[Any]) -> Stepped:
             cur = conn.execute(sql, params)
-            row = cur.fetchone()
-            return None if row is None else row_payment(row)
+            return stepped(cur.fetchone())
 
         return self._write("change a payment", work)
 
