@@ -229,3 +229,90 @@ async def test_one_statement_writes_the_rows_the_pipeline_writes(
             ]
             found.append(repr(rows).replace(str(pid), "<id>"))
     assert found[0] == found[1]
+
+
+class _Apart(_Pipeline):
+    """The store as it wrote a plan before one statement carried it: the service reads
+    the payment and its plan itself, and a change's further events and plan are written
+    after its statement, each in a statement of its own, in one transaction."""
+
+    async def apply(self, change: Any, *, expected: Any) -> bool:
+        import attrs
+
+        from paymentorch.adapters.postgres.changes import apply_change, write_extras
+
+        bare = attrs.evolve(change, plan=None, more_events=())
+
+        async def work(conn: Any) -> bool:
+            async with conn.transaction():
+                if not await apply_change(conn, bare, expected):
+                    return False
+                await write_extras(conn, change, journal=False, exposure=False)
+                return True
+
+        written: bool = await self.inner._write("change a payment", work)
+        return written
+
+
+_PLAN_ROWS = (
+    "SELECT * FROM paymentorch_plans WHERE payment_id = %(id)s",
+    "SELECT * FROM paymentorch_installments WHERE payment_id = %(id)s ORDER BY number",
+    "SELECT * FROM paymentorch_late_fees WHERE payment_id = %(id)s ORDER BY seq",
+    "SELECT seq FROM paymentorch_outbox WHERE payment_id = %(id)s ORDER BY event_id",
+    "SELECT amount::text FROM paymentorch_exposure WHERE customer_id = %(customer)s",
+)
+
+
+def _rows_of(url: str, payments: list[po.Payment]) -> list[str]:
+    """Each payment's rows (``_ROWS`` and ``_PLAN_ROWS``) as text, its id, its
+    customer's and its outbox sequence numbers made alike."""
+    import psycopg
+
+    from paymentorch.adapters._sql import PAYMENT_COLUMNS
+
+    found = []
+    with psycopg.connect(url) as conn:
+        for payment in payments:
+            ids = {"id": payment.id, "customer": payment.customer_id}
+            rows = [
+                conn.execute(sql.format(PAYMENT_COLUMNS), ids).fetchall()  # type: ignore[call-overload]
+                for sql in (*_ROWS, *_PLAN_ROWS)
+            ]
+            seqs = [row[0] for row in rows[-2]]  # in the order the events were written
+            rows[-2] = [sorted(seqs).index(seq) for seq in seqs]
+            text = repr(rows).replace(str(payment.id), "<id>")
+            found.append(text.replace(payment.customer_id, "<customer>"))
+    return found
+
+
+@pytest.mark.parametrize("action", ["confirm", "authorize", "cancel", "fail"])
+async def test_a_plan_transition_writes_in_one_statement_what_statements_apart_write(
+    postgres_backend: Backend, action: str
+) -> None:
+    """A pay-in-4 payment's transition decided on what the one step found and written in
+    one statement leaves the same rows, byte for byte (the events in the same order),
+    as reading the payment and its plan, then writing the plan and its events in
+    statements of their own: only the ids differ."""
+    from paymentorch.clock import utc_now
+
+    now = utc_now().replace(microsecond=654321)
+    credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    store = await postgres_backend.open_store()
+    one = po.PaymentService(store, cache=None, clock=lambda: now, credit=credit)
+    two = po.PaymentService(_Apart(store), cache=None, clock=lambda: now, credit=credit)  # type: ignore[arg-type]
+    done = []
+    try:
+        for customer, service in (("ABCD-00001", one), ("ABCD-00002", two)):
+            payment = await service.create_payment(
+                customer, "125.50", actor=ADMIN, plan=po.PlanTerms(), metadata={"o": "A-1"}
+            )
+            with po.correlation("req-2"):
+                reason = {"reason": "no"} if action in {"cancel", "fail"} else {}
+                await getattr(service, f"{action}_payment")(payment.id, actor=ADMIN, **reason)
+            done.append(payment)
+    finally:
+        await store.aclose()
+    assert postgres_backend.url is not None
+    mine, theirs = _rows_of(postgres_backend.url, done)
+    assert mine == theirs
+    assert "plan." in mine or action == "authorize"

@@ -69,12 +69,13 @@ READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
 
 def _recorded(
-    changed: str, *, operation: bool, exposure: bool, request: bool, journal: bool = False
-) -> str:
-    """The CTE tail that writes the audit entry, the event, and (with ``operation``) the
-    operation, (with ``exposure``) the customer's exposure move, (with ``request``) the
-    transition's key and (with ``journal``) the journal entry and its lines, when
-    ``changed`` has a row."""
+    changed: str, *, operation: bool, exposure: bool, request: bool, journal: bool = False,
+    events: int = 0, plan: bool = False,
+) -> str:  # fmt: skip
+    """The CTE tail that writes the audit entry, the event and ``events`` more after it,
+    and (with ``operation``) the operation, (with ``exposure``) the customer's exposure
+    move, (with ``request``) the transition's key, (with ``journal``) the journal entry
+    and its lines and (with ``plan``) the payment's plan, when ``changed`` has a row."""
     also = ""
     if operation:
         also += f"""
@@ -105,16 +106,33 @@ def _recorded(
   SELECT entry.id, line.number, entry.payment_id, line.value ->> 0, line.value ->> 1,
          line.value ->> 2, (line.value ->> 3)::numeric
   FROM entry, jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS line(value, number)"""
+    if plan:
+        also += f"""
+), {plan_writes(changed)}"""
+    if events:  # one insert, in order: the outbox's sequence orders a payment's events
+        rows = ",\n    ".join(f"({n}, {_EVENT_VALUES})" for n in range(events + 1))
+        event = f"""
+  SELECT {", ".join("e." + c for c in OUTBOX_COLUMNS.split(", "))}
+  FROM {changed}, (VALUES {rows}) AS e(n, {OUTBOX_COLUMNS}) ORDER BY e.n"""
+    else:
+        event = f"""
+  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}"""
     return f"""
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS})
   SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}
 ), event AS (
-  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}{also}
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}){event}{also}
 )
 SELECT count(*) FROM {changed}
 """
+
+
+_EVENT_VALUES: Final = (
+    "%s::uuid, %s::uuid, %s::text, %s::timestamptz, %s::jsonb, %s::text, %s::text, %s::jsonb"
+)
+"""An outbox row's parameters (``event_row``) among others in a ``VALUES`` list: typed,
+as a ``NULL`` there has no column to take its type from."""
 
 
 _INSERT = f"""
@@ -134,19 +152,25 @@ WITH upd AS (
 
 
 @functools.cache
-def create_sql(*, operation: bool, exposure: bool) -> str:
+def create_sql(*, operation: bool, exposure: bool, events: int = 0, plan: bool = False) -> str:
     """A creation in one statement: the payment, its entry and event, and as asked its
-    operation and exposure move."""
-    return _INSERT + _recorded("ins", operation=operation, exposure=exposure, request=False)
+    operation, exposure move, further events and plan."""
+    return _INSERT + _recorded(
+        "ins", operation=operation, exposure=exposure, request=False, events=events, plan=plan
+    )
 
 
 @functools.cache
-def apply_sql(*, operation: bool, exposure: bool, request: bool, journal: bool) -> str:
+def apply_sql(
+    *, operation: bool, exposure: bool, request: bool, journal: bool, events: int = 0,
+    plan: bool = False,
+) -> str:  # fmt: skip
     """A guarded change in one statement, as ``create_sql`` for an update; with
     ``request`` it claims the transition's key too, with ``journal`` it posts."""
     return _UPDATE + _recorded(
-        "upd", operation=operation, exposure=exposure, request=request, journal=journal
-    )
+        "upd", operation=operation, exposure=exposure, request=request, journal=journal,
+        events=events, plan=plan,
+    )  # fmt: skip
 
 
 def inline_exposure(change: Change) -> bool:
@@ -156,8 +180,11 @@ def inline_exposure(change: Change) -> bool:
 
 
 def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The parameters of ``create_sql`` or ``apply_sql`` after ``head`` (the payment's)."""
+    """The parameters of ``create_sql`` or ``apply_sql`` after ``head`` (the payment's),
+    for the statement that writes all of ``change``: its further events and plan too."""
     params = (*head, *audit_row(change.audit), change.event.id, *event_row(change.event))
+    for event in change.more_events:
+        params = (*params, *event_row(event))
     if change.operation is not None:
         params = (*params, *operation_row(change))
     p = change.payment
@@ -168,6 +195,8 @@ def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
         params = (*params, scope, key, p.id, action, asked, payment, p.updated_at)
     if change.journal is not None:
         params = (*params, *entry_params(change.journal))
+    if change.plan is not None:
+        params = (*params, *plan_row(change.plan))
     return params
 
 
@@ -270,29 +299,39 @@ RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
 
 _INSTALLMENT_DATA: Final = INSTALLMENT_COLUMNS.split(", ", 1)[1].split(", ")
 _FEE_DATA: Final = LATE_FEE_COLUMNS.split(", ")[2:]  # without payment_id and seq
-WRITE_PLAN: Final = f"""
-WITH plan AS (
-  INSERT INTO paymentorch_plans AS p ({PLAN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+
+
+def plan_writes(changed: str | None = None) -> str:
+    """The CTEs ``plan``, ``installments`` and ``fees`` (the last one left open) that
+    write a plan with its installments and fees (``plan_row``'s parameters), leaving
+    alone the rows that did not change; with ``changed``, only when that CTE has a row."""
+    head = ", ".join(["%s"] * 9)
+    plan = f"VALUES ({head})" if changed is None else f"SELECT {head} FROM {changed}"
+    rows = "" if changed is None else f"{changed}, "
+    return f"""plan AS (
+  INSERT INTO paymentorch_plans AS p ({PLAN_COLUMNS}) {plan}
   ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,
     collection_stopped = EXCLUDED.collection_stopped
   WHERE (p.status, p.collection_stopped) IS DISTINCT FROM
     (EXCLUDED.status, EXCLUDED.collection_stopped)
 ), installments AS (
   INSERT INTO paymentorch_installments AS i ({INSTALLMENT_COLUMNS})
-  SELECT %s, * FROM unnest(%s::int[], %s::numeric[], %s::timestamptz[], %s::text[],
+  SELECT %s, x.* FROM {rows}unnest(%s::int[], %s::numeric[], %s::timestamptz[], %s::text[],
                             %s::timestamptz[], %s::numeric[], %s::int[], %s::timestamptz[],
-                            %s::text[], %s::bigint[], %s::int[])
+                            %s::text[], %s::bigint[], %s::int[]) AS x
   ON CONFLICT (payment_id, number) DO UPDATE SET {INSTALLMENT_UPDATES}
   WHERE ({", ".join("i." + c for c in _INSTALLMENT_DATA)}) IS DISTINCT FROM
     ({", ".join("EXCLUDED." + c for c in _INSTALLMENT_DATA)})
-)
-INSERT INTO paymentorch_late_fees AS f ({LATE_FEE_COLUMNS})
-SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::numeric[], %s::timestamptz[],
-                          %s::timestamptz[], %s::timestamptz[])
-ON CONFLICT (payment_id, seq) DO UPDATE SET paid_at = EXCLUDED.paid_at,
-  waived_at = EXCLUDED.waived_at
-WHERE (f.paid_at, f.waived_at) IS DISTINCT FROM (EXCLUDED.paid_at, EXCLUDED.waived_at)
-"""
+), fees AS (
+  INSERT INTO paymentorch_late_fees AS f ({LATE_FEE_COLUMNS})
+  SELECT %s, x.* FROM {rows}unnest(%s::int[], %s::int[], %s::numeric[], %s::timestamptz[],
+                            %s::timestamptz[], %s::timestamptz[]) AS x
+  ON CONFLICT (payment_id, seq) DO UPDATE SET paid_at = EXCLUDED.paid_at,
+    waived_at = EXCLUDED.waived_at
+  WHERE (f.paid_at, f.waived_at) IS DISTINCT FROM (EXCLUDED.paid_at, EXCLUDED.waived_at)"""
+
+
+WRITE_PLAN: Final = f"WITH {plan_writes()}\n)\nSELECT 1"
 """A plan with its installments and fees, in one statement; rows that did not change are
 not written again."""
 

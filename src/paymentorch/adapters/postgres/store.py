@@ -43,6 +43,7 @@ from paymentorch.adapters._sql import (
 from paymentorch.adapters.postgres.changes import (
     apply_change,
     has_extras,
+    move_exposure,
     move_exposures,
     post_entries,
     write_extras,
@@ -109,15 +110,20 @@ class PostgresPaymentStore(PostgresLedger):
     async def add(self, change: Change) -> Payment | None:
         """Insert payment, entry and event in one statement, or return the key's holder."""
         params = statement_params(change, payment_row(change))
-        sql = create_sql(operation=change.operation is not None, exposure=inline_exposure(change))
+        sql = create_sql(
+            operation=change.operation is not None,
+            exposure=inline_exposure(change),
+            events=len(change.more_events),
+            plan=change.plan is not None,
+        )
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
-            if has_extras(change):  # a reservation or a plan commits with the creation, or neither
+            if has_extras(change):  # a reservation commits with the creation, or neither
                 async with conn.transaction():
                     cur = await conn.execute(sql, params)
                     row = await cur.fetchone()
                     if row is not None and row[0] == 1:
-                        await write_extras(conn, change)
+                        await move_exposure(conn, change)
                         return None
             else:
                 cur = await conn.execute(sql, params)
@@ -157,7 +163,7 @@ class PostgresPaymentStore(PostgresLedger):
                         await copy.write_row(event_row(c.event))
                 batched = await move_exposures(conn, changes)
                 for c in changes:
-                    await write_extras(conn, c, inline=False, exposure=not batched)
+                    await write_extras(conn, c, exposure=not batched)
 
         try:
             await self._write("create payments", work)
@@ -261,8 +267,7 @@ class PostgresPaymentStore(PostgresLedger):
                 done = [c for c in moves if c.payment.id in applied]
                 batched = await move_exposures(conn, done)
                 for change in done:
-                    await write_extras(conn, change, inline=False, journal=False,
-                                       exposure=not batched)  # fmt: skip
+                    await write_extras(conn, change, journal=False, exposure=not batched)
                 entries = [c.journal for c in changes if c.journal and c.payment.id in applied]
                 if entries:
                     await post_entries(conn, entries)

@@ -93,6 +93,7 @@ from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 from paymentorch.sync.adapters.postgres.changes import (
     apply_change_sync,
+    move_exposure_sync,
     move_exposures_sync,
     post_entries_sync,
     write_extras_sync,
@@ -114,15 +115,20 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
     def add(self, change: Change) -> Payment | None:
         """Insert payment, entry and event in one statement, or return the key's holder."""
         params = statement_params(change, payment_row(change))
-        sql = create_sql(operation=change.operation is not None, exposure=inline_exposure(change))
+        sql = create_sql(
+            operation=change.operation is not None,
+            exposure=inline_exposure(change),
+            events=len(change.more_events),
+            plan=change.plan is not None,
+        )
 
         def work(conn: psycopg.Connection[Any]) -> Payment | None:
-            if has_extras(change):  # a reservation or a plan commits with the creation, or neither
+            if has_extras(change):  # a reservation commits with the creation, or neither
                 with conn.transaction():
                     cur = conn.execute(sql, params)
                     row = cur.fetchone()
                     if row is not None and row[0] == 1:
-                        write_extras_sync(conn, change)
+                        move_exposure_sync(conn, change)
                         return None
             else:
                 cur = conn.execute(sql, params)
@@ -160,7 +166,7 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                         copy.write_row(event_row(c.event))
                 batched = move_exposures_sync(conn, changes)
                 for c in changes:
-                    write_extras_sync(conn, c, inline=False, exposure=not batched)
+                    write_extras_sync(conn, c, exposure=not batched)
 
         try:
             self._write("create payments", work)
@@ -264,8 +270,7 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                 done = [c for c in moves if c.payment.id in applied]
                 batched = move_exposures_sync(conn, done)
                 for change in done:
-                    write_extras_sync(conn, change, inline=False, journal=False,
-                                       exposure=not batched)  # fmt: skip
+                    write_extras_sync(conn, change, journal=False, exposure=not batched)
                 entries = [c.journal for c in changes if c.journal and c.payment.id in applied]
                 if entries:
                     post_entries_sync(conn, entries)
