@@ -233,8 +233,32 @@ async def test_one_statement_writes_the_rows_the_pipeline_writes(
 
 class _Apart(_Pipeline):
     """The store as it wrote a plan before one statement carried it: the service reads
-    the payment and its plan itself, and a change's further events and plan are written
-    after its statement, each in a statement of its own, in one transaction."""
+    the payment and its plan itself, and a change's exposure move under a credit limit,
+    further events and plan are written after its statement, each in a statement of its
+    own, in one transaction."""
+
+    async def add(self, change: Any) -> None:
+        import attrs
+
+        from paymentorch.adapters.postgres.changes import has_extras, write_extras
+        from paymentorch.adapters.postgres.statements import (
+            create_sql,
+            inline_exposure,
+            payment_row,
+            statement_params,
+        )
+
+        bare = attrs.evolve(change, plan=None, more_events=())
+        sql = create_sql(operation=bare.operation is not None, exposure=inline_exposure(bare))
+        params = statement_params(bare, payment_row(bare))
+
+        async def work(conn: Any) -> None:
+            async with conn.transaction():
+                cur = await conn.execute(sql, params)
+                assert (await cur.fetchone())[0] == 1
+                await write_extras(conn, change, journal=False, exposure=has_extras(change))
+
+        await self.inner._write("create a payment", work)
 
     async def apply(self, change: Any, *, expected: Any) -> bool:
         import attrs
@@ -286,13 +310,14 @@ def _rows_of(url: str, payments: list[po.Payment]) -> list[str]:
 
 
 @pytest.mark.parametrize("action", ["confirm", "authorize", "cancel", "fail"])
-async def test_a_plan_transition_writes_in_one_statement_what_statements_apart_write(
+async def test_a_plan_written_in_one_statement_leaves_the_rows_statements_apart_leave(
     postgres_backend: Backend, action: str
 ) -> None:
-    """A pay-in-4 payment's transition decided on what the one step found and written in
-    one statement leaves the same rows, byte for byte (the events in the same order),
-    as reading the payment and its plan, then writing the plan and its events in
-    statements of their own: only the ids differ."""
+    """A pay-in-4 payment created under a credit limit in one statement, then changed in
+    one statement decided on what the one step found, leaves the same rows, byte for
+    byte (the events in the same order, the exposure), as writing its exposure move,
+    plan and events in statements of their own and reading the payment and its plan
+    before a change: only the ids differ."""
     from paymentorch.clock import utc_now
 
     now = utc_now().replace(microsecond=654321)
@@ -316,3 +341,60 @@ async def test_a_plan_transition_writes_in_one_statement_what_statements_apart_w
     mine, theirs = _rows_of(postgres_backend.url, done)
     assert mine == theirs
     assert "plan." in mine or action == "authorize"
+
+
+async def test_a_creation_the_limit_refuses_writes_nothing(postgres_backend: Backend) -> None:
+    """A pay-in-4 creation past the customer's credit limit raises CreditLimitExceeded
+    with the exposure as it is, and leaves no payment, plan, installment, event or
+    exposure move; a repeat of a key it refused is refused again."""
+    import psycopg
+
+    credit = po.CreditPolicy(limit=Decimal("100.00"), currency="USD")
+    async with po.PaymentService(
+        await postgres_backend.open_store(), cache=None, credit=credit
+    ) as service:
+        await service.create_payment("LIMT-00009", "80.00", actor=ADMIN, plan=po.PlanTerms())
+        for key in (None, "k-1", "k-1"):
+            with pytest.raises(po.CreditLimitExceeded) as caught:
+                await service.create_payment(
+                    "LIMT-00009", "20.01", actor=ADMIN, plan=po.PlanTerms(), idempotency_key=key
+                )
+            assert (caught.value.exposure, caught.value.requested, caught.value.limit) == (
+                Decimal("80.00"), Decimal("20.01"), Decimal("100.00"),
+            )  # fmt: skip
+    assert postgres_backend.url is not None
+    with psycopg.connect(postgres_backend.url) as conn:
+        counts = [
+            conn.execute(f"SELECT count(*) FROM paymentorch_{table}").fetchone()[0]  # type: ignore[index]
+            for table in ("payments", "plans", "installments", "outbox", "audit_entries")
+        ]
+        exposure = conn.execute(
+            "SELECT amount FROM paymentorch_exposure WHERE customer_id = 'LIMT-00009'"
+        ).fetchall()
+    assert counts == [1, 1, 4, 1, 1]
+    assert exposure == [(Decimal("80.00"),)]
+
+
+async def test_a_pay_in_4_lifecycle_is_three_round_trips(postgres_backend: Backend) -> None:
+    """Under a credit limit, a pay-in-4 creation is one round trip and its confirmation
+    two (the one step finds the plan, one statement writes); a plain lifecycle two."""
+    from urllib.parse import urlsplit
+
+    from tests.proxy import RoundTrips
+
+    assert postgres_backend.url is not None
+    server = urlsplit(postgres_backend.url)
+    credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    with RoundTrips((server.hostname or "127.0.0.1", server.port or 5432)) as proxy:
+        url = proxy.url(postgres_backend.url)
+        async with await po.open_service(url, pool_size=1, credit=credit) as service:
+            counts = []
+            for plan in (po.PlanTerms(), None, po.PlanTerms()):
+                before = proxy.count
+                payment = await service.create_payment(
+                    "TRIP-00001", "125.50", actor=ADMIN, plan=plan
+                )
+                created = proxy.count
+                await service.confirm_payment(payment.id, actor=ADMIN)
+                counts.append((created - before, proxy.count - created))
+    assert counts == [(1, 2), (1, 1), (1, 2)]

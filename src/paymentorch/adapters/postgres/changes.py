@@ -115,8 +115,17 @@ async def move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> N
         )
         moved = await cur.fetchone()
     if moved is None and limit is not None:
-        cur = await conn.execute(READ_EXPOSURE, (customer, currency))
-        found = await cur.fetchone()
-        raise CreditLimitExceeded(
-            customer, limit, found[0] if found else Decimal(0), change.exposure
-        )
+        raise await refused(conn, change)
+
+
+async def refused(conn: psycopg.AsyncConnection[Any], change: Change) -> CreditLimitExceeded:
+    """The error of ``change``, whose exposure its customer's credit limit did not let
+    grow: with the exposure as it is now."""
+    customer, currency = change.payment.customer_id, change.payment.currency
+    limit = change.guard.credit_limit
+    cur = await conn.execute(READ_EXPOSURE, (customer, currency))
+    found = await cur.fetchone()
+    return CreditLimitExceeded(
+        customer, Decimal(0) if limit is None else limit, found[0] if found else Decimal(0),
+        change.exposure,
+    )  # fmt: skip

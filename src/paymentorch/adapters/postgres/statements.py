@@ -141,6 +141,20 @@ WITH ins AS (
   VALUES ({", ".join(["%s"] * 16)})
   ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
   RETURNING id"""
+_GUARDED_INSERT = f"""
+WITH exposure AS (
+  INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
+  VALUES (%s, %s, GREATEST(%s::numeric, 0))
+  ON CONFLICT (customer_id, currency) DO UPDATE SET amount = GREATEST(e.amount + %s::numeric, 0)
+  WHERE e.amount + %s::numeric <= %s::numeric
+  RETURNING amount
+), ins AS (
+  INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})
+  SELECT {", ".join(["%s"] * 16)} FROM exposure
+  RETURNING id"""
+"""A creation whose exposure grows under a credit limit: the exposure row first (locked
+until the statement commits), the payment only if the limit let it grow. A held key
+fails the whole statement (``KEY_INDEX``), so the exposure moves back with it."""
 _UPDATE = """
 WITH upd AS (
   UPDATE paymentorch_payments
@@ -152,12 +166,22 @@ WITH upd AS (
 
 
 @functools.cache
-def create_sql(*, operation: bool, exposure: bool, events: int = 0, plan: bool = False) -> str:
+def create_sql(
+    *, operation: bool, exposure: bool, events: int = 0, plan: bool = False,
+    guarded: bool = False,
+) -> str:  # fmt: skip
     """A creation in one statement: the payment, its entry and event, and as asked its
-    operation, exposure move, further events and plan."""
-    return _INSERT + _recorded(
+    operation, exposure move, further events and plan; ``guarded``, after its exposure's
+    move under a credit limit (``guarded_params`` first)."""
+    return (_GUARDED_INSERT if guarded else _INSERT) + _recorded(
         "ins", operation=operation, exposure=exposure, request=False, events=events, plan=plan
     )
+
+
+def guarded_params(change: Change) -> tuple[Any, ...]:
+    """The parameters of a guarded creation's exposure move (``create_sql``)."""
+    p, delta = change.payment, change.exposure
+    return (p.customer_id, p.currency, delta, delta, delta, change.guard.credit_limit)
 
 
 @functools.cache

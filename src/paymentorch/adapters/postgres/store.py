@@ -43,9 +43,9 @@ from paymentorch.adapters._sql import (
 from paymentorch.adapters.postgres.changes import (
     apply_change,
     has_extras,
-    move_exposure,
     move_exposures,
     post_entries,
+    refused,
     write_extras,
 )
 from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS
@@ -62,6 +62,7 @@ from paymentorch.adapters.postgres.statements import (
     conninfo,
     create_sql,
     event_row,
+    guarded_params,
     inline_exposure,
     list_query,
     payment_row,
@@ -108,36 +109,44 @@ class PostgresPaymentStore(PostgresLedger):
     # -- writes -----------------------------------------------------------------
 
     async def add(self, change: Change) -> Payment | None:
-        """Insert payment, entry and event in one statement, or return the key's holder."""
+        """Insert payment, entry and event, with its plan and its exposure move (under its
+        credit limit, if any), in one statement; or return the key's holder."""
+        guarded = has_extras(change)  # an exposure that grows under a credit limit
         params = statement_params(change, payment_row(change))
         sql = create_sql(
             operation=change.operation is not None,
             exposure=inline_exposure(change),
             events=len(change.more_events),
             plan=change.plan is not None,
+            guarded=guarded,
         )
+        limit = change.guard.credit_limit
+        if guarded:
+            params = (*guarded_params(change), *params)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
-            if has_extras(change):  # a reservation commits with the creation, or neither
-                async with conn.transaction():
+            if limit is None or change.exposure <= limit:  # else refused, or the key's holder
+                try:
                     cur = await conn.execute(sql, params)
                     row = await cur.fetchone()
                     if row is not None and row[0] == 1:
-                        await move_exposure(conn, change)
                         return None
-            else:
-                cur = await conn.execute(sql, params)
-                row = await cur.fetchone()
-                if row is not None and row[0] == 1:
-                    return None
-            cur = await conn.execute(
-                SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
-                (key_scope(change), change.payment.idempotency_key),
-            )
-            existing = await cur.fetchone()
-            if existing is None:
-                raise StoreError("the insert conflicted, but no payment holds its key")
-            return row_payment(existing)
+                except pg_errors.UniqueViolation as exc:  # guarded: the key is held
+                    if not guarded or exc.diag.constraint_name != KEY_INDEX:
+                        raise
+            key = change.payment.idempotency_key
+            existing = None
+            if key is not None or not guarded:
+                cur = await conn.execute(
+                    SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
+                    (key_scope(change), key),
+                )
+                existing = await cur.fetchone()
+            if existing is not None:
+                return row_payment(existing)
+            if guarded:  # the limit did not let the exposure grow: nothing was written
+                raise await refused(conn, change)
+            raise StoreError("the insert conflicted, but no payment holds its key")
 
         return await self._write("create a payment", work)
 

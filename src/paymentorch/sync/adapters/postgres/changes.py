@@ -117,8 +117,17 @@ def move_exposure_sync(conn: psycopg.Connection[Any], change: Change) -> None:
         )
         moved = cur.fetchone()
     if moved is None and limit is not None:
-        cur = conn.execute(READ_EXPOSURE, (customer, currency))
-        found = cur.fetchone()
-        raise CreditLimitExceeded(
-            customer, limit, found[0] if found else Decimal(0), change.exposure
-        )
+        raise refused_sync(conn, change)
+
+
+def refused_sync(conn: psycopg.Connection[Any], change: Change) -> CreditLimitExceeded:
+    """The error of ``change``, whose exposure its customer's credit limit did not let
+    grow: with the exposure as it is now."""
+    customer, currency = change.payment.customer_id, change.payment.currency
+    limit = change.guard.credit_limit
+    cur = conn.execute(READ_EXPOSURE, (customer, currency))
+    found = cur.fetchone()
+    return CreditLimitExceeded(
+        customer, Decimal(0) if limit is None else limit, found[0] if found else Decimal(0),
+        change.exposure,
+    )  # fmt: skip
