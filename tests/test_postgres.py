@@ -398,3 +398,17 @@ async def test_a_pay_in_4_lifecycle_is_three_round_trips(postgres_backend: Backe
                 await service.confirm_payment(payment.id, actor=ADMIN)
                 counts.append((created - before, proxy.count - created))
     assert counts == [(1, 2), (1, 1), (1, 2)]
+
+
+def test_long_statements_are_numbered_once_as_psycopg_would() -> None:
+    """``numbered`` turns psycopg's placeholders into the server's: each name keeps one
+    number, ``%%`` is a percent sign, and names and positions do not mix."""
+    from paymentorch.adapters.postgres.statements import numbered, numbered_params
+
+    text, names = numbered("SELECT %(b)s, %(a)s, %(b)s, 'x%%' LIKE %(c)s")
+    assert (text, names) == ("SELECT $1, $2, $1, 'x%' LIKE $3", ("b", "a", "c"))
+    assert numbered_params(names, {"a": 1, "b": 2, "c": 3}) == [2, 1, 3]
+    assert numbered("VALUES (%s, %s)") == ("VALUES ($1, $2)", None)
+    assert numbered_params(None, (1, 2)) == (1, 2)
+    with pytest.raises(ValueError, match="both"):
+        numbered("SELECT %s, %(a)s")

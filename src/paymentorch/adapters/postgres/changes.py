@@ -4,7 +4,7 @@ check), in the caller's transaction; and what bulk writes add to their statement
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,8 @@ from paymentorch.adapters.postgres.statements import (
     event_row,
     inline_exposure,
     journal_values,
+    numbered,
+    numbered_params,
     plan_row,
     statement_params,
     update_row,
@@ -45,12 +47,23 @@ async def apply_change(
         events=len(change.more_events),
         plan=change.plan is not None,
     )
-    cur = await conn.execute(sql, params)
+    cur = await run_numbered(conn, sql, params)
     row = await cur.fetchone()
     matched = row is not None and row[0] == 1
     if matched and has_extras(change):
         await move_exposure(conn, change)
     return matched
+
+
+async def run_numbered(
+    conn: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any] | Mapping[str, Any]
+) -> psycopg.AsyncRawCursor[Any]:
+    """Execute one of the store's long statements (psycopg's placeholders), numbered once
+    (``numbered``), on a raw cursor."""
+    query, names = numbered(sql)
+    cur = psycopg.AsyncRawCursor(conn)
+    await cur.execute(query, numbered_params(names, params))
+    return cur
 
 
 def has_extras(change: Change) -> bool:

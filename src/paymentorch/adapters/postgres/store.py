@@ -46,6 +46,7 @@ from paymentorch.adapters.postgres.changes import (
     move_exposures,
     post_entries,
     refused,
+    run_numbered,
     write_extras,
 )
 from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS
@@ -127,7 +128,7 @@ class PostgresPaymentStore(PostgresLedger):
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
             if limit is None or change.exposure <= limit:  # else refused, or the key's holder
                 try:
-                    cur = await conn.execute(sql, params)
+                    cur = await run_numbered(conn, sql, params)
                     row = await cur.fetchone()
                     if row is not None and row[0] == 1:
                         return None
@@ -137,11 +138,11 @@ class PostgresPaymentStore(PostgresLedger):
             key = change.payment.idempotency_key
             existing = None
             if key is not None or not guarded:
-                cur = await conn.execute(
+                holder = await conn.execute(
                     SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
                     (key_scope(change), key),
                 )
-                existing = await cur.fetchone()
+                existing = await holder.fetchone()
             if existing is not None:
                 return row_payment(existing)
             if guarded:  # the limit did not let the exposure grow: nothing was written
@@ -236,7 +237,7 @@ class PostgresPaymentStore(PostgresLedger):
         sql, params = transition_params(move)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Stepped:
-            cur = await conn.execute(sql, params)
+            cur = await run_numbered(conn, sql, params)
             return stepped(await cur.fetchone())
 
         return await self._write("change a payment", work)

@@ -6,7 +6,7 @@ check), in the caller's transaction; and what bulk writes add to their statement
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +25,8 @@ from paymentorch.adapters.postgres.statements import (
     event_row,
     inline_exposure,
     journal_values,
+    numbered,
+    numbered_params,
     plan_row,
     statement_params,
     update_row,
@@ -47,12 +49,23 @@ def apply_change_sync(
         events=len(change.more_events),
         plan=change.plan is not None,
     )
-    cur = conn.execute(sql, params)
+    cur = run_numbered_sync(conn, sql, params)
     row = cur.fetchone()
     matched = row is not None and row[0] == 1
     if matched and has_extras(change):
         move_exposure_sync(conn, change)
     return matched
+
+
+def run_numbered_sync(
+    conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] | Mapping[str, Any]
+) -> psycopg.RawCursor[Any]:
+    """Execute one of the store's long statements (psycopg's placeholders), numbered once
+    (``numbered``), on a raw cursor."""
+    query, names = numbered(sql)
+    cur = psycopg.RawCursor(conn)
+    cur.execute(query, numbered_params(names, params))
+    return cur
 
 
 def has_extras(change: Change) -> bool:

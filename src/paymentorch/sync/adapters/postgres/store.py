@@ -97,6 +97,7 @@ from paymentorch.sync.adapters.postgres.changes import (
     move_exposures_sync,
     post_entries_sync,
     refused_sync,
+    run_numbered_sync,
     write_extras_sync,
 )
 from paymentorch.sync.adapters.postgres.ledger import SyncPostgresLedger
@@ -132,7 +133,7 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
         def work(conn: psycopg.Connection[Any]) -> Payment | None:
             if limit is None or change.exposure <= limit:  # else refused, or the key's holder
                 try:
-                    cur = conn.execute(sql, params)
+                    cur = run_numbered_sync(conn, sql, params)
                     row = cur.fetchone()
                     if row is not None and row[0] == 1:
                         return None
@@ -142,11 +143,11 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
             key = change.payment.idempotency_key
             existing = None
             if key is not None or not guarded:
-                cur = conn.execute(
+                holder = conn.execute(
                     SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
                     (key_scope(change), key),
                 )
-                existing = cur.fetchone()
+                existing = holder.fetchone()
             if existing is not None:
                 return row_payment(existing)
             if guarded:  # the limit did not let the exposure grow: nothing was written
@@ -239,7 +240,7 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
         sql, params = transition_params(move)
 
         def work(conn: psycopg.Connection[Any]) -> Stepped:
-            cur = conn.execute(sql, params)
+            cur = run_numbered_sync(conn, sql, params)
             return stepped(cur.fetchone())
 
         return self._write("change a payment", work)
