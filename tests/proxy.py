@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Self
 
 
 class TcpProxy:
@@ -42,7 +43,7 @@ class TcpProxy:
         self.cut(0)
         _close(self._listener)
 
-    def __enter__(self) -> TcpProxy:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:

@@ -299,12 +299,12 @@ def _rows_of(url: str, payments: list[po.Payment]) -> list[str]:
         for payment in payments:
             ids = {"id": payment.id, "customer": payment.customer_id}
             rows = [
-                conn.execute(sql.format(PAYMENT_COLUMNS), ids).fetchall()  # type: ignore[call-overload]
+                conn.execute(sql.format(PAYMENT_COLUMNS), ids).fetchall()
                 for sql in (*_ROWS, *_PLAN_ROWS)
             ]
             seqs = [row[0] for row in rows[-2]]  # in the order the events were written
-            rows[-2] = [sorted(seqs).index(seq) for seq in seqs]
-            text = repr(rows).replace(str(payment.id), "<id>")
+            order = [sorted(seqs).index(seq) for seq in seqs]
+            text = repr([*rows[:-2], order, rows[-1]]).replace(str(payment.id), "<id>")
             found.append(text.replace(payment.customer_id, "<customer>"))
     return found
 
@@ -324,7 +324,7 @@ async def test_a_plan_written_in_one_statement_leaves_the_rows_statements_apart_
     credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
     store = await postgres_backend.open_store()
     one = po.PaymentService(store, cache=None, clock=lambda: now, credit=credit)
-    two = po.PaymentService(_Apart(store), cache=None, clock=lambda: now, credit=credit)  # type: ignore[arg-type]
+    two = po.PaymentService(_Apart(store), cache=None, clock=lambda: now, credit=credit)
     done = []
     try:
         for customer, service in (("ABCD-00001", one), ("ABCD-00002", two)):
