@@ -20,7 +20,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.processing import ProcessorRequest, ProcessorResult
 from paymentorch.domain.requests import KeyedChange
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import OutboxMessage
 from paymentorch.testing import SimulatedProcessor
 
@@ -114,16 +114,16 @@ class RefundsReadThenWrite(InMemoryPaymentStore):
 class TransitionsReadThenWrite(InMemoryPaymentStore):
     """Decides a transition on what it read, then writes it later, unguarded."""
 
-    async def transition(self, move: Transition) -> Payment | None:
+    async def transition(self, move: Transition) -> Stepped:
         current = await self.get(move.payment_id)
         if current is None or not move.applies_to(current):
-            return None
+            return Stepped(found=current)
         await asyncio.sleep(0)  # the gap between the read and the write
         change = move.change(current)
         with self._lock:
             self._check_event(change.event.id)
             self._replace(self._payments[current.id], change)
-        return change.payment
+        return Stepped(written=change.payment)
 
 
 class ClaimsKeysApart(InMemoryPaymentStore):

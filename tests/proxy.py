@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Self
 
 
 class TcpProxy:
@@ -42,7 +43,7 @@ class TcpProxy:
         self.cut(0)
         _close(self._listener)
 
-    def __enter__(self) -> TcpProxy:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -66,12 +67,15 @@ class TcpProxy:
             with self._lock:
                 self._open |= {client, server}
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, answers: bool = False) -> None:
+        seen = bytearray()
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
+                if answers:
+                    self._answered(data, seen)
         except OSError:
             pass
         finally:
@@ -79,6 +83,40 @@ class TcpProxy:
                 self._open -= {source, sink}
             _close(source)
             _close(sink)
+
+    def _answered(self, data: bytes, seen: bytearray) -> None:
+        """What the server sent on one connection (``seen``: what came before it)."""
+
+
+class RoundTrips(TcpProxy):
+    """A ``TcpProxy`` to PostgreSQL that counts round trips: the ReadyForQuery messages
+    the server sends, one after each query or sync. The client must not ask for
+    encryption (``sslmode=disable&gssencmode=disable``): it reads the protocol."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.count = 0
+        super().__init__(target)
+
+    def url(self, url: str) -> str:
+        """``url`` (``postgresql://user@host:port/db``) through the proxy, unencrypted."""
+        user, _, rest = url.partition("://")[2].rpartition("@")
+        database = rest.partition("/")[2]
+        joined = "&" if "?" in database else "?"
+        return (
+            f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+            f"{joined}sslmode=disable&gssencmode=disable"
+        )
+
+    def _answered(self, data: bytes, seen: bytearray) -> None:
+        seen += data
+        while len(seen) >= 5:  # a type byte and a length that counts itself
+            size = 1 + int.from_bytes(seen[1:5], "big")
+            if len(seen) < size:
+                return
+            if seen[0:1] == b"Z":
+                with self._lock:
+                    self.count += 1
+            del seen[:size]
 
 
 def _close(sock: socket.socket) -> None:

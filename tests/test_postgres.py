@@ -12,6 +12,7 @@ import pytest
 
 import paymentorch as po
 from paymentorch.adapters._require import MissingDriver
+from paymentorch.domain.transitions import Stepped
 from paymentorch.testing import Backend
 
 pytestmark = pytest.mark.postgres
@@ -150,8 +151,8 @@ class _Pipeline:
         self.inner = store
         self.backend = store.backend
 
-    async def transition(self, move: Any) -> None:
-        return None
+    async def transition(self, move: Any) -> Stepped:
+        return Stepped()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -228,3 +229,186 @@ async def test_one_statement_writes_the_rows_the_pipeline_writes(
             ]
             found.append(repr(rows).replace(str(pid), "<id>"))
     assert found[0] == found[1]
+
+
+class _Apart(_Pipeline):
+    """The store as it wrote a plan before one statement carried it: the service reads
+    the payment and its plan itself, and a change's exposure move under a credit limit,
+    further events and plan are written after its statement, each in a statement of its
+    own, in one transaction."""
+
+    async def add(self, change: Any) -> None:
+        import attrs
+
+        from paymentorch.adapters.postgres.changes import has_extras, write_extras
+        from paymentorch.adapters.postgres.statements import (
+            create_sql,
+            inline_exposure,
+            payment_row,
+            statement_params,
+        )
+
+        bare = attrs.evolve(change, plan=None, more_events=())
+        sql = create_sql(operation=bare.operation is not None, exposure=inline_exposure(bare))
+        params = statement_params(bare, payment_row(bare))
+
+        async def work(conn: Any) -> None:
+            async with conn.transaction():
+                cur = await conn.execute(sql, params)
+                assert (await cur.fetchone())[0] == 1
+                await write_extras(conn, change, journal=False, exposure=has_extras(change))
+
+        await self.inner._write("create a payment", work)
+
+    async def apply(self, change: Any, *, expected: Any) -> bool:
+        import attrs
+
+        from paymentorch.adapters.postgres.changes import apply_change, write_extras
+
+        bare = attrs.evolve(change, plan=None, more_events=())
+
+        async def work(conn: Any) -> bool:
+            async with conn.transaction():
+                if not await apply_change(conn, bare, expected):
+                    return False
+                await write_extras(conn, change, journal=False, exposure=False)
+                return True
+
+        written: bool = await self.inner._write("change a payment", work)
+        return written
+
+
+_PLAN_ROWS = (
+    "SELECT * FROM paymentorch_plans WHERE payment_id = %(id)s",
+    "SELECT * FROM paymentorch_installments WHERE payment_id = %(id)s ORDER BY number",
+    "SELECT * FROM paymentorch_late_fees WHERE payment_id = %(id)s ORDER BY seq",
+    "SELECT seq FROM paymentorch_outbox WHERE payment_id = %(id)s ORDER BY event_id",
+    "SELECT amount::text FROM paymentorch_exposure WHERE customer_id = %(customer)s",
+)
+
+
+def _rows_of(url: str, payments: list[po.Payment]) -> list[str]:
+    """Each payment's rows (``_ROWS`` and ``_PLAN_ROWS``) as text, its id, its
+    customer's and its outbox sequence numbers made alike."""
+    import psycopg
+
+    from paymentorch.adapters._sql import PAYMENT_COLUMNS
+
+    found = []
+    with psycopg.connect(url) as conn:
+        for payment in payments:
+            ids = {"id": payment.id, "customer": payment.customer_id}
+            rows = [
+                conn.execute(sql.format(PAYMENT_COLUMNS), ids).fetchall()
+                for sql in (*_ROWS, *_PLAN_ROWS)
+            ]
+            seqs = [row[0] for row in rows[-2]]  # in the order the events were written
+            order = [sorted(seqs).index(seq) for seq in seqs]
+            text = repr([*rows[:-2], order, rows[-1]]).replace(str(payment.id), "<id>")
+            found.append(text.replace(payment.customer_id, "<customer>"))
+    return found
+
+
+@pytest.mark.parametrize("action", ["confirm", "authorize", "cancel", "fail"])
+async def test_a_plan_written_in_one_statement_leaves_the_rows_statements_apart_leave(
+    postgres_backend: Backend, action: str
+) -> None:
+    """A pay-in-4 payment created under a credit limit in one statement, then changed in
+    one statement decided on what the one step found, leaves the same rows, byte for
+    byte (the events in the same order, the exposure), as writing its exposure move,
+    plan and events in statements of their own and reading the payment and its plan
+    before a change: only the ids differ."""
+    from paymentorch.clock import utc_now
+
+    now = utc_now().replace(microsecond=654321)
+    credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    store = await postgres_backend.open_store()
+    one = po.PaymentService(store, cache=None, clock=lambda: now, credit=credit)
+    two = po.PaymentService(_Apart(store), cache=None, clock=lambda: now, credit=credit)
+    done = []
+    try:
+        for customer, service in (("ABCD-00001", one), ("ABCD-00002", two)):
+            payment = await service.create_payment(
+                customer, "125.50", actor=ADMIN, plan=po.PlanTerms(), metadata={"o": "A-1"}
+            )
+            with po.correlation("req-2"):
+                reason = {"reason": "no"} if action in {"cancel", "fail"} else {}
+                await getattr(service, f"{action}_payment")(payment.id, actor=ADMIN, **reason)
+            done.append(payment)
+    finally:
+        await store.aclose()
+    assert postgres_backend.url is not None
+    mine, theirs = _rows_of(postgres_backend.url, done)
+    assert mine == theirs
+    assert "plan." in mine or action == "authorize"
+
+
+async def test_a_creation_the_limit_refuses_writes_nothing(postgres_backend: Backend) -> None:
+    """A pay-in-4 creation past the customer's credit limit raises CreditLimitExceeded
+    with the exposure as it is, and leaves no payment, plan, installment, event or
+    exposure move; a repeat of a key it refused is refused again."""
+    import psycopg
+
+    credit = po.CreditPolicy(limit=Decimal("100.00"), currency="USD")
+    async with po.PaymentService(
+        await postgres_backend.open_store(), cache=None, credit=credit
+    ) as service:
+        await service.create_payment("LIMT-00009", "80.00", actor=ADMIN, plan=po.PlanTerms())
+        for key in (None, "k-1", "k-1"):
+            with pytest.raises(po.CreditLimitExceeded) as caught:
+                await service.create_payment(
+                    "LIMT-00009", "20.01", actor=ADMIN, plan=po.PlanTerms(), idempotency_key=key
+                )
+            assert (caught.value.exposure, caught.value.requested, caught.value.limit) == (
+                Decimal("80.00"), Decimal("20.01"), Decimal("100.00"),
+            )  # fmt: skip
+    assert postgres_backend.url is not None
+    with psycopg.connect(postgres_backend.url) as conn:
+        counts = [
+            conn.execute(f"SELECT count(*) FROM paymentorch_{table}").fetchone()[0]  # type: ignore[index]
+            for table in ("payments", "plans", "installments", "outbox", "audit_entries")
+        ]
+        exposure = conn.execute(
+            "SELECT amount FROM paymentorch_exposure WHERE customer_id = 'LIMT-00009'"
+        ).fetchall()
+    assert counts == [1, 1, 4, 1, 1]
+    assert exposure == [(Decimal("80.00"),)]
+
+
+async def test_a_pay_in_4_lifecycle_is_three_round_trips(postgres_backend: Backend) -> None:
+    """Under a credit limit, a pay-in-4 creation is one round trip and its confirmation
+    two (the one step finds the plan, one statement writes); a plain lifecycle two."""
+    from urllib.parse import urlsplit
+
+    from tests.proxy import RoundTrips
+
+    assert postgres_backend.url is not None
+    server = urlsplit(postgres_backend.url)
+    credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    with RoundTrips((server.hostname or "127.0.0.1", server.port or 5432)) as proxy:
+        url = proxy.url(postgres_backend.url)
+        async with await po.open_service(url, pool_size=1, credit=credit) as service:
+            counts = []
+            for plan in (po.PlanTerms(), None, po.PlanTerms()):
+                before = proxy.count
+                payment = await service.create_payment(
+                    "TRIP-00001", "125.50", actor=ADMIN, plan=plan
+                )
+                created = proxy.count
+                await service.confirm_payment(payment.id, actor=ADMIN)
+                counts.append((created - before, proxy.count - created))
+    assert counts == [(1, 2), (1, 1), (1, 2)]
+
+
+def test_long_statements_are_numbered_once_as_psycopg_would() -> None:
+    """``numbered`` turns psycopg's placeholders into the server's: each name keeps one
+    number, ``%%`` is a percent sign, and names and positions do not mix."""
+    from paymentorch.adapters.postgres.statements import numbered, numbered_params
+
+    text, names = numbered("SELECT %(b)s, %(a)s, %(b)s, 'x%%' LIKE %(c)s")
+    assert (text, names) == ("SELECT $1, $2, $1, 'x%' LIKE $3", ("b", "a", "c"))
+    assert numbered_params(names, {"a": 1, "b": 2, "c": 3}) == [2, 1, 3]
+    assert numbered("VALUES (%s, %s)") == ("VALUES ($1, $2)", None)
+    assert numbered_params(None, (1, 2)) == (1, 2)
+    with pytest.raises(ValueError, match="both"):
+        numbered("SELECT %s, %(a)s")

@@ -25,7 +25,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.processing import ProcessorCapabilities, ProcessorRequest, ProcessorResult
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 
 __all__ = [
     "AuditLog",
@@ -137,12 +137,15 @@ class ChangeWriter(Protocol):
         confirmation): others raise ``ValueError`` and nothing is written."""
         ...
 
-    async def transition(self, move: Transition) -> Payment | None:
+    async def transition(self, move: Transition) -> Stepped:
         """Decide and write ``move`` in one step, reading nothing first: if the payment
         exists and ``move.applies_to`` it as the store finds it, write ``move.change`` of
         it (its entry, event, exposure move and journal entry, atomically) and return the
-        payment after it; else write nothing and return None. A store that cannot decide
-        by itself may always return None: the service then reads and decides."""
+        payment after it (``Stepped.written``); else write nothing and say, if it can
+        without more work, what it found: the payment as it was (``found``) and, when
+        it has one, its plan (``plan``), both as ``get`` and ``plan`` would have read
+        them then. The service decides on what it found and reads what it did not say:
+        a store that cannot decide by itself may always return ``Stepped()``."""
         ...
 
 

@@ -6,8 +6,9 @@ round trips at least. A plain status transition (one that carries no amount, of 
 payment without a plan) depends on nothing the service must look up, so the service
 hands the store a ``Transition`` instead, and the store writes in one step, if the
 payment's status is one the transition starts from, exactly the change the pipeline
-would have decided (``Transition.change``). Only when nothing matched does the service
-read, to say why (or to take the longer way: a plan, a processor holding the money).
+would have decided (``Transition.change``). When nothing matched, the store may say
+what it found (``Stepped``): the service decides on that, and reads only what the store
+did not say.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from paymentorch.domain.consequences import booked, with_exposure
 from paymentorch.domain.credit import OWED
 from paymentorch.domain.ids import uuid7
 from paymentorch.domain.payment import Payment, PaymentStatus, transition
+from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import Change, record_change
 
 ONE_STEP: Final = frozenset({"authorize", "confirm", "fail", "cancel"})
@@ -95,3 +97,20 @@ class Transition:
             event_id=self.event_id,
         )
         return booked(with_exposure(change, payment), payment, entry_id=self.entry_id)
+
+
+@attrs.frozen
+class Stepped:
+    """What a store's one step came to (``PaymentStore.transition``).
+
+    Attributes:
+        written: The payment after the transition, when the store wrote it.
+        found: When it wrote nothing, the payment as the store found it (None: missing,
+            or the store does not say); the service decides on it as on a fresh read.
+        plan: The found payment's plan, when it has one and the store read it with the
+            payment (None: the service reads it).
+    """
+
+    written: Payment | None = None
+    found: Payment | None = None
+    plan: Plan | None = None

@@ -32,7 +32,7 @@ from paymentorch.domain.validation import parse_ids
 from .context import Context, bad
 from .effects import planned
 from .follow_ups import follow_up, held
-from .pipeline import Decision, commit, step
+from .pipeline import Decision, Found, commit, step
 
 HELD_ACTIONS = frozenset({"capture", "cancel", "fail"})
 """Actions on an Authorized payment that go through the processor holding its money."""
@@ -56,13 +56,15 @@ async def change(
     )
     if errors := ctx.validation.check_operation_key(key):
         raise ValidationError(errors)
+    found = Found()
     if key is None and amount is None and action in ONE_STEP:
-        done = await step(ctx, _one_step(ctx, action, pid, actor, reason))
-        if done is not None:
-            return done
+        stepped = await step(ctx, _one_step(ctx, action, pid, actor, reason))
+        if stepped.written is not None:
+            return stepped.written
+        found = Found(stepped)
 
     async def decide(fresh: bool) -> Decision[Payment]:
-        current = await ctx.read(pid, fresh=fresh)
+        current = await found.payment(ctx, pid, fresh=fresh)
         wanted = None if amount is None else ctx.money(amount, current.currency)
         if current.has_plan and wanted not in (None, current.amount):
             raise bad("amount", "a payment paid in installments is captured whole", "plan")
@@ -84,7 +86,9 @@ async def change(
             correlation_id=current_correlation_id(),
             operation=operation,
         )
-        recorded = await planned(ctx, recorded, current, kind, amount=wanted)
+        recorded = await planned(
+            ctx, recorded, current, kind, amount=wanted, plan=found.plan(current)
+        )
         taken = (wanted or current.amount) if action == "capture" else None
         return Decision(new, change=_keyed(recorded, key, action, reason, taken))
 

@@ -25,7 +25,7 @@ from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
 from paymentorch.domain.outbox import OutboxMessage
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import PaymentStore
 
 
@@ -106,10 +106,11 @@ class EncryptedStore:
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         return await self.inner.apply_many([self._seal(c) for c in changes], expected=expected)
 
-    async def transition(self, move: Transition) -> Payment | None:
+    async def transition(self, move: Transition) -> Stepped:
         # The inner store decides on the sealed row: the event's snapshot, the exposure
         # and the journal it writes from that row are sealed as ``_seal`` seals them.
-        return self._open(await self.inner.transition(move))
+        stepped = await self.inner.transition(move)
+        return Stepped(self._open(stepped.written), self._open(stepped.found), stepped.plan)
 
     async def get(self, payment_id: UUID) -> Payment | None:
         return self._open(await self.inner.get(payment_id))

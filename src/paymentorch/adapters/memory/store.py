@@ -38,7 +38,7 @@ from paymentorch.domain.plans import RUNNING, InstallmentStatus, Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 
 
@@ -126,16 +126,19 @@ class InMemoryPaymentStore(MemoryLedger):
         self._replace(old, change)
         return True
 
-    async def transition(self, move: Transition) -> Payment | None:
-        """Decide ``move`` on the payment as it is and write its change, in one step."""
+    async def transition(self, move: Transition) -> Stepped:
+        """Decide ``move`` on the payment as it is and write its change, in one step; or
+        say what it found."""
         with self._lock:
             self._open()
             old = self._payments.get(move.payment_id)
-            if old is None or not move.applies_to(old):
-                return None
+            if old is None:
+                return Stepped()
+            if not move.applies_to(old):
+                return Stepped(found=old, plan=self._plans.get(old.id))
             change = move.change(old)
             self._write_change(change, old.status)
-            return change.payment
+            return Stepped(written=change.payment)
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Apply every change whose payment still has status ``expected``."""

@@ -1,10 +1,10 @@
-"""Writing a change on a PostgreSQL connection: the guarded statement, and what it
-cannot carry (the customer's exposure when the statement does not move it, the
-payment's plan, further events), in the caller's transaction."""
+"""Writing a change on a PostgreSQL connection: the guarded statement, which carries its
+plan and further events too, and what it cannot carry (an exposure a credit limit must
+check), in the caller's transaction; and what bulk writes add to their statements."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,8 @@ from paymentorch.adapters.postgres.statements import (
     event_row,
     inline_exposure,
     journal_values,
+    numbered,
+    numbered_params,
     plan_row,
     statement_params,
     update_row,
@@ -34,42 +36,53 @@ from paymentorch.domain.ledger import JournalEntry
 async def apply_change(
     conn: psycopg.AsyncConnection[Any], change: Change, expected: PaymentStatus
 ) -> bool:
-    """The guarded update with its entry, event and operation (if any); say if it matched."""
+    """The guarded update with all its change writes (``has_extras`` aside); say if it
+    matched."""
     params = statement_params(change, update_row(change, expected))
     sql = apply_sql(
         operation=change.operation is not None,
         exposure=inline_exposure(change),
         request=change.request is not None,
         journal=change.journal is not None,
+        events=len(change.more_events),
+        plan=change.plan is not None,
     )
-    cur = await conn.execute(sql, params)
+    cur = await run_numbered(conn, sql, params)
     row = await cur.fetchone()
     matched = row is not None and row[0] == 1
-    if matched:
-        await write_extras(conn, change)
+    if matched and has_extras(change):
+        await move_exposure(conn, change)
     return matched
 
 
+async def run_numbered(
+    conn: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any] | Mapping[str, Any]
+) -> psycopg.AsyncRawCursor[Any]:
+    """Execute one of the store's long statements (psycopg's placeholders), numbered once
+    (``numbered``), on a raw cursor."""
+    query, names = numbered(sql)
+    cur = psycopg.AsyncRawCursor(conn)
+    await cur.execute(query, numbered_params(names, params))
+    return cur
+
+
 def has_extras(change: Change) -> bool:
-    """Whether the change writes more than its one statement does."""
-    return (
-        (bool(change.exposure) and not inline_exposure(change))
-        or change.plan is not None
-        or bool(change.more_events)
-    )
+    """Whether the change writes more than its one statement does: an exposure that grows
+    under a credit limit, moved after it in the caller's transaction."""
+    return bool(change.exposure) and not inline_exposure(change)
 
 
 async def write_extras(
-    conn: psycopg.AsyncConnection[Any], change: Change, *, inline: bool = True,
-    journal: bool = True, exposure: bool = True,
+    conn: psycopg.AsyncConnection[Any], change: Change, *, journal: bool = True,
+    exposure: bool = True,
 ) -> None:  # fmt: skip
-    """The customer's exposure (unless its statement moved it: ``inline``, or the caller
-    moves it: ``exposure=False``), the journal entry (unless ``inline``, or the caller
-    posts it: ``journal=False``), the payment's plan and its events, in the caller's
+    """What a bulk write's statements leave out: the customer's exposure (unless the
+    caller moves it: ``exposure=False``), the journal entry (unless the caller posts it:
+    ``journal=False``), the payment's further events and its plan, in the caller's
     transaction."""
-    if exposure and change.exposure and not (inline and inline_exposure(change)):
-        await _move_exposure(conn, change)
-    if change.journal is not None and journal and not inline:
+    if exposure and change.exposure:
+        await move_exposure(conn, change)
+    if change.journal is not None and journal:
         await post_entries(conn, [change.journal])
     for event in change.more_events:
         await conn.execute(INSERT_EVENT, event_row(event))
@@ -102,7 +115,7 @@ async def post_entries(conn: psycopg.AsyncConnection[Any], entries: Sequence[Jou
     await conn.execute(POST_LINES, columns(lines, 7))
 
 
-async def _move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> None:
+async def move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> None:
     """Move the customer's exposure by ``change.exposure`` in the caller's transaction;
     growing it past the guard's credit limit raises (the row lock orders concurrent ones)."""
     customer, currency = change.payment.customer_id, change.payment.currency
@@ -115,8 +128,17 @@ async def _move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> 
         )
         moved = await cur.fetchone()
     if moved is None and limit is not None:
-        cur = await conn.execute(READ_EXPOSURE, (customer, currency))
-        found = await cur.fetchone()
-        raise CreditLimitExceeded(
-            customer, limit, found[0] if found else Decimal(0), change.exposure
-        )
+        raise await refused(conn, change)
+
+
+async def refused(conn: psycopg.AsyncConnection[Any], change: Change) -> CreditLimitExceeded:
+    """The error of ``change``, whose exposure its customer's credit limit did not let
+    grow: with the exposure as it is now."""
+    customer, currency = change.payment.customer_id, change.payment.currency
+    limit = change.guard.credit_limit
+    cur = await conn.execute(READ_EXPOSURE, (customer, currency))
+    found = await cur.fetchone()
+    return CreditLimitExceeded(
+        customer, Decimal(0) if limit is None else limit, found[0] if found else Decimal(0),
+        change.exposure,
+    )  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -70,12 +71,13 @@ READ_RETRIES: Final = (0.05, 0.2, 0.5)
 
 
 def _recorded(
-    changed: str, *, operation: bool, exposure: bool, request: bool, journal: bool = False
-) -> str:
-    """The CTE tail that writes the audit entry, the event, and (with ``operation``) the
-    operation, (with ``exposure``) the customer's exposure move, (with ``request``) the
-    transition's key and (with ``journal``) the journal entry and its lines, when
-    ``changed`` has a row."""
+    changed: str, *, operation: bool, exposure: bool, request: bool, journal: bool = False,
+    events: int = 0, plan: bool = False,
+) -> str:  # fmt: skip
+    """The CTE tail that writes the audit entry, the event and ``events`` more after it,
+    and (with ``operation``) the operation, (with ``exposure``) the customer's exposure
+    move, (with ``request``) the transition's key, (with ``journal``) the journal entry
+    and its lines and (with ``plan``) the payment's plan, when ``changed`` has a row."""
     also = ""
     if operation:
         also += f"""
@@ -106,16 +108,33 @@ def _recorded(
   SELECT entry.id, line.number, entry.payment_id, line.value ->> 0, line.value ->> 1,
          line.value ->> 2, (line.value ->> 3)::numeric
   FROM entry, jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS line(value, number)"""
+    if plan:
+        also += f"""
+), {plan_writes(changed)}"""
+    if events:  # one insert, in order: the outbox's sequence orders a payment's events
+        rows = ",\n    ".join(f"({n}, {_EVENT_VALUES})" for n in range(events + 1))
+        event = f"""
+  SELECT {", ".join("e." + c for c in OUTBOX_COLUMNS.split(", "))}
+  FROM {changed}, (VALUES {rows}) AS e(n, {OUTBOX_COLUMNS}) ORDER BY e.n"""
+    else:
+        event = f"""
+  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}"""
     return f"""
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS})
   SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}
 ), event AS (
-  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
-  SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM {changed}{also}
+  INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS}){event}{also}
 )
 SELECT count(*) FROM {changed}
 """
+
+
+_EVENT_VALUES: Final = (
+    "%s::uuid, %s::uuid, %s::text, %s::timestamptz, %s::jsonb, %s::text, %s::text, %s::jsonb"
+)
+"""An outbox row's parameters (``event_row``) among others in a ``VALUES`` list: typed,
+as a ``NULL`` there has no column to take its type from."""
 
 
 _INSERT = f"""
@@ -124,6 +143,20 @@ WITH ins AS (
   VALUES ({", ".join(["%s"] * 16)})
   ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
   RETURNING id"""
+_GUARDED_INSERT = f"""
+WITH exposure AS (
+  INSERT INTO paymentorch_exposure AS e (customer_id, currency, amount)
+  VALUES (%s, %s, GREATEST(%s::numeric, 0))
+  ON CONFLICT (customer_id, currency) DO UPDATE SET amount = GREATEST(e.amount + %s::numeric, 0)
+  WHERE e.amount + %s::numeric <= %s::numeric
+  RETURNING amount
+), ins AS (
+  INSERT INTO paymentorch_payments ({PAYMENT_INSERT_COLUMNS})
+  SELECT {", ".join(["%s"] * 16)} FROM exposure
+  RETURNING id"""
+"""A creation whose exposure grows under a credit limit: the exposure row first (locked
+until the statement commits), the payment only if the limit let it grow. A held key
+fails the whole statement (``KEY_INDEX``), so the exposure moves back with it."""
 _UPDATE = """
 WITH upd AS (
   UPDATE paymentorch_payments
@@ -135,19 +168,35 @@ WITH upd AS (
 
 
 @functools.cache
-def create_sql(*, operation: bool, exposure: bool) -> str:
+def create_sql(
+    *, operation: bool, exposure: bool, events: int = 0, plan: bool = False,
+    guarded: bool = False,
+) -> str:  # fmt: skip
     """A creation in one statement: the payment, its entry and event, and as asked its
-    operation and exposure move."""
-    return _INSERT + _recorded("ins", operation=operation, exposure=exposure, request=False)
+    operation, exposure move, further events and plan; ``guarded``, after its exposure's
+    move under a credit limit (``guarded_params`` first)."""
+    return (_GUARDED_INSERT if guarded else _INSERT) + _recorded(
+        "ins", operation=operation, exposure=exposure, request=False, events=events, plan=plan
+    )
+
+
+def guarded_params(change: Change) -> tuple[Any, ...]:
+    """The parameters of a guarded creation's exposure move (``create_sql``)."""
+    p, delta = change.payment, change.exposure
+    return (p.customer_id, p.currency, delta, delta, delta, change.guard.credit_limit)
 
 
 @functools.cache
-def apply_sql(*, operation: bool, exposure: bool, request: bool, journal: bool) -> str:
+def apply_sql(
+    *, operation: bool, exposure: bool, request: bool, journal: bool, events: int = 0,
+    plan: bool = False,
+) -> str:  # fmt: skip
     """A guarded change in one statement, as ``create_sql`` for an update; with
     ``request`` it claims the transition's key too, with ``journal`` it posts."""
     return _UPDATE + _recorded(
-        "upd", operation=operation, exposure=exposure, request=request, journal=journal
-    )
+        "upd", operation=operation, exposure=exposure, request=request, journal=journal,
+        events=events, plan=plan,
+    )  # fmt: skip
 
 
 def inline_exposure(change: Change) -> bool:
@@ -157,8 +206,11 @@ def inline_exposure(change: Change) -> bool:
 
 
 def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The parameters of ``create_sql`` or ``apply_sql`` after ``head`` (the payment's)."""
+    """The parameters of ``create_sql`` or ``apply_sql`` after ``head`` (the payment's),
+    for the statement that writes all of ``change``: its further events and plan too."""
     params = (*head, *audit_row(change.audit), change.event.id, *event_row(change.event))
+    for event in change.more_events:
+        params = (*params, *event_row(event))
     if change.operation is not None:
         params = (*params, *operation_row(change))
     p = change.payment
@@ -169,6 +221,8 @@ def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:
         params = (*params, scope, key, p.id, action, asked, payment, p.updated_at)
     if change.journal is not None:
         params = (*params, *entry_params(change.journal))
+    if change.plan is not None:
+        params = (*params, *plan_row(change.plan))
     return params
 
 
@@ -271,46 +325,66 @@ RETURNING {", ".join("o." + c.strip() for c in OUTBOX_READ.split(","))}, o.seq
 
 _INSTALLMENT_DATA: Final = INSTALLMENT_COLUMNS.split(", ", 1)[1].split(", ")
 _FEE_DATA: Final = LATE_FEE_COLUMNS.split(", ")[2:]  # without payment_id and seq
-WRITE_PLAN: Final = f"""
-WITH plan AS (
-  INSERT INTO paymentorch_plans AS p ({PLAN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+
+
+def plan_writes(changed: str | None = None) -> str:
+    """The CTEs ``plan``, ``installments`` and ``fees`` (the last one left open) that
+    write a plan with its installments and fees (``plan_row``'s parameters), leaving
+    alone the rows that did not change; with ``changed``, only when that CTE has a row."""
+    head = ", ".join(["%s"] * 9)
+    plan = f"VALUES ({head})" if changed is None else f"SELECT {head} FROM {changed}"
+    rows = "" if changed is None else f"{changed}, "
+    return f"""plan AS (
+  INSERT INTO paymentorch_plans AS p ({PLAN_COLUMNS}) {plan}
   ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,
     collection_stopped = EXCLUDED.collection_stopped
   WHERE (p.status, p.collection_stopped) IS DISTINCT FROM
     (EXCLUDED.status, EXCLUDED.collection_stopped)
 ), installments AS (
   INSERT INTO paymentorch_installments AS i ({INSTALLMENT_COLUMNS})
-  SELECT %s, * FROM unnest(%s::int[], %s::numeric[], %s::timestamptz[], %s::text[],
+  SELECT %s, x.* FROM {rows}unnest(%s::int[], %s::numeric[], %s::timestamptz[], %s::text[],
                             %s::timestamptz[], %s::numeric[], %s::int[], %s::timestamptz[],
-                            %s::text[], %s::bigint[], %s::int[])
+                            %s::text[], %s::bigint[], %s::int[]) AS x
   ON CONFLICT (payment_id, number) DO UPDATE SET {INSTALLMENT_UPDATES}
   WHERE ({", ".join("i." + c for c in _INSTALLMENT_DATA)}) IS DISTINCT FROM
     ({", ".join("EXCLUDED." + c for c in _INSTALLMENT_DATA)})
-)
-INSERT INTO paymentorch_late_fees AS f ({LATE_FEE_COLUMNS})
-SELECT %s, * FROM unnest(%s::int[], %s::int[], %s::numeric[], %s::timestamptz[],
-                          %s::timestamptz[], %s::timestamptz[])
-ON CONFLICT (payment_id, seq) DO UPDATE SET paid_at = EXCLUDED.paid_at,
-  waived_at = EXCLUDED.waived_at
-WHERE (f.paid_at, f.waived_at) IS DISTINCT FROM (EXCLUDED.paid_at, EXCLUDED.waived_at)
-"""
+), fees AS (
+  INSERT INTO paymentorch_late_fees AS f ({LATE_FEE_COLUMNS})
+  SELECT %s, x.* FROM {rows}unnest(%s::int[], %s::int[], %s::numeric[], %s::timestamptz[],
+                            %s::timestamptz[], %s::timestamptz[]) AS x
+  ON CONFLICT (payment_id, seq) DO UPDATE SET paid_at = EXCLUDED.paid_at,
+    waived_at = EXCLUDED.waived_at
+  WHERE (f.paid_at, f.waived_at) IS DISTINCT FROM (EXCLUDED.paid_at, EXCLUDED.waived_at)"""
+
+
+WRITE_PLAN: Final = f"WITH {plan_writes()}\n)\nSELECT 1"
 """A plan with its installments and fees, in one statement; rows that did not change are
 not written again."""
-READ_PLAN: Final = f"""
-SELECT {", ".join("p." + c for c in PLAN_COLUMNS.split(", ")[1:])},
+
+
+def plan_read(payment: str) -> str:
+    """A query of the plan of ``payment`` (an SQL expression) with its installments and
+    fees in one row, each of their columns an array (``plan_of`` reads it)."""
+    return f"""
+SELECT {", ".join("pl." + c for c in PLAN_COLUMNS.split(", ")[1:])},
   {", ".join(f"i.{c}" for c in _INSTALLMENT_DATA)}, {", ".join(f"f.{c}" for c in _FEE_DATA)}
-FROM paymentorch_plans p
+FROM paymentorch_plans pl
 CROSS JOIN LATERAL (
   SELECT {", ".join(f"array_agg({c} ORDER BY number) AS {c}" for c in _INSTALLMENT_DATA)}
-  FROM paymentorch_installments WHERE payment_id = p.payment_id
+  FROM paymentorch_installments WHERE payment_id = pl.payment_id
 ) i
 CROSS JOIN LATERAL (
   SELECT {", ".join(f"array_agg({c} ORDER BY seq) AS {c}" for c in _FEE_DATA)}
-  FROM paymentorch_late_fees WHERE payment_id = p.payment_id
+  FROM paymentorch_late_fees WHERE payment_id = pl.payment_id
 ) f
-WHERE p.payment_id = %s
+WHERE pl.payment_id = {payment}
 """
+
+
+READ_PLAN: Final = plan_read("%s")
 """A plan with its installments and fees in one row: each of their columns an array."""
+PLAN_WIDTH: Final = len(PLAN_COLUMNS.split(", ")) - 1 + len(_INSTALLMENT_DATA) + len(_FEE_DATA)
+"""How many columns ``plan_read`` returns."""
 
 
 def plan_row(plan: Plan) -> tuple[Any, ...]:
@@ -446,6 +520,46 @@ def event_row(e: PaymentEvent) -> tuple[Any, ...]:
         e.id, e.payment_id, e.type, e.occurred_at, Jsonb(plain(e.payment)), e.actor_id,
         e.correlation_id, None if e.operation is None else Jsonb(dict(e.operation)),
     )  # fmt: skip
+
+
+_PLACEHOLDER: Final = re.compile(r"%(?:\((\w+)\))?s|%%")
+
+
+@functools.lru_cache(maxsize=128)
+def numbered(sql: str) -> tuple[str, tuple[str, ...] | None]:
+    """``sql`` with its placeholders numbered as the server takes them (``$1``...), and
+    its parameters' names in that order (None: they are positional).
+
+    psycopg numbers a statement's placeholders on every execution when the statement is
+    longer than 4 KiB or has more than 50 parameters (it caches only shorter ones): half
+    a millisecond for a plan's. The store's long statements are numbered once, here, and
+    run on a raw cursor (``run_numbered``)."""
+    names: dict[str, int] = {}
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        name = match.group(1)
+        if match.group(0) == "%%":
+            return "%"
+        if name is None:
+            count += 1
+            return f"${count}"
+        return f"${names.setdefault(name, len(names) + 1)}"
+
+    text = _PLACEHOLDER.sub(number, sql)
+    if names and count:
+        raise ValueError("a statement with both named and positional placeholders")
+    return text, (tuple(names) if names else None)
+
+
+def numbered_params(
+    names: tuple[str, ...] | None, params: Sequence[Any] | Mapping[str, Any]
+) -> Sequence[Any]:
+    """``params`` in the order of ``numbered``'s placeholders."""
+    if isinstance(params, Mapping):
+        return [params[name] for name in names or ()]
+    return params
 
 
 def same(value: T) -> T:

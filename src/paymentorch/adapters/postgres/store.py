@@ -46,6 +46,8 @@ from paymentorch.adapters.postgres.changes import (
     has_extras,
     move_exposures,
     post_entries,
+    refused,
+    run_numbered,
     write_extras,
 )
 from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS
@@ -62,6 +64,7 @@ from paymentorch.adapters.postgres.statements import (
     conninfo,
     create_sql,
     event_row,
+    guarded_params,
     inline_exposure,
     list_query,
     payment_row,
@@ -73,7 +76,7 @@ from paymentorch.adapters.postgres.statements import (
     statement_params,
     where_filters,
 )
-from paymentorch.adapters.postgres.transition import transition_params
+from paymentorch.adapters.postgres.transition import stepped, transition_params
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -92,7 +95,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 
 
@@ -108,31 +111,44 @@ class PostgresPaymentStore(PostgresLedger):
     # -- writes -----------------------------------------------------------------
 
     async def add(self, change: Change) -> Payment | None:
-        """Insert payment, entry and event in one statement, or return the key's holder."""
+        """Insert payment, entry and event, with its plan and its exposure move (under its
+        credit limit, if any), in one statement; or return the key's holder."""
+        guarded = has_extras(change)  # an exposure that grows under a credit limit
         params = statement_params(change, payment_row(change))
-        sql = create_sql(operation=change.operation is not None, exposure=inline_exposure(change))
+        sql = create_sql(
+            operation=change.operation is not None,
+            exposure=inline_exposure(change),
+            events=len(change.more_events),
+            plan=change.plan is not None,
+            guarded=guarded,
+        )
+        limit = change.guard.credit_limit
+        if guarded:
+            params = (*guarded_params(change), *params)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
-            if has_extras(change):  # a reservation or a plan commits with the creation, or neither
-                async with conn.transaction():
-                    cur = await conn.execute(sql, params)
+            if limit is None or change.exposure <= limit:  # else refused, or the key's holder
+                try:
+                    cur = await run_numbered(conn, sql, params)
                     row = await cur.fetchone()
                     if row is not None and row[0] == 1:
-                        await write_extras(conn, change)
                         return None
-            else:
-                cur = await conn.execute(sql, params)
-                row = await cur.fetchone()
-                if row is not None and row[0] == 1:
-                    return None
-            cur = await conn.execute(
-                SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
-                (key_scope(change), change.payment.idempotency_key),
-            )
-            existing = await cur.fetchone()
-            if existing is None:
-                raise StoreError("the insert conflicted, but no payment holds its key")
-            return row_payment(existing)
+                except pg_errors.UniqueViolation as exc:  # guarded: the key is held
+                    if not guarded or exc.diag.constraint_name != KEY_INDEX:
+                        raise
+            key = change.payment.idempotency_key
+            existing = None
+            if key is not None or not guarded:
+                holder = await conn.execute(
+                    SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
+                    (key_scope(change), key),
+                )
+                existing = await holder.fetchone()
+            if existing is not None:
+                return row_payment(existing)
+            if guarded:  # the limit did not let the exposure grow: nothing was written
+                raise await refused(conn, change)
+            raise StoreError("the insert conflicted, but no payment holds its key")
 
         return await self._write("create a payment", work)
 
@@ -158,7 +174,7 @@ class PostgresPaymentStore(PostgresLedger):
                         await copy.write_row(event_row(c.event))
                 batched = await move_exposures(conn, changes)
                 for c in changes:
-                    await write_extras(conn, c, inline=False, exposure=not batched)
+                    await write_extras(conn, c, exposure=not batched)
 
         try:
             await self._write("create payments", work)
@@ -216,15 +232,14 @@ class PostgresPaymentStore(PostgresLedger):
                 raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
 
-    async def transition(self, move: Transition) -> Payment | None:
-        """Decide ``move`` on the row and write its change: one statement
-        (``transition_sql``), no read before it."""
+    async def transition(self, move: Transition) -> Stepped:
+        """Decide ``move`` on the row and write its change, or return the row as found
+        with its plan: one statement (``transition_sql``), no read before it."""
         sql, params = transition_params(move)
 
-        async def work(conn: psycopg.AsyncConnection[Any]) -> Payment | None:
-            cur = await conn.execute(sql, params)
-            row = await cur.fetchone()
-            return None if row is None else row_payment(row)
+        async def work(conn: psycopg.AsyncConnection[Any]) -> Stepped:
+            cur = await run_numbered(conn, sql, params)
+            return stepped(await cur.fetchone())
 
         return await self._write("change a payment", work)
 
@@ -263,8 +278,7 @@ class PostgresPaymentStore(PostgresLedger):
                 done = [c for c in moves if c.payment.id in applied]
                 batched = await move_exposures(conn, done)
                 for change in done:
-                    await write_extras(conn, change, inline=False, journal=False,
-                                       exposure=not batched)  # fmt: skip
+                    await write_extras(conn, change, journal=False, exposure=not batched)
                 entries = [c.journal for c in changes if c.journal and c.payment.id in applied]
                 if entries:
                     await post_entries(conn, entries)

@@ -4,9 +4,11 @@
 payment only if its status is one the transition starts from (and it has no plan), and
 from the row it returns writes the audit entry, the outbox event (its snapshot built
 from that row, as ``Payment.to_dict`` builds it), the exposure move and the journal
-entry with its lines. What the action does to a payment's money is not written twice:
-the statement's shape is read off ``Transition.change`` of a probe payment of amount 1,
-every effect of a plain transition being that amount times a constant.
+entry with its lines. When it writes nothing, the same statement returns the payment as
+it found it, with its plan: the service decides on that without reading again. What the
+action does to a payment's money is not written twice: the statement's shape is read
+off ``Transition.change`` of a probe payment of amount 1, every effect of a plain
+transition being that amount times a constant.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from paymentorch.adapters._sql import (
     PAYMENT_COLUMNS,
     POSTING_COLUMNS,
 )
+from paymentorch.adapters.postgres.statements import PLAN_WIDTH, plan_of, plan_read, row_payment
 from paymentorch.domain import Payment, PaymentStatus
 from paymentorch.domain.actions import action
 from paymentorch.domain.money import currency_exponent
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 
 _PROBE_CUSTOMER: Final = "\x00customer"
 _PROBE_REASON: Final = "\x00reason"
@@ -152,9 +155,11 @@ _RETURNED: Final = (
 def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, dict[str, Any]]:
     """The statement of ``name`` from ``sources``, and its constant parameters.
 
-    It returns the payment as written (``PAYMENT_COLUMNS``), or no row when the payment
-    is missing, has a plan or is in another status. Several sources lock the row first,
-    to know which one the audit entry starts from.
+    It returns one row, ``written`` first: true and the payment as written
+    (``PAYMENT_COLUMNS``); or, when the payment has a plan or is in another status,
+    false, the payment as the statement found it and its plan (``plan_read``'s columns,
+    NULL without one); or no row when the payment is missing. Several sources lock the
+    row first, to know which one the audit entry starts from.
 
     Raises:
         ValueError: the action does not do the same from each of ``sources``.
@@ -219,7 +224,13 @@ WITH old AS (
   FROM entry, upd, jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS line(value, number)"""
     sql += f"""
 )
-SELECT {", ".join(c.strip() for c in PAYMENT_COLUMNS.split(","))} FROM upd
+SELECT true AS written, {", ".join(c.strip() for c in PAYMENT_COLUMNS.split(","))},
+       {", ".join(["NULL"] * PLAN_WIDTH)} FROM upd
+UNION ALL
+SELECT false, {", ".join("found." + c.strip() for c in PAYMENT_COLUMNS.split(","))}, pl.*
+FROM paymentorch_payments found
+LEFT JOIN LATERAL ({plan_read("found.id")}) pl ON found.has_plan
+WHERE found.id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 """
     constants: dict[str, Any] = {
         "target": target.value,
@@ -251,3 +262,17 @@ def transition_params(move: Transition) -> tuple[str, dict[str, Any]]:
         "event": move.event_id,
         "entry": move.entry_id,
     }
+
+
+_WIDTH: Final = len(PAYMENT_COLUMNS.split(","))
+
+
+def stepped(row: tuple[Any, ...] | None) -> Stepped:
+    """What a row of ``transition_sql`` (or no row) says."""
+    if row is None:
+        return Stepped()
+    payment = row_payment(row[1 : 1 + _WIDTH])
+    if row[0]:
+        return Stepped(written=payment)
+    plan = row[1 + _WIDTH :]
+    return Stepped(found=payment, plan=None if plan[0] is None else plan_of(payment.id, plan))

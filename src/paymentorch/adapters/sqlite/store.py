@@ -67,7 +67,7 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 
 
@@ -130,17 +130,21 @@ class SQLitePaymentStore(SQLiteLedger):
         """The guarded update with its entry and event, in one transaction."""
         return bool(await self._apply([change], expected, inline=True))
 
-    async def transition(self, move: Transition) -> Payment | None:
+    async def transition(self, move: Transition) -> Stepped:
         """Decide ``move`` on the payment as it is and write its change: one transaction,
-        no read before it."""
+        no read before it. When it writes nothing it says what it found, but not the
+        plan (the service reads that)."""
 
-        def body(conn: sqlite3.Connection) -> Payment | None:
+        def body(conn: sqlite3.Connection) -> Stepped:
             row = conn.execute(SELECT + " WHERE id = ?", (move.payment_id.hex,)).fetchone()
             old = None if row is None else row_payment(row)
-            if old is None or not move.applies_to(old):
-                return None
+            if old is None:
+                return Stepped()
+            if not move.applies_to(old):
+                return Stepped(found=old)
             change = move.change(old)
-            return change.payment if write_change(conn, change, old.status) else None
+            written = write_change(conn, change, old.status)
+            return Stepped(written=change.payment) if written else Stepped()
 
         return await self._run(lambda conn: transaction(conn, body), inline=True)
 

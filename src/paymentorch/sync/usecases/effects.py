@@ -28,16 +28,21 @@ def planned(
     installment: int | None = None,
     clearing: str | None = None,
     operation_id: UUID | None = None,
+    plan: Plan | None = None,
 ) -> Change:
     """``change`` with what ``kind`` does to the payment's plan, if it has one, to its
     customer's exposure and to the books (``clearing``: the processor that moved the
-    money, None when it moved by hand or inline).
+    money, None when it moved by hand or inline). ``plan``: the plan as read with
+    ``before``, if it was (else it is read here).
 
     Raises:
         ValidationError: the plan cannot take it (a collection or refund that no longer
             fits, an allocation read after a newer refund).
     """
-    plan = ctx.store.plan(before.id) if before.has_plan else None
+    if not before.has_plan:
+        plan = None
+    elif plan is None:
+        plan = ctx.store.plan(before.id)
     if plan is not None:
         after, events = after_payment(plan, kind, at=change.payment.updated_at,
                                       amount=amount, installment=installment)  # fmt: skip

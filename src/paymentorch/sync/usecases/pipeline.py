@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Generic, TypeVar
+from uuid import UUID
 
 import attrs
 
@@ -22,7 +23,8 @@ from paymentorch.domain import (
     PaymentStatus,
     StoreError,
 )
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.plans import Plan
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.domain.validation import MAX_ATTEMPTS
 
 from .context import Context, describe
@@ -134,14 +136,44 @@ def _expected(change: Change) -> PaymentStatus:
     return status
 
 
-def step(ctx: Context, move: Transition) -> Payment | None:
-    """Have the store decide and write ``move`` in one step, and publish it; None when
-    the store wrote nothing (the payment is missing, in another status, has a plan, or
-    the store does not decide by itself): then ``commit`` decides, and says why."""
-    payment = ctx.store.transition(move)
-    if payment is not None:
-        _published(ctx, payment, changed=True)
-    return payment
+def step(ctx: Context, move: Transition) -> Stepped:
+    """Have the store decide and write ``move`` in one step, and publish what it wrote.
+    When it wrote nothing (the payment is missing, in another status, has a plan, or the
+    store does not decide by itself), ``commit`` decides, and says why: its first
+    decision on what the store found (``Found``), later ones on what they read."""
+    stepped = ctx.store.transition(move)
+    if stepped.written is not None:
+        _published(ctx, stepped.written, changed=True)
+    return stepped
+
+
+class Found:
+    """What the one step found, for the first decision only: the payment as the store
+    found it (as fresh as a read) and, if the store read it too, its plan. A decision
+    after it (after a refusal on a copy that may be stale, or a lost race) reads again."""
+
+    __slots__ = ("_decided_on", "_payment", "_plan")
+
+    def __init__(self, stepped: Stepped | None = None) -> None:
+        self._payment = None if stepped is None else stepped.found
+        self._plan = None if stepped is None else stepped.plan
+        self._decided_on: Payment | None = None
+
+    def payment(self, ctx: Context, pid: UUID, *, fresh: bool) -> Payment:
+        """The payment the step found, the first time; then through the cache, or
+        (``fresh``) from the store.
+
+        Raises:
+            PaymentNotFound: no payment has this id.
+        """
+        found, self._payment = self._payment, None
+        self._decided_on = found
+        return found if found is not None else ctx.read(pid, fresh=fresh)
+
+    def plan(self, payment: Payment) -> Plan | None:
+        """The plan the step found with ``payment``, when ``payment`` is what it found;
+        else None (read it)."""
+        return self._plan if payment is self._decided_on else None
 
 
 def _publish(ctx: Context, change: Change | None) -> None:

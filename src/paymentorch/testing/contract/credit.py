@@ -13,6 +13,7 @@ import pytest
 
 from paymentorch.domain import CreditLimitExceeded, NewPayment, PaymentStatus
 from paymentorch.domain.credit import CreditPolicy
+from paymentorch.domain.plans import PlanTerms
 from paymentorch.testing._backend import Backend, service_on
 from paymentorch.testing._workers import credit_race
 from paymentorch.testing.contract._helpers import ADMIN, CUSTOMER, USER, _close, _events, _shared
@@ -106,6 +107,25 @@ class TestCredit:
             assert sum(made) == 10
             assert await service.credit_exposure("LIMT-00001") == Decimal("100.00")
             assert await service.count_payments(customer_id="LIMT-00001") == 10
+
+    async def test_repeated_creations_under_a_limit_reserve_once(self, backend: Backend) -> None:
+        """Creations racing with one key under a credit limit, pay-in-4 or not, all answer
+        the one payment made, and its exposure is reserved once: whether the limit would
+        let another one in (30.00 of 100.00) or not (60.00)."""
+        async with service_on(backend, credit=CREDIT, cache=None) as service:
+            cases = [("30.00", None), ("60.00", None), ("30.00", PlanTerms()),
+                     ("60.00", PlanTerms())]  # fmt: skip
+            for number, (amount, plan) in enumerate(cases, start=1):
+                customer = f"KEYS-{number:05d}"
+                made = await asyncio.gather(*(
+                    service.create_payment(customer, amount, actor=USER, plan=plan,
+                                           idempotency_key=f"key-{number}")
+                    for _ in range(8)
+                ))  # fmt: skip
+                assert len({p.id for p in made}) == 1
+                assert await service.credit_exposure(customer) == Decimal(amount)
+                assert await service.count_payments(customer_id=customer) == 1
+            assert await service.rebuild_exposure() == 0
 
     async def test_four_processes_never_pass_the_limit(self, backend: Backend) -> None:
         """32 creations split over 4 processes, at once: exactly 10 under a 100.00 limit."""

@@ -22,8 +22,10 @@ from paymentorch.domain import (
     record_change,
     transition,
     uuid7,
+    with_plan,
 )
-from paymentorch.domain.transitions import Transition, transition_sources
+from paymentorch.domain.plans import PlanTerms, new_plan
+from paymentorch.domain.transitions import Stepped, Transition, transition_sources
 from paymentorch.ports import PaymentStore
 from paymentorch.testing._backend import Backend, service_on
 from paymentorch.testing.contract._helpers import (
@@ -111,7 +113,7 @@ class TestTransitions:
             move = _move(ours, action)
             expected = move.change(ours)
             before = await store.exposure(CUSTOMER, currency)
-            written = await store.transition(move)
+            written = (await store.transition(move)).written
             moved = await store.exposure(CUSTOMER, currency) - before
             assert written == expected.payment
             other = attrs.evolve(move, payment_id=theirs.id, event_id=uuid7(), entry_id=uuid7())
@@ -142,24 +144,23 @@ class TestTransitions:
         self, backend: Backend
     ) -> None:
         """A missing payment, or one in a status the transition does not start from,
-        is left as it was: None, and no entry or event."""
+        is left as it was: nothing written, no entry or event."""
         store = await backend.open_store()
         try:
             created = _created()
             await store.add(created)
             payment = created.payment
-            assert (
-                await store.transition(_move(attrs.evolve(payment, id=uuid7()), "confirm")) is None
-            )
+            missing = await store.transition(_move(attrs.evolve(payment, id=uuid7()), "confirm"))
+            assert missing == Stepped()
             only_authorized = attrs.evolve(
                 _move(payment, "cancel"), sources=frozenset({PaymentStatus.AUTHORIZED})
             )
-            assert await store.transition(only_authorized) is None
-            confirmed = await store.transition(_move(payment, "confirm"))
+            assert (await store.transition(only_authorized)).written is None
+            confirmed = (await store.transition(_move(payment, "confirm"))).written
             assert confirmed is not None
             assert confirmed.status is PaymentStatus.CONFIRMED
             for action in ("confirm", "fail", "cancel", "authorize"):
-                assert await store.transition(_move(payment, action)) is None
+                assert (await store.transition(_move(payment, action))).written is None
             assert await store.get(payment.id) == confirmed
             assert [e.action for e in await store.audit_trail(payment.id)] == [
                 "created",
@@ -169,17 +170,44 @@ class TestTransitions:
         finally:
             await store.aclose()
 
+    async def test_store_transition_says_what_it_found(self, backend: Backend) -> None:
+        """When it writes nothing, what it says it found is what ``get`` and ``plan``
+        read: the payment as it is and, if the store says it, its plan."""
+        store = await backend.open_store()
+        try:
+            created = _created()
+            await store.add(created)
+            plain = created.payment
+            assert (await store.transition(_move(plain, "confirm"))).written is not None
+            refused = await store.transition(_move(plain, "cancel"))
+            assert refused.written is None
+            assert refused.found in (None, await store.get(plain.id))
+            assert refused.plan is None
+            planned = attrs.evolve(_created().payment, has_plan=True)
+            plan = new_plan(planned.id, planned.amount, planned.currency, PlanTerms(),
+                            planned.created_at)  # fmt: skip
+            change = record_change(planned, "created", from_status=None, actor_id="user-1")
+            await store.add(with_plan(change, plan))
+            stepped = await store.transition(_move(planned, "confirm"))
+            assert stepped.written is None
+            assert stepped.found in (None, await store.get(planned.id))
+            assert stepped.plan in ((None, plan) if stepped.found else (None,))
+            assert [e.action for e in await store.audit_trail(planned.id)] == ["created"]
+        finally:
+            await store.aclose()
+
     async def test_store_transitions_racing_for_one_payment_leave_one_winner(
         self, backend: Backend
     ) -> None:
-        """Twenty transitions of one payment at once: one is written, the others are None."""
+        """Twenty transitions of one payment at once: one is written, the others write
+        nothing."""
         store = await backend.open_store()
         try:
             created = _created()
             await store.add(created)
             moves = [_move(created.payment, a) for a in ("confirm", "fail", "cancel") * 7][:20]
             results = await asyncio.gather(*(store.transition(m) for m in moves))
-            (winner,) = [r for r in results if r is not None]
+            (winner,) = [r.written for r in results if r.written is not None]
             assert await store.get(created.payment.id) == winner
             assert len(await store.audit_trail(created.payment.id)) == 2
             assert len(await _events(store)) == 2

@@ -27,7 +27,7 @@ from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
 from paymentorch.domain.outbox import OutboxMessage
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.sync.ports import SyncPaymentStore
 
 
@@ -108,10 +108,11 @@ class SyncEncryptedStore:
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         return self.inner.apply_many([self._seal(c) for c in changes], expected=expected)
 
-    def transition(self, move: Transition) -> Payment | None:
+    def transition(self, move: Transition) -> Stepped:
         # The inner store decides on the sealed row: the event's snapshot, the exposure
         # and the journal it writes from that row are sealed as ``_seal`` seals them.
-        return self._open(self.inner.transition(move))
+        stepped = self.inner.transition(move)
+        return Stepped(self._open(stepped.written), self._open(stepped.found), stepped.plan)
 
     def get(self, payment_id: UUID) -> Payment | None:
         return self._open(self.inner.get(payment_id))

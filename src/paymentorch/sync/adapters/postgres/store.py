@@ -60,6 +60,7 @@ from paymentorch.adapters.postgres.statements import (
     conninfo,
     create_sql,
     event_row,
+    guarded_params,
     inline_exposure,
     list_query,
     payment_row,
@@ -71,7 +72,7 @@ from paymentorch.adapters.postgres.statements import (
     statement_params,
     where_filters,
 )
-from paymentorch.adapters.postgres.transition import transition_params
+from paymentorch.adapters.postgres.transition import stepped, transition_params
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -90,12 +91,14 @@ from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import check_bulk
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
-from paymentorch.domain.transitions import Transition
+from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 from paymentorch.sync.adapters.postgres.changes import (
     apply_change_sync,
     move_exposures_sync,
     post_entries_sync,
+    refused_sync,
+    run_numbered_sync,
     write_extras_sync,
 )
 from paymentorch.sync.adapters.postgres.ledger import SyncPostgresLedger
@@ -113,31 +116,44 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
     # -- writes -----------------------------------------------------------------
 
     def add(self, change: Change) -> Payment | None:
-        """Insert payment, entry and event in one statement, or return the key's holder."""
+        """Insert payment, entry and event, with its plan and its exposure move (under its
+        credit limit, if any), in one statement; or return the key's holder."""
+        guarded = has_extras(change)  # an exposure that grows under a credit limit
         params = statement_params(change, payment_row(change))
-        sql = create_sql(operation=change.operation is not None, exposure=inline_exposure(change))
+        sql = create_sql(
+            operation=change.operation is not None,
+            exposure=inline_exposure(change),
+            events=len(change.more_events),
+            plan=change.plan is not None,
+            guarded=guarded,
+        )
+        limit = change.guard.credit_limit
+        if guarded:
+            params = (*guarded_params(change), *params)
 
         def work(conn: psycopg.Connection[Any]) -> Payment | None:
-            if has_extras(change):  # a reservation or a plan commits with the creation, or neither
-                with conn.transaction():
-                    cur = conn.execute(sql, params)
+            if limit is None or change.exposure <= limit:  # else refused, or the key's holder
+                try:
+                    cur = run_numbered_sync(conn, sql, params)
                     row = cur.fetchone()
                     if row is not None and row[0] == 1:
-                        write_extras_sync(conn, change)
                         return None
-            else:
-                cur = conn.execute(sql, params)
-                row = cur.fetchone()
-                if row is not None and row[0] == 1:
-                    return None
-            cur = conn.execute(
-                SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
-                (key_scope(change), change.payment.idempotency_key),
-            )
-            existing = cur.fetchone()
-            if existing is None:
-                raise StoreError("the insert conflicted, but no payment holds its key")
-            return row_payment(existing)
+                except pg_errors.UniqueViolation as exc:  # guarded: the key is held
+                    if not guarded or exc.diag.constraint_name != KEY_INDEX:
+                        raise
+            key = change.payment.idempotency_key
+            existing = None
+            if key is not None or not guarded:
+                holder = conn.execute(
+                    SELECT + " WHERE idempotency_scope = %s AND idempotency_key = %s",
+                    (key_scope(change), key),
+                )
+                existing = holder.fetchone()
+            if existing is not None:
+                return row_payment(existing)
+            if guarded:  # the limit did not let the exposure grow: nothing was written
+                raise refused_sync(conn, change)
+            raise StoreError("the insert conflicted, but no payment holds its key")
 
         return self._write("create a payment", work)
 
@@ -161,7 +177,7 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                         copy.write_row(event_row(c.event))
                 batched = move_exposures_sync(conn, changes)
                 for c in changes:
-                    write_extras_sync(conn, c, inline=False, exposure=not batched)
+                    write_extras_sync(conn, c, exposure=not batched)
 
         try:
             self._write("create payments", work)
@@ -219,15 +235,14 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                 raise IdempotencyConflict(change.request.key, "already used") from cause
             raise
 
-    def transition(self, move: Transition) -> Payment | None:
-        """Decide ``move`` on the row and write its change: one statement
-        (``transition_sql``), no read before it."""
+    def transition(self, move: Transition) -> Stepped:
+        """Decide ``move`` on the row and write its change, or return the row as found
+        with its plan: one statement (``transition_sql``), no read before it."""
         sql, params = transition_params(move)
 
-        def work(conn: psycopg.Connection[Any]) -> Payment | None:
-            cur = conn.execute(sql, params)
-            row = cur.fetchone()
-            return None if row is None else row_payment(row)
+        def work(conn: psycopg.Connection[Any]) -> Stepped:
+            cur = run_numbered_sync(conn, sql, params)
+            return stepped(cur.fetchone())
 
         return self._write("change a payment", work)
 
@@ -266,8 +281,7 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                 done = [c for c in moves if c.payment.id in applied]
                 batched = move_exposures_sync(conn, done)
                 for change in done:
-                    write_extras_sync(conn, change, inline=False, journal=False,
-                                       exposure=not batched)  # fmt: skip
+                    write_extras_sync(conn, change, journal=False, exposure=not batched)
                 entries = [c.journal for c in changes if c.journal and c.payment.id in applied]
                 if entries:
                     post_entries_sync(conn, entries)
