@@ -375,9 +375,10 @@ async def test_a_creation_the_limit_refuses_writes_nothing(postgres_backend: Bac
     assert exposure == [(Decimal("80.00"),)]
 
 
-async def test_a_pay_in_4_lifecycle_is_three_round_trips(postgres_backend: Backend) -> None:
+async def test_a_pay_in_4_lifecycle_is_four_round_trips(postgres_backend: Backend) -> None:
     """Under a credit limit, a pay-in-4 creation is one round trip and its confirmation
-    two (the one step finds the plan, one statement writes); a plain lifecycle two."""
+    three (the one step finds the payment, the plan is read, one statement writes); a
+    plain lifecycle two."""
     from urllib.parse import urlsplit
 
     from tests.proxy import RoundTrips
@@ -397,7 +398,7 @@ async def test_a_pay_in_4_lifecycle_is_three_round_trips(postgres_backend: Backe
                 created = proxy.count
                 await service.confirm_payment(payment.id, actor=ADMIN)
                 counts.append((created - before, proxy.count - created))
-    assert counts == [(1, 2), (1, 1), (1, 2)]
+    assert counts == [(1, 3), (1, 1), (1, 3)]
 
 
 def test_long_statements_are_numbered_once_as_psycopg_would() -> None:

@@ -383,8 +383,6 @@ WHERE pl.payment_id = {payment}
 
 READ_PLAN: Final = plan_read("%s")
 """A plan with its installments and fees in one row: each of their columns an array."""
-PLAN_WIDTH: Final = len(PLAN_COLUMNS.split(", ")) - 1 + len(_INSTALLMENT_DATA) + len(_FEE_DATA)
-"""How many columns ``plan_read`` returns."""
 
 
 def plan_row(plan: Plan) -> tuple[Any, ...]:

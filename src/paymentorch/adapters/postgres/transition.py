@@ -5,7 +5,8 @@ payment only if its status is one the transition starts from (and it has no plan
 from the row it returns writes the audit entry, the outbox event (its snapshot built
 from that row, as ``Payment.to_dict`` builds it), the exposure move and the journal
 entry with its lines. When it writes nothing, the same statement returns the payment as
-it found it, with its plan: the service decides on that without reading again. What the
+it found it: the service decides on that without reading it again (a plan it reads: a
+plan's columns in this statement cost every plain transition as much as the read). What the
 action does to a payment's money is not written twice: the statement's shape is read
 off ``Transition.change`` of a probe payment of amount 1, every effect of a plain
 transition being that amount times a constant.
@@ -30,7 +31,7 @@ from paymentorch.adapters._sql import (
     PAYMENT_COLUMNS,
     POSTING_COLUMNS,
 )
-from paymentorch.adapters.postgres.statements import PLAN_WIDTH, plan_of, plan_read, row_payment
+from paymentorch.adapters.postgres.statements import row_payment
 from paymentorch.domain import Payment, PaymentStatus
 from paymentorch.domain.actions import action
 from paymentorch.domain.money import currency_exponent
@@ -157,8 +158,8 @@ def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, d
 
     It returns one row, ``written`` first: true and the payment as written
     (``PAYMENT_COLUMNS``); or, when the payment has a plan or is in another status,
-    false, the payment as the statement found it and its plan (``plan_read``'s columns,
-    NULL without one); or no row when the payment is missing. Several sources lock the
+    false and the payment as the statement found it; or no row when the payment is
+    missing. Several sources lock the
     row first, to know which one the audit entry starts from.
 
     Raises:
@@ -224,12 +225,10 @@ WITH old AS (
   FROM entry, upd, jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS line(value, number)"""
     sql += f"""
 )
-SELECT true AS written, {", ".join(c.strip() for c in PAYMENT_COLUMNS.split(","))},
-       {", ".join(["NULL"] * PLAN_WIDTH)} FROM upd
+SELECT true AS written, {", ".join(c.strip() for c in PAYMENT_COLUMNS.split(","))} FROM upd
 UNION ALL
-SELECT false, {", ".join("found." + c.strip() for c in PAYMENT_COLUMNS.split(","))}, pl.*
+SELECT false, {", ".join("found." + c.strip() for c in PAYMENT_COLUMNS.split(","))}
 FROM paymentorch_payments found
-LEFT JOIN LATERAL ({plan_read("found.id")}) pl ON found.has_plan
 WHERE found.id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 """
     constants: dict[str, Any] = {
@@ -264,15 +263,9 @@ def transition_params(move: Transition) -> tuple[str, dict[str, Any]]:
     }
 
 
-_WIDTH: Final = len(PAYMENT_COLUMNS.split(","))
-
-
 def stepped(row: tuple[Any, ...] | None) -> Stepped:
     """What a row of ``transition_sql`` (or no row) says."""
     if row is None:
         return Stepped()
-    payment = row_payment(row[1 : 1 + _WIDTH])
-    if row[0]:
-        return Stepped(written=payment)
-    plan = row[1 + _WIDTH :]
-    return Stepped(found=payment, plan=None if plan[0] is None else plan_of(payment.id, plan))
+    payment = row_payment(row[1:])
+    return Stepped(written=payment) if row[0] else Stepped(found=payment)
