@@ -274,10 +274,12 @@ async def _charged_off_on_time(
     if entry.actor_id != po.Actor.system().id:
         return
     statuses["charged off by the policy"] += 1
+    # Paid at the charge-off's instant counts as owed then: the day's tick (the charge-off)
+    # runs before people act, and a recovery paid that day carries the same time.
     owed_then = [
         i.due_at
         for i in plan.installments
-        if i.unpaid or (i.paid_at is not None and i.paid_at > entry.at)
+        if i.unpaid or (i.paid_at is not None and i.paid_at >= entry.at)
     ]
     late = entry.at - min(owed_then)
     assert COLLECTIONS.charge_off_after <= late < COLLECTIONS.charge_off_after + timedelta(days=1)
