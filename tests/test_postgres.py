@@ -413,3 +413,63 @@ def test_long_statements_are_numbered_once_as_psycopg_would() -> None:
     assert numbered_params(None, (1, 2)) == (1, 2)
     with pytest.raises(ValueError, match="both"):
         numbered("SELECT %s, %(a)s")
+
+
+async def test_a_batch_and_a_creation_of_one_key_under_a_limit_do_not_deadlock(
+    postgres_backend: Backend,
+) -> None:
+    """A creation and a batch holding the same key for the same customer, both under a
+    credit limit, queued in that order behind a lock on the customer's exposure row: one
+    creates the payment, the other finds the key held (the creation returns the holder,
+    or the batch raises IdempotencyConflict), as the in-memory store answers. Both move
+    the exposure row before they claim the key: no deadlock."""
+    import asyncio
+
+    import psycopg
+
+    assert postgres_backend.url is not None
+    credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    store = await postgres_backend.open_store()
+    service = po.PaymentService(store, cache=None, credit=credit)
+
+    def waiting(conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def queued(conn: psycopg.Connection[Any], count: int) -> None:
+        deadline = time.monotonic() + 10
+        while waiting(conn) < count:  # the server says who waits: no guessed sleep
+            assert time.monotonic() < deadline, "the write never queued for the lock"
+            await asyncio.sleep(0.01)
+
+    try:
+        await service.create_payment("RACE-00001", "10.00", actor=ADMIN)  # the exposure row
+        with (
+            psycopg.connect(postgres_backend.url) as locker,
+            psycopg.connect(postgres_backend.url, autocommit=True) as watcher,
+        ):
+            locker.execute(
+                "SELECT 1 FROM paymentorch_exposure WHERE customer_id = 'RACE-00001' FOR UPDATE"
+            )
+            single = asyncio.create_task(
+                service.create_payment("RACE-00001", "20.00", actor=ADMIN, idempotency_key="K")
+            )
+            await queued(watcher, 1)
+            batch = asyncio.create_task(
+                service.create_payments(
+                    [po.NewPayment("RACE-00001", "20.00", idempotency_key="K")], actor=ADMIN
+                )
+            )
+            await queued(watcher, 2)
+            locker.commit()
+            results = await asyncio.gather(single, batch, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert len(errors) <= 1, results
+        assert all(isinstance(e, po.IdempotencyConflict) for e in errors), results
+        assert await service.credit_exposure("RACE-00001") == Decimal("30.00")
+        assert (await service.verify()).ok
+    finally:
+        await store.aclose()

@@ -362,10 +362,7 @@ WRITE_PLAN: Final = f"WITH {plan_writes()}\n)\nSELECT 1"
 not written again."""
 
 
-def plan_read(payment: str) -> str:
-    """A query of the plan of ``payment`` (an SQL expression) with its installments and
-    fees in one row, each of their columns an array (``plan_of`` reads it)."""
-    return f"""
+READ_PLAN: Final = f"""
 SELECT {", ".join("pl." + c for c in PLAN_COLUMNS.split(", ")[1:])},
   {", ".join(f"i.{c}" for c in _INSTALLMENT_DATA)}, {", ".join(f"f.{c}" for c in _FEE_DATA)}
 FROM paymentorch_plans pl
@@ -377,11 +374,8 @@ CROSS JOIN LATERAL (
   SELECT {", ".join(f"array_agg({c} ORDER BY seq) AS {c}" for c in _FEE_DATA)}
   FROM paymentorch_late_fees WHERE payment_id = pl.payment_id
 ) f
-WHERE pl.payment_id = {payment}
+WHERE pl.payment_id = %s
 """
-
-
-READ_PLAN: Final = plan_read("%s")
 """A plan with its installments and fees in one row: each of their columns an array."""
 
 

@@ -44,6 +44,7 @@ from paymentorch.adapters._sql import (
 from paymentorch.adapters.postgres.changes import (
     apply_change,
     has_extras,
+    move_exposure,
     move_exposures,
     post_entries,
     refused,
@@ -155,8 +156,16 @@ class PostgresPaymentStore(PostgresLedger):
     async def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all with ``COPY``, in one transaction."""
 
+        # An exposure a credit limit checks moves before the payments claim their keys,
+        # customers in order, as a single creation's one statement moves it: one lock
+        # order for both, so a batch and a creation holding one key cannot deadlock.
+        limited = sorted(filter(has_extras, changes), key=_exposure_row)
+        rest = [c for c in changes if not has_extras(c)]
+
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction(), conn.cursor() as cur:
+                for c in limited:
+                    await move_exposure(conn, c)
                 async with cur.copy(
                     f"COPY paymentorch_payments ({PAYMENT_INSERT_COLUMNS}) FROM STDIN"
                 ) as copy:
@@ -172,9 +181,9 @@ class PostgresPaymentStore(PostgresLedger):
                 ) as copy:
                     for c in changes:
                         await copy.write_row(event_row(c.event))
-                batched = await move_exposures(conn, changes)
+                await move_exposures(conn, rest)  # none has a limit: one statement
                 for c in changes:
-                    await write_extras(conn, c, exposure=not batched)
+                    await write_extras(conn, c, exposure=False)
 
         try:
             await self._write("create payments", work)
@@ -233,8 +242,8 @@ class PostgresPaymentStore(PostgresLedger):
             raise
 
     async def transition(self, move: Transition) -> Stepped:
-        """Decide ``move`` on the row and write its change, or return the row as found
-        with its plan: one statement (``transition_sql``), no read before it."""
+        """Decide ``move`` on the row and write its change, or return the row as found:
+        one statement (``transition_sql``), no read before it."""
         sql, params = transition_params(move)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Stepped:
@@ -559,6 +568,10 @@ class PostgresPaymentStore(PostgresLedger):
             (payment_id,),
         )
         return [audit_from_row(r, uuid=same, time=same) for r in rows]
+
+
+def _exposure_row(change: Change) -> tuple[str, str]:
+    return change.payment.customer_id, change.payment.currency
 
 
 async def open_store(

@@ -95,6 +95,7 @@ from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 from paymentorch.sync.adapters.postgres.changes import (
     apply_change_sync,
+    move_exposure_sync,
     move_exposures_sync,
     post_entries_sync,
     refused_sync,
@@ -160,8 +161,16 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
     def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all with ``COPY``, in one transaction."""
 
+        # An exposure a credit limit checks moves before the payments claim their keys,
+        # customers in order, as a single creation's one statement moves it: one lock
+        # order for both, so a batch and a creation holding one key cannot deadlock.
+        limited = sorted(filter(has_extras, changes), key=_exposure_row)
+        rest = [c for c in changes if not has_extras(c)]
+
         def work(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction(), conn.cursor() as cur:
+                for c in limited:
+                    move_exposure_sync(conn, c)
                 with cur.copy(
                     f"COPY paymentorch_payments ({PAYMENT_INSERT_COLUMNS}) FROM STDIN"
                 ) as copy:
@@ -175,9 +184,9 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                 with cur.copy(f"COPY paymentorch_outbox ({OUTBOX_COLUMNS}) FROM STDIN") as copy:
                     for c in changes:
                         copy.write_row(event_row(c.event))
-                batched = move_exposures_sync(conn, changes)
+                move_exposures_sync(conn, rest)  # none has a limit: one statement
                 for c in changes:
-                    write_extras_sync(conn, c, exposure=not batched)
+                    write_extras_sync(conn, c, exposure=False)
 
         try:
             self._write("create payments", work)
@@ -236,8 +245,8 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
             raise
 
     def transition(self, move: Transition) -> Stepped:
-        """Decide ``move`` on the row and write its change, or return the row as found
-        with its plan: one statement (``transition_sql``), no read before it."""
+        """Decide ``move`` on the row and write its change, or return the row as found:
+        one statement (``transition_sql``), no read before it."""
         sql, params = transition_params(move)
 
         def work(conn: psycopg.Connection[Any]) -> Stepped:
@@ -550,6 +559,10 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
             (payment_id,),
         )
         return [audit_from_row(r, uuid=same, time=same) for r in rows]
+
+
+def _exposure_row(change: Change) -> tuple[str, str]:
+    return change.payment.customer_id, change.payment.currency
 
 
 def open_sync_store(
