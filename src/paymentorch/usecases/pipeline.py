@@ -74,7 +74,8 @@ async def commit(
 
     ``decide(fresh)`` reads what it needs (through the cache, or from the store when
     ``fresh``) and returns a ``Decision``. A refusal by the domain (``InvalidTransition``,
-    ``AmountExceeded``) on a copy that may be stale, a ``LostRace``, or a write whose guard
+    ``AmountExceeded``, or a ``ValueError`` or ``StoreError`` from a payment and its plan
+    read apart) on a copy that may be stale, a ``LostRace``, or a write whose guard
     no longer holds (someone changed the payment first, in this process or another) leads
     to another decision on the store's state, up to ``MAX_ATTEMPTS`` times.
 
@@ -90,7 +91,12 @@ async def commit(
     for _ in range(MAX_ATTEMPTS):
         try:
             decision = await decide(fresh)
-        except LostRace:
+        except (LostRace, StoreError, ValueError) as exc:
+            # A lost race; or copies read apart (a payment found by the one step or
+            # cached, its plan read after a change committed) that the domain finds at
+            # odds: a plan that cannot take the change, books that would not balance.
+            if fresh and not isinstance(exc, LostRace):
+                raise
             fresh = True
             continue
         except (InvalidTransition, AmountExceeded) as exc:
