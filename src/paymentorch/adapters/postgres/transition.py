@@ -5,8 +5,9 @@ payment only if its status is one the transition starts from (and it has no plan
 from the row it returns writes the audit entry, the outbox event (its snapshot built
 from that row, as ``Payment.to_dict`` builds it), the exposure move and the journal
 entry with its lines. When it writes nothing, the same statement returns the payment as
-it found it: the service decides on that without reading it again (a plan it reads: a
-plan's columns in this statement cost every plain transition as much as the read). What the
+it found it, and the service decides on that without reading it again. It does not
+return the payment's plan: the server would prepare that branch for every plain
+transition too, costing each about what the plan's own read costs a plan. What the
 action does to a payment's money is not written twice: the statement's shape is read
 off ``Transition.change`` of a probe payment of amount 1, every effect of a plain
 transition being that amount times a constant.
@@ -159,8 +160,8 @@ def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, d
     It returns one row, ``written`` first: true and the payment as written
     (``PAYMENT_COLUMNS``); or, when the payment has a plan or is in another status,
     false and the payment as the statement found it; or no row when the payment is
-    missing. Several sources lock the
-    row first, to know which one the audit entry starts from.
+    missing. Several sources lock the row first, to know which one the audit entry
+    starts from.
 
     Raises:
         ValueError: the action does not do the same from each of ``sources``.
