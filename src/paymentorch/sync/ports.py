@@ -167,6 +167,11 @@ class SyncPaymentReader(Protocol):
         """The payment's installment plan, or None."""
         ...
 
+    def get_with_plan(self, payment_id: UUID) -> tuple[Payment, Plan | None] | None:
+        """The payment and its plan (None without one), both as of one moment: never
+        a plan older or newer than the payment read with it. None: no such payment."""
+        ...
+
     def exposure(self, customer_id: str, currency: str) -> Decimal:
         """The customer's exposure in ``currency``: the sum of the ``Change.exposure``
         of every change written, never below 0 (0 for a customer never seen)."""

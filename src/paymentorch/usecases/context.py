@@ -26,7 +26,7 @@ from paymentorch.domain import (
 from paymentorch.domain.collections import CollectionPolicy
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.money import currency_exponent
-from paymentorch.domain.plans import LateFeePolicy, fee_policies
+from paymentorch.domain.plans import LateFeePolicy, Plan, fee_policies
 from paymentorch.ports import Cache, PaymentProcessor, PaymentStore
 from paymentorch.telemetry import Telemetry
 
@@ -111,6 +111,18 @@ class Context:
         if payment is None:
             raise PaymentNotFound(pid)
         return payment
+
+    async def read_with_plan(self, pid: UUID) -> tuple[Payment, Plan | None]:
+        """The payment and its plan, from the store, as of one moment.
+
+        Raises:
+            PaymentNotFound: no payment has this id.
+        """
+        await self.forget(pid)
+        found = await self.store.get_with_plan(pid)
+        if found is None:
+            raise PaymentNotFound(pid)
+        return found
 
     async def _cache_get(self, pid: UUID) -> Payment | None:
         if self.cache is None:

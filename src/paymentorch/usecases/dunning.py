@@ -37,12 +37,12 @@ from .pipeline import Decision, commit
 BATCH = 500
 
 
-async def failed(ctx: Context, change: Change, before: Payment, operation: Operation,
-                 code: str | None) -> Change:  # fmt: skip
+async def failed(ctx: Context, change: Change, before: Payment, plan: Plan | None, *,
+                 operation: Operation, code: str | None) -> Change:  # fmt: skip
     """``change`` (a declined collection of ``operation``'s installment, recorded on
-    ``before``) with the installment's next attempt on the ladder, or the plan's
-    collection stopped, and the events a notice needs."""
-    plan, number = await ctx.store.plan(before.id), installment_of(operation)
+    ``before``, read with its ``plan``) with the installment's next attempt on the
+    ladder, or the plan's collection stopped, and the events a notice needs."""
+    number = installment_of(operation)
     if plan is None or number is None:
         return change
     policy = ctx.collections
@@ -93,8 +93,7 @@ async def process(ctx: Context) -> int:
 
 async def _remind(ctx: Context, pid: UUID, policy: CollectionPolicy) -> int:
     async def decide(_fresh: bool) -> Decision[int]:
-        current = await ctx.read(pid, fresh=True)
-        before = await ctx.store.plan(pid)
+        current, before = await ctx.read_with_plan(pid)
         now = ctx.clock()
         due = [] if before is None else reminders_due(before, policy, now)
         if before is None or not due or current.status is not PaymentStatus.CONFIRMED:
@@ -151,8 +150,7 @@ async def resume(ctx: Context, payment_id: UUID | str, actor: Actor) -> Plan:
     pid = parse_payment_id(payment_id)
 
     async def decide(_fresh: bool) -> Decision[Plan]:
-        current = await ctx.read(pid, fresh=True)
-        before = await ctx.store.plan(pid) if current.has_plan else None
+        current, before = await ctx.read_with_plan(pid)
         why = _not_resumable(current, before)
         if why is not None or before is None:
             raise InvalidTransition(pid, current.status, "resume collection", why)

@@ -73,11 +73,11 @@ async def commit(
     """Decide, write, publish; decide again after a lost race.
 
     ``decide(fresh)`` reads what it needs (through the cache, or from the store when
-    ``fresh``) and returns a ``Decision``. A refusal by the domain (``InvalidTransition``,
-    ``AmountExceeded``, or a ``ValueError`` or ``StoreError`` from a payment and its plan
-    read apart) on a copy that may be stale, a ``LostRace``, or a write whose guard
-    no longer holds (someone changed the payment first, in this process or another) leads
-    to another decision on the store's state, up to ``MAX_ATTEMPTS`` times.
+    ``fresh``; a plan with the payment's version, ``plan_of``) and returns a
+    ``Decision``. A refusal by the domain (``InvalidTransition``, ``AmountExceeded``) on
+    a copy that may be stale, a ``LostRace``, or a write whose guard no longer holds
+    (someone changed the payment first, in this process or another) leads to another
+    decision on the store's state, up to ``MAX_ATTEMPTS`` times.
 
     ``replay``, when given, is asked what an earlier call with the same idempotency key
     answered: when a fresh decision is refused, and when the write finds the key held
@@ -91,12 +91,7 @@ async def commit(
     for _ in range(MAX_ATTEMPTS):
         try:
             decision = await decide(fresh)
-        except (LostRace, StoreError, ValueError) as exc:
-            # A lost race; or copies read apart (a payment found by the one step or
-            # cached, its plan read after a change committed) that the domain finds at
-            # odds: a plan that cannot take the change, books that would not balance.
-            if fresh and not isinstance(exc, LostRace):
-                raise
+        except LostRace:
             fresh = True
             continue
         except (InvalidTransition, AmountExceeded) as exc:
@@ -138,6 +133,21 @@ def _expected(change: Change) -> PaymentStatus:
     if status is None:
         raise StoreError("a change of an existing payment lacks the status it starts from")
     return status
+
+
+async def plan_of(ctx: Context, payment: Payment) -> Plan | None:
+    """``payment``'s plan as it stood at ``payment``'s version (read with the payment,
+    as of one moment); None without one.
+
+    Raises:
+        LostRace: the payment has changed since ``payment`` was read.
+    """
+    if not payment.has_plan:
+        return None
+    found = await ctx.store.get_with_plan(payment.id)
+    if found is None or found[0].version != payment.version:
+        raise LostRace
+    return found[1]
 
 
 async def step(ctx: Context, move: Transition) -> Stepped:

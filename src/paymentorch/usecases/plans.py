@@ -53,8 +53,9 @@ async def settle_installment(
         raise bad("number", "must be a whole number from 1", "range")
 
     async def decide(_fresh: bool) -> Decision[Plan]:
-        current = await ctx.read(pid, fresh=True)
-        before = await queries.plan(ctx, pid)
+        current, before = await ctx.read_with_plan(pid)
+        if before is None:
+            raise queries.not_a_plan()
         if number in await busy_installments(ctx, current, before):
             why = (
                 "a refund of the plan is under way: it changes what is owed"
@@ -104,8 +105,7 @@ async def write_off(
     as it is and None returned instead of an error."""
 
     async def decide(_fresh: bool) -> Decision[Plan | None]:
-        current = await ctx.read(pid, fresh=True)
-        before = await ctx.store.plan(pid) if current.has_plan else None
+        current, before = await ctx.read_with_plan(pid)
         if when is not None and (before is None or before.status not in RUNNING
                                  or not when(before)):  # fmt: skip
             return Decision(None)
@@ -157,8 +157,7 @@ async def _queue(ctx: Context, pid: UUID) -> bool:
     system = Actor.system()
 
     async def decide(_fresh: bool) -> Decision[bool]:
-        current = await ctx.read(pid, fresh=True)
-        plan = await ctx.store.plan(pid)
+        current, plan = await ctx.read_with_plan(pid)
         now = ctx.clock()
         due = None if plan is None else next_collection(plan, now)
         if (
@@ -217,8 +216,7 @@ async def overdue(ctx: Context) -> int:
 
 async def _mark_overdue(ctx: Context, pid: UUID, now: datetime) -> bool:
     async def decide(_fresh: bool) -> Decision[bool]:
-        current = await ctx.read(pid, fresh=True)
-        before = await ctx.store.plan(pid)
+        current, before = await ctx.read_with_plan(pid)
         if before is None:
             return Decision(False)
         busy = await busy_installments(ctx, current, before, to_be_late=True)

@@ -31,7 +31,7 @@ from paymentorch.domain.validation import same_refund
 from .context import Context
 from .effects import planned
 from .follow_ups import follow_up, held
-from .pipeline import Decision, LostRace, commit
+from .pipeline import Decision, LostRace, commit, plan_of
 from .settlement import needs_attention, settling
 
 PLAN_MONEY = frozenset({OperationKind.INSTALLMENT, OperationKind.REFUND})
@@ -118,7 +118,7 @@ async def route_of(ctx: Context, payment: Payment, amount: Decimal, now: datetim
         if original is None:  # no processor holds it: the refund completes here
             return done
         return follow_up(original, OperationKind.REFUND, amount, None, now)
-    plan = await ctx.store.plan(payment.id)
+    plan = await plan_of(ctx, payment)
     operations = await ctx.store.operations(payment.id) if ctx.processor else []
     if any(op.status in IN_FLIGHT for op in operations if op.kind in PLAN_MONEY):
         return attrs.evolve(done, status=OperationStatus.PENDING)  # waits, not due

@@ -55,11 +55,10 @@ async def _settlement(ctx: Context, step: Step, actor: Actor) -> tuple[Operation
     operation = step.operation
     if step.payment_action is None:
         return operation, None
-    current = await ctx.read(operation.payment_id, fresh=True)
+    current, plan = await ctx.read_with_plan(operation.payment_id)
     if operation.kind is OperationKind.CANCEL and current.status is PaymentStatus.FAILED:
         return operation, None  # the void of a failed payment's hold: it stays Failed
     if step.payment_action in ("confirm", "refund") and current.has_plan:
-        plan = await ctx.store.plan(current.id)
         wrong = None if plan is None else _not_as_asked(plan, operation, at=operation.updated_at)
         if wrong is not None:
             return needs_attention(operation, wrong), None
@@ -83,12 +82,14 @@ async def _settlement(ctx: Context, step: Step, actor: Actor) -> tuple[Operation
     # The operation rides in the event; the store updates it rather than adding it.
     change = attrs.evolve(change, operation=None)
     if step.payment_action == "collection_failed":
-        return operation, await dunning.failed(ctx, change, current, operation, step.code)
+        return operation, await dunning.failed(
+            ctx, change, current, plan, operation=operation, code=step.code
+        )
     try:
         change = await planned(
             ctx, change, current, step.payment_action, amount=operation.amount,
             installment=installment_of(operation), clearing=operation.processor,
-            operation_id=operation.id,
+            operation_id=operation.id, plan=plan,
         )  # fmt: skip
     except ValidationError as exc:  # collected, yet paid by hand or cancelled meanwhile
         return needs_attention(operation, "; ".join(e.message for e in exc.errors)), None

@@ -23,6 +23,7 @@ from paymentorch.domain.cursor import Keyset
 from paymentorch.domain.integrity import PaymentRecords
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
 from paymentorch.domain.outbox import OutboxMessage
+from paymentorch.domain.plans import Plan
 from paymentorch.domain.requests import KeyedChange
 from paymentorch.domain.results import SummaryRow
 from paymentorch.domain.transitions import Stepped, Transition
@@ -114,6 +115,10 @@ class EncryptedStore:
 
     async def get(self, payment_id: UUID) -> Payment | None:
         return self._open(await self.inner.get(payment_id))
+
+    async def get_with_plan(self, payment_id: UUID) -> tuple[Payment, Plan | None] | None:
+        found = await self.inner.get_with_plan(payment_id)
+        return None if found is None else (self._opened(found[0]), found[1])
 
     async def get_many(self, payment_ids: Sequence[UUID]) -> dict[UUID, Payment]:
         found = await self.inner.get_many(payment_ids)

@@ -303,6 +303,8 @@ SELECT id FROM upd
 """
 
 SELECT: Final = f"SELECT {PAYMENT_COLUMNS} FROM paymentorch_payments"
+PAYMENT_WIDTH: Final = len(PAYMENT_COLUMNS.split(", "))
+"""How many columns a payment takes in a row."""
 
 CLAIM: Final = f"""
 WITH due AS (
@@ -362,7 +364,8 @@ WRITE_PLAN: Final = f"WITH {plan_writes()}\n)\nSELECT 1"
 not written again."""
 
 
-READ_PLAN: Final = f"""
+def _read_plan(payment_id: str) -> str:
+    return f"""
 SELECT {", ".join("pl." + c for c in PLAN_COLUMNS.split(", ")[1:])},
   {", ".join(f"i.{c}" for c in _INSTALLMENT_DATA)}, {", ".join(f"f.{c}" for c in _FEE_DATA)}
 FROM paymentorch_plans pl
@@ -374,9 +377,22 @@ CROSS JOIN LATERAL (
   SELECT {", ".join(f"array_agg({c} ORDER BY seq) AS {c}" for c in _FEE_DATA)}
   FROM paymentorch_late_fees WHERE payment_id = pl.payment_id
 ) f
-WHERE pl.payment_id = %s
+WHERE pl.payment_id = {payment_id}
 """
+
+
+READ_PLAN: Final = _read_plan("%s")
 """A plan with its installments and fees in one row: each of their columns an array."""
+
+
+READ_WITH_PLAN: Final = f"""
+SELECT {", ".join("p." + c for c in PAYMENT_COLUMNS.split(", "))}, r.*
+FROM paymentorch_payments p
+LEFT JOIN LATERAL ({_read_plan("p.id")}) r ON p.has_plan
+WHERE p.id = %s
+"""
+"""A payment and its plan (as ``READ_PLAN`` reads it, after the payment's columns) in
+one row: one statement, so both as of one moment."""
 
 
 def plan_row(plan: Plan) -> tuple[Any, ...]:

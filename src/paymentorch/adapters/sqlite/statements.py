@@ -425,6 +425,15 @@ def transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T
     return result
 
 
+def snapshot(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    """``body``'s reads in one read transaction: all as of one moment."""
+    conn.execute("BEGIN")
+    try:
+        return body(conn)
+    finally:
+        conn.execute("COMMIT")
+
+
 def where_filters(
     status: PaymentStatus | None,
     customer_id: str | None,

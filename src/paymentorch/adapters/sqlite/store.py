@@ -46,6 +46,7 @@ from paymentorch.adapters.sqlite.statements import (
     row_payment,
     scaled,
     settle_params,
+    snapshot,
     time_text,
     transaction,
     where_filters,
@@ -132,8 +133,8 @@ class SQLitePaymentStore(SQLiteLedger):
 
     async def transition(self, move: Transition) -> Stepped:
         """Decide ``move`` on the payment as it is and write its change: one transaction,
-        no read before it. When it writes nothing it says what it found, but not the
-        plan (the service reads that)."""
+        no read before it. When it writes nothing it says what it found, with its plan
+        read in the same transaction."""
 
         def body(conn: sqlite3.Connection) -> Stepped:
             row = conn.execute(SELECT + " WHERE id = ?", (move.payment_id.hex,)).fetchone()
@@ -141,7 +142,8 @@ class SQLitePaymentStore(SQLiteLedger):
             if old is None:
                 return Stepped()
             if not move.applies_to(old):
-                return Stepped(found=old)
+                plan = read_plan(conn, old.id) if old.has_plan else None
+                return Stepped(found=old, plan=plan)
             change = move.change(old)
             written = write_change(conn, change, old.status)
             return Stepped(written=change.payment) if written else Stepped()
@@ -357,7 +359,19 @@ class SQLitePaymentStore(SQLiteLedger):
 
     async def plan(self, payment_id: UUID) -> Plan | None:
         """The payment's installment plan, or None."""
-        return await self._run(lambda conn: read_plan(conn, payment_id))
+        return await self._run(lambda conn: snapshot(conn, lambda c: read_plan(c, payment_id)))
+
+    async def get_with_plan(self, payment_id: UUID) -> tuple[Payment, Plan | None] | None:
+        """The payment and its plan, as of one moment (one read transaction), or None."""
+
+        def body(conn: sqlite3.Connection) -> tuple[Payment, Plan | None] | None:
+            row = conn.execute(SELECT + " WHERE id = ?", (payment_id.hex,)).fetchone()
+            if row is None:
+                return None
+            payment = row_payment(row)
+            return payment, read_plan(conn, payment_id) if payment.has_plan else None
+
+        return await self._run(lambda conn: snapshot(conn, body), inline=True)
 
     async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
         """Payments whose plan has an installment late, or perhaps owing a repeat fee."""

@@ -39,12 +39,12 @@ from .pipeline import Decision, commit
 BATCH = 500
 
 
-def failed(ctx: Context, change: Change, before: Payment, operation: Operation,
-                 code: str | None) -> Change:  # fmt: skip
+def failed(ctx: Context, change: Change, before: Payment, plan: Plan | None, *,
+                 operation: Operation, code: str | None) -> Change:  # fmt: skip
     """``change`` (a declined collection of ``operation``'s installment, recorded on
-    ``before``) with the installment's next attempt on the ladder, or the plan's
-    collection stopped, and the events a notice needs."""
-    plan, number = ctx.store.plan(before.id), installment_of(operation)
+    ``before``, read with its ``plan``) with the installment's next attempt on the
+    ladder, or the plan's collection stopped, and the events a notice needs."""
+    number = installment_of(operation)
     if plan is None or number is None:
         return change
     policy = ctx.collections
@@ -95,8 +95,7 @@ def process(ctx: Context) -> int:
 
 def _remind(ctx: Context, pid: UUID, policy: CollectionPolicy) -> int:
     def decide(_fresh: bool) -> Decision[int]:
-        current = ctx.read(pid, fresh=True)
-        before = ctx.store.plan(pid)
+        current, before = ctx.read_with_plan(pid)
         now = ctx.clock()
         due = [] if before is None else reminders_due(before, policy, now)
         if before is None or not due or current.status is not PaymentStatus.CONFIRMED:
@@ -153,8 +152,7 @@ def resume(ctx: Context, payment_id: UUID | str, actor: Actor) -> Plan:
     pid = parse_payment_id(payment_id)
 
     def decide(_fresh: bool) -> Decision[Plan]:
-        current = ctx.read(pid, fresh=True)
-        before = ctx.store.plan(pid) if current.has_plan else None
+        current, before = ctx.read_with_plan(pid)
         why = _not_resumable(current, before)
         if why is not None or before is None:
             raise InvalidTransition(pid, current.status, "resume collection", why)

@@ -16,6 +16,7 @@ from paymentorch.domain.ledger import MANUAL
 from paymentorch.domain.plans import Plan, after_payment
 
 from .context import Context
+from .pipeline import plan_of
 
 
 def planned(
@@ -33,16 +34,17 @@ def planned(
     """``change`` with what ``kind`` does to the payment's plan, if it has one, to its
     customer's exposure and to the books (``clearing``: the processor that moved the
     money, None when it moved by hand or inline). ``plan``: the plan as read with
-    ``before``, if it was (else it is read here).
+    ``before``, if it was (else it is read here, as it stood at ``before``'s version).
 
     Raises:
+        LostRace: the payment has changed since ``before`` was read.
         ValidationError: the plan cannot take it (a collection or refund that no longer
             fits, an allocation read after a newer refund).
     """
     if not before.has_plan:
         plan = None
     elif plan is None:
-        plan = ctx.store.plan(before.id)
+        plan = plan_of(ctx, before)
     if plan is not None:
         after, events = after_payment(plan, kind, at=change.payment.updated_at,
                                       amount=amount, installment=installment)  # fmt: skip

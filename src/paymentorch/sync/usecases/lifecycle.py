@@ -34,7 +34,7 @@ from paymentorch.domain.validation import parse_ids
 from .context import Context, bad
 from .effects import planned
 from .follow_ups import follow_up, held
-from .pipeline import Decision, Found, commit, step
+from .pipeline import Decision, Found, LostRace, commit, step
 
 HELD_ACTIONS = frozenset({"capture", "cancel", "fail"})
 """Actions on an Authorized payment that go through the processor holding its money."""
@@ -164,7 +164,10 @@ def confirm_many(ctx: Context, payment_ids: Iterable[UUID | str], *, actor: Acto
                 new, "confirm", from_status=payment.status, actor_id=actor.id,
                 correlation_id=correlation_id,
             )  # fmt: skip
-            changes.append(planned(ctx, recorded, payment, "confirm", amount=None))
+            try:
+                changes.append(planned(ctx, recorded, payment, "confirm", amount=None))
+            except LostRace:
+                skipped[pid] = "changed concurrently"
     applied = ctx.store.apply_many(changes, expected=PaymentStatus.PENDING) if changes else set()
     confirmed: list[Payment] = []
     for each in changes:

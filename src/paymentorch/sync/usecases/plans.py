@@ -55,8 +55,9 @@ def settle_installment(
         raise bad("number", "must be a whole number from 1", "range")
 
     def decide(_fresh: bool) -> Decision[Plan]:
-        current = ctx.read(pid, fresh=True)
-        before = queries.plan(ctx, pid)
+        current, before = ctx.read_with_plan(pid)
+        if before is None:
+            raise queries.not_a_plan()
         if number in busy_installments(ctx, current, before):
             why = (
                 "a refund of the plan is under way: it changes what is owed"
@@ -106,8 +107,7 @@ def write_off(
     as it is and None returned instead of an error."""
 
     def decide(_fresh: bool) -> Decision[Plan | None]:
-        current = ctx.read(pid, fresh=True)
-        before = ctx.store.plan(pid) if current.has_plan else None
+        current, before = ctx.read_with_plan(pid)
         if when is not None and (before is None or before.status not in RUNNING
                                  or not when(before)):  # fmt: skip
             return Decision(None)
@@ -157,8 +157,7 @@ def _queue(ctx: Context, pid: UUID) -> bool:
     system = Actor.system()
 
     def decide(_fresh: bool) -> Decision[bool]:
-        current = ctx.read(pid, fresh=True)
-        plan = ctx.store.plan(pid)
+        current, plan = ctx.read_with_plan(pid)
         now = ctx.clock()
         due = None if plan is None else next_collection(plan, now)
         if (
@@ -217,8 +216,7 @@ def overdue(ctx: Context) -> int:
 
 def _mark_overdue(ctx: Context, pid: UUID, now: datetime) -> bool:
     def decide(_fresh: bool) -> Decision[bool]:
-        current = ctx.read(pid, fresh=True)
-        before = ctx.store.plan(pid)
+        current, before = ctx.read_with_plan(pid)
         if before is None:
             return Decision(False)
         busy = busy_installments(ctx, current, before, to_be_late=True)

@@ -121,13 +121,18 @@ def operations(ctx: Context, payment_id: UUID | str) -> list[Operation]:
     return found
 
 
+def not_a_plan() -> ValidationError:
+    """The error of a payment without a plan where one is needed."""
+    return bad("payment_id", "is not paid in installments", "plan")
+
+
 def plan(ctx: Context, payment_id: UUID | str) -> Plan:
     """The payment's installment plan."""
     pid = parse_payment_id(payment_id)
     found = ctx.store.plan(pid)
     if found is None:
         ctx.read(pid, fresh=True)  # PaymentNotFound if there is no payment
-        raise bad("payment_id", "is not paid in installments", "plan")
+        raise not_a_plan()
     return found
 
 

@@ -4,6 +4,7 @@ waived and collected by the worker.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -224,3 +225,41 @@ class TestPlans:
             assert await store.plan(_created().payment.id) is None
         finally:
             await store.aclose()
+
+    async def test_a_payment_is_read_with_its_plan_as_of_one_moment(
+        self, backend: Backend
+    ) -> None:
+        """``get_with_plan`` reads a payment with its plan (None without one, nothing
+        for a missing payment); while installments are paid one by one, each read's plan
+        is the one written with the version of the payment read with it."""
+        async with service_on(backend) as service:
+            plain = await service.create_payment(CUSTOMER, "10.00", actor=USER)
+            payment = await service.create_payment(
+                CUSTOMER, "100.00", actor=USER, plan=PlanTerms()
+            )
+            payment = await service.confirm_payment(payment.id, actor=ADMIN)
+            store = service.store
+            assert await store.get_with_plan(plain.id) == (plain, None)
+            assert await store.get_with_plan(uuid7()) is None
+            assert await store.get_with_plan(payment.id) == (
+                payment, await store.plan(payment.id),
+            )  # fmt: skip
+            confirmed = payment.version
+            reads: list[tuple[int, int]] = []
+
+            async def read() -> None:
+                while len(reads) < 200:
+                    found = await store.get_with_plan(payment.id)
+                    assert found is not None and found[1] is not None
+                    paid = sum(not i.unpaid for i in found[1].installments)
+                    reads.append((found[0].version, paid))
+                    await asyncio.sleep(0)
+
+            async def pay() -> None:
+                for number in (2, 3, 4):
+                    await service.pay_installment(payment.id, number, actor=ADMIN)
+
+            await asyncio.gather(read(), pay())
+            # Installment 1 is paid by the confirmation; each later one moves the
+            # version by one.
+            assert all(paid == 1 + version - confirmed for version, paid in reads)

@@ -429,6 +429,13 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
             found = [op for op in self._ops.values() if op.status is status]
             return sorted(found, key=lambda op: (op.created_at, op.id))[:limit]
 
+    def get_with_plan(self, payment_id: UUID) -> tuple[Payment, Plan | None] | None:
+        """The payment and its plan, as of one moment (under the lock), or None."""
+        with self._lock:
+            self._open()
+            payment = self._payments.get(payment_id)
+            return None if payment is None else (payment, self._plans.get(payment_id))
+
     def plan(self, payment_id: UUID) -> Plan | None:
         """The payment's installment plan, or None."""
         with self._lock:

@@ -52,8 +52,10 @@ from paymentorch.adapters.postgres.statements import (
     APPLY_MANY,
     CLAIM_OPERATIONS,
     KEY_INDEX,
+    PAYMENT_WIDTH,
     READ_EXPOSURE,
     READ_PLAN,
+    READ_WITH_PLAN,
     SELECT,
     SETTLE,
     audit_row,
@@ -453,6 +455,16 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
             return None if row is None else plan_of(payment_id, row)
 
         return self._read("read a plan", work)
+
+    def get_with_plan(self, payment_id: UUID) -> tuple[Payment, Plan | None] | None:
+        """The payment and its plan, as of one moment (one statement), or None."""
+        rows = self._fetch("read a payment and its plan", READ_WITH_PLAN, (payment_id,))
+        if not rows:
+            return None
+        row, width = rows[0], PAYMENT_WIDTH
+        payment = row_payment(row[:width])
+        plan = plan_of(payment_id, row[width:]) if row[width] is not None else None
+        return payment, plan
 
     def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
         """Payments whose plan has an installment late, or perhaps owing a repeat fee."""

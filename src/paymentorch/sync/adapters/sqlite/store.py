@@ -47,6 +47,7 @@ from paymentorch.adapters.sqlite.statements import (
     row_payment,
     scaled,
     settle_params,
+    snapshot,
     time_text,
     transaction,
     where_filters,
@@ -134,8 +135,8 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
 
     def transition(self, move: Transition) -> Stepped:
         """Decide ``move`` on the payment as it is and write its change: one transaction,
-        no read before it. When it writes nothing it says what it found, but not the
-        plan (the service reads that)."""
+        no read before it. When it writes nothing it says what it found, with its plan
+        read in the same transaction."""
 
         def body(conn: sqlite3.Connection) -> Stepped:
             row = conn.execute(SELECT + " WHERE id = ?", (move.payment_id.hex,)).fetchone()
@@ -143,7 +144,8 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
             if old is None:
                 return Stepped()
             if not move.applies_to(old):
-                return Stepped(found=old)
+                plan = read_plan(conn, old.id) if old.has_plan else None
+                return Stepped(found=old, plan=plan)
             change = move.change(old)
             written = write_change(conn, change, old.status)
             return Stepped(written=change.payment) if written else Stepped()
@@ -359,7 +361,19 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
 
     def plan(self, payment_id: UUID) -> Plan | None:
         """The payment's installment plan, or None."""
-        return self._run(lambda conn: read_plan(conn, payment_id))
+        return self._run(lambda conn: snapshot(conn, lambda c: read_plan(c, payment_id)))
+
+    def get_with_plan(self, payment_id: UUID) -> tuple[Payment, Plan | None] | None:
+        """The payment and its plan, as of one moment (one read transaction), or None."""
+
+        def body(conn: sqlite3.Connection) -> tuple[Payment, Plan | None] | None:
+            row = conn.execute(SELECT + " WHERE id = ?", (payment_id.hex,)).fetchone()
+            if row is None:
+                return None
+            payment = row_payment(row)
+            return payment, read_plan(conn, payment_id) if payment.has_plan else None
+
+        return self._run(lambda conn: snapshot(conn, body), inline=True)
 
     def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
         """Payments whose plan has an installment late, or perhaps owing a repeat fee."""
