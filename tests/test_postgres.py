@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import time
@@ -473,3 +474,32 @@ async def test_a_batch_and_a_creation_of_one_key_under_a_limit_do_not_deadlock(
         assert (await service.verify()).ok
     finally:
         await store.aclose()
+
+
+async def test_a_capture_of_part_of_the_amount_is_one_round_trip(
+    postgres_backend: Backend,
+) -> None:
+    """Authorizing and capturing part of the amount (no processor) are one round trip
+    each; a capture beyond the amount is the one step and the read that says why."""
+    from urllib.parse import urlsplit
+
+    from tests.proxy import RoundTrips
+
+    assert postgres_backend.url is not None
+    server = urlsplit(postgres_backend.url)
+    with RoundTrips((server.hostname or "127.0.0.1", server.port or 5432)) as proxy:
+        url = proxy.url(postgres_backend.url)
+        async with await po.open_service(url, pool_size=1) as service:
+            payment = await service.create_payment("TRIP-00002", "80.00", actor=ADMIN)
+            counts = []
+            for step in (
+                lambda: service.authorize_payment(payment.id, actor=ADMIN),
+                lambda: service.capture_payment(payment.id, actor=ADMIN, amount="80.01"),
+                lambda: service.capture_payment(payment.id, actor=ADMIN, amount="60.5"),
+            ):
+                before = proxy.count
+                with contextlib.suppress(po.AmountExceeded):
+                    await step()
+                counts.append(proxy.count - before)
+            assert (await service.get_payment(payment.id)).captured_amount == Decimal("60.50")
+    assert counts == [1, 2, 1]

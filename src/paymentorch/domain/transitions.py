@@ -2,9 +2,9 @@
 first.
 
 The commit pipeline reads a payment, decides its change and writes it under a guard: two
-round trips at least. A plain status transition (one that carries no amount, of a
-payment without a plan) depends on nothing the service must look up, so the service
-hands the store a ``Transition`` instead, and the store writes in one step, if the
+round trips at least. A plain status transition (of a payment without a plan; a capture
+with its amount bounded by the payment's) depends on nothing the service must look up,
+so the service hands the store a ``Transition`` instead, and the store writes in one step, if the
 payment's status is one the transition starts from, exactly the change the pipeline
 would have decided (``Transition.change``). When nothing matched, the store may say
 what it found (``Stepped``): the service decides on that, and reads only what the store
@@ -14,6 +14,7 @@ did not say.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Final
 from uuid import UUID
 
@@ -23,14 +24,15 @@ from paymentorch.domain.actions import action
 from paymentorch.domain.consequences import booked, with_exposure
 from paymentorch.domain.credit import OWED
 from paymentorch.domain.ids import uuid7
+from paymentorch.domain.money import at_scale, currency_exponent, decimal_places
 from paymentorch.domain.payment import Payment, PaymentStatus, transition
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import Change, record_change
 
-ONE_STEP: Final = frozenset({"authorize", "confirm", "fail", "cancel"})
-"""The actions a store may decide itself: status transitions that carry no amount and,
-from the statuses they start from (all owed), never grow an exposure, so no credit limit
-needs checking."""
+ONE_STEP: Final = frozenset({"authorize", "capture", "confirm", "fail", "cancel"})
+"""The actions a store may decide itself: status transitions that, from the statuses they
+start from (all owed), never grow an exposure, so no credit limit needs checking (a
+capture's amount is bounded by the payment's)."""
 
 
 def transition_sources(name: str) -> frozenset[PaymentStatus]:
@@ -63,6 +65,9 @@ class Transition:
         correlation_id: The request that asks, if known.
         event_id: The outbox event's id.
         entry_id: The journal entry's id, if the transition moves money.
+        amount: What a capture takes (None: the whole amount), as asked: it applies
+            only when more than zero, within the payment's amount and exact in its
+            currency.
     """
 
     payment_id: UUID
@@ -74,19 +79,34 @@ class Transition:
     correlation_id: str | None = None
     event_id: UUID = attrs.field(factory=uuid7)
     entry_id: UUID = attrs.field(factory=uuid7)
+    amount: Decimal | None = None
 
     def __attrs_post_init__(self) -> None:
         _sources(self.sources, self.action)
+        if self.amount is not None and (self.action != "capture" or not self.amount.is_finite()):
+            raise ValueError("only a capture takes an amount, and a finite one")
 
     def applies_to(self, payment: Payment) -> bool:
         """Whether the store writes it on ``payment`` as found: a status it starts from,
-        and no plan."""
-        return payment.status in self.sources and not payment.has_plan
+        no plan, and a capture's amount one the payment can take."""
+        if payment.status not in self.sources or payment.has_plan:
+            return False
+        taken = self.amount
+        return taken is None or (
+            0 < taken <= payment.amount
+            and decimal_places(taken) <= (currency_exponent(payment.currency) or 0)
+        )
+
+    def taken(self, payment: Payment) -> Decimal | None:
+        """What a capture of ``payment`` takes, at its currency's scale (None: whole)."""
+        return None if self.amount is None else at_scale(self.amount, payment.currency)
 
     def change(self, payment: Payment) -> Change:
         """The change it makes to ``payment`` (which it ``applies_to``): the one the commit
         pipeline decides, with its audit entry, event, exposure move and journal entry."""
-        new = transition(payment, self.action, at=self.at, reason=self.reason)
+        new = transition(
+            payment, self.action, at=self.at, reason=self.reason, amount=self.taken(payment)
+        )
         change = record_change(
             new,
             self.action,

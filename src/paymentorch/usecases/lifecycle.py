@@ -3,7 +3,7 @@ time, idempotent by key, or confirmed in bulk)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -24,10 +24,11 @@ from paymentorch.domain import (
     touched,
     transition,
 )
+from paymentorch.domain.money import parse_amount
 from paymentorch.domain.requests import replay, request_key
 from paymentorch.domain.results import BulkResult
 from paymentorch.domain.transitions import ONE_STEP, Transition, transition_sources
-from paymentorch.domain.validation import parse_ids
+from paymentorch.domain.validation import DEFAULT_MAX_AMOUNT, parse_ids
 
 from .context import Context, bad
 from .effects import planned
@@ -57,8 +58,9 @@ async def change(
     if errors := ctx.validation.check_operation_key(key):
         raise ValidationError(errors)
     found = Found()
-    if key is None and amount is None and action in ONE_STEP:
-        stepped = await step(ctx, _one_step(ctx, action, pid, actor, reason))
+    move = None if key is not None else _one_step(ctx, action, pid, actor, reason, amount=amount)
+    if move is not None:
+        stepped = await step(ctx, move)
         if stepped.written is not None:
             return stepped.written
         found = Found(stepped)
@@ -100,16 +102,38 @@ async def change(
     return await commit(ctx, decide, what=action, replay=repeated if key else None)
 
 
-def _one_step(ctx: Context, action: str, pid: UUID, actor: Actor, reason: str | None) -> Transition:
-    """``action`` as one step the store decides: from the statuses it starts from but
-    those whose money a processor holds (those go through the processor)."""
+def _one_step(
+    ctx: Context, action: str, pid: UUID, actor: Actor, reason: str | None, *, amount: object
+) -> Transition | None:
+    """``action`` as one step the store decides, from the statuses it starts from but
+    those whose money a processor holds (those go through the processor); None when it
+    takes the longer way: no status left, or an amount that is not plainly one a
+    capture could take in any currency (the decision then says what is wrong)."""
+    if action not in ONE_STEP:
+        return None
     sources = transition_sources(action)
     if ctx.processor is not None and action in HELD_ACTIONS:
         sources -= {PaymentStatus.AUTHORIZED}
+    taken = None
+    if amount is not None:
+        parsed = parse_amount(amount) if action == "capture" else None
+        if not isinstance(parsed, Decimal) or not parsed <= _smallest_limit(ctx):
+            return None
+        taken = parsed
+    if not sources:
+        return None
     return Transition(
         pid, action, sources, at=ctx.clock(), actor_id=actor.id, reason=reason,
-        correlation_id=current_correlation_id(),
+        correlation_id=current_correlation_id(), amount=taken,
     )  # fmt: skip
+
+
+def _smallest_limit(ctx: Context) -> Decimal:
+    """The validation policy's largest amount in the currency that allows the least."""
+    limits = ctx.validation.max_amount
+    if isinstance(limits, Mapping):
+        return min((*limits.values(), DEFAULT_MAX_AMOUNT))
+    return limits
 
 
 def _through(

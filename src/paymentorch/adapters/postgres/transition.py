@@ -1,8 +1,9 @@
 """A status transition in one statement, decided on the row it finds.
 
 ``transition_sql`` writes what ``Transition.change`` decides, in SQL: it updates the
-payment only if its status is one the transition starts from (and it has no plan), and
-from the row it returns writes the audit entry, the outbox event (its snapshot built
+payment only if its status is one the transition starts from (and it has no plan; a
+capture's amount must be more than zero, within the payment's and exact in its
+currency), and from the row it returns writes the audit entry, the outbox event (its snapshot built
 from that row, as ``Payment.to_dict`` builds it), the exposure move and the journal
 entry with its lines. When it writes nothing, the same statement returns the payment as
 it found it, and the service decides on that without reading it again. It does not
@@ -10,7 +11,8 @@ return the payment's plan: the server would prepare that branch for every plain
 transition too, costing each about what the plan's own read costs a plan. What the
 action does to a payment's money is not written twice: the statement's shape is read
 off ``Transition.change`` of a probe payment of amount 1, every effect of a plain
-transition being that amount times a constant.
+transition being that amount times a constant (a journal line of a capture: what it
+captured times a constant, since a payment's books read only what was captured).
 """
 
 from __future__ import annotations
@@ -177,6 +179,12 @@ def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, d
     if target is None:
         raise ValueError(f"{name} is not a status transition")
     captured = "p.amount" if found.captures else "p.captured_amount"
+    taken = ""  # a capture's amount, within the payment's and exact in its currency
+    if name == "capture":
+        exponent = _exponent("p.currency")
+        captured = f"COALESCE(round(%(taken)s::numeric, {exponent}), p.amount)"
+        taken = f""" AND (%(taken)s::numeric IS NULL OR (%(taken)s::numeric > 0
+      AND %(taken)s::numeric <= p.amount AND min_scale(%(taken)s::numeric) <= {exponent}))"""
     reason = "%(reason)s" if found.keeps_reason else "NULL"
     head = f"""
   UPDATE paymentorch_payments p
@@ -185,13 +193,13 @@ def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, d
     if len(sources) == 1:
         sql = f"""
 WITH upd AS ({head}
-  WHERE p.id = %(id)s AND p.status = %(source)s AND NOT p.has_plan
+  WHERE p.id = %(id)s AND p.status = %(source)s AND NOT p.has_plan{taken}
   RETURNING {_RETURNED}, %(source)s::text AS from_status"""
     else:
         sql = f"""
 WITH old AS (
-  SELECT id, status FROM paymentorch_payments
-  WHERE id = %(id)s AND status = ANY(%(sources)s) AND NOT has_plan
+  SELECT id, status FROM paymentorch_payments p
+  WHERE id = %(id)s AND status = ANY(%(sources)s) AND NOT has_plan{taken}
   FOR UPDATE
 ), upd AS ({head}
   FROM old WHERE p.id = old.id
@@ -222,7 +230,7 @@ WITH old AS (
   INSERT INTO paymentorch_postings ({POSTING_COLUMNS})
   SELECT entry.id, line.number, entry.payment_id, line.value ->> 0,
          COALESCE(line.value ->> 1, upd.customer_id), upd.currency,
-         (line.value ->> 2)::numeric * upd.amount
+         (line.value ->> 2)::numeric * upd.{"captured_amount" if found.captures else "amount"}
   FROM entry, upd, jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS line(value, number)"""
     sql += f"""
 )
@@ -261,6 +269,7 @@ def transition_params(move: Transition) -> tuple[str, dict[str, Any]]:
         "correlation": move.correlation_id,
         "event": move.event_id,
         "entry": move.entry_id,
+        "taken": move.amount,
     }
 
 

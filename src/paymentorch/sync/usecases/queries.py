@@ -21,6 +21,7 @@ from paymentorch.domain import (
     parse_payment_id,
 )
 from paymentorch.domain.cursor import encode_cursor, page_position
+from paymentorch.domain.money import at_scale
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.results import Page, PaymentSummary
 from paymentorch.domain.validation import check_filters, check_period
@@ -137,10 +138,12 @@ def plan(ctx: Context, payment_id: UUID | str) -> Plan:
 
 
 def exposure(ctx: Context, customer_id: str) -> Decimal:
-    """What the customer owes now in the credit policy's currency (0 without one)."""
+    """What the customer owes now in the credit policy's currency (0 without one), at
+    the currency's scale on every store (``0.00`` in USD)."""
     if ctx.credit is None:
         return Decimal(0)
-    return ctx.store.exposure(customer_id, ctx.credit.currency)
+    currency = ctx.credit.currency
+    return at_scale(ctx.store.exposure(customer_id, currency), currency)
 
 
 def needing_attention(ctx: Context, limit: int) -> list[Operation]:

@@ -226,17 +226,13 @@ class TestPlans:
         finally:
             await store.aclose()
 
-    async def test_a_payment_is_read_with_its_plan_as_of_one_moment(
-        self, backend: Backend
-    ) -> None:
+    async def test_a_payment_is_read_with_its_plan_as_of_one_moment(self, backend: Backend) -> None:
         """``get_with_plan`` reads a payment with its plan (None without one, nothing
         for a missing payment); while installments are paid one by one, each read's plan
         is the one written with the version of the payment read with it."""
         async with service_on(backend) as service:
             plain = await service.create_payment(CUSTOMER, "10.00", actor=USER)
-            payment = await service.create_payment(
-                CUSTOMER, "100.00", actor=USER, plan=PlanTerms()
-            )
+            payment = await service.create_payment(CUSTOMER, "100.00", actor=USER, plan=PlanTerms())
             payment = await service.confirm_payment(payment.id, actor=ADMIN)
             store = service.store
             assert await store.get_with_plan(plain.id) == (plain, None)
@@ -250,9 +246,11 @@ class TestPlans:
             async def read() -> None:
                 while len(reads) < 200:
                     found = await store.get_with_plan(payment.id)
-                    assert found is not None and found[1] is not None
-                    paid = sum(not i.unpaid for i in found[1].installments)
-                    reads.append((found[0].version, paid))
+                    assert found is not None
+                    payment_now, plan = found
+                    assert plan is not None
+                    paid = sum(not i.unpaid for i in plan.installments)
+                    reads.append((payment_now.version, paid))
                     await asyncio.sleep(0)
 
             async def pay() -> None:

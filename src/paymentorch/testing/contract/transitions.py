@@ -14,10 +14,12 @@ import pytest
 
 from paymentorch.clock import utc_now
 from paymentorch.domain import (
+    AmountExceeded,
     InvalidTransition,
     Payment,
     PaymentNotFound,
     PaymentStatus,
+    ValidationError,
     correlation,
     record_change,
     transition,
@@ -37,14 +39,19 @@ from paymentorch.testing.contract._helpers import (
 )
 
 _CASES = [
-    ("confirm", PaymentStatus.PENDING, "125.50", "USD"),
-    ("confirm", PaymentStatus.PENDING, "1000", "JPY"),
-    ("confirm", PaymentStatus.PENDING, "12.345", "BHD"),
-    ("authorize", PaymentStatus.PENDING, "9.99", "EUR"),
-    ("fail", PaymentStatus.PENDING, "10.00", "USD"),
-    ("fail", PaymentStatus.AUTHORIZED, "7", "JPY"),
-    ("cancel", PaymentStatus.PENDING, "0.01", "USD"),
-    ("cancel", PaymentStatus.AUTHORIZED, "1.000", "KWD"),
+    ("confirm", PaymentStatus.PENDING, "125.50", "USD", None),
+    ("confirm", PaymentStatus.PENDING, "1000", "JPY", None),
+    ("confirm", PaymentStatus.PENDING, "12.345", "BHD", None),
+    ("authorize", PaymentStatus.PENDING, "9.99", "EUR", None),
+    ("fail", PaymentStatus.PENDING, "10.00", "USD", None),
+    ("fail", PaymentStatus.AUTHORIZED, "7", "JPY", None),
+    ("cancel", PaymentStatus.PENDING, "0.01", "USD", None),
+    ("cancel", PaymentStatus.AUTHORIZED, "1.000", "KWD", None),
+    ("capture", PaymentStatus.AUTHORIZED, "125.50", "USD", None),
+    ("capture", PaymentStatus.AUTHORIZED, "125.50", "USD", "100.2"),
+    ("capture", PaymentStatus.AUTHORIZED, "125.50", "USD", "125.500"),
+    ("capture", PaymentStatus.AUTHORIZED, "1000", "JPY", "999"),
+    ("capture", PaymentStatus.AUTHORIZED, "12.345", "BHD", "0.001"),
 ]
 
 
@@ -101,16 +108,18 @@ class TestTransitions:
 
     pytestmark = pytest.mark.asyncio
 
-    @pytest.mark.parametrize(("action", "source", "amount", "currency"), _CASES)
+    @pytest.mark.parametrize(("action", "source", "amount", "currency", "taken"), _CASES)
     async def test_store_transition_writes_what_the_pipeline_decides(
-        self, backend: Backend, action: str, source: PaymentStatus, amount: str, currency: str
-    ) -> None:
+        self, backend: Backend, *, action: str, source: PaymentStatus, amount: str,
+        currency: str, taken: str | None,
+    ) -> None:  # fmt: skip
         """The payment, audit entry, event, exposure move and journal entry that
-        ``transition`` writes are those ``apply`` writes for ``Transition.change``."""
+        ``transition`` writes are those ``apply`` writes for ``Transition.change`` (a
+        capture of part of the amount too)."""
         store = await backend.open_store()
         try:
             ours, theirs = await _pair(store, amount, currency, source)
-            move = _move(ours, action)
+            move = _move(ours, action, amount=None if taken is None else Decimal(taken))
             expected = move.change(ours)
             before = await store.exposure(CUSTOMER, currency)
             written = (await store.transition(move)).written
@@ -170,6 +179,53 @@ class TestTransitions:
         finally:
             await store.aclose()
 
+    @pytest.mark.parametrize("taken", ["0", "-1", "125.51", "1000001", "100.001", "1E+3"])
+    async def test_store_transition_writes_no_capture_beyond_its_bound(
+        self, backend: Backend, taken: str
+    ) -> None:
+        """A capture of nothing, of more than the payment, or of an amount its currency
+        cannot hold writes nothing and says what it found; then a capture within the
+        bound is written."""
+        store = await backend.open_store()
+        try:
+            payment, _ = await _pair(store, "125.50", "USD", PaymentStatus.AUTHORIZED)
+            refused = await store.transition(_move(payment, "capture", amount=Decimal(taken)))
+            assert refused.written is None
+            assert refused.found in (None, payment)
+            assert await store.get(payment.id) == payment
+            assert [e.action for e in await store.audit_trail(payment.id)] == [
+                "created", "authorized",
+            ]  # fmt: skip
+            assert await store.journal(payment.id) == []
+            written = await store.transition(_move(payment, "capture", amount=Decimal("0.10")))
+            assert written.written is not None
+            assert str(written.written.captured_amount) == "0.10"
+        finally:
+            await store.aclose()
+
+    async def test_a_capture_says_why_it_wrote_nothing(self, backend: Backend) -> None:
+        """A capture beyond its bound raises what the decision raises (AmountExceeded,
+        ValidationError), writing nothing; one within it captures that amount."""
+        async with service_on(backend, cache=None) as service:
+            payment = await service.create_payment(CUSTOMER, "50.00", actor=USER)
+            await service.authorize_payment(payment.id, actor=ADMIN)
+            with pytest.raises(AmountExceeded):
+                await service.capture_payment(payment.id, actor=ADMIN, amount="50.01")
+            for bad in ("0", "-5", "1.001", "abc", "NaN", "1E+9"):
+                with pytest.raises(ValidationError):
+                    await service.capture_payment(payment.id, actor=ADMIN, amount=bad)
+            with pytest.raises(PaymentNotFound):
+                await service.capture_payment(uuid7(), actor=ADMIN, amount="1.00")
+            assert [e.action for e in await service.audit_trail(payment.id)] == [
+                "created", "authorized",
+            ]  # fmt: skip
+            done = await service.capture_payment(payment.id, actor=ADMIN, amount="20.5")
+            assert (done.status, str(done.captured_amount)) == (PaymentStatus.CONFIRMED, "20.50")
+            with pytest.raises(InvalidTransition):
+                await service.capture_payment(payment.id, actor=ADMIN, amount="1.00")
+            (entry,) = await service.store.journal(payment.id)
+            assert sorted(str(line.amount) for line in entry.lines) == ["-20.50", "20.50"]
+
     async def test_store_transition_says_what_it_found(self, backend: Backend) -> None:
         """When it writes nothing, what it says it found is what ``get`` and ``plan``
         read: the payment as it is and, if the store says it, its plan."""
@@ -211,6 +267,29 @@ class TestTransitions:
             assert await store.get(created.payment.id) == winner
             assert len(await store.audit_trail(created.payment.id)) == 2
             assert len(await _events(store)) == 2
+        finally:
+            await store.aclose()
+
+    async def test_captures_racing_a_void_leave_one_winner(self, backend: Backend) -> None:
+        """Captures of different amounts, cancels and fails of one Authorized payment at
+        once: one is written, and a winning capture took exactly its own amount."""
+        store = await backend.open_store()
+        try:
+            payment, _ = await _pair(store, "100.00", "USD", PaymentStatus.AUTHORIZED)
+            moves = [
+                _move(payment, "capture", amount=Decimal(f"{n}.25")) if n % 3 else
+                _move(payment, "cancel" if n % 2 else "fail")
+                for n in range(1, 21)
+            ]  # fmt: skip
+            results = await asyncio.gather(*(store.transition(m) for m in moves))
+            won = [(m, r.written) for m, r in zip(moves, results, strict=True) if r.written]
+            ((move, winner),) = won
+            assert await store.get(payment.id) == winner
+            taken = move.amount if move.action == "capture" else Decimal(0)
+            assert winner.captured_amount == taken
+            entries = await store.journal(payment.id)
+            assert sum(abs(line.amount) for e in entries for line in e.lines) == 2 * taken
+            assert len(await store.audit_trail(payment.id)) == 3
         finally:
             await store.aclose()
 
