@@ -503,3 +503,30 @@ async def test_a_capture_of_part_of_the_amount_is_one_round_trip(
                 counts.append(proxy.count - before)
             assert (await service.get_payment(payment.id)).captured_amount == Decimal("60.50")
     assert counts == [1, 2, 1]
+
+
+async def test_a_refund_is_one_round_trip(postgres_backend: Backend) -> None:
+    """A refund of part of a confirmed payment (no processor, no key) is one round trip;
+    one beyond what is left is the one step and the read that says why."""
+    from urllib.parse import urlsplit
+
+    from tests.proxy import RoundTrips
+
+    assert postgres_backend.url is not None
+    server = urlsplit(postgres_backend.url)
+    with RoundTrips((server.hostname or "127.0.0.1", server.port or 5432)) as proxy:
+        url = proxy.url(postgres_backend.url)
+        async with await po.open_service(url, pool_size=1) as service:
+            payment = await service.create_payment("TRIP-00003", "80.00", actor=ADMIN)
+            await service.confirm_payment(payment.id, actor=ADMIN)
+            counts = []
+            for amount in ("30", "50.01", "50"):
+                before = proxy.count
+                with contextlib.suppress(po.AmountExceeded):
+                    await service.refund_payment(payment.id, amount, actor=ADMIN)
+                counts.append(proxy.count - before)
+            refunded = await service.get_payment(payment.id)
+    assert counts == [1, 2, 1]
+    assert (refunded.status, refunded.refunded_amount) == (
+        po.PaymentStatus.REFUNDED, Decimal("80.00"),
+    )  # fmt: skip

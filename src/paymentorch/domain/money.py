@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Final
 
 from iso4217 import Currency
+
+MAX_EXPONENT: Final = 4
+"""The most minor-unit digits an ISO 4217 currency has (CLF, UYW)."""
 
 
 @functools.cache
@@ -58,16 +62,26 @@ def parse_amount(value: object) -> Decimal | str:
 
 
 def decimal_places(amount: Decimal) -> int:
-    """How many fractional digits ``amount`` really has (``10.50`` has 1, ``100`` has 0)."""
-    exponent = amount.normalize().as_tuple().exponent
+    """How many fractional digits ``amount`` really has (``10.50`` has 1, ``100`` has 0),
+    every digit counted: no context's precision rounds any away first."""
+    _, digits, exponent = amount.as_tuple()
     # Only finite amounts reach here; an infinity's exponent is a letter, not a number.
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+    if not isinstance(exponent, int) or not any(digits):
+        return 0
+    zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + zeros))
 
 
 def at_scale(value: Decimal, currency: str) -> Decimal:
     """An amount at the currency's scale (``0`` in USD is ``0.00``): how every store reads
-    sums back, whatever scale its arithmetic left them at."""
-    return value.quantize(minor_unit(currency_exponent(currency) or 0))
+    sums back, whatever scale its arithmetic left them at, however many digits."""
+    exponent = currency_exponent(currency) or 0
+    try:
+        return value.quantize(minor_unit(exponent))
+    except InvalidOperation:  # more digits than the context's precision holds
+        with localcontext() as context:
+            context.prec = value.adjusted() + exponent + 2
+            return value.quantize(minor_unit(exponent))
 
 
 def money_text(value: Decimal, currency: str) -> str:

@@ -2,13 +2,13 @@
 first.
 
 The commit pipeline reads a payment, decides its change and writes it under a guard: two
-round trips at least. A plain status transition (of a payment without a plan; a capture
-with its amount bounded by the payment's) depends on nothing the service must look up,
-so the service hands the store a ``Transition`` instead, and the store writes in one step, if the
-payment's status is one the transition starts from, exactly the change the pipeline
-would have decided (``Transition.change``). When nothing matched, the store may say
-what it found (``Stepped``): the service decides on that, and reads only what the store
-did not say.
+round trips at least. A plain status transition of a payment without a plan (a capture,
+or a refund completed here, with its amount bounded by the payment's) depends on nothing
+the service must look up, so the service hands the store a ``Transition`` instead, and
+the store writes in one step, if the payment's status is one the transition starts from,
+exactly the change the pipeline would have decided (``Transition.change``). When
+nothing matched, the store may say what it found (``Stepped``): the service decides on
+that, and reads only what the store did not say.
 """
 
 from __future__ import annotations
@@ -25,20 +25,22 @@ from paymentorch.domain.consequences import booked, with_exposure
 from paymentorch.domain.credit import OWED
 from paymentorch.domain.ids import uuid7
 from paymentorch.domain.money import at_scale, currency_exponent, decimal_places
-from paymentorch.domain.payment import Payment, PaymentStatus, transition
+from paymentorch.domain.operations import Operation, OperationKind, OperationStatus
+from paymentorch.domain.payment import Payment, PaymentStatus, refund, transition
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import Change, record_change
 
-ONE_STEP: Final = frozenset({"authorize", "capture", "confirm", "fail", "cancel"})
-"""The actions a store may decide itself: status transitions that, from the statuses they
-start from (all owed), never grow an exposure, so no credit limit needs checking (a
-capture's amount is bounded by the payment's)."""
+ONE_STEP: Final = frozenset({"authorize", "capture", "confirm", "fail", "cancel", "refund"})
+"""The actions a store may decide itself: changes that, from the statuses they start from
+(owed ones; a refund's, Confirmed, owes nothing), never grow an exposure, so no credit
+limit needs checking (a capture's or refund's amount is bounded by the payment's)."""
 
 
 def transition_sources(name: str) -> frozenset[PaymentStatus]:
     """The statuses ``name`` (one of ``ONE_STEP``) may start from in one step: all of its
-    own, which are owed."""
-    return action(name).sources & OWED
+    own that are owed (a refund: Confirmed)."""
+    own = action(name).sources
+    return own if name == "refund" else own & OWED
 
 
 def _sources(value: frozenset[PaymentStatus], name: str) -> None:
@@ -65,9 +67,11 @@ class Transition:
         correlation_id: The request that asks, if known.
         event_id: The outbox event's id.
         entry_id: The journal entry's id, if the transition moves money.
-        amount: What a capture takes (None: the whole amount), as asked: it applies
-            only when more than zero, within the payment's amount and exact in its
+        amount: What a capture takes (None: the whole amount) or a refund gives back
+            (required), as asked: it applies only when more than zero, within the
+            payment's amount (a refund: what is left to refund) and exact in its
             currency.
+        operation_id: A refund's operation's id (required for a refund).
     """
 
     payment_id: UUID
@@ -80,33 +84,56 @@ class Transition:
     event_id: UUID = attrs.field(factory=uuid7)
     entry_id: UUID = attrs.field(factory=uuid7)
     amount: Decimal | None = None
+    operation_id: UUID | None = None
 
     def __attrs_post_init__(self) -> None:
         _sources(self.sources, self.action)
-        if self.amount is not None and (self.action != "capture" or not self.amount.is_finite()):
-            raise ValueError("only a capture takes an amount, and a finite one")
+        refunds = self.action == "refund"
+        if self.amount is not None and (
+            self.action not in {"capture", "refund"} or not self.amount.is_finite()
+        ):
+            raise ValueError("only a capture or refund takes an amount, and a finite one")
+        if refunds and (self.amount is None or self.operation_id is None):
+            raise ValueError("a refund takes an amount and its operation's id")
 
     def applies_to(self, payment: Payment) -> bool:
         """Whether the store writes it on ``payment`` as found: a status it starts from,
-        no plan, and a capture's amount one the payment can take."""
+        no plan, and an amount the payment can take."""
         if payment.status not in self.sources or payment.has_plan:
             return False
         taken = self.amount
+        room = payment.refundable if self.action == "refund" else payment.amount
         return taken is None or (
-            0 < taken <= payment.amount
+            0 < taken <= room
             and decimal_places(taken) <= (currency_exponent(payment.currency) or 0)
         )
 
     def taken(self, payment: Payment) -> Decimal | None:
-        """What a capture of ``payment`` takes, at its currency's scale (None: whole)."""
+        """What it takes or gives back of ``payment``, at its currency's scale (None: a
+        whole capture)."""
         return None if self.amount is None else at_scale(self.amount, payment.currency)
+
+    def refund_of(self, payment: Payment) -> Operation:
+        """The refund it records on ``payment``, completed here (a refund only)."""
+        taken, key = self.taken(payment), self.operation_id
+        if taken is None or key is None:
+            raise ValueError("not a refund")
+        return Operation(
+            id=key, payment_id=payment.id, kind=OperationKind.REFUND, amount=taken,
+            currency=payment.currency, status=OperationStatus.SUCCEEDED, created_at=self.at,
+            updated_at=self.at, reason=self.reason,
+        )  # fmt: skip
 
     def change(self, payment: Payment) -> Change:
         """The change it makes to ``payment`` (which it ``applies_to``): the one the commit
         pipeline decides, with its audit entry, event, exposure move and journal entry."""
-        new = transition(
-            payment, self.action, at=self.at, reason=self.reason, amount=self.taken(payment)
-        )
+        operation = None
+        if self.action == "refund":
+            operation = self.refund_of(payment)
+            new = refund(payment, operation.amount, at=self.at)
+        else:
+            taken = self.taken(payment)
+            new = transition(payment, self.action, at=self.at, reason=self.reason, amount=taken)
         change = record_change(
             new,
             self.action,
@@ -114,6 +141,7 @@ class Transition:
             actor_id=self.actor_id,
             reason=self.reason,
             correlation_id=self.correlation_id,
+            operation=operation,
             event_id=self.event_id,
         )
         return booked(with_exposure(change, payment), payment, entry_id=self.entry_id)

@@ -14,7 +14,13 @@ from uuid import UUID
 import attrs
 
 from paymentorch.domain.errors import FieldError, IdempotencyConflict, ValidationError
-from paymentorch.domain.money import currency_exponent, decimal_places, minor_unit, parse_amount
+from paymentorch.domain.money import (
+    MAX_EXPONENT,
+    currency_exponent,
+    decimal_places,
+    minor_unit,
+    parse_amount,
+)
 from paymentorch.domain.operations import Operation
 from paymentorch.domain.payment import Payment, PaymentStatus
 
@@ -106,6 +112,19 @@ class ValidationPolicy:
             object.__setattr__(self, "max_amount", MappingProxyType(checked))
         else:
             object.__setattr__(self, "max_amount", checked[""])
+
+    def plain_amount(self, value: object) -> Decimal | None:
+        """``value`` as an amount every currency takes as it is: more than zero, at most
+        the largest amount of the currency that allows the least, and exact in every
+        currency's scale (4 decimal places at most). None: only the payment's currency
+        can say (``check_money``)."""
+        amount = parse_amount(value)
+        if isinstance(amount, str) or not amount > 0 or decimal_places(amount) > MAX_EXPONENT:
+            return None
+        limits = self.max_amount
+        if isinstance(limits, Mapping):
+            return amount if amount <= min((*limits.values(), DEFAULT_MAX_AMOUNT)) else None
+        return amount if amount <= limits else None
 
     def max_amount_for(self, currency: str | None) -> Decimal:
         """The largest amount allowed in ``currency``."""

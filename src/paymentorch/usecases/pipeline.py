@@ -156,8 +156,8 @@ async def step(ctx: Context, move: Transition) -> Stepped:
     store does not decide by itself), ``commit`` decides, and says why: its first
     decision on what the store found (``Found``), later ones on what they read."""
     stepped = await ctx.store.transition(move)
-    if stepped.written is not None:
-        await _published(ctx, stepped.written, changed=True)
+    if (written := stepped.written) is not None:
+        await _published(ctx, written, changed=written.status not in move.sources)
     return stepped
 
 

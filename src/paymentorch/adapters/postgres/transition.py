@@ -30,6 +30,7 @@ from iso4217 import Currency
 from paymentorch.adapters._sql import (
     AUDIT_INSERT_COLUMNS,
     JOURNAL_COLUMNS,
+    OPERATION_COLUMNS,
     OUTBOX_COLUMNS,
     PAYMENT_COLUMNS,
     POSTING_COLUMNS,
@@ -63,11 +64,12 @@ class Shape:
 
 
 def _probe(status: PaymentStatus) -> Payment:
-    """A payment of amount 1 without a plan, in ``status``."""
+    """A payment of amount 1 without a plan, in ``status`` (Confirmed: captured whole)."""
     at = datetime(2000, 1, 1, tzinfo=UTC)
+    captured = Decimal(status is PaymentStatus.CONFIRMED)
     return Payment(
         id=UUID(int=1), customer_id=_PROBE_CUSTOMER, amount=Decimal(1), currency="USD",
-        status=status, created_at=at, updated_at=at,
+        status=status, created_at=at, updated_at=at, captured_amount=captured,
     )  # fmt: skip
 
 
@@ -75,9 +77,11 @@ def shape(name: str, source: PaymentStatus) -> Shape:
     """What ``name`` does to a payment without a plan in status ``source``, as
     ``Transition.change`` decides it on a probe of amount 1."""
     probe = _probe(source)
+    refunds = name == "refund"  # of the whole amount: its effects per unit refunded
     move = Transition(
         probe.id, name, frozenset({source}), at=probe.updated_at, actor_id="",
-        reason=_PROBE_REASON,
+        reason=_PROBE_REASON, amount=Decimal(1) if refunds else None,
+        operation_id=UUID(int=2) if refunds else None,
     )  # fmt: skip
     change = move.change(probe)
     journal = change.journal
@@ -90,7 +94,7 @@ def shape(name: str, source: PaymentStatus) -> Shape:
             (
                 line.account.kind.value,
                 None if line.account.owner == _PROBE_CUSTOMER else line.account.owner,
-                line.amount,
+                line.amount.normalize(),  # a factor: the amount it multiplies keeps its scale
             )
             for line in lines
         ),
@@ -149,10 +153,52 @@ def _snapshot() -> str:
     return "jsonb_build_object(" + ", ".join(f"'{k}', {values[k]}" for k in _SNAPSHOT_KEYS) + ")"
 
 
+_OPERATION_VALUES: Final = """%(operation)s, upd.id, 'refund', upd.taken, upd.currency,
+         'succeeded', %(at)s, %(at)s, NULL, NULL, 0, %(reason)s, NULL, NULL, NULL, 0, NULL,
+         NULL"""
+"""A refund completed here, in ``OPERATION_COLUMNS`` order (an ``Operation``'s defaults
+but for what it says; a contract test compares it with the one the pipeline writes)."""
+_OPERATION_JSON: Final = """jsonb_build_object('id', %(operation)s::text,
+         'payment_id', upd.id::text, 'kind', 'refund', 'amount', upd.taken::text,
+         'currency', upd.currency, 'status', 'succeeded', 'processor', NULL,
+         'reference', NULL, 'attempts', 0, 'reason', %(reason)s::text,
+         'idempotency_key', NULL, 'error', NULL, 'created_at', %(at_text)s::text,
+         'updated_at', %(at_text)s::text, 'due_at', NULL, 'lookups', 0,
+         'installment', NULL, 'processor_amount', NULL)"""
+"""The refund's ``Operation.to_dict()`` in its event."""
+
 _RETURNED: Final = (
     ", ".join(f"p.{c.strip()}" for c in PAYMENT_COLUMNS.split(","))
     + f", {_exponent('p.currency')} AS exponent"
 )
+
+
+def _update(name: str, found: Shape) -> tuple[str, str, str]:
+    """The payment's update (to its ``SET``), the bound of a capture's or refund's
+    amount (to add to its ``WHERE``), and what it returns."""
+    exponent = _exponent("p.currency")
+    amount = f"round(%(taken)s::numeric, {exponent})"  # exact, once bounded
+    exact = f"%(taken)s::numeric > 0 AND min_scale(%(taken)s::numeric) <= {exponent}"
+    status, captured, refunded, bound = "%(target)s", "p.captured_amount", "", ""
+    returned = _RETURNED
+    if found.captures:
+        captured = "p.amount"
+    if name == "capture":
+        captured = f"COALESCE({amount}, p.amount)"
+        bound = f" AND (%(taken)s::numeric IS NULL OR ({exact} AND %(taken)s <= p.amount))"
+    if name == "refund":  # Refunded once everything captured is, and nothing more is held
+        status = f"""CASE WHEN p.refunded_amount + {amount} = p.captured_amount
+        AND p.pending_refunds = 0 THEN %(target)s ELSE p.status END"""
+        refunded = f", refunded_amount = p.refunded_amount + {amount}"
+        bound = f""" AND {exact}
+    AND p.refunded_amount + p.pending_refunds + %(taken)s <= p.captured_amount"""
+        returned += f", {amount} AS taken"
+    reason = "%(reason)s" if found.keeps_reason else "NULL"
+    head = f"""
+  UPDATE paymentorch_payments p
+  SET status = {status}, version = p.version + 1, updated_at = %(at)s,
+      failure_reason = {reason}, captured_amount = {captured}{refunded}"""
+    return head, bound, returned
 
 
 @functools.cache
@@ -175,31 +221,21 @@ def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, d
     if set(_SNAPSHOT_KEYS) != set(_probe(PaymentStatus.PENDING).to_dict()):
         raise ValueError("Payment.to_dict has fields the snapshot does not build")
     table = action(name)
-    target = table.target
+    refunds = name == "refund"
+    target = PaymentStatus.REFUNDED if refunds else table.target
     if target is None:
         raise ValueError(f"{name} is not a status transition")
-    captured = "p.amount" if found.captures else "p.captured_amount"
-    taken = ""  # a capture's amount, within the payment's and exact in its currency
-    if name == "capture":
-        exponent = _exponent("p.currency")
-        captured = f"COALESCE(round(%(taken)s::numeric, {exponent}), p.amount)"
-        taken = f""" AND (%(taken)s::numeric IS NULL OR (%(taken)s::numeric > 0
-      AND %(taken)s::numeric <= p.amount AND min_scale(%(taken)s::numeric) <= {exponent}))"""
-    reason = "%(reason)s" if found.keeps_reason else "NULL"
-    head = f"""
-  UPDATE paymentorch_payments p
-  SET status = %(target)s, version = p.version + 1, updated_at = %(at)s,
-      failure_reason = {reason}, captured_amount = {captured}"""
+    head, bound, returned = _update(name, found)
     if len(sources) == 1:
         sql = f"""
 WITH upd AS ({head}
-  WHERE p.id = %(id)s AND p.status = %(source)s AND NOT p.has_plan{taken}
-  RETURNING {_RETURNED}, %(source)s::text AS from_status"""
+  WHERE p.id = %(id)s AND p.status = %(source)s AND NOT p.has_plan{bound}
+  RETURNING {returned}, %(source)s::text AS from_status"""
     else:
         sql = f"""
 WITH old AS (
   SELECT id, status FROM paymentorch_payments p
-  WHERE id = %(id)s AND status = ANY(%(sources)s) AND NOT has_plan{taken}
+  WHERE id = %(id)s AND status = ANY(%(sources)s) AND NOT has_plan{bound}
   FOR UPDATE
 ), upd AS ({head}
   FROM old WHERE p.id = old.id
@@ -212,7 +248,12 @@ WITH old AS (
 ), event AS (
   INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
   SELECT %(event)s, upd.id, %(type)s, %(at)s, {_snapshot()}, %(actor)s, %(correlation)s,
-         NULL FROM upd"""
+         {_OPERATION_JSON if refunds else "NULL"} FROM upd"""
+    if refunds:
+        sql += f"""
+), operation AS (
+  INSERT INTO paymentorch_operations ({OPERATION_COLUMNS})
+  SELECT {_OPERATION_VALUES} FROM upd"""
     if found.exposure:
         sql += """
 ), exposure AS (
@@ -220,17 +261,19 @@ WITH old AS (
   SELECT upd.customer_id, upd.currency, GREATEST(upd.amount * %(exposure)s, 0) FROM upd
   ON CONFLICT (customer_id, currency)
   DO UPDATE SET amount = GREATEST(e.amount + (SELECT amount FROM upd) * %(exposure)s, 0)"""
+    per = "taken" if refunds else "captured_amount" if found.captures else "amount"
     if found.lines:
         sql += f"""
 ), entry AS (
   INSERT INTO paymentorch_journal_entries ({JOURNAL_COLUMNS})
-  SELECT %(entry)s, upd.id, NULL, %(ledger)s, %(at)s, %(correlation)s FROM upd
+  SELECT %(entry)s, upd.id, {"%(operation)s" if refunds else "NULL"}, %(ledger)s, %(at)s,
+         %(correlation)s FROM upd
   RETURNING id, payment_id
 ), lines AS (
   INSERT INTO paymentorch_postings ({POSTING_COLUMNS})
   SELECT entry.id, line.number, entry.payment_id, line.value ->> 0,
          COALESCE(line.value ->> 1, upd.customer_id), upd.currency,
-         (line.value ->> 2)::numeric * upd.{"captured_amount" if found.captures else "amount"}
+         (line.value ->> 2)::numeric * upd.{per}
   FROM entry, upd, jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS line(value, number)"""
     sql += f"""
 )
@@ -270,6 +313,7 @@ def transition_params(move: Transition) -> tuple[str, dict[str, Any]]:
         "event": move.event_id,
         "entry": move.entry_id,
         "taken": move.amount,
+        "operation": move.operation_id,
     }
 
 

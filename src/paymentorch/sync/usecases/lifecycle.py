@@ -5,7 +5,7 @@ time, idempotent by key, or confirmed in bulk)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -26,11 +26,10 @@ from paymentorch.domain import (
     touched,
     transition,
 )
-from paymentorch.domain.money import parse_amount
 from paymentorch.domain.requests import replay, request_key
 from paymentorch.domain.results import BulkResult
 from paymentorch.domain.transitions import ONE_STEP, Transition, transition_sources
-from paymentorch.domain.validation import DEFAULT_MAX_AMOUNT, parse_ids
+from paymentorch.domain.validation import parse_ids
 
 from .context import Context, bad
 from .effects import planned
@@ -109,31 +108,22 @@ def _one_step(
     those whose money a processor holds (those go through the processor); None when it
     takes the longer way: no status left, or an amount that is not plainly one a
     capture could take in any currency (the decision then says what is wrong)."""
-    if action not in ONE_STEP:
+    if action not in ONE_STEP or action == "refund":
         return None
     sources = transition_sources(action)
     if ctx.processor is not None and action in HELD_ACTIONS:
         sources -= {PaymentStatus.AUTHORIZED}
     taken = None
     if amount is not None:
-        parsed = parse_amount(amount) if action == "capture" else None
-        if not isinstance(parsed, Decimal) or not parsed <= _smallest_limit(ctx):
+        taken = ctx.validation.plain_amount(amount) if action == "capture" else None
+        if taken is None:
             return None
-        taken = parsed
     if not sources:
         return None
     return Transition(
         pid, action, sources, at=ctx.clock(), actor_id=actor.id, reason=reason,
         correlation_id=current_correlation_id(), amount=taken,
     )  # fmt: skip
-
-
-def _smallest_limit(ctx: Context) -> Decimal:
-    """The validation policy's largest amount in the currency that allows the least."""
-    limits = ctx.validation.max_amount
-    if isinstance(limits, Mapping):
-        return min((*limits.values(), DEFAULT_MAX_AMOUNT))
-    return limits
 
 
 def _through(

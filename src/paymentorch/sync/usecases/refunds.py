@@ -28,12 +28,13 @@ from paymentorch.domain import (
 from paymentorch.domain.actions import IN_FLIGHT
 from paymentorch.domain.orchestration import Step, collector_of
 from paymentorch.domain.plans import refund_on_plan
+from paymentorch.domain.transitions import Transition, transition_sources
 from paymentorch.domain.validation import same_refund
 
 from .context import Context
 from .effects import planned
 from .follow_ups import follow_up, held
-from .pipeline import Decision, LostRace, commit, plan_of
+from .pipeline import Decision, Found, LostRace, commit, plan_of, step
 from .settlement import needs_attention, settling
 
 PLAN_MONEY = frozenset({OperationKind.INSTALLMENT, OperationKind.REFUND})
@@ -56,9 +57,16 @@ def give_back(
     errors = ctx.validation.check_operation_key(idempotency_key)
     if errors:
         raise ValidationError(errors)
+    found = Found()
+    move = None if idempotency_key is not None else _one_step(ctx, pid, amount, actor, reason)
+    if move is not None:
+        stepped = step(ctx, move)
+        if stepped.written is not None:
+            return move.refund_of(stepped.written)
+        found = Found(stepped)
 
     def decide(fresh: bool) -> Decision[Operation]:
-        current = ctx.read(pid, fresh=fresh)
+        current = found.payment(ctx, pid, fresh=fresh)
         if idempotency_key is not None:
             done = ctx.store.find_operation(pid, scope=actor.id, key=idempotency_key)
             if done is not None:
@@ -92,6 +100,24 @@ def give_back(
         return Decision(operation, change=recorded)
 
     return commit(ctx, decide, what="a refund")
+
+
+def _one_step(
+    ctx: Context, pid: UUID, amount: object, actor: Actor, reason: str | None
+) -> Transition | None:
+    """The refund of ``amount`` as one step the store decides, when no processor may hold
+    the money and the amount is plainly one it could give back in any currency; else
+    None (the decision says what is wrong)."""
+    if ctx.processor is not None or amount is None:
+        return None
+    taken = ctx.validation.plain_amount(amount)
+    if taken is None:
+        return None
+    return Transition(
+        pid, "refund", transition_sources("refund"), at=ctx.clock(), actor_id=actor.id,
+        reason=reason, correlation_id=current_correlation_id(), amount=taken,
+        operation_id=uuid7(),
+    )  # fmt: skip
 
 
 def route_of(ctx: Context, payment: Payment, amount: Decimal, now: datetime) -> Operation:

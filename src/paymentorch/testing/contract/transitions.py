@@ -26,6 +26,7 @@ from paymentorch.domain import (
     uuid7,
     with_plan,
 )
+from paymentorch.domain.consequences import booked, with_exposure
 from paymentorch.domain.plans import PlanTerms, new_plan
 from paymentorch.domain.transitions import Stepped, Transition, transition_sources
 from paymentorch.ports import PaymentStore
@@ -52,11 +53,17 @@ _CASES = [
     ("capture", PaymentStatus.AUTHORIZED, "125.50", "USD", "125.500"),
     ("capture", PaymentStatus.AUTHORIZED, "1000", "JPY", "999"),
     ("capture", PaymentStatus.AUTHORIZED, "12.345", "BHD", "0.001"),
+    ("refund", PaymentStatus.CONFIRMED, "125.50", "USD", "125.5"),
+    ("refund", PaymentStatus.CONFIRMED, "125.50", "USD", "0.01"),
+    ("refund", PaymentStatus.CONFIRMED, "1000", "JPY", "999"),
+    ("refund", PaymentStatus.CONFIRMED, "12.345", "BHD", "12.345"),
 ]
 
 
 def _move(payment: Payment, action: str, **options: Any) -> Transition:
     reason = "card declined" if action in {"fail", "cancel"} else None
+    if action == "refund":
+        options.setdefault("operation_id", uuid7())
     return Transition(
         payment.id, action, transition_sources(action), at=utc_now(), actor_id="admin-1",
         reason=reason, correlation_id="req-7", **options,
@@ -78,25 +85,27 @@ async def _pair(
             metadata={"order": "A-1", "note": "caf\u00e9"},
         )  # fmt: skip
         await store.add(record_change(payment, "created", from_status=None, actor_id="user-1"))
-        if status is PaymentStatus.AUTHORIZED:
-            new = transition(payment, "authorize", at=at + timedelta(seconds=1))
-            authorized = record_change(new, "authorize", from_status=payment.status,
-                                       actor_id="admin-1")  # fmt: skip
-            assert await store.apply(authorized, expected=PaymentStatus.PENDING)
+        if status is not PaymentStatus.PENDING:
+            name = "authorize" if status is PaymentStatus.AUTHORIZED else "confirm"
+            new = transition(payment, name, at=at + timedelta(seconds=1))
+            recorded = record_change(new, name, from_status=payment.status, actor_id="admin-1")
+            moved = booked(with_exposure(recorded, payment), payment)
+            assert await store.apply(moved, expected=PaymentStatus.PENDING)
             payment = new
         pair.append(payment)
     return pair[0], pair[1]
 
 
-def _alike(value: Any, ours: Payment, theirs: Payment) -> Any:
-    """``value`` (a dict, list or text) with ``theirs``'s id and key replaced by
-    ``ours``'s."""
+def _alike(value: Any, ours: Payment, theirs: Payment, *same: tuple[Any, Any]) -> Any:
+    """``value`` (a dict, list or text) with ``theirs``'s id and key, and the second of
+    each pair in ``same``, replaced by ``ours``'s (the first)."""
     if isinstance(value, dict):
-        return {k: _alike(v, ours, theirs) for k, v in value.items()}
+        return {k: _alike(v, ours, theirs, *same) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_alike(v, ours, theirs) for v in value]
+        return [_alike(v, ours, theirs, *same) for v in value]
     if isinstance(value, str):
-        for mine, other in ((ours.id, theirs.id), (ours.idempotency_key, theirs.idempotency_key)):
+        pairs = ((ours.id, theirs.id), (ours.idempotency_key, theirs.idempotency_key), *same)
+        for mine, other in pairs:
             value = value.replace(str(other), str(mine))
     return value
 
@@ -125,7 +134,11 @@ class TestTransitions:
             written = (await store.transition(move)).written
             moved = await store.exposure(CUSTOMER, currency) - before
             assert written == expected.payment
-            other = attrs.evolve(move, payment_id=theirs.id, event_id=uuid7(), entry_id=uuid7())
+            other = attrs.evolve(
+                move, payment_id=theirs.id, event_id=uuid7(), entry_id=uuid7(),
+                operation_id=move.operation_id and uuid7(),
+            )  # fmt: skip
+            same = (move.operation_id, other.operation_id)
             decided = other.change(theirs)
             before = await store.exposure(CUSTOMER, currency)
             assert await store.apply(decided, expected=source)
@@ -139,13 +152,25 @@ class TestTransitions:
             mine, its = events[ours.id].to_dict(), events[theirs.id].to_dict()
             assert mine == expected.event.to_dict()
             del mine["id"], its["id"]
-            assert mine == _alike(its, ours, theirs)
+            assert mine == _alike(its, ours, theirs, same)
+            if expected.journal is not None:  # the amounts as stored, scale and all
+                (*_, last) = await store.journal(ours.id)
+                assert [(line.account, str(line.amount)) for line in last.lines] == [
+                    (line.account, str(line.amount)) for line in expected.journal.lines
+                ]
             journal = [e.to_dict() for e in await store.journal(ours.id)]
-            assert journal == ([] if expected.journal is None else [expected.journal.to_dict()])
+            assert journal[-1:] == (
+                [] if expected.journal is None else [expected.journal.to_dict()]
+            )
             others = [e.to_dict() for e in await store.journal(theirs.id)]
             for entry in (*journal, *others):
                 del entry["id"]
-            assert journal == _alike(others, ours, theirs)
+            assert journal == _alike(others, ours, theirs, same)
+            operations = await store.operations(ours.id)
+            assert operations == ([] if expected.operation is None else [expected.operation])
+            assert [o.to_dict() for o in operations] == _alike(
+                [o.to_dict() for o in await store.operations(theirs.id)], ours, theirs, same
+            )
         finally:
             await store.aclose()
 
