@@ -110,6 +110,19 @@ class RefundsReadThenWrite(InMemoryPaymentStore):
             self._replace(self._payments[current.id], change)
         return True
 
+    async def transition(self, move: Transition) -> Stepped:
+        if move.action != "refund":
+            return await super().transition(move)
+        current = await self.get(move.payment_id)
+        if current is None or not move.applies_to(current):
+            return Stepped(found=current)
+        await asyncio.sleep(0)  # the gap between the read and the write
+        change = move.change(current)
+        with self._lock:
+            self._check_event(change.event.id)
+            self._replace(self._payments[current.id], change)
+        return Stepped(written=change.payment)
+
 
 class TransitionsReadThenWrite(InMemoryPaymentStore):
     """Decides a transition on what it read, then writes it later, unguarded."""

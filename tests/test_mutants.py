@@ -43,6 +43,7 @@ CAUGHT_BY = {
     "RefundsReadThenWrite": {
         "test_sixteen_refunds_race_for_one_payment",
         "test_store_refuses_a_refund_with_no_room",
+        "test_store_refunds_racing_for_one_payment_stay_within_what_was_captured",
     },
     "TransitionsReadThenWrite": {
         "test_store_transitions_racing_for_one_payment_leave_one_winner",

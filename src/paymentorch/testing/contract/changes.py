@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import attrs
@@ -223,14 +224,14 @@ class TestChanges:
             one = await service.create_payment(CUSTOMER, "10.00", actor=USER)
             two = await service.create_payment(CUSTOMER, "10.00", actor=USER)
             await service.authorize_payment(one.id, actor=ADMIN, idempotency_key="k")
-            attempts = [
-                service.authorize_payment(two.id, actor=ADMIN, idempotency_key="k"),
-                service.capture_payment(one.id, actor=ADMIN, idempotency_key="k"),
-                service.cancel_payment(two.id, actor=ADMIN, idempotency_key="k"),
+            attempts = [  # each asked only when its turn comes: none left unawaited
+                partial(service.authorize_payment, two.id, actor=ADMIN, idempotency_key="k"),
+                partial(service.capture_payment, one.id, actor=ADMIN, idempotency_key="k"),
+                partial(service.cancel_payment, two.id, actor=ADMIN, idempotency_key="k"),
             ]
             for attempt in attempts:
                 with pytest.raises(IdempotencyConflict) as caught:
-                    await attempt
+                    await attempt()
                 assert caught.value.key == "k"
             await service.fail_payment(two.id, reason="declined", actor=ADMIN, idempotency_key="f")
             with pytest.raises(IdempotencyConflict, match="reason"):

@@ -10,6 +10,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -183,11 +184,11 @@ class TestProcessing:
             queued = await service.capture_payment(payment.id, actor=ADMIN, amount="6.00")
             assert (queued.status, queued.version) == (PaymentStatus.AUTHORIZED, 3)
             for second in (
-                service.capture_payment(payment.id, actor=ADMIN),
-                service.cancel_payment(payment.id, actor=ADMIN),
+                partial(service.capture_payment, payment.id, actor=ADMIN),
+                partial(service.cancel_payment, payment.id, actor=ADMIN),
             ):
                 with pytest.raises(InvalidTransition, match="capture is under way"):
-                    await second
+                    await second()
             await worker.run_once()
             captured = await service.get_payment(payment.id)
             assert (captured.status, captured.captured_amount) == (

@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import attrs
@@ -318,6 +319,26 @@ class TestTransitions:
         finally:
             await store.aclose()
 
+    async def test_store_refunds_racing_for_one_payment_stay_within_what_was_captured(
+        self, backend: Backend
+    ) -> None:
+        """Sixteen refunds of 10 of a Confirmed payment of 100 at once: exactly ten are
+        written, each with its operation, and the payment is Refunded."""
+        store = await backend.open_store()
+        try:
+            payment, _ = await _pair(store, "100.00", "USD", PaymentStatus.CONFIRMED)
+            moves = [_move(payment, "refund", amount=Decimal(10)) for _ in range(16)]
+            results = await asyncio.gather(*(store.transition(m) for m in moves))
+            assert sum(r.written is not None for r in results) == 10
+            stored = await store.get(payment.id)
+            assert stored is not None
+            assert (stored.status, stored.refunded_amount) == (
+                PaymentStatus.REFUNDED, Decimal("100.00"),
+            )  # fmt: skip
+            assert len(await store.operations(payment.id)) == 10
+        finally:
+            await store.aclose()
+
     async def test_a_transition_says_why_it_wrote_nothing(self, backend: Backend) -> None:
         """A missing payment raises PaymentNotFound, one in another status
         InvalidTransition, with no entry or event written, cache or not."""
@@ -329,12 +350,12 @@ class TestTransitions:
                 payment = await service.create_payment(CUSTOMER, "5.00", actor=USER)
                 await service.cancel_payment(payment.id, actor=ADMIN)
                 for asked in (
-                    service.confirm_payment(payment.id, actor=ADMIN),
-                    service.fail_payment(payment.id, reason="late", actor=ADMIN),
-                    service.authorize_payment(payment.id, actor=ADMIN),
+                    partial(service.confirm_payment, payment.id, actor=ADMIN),
+                    partial(service.fail_payment, payment.id, reason="late", actor=ADMIN),
+                    partial(service.authorize_payment, payment.id, actor=ADMIN),
                 ):
                     with pytest.raises(InvalidTransition):
-                        await asked
+                        await asked()
                 trail = await service.audit_trail(payment.id)
                 assert [e.action for e in trail] == ["created", "cancelled"]
 
