@@ -40,7 +40,7 @@ class ForgetsEvents(InMemoryPaymentStore):
 
     def _record(self, change: Change) -> None:
         pid = change.payment.id
-        self._audit[pid] = (*self._audit.get(pid, ()), (change.audit, change.event.id))
+        self._audit[pid] = (*self._audit.get(pid, ()), change.audit, change.event.id)
 
 
 class IgnoresKeys(InMemoryPaymentStore):
@@ -80,11 +80,11 @@ class NotAtomic(InMemoryPaymentStore):
 
     def _record(self, change: Change) -> None:
         pid = change.payment.id
-        self._audit[pid] = (*self._audit.get(pid, ()), (change.audit, change.event.id))
+        self._audit[pid] = (*self._audit.get(pid, ()), change.audit, change.event.id)
         event = change.event
         if event.id in self._pending or event.id in self._parked:
             raise StoreError("an outbox event with this id exists already")
-        self._pending[event.id] = OutboxRow(next(self._seq), OutboxMessage(event))
+        self._pending[event.id] = OutboxRow(next(self._seq), event)
 
 
 class ServesWhenClosed(InMemoryPaymentStore):

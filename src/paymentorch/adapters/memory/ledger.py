@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 from decimal import Decimal
+from typing import cast
 from uuid import UUID
 
 from paymentorch.adapters.memory.outbox import MemoryOutbox
@@ -16,6 +17,13 @@ from paymentorch.domain.money import at_scale
 from paymentorch.domain.plans import Plan
 
 _ZERO = Decimal(0)
+Trail = tuple[AuditEntry | UUID, ...]
+"""A payment's audit trail as the store keeps it: each entry, then its event's id."""
+
+
+def entries(trail: Trail) -> list[AuditEntry]:
+    """The audit entries of ``trail``, oldest first."""
+    return cast(list[AuditEntry], list(trail[0::2]))
 
 
 class MemoryLedger(MemoryOutbox):
@@ -24,7 +32,7 @@ class MemoryLedger(MemoryOutbox):
     entry, and notes its audit entry's event, under the lock it writes the change with."""
 
     _payments: dict[UUID, Payment]
-    _audit: dict[UUID, tuple[tuple[AuditEntry, UUID], ...]]
+    _audit: dict[UUID, Trail]
     _plans: dict[UUID, Plan]
     _exposure: dict[tuple[str, str], Decimal]
 
@@ -78,10 +86,10 @@ class MemoryLedger(MemoryOutbox):
 
     def _records(self, pid: UUID, waiting: set[UUID]) -> PaymentRecords:
         trail = self._audit.get(pid, ())
-        event_ids = [event_id for _, event_id in trail]
+        event_ids = cast(list[UUID], list(trail[1::2]))
         return PaymentRecords(
             payment=self._payments[pid],
-            audit=[entry for entry, _ in trail],
+            audit=entries(trail),
             events=frozenset(e for e in event_ids if e in self._delivered) | waiting,
             event_ids=event_ids,
             journal=list(self._journal.get(pid, ())),

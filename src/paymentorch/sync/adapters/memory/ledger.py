@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 from decimal import Decimal
+from typing import cast
 from uuid import UUID
 
 from paymentorch.domain import AuditEntry, Change, Payment
@@ -18,6 +19,13 @@ from paymentorch.domain.plans import Plan
 from paymentorch.sync.adapters.memory.outbox import SyncMemoryOutbox
 
 _ZERO = Decimal(0)
+Trail = tuple[AuditEntry | UUID, ...]
+"""A payment's audit trail as the store keeps it: each entry, then its event's id."""
+
+
+def entries(trail: Trail) -> list[AuditEntry]:
+    """The audit entries of ``trail``, oldest first."""
+    return cast(list[AuditEntry], list(trail[0::2]))
 
 
 class SyncMemoryLedger(SyncMemoryOutbox):
@@ -26,7 +34,7 @@ class SyncMemoryLedger(SyncMemoryOutbox):
     entry, and notes its audit entry's event, under the lock it writes the change with."""
 
     _payments: dict[UUID, Payment]
-    _audit: dict[UUID, tuple[tuple[AuditEntry, UUID], ...]]
+    _audit: dict[UUID, Trail]
     _plans: dict[UUID, Plan]
     _exposure: dict[tuple[str, str], Decimal]
 
@@ -80,10 +88,10 @@ class SyncMemoryLedger(SyncMemoryOutbox):
 
     def _records(self, pid: UUID, waiting: set[UUID]) -> PaymentRecords:
         trail = self._audit.get(pid, ())
-        event_ids = [event_id for _, event_id in trail]
+        event_ids = cast(list[UUID], list(trail[1::2]))
         return PaymentRecords(
             payment=self._payments[pid],
-            audit=[entry for entry, _ in trail],
+            audit=entries(trail),
             events=frozenset(e for e in event_ids if e in self._delivered) | waiting,
             event_ids=event_ids,
             journal=list(self._journal.get(pid, ())),
