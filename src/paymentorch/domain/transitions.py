@@ -13,6 +13,7 @@ did not say.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Final
 from uuid import UUID
@@ -33,6 +34,7 @@ from the statuses they start from (all owed), never grow an exposure, so no cred
 needs checking."""
 
 
+@functools.cache  # asked on every one step, of a few names
 def transition_sources(name: str) -> frozenset[PaymentStatus]:
     """The statuses ``name`` (one of ``ONE_STEP``) may start from in one step: all of its
     own, which are owed."""
