@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import bisect
 from decimal import Decimal
-from typing import cast
+from typing import Any
 from uuid import UUID
 
 from paymentorch.adapters.memory.outbox import MemoryOutbox
-from paymentorch.domain import AuditEntry, Change, Payment
+from paymentorch.domain import AuditEntry, Change, Payment, PaymentStatus
 from paymentorch.domain.credit import exposure_of
 from paymentorch.domain.integrity import PaymentRecords
 from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
@@ -17,13 +17,39 @@ from paymentorch.domain.money import at_scale
 from paymentorch.domain.plans import Plan
 
 _ZERO = Decimal(0)
-Trail = tuple[AuditEntry | UUID, ...]
-"""A payment's audit trail as the store keeps it: each entry, then its event's id."""
+Trail = tuple[Any, ...]
+"""A payment's audit trail as the store keeps it: each entry's fields, then its event's
+id, as plain values in one flat tuple. The garbage collector stops walking a tuple of
+plain values; a million payments' trails would otherwise be most of what it walks."""
+_FIELDS = 8  # of an entry in a trail
 
 
-def entries(trail: Trail) -> list[AuditEntry]:
+def with_entry(trail: Trail, change: Change) -> Trail:
+    """``trail`` followed by the change's audit entry and event."""
+    entry = change.audit
+    before = None if entry.from_status is None else entry.from_status.value
+    return (
+        *trail, entry.action, before, entry.to_status.value, entry.actor_id, entry.at,
+        entry.reason, entry.correlation_id, change.event.id.int,
+    )  # fmt: skip
+
+
+def entries(payment_id: UUID, trail: Trail) -> list[AuditEntry]:
     """The audit entries of ``trail``, oldest first."""
-    return cast(list[AuditEntry], list(trail[0::2]))
+    rows = zip(*[iter(trail)] * _FIELDS, strict=True)
+    return [
+        AuditEntry(payment_id, action, _status(before), PaymentStatus(after), *rest)
+        for action, before, after, *rest, _ in rows
+    ]
+
+
+def _status(value: str | None) -> PaymentStatus | None:
+    return None if value is None else PaymentStatus(value)
+
+
+def event_ids(trail: Trail) -> list[UUID]:
+    """The ids of the events of ``trail``, oldest first."""
+    return [UUID(int=number) for number in trail[_FIELDS - 1 :: _FIELDS]]
 
 
 class MemoryLedger(MemoryOutbox):
@@ -86,12 +112,12 @@ class MemoryLedger(MemoryOutbox):
 
     def _records(self, pid: UUID, waiting: set[UUID]) -> PaymentRecords:
         trail = self._audit.get(pid, ())
-        event_ids = cast(list[UUID], list(trail[1::2]))
+        ids = event_ids(trail)
         return PaymentRecords(
             payment=self._payments[pid],
-            audit=entries(trail),
-            events=frozenset(e for e in event_ids if e in self._delivered) | waiting,
-            event_ids=event_ids,
+            audit=entries(pid, trail),
+            events=frozenset(e for e in ids if e in self._delivered) | waiting,
+            event_ids=ids,
             journal=list(self._journal.get(pid, ())),
             plan=self._plans.get(pid),
         )

@@ -17,7 +17,7 @@ from uuid import UUID
 import attrs
 
 from paymentorch import _deadline
-from paymentorch.adapters.memory.ledger import Trail, entries
+from paymentorch.adapters.memory.ledger import Trail, entries, with_entry
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -229,7 +229,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
             owner = (change.payment.customer_id, change.payment.currency)
             self._exposure[owner] = max(_ZERO, self._exposure.get(owner, _ZERO) + change.exposure)
         pid = change.payment.id
-        self._audit[pid] = (*self._audit.get(pid, ()), change.audit, change.event.id)
+        self._audit[pid] = with_entry(self._audit.get(pid, ()), change)
         self._post(change)
         for event in (change.event, *change.more_events):
             self._enqueue(event)
@@ -567,7 +567,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
         """Entries for one payment, oldest first."""
         with self._lock:
             self._open()
-            return entries(self._audit.get(payment_id, ()))
+            return entries(payment_id, self._audit.get(payment_id, ()))
 
     # -- lifecycle --------------------------------------------------------------
 
