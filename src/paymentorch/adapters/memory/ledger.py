@@ -12,7 +12,7 @@ from paymentorch.adapters.memory.outbox import MemoryOutbox
 from paymentorch.domain import AuditEntry, Change, Payment, PaymentStatus
 from paymentorch.domain.credit import exposure_of
 from paymentorch.domain.integrity import PaymentRecords
-from paymentorch.domain.ledger import Account, AccountKind, JournalEntry
+from paymentorch.domain.ledger import Account, AccountKind, JournalEntry, Posting
 from paymentorch.domain.money import at_scale
 from paymentorch.domain.plans import Plan
 
@@ -52,6 +52,48 @@ def event_ids(trail: Trail) -> list[UUID]:
     return [UUID(int=number) for number in trail[_FIELDS - 1 :: _FIELDS]]
 
 
+Books = tuple[Any, ...]
+"""A payment's journal as the store keeps it, flat as a ``Trail``: each entry's id,
+operation id, kind, time, correlation id and number of lines, then each line's account
+(kind, owner, currency) and amount."""
+_HEAD, _LINE = 6, 4  # values of an entry's fields, and of each of its lines
+
+
+def with_journal_entry(books: Books, entry: JournalEntry) -> Books:
+    """``books`` followed by ``entry``."""
+    operation = entry.operation_id
+    lines = [
+        value
+        for line in entry.lines
+        for value in (line.account.kind.value, line.account.owner, line.account.currency,
+                      line.amount)
+    ]  # fmt: skip
+    return (
+        *books, entry.id.int, None if operation is None else operation.int, entry.kind,
+        entry.at, entry.correlation_id, len(entry.lines), *lines,
+    )  # fmt: skip
+
+
+def journal_entries(payment_id: UUID, books: Books) -> list[JournalEntry]:
+    """The journal entries of ``books``, oldest first."""
+    found = []
+    start = 0
+    while start < len(books):
+        key, operation, kind, at, correlation_id, count = books[start : start + _HEAD]
+        start += _HEAD
+        end = start + count * _LINE
+        lines = tuple(
+            Posting(Account(AccountKind(books[i]), books[i + 1], books[i + 2]), books[i + 3])
+            for i in range(start, end, _LINE)
+        )
+        start = end
+        operation_id = None if operation is None else UUID(int=operation)
+        found.append(
+            JournalEntry(UUID(int=key), payment_id, operation_id, kind, at, lines, correlation_id)
+        )
+    return found
+
+
 class MemoryLedger(MemoryOutbox):
     """The journal of ``InMemoryPaymentStore``: entries by payment, and a running balance
     by account (one process: nothing to contend for). The store posts each change's
@@ -64,7 +106,7 @@ class MemoryLedger(MemoryOutbox):
 
     def __init__(self) -> None:
         super().__init__()
-        self._journal: dict[UUID, list[JournalEntry]] = {}
+        self._journal: dict[UUID, Books] = {}
         self._balances: dict[Account, Decimal] = {}
         self._sorted_ids: list[UUID] = []
 
@@ -74,7 +116,7 @@ class MemoryLedger(MemoryOutbox):
         entry = change.journal
         if entry is None:
             return
-        self._journal.setdefault(pid, []).append(entry)
+        self._journal[pid] = with_journal_entry(self._journal.get(pid, ()), entry)
         for line in entry.lines:
             self._balances[line.account] = self._balances.get(line.account, _ZERO) + line.amount
 
@@ -82,7 +124,7 @@ class MemoryLedger(MemoryOutbox):
         """The payment's journal entries, oldest first."""
         with self._lock:
             self._open()
-            return list(self._journal.get(payment_id, ()))
+            return journal_entries(payment_id, self._journal.get(payment_id, ()))
 
     async def balance(self, account: Account) -> Decimal:
         """Debits less credits of ``account``."""
@@ -118,7 +160,7 @@ class MemoryLedger(MemoryOutbox):
             audit=entries(pid, trail),
             events=frozenset(e for e in ids if e in self._delivered) | waiting,
             event_ids=ids,
-            journal=list(self._journal.get(pid, ())),
+            journal=journal_entries(pid, self._journal.get(pid, ())),
             plan=self._plans.get(pid),
         )
 
