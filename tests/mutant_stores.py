@@ -8,6 +8,7 @@ from datetime import datetime
 import attrs
 
 from paymentorch.adapters.memory import InMemoryPaymentStore
+from paymentorch.adapters.memory.ledger import with_entry
 from paymentorch.adapters.memory.outbox import OutboxRow
 from paymentorch.domain import (
     Change,
@@ -40,7 +41,7 @@ class ForgetsEvents(InMemoryPaymentStore):
 
     def _record(self, change: Change) -> None:
         pid = change.payment.id
-        self._audit[pid] = (*self._audit.get(pid, ()), (change.audit, change.event.id))
+        self._audit[pid] = with_entry(self._audit.get(pid, ()), change)
 
 
 class IgnoresKeys(InMemoryPaymentStore):
@@ -80,11 +81,11 @@ class NotAtomic(InMemoryPaymentStore):
 
     def _record(self, change: Change) -> None:
         pid = change.payment.id
-        self._audit[pid] = (*self._audit.get(pid, ()), (change.audit, change.event.id))
+        self._audit[pid] = with_entry(self._audit.get(pid, ()), change)
         event = change.event
         if event.id in self._pending or event.id in self._parked:
             raise StoreError("an outbox event with this id exists already")
-        self._pending[event.id] = OutboxRow(next(self._seq), OutboxMessage(event))
+        self._pending[event.id] = OutboxRow(next(self._seq), event)
 
 
 class ServesWhenClosed(InMemoryPaymentStore):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 
+import attrs
 import pytest
 
 import paymentorch as po
@@ -21,8 +23,11 @@ from paymentorch.domain import (
     transition,
     uuid7,
 )
+from paymentorch.domain.consequences import _amended
 from paymentorch.domain.cursor import decode_cursor, encode_cursor
 from paymentorch.domain.money import currency_exponent
+from paymentorch.domain.payment import _moved
+from paymentorch.domain.records import Change
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -111,6 +116,23 @@ def test_record_change_builds_entry_and_event() -> None:
     assert change.event.type == "payment.confirmed"
     assert change.event.payment == after.to_dict()
     assert change.event.correlation_id == change.audit.correlation_id == "c-1"
+
+
+def test_copies_made_by_hand_keep_every_field() -> None:
+    """The hot path copies a payment and a change with their constructors, not
+    ``attrs.evolve``: every field, one added later too, is carried over."""
+    fields = {f.name: object() for f in attrs.fields(Payment)}
+    payment = Payment(**fields | {"version": 1, "metadata": MappingProxyType({})})
+    status, at, reason, captured = object(), object(), object(), object()
+    assert _moved(payment, status, at, reason, captured) == attrs.evolve(  # type: ignore[arg-type]
+        payment, status=status, updated_at=at, version=2, failure_reason=reason,
+        captured_amount=captured,
+    )  # fmt: skip
+    change = Change(**{f.name: object() for f in attrs.fields(Change)})
+    exposure, journal = object(), object()
+    assert _amended(change, exposure, journal) == attrs.evolve(  # type: ignore[arg-type]
+        change, exposure=exposure, journal=journal
+    )
 
 
 def test_currency_exponents_come_from_iso_4217() -> None:

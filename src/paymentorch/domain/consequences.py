@@ -5,14 +5,20 @@ before it). The commit pipeline and the stores that decide a transition themselv
 
 from __future__ import annotations
 
+from decimal import Decimal
 from uuid import UUID
-
-import attrs
 
 from paymentorch.domain.actions import action
 from paymentorch.domain.credit import exposure_of
 from paymentorch.domain.errors import StoreError
-from paymentorch.domain.ledger import MANUAL, journal_entry, moves_money, postings, standing
+from paymentorch.domain.ledger import (
+    MANUAL,
+    JournalEntry,
+    journal_entry,
+    moves_money,
+    postings,
+    standing,
+)
 from paymentorch.domain.payment import Payment
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import Change
@@ -24,7 +30,7 @@ def with_exposure(change: Change, before: Payment | None, plan: Plan | None = No
     payment (and its ``plan``) as they were before it."""
     payment = change.payment
     moved = exposure_of(payment, change.plan or plan) - exposure_of(before, plan)
-    return attrs.evolve(change, exposure=moved) if moved else change
+    return _amended(change, moved, change.journal) if moved else change
 
 
 def booked(
@@ -64,4 +70,22 @@ def booked(
         correlation_id=change.audit.correlation_id,
         entry_id=entry_id,
     )
-    return attrs.evolve(change, journal=entry)
+    return _amended(change, change.exposure, entry)
+
+
+def _amended(change: Change, exposure: Decimal, journal: JournalEntry | None) -> Change:
+    """``change`` with this exposure move and journal entry."""
+    # Most changes take both: the constructor costs half what ``attrs.evolve`` does.
+    return Change(
+        payment=change.payment,
+        audit=change.audit,
+        event=change.event,
+        operation=change.operation,
+        plan=change.plan,
+        exposure=exposure,
+        credit_limit=change.credit_limit,
+        more_events=change.more_events,
+        request=change.request,
+        action=change.action,
+        journal=journal,
+    )

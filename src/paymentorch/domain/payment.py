@@ -134,13 +134,35 @@ def transition(
         captured = payment.amount if amount is None else amount
         if captured > payment.amount:
             raise AmountExceeded(payment.id, captured, payment.amount)
-    return attrs.evolve(
-        payment,
-        status=target,
+    failure_reason = reason if target is PaymentStatus.FAILED else None
+    return _moved(payment, target, at, failure_reason, captured)
+
+
+def _moved(
+    payment: Payment,
+    status: PaymentStatus,
+    at: datetime,
+    failure_reason: str | None,
+    captured: Decimal,
+) -> Payment:
+    """``payment`` one version on, with its new status and captured amount."""
+    # Every transition makes one: the constructor costs half what ``attrs.evolve`` does.
+    return Payment(
+        id=payment.id,
+        customer_id=payment.customer_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        status=status,
+        created_at=payment.created_at,
         updated_at=at,
         version=payment.version + 1,
-        failure_reason=reason if target is PaymentStatus.FAILED else None,
+        failure_reason=failure_reason,
+        idempotency_key=payment.idempotency_key,
+        metadata=payment.metadata,
         captured_amount=captured,
+        refunded_amount=payment.refunded_amount,
+        pending_refunds=payment.pending_refunds,
+        has_plan=payment.has_plan,
     )
 
 

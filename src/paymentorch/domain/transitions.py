@@ -13,6 +13,7 @@ that, and reads only what the store did not say.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from decimal import Decimal
 from typing import Final
@@ -36,6 +37,7 @@ ONE_STEP: Final = frozenset({"authorize", "capture", "confirm", "fail", "cancel"
 limit needs checking (a capture's or refund's amount is bounded by the payment's)."""
 
 
+@functools.cache  # asked on every one step, of a few names
 def transition_sources(name: str) -> frozenset[PaymentStatus]:
     """The statuses ``name`` (one of ``ONE_STEP``) may start from in one step: all of its
     own that are owed (a refund: Confirmed)."""

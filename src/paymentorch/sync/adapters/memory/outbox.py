@@ -19,12 +19,20 @@ from paymentorch.ports import OutboxMessage, OutboxStats
 
 @attrs.define
 class OutboxRow:
-    """An event waiting in the outbox, with its place in commit order."""
+    """An event waiting in the outbox, with its place in commit order and its attempts."""
 
     seq: int
-    message: OutboxMessage
+    event: PaymentEvent
+    attempts: int = 0
+    last_error: str | None = None
     retry_at: datetime | None = None
     lease_until: datetime | None = None
+
+    @property
+    def message(self) -> OutboxMessage:
+        """The event as a relay receives it."""
+        # Made when read, not kept: an object fewer per waiting event for the collector.
+        return OutboxMessage(self.event, self.attempts, self.last_error)
 
 
 class SyncMemoryOutbox:
@@ -48,7 +56,7 @@ class SyncMemoryOutbox:
 
     def _enqueue(self, event: PaymentEvent) -> None:
         """Add ``event`` behind every event before it (the caller holds the lock)."""
-        self._pending[event.id] = OutboxRow(next(self._seq), OutboxMessage(event))
+        self._pending[event.id] = OutboxRow(next(self._seq), event)
 
     def _waiting_events(self, payment_ids: set[UUID]) -> dict[UUID, set[UUID]]:
         """The events of ``payment_ids`` still waiting or parked, by payment (the caller
@@ -56,7 +64,7 @@ class SyncMemoryOutbox:
         found: dict[UUID, set[UUID]] = {}
         for rows in (self._pending, self._parked):
             for event_id, row in rows.items():
-                payment_id = row.message.event.payment_id
+                payment_id = row.event.payment_id
                 if payment_id in payment_ids:
                     found.setdefault(payment_id, set()).add(event_id)
         return found
@@ -70,7 +78,7 @@ class SyncMemoryOutbox:
             self._open()
             blocked: set[UUID] = set()
             for row in self._pending.values():
-                payment_id = row.message.event.payment_id
+                payment_id = row.event.payment_id
                 if payment_id in blocked:
                     continue
                 blocked.add(payment_id)  # later events of this payment wait for this one
@@ -102,9 +110,8 @@ class SyncMemoryOutbox:
                 row = self._pending.get(event_id)
                 if row is None:
                     continue
-                row.message = attrs.evolve(
-                    row.message, attempts=row.message.attempts + 1, last_error=error[:1000]
-                )
+                row.attempts += 1
+                row.last_error = error[:1000]
                 row.lease_until = None
                 row.retry_at = retry_at
                 if retry_at is None:
@@ -117,7 +124,7 @@ class SyncMemoryOutbox:
             first = next(iter(self._pending.values()), None)
             return OutboxStats(
                 pending=len(self._pending),
-                oldest_pending_at=None if first is None else first.message.event.occurred_at,
+                oldest_pending_at=None if first is None else first.event.occurred_at,
                 parked=len(self._parked),
             )
 
@@ -139,7 +146,7 @@ class SyncMemoryOutbox:
             )
             for event_id in chosen:
                 row = self._parked.pop(event_id)
-                row.message = attrs.evolve(row.message, attempts=0)
+                row.attempts = 0
                 row.retry_at = None
                 self._pending[event_id] = row
             if chosen:

@@ -17,6 +17,7 @@ from uuid import UUID
 import attrs
 
 from paymentorch import _deadline
+from paymentorch.adapters.memory.ledger import Trail, entries, with_entry
 from paymentorch.domain import (
     AuditEntry,
     Change,
@@ -60,9 +61,10 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
         self._order: list[Keyset] = []
         self._by_customer: dict[str, list[Keyset]] = {}
         self._status_counts = dict.fromkeys(PaymentStatus, 0)
-        # Each payment's audit trail, each entry with its event's id: tuples, as small as
-        # a trail can be held (a million payments' trails are most of the store).
-        self._audit: dict[UUID, tuple[tuple[AuditEntry, UUID], ...]] = {}
+        # Each payment's audit trail, each entry followed by its event's id: one flat
+        # tuple, as small as a trail can be held (a million payments' trails are most of
+        # the store), and one object for the garbage collector to walk, not one an entry.
+        self._audit: dict[UUID, Trail] = {}
         self._operations: dict[UUID, list[UUID]] = {}  # payment id -> its operations' ids
         self._ops: dict[UUID, Operation] = {}
         self._op_leases: dict[UUID, datetime] = {}
@@ -138,8 +140,11 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
                 return Stepped()
             if not move.applies_to(old):
                 return Stepped(found=old, plan=self._plans.get(old.id))
+            # Decided on the payment as stored, under the lock: its guard holds, and a
+            # one step claims no key and queues no operation, so only its event is checked.
             change = move.change(old)
-            self._write_change(change, old.status)
+            self._check_event(change.event.id)
+            self._replace(old, change)
             return Stepped(written=change.payment)
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
@@ -213,7 +218,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
             key = (change.payment.customer_id, change.payment.currency)
             before = after.get(key, self._exposure.get(key, _ZERO))
             after[key] = before + change.exposure
-            limit = change.guard.credit_limit
+            limit = None if change.credit_limit is None else change.guard.credit_limit
             if limit is not None and after[key] > limit:
                 raise CreditLimitExceeded(key[0], limit, before, change.exposure)
 
@@ -224,7 +229,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
             owner = (change.payment.customer_id, change.payment.currency)
             self._exposure[owner] = max(_ZERO, self._exposure.get(owner, _ZERO) + change.exposure)
         pid = change.payment.id
-        self._audit[pid] = (*self._audit.get(pid, ()), (change.audit, change.event.id))
+        self._audit[pid] = with_entry(self._audit.get(pid, ()), change)
         self._post(change)
         for event in (change.event, *change.more_events):
             self._enqueue(event)
@@ -569,7 +574,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
         """Entries for one payment, oldest first."""
         with self._lock:
             self._open()
-            return [entry for entry, _ in self._audit.get(payment_id, ())]
+            return entries(payment_id, self._audit.get(payment_id, ()))
 
     # -- lifecycle --------------------------------------------------------------
 
