@@ -138,7 +138,8 @@ class InMemoryPaymentStore(MemoryLedger):
             if not move.applies_to(old):
                 return Stepped(found=old, plan=self._plans.get(old.id))
             # Decided on the payment as stored, under the lock: its guard holds, and a
-            # one step claims no key and queues no operation, so only its event is checked.
+            # one step claims no key (a refund's operation has none), so only its event
+            # is checked.
             change = move.change(old)
             self._check_event(change.event.id)
             self._replace(old, change)
