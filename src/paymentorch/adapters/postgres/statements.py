@@ -362,10 +362,15 @@ WRITE_PLAN: Final = f"WITH {plan_writes()}\n)\nSELECT 1"
 not written again."""
 
 
-READ_PLAN: Final = f"""
-SELECT {", ".join("pl." + c for c in PLAN_COLUMNS.split(", ")[1:])},
+def _read_plan(*, payment: bool) -> str:
+    """A plan with its installments and fees in one row, each of their columns an array;
+    with ``payment``, after its payment's columns (``PAYMENT_COLUMNS``)."""
+    head = ", ".join("p." + c.strip() for c in PAYMENT_COLUMNS.split(",")) + ",\n  "
+    table = "paymentorch_payments p JOIN paymentorch_plans pl ON pl.payment_id = p.id"
+    return f"""
+SELECT {head if payment else ""}{", ".join("pl." + c for c in PLAN_COLUMNS.split(", ")[1:])},
   {", ".join(f"i.{c}" for c in _INSTALLMENT_DATA)}, {", ".join(f"f.{c}" for c in _FEE_DATA)}
-FROM paymentorch_plans pl
+FROM {table if payment else "paymentorch_plans pl"}
 CROSS JOIN LATERAL (
   SELECT {", ".join(f"array_agg({c} ORDER BY number) AS {c}" for c in _INSTALLMENT_DATA)}
   FROM paymentorch_installments WHERE payment_id = pl.payment_id
@@ -376,7 +381,13 @@ CROSS JOIN LATERAL (
 ) f
 WHERE pl.payment_id = %s
 """
+
+
+READ_PLAN: Final = _read_plan(payment=False)
 """A plan with its installments and fees in one row: each of their columns an array."""
+READ_WITH_PLAN: Final = _read_plan(payment=True)
+"""A payment and its plan in one row: the payment's columns, then ``READ_PLAN``'s."""
+PAYMENT_WIDTH: Final = len(PAYMENT_COLUMNS.split(","))
 
 
 def plan_row(plan: Plan) -> tuple[Any, ...]:
