@@ -73,9 +73,9 @@ class TcpProxy:
         seen = bytearray()
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
-                if answers:
+                if answers:  # counted before the client can read it
                     self._answered(data, seen)
+                sink.sendall(data)
         except OSError:
             pass
         finally:
