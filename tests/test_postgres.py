@@ -376,14 +376,19 @@ async def test_a_creation_the_limit_refuses_writes_nothing(postgres_backend: Bac
     assert exposure == [(Decimal("80.00"),)]
 
 
-async def test_a_pay_in_4_lifecycle_is_four_round_trips(postgres_backend: Backend) -> None:
+async def test_a_pay_in_4_lifecycle_is_three_round_trips(
+    postgres_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Under a credit limit, a pay-in-4 creation is one round trip and its confirmation
-    three (the one step finds the payment, the plan is read, one statement writes); a
-    plain lifecycle two."""
+    two (the payment read with its plan, one statement writes); a plain lifecycle two.
+    A plan payment the store did not create, or no longer keeps the id of, takes one
+    more: the one step finds the payment, then the plan is read."""
     from urllib.parse import urlsplit
 
+    from paymentorch.adapters.postgres import store
     from tests.proxy import RoundTrips
 
+    monkeypatch.setattr(store, "KNOWN_PLANS", 2)
     assert postgres_backend.url is not None
     server = urlsplit(postgres_backend.url)
     credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
@@ -399,7 +404,19 @@ async def test_a_pay_in_4_lifecycle_is_four_round_trips(postgres_backend: Backen
                 created = proxy.count
                 await service.confirm_payment(payment.id, actor=ADMIN)
                 counts.append((created - before, proxy.count - created))
-    assert counts == [(1, 3), (1, 1), (1, 3)]
+            assert counts == [(1, 2), (1, 1), (1, 2)]
+            terms = po.PlanTerms()
+            made = [
+                await service.create_payment("TRIP-00002", "10.00", actor=ADMIN, plan=terms)
+                for _ in range(3)
+            ]
+            async with await po.open_service(url, pool_size=1, credit=credit) as other:
+                confirms = []
+                for payment, by in zip(made, (service, service, other), strict=True):
+                    before = proxy.count
+                    await by.confirm_payment(payment.id, actor=ADMIN)
+                    confirms.append(proxy.count - before)
+                assert confirms == [3, 2, 3]  # the oldest id forgotten; another store's
 
 
 def test_long_statements_are_numbered_once_as_psycopg_would() -> None:

@@ -10,6 +10,7 @@ module, with psycopg's synchronous pool.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -51,7 +52,7 @@ from paymentorch.adapters.postgres.changes import (
     run_numbered,
     write_extras,
 )
-from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS
+from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS, Settings
 from paymentorch.adapters.postgres.ledger import PostgresLedger
 from paymentorch.adapters.postgres.statements import (
     APPLY_MANY,
@@ -101,6 +102,9 @@ from paymentorch.domain.results import SummaryRow
 from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 
+KNOWN_PLANS = 10_000
+"""How many payments it created with a plan a store keeps the ids of (``transition``)."""
+
 
 class PostgresPaymentStore(PostgresLedger):
     """Payments in PostgreSQL, shared safely by any number of processes.
@@ -110,6 +114,18 @@ class PostgresPaymentStore(PostgresLedger):
     """
 
     backend = "postgresql"
+
+    def __init__(
+        self,
+        pool: psycopg_pool.AsyncConnectionPool[Any],
+        settings: Settings | None = None,
+        *,
+        owns_pool: bool = True,
+    ) -> None:
+        super().__init__(pool, settings, owns_pool=owns_pool)
+        # Payments this store created with a plan, newest last (a plan is never taken
+        # off its payment, so an id here is never stale).
+        self._planned: OrderedDict[UUID, None] = OrderedDict()
 
     # -- writes -----------------------------------------------------------------
 
@@ -153,7 +169,12 @@ class PostgresPaymentStore(PostgresLedger):
                 raise await refused(conn, change)
             raise StoreError("the insert conflicted, but no payment holds its key")
 
-        return await self._write("create a payment", work)
+        holder = await self._write("create a payment", work)
+        if holder is None and change.plan is not None:
+            self._planned[change.payment.id] = None
+            if len(self._planned) > KNOWN_PLANS:
+                self._planned.popitem(last=False)  # atomic, for the blocking twin's threads
+        return holder
 
     async def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all with ``COPY``, in one transaction."""
@@ -245,7 +266,11 @@ class PostgresPaymentStore(PostgresLedger):
 
     async def transition(self, move: Transition) -> Stepped:
         """Decide ``move`` on the row and write its change, or return the row as found:
-        one statement (``transition_sql``), no read before it."""
+        one statement (``transition_sql``), no read before it. A payment this store
+        created with a plan, which the statement would only find, is read with its plan
+        instead (``_with_plan``)."""
+        if move.payment_id in self._planned:
+            return await self._with_plan(move.payment_id)
         sql, params = transition_params(move)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Stepped:
@@ -444,6 +469,12 @@ class PostgresPaymentStore(PostgresLedger):
             return settled
 
         return await self._write("settle an operation", work)
+
+    async def _with_plan(self, payment_id: UUID) -> Stepped:
+        """The payment with its plan as the one step finds them, in one query; nothing
+        found (``Stepped()``) when the payment is missing."""
+        found = await self.get_with_plan(payment_id)
+        return Stepped() if found is None else Stepped(found=found[0], plan=found[1])
 
     async def plan(self, payment_id: UUID) -> Plan | None:
         """The payment's installment plan, or None."""

@@ -12,6 +12,7 @@ module, with psycopg's synchronous pool.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -47,7 +48,7 @@ from paymentorch.adapters._sql import (
 from paymentorch.adapters.postgres.changes import (
     has_extras,
 )
-from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS
+from paymentorch.adapters.postgres.connection import CONNECTION_OPTIONS, POOL_OPTIONS, Settings
 from paymentorch.adapters.postgres.statements import (
     APPLY_MANY,
     CLAIM_OPERATIONS,
@@ -106,6 +107,9 @@ from paymentorch.sync.adapters.postgres.changes import (
 )
 from paymentorch.sync.adapters.postgres.ledger import SyncPostgresLedger
 
+KNOWN_PLANS = 10_000
+"""How many payments it created with a plan a store keeps the ids of (``transition``)."""
+
 
 class SyncPostgresPaymentStore(SyncPostgresLedger):
     """Payments in PostgreSQL, shared safely by any number of processes.
@@ -115,6 +119,18 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
     """
 
     backend = "postgresql"
+
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool[Any],
+        settings: Settings | None = None,
+        *,
+        owns_pool: bool = True,
+    ) -> None:
+        super().__init__(pool, settings, owns_pool=owns_pool)
+        # Payments this store created with a plan, newest last (a plan is never taken
+        # off its payment, so an id here is never stale).
+        self._planned: OrderedDict[UUID, None] = OrderedDict()
 
     # -- writes -----------------------------------------------------------------
 
@@ -158,7 +174,12 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
                 raise refused_sync(conn, change)
             raise StoreError("the insert conflicted, but no payment holds its key")
 
-        return self._write("create a payment", work)
+        holder = self._write("create a payment", work)
+        if holder is None and change.plan is not None:
+            self._planned[change.payment.id] = None
+            if len(self._planned) > KNOWN_PLANS:
+                self._planned.popitem(last=False)  # atomic, for the blocking twin's threads
+        return holder
 
     def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all with ``COPY``, in one transaction."""
@@ -248,7 +269,11 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
 
     def transition(self, move: Transition) -> Stepped:
         """Decide ``move`` on the row and write its change, or return the row as found:
-        one statement (``transition_sql``), no read before it."""
+        one statement (``transition_sql``), no read before it. A payment this store
+        created with a plan, which the statement would only find, is read with its plan
+        instead (``_with_plan``)."""
+        if move.payment_id in self._planned:
+            return self._with_plan(move.payment_id)
         sql, params = transition_params(move)
 
         def work(conn: psycopg.Connection[Any]) -> Stepped:
@@ -445,6 +470,12 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
             return settled
 
         return self._write("settle an operation", work)
+
+    def _with_plan(self, payment_id: UUID) -> Stepped:
+        """The payment with its plan as the one step finds them, in one query; nothing
+        found (``Stepped()``) when the payment is missing."""
+        found = self.get_with_plan(payment_id)
+        return Stepped() if found is None else Stepped(found=found[0], plan=found[1])
 
     def plan(self, payment_id: UUID) -> Plan | None:
         """The payment's installment plan, or None."""
