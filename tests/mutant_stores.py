@@ -114,15 +114,7 @@ class RefundsReadThenWrite(InMemoryPaymentStore):
     async def transition(self, move: Transition) -> Stepped:
         if move.action != "refund":
             return await super().transition(move)
-        current = await self.get(move.payment_id)
-        if current is None or not move.applies_to(current):
-            return Stepped(found=current)
-        await asyncio.sleep(0)  # the gap between the read and the write
-        change = move.change(current)
-        with self._lock:
-            self._check_event(change.event.id)
-            self._replace(self._payments[current.id], change)
-        return Stepped(written=change.payment)
+        return await TransitionsReadThenWrite.transition(self, move)
 
 
 class TransitionsReadThenWrite(InMemoryPaymentStore):
