@@ -400,3 +400,28 @@ def test_every_method_that_carries_a_customer_seals_it() -> None:
         }
         assert {"add", "get", "list_payments", "claim_events", "journal"} <= sealed
         assert sealed - set(vars(store)) == set(), port
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("amount", ["1E-20000", "12.5"])
+async def test_an_encrypted_store_captures_in_one_step_as_a_plain_one(
+    backend: Backend, amount: str
+) -> None:
+    """Through ``FieldEncryption`` a capture of part of the amount takes that amount at
+    the currency's scale, the customer read back in the clear; an amount no column holds
+    is a ValidationError; the books agree."""
+    admin = po.Actor("admin-1", roles={po.Role.ADMIN})
+    sealed = po.FieldEncryption.parse(po.FieldEncryption.generate("k1"))
+    async with await po.open_service(
+        backend.url or "memory://", encryption=sealed, cache=po.LocalCache()
+    ) as service:
+        payment = await service.create_payment("ABCD-12345", "100.00", actor=admin)
+        await service.authorize_payment(payment.id, actor=admin)
+        if amount == "12.5":
+            done = await service.capture_payment(payment.id, actor=admin, amount=amount)
+            assert (done.customer_id, str(done.captured_amount)) == ("ABCD-12345", "12.50")
+            assert await service.get_payment(payment.id) == done
+        else:
+            with pytest.raises(po.ValidationError):
+                await service.capture_payment(payment.id, actor=admin, amount=amount)
+        assert (await service.verify()).ok

@@ -198,26 +198,6 @@ async def test_a_capture_never_rounds_silently(backend: Backend, amount: str) ->
         await _untouched(service, payment)
 
 
-# -- the blocking twin and the encrypted store -----------------------------------------
-
-
-@pytest.mark.parametrize("amount", ["1E-20000", "12.5"])
-async def test_an_encrypted_store_captures_as_a_plain_one(backend: Backend, amount: str) -> None:
-    encryption = po.FieldEncryption.parse(po.FieldEncryption.generate("k1"))
-    async with await po.open_service(
-        backend.url or "memory://", encryption=encryption, cache=po.LocalCache()
-    ) as service:
-        payment = await _authorized(service)
-        if amount == "12.5":
-            done = await service.capture_payment(payment.id, actor=ADMIN, amount=amount)
-            assert (done.customer_id, str(done.captured_amount)) == (CUSTOMER, "12.50")
-            assert await service.get_payment(payment.id) == done
-        else:
-            with pytest.raises(ValidationError):
-                await service.capture_payment(payment.id, actor=ADMIN, amount=amount)
-        assert (await service.verify()).ok
-
-
 # -- races ------------------------------------------------------------------------------
 
 
