@@ -377,7 +377,9 @@ WRITE_PLAN: Final = f"WITH {plan_writes()}\n)\nSELECT 1"
 not written again."""
 
 
-def _read_plan(payment_id: str) -> str:
+def plan_read(payment: str) -> str:
+    """A query of the plan of ``payment`` (an SQL expression) with its installments and
+    fees in one row, each of their columns an array (``plan_of`` reads it)."""
     return f"""
 SELECT {", ".join("pl." + c for c in PLAN_COLUMNS.split(", ")[1:])},
   {", ".join(f"i.{c}" for c in _INSTALLMENT_DATA)}, {", ".join(f"f.{c}" for c in _FEE_DATA)}
@@ -390,18 +392,18 @@ CROSS JOIN LATERAL (
   SELECT {", ".join(f"array_agg({c} ORDER BY seq) AS {c}" for c in _FEE_DATA)}
   FROM paymentorch_late_fees WHERE payment_id = pl.payment_id
 ) f
-WHERE pl.payment_id = {payment_id}
+WHERE pl.payment_id = {payment}
 """
 
 
-READ_PLAN: Final = _read_plan("%s")
+READ_PLAN: Final = plan_read("%s")
 """A plan with its installments and fees in one row: each of their columns an array."""
 
 
 READ_WITH_PLAN: Final = f"""
 SELECT {", ".join("p." + c for c in PAYMENT_COLUMNS.split(", "))}, r.*
 FROM paymentorch_payments p
-LEFT JOIN LATERAL ({_read_plan("p.id")}) r ON p.has_plan
+LEFT JOIN LATERAL ({plan_read("p.id")}) r ON p.has_plan
 WHERE p.id = %s
 """
 """A payment and its plan (as ``READ_PLAN`` reads it, after the payment's columns) in

@@ -2,17 +2,19 @@
 
 ``transition_sql`` writes what ``Transition.change`` decides, in SQL: it updates the
 payment only if its status is one the transition starts from (and it has no plan; a
-capture's amount must be more than zero, within the payment's and exact in its
-currency), and from the row it returns writes the audit entry, the outbox event (its snapshot built
-from that row, as ``Payment.to_dict`` builds it), the exposure move and the journal
-entry with its lines. When it writes nothing, the same statement returns the payment as
-it found it, and the service decides on that without reading it again. It does not
-return the payment's plan: the server would prepare that branch for every plain
-transition too, costing each about what the plan's own read costs a plan. What the
-action does to a payment's money is not written twice: the statement's shape is read
-off ``Transition.change`` of a probe payment of amount 1, every effect of a plain
-transition being that amount times a constant (a journal line of a capture: what it
-captured times a constant, since a payment's books read only what was captured).
+capture's or refund's amount must be more than zero, within what it may take and exact
+in the currency), and from the row it returns writes the audit entry, the outbox event
+(its snapshot built from that row, as ``Payment.to_dict`` builds it), a refund's
+operation, the exposure move and the journal entry with its lines. When it writes
+nothing, the same statement returns the payment as it found it, and the service decides
+on that without reading it again. It does not return the payment's plan: the server
+would prepare that branch for every plain transition too, costing each about what the
+plan's own read costs a plan. What the action does to a payment's money is not written
+twice: the statement's shape is read off ``Transition.change`` of a probe payment of
+amount 1, every effect of a plain transition being that amount times a constant (a
+journal line of a capture or refund: what it captured or gave back times a constant,
+since a payment's books read only what was captured and refunded); a refund's operation
+is the probe refund's own, but for what the row and the call give it.
 """
 
 from __future__ import annotations
@@ -153,24 +155,61 @@ def _snapshot() -> str:
     return "jsonb_build_object(" + ", ".join(f"'{k}', {values[k]}" for k in _SNAPSHOT_KEYS) + ")"
 
 
-_OPERATION_VALUES: Final = """%(operation)s, upd.id, 'refund', upd.taken, upd.currency,
-         'succeeded', %(at)s, %(at)s, NULL, NULL, 0, %(reason)s, NULL, NULL, NULL, 0, NULL,
-         NULL"""
-"""A refund completed here, in ``OPERATION_COLUMNS`` order (an ``Operation``'s defaults
-but for what it says; a contract test compares it with the one the pipeline writes)."""
-_OPERATION_JSON: Final = """jsonb_build_object('id', %(operation)s::text,
-         'payment_id', upd.id::text, 'kind', 'refund', 'amount', upd.taken::text,
-         'currency', upd.currency, 'status', 'succeeded', 'processor', NULL,
-         'reference', NULL, 'attempts', 0, 'reason', %(reason)s::text,
-         'idempotency_key', NULL, 'error', NULL, 'created_at', %(at_text)s::text,
-         'updated_at', %(at_text)s::text, 'due_at', NULL, 'lookups', 0,
-         'installment', NULL, 'processor_amount', NULL)"""
-"""The refund's ``Operation.to_dict()`` in its event."""
-
 _RETURNED: Final = (
     ", ".join(f"p.{c.strip()}" for c in PAYMENT_COLUMNS.split(","))
     + f", {_exponent('p.currency')} AS exponent"
 )
+
+
+# What a refund's operation takes from the returned row and the parameters; the rest
+# is the probe refund's own (``Transition.refund_of``), so nothing is written twice.
+_OPERATION_GIVEN: Final = {
+    "id": ("%(operation)s", "%(operation)s::text"),
+    "payment_id": ("upd.id", "upd.id::text"),
+    "amount": ("upd.taken", "upd.taken::text"),
+    "currency": ("upd.currency", "upd.currency"),
+    "reason": ("%(reason)s", "%(reason)s::text"),
+    "created_at": ("%(at)s", "%(at_text)s::text"),
+    "updated_at": ("%(at)s", "%(at_text)s::text"),
+}
+
+
+def _literal(value: object) -> str:
+    """``value`` (None, a truth value, a number or text) as an SQL literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _refund_operation() -> tuple[str, str]:
+    """A refund completed here: its row's values in ``OPERATION_COLUMNS`` order, and its
+    ``Operation.to_dict()`` for the event, as SQL over the returned row ``upd``.
+
+    Raises:
+        ValueError: ``Operation`` has fields the statement does not write.
+    """
+    probe = _probe(PaymentStatus.CONFIRMED)
+    refund = Transition(
+        probe.id, "refund", frozenset({PaymentStatus.CONFIRMED}), at=probe.updated_at,
+        actor_id="", amount=probe.amount, operation_id=UUID(int=2),
+    ).refund_of(probe)  # fmt: skip
+    shown = refund.to_dict()
+    columns = [c.strip() for c in OPERATION_COLUMNS.split(",")]
+    if set(columns) != set(shown):
+        raise ValueError("Operation.to_dict has fields the refund's statement does not build")
+    row = [
+        _OPERATION_GIVEN[c][0] if c in _OPERATION_GIVEN else _literal(getattr(refund, c))
+        for c in columns
+    ]
+    event = [
+        f"'{k}', {_OPERATION_GIVEN[k][1] if k in _OPERATION_GIVEN else _literal(v)}"
+        for k, v in shown.items()
+    ]
+    return ", ".join(row), "jsonb_build_object(" + ", ".join(event) + ")"
 
 
 def _update(name: str, found: Shape) -> tuple[str, str, str]:
@@ -226,6 +265,7 @@ def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, d
     if target is None:
         raise ValueError(f"{name} is not a status transition")
     head, bound, returned = _update(name, found)
+    operation, shown = _refund_operation() if refunds else ("", "NULL")
     if len(sources) == 1:
         sql = f"""
 WITH upd AS ({head}
@@ -248,12 +288,12 @@ WITH old AS (
 ), event AS (
   INSERT INTO paymentorch_outbox ({OUTBOX_COLUMNS})
   SELECT %(event)s, upd.id, %(type)s, %(at)s, {_snapshot()}, %(actor)s, %(correlation)s,
-         {_OPERATION_JSON if refunds else "NULL"} FROM upd"""
+         {shown} FROM upd"""
     if refunds:
         sql += f"""
 ), operation AS (
   INSERT INTO paymentorch_operations ({OPERATION_COLUMNS})
-  SELECT {_OPERATION_VALUES} FROM upd"""
+  SELECT {operation} FROM upd"""
     if found.exposure:
         sql += """
 ), exposure AS (
