@@ -8,8 +8,8 @@ from typing import Final
 
 from iso4217 import Currency
 
-MAX_EXPONENT: Final = 4
-"""The most minor-unit digits an ISO 4217 currency has (CLF, UYW)."""
+MAX_EXPONENT: Final = max(c.exponent for c in Currency if isinstance(c.exponent, int))
+"""The most minor-unit digits an ISO 4217 currency has (4: CLF, UYW)."""
 
 
 @functools.cache
