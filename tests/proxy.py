@@ -8,6 +8,7 @@ import threading
 import time
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit
 
 
 class TcpProxy:
@@ -96,6 +97,12 @@ class RoundTrips(TcpProxy):
     def __init__(self, target: tuple[str, int]) -> None:
         self.count = 0
         super().__init__(target)
+
+    @classmethod
+    def to(cls, url: str) -> RoundTrips:
+        """A proxy to the server of ``url`` (``postgresql://user@host:port/db``)."""
+        server = urlsplit(url)
+        return cls((server.hostname or "127.0.0.1", server.port or 5432))
 
     def url(self, url: str) -> str:
         """``url`` (``postgresql://user@host:port/db``) through the proxy, unencrypted."""

@@ -383,16 +383,13 @@ async def test_a_pay_in_4_lifecycle_is_three_round_trips(
     two (the payment read with its plan, one statement writes); a plain lifecycle two.
     A plan payment the store did not create, or no longer keeps the id of, takes one
     more: the one step finds the payment, then the plan is read."""
-    from urllib.parse import urlsplit
-
     from paymentorch.adapters.postgres import store
     from tests.proxy import RoundTrips
 
     monkeypatch.setattr(store, "KNOWN_PLANS", 2)
     assert postgres_backend.url is not None
-    server = urlsplit(postgres_backend.url)
     credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
-    with RoundTrips((server.hostname or "127.0.0.1", server.port or 5432)) as proxy:
+    with RoundTrips.to(postgres_backend.url) as proxy:
         url = proxy.url(postgres_backend.url)
         async with await po.open_service(url, pool_size=1, credit=credit) as service:
             counts = []
@@ -498,13 +495,10 @@ async def test_a_capture_of_part_of_the_amount_is_one_round_trip(
 ) -> None:
     """Authorizing and capturing part of the amount (no processor) are one round trip
     each; a capture beyond the amount is the one step and the read that says why."""
-    from urllib.parse import urlsplit
-
     from tests.proxy import RoundTrips
 
     assert postgres_backend.url is not None
-    server = urlsplit(postgres_backend.url)
-    with RoundTrips((server.hostname or "127.0.0.1", server.port or 5432)) as proxy:
+    with RoundTrips.to(postgres_backend.url) as proxy:
         url = proxy.url(postgres_backend.url)
         async with await po.open_service(url, pool_size=1) as service:
             payment = await service.create_payment("TRIP-00002", "80.00", actor=ADMIN)
@@ -525,13 +519,10 @@ async def test_a_capture_of_part_of_the_amount_is_one_round_trip(
 async def test_a_refund_is_one_round_trip(postgres_backend: Backend) -> None:
     """A refund of part of a confirmed payment (no processor, no key) is one round trip;
     one beyond what is left is the one step and the read that says why."""
-    from urllib.parse import urlsplit
-
     from tests.proxy import RoundTrips
 
     assert postgres_backend.url is not None
-    server = urlsplit(postgres_backend.url)
-    with RoundTrips((server.hostname or "127.0.0.1", server.port or 5432)) as proxy:
+    with RoundTrips.to(postgres_backend.url) as proxy:
         url = proxy.url(postgres_backend.url)
         async with await po.open_service(url, pool_size=1) as service:
             payment = await service.create_payment("TRIP-00003", "80.00", actor=ADMIN)
