@@ -376,24 +376,26 @@ async def test_a_creation_the_limit_refuses_writes_nothing(postgres_backend: Bac
     assert exposure == [(Decimal("80.00"),)]
 
 
-async def test_a_pay_in_4_lifecycle_is_three_round_trips(
+async def test_a_pay_in_4_lifecycle_is_two_round_trips(
     postgres_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Under a credit limit, a pay-in-4 creation is one round trip and its confirmation
-    two (the payment read with its plan, one statement writes); a plain lifecycle two.
-    A plan payment the store did not create, or no longer keeps the id of, takes one
-    more: the one step finds the payment, then the plan is read."""
+    one (decided on the payment and plan as the store wrote them), as a plain lifecycle.
+    A later transition reads the payment with its plan first (two); a plan payment the
+    store no longer keeps as written takes two, one it no longer keeps the id of or did
+    not create three (the one step finds the payment, then the plan is read)."""
     from paymentorch.adapters.postgres import store
     from tests.proxy import RoundTrips
 
-    monkeypatch.setattr(store, "KNOWN_PLANS", 2)
+    monkeypatch.setattr(store, "FRESH_PLANS", 2)
+    monkeypatch.setattr(store, "KNOWN_PLANS", 3)
     assert postgres_backend.url is not None
     credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
     with RoundTrips.to(postgres_backend.url) as proxy:
         url = proxy.url(postgres_backend.url)
         async with await po.open_service(url, pool_size=1, credit=credit) as service:
             counts = []
-            for plan in (po.PlanTerms(), None, po.PlanTerms()):
+            for plan in (po.PlanTerms(), None):
                 before = proxy.count
                 payment = await service.create_payment(
                     "TRIP-00001", "125.50", actor=ADMIN, plan=plan
@@ -401,19 +403,67 @@ async def test_a_pay_in_4_lifecycle_is_three_round_trips(
                 created = proxy.count
                 await service.confirm_payment(payment.id, actor=ADMIN)
                 counts.append((created - before, proxy.count - created))
-            assert counts == [(1, 2), (1, 1), (1, 2)]
+            assert counts == [(1, 1), (1, 1)]
+            planned = await service.create_payment(
+                "TRIP-00001", "10.00", actor=ADMIN, plan=po.PlanTerms()
+            )
+            await service.authorize_payment(planned.id, actor=ADMIN)
+            before = proxy.count
+            await service.capture_payment(planned.id, actor=ADMIN)
+            assert proxy.count - before == 2  # read with its plan, then written
             terms = po.PlanTerms()
             made = [
                 await service.create_payment("TRIP-00002", "10.00", actor=ADMIN, plan=terms)
-                for _ in range(3)
+                for _ in range(4)
             ]
             async with await po.open_service(url, pool_size=1, credit=credit) as other:
                 confirms = []
-                for payment, by in zip(made, (service, service, other), strict=True):
+                for payment, by in zip(made, (service, service, service, other), strict=True):
                     before = proxy.count
                     await by.confirm_payment(payment.id, actor=ADMIN)
                     confirms.append(proxy.count - before)
-                assert confirms == [3, 2, 3]  # the oldest id forgotten; another store's
+            # the oldest forgotten; the next known but no longer kept as written; the
+            # third kept; the fourth confirmed through another store
+            assert confirms == [3, 2, 1, 3]
+
+
+async def test_a_plan_payment_changed_elsewhere_since_its_creation_is_decided_again(
+    postgres_backend: Backend,
+) -> None:
+    """A store decides a plan payment's first transition on the payment and plan as it
+    wrote them; when another store changed the payment meanwhile, the version guard
+    refuses that write and the service decides again on a read: it answers what the
+    payment now allows and writes nothing twice."""
+    import psycopg
+
+    assert postgres_backend.url is not None
+    credit = po.CreditPolicy(limit=Decimal("1000.00"), currency="USD")
+    async with (
+        await po.open_service(postgres_backend.url, credit=credit) as one,
+        await po.open_service(postgres_backend.url, credit=credit) as two,
+    ):
+        cancelled = await one.create_payment(
+            "RACE-00001", "125.50", actor=ADMIN, plan=po.PlanTerms()
+        )
+        await two.cancel_payment(cancelled.id, actor=ADMIN, reason="changed mind")
+        with pytest.raises(po.InvalidTransition):
+            await one.confirm_payment(cancelled.id, actor=ADMIN)
+        authorized = await one.create_payment(
+            "RACE-00001", "125.50", actor=ADMIN, plan=po.PlanTerms()
+        )
+        await two.authorize_payment(authorized.id, actor=ADMIN)
+        captured = await one.capture_payment(authorized.id, actor=ADMIN)
+        assert (captured.status, captured.version) == (po.PaymentStatus.CONFIRMED, 3)
+        assert (await one.verify()).ok
+    with psycopg.connect(postgres_backend.url) as conn:
+        rows = conn.execute(
+            "SELECT payment_id, action FROM paymentorch_audit_entries"
+            " WHERE payment_id = ANY(%s) ORDER BY seq",
+            ([cancelled.id, authorized.id],),
+        ).fetchall()
+    assert [action for _, action in rows] == [
+        "created", "cancelled", "created", "authorized", "captured"
+    ]  # fmt: skip
 
 
 def test_long_statements_are_numbered_once_as_psycopg_would() -> None:

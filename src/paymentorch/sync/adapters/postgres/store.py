@@ -109,6 +109,9 @@ from paymentorch.sync.adapters.postgres.ledger import SyncPostgresLedger
 
 KNOWN_PLANS = 10_000
 """How many payments it created with a plan a store keeps the ids of (``transition``)."""
+FRESH_PLANS = 1_000
+"""How many of those a store keeps as it wrote them, payment and plan, until their first
+transition (``transition``): a checkout's confirmation then reads nothing first."""
 
 
 class SyncPostgresPaymentStore(SyncPostgresLedger):
@@ -131,6 +134,8 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
         # Payments this store created with a plan, newest last (a plan is never taken
         # off its payment, so an id here is never stale).
         self._planned: OrderedDict[UUID, None] = OrderedDict()
+        # The newest of them as written, until their first transition decides on them.
+        self._fresh: OrderedDict[UUID, tuple[Payment, Plan]] = OrderedDict()
 
     # -- writes -----------------------------------------------------------------
 
@@ -177,8 +182,12 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
         holder = self._write("create a payment", work)
         if holder is None and change.plan is not None:
             self._planned[change.payment.id] = None
+            self._fresh[change.payment.id] = (change.payment, change.plan)
+            # popitem and pop are atomic, for the blocking twin's threads
             if len(self._planned) > KNOWN_PLANS:
-                self._planned.popitem(last=False)  # atomic, for the blocking twin's threads
+                self._planned.popitem(last=False)
+            if len(self._fresh) > FRESH_PLANS:
+                self._fresh.popitem(last=False)
         return holder
 
     def add_many(self, changes: Sequence[Change]) -> None:
@@ -270,8 +279,12 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
     def transition(self, move: Transition) -> Stepped:
         """Decide ``move`` on the row and write its change, or return the row as found:
         one statement (``transition_sql``), no read before it. A payment this store
-        created with a plan, which the statement would only find, is read with its plan
-        instead (``_with_plan``)."""
+        created with a plan, which the statement would only find, is found as the store
+        wrote it the first time (the change decided on it is guarded by its version, so
+        one made meanwhile elsewhere makes the service read), and read with its plan
+        after that (``_with_plan``)."""
+        if (fresh := self._fresh.pop(move.payment_id, None)) is not None:
+            return Stepped(found=fresh[0], plan=fresh[1])
         if move.payment_id in self._planned:
             return self._with_plan(move.payment_id)
         sql, params = transition_params(move)
