@@ -381,9 +381,9 @@ async def test_a_pay_in_4_lifecycle_is_two_round_trips(
 ) -> None:
     """Under a credit limit, a pay-in-4 creation is one round trip and its confirmation
     one (decided on the payment and plan as the store wrote them), as a plain lifecycle.
-    A later transition reads the payment with its plan first (two); a plan payment the
-    store no longer keeps as written takes two, one it no longer keeps the id of or did
-    not create three (the one step finds the payment, then the plan is read)."""
+    A later transition or refund reads the payment with its plan once (two); a plan
+    payment the store no longer keeps as written takes two, one it no longer keeps the id
+    of or did not create three (the one step finds the payment, then the plan is read)."""
     from paymentorch.adapters.postgres import store
     from tests.proxy import RoundTrips
 
@@ -394,7 +394,7 @@ async def test_a_pay_in_4_lifecycle_is_two_round_trips(
     with RoundTrips.to(postgres_backend.url) as proxy:
         url = proxy.url(postgres_backend.url)
         async with await po.open_service(url, pool_size=1, credit=credit) as service:
-            counts = []
+            counts, lived = [], []
             for plan in (po.PlanTerms(), None):
                 before = proxy.count
                 payment = await service.create_payment(
@@ -403,7 +403,11 @@ async def test_a_pay_in_4_lifecycle_is_two_round_trips(
                 created = proxy.count
                 await service.confirm_payment(payment.id, actor=ADMIN)
                 counts.append((created - before, proxy.count - created))
+                lived.append(payment)
             assert counts == [(1, 1), (1, 1)]
+            before = proxy.count
+            await service.refund_payment(lived[0].id, "10.00", actor=ADMIN)
+            assert proxy.count - before == 2  # read with its plan once, then written
             planned = await service.create_payment(
                 "TRIP-00001", "10.00", actor=ADMIN, plan=po.PlanTerms()
             )

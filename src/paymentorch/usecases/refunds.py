@@ -25,7 +25,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.actions import IN_FLIGHT
 from paymentorch.domain.orchestration import Step, collector_of
-from paymentorch.domain.plans import refund_on_plan
+from paymentorch.domain.plans import Plan, refund_on_plan
 from paymentorch.domain.transitions import Transition, transition_sources
 from paymentorch.domain.validation import same_refund
 
@@ -72,8 +72,11 @@ async def give_back(
         wanted = current.refundable if amount is None else ctx.money(amount, current.currency)
         now = ctx.clock()
         new = refund(current, wanted, at=now)
+        plan = found.plan(current)
+        if plan is None:  # read once, for the route and the plan's change
+            plan = await plan_of(ctx, current)
         try:
-            route = await route_of(ctx, current, wanted, now)
+            route = await route_of(ctx, current, wanted, now, plan=plan)
         except ValidationError as exc:  # the plan was read after a newer refund committed
             raise LostRace from exc
         operation = attrs.evolve(
@@ -92,7 +95,7 @@ async def give_back(
             operation=operation,
         )
         try:
-            recorded = await planned(ctx, recorded, current, kind, amount=wanted)
+            recorded = await planned(ctx, recorded, current, kind, amount=wanted, plan=plan)
         except ValidationError as exc:  # the plan was read after a newer refund committed
             raise LostRace from exc
         return Decision(operation, change=recorded)
@@ -118,11 +121,14 @@ def _one_step(
     )  # fmt: skip
 
 
-async def route_of(ctx: Context, payment: Payment, amount: Decimal, now: datetime) -> Operation:
-    """The refund Operation of ``amount``, by where its money goes: completed here
-    (``succeeded``: nothing to give back through a processor), queued to the processor
-    that holds the money (``pending``, due now), or, on a plan with a collection or
-    another refund under way, waiting for it to settle (``pending``, not due).
+async def route_of(
+    ctx: Context, payment: Payment, amount: Decimal, now: datetime, *, plan: Plan | None
+) -> Operation:
+    """The refund Operation of ``amount`` (``plan``: the payment's, read with it), by
+    where its money goes: completed here (``succeeded``: nothing to give back through a
+    processor), queued to the processor that holds the money (``pending``, due now), or,
+    on a plan with a collection or another refund under way, waiting for it to settle
+    (``pending``, not due).
 
     Raises:
         InvalidTransition, AmountExceeded: the payment cannot refund ``amount``.
@@ -144,7 +150,6 @@ async def route_of(ctx: Context, payment: Payment, amount: Decimal, now: datetim
         if original is None:  # no processor holds it: the refund completes here
             return done
         return follow_up(original, OperationKind.REFUND, amount, None, now)
-    plan = await plan_of(ctx, payment)
     operations = await ctx.store.operations(payment.id) if ctx.processor else []
     if any(op.status in IN_FLIGHT for op in operations if op.kind in PLAN_MONEY):
         return attrs.evolve(done, status=OperationStatus.PENDING)  # waits, not due

@@ -175,15 +175,21 @@ class PostgresPaymentStore(PostgresLedger):
             raise StoreError("the insert conflicted, but no payment holds its key")
 
         holder = await self._write("create a payment", work)
-        if holder is None and change.plan is not None:
-            self._planned[change.payment.id] = None
-            self._fresh[change.payment.id] = (change.payment, change.plan)
-            # popitem and pop are atomic, for the blocking twin's threads
-            if len(self._planned) > KNOWN_PLANS:
-                self._planned.popitem(last=False)
-            if len(self._fresh) > FRESH_PLANS:
-                self._fresh.popitem(last=False)
+        if holder is None:
+            self._remember(change)
         return holder
+
+    def _remember(self, change: Change) -> None:
+        """Keep a payment this store created with a plan (``transition``)."""
+        if change.plan is None:
+            return
+        self._planned[change.payment.id] = None
+        self._fresh[change.payment.id] = (change.payment, change.plan)
+        # popitem and pop are atomic, for the blocking twin's threads
+        if len(self._planned) > KNOWN_PLANS:
+            self._planned.popitem(last=False)
+        if len(self._fresh) > FRESH_PLANS:
+            self._fresh.popitem(last=False)
 
     async def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all with ``COPY``, in one transaction."""
@@ -228,6 +234,8 @@ class PostgresPaymentStore(PostgresLedger):
                 key = await self._held_key(changes)
                 raise IdempotencyConflict(key, "already used by another payment") from cause
             raise
+        for change in changes:
+            self._remember(change)
 
     async def _held_key(self, changes: Sequence[Change]) -> str:
         """One of the batch's keys that its creator already holds."""

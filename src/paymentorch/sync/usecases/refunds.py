@@ -27,7 +27,7 @@ from paymentorch.domain import (
 )
 from paymentorch.domain.actions import IN_FLIGHT
 from paymentorch.domain.orchestration import Step, collector_of
-from paymentorch.domain.plans import refund_on_plan
+from paymentorch.domain.plans import Plan, refund_on_plan
 from paymentorch.domain.transitions import Transition, transition_sources
 from paymentorch.domain.validation import same_refund
 
@@ -74,8 +74,11 @@ def give_back(
         wanted = current.refundable if amount is None else ctx.money(amount, current.currency)
         now = ctx.clock()
         new = refund(current, wanted, at=now)
+        plan = found.plan(current)
+        if plan is None:  # read once, for the route and the plan's change
+            plan = plan_of(ctx, current)
         try:
-            route = route_of(ctx, current, wanted, now)
+            route = route_of(ctx, current, wanted, now, plan=plan)
         except ValidationError as exc:  # the plan was read after a newer refund committed
             raise LostRace from exc
         operation = attrs.evolve(
@@ -94,7 +97,7 @@ def give_back(
             operation=operation,
         )
         try:
-            recorded = planned(ctx, recorded, current, kind, amount=wanted)
+            recorded = planned(ctx, recorded, current, kind, amount=wanted, plan=plan)
         except ValidationError as exc:  # the plan was read after a newer refund committed
             raise LostRace from exc
         return Decision(operation, change=recorded)
@@ -120,11 +123,14 @@ def _one_step(
     )  # fmt: skip
 
 
-def route_of(ctx: Context, payment: Payment, amount: Decimal, now: datetime) -> Operation:
-    """The refund Operation of ``amount``, by where its money goes: completed here
-    (``succeeded``: nothing to give back through a processor), queued to the processor
-    that holds the money (``pending``, due now), or, on a plan with a collection or
-    another refund under way, waiting for it to settle (``pending``, not due).
+def route_of(
+    ctx: Context, payment: Payment, amount: Decimal, now: datetime, *, plan: Plan | None
+) -> Operation:
+    """The refund Operation of ``amount`` (``plan``: the payment's, read with it), by
+    where its money goes: completed here (``succeeded``: nothing to give back through a
+    processor), queued to the processor that holds the money (``pending``, due now), or,
+    on a plan with a collection or another refund under way, waiting for it to settle
+    (``pending``, not due).
 
     Raises:
         InvalidTransition, AmountExceeded: the payment cannot refund ``amount``.
@@ -146,7 +152,6 @@ def route_of(ctx: Context, payment: Payment, amount: Decimal, now: datetime) -> 
         if original is None:  # no processor holds it: the refund completes here
             return done
         return follow_up(original, OperationKind.REFUND, amount, None, now)
-    plan = plan_of(ctx, payment)
     operations = ctx.store.operations(payment.id) if ctx.processor else []
     if any(op.status in IN_FLIGHT for op in operations if op.kind in PLAN_MONEY):
         return attrs.evolve(done, status=OperationStatus.PENDING)  # waits, not due
