@@ -571,8 +571,9 @@ async def test_a_capture_of_part_of_the_amount_is_one_round_trip(
 
 
 async def test_a_refund_is_one_round_trip(postgres_backend: Backend) -> None:
-    """A refund of part of a confirmed payment (no processor, no key) is one round trip;
-    one beyond what is left is the one step and the read that says why."""
+    """A refund of part of a confirmed payment (no processor, no key) is one round trip,
+    and so is one of what is left (no amount); one beyond what is left, or with nothing
+    left, is the one step and the read that says why."""
     from tests.proxy import RoundTrips
 
     assert postgres_backend.url is not None
@@ -581,14 +582,16 @@ async def test_a_refund_is_one_round_trip(postgres_backend: Backend) -> None:
         async with await po.open_service(url, pool_size=1) as service:
             payment = await service.create_payment("TRIP-00003", "80.00", actor=ADMIN)
             await service.confirm_payment(payment.id, actor=ADMIN)
-            counts = []
-            for amount in ("30", "50.01", "50"):
+            counts, given = [], []
+            for amount in ("30", "50.01", "20", None, None):
                 before = proxy.count
-                with contextlib.suppress(po.AmountExceeded):
-                    await service.refund_payment(payment.id, amount, actor=ADMIN)
+                with contextlib.suppress(po.AmountExceeded, po.InvalidTransition):
+                    refund = await service.refund_payment(payment.id, amount, actor=ADMIN)
+                    given.append(str(refund.amount))
                 counts.append(proxy.count - before)
             refunded = await service.get_payment(payment.id)
-    assert counts == [1, 2, 1]
+    assert counts == [1, 2, 1, 1, 2]
+    assert given == ["30.00", "20.00", "30.00"]
     assert (refunded.status, refunded.refunded_amount) == (
         po.PaymentStatus.REFUNDED, Decimal("80.00"),
     )  # fmt: skip

@@ -98,6 +98,38 @@ async def test_cache_never_serves_the_old_state_after_a_change() -> None:
     assert (await here.get_payment(payment.id)).status is po.PaymentStatus.CANCELLED
 
 
+async def test_a_refund_a_store_wrote_without_saying_which_is_read_back() -> None:
+    """A store that writes a refund in one step but does not return it (a store written
+    before ``Stepped.operation``) still answers the refund it wrote, read back; one that
+    does not keep it raises StoreError."""
+    import attrs
+
+    from paymentorch.domain.transitions import Stepped, Transition
+
+    class Silent(InMemoryPaymentStore):
+        keeps = True
+
+        async def transition(self, move: Transition) -> Stepped:
+            return attrs.evolve(await super().transition(move), operation=None)
+
+        async def operations(self, payment_id: UUID) -> list[po.Operation]:
+            return await super().operations(payment_id) if self.keeps else []
+
+    store = Silent()
+    service = po.PaymentService(store, cache=None)
+    payment = await service.create_payment("ABCD-12345", "10.00", actor=USER)
+    await service.confirm_payment(payment.id, actor=ADMIN)
+    part = await service.refund_payment(payment.id, "4.00", actor=ADMIN)
+    rest = await service.refund_payment(payment.id, actor=ADMIN)
+    assert [str(part.amount), str(rest.amount)] == ["4.00", "6.00"]
+    assert await store.operations(payment.id) == [part, rest]
+    other = await service.create_payment("ABCD-12345", "10.00", actor=USER)
+    await service.confirm_payment(other.id, actor=ADMIN)
+    store.keeps = False
+    with pytest.raises(po.StoreError, match="does not keep it"):
+        await service.refund_payment(other.id, actor=ADMIN)
+
+
 async def test_local_cache_keeps_the_newest_version() -> None:
     """A late write of an older version does not replace a newer one."""
     cache = po.LocalCache()

@@ -70,9 +70,9 @@ class Transition:
         event_id: The outbox event's id.
         entry_id: The journal entry's id, if the transition moves money.
         amount: What a capture takes (None: the whole amount) or a refund gives back
-            (required), as asked: it applies only when more than zero, within the
-            payment's amount (a refund: what is left to refund) and exact in its
-            currency.
+            (None: what is left to refund), as asked: it applies only when more than
+            zero, within the payment's amount (a refund: what is left to refund) and
+            exact in its currency.
         operation_id: A refund's operation's id (required for a refund).
     """
 
@@ -95,29 +95,36 @@ class Transition:
             self.action not in {"capture", "refund"} or not self.amount.is_finite()
         ):
             raise ValueError("only a capture or refund takes an amount, and a finite one")
-        if refunds and (self.amount is None or self.operation_id is None):
-            raise ValueError("a refund takes an amount and its operation's id")
+        if refunds and self.operation_id is None:
+            raise ValueError("a refund takes its operation's id")
 
     def applies_to(self, payment: Payment) -> bool:
         """Whether the store writes it on ``payment`` as found: a status it starts from,
         no plan, and an amount the payment can take."""
         if payment.status not in self.sources or payment.has_plan:
             return False
-        taken = self.amount
-        room = payment.refundable if self.action == "refund" else payment.amount
-        return taken is None or (
-            0 < taken <= room
-            and decimal_places(taken) <= (currency_exponent(payment.currency) or 0)
+        taken, refunds = self.amount, self.action == "refund"
+        room = payment.refundable if refunds else payment.amount
+        if taken is None:  # the whole amount, or what is left to refund
+            return not refunds or room > 0
+        return 0 < taken <= room and decimal_places(taken) <= (
+            currency_exponent(payment.currency) or 0
         )
 
     def taken(self, payment: Payment) -> Decimal | None:
-        """What it takes or gives back of ``payment``, at its currency's scale (None: a
-        whole capture)."""
-        return None if self.amount is None else at_scale(self.amount, payment.currency)
+        """What it takes or gives back of ``payment`` as found, at its currency's scale
+        (None: a whole capture)."""
+        if self.amount is None:
+            return (
+                at_scale(payment.refundable, payment.currency) if self.action == "refund" else None
+            )
+        return at_scale(self.amount, payment.currency)
 
-    def refund_of(self, payment: Payment) -> Operation:
-        """The refund it records on ``payment``, completed here (a refund only)."""
-        taken, key = self.taken(payment), self.operation_id
+    def refund_of(self, payment: Payment, amount: Decimal | None = None) -> Operation:
+        """The refund it records on ``payment`` as found, completed here (a refund only),
+        of ``amount`` when given (what a store says it gave back)."""
+        taken = self.taken(payment) if amount is None else amount
+        key = self.operation_id
         if taken is None or key is None:
             raise ValueError("not a refund")
         return Operation(
@@ -159,8 +166,11 @@ class Stepped:
             or the store does not say); the service decides on it as on a fresh read.
         plan: The found payment's plan, when it has one and the store read it with the
             payment (None: the service reads it).
+        operation: The refund it completed, when it wrote one (for a refund of what is
+            left, what it gave back).
     """
 
     written: Payment | None = None
     found: Payment | None = None
     plan: Plan | None = None
+    operation: Operation | None = None

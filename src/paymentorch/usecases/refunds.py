@@ -60,7 +60,7 @@ async def give_back(
     if move is not None:
         stepped = await step(ctx, move)
         if stepped.written is not None:
-            return move.refund_of(stepped.written)
+            return stepped.operation or await _completed(ctx, move)
         found = Found(stepped)
 
     async def decide(fresh: bool) -> Decision[Operation]:
@@ -106,19 +106,28 @@ async def give_back(
 def _one_step(
     ctx: Context, pid: UUID, amount: object, actor: Actor, reason: str | None
 ) -> Transition | None:
-    """The refund of ``amount`` as one step the store decides, when no processor may hold
-    the money and the amount is plainly one it could give back in any currency; else
-    None (the decision says what is wrong)."""
-    if ctx.processor is not None or amount is None:
+    """The refund of ``amount`` (None: what is left) as one step the store decides, when
+    no processor may hold the money and the amount is plainly one it could give back in
+    any currency; else None (the decision says what is wrong)."""
+    if ctx.processor is not None:
         return None
-    taken = ctx.validation.plain_amount(amount)
-    if taken is None:
+    taken = None if amount is None else ctx.validation.plain_amount(amount)
+    if taken is None and amount is not None:
         return None
     return Transition(
         pid, "refund", transition_sources("refund"), at=ctx.clock(), actor_id=actor.id,
         reason=reason, correlation_id=current_correlation_id(), amount=taken,
         operation_id=uuid7(),
     )  # fmt: skip
+
+
+async def _completed(ctx: Context, move: Transition) -> Operation:
+    """The refund ``move`` wrote, read back: for a store that does not say which
+    (``Stepped.operation``)."""
+    for operation in await ctx.store.operations(move.payment_id):
+        if operation.id == move.operation_id:
+            return operation
+    raise StoreError(f"the store wrote refund {move.operation_id} but does not keep it")
 
 
 async def route_of(

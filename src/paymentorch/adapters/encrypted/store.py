@@ -111,7 +111,10 @@ class EncryptedStore:
         # The inner store decides on the sealed row: the event's snapshot, the exposure
         # and the journal it writes from that row are sealed as ``_seal`` seals them.
         stepped = await self.inner.transition(move)
-        return Stepped(self._open(stepped.written), self._open(stepped.found), stepped.plan)
+        return Stepped(
+            self._open(stepped.written), self._open(stepped.found), stepped.plan,
+            stepped.operation,
+        )  # fmt: skip
 
     async def get(self, payment_id: UUID) -> Payment | None:
         return self._open(await self.inner.get(payment_id))

@@ -296,7 +296,7 @@ class PostgresPaymentStore(PostgresLedger):
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> Stepped:
             cur = await run_numbered(conn, sql, params)
-            return stepped(await cur.fetchone())
+            return stepped(move, await cur.fetchone())
 
         return await self._write("change a payment", work)
 

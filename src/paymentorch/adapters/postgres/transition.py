@@ -37,7 +37,7 @@ from paymentorch.adapters._sql import (
     PAYMENT_COLUMNS,
     POSTING_COLUMNS,
 )
-from paymentorch.adapters.postgres.statements import row_payment
+from paymentorch.adapters.postgres.statements import PAYMENT_WIDTH, row_payment
 from paymentorch.domain import Payment, PaymentStatus
 from paymentorch.domain.actions import action
 from paymentorch.domain.money import currency_exponent
@@ -212,13 +212,15 @@ def _refund_operation() -> tuple[str, str]:
     return ", ".join(row), "jsonb_build_object(" + ", ".join(event) + ")"
 
 
-def _update(name: str, found: Shape) -> tuple[str, str, str]:
+def _update(name: str, found: Shape) -> tuple[str, str, str, str]:
     """The payment's update (to its ``SET``), the bound of a capture's or refund's
-    amount (to add to its ``WHERE``), and what it returns."""
+    amount (to add to its ``WHERE``), what it returns, and what the row locked first
+    (``old``) gives it: a refund's amount, read from the row as locked, since an
+    ``UPDATE`` returns only the row as written."""
     exponent = _exponent("p.currency")
     amount = f"round(%(taken)s::numeric, {exponent})"  # exact, once bounded
     exact = f"%(taken)s::numeric > 0 AND min_scale(%(taken)s::numeric) <= {exponent}"
-    status, captured, refunded, bound = "%(target)s", "p.captured_amount", "", ""
+    status, captured, refunded, bound, locked = "%(target)s", "p.captured_amount", "", "", ""
     returned = _RETURNED
     if found.captures:
         captured = "p.amount"
@@ -226,18 +228,21 @@ def _update(name: str, found: Shape) -> tuple[str, str, str]:
         captured = f"COALESCE({amount}, p.amount)"
         bound = f" AND (%(taken)s::numeric IS NULL OR ({exact} AND %(taken)s <= p.amount))"
     if name == "refund":  # Refunded once everything captured is, and nothing more is held
-        status = f"""CASE WHEN p.refunded_amount + {amount} = p.captured_amount
+        left = f"round(p.captured_amount - p.refunded_amount - p.pending_refunds, {exponent})"
+        taken = f"COALESCE({amount}, {left})"  # what is asked, or what is left
+        locked = f", {taken} AS taken"
+        status = """CASE WHEN p.refunded_amount + old.taken = p.captured_amount
         AND p.pending_refunds = 0 THEN %(target)s ELSE p.status END"""
-        refunded = f", refunded_amount = p.refunded_amount + {amount}"
-        bound = f""" AND {exact}
-    AND p.refunded_amount + p.pending_refunds + %(taken)s <= p.captured_amount"""
-        returned += f", {amount} AS taken"
+        refunded = ", refunded_amount = p.refunded_amount + old.taken"
+        bound = f""" AND (%(taken)s::numeric IS NULL OR {exact}) AND {taken} > 0
+    AND p.refunded_amount + p.pending_refunds + {taken} <= p.captured_amount"""
+        returned += ", old.taken"
     reason = "%(reason)s" if found.keeps_reason else "NULL"
     head = f"""
   UPDATE paymentorch_payments p
   SET status = {status}, version = p.version + 1, updated_at = %(at)s,
       failure_reason = {reason}, captured_amount = {captured}{refunded}"""
-    return head, bound, returned
+    return head, bound, returned, locked
 
 
 @functools.cache
@@ -245,10 +250,10 @@ def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, d
     """The statement of ``name`` from ``sources``, and its constant parameters.
 
     It returns one row, ``written`` first: true and the payment as written
-    (``PAYMENT_COLUMNS``); or, when the payment has a plan or is in another status,
-    false and the payment as the statement found it; or no row when the payment is
-    missing. Several sources lock the row first, to know which one the audit entry
-    starts from.
+    (``PAYMENT_COLUMNS``), a refund's amount last; or, when the payment has a plan or is
+    in another status, false and the payment as the statement found it; or no row when
+    the payment is missing. Several sources lock the row first, to know which one the
+    audit entry starts from; so does a refund, to know what is left.
 
     Raises:
         ValueError: the action does not do the same from each of ``sources``.
@@ -264,9 +269,9 @@ def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, d
     target = PaymentStatus.REFUNDED if refunds else table.target
     if target is None:
         raise ValueError(f"{name} is not a status transition")
-    head, bound, returned = _update(name, found)
+    head, bound, returned, locked = _update(name, found)
     operation, shown = _refund_operation() if refunds else ("", "NULL")
-    if len(sources) == 1:
+    if len(sources) == 1 and not refunds:
         sql = f"""
 WITH upd AS ({head}
   WHERE p.id = %(id)s AND p.status = %(source)s AND NOT p.has_plan{bound}
@@ -274,12 +279,12 @@ WITH upd AS ({head}
     else:
         sql = f"""
 WITH old AS (
-  SELECT id, status FROM paymentorch_payments p
+  SELECT id, status{locked} FROM paymentorch_payments p
   WHERE id = %(id)s AND status = ANY(%(sources)s) AND NOT has_plan{bound}
   FOR UPDATE
 ), upd AS ({head}
   FROM old WHERE p.id = old.id
-  RETURNING {_RETURNED}, old.status AS from_status"""
+  RETURNING {returned}, old.status AS from_status"""
     sql += f"""
 ), audit AS (
   INSERT INTO paymentorch_audit_entries ({AUDIT_INSERT_COLUMNS})
@@ -315,11 +320,12 @@ WITH old AS (
          COALESCE(line.value ->> 1, upd.customer_id), upd.currency,
          (line.value ->> 2)::numeric * upd.{per}
   FROM entry, upd, jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS line(value, number)"""
+    taken, unknown = (", upd.taken", ", NULL") if refunds else ("", "")
     sql += f"""
 )
-SELECT true AS written, {", ".join(c.strip() for c in PAYMENT_COLUMNS.split(","))} FROM upd
+SELECT true AS written, {", ".join(c.strip() for c in PAYMENT_COLUMNS.split(","))}{taken} FROM upd
 UNION ALL
-SELECT false, {", ".join("found." + c.strip() for c in PAYMENT_COLUMNS.split(","))}
+SELECT false, {", ".join("found." + c.strip() for c in PAYMENT_COLUMNS.split(","))}{unknown}
 FROM paymentorch_payments found
 WHERE found.id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 """
@@ -331,7 +337,7 @@ WHERE found.id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
         "exposure": found.exposure,
         "lines": json.dumps([[k, o, str(a)] for k, o, a in found.lines], separators=(",", ":")),
     }
-    if len(sources) == 1:
+    if len(sources) == 1 and not refunds:
         (source,) = sources
         constants["source"] = source.value
     else:
@@ -357,9 +363,12 @@ def transition_params(move: Transition) -> tuple[str, dict[str, Any]]:
     }
 
 
-def stepped(row: tuple[Any, ...] | None) -> Stepped:
-    """What a row of ``transition_sql`` (or no row) says."""
+def stepped(move: Transition, row: tuple[Any, ...] | None) -> Stepped:
+    """What a row of ``move``'s statement (or no row) says."""
     if row is None:
         return Stepped()
-    payment = row_payment(row[1:])
-    return Stepped(written=payment) if row[0] else Stepped(found=payment)
+    payment = row_payment(row[1 : 1 + PAYMENT_WIDTH])
+    if not row[0]:
+        return Stepped(found=payment)
+    refund = move.refund_of(payment, row[-1]) if move.action == "refund" else None
+    return Stepped(written=payment, operation=refund)

@@ -23,6 +23,7 @@ from paymentorch.domain import (
     ValidationError,
     correlation,
     record_change,
+    reserve_refund,
     transition,
     uuid7,
     with_plan,
@@ -58,6 +59,9 @@ _CASES = [
     ("refund", PaymentStatus.CONFIRMED, "125.50", "USD", "0.01"),
     ("refund", PaymentStatus.CONFIRMED, "1000", "JPY", "999"),
     ("refund", PaymentStatus.CONFIRMED, "12.345", "BHD", "12.345"),
+    ("refund", PaymentStatus.CONFIRMED, "125.50", "USD", None),
+    ("refund", PaymentStatus.CONFIRMED, "1000", "JPY", None),
+    ("refund", PaymentStatus.CONFIRMED, "12.345", "BHD", None),
 ]
 
 
@@ -132,9 +136,10 @@ class TestTransitions:
             move = _move(ours, action, amount=None if taken is None else Decimal(taken))
             expected = move.change(ours)
             before = await store.exposure(CUSTOMER, currency)
-            written = (await store.transition(move)).written
+            stepped = await store.transition(move)
             moved = await store.exposure(CUSTOMER, currency) - before
-            assert written == expected.payment
+            assert stepped.written == expected.payment
+            assert stepped.operation == expected.operation
             other = attrs.evolve(
                 move, payment_id=theirs.id, event_id=uuid7(), entry_id=uuid7(),
                 operation_id=move.operation_id and uuid7(),
@@ -336,6 +341,51 @@ class TestTransitions:
                 PaymentStatus.REFUNDED, Decimal("100.00"),
             )  # fmt: skip
             assert len(await store.operations(payment.id)) == 10
+        finally:
+            await store.aclose()
+
+    async def test_a_refund_of_what_is_left_gives_back_what_the_payment_allows(
+        self, backend: Backend
+    ) -> None:
+        """A refund without an amount gives back what is left (captured, less refunded
+        and reserved) and says so in its operation; the payment is Refunded only when
+        nothing is reserved; with nothing left it writes nothing. Eight at once on a
+        fresh payment: exactly one gives back everything."""
+        store = await backend.open_store()
+        try:
+            payment, racing = await _pair(store, "100.00", "USD", PaymentStatus.CONFIRMED)
+            part = await store.transition(_move(payment, "refund", amount=Decimal("30.00")))
+            assert part.written is not None
+            at = part.written.updated_at
+            held = reserve_refund(part.written, Decimal("20.00"), at=at)
+            queued = record_change(
+                held, "refund_queued", from_status=PaymentStatus.CONFIRMED, actor_id="admin-1"
+            )
+            assert await store.apply(queued, expected=PaymentStatus.CONFIRMED)
+            rest = await store.transition(_move(payment, "refund"))
+            assert rest.written is not None
+            assert rest.operation is not None
+            assert str(rest.operation.amount) == "50.00"
+            assert rest.written.status is PaymentStatus.CONFIRMED  # 20.00 still reserved
+            assert (rest.written.refunded_amount, rest.written.refundable) == (
+                Decimal(80),
+                Decimal(0),
+            )
+            assert await store.operations(payment.id) == [part.operation, rest.operation]
+            nothing = await store.transition(_move(payment, "refund"))
+            assert (nothing.written, nothing.operation) == (None, None)
+            assert nothing.found in (None, rest.written)
+            moves = [_move(racing, "refund") for _ in range(8)]
+            results = await asyncio.gather(*(store.transition(m) for m in moves))
+            (won,) = [r for r in results if r.written is not None]
+            assert won.operation is not None
+            assert won.operation.amount == Decimal("100.00")
+            stored = await store.get(racing.id)
+            assert stored is not None
+            assert stored.status is PaymentStatus.REFUNDED
+            assert await store.operations(racing.id) == [won.operation]
+            lines = [line.amount for e in await store.journal(racing.id) for line in e.lines]
+            assert sum(abs(amount) for amount in lines) == 2 * (100 + 100)  # capture, refund
         finally:
             await store.aclose()
 

@@ -146,7 +146,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
             change = move.change(old)
             self._check_event(change.event.id)
             self._replace(old, change)
-            return Stepped(written=change.payment)
+            return Stepped(written=change.payment, operation=change.operation)
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Apply every change whose payment still has status ``expected``."""

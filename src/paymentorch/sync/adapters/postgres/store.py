@@ -299,7 +299,7 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
 
         def work(conn: psycopg.Connection[Any]) -> Stepped:
             cur = run_numbered_sync(conn, sql, params)
-            return stepped(cur.fetchone())
+            return stepped(move, cur.fetchone())
 
         return self._write("change a payment", work)
 

@@ -148,7 +148,9 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
                 return Stepped(found=old, plan=plan)
             change = move.change(old)
             written = write_change(conn, change, old.status)
-            return Stepped(written=change.payment) if written else Stepped()
+            if not written:
+                return Stepped()
+            return Stepped(written=change.payment, operation=change.operation)
 
         return self._run(lambda conn: transaction(conn, body), inline=True)
 
