@@ -114,11 +114,11 @@ class Transition:
     def taken(self, payment: Payment) -> Decimal | None:
         """What it takes or gives back of ``payment`` as found, at its currency's scale
         (None: a whole capture)."""
-        if self.amount is None:
-            return (
-                at_scale(payment.refundable, payment.currency) if self.action == "refund" else None
-            )
-        return at_scale(self.amount, payment.currency)
+        if self.amount is not None:
+            return at_scale(self.amount, payment.currency)
+        if self.action == "refund":  # what is left
+            return at_scale(payment.refundable, payment.currency)
+        return None
 
     def refund_of(self, payment: Payment, amount: Decimal | None = None) -> Operation:
         """The refund it records on ``payment`` as found, completed here (a refund only),

@@ -129,11 +129,11 @@ class SyncChangeWriter(Protocol):
         it (its entry, event, exposure move and journal entry, atomically) and return the
         payment after it (``Stepped.written``) with the refund it completed, if any
         (``Stepped.operation``: a refund of what is left says so what it gave back);
-        else write nothing and say, if it can
-        without more work, what it found: the payment as it was (``found``) and, when
-        it has one, its plan (``plan``), both as ``get`` and ``plan`` would have read
-        them then. The service decides on what it found and reads what it did not say:
-        a store that cannot decide by itself may always return ``Stepped()``."""
+        else write nothing and say, if it can without more work, what it found: the
+        payment as it was (``found``) and, when it has one, its plan (``plan``), both as
+        ``get`` and ``plan`` would have read them then. The service decides on what it
+        found and reads what it did not say: a store that cannot decide by itself may
+        always return ``Stepped()``."""
         ...
 
 
