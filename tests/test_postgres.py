@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -568,6 +569,42 @@ async def test_a_capture_of_part_of_the_amount_is_one_round_trip(
                 counts.append(proxy.count - before)
             assert (await service.get_payment(payment.id)).captured_amount == Decimal("60.50")
     assert counts == [1, 2, 1]
+
+
+async def test_a_keyed_transition_is_one_round_trip(postgres_backend: Backend) -> None:
+    """A confirmation or capture with an idempotency key is one round trip, the key
+    claimed in the same statement; its repeat answers the payment as the first call left
+    it (the one step, the read that refuses it, the key's read); the key on another
+    payment is refused and changes nothing."""
+    from tests.proxy import RoundTrips
+
+    assert postgres_backend.url is not None
+    with RoundTrips.to(postgres_backend.url) as proxy:
+        url = proxy.url(postgres_backend.url)
+        async with await po.open_service(url, pool_size=1) as service:
+            confirmed = await service.create_payment("TRIP-00004", "80.00", actor=ADMIN)
+            held = await service.create_payment("TRIP-00004", "20.00", actor=ADMIN)
+            await service.authorize_payment(held.id, actor=ADMIN)
+            counts, answers = [], []
+            for call in (
+                partial(service.confirm_payment, confirmed.id, actor=ADMIN, idempotency_key="c-1"),
+                partial(service.confirm_payment, confirmed.id, actor=ADMIN, idempotency_key="c-1"),
+                partial(
+                    service.capture_payment, held.id, amount="5", actor=ADMIN, idempotency_key="c-2"
+                ),
+            ):
+                before = proxy.count
+                answers.append(await call())
+                counts.append(proxy.count - before)
+            other = await service.create_payment("TRIP-00004", "1.00", actor=ADMIN)
+            with pytest.raises(po.IdempotencyConflict, match="another payment"):
+                await service.confirm_payment(other.id, actor=ADMIN, idempotency_key="c-1")
+            assert (await service.get_payment(other.id)).version == 1
+    assert counts == [1, 3, 1]
+    assert answers[0] == answers[1]
+    assert (answers[2].status, str(answers[2].captured_amount)) == (
+        po.PaymentStatus.CONFIRMED, "5.00",
+    )  # fmt: skip
 
 
 async def test_a_refund_is_one_round_trip(postgres_backend: Backend) -> None:

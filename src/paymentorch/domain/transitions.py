@@ -30,6 +30,7 @@ from paymentorch.domain.operations import Operation, OperationKind, OperationSta
 from paymentorch.domain.payment import Payment, PaymentStatus, refund, transition
 from paymentorch.domain.plans import Plan
 from paymentorch.domain.records import Change, record_change
+from paymentorch.domain.requests import request_key
 
 ONE_STEP: Final = frozenset({"authorize", "capture", "confirm", "fail", "cancel", "refund"})
 """The actions a store may decide itself: changes that, from the statuses they start from
@@ -74,6 +75,9 @@ class Transition:
             zero, within the payment's amount (a refund: what is left to refund) and
             exact in its currency.
         operation_id: A refund's operation's id (required for a refund).
+        key: The idempotency key it claims with the payment after it, in the actor's
+            scope (not for a refund, whose key is its operation's): the store writes
+            nothing when the key is held, and raises ``IdempotencyConflict``.
     """
 
     payment_id: UUID
@@ -87,6 +91,7 @@ class Transition:
     entry_id: UUID = attrs.field(factory=uuid7)
     amount: Decimal | None = None
     operation_id: UUID | None = None
+    key: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _sources(self.sources, self.action)
@@ -95,8 +100,8 @@ class Transition:
             self.action not in {"capture", "refund"} or not self.amount.is_finite()
         ):
             raise ValueError("only a capture or refund takes an amount, and a finite one")
-        if refunds and self.operation_id is None:
-            raise ValueError("a refund takes its operation's id")
+        if refunds and (self.operation_id is None or self.key is not None):
+            raise ValueError("a refund takes its operation's id, and no key")
 
     def applies_to(self, payment: Payment) -> bool:
         """Whether the store writes it on ``payment`` as found: a status it starts from,
@@ -153,7 +158,12 @@ class Transition:
             operation=operation,
             event_id=self.event_id,
         )
-        return booked(with_exposure(change, payment), payment, entry_id=self.entry_id)
+        change = booked(with_exposure(change, payment), payment, entry_id=self.entry_id)
+        if self.key is None:
+            return change
+        taken = new.captured_amount if self.action == "capture" else None
+        request = request_key(self.key, self.action, amount=taken, reason=self.reason)
+        return attrs.evolve(change, request=request)
 
 
 @attrs.frozen

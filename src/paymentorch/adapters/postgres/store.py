@@ -298,7 +298,17 @@ class PostgresPaymentStore(PostgresLedger):
             cur = await run_numbered(conn, sql, params)
             return stepped(move, await cur.fetchone())
 
-        return await self._write("change a payment", work)
+        try:
+            return await self._write("change a payment", work)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if (
+                move.key is not None
+                and isinstance(cause, pg_errors.UniqueViolation)
+                and cause.diag.constraint_name == REQUEST_KEY
+            ):
+                raise IdempotencyConflict(move.key, "already used") from cause
+            raise
 
     async def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one statement."""

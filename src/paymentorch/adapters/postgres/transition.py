@@ -36,6 +36,7 @@ from paymentorch.adapters._sql import (
     OUTBOX_COLUMNS,
     PAYMENT_COLUMNS,
     POSTING_COLUMNS,
+    REQUEST_INSERT_COLUMNS,
 )
 from paymentorch.adapters.postgres.statements import PAYMENT_WIDTH, row_payment
 from paymentorch.domain import Payment, PaymentStatus
@@ -245,9 +246,24 @@ def _update(name: str, found: Shape) -> tuple[str, str, str, str]:
     return head, bound, returned, locked
 
 
+def _encoded() -> str:
+    """The payment as the row was written, as ``paymentorch.adapters._wire.encode`` writes
+    it: what a held key returns (``find_request``)."""
+    fields = [
+        "upd.id::text", "upd.customer_id", "upd.amount::text", "upd.currency", "upd.status",
+        _iso("upd.created_at"), "%(at_text)s::text", "upd.version", "upd.failure_reason",
+        "upd.idempotency_key", "upd.metadata", "upd.captured_amount::text",
+        "upd.refunded_amount::text", "upd.pending_refunds::text", "upd.has_plan",
+    ]  # fmt: skip
+    return f"upd.version::text || '|' || json_build_array({', '.join(fields)})::text"
+
+
 @functools.cache
-def transition_sql(name: str, sources: frozenset[PaymentStatus]) -> tuple[str, dict[str, Any]]:
-    """The statement of ``name`` from ``sources``, and its constant parameters.
+def transition_sql(
+    name: str, sources: frozenset[PaymentStatus], keyed: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The statement of ``name`` from ``sources`` (``keyed``: claiming a key with the
+    payment after it; a held key fails the whole statement), and its constant parameters.
 
     It returns one row, ``written`` first: true and the payment as written
     (``PAYMENT_COLUMNS``), a refund's amount last; or, when the payment has a plan or is
@@ -299,6 +315,17 @@ WITH old AS (
 ), operation AS (
   INSERT INTO paymentorch_operations ({OPERATION_COLUMNS})
   SELECT {operation} FROM upd"""
+    if keyed:  # what was asked, as ``request_key`` writes it: a capture says what it took
+        took = (
+            "round(upd.captured_amount, upd.exponent)::text" if name == "capture" else "NULL::text"
+        )
+        sql += f"""
+), request AS (
+  INSERT INTO paymentorch_request_keys ({REQUEST_INSERT_COLUMNS})
+  SELECT %(actor)s, %(key)s, upd.id, %(action)s,
+         '{{"amount":' || COALESCE(to_json({took})::text, 'null') || ',"reason":'
+           || %(reason_json)s::text || '}}',
+         {_encoded()}, %(at)s FROM upd"""
     if found.exposure:
         sql += """
 ), exposure AS (
@@ -330,6 +357,7 @@ FROM paymentorch_payments found
 WHERE found.id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 """
     constants: dict[str, Any] = {
+        "action": name,
         "target": target.value,
         "audit": table.audit,
         "type": table.event,
@@ -347,7 +375,7 @@ WHERE found.id = %(id)s AND NOT EXISTS (SELECT 1 FROM upd)
 
 def transition_params(move: Transition) -> tuple[str, dict[str, Any]]:
     """The statement of ``move`` and its parameters."""
-    sql, constants = transition_sql(move.action, move.sources)
+    sql, constants = transition_sql(move.action, move.sources, move.key is not None)
     return sql, {
         **constants,
         "id": move.payment_id,
@@ -360,6 +388,8 @@ def transition_params(move: Transition) -> tuple[str, dict[str, Any]]:
         "entry": move.entry_id,
         "taken": move.amount,
         "operation": move.operation_id,
+        "key": move.key,
+        "reason_json": json.dumps(move.reason),
     }
 
 

@@ -15,6 +15,7 @@ import attrs
 from paymentorch.domain import (
     Actor,
     Change,
+    IdempotencyConflict,
     Operation,
     OperationKind,
     Payment,
@@ -58,10 +59,21 @@ def change(
     )
     if errors := ctx.validation.check_operation_key(key):
         raise ValidationError(errors)
+
+    def repeated(_refused: PaymentError) -> Payment | None:
+        """The payment as the call that used ``key`` first left it, if there was one."""
+        found = None if key is None else ctx.store.find_request(actor.id, key)
+        return None if found is None else replay(found, pid, action, amount=amount, reason=reason)
+
     found = Found()
-    move = None if key is not None else _one_step(ctx, action, pid, actor, reason, amount=amount)
+    move = _one_step(ctx, action, pid, actor, reason, amount=amount, key=key)
     if move is not None:
-        stepped = step(ctx, move)
+        try:
+            stepped = step(ctx, move)
+        except IdempotencyConflict as exc:  # the key is held: by this very request, or not
+            if (answer := repeated(exc)) is not None:
+                return answer
+            raise
         if stepped.written is not None:
             return stepped.written
         found = Found(stepped)
@@ -93,21 +105,24 @@ def change(
         taken = (wanted or current.amount) if action == "capture" else None
         return Decision(new, change=_keyed(recorded, key, action, reason, taken))
 
-    def repeated(_refused: PaymentError) -> Payment | None:
-        """The payment as the call that used ``key`` first left it, if there was one."""
-        found = None if key is None else ctx.store.find_request(actor.id, key)
-        return None if found is None else replay(found, pid, action, amount=amount, reason=reason)
-
     return commit(ctx, decide, what=action, replay=repeated if key else None)
 
 
 def _one_step(
-    ctx: Context, action: str, pid: UUID, actor: Actor, reason: str | None, *, amount: object
+    ctx: Context,
+    action: str,
+    pid: UUID,
+    actor: Actor,
+    reason: str | None,
+    *,
+    amount: object,
+    key: str | None,
 ) -> Transition | None:
-    """``action`` as one step the store decides, from the statuses it starts from but
-    those whose money a processor holds (those go through the processor); None when it
-    takes the longer way: no status left, or an amount that is not plainly one a
-    capture could take in any currency (the decision then says what is wrong)."""
+    """``action`` as one step the store decides (claiming ``key``, if given), from the
+    statuses it starts from but those whose money a processor holds (those go through
+    the processor); None when it takes the longer way: no status left, or an amount
+    that is not plainly one a capture could take in any currency (the decision then
+    says what is wrong)."""
     if action not in ONE_STEP or action == "refund":
         return None
     sources = transition_sources(action)
@@ -122,7 +137,7 @@ def _one_step(
         return None
     return Transition(
         pid, action, sources, at=ctx.clock(), actor_id=actor.id, reason=reason,
-        correlation_id=current_correlation_id(), amount=taken,
+        correlation_id=current_correlation_id(), amount=taken, key=key,
     )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import pytest
 from paymentorch.clock import utc_now
 from paymentorch.domain import (
     AmountExceeded,
+    IdempotencyConflict,
     InvalidTransition,
     Payment,
     PaymentNotFound,
@@ -341,6 +342,54 @@ class TestTransitions:
                 PaymentStatus.REFUNDED, Decimal("100.00"),
             )  # fmt: skip
             assert len(await store.operations(payment.id)) == 10
+        finally:
+            await store.aclose()
+
+    @pytest.mark.parametrize(
+        ("action", "source", "taken"),
+        [
+            ("confirm", PaymentStatus.PENDING, None),
+            ("fail", PaymentStatus.PENDING, None),
+            ("cancel", PaymentStatus.AUTHORIZED, None),
+            ("capture", PaymentStatus.AUTHORIZED, None),
+            ("capture", PaymentStatus.AUTHORIZED, "100.2"),
+        ],
+    )
+    async def test_a_keyed_transition_claims_its_key_with_the_payment_after_it(
+        self, backend: Backend, *, action: str, source: PaymentStatus, taken: str | None
+    ) -> None:
+        """A transition with a key writes the key with what was asked and the payment as
+        it leaves it, as ``apply`` writes them for ``Transition.change``; the same key
+        again, on another payment the transition applies to, raises IdempotencyConflict
+        and writes nothing."""
+        store = await backend.open_store()
+        try:
+            ours, theirs = await _pair(store, "125.50", "USD", source)
+            amount = None if taken is None else Decimal(taken)
+            move = _move(ours, action, amount=amount, key="k-ours")
+            if action == "fail":  # a reason JSON must escape
+                move = attrs.evolve(move, reason='d\u00e9clin\u00e9 "\\ \U0001f4b3"')
+            stepped = await store.transition(move)
+            assert stepped.written == move.change(ours).payment
+            other = attrs.evolve(
+                move, payment_id=theirs.id, event_id=uuid7(), entry_id=uuid7(), key="k-theirs"
+            )
+            assert await store.apply(other.change(theirs), expected=source)
+            mine = await store.find_request("admin-1", "k-ours")
+            its = await store.find_request("admin-1", "k-theirs")
+            assert mine is not None
+            assert its is not None
+            assert mine.request == attrs.evolve(its.request, key="k-ours")
+            assert mine.payment == stepped.written
+            assert its.payment == attrs.evolve(
+                stepped.written, id=theirs.id, idempotency_key=theirs.idempotency_key
+            )
+            third, _ = await _pair(store, "125.50", "USD", source)
+            trail = await store.audit_trail(third.id)
+            with pytest.raises(IdempotencyConflict):
+                await store.transition(_move(third, action, amount=amount, key="k-ours"))
+            assert await store.get(third.id) == third
+            assert await store.audit_trail(third.id) == trail
         finally:
             await store.aclose()
 

@@ -140,12 +140,9 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
                 return Stepped()
             if not move.applies_to(old):
                 return Stepped(found=old, plan=self._plans.get(old.id))
-            # Decided on the payment as stored, under the lock: its guard holds, and a
-            # one step claims no key (a refund's operation has none), so only its event
-            # is checked.
+            # Decided on the payment as stored, under the lock: its guard holds.
             change = move.change(old)
-            self._check_event(change.event.id)
-            self._replace(old, change)
+            self._write_change(change, old.status)  # IdempotencyConflict: the key is held
             return Stepped(written=change.payment, operation=change.operation)
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:

@@ -301,7 +301,17 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
             cur = run_numbered_sync(conn, sql, params)
             return stepped(move, cur.fetchone())
 
-        return self._write("change a payment", work)
+        try:
+            return self._write("change a payment", work)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if (
+                move.key is not None
+                and isinstance(cause, pg_errors.UniqueViolation)
+                and cause.diag.constraint_name == REQUEST_KEY
+            ):
+                raise IdempotencyConflict(move.key, "already used") from cause
+            raise
 
     def apply_many(self, changes: Sequence[Change], *, expected: PaymentStatus) -> set[UUID]:
         """Guarded updates for many payments in one statement."""
