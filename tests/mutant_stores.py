@@ -20,7 +20,7 @@ from paymentorch.domain import (
     StoreError,
 )
 from paymentorch.domain.processing import ProcessorRequest, ProcessorResult
-from paymentorch.domain.requests import KeyedChange
+from paymentorch.domain.requests import KeyedChange, RequestKey, request_key
 from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import OutboxMessage
 from paymentorch.testing import SimulatedProcessor
@@ -133,20 +133,31 @@ class TransitionsReadThenWrite(InMemoryPaymentStore):
 
 
 class ClaimsKeysApart(InMemoryPaymentStore):
-    """Writes a keyed transition, then claims its key in a step of its own."""
+    """Writes a keyed transition, then claims its key in a step of its own (in its one
+    step too)."""
 
     async def apply(self, change: Change, *, expected: PaymentStatus) -> bool:
         request = change.request
         if not await super().apply(attrs.evolve(change, request=None), expected=expected):
             return False
+        await self._claim(change.audit.actor_id, request, change.payment)
+        return True
+
+    async def transition(self, move: Transition) -> Stepped:
+        stepped = await super().transition(attrs.evolve(move, key=None))
+        if stepped.written is not None and move.key is not None:
+            taken = stepped.written.captured_amount if move.action == "capture" else None
+            request = request_key(move.key, move.action, amount=taken, reason=move.reason)
+            await self._claim(move.actor_id, request, stepped.written)
+        return stepped
+
+    async def _claim(self, scope: str, request: RequestKey | None, payment: Payment) -> None:
         await asyncio.sleep(0)  # the gap between the change and the claim
         if request is not None:
             with self._lock:
-                held = (change.audit.actor_id, request.key)
-                if held in self._requests:
+                if (scope, request.key) in self._requests:
                     raise IdempotencyConflict(request.key, "already used")
-                self._requests[held] = KeyedChange(request, change.payment)
-        return True
+                self._requests[scope, request.key] = KeyedChange(request, payment)
 
 
 class TrustsAbandonedLeases(InMemoryPaymentStore):

@@ -171,7 +171,7 @@ def refund(payment: Payment, amount: Decimal, *, at: datetime) -> Payment:
 
     Raises:
         InvalidTransition: the payment is not Confirmed.
-        AmountExceeded: more than is left to refund.
+        AmountExceeded: more than is left to refund, or nothing.
     """
     # A refund completed inline: held and settled in one step, so one version on.
     held = reserve_refund(payment, amount, at=at)
@@ -184,11 +184,12 @@ def reserve_refund(payment: Payment, amount: Decimal, *, at: datetime) -> Paymen
 
     Raises:
         InvalidTransition: the payment is not Confirmed.
-        AmountExceeded: more than is left to refund.
+        AmountExceeded: more than is left to refund, or nothing (all of it refunded or
+            held for refunds under way).
     """
     if payment.status is not PaymentStatus.CONFIRMED:
         raise InvalidTransition(payment.id, payment.status, "refund")
-    if amount > payment.refundable:
+    if amount > payment.refundable or amount <= 0:
         raise AmountExceeded(payment.id, amount, payment.refundable)
     return attrs.evolve(
         payment,

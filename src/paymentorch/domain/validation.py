@@ -6,7 +6,7 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Final
 from uuid import UUID
@@ -35,8 +35,11 @@ MAX_BULK_IDS: Final = 10_000
 MAX_ATTEMPTS: Final = 50
 """How often a change is tried again after losing a race, before it gives up."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab and newlines allowed
+# Lone surrogates too: no store can encode them (UTF-8 has no place for them).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_IN_TEXT = re.compile(  # tab and newlines allowed
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
+)
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 
 
@@ -245,7 +248,11 @@ class ValidationPolicy:
                 )
             ]
         if _CONTROL_IN_TEXT.search(reason):
-            return [FieldError("reason", "must not contain control characters", "control")]
+            return [
+                FieldError(
+                    "reason", "must not contain control characters or lone surrogates", "control"
+                )
+            ]
         return []
 
     def _check_customer_id(self, value: object, bad: Any) -> None:
@@ -254,7 +261,7 @@ class ValidationPolicy:
         elif not 1 <= len(value) <= 100:
             bad("customer_id", "must be 1 to 100 characters", "length")
         elif _CONTROL.search(value):
-            bad("customer_id", "must not contain control characters", "control")
+            bad("customer_id", "must not contain control characters or lone surrogates", "control")
         elif not self._pattern.fullmatch(value):
             bad(
                 "customer_id",
@@ -289,7 +296,11 @@ class ValidationPolicy:
             return None
         exponent = currency_exponent(currency) or 0  # the currency was checked already
         if ok:  # quantizing changes the value exactly when digits would be lost
-            quantized: Decimal | None = amount.quantize(minor_unit(exponent))
+            try:
+                quantized: Decimal | None = amount.quantize(minor_unit(exponent))
+            except InvalidOperation:  # a policy's max_amount let through more than 28 digits
+                bad("amount", "must have at most 28 digits at the currency's scale", "digits")
+                return None
             lost = quantized != amount
         else:  # out of range, the quantum could overflow: count the digits instead
             quantized, lost = None, decimal_places(amount) > exponent
@@ -335,7 +346,7 @@ class ValidationPolicy:
                 continue
             name = f"metadata.{key}" if key.isprintable() else "metadata"
             if _CONTROL.search(key):
-                bad(name, "keys must not contain control characters", "control")
+                bad(name, "keys must not contain control characters or lone surrogates", "control")
             elif not isinstance(item, str):
                 bad(name, "values must be strings", "type")
             elif len(item) > self.max_metadata_value_length:
@@ -345,7 +356,9 @@ class ValidationPolicy:
                     "too_long",
                 )
             elif _CONTROL_IN_TEXT.search(item):
-                bad(name, "values must not contain control characters", "control")
+                bad(
+                    name, "values must not contain control characters or lone surrogates", "control"
+                )
             else:
                 result[key] = item
         return result

@@ -112,6 +112,11 @@ KNOWN_PLANS = 10_000
 FRESH_PLANS = 1_000
 """How many of those a store keeps as it wrote them, payment and plan, until their first
 transition (``transition``): a checkout's confirmation then reads nothing first."""
+FRESH_FOR = timedelta(hours=1)
+"""How long after its creation (by the service's clock) a payment kept as written serves
+its first transition. A payment's own changes move its version, which guards the write
+decided on it; the one change that does not, a purge of its idempotency key, releases
+only keys a day old (``KEY_RETENTION``)."""
 
 
 class SyncPostgresPaymentStore(SyncPostgresLedger):
@@ -291,7 +296,8 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
         wrote it the first time (the change decided on it is guarded by its version, so
         one made meanwhile elsewhere makes the service read), and read with its plan
         after that (``_with_plan``)."""
-        if (fresh := self._fresh.pop(move.payment_id, None)) is not None:
+        fresh = self._fresh.pop(move.payment_id, None)
+        if fresh is not None and move.at - fresh[0].created_at < FRESH_FOR:
             return Stepped(found=fresh[0], plan=fresh[1])
         if move.payment_id in self._planned:
             return self._with_plan(move.payment_id)
@@ -358,6 +364,7 @@ class SyncPostgresPaymentStore(SyncPostgresLedger):
 
     def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release keys of payments created before ``created_before``."""
+        self._fresh.clear()  # the keys they were written with may be released
 
         def work(conn: psycopg.Connection[Any]) -> int:
             cur = conn.execute(
