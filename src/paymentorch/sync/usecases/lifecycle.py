@@ -62,8 +62,8 @@ def change(
 
     def repeated(_refused: PaymentError) -> Payment | None:
         """The payment as the call that used ``key`` first left it, if there was one."""
-        found = None if key is None else ctx.store.find_request(actor.id, key)
-        return None if found is None else replay(found, pid, action, amount=amount, reason=reason)
+        held = None if key is None else ctx.store.find_request(actor.id, key)
+        return None if held is None else replay(held, pid, action, amount=amount, reason=reason)
 
     found = Found()
     move = _one_step(ctx, action, pid, actor, reason, amount=amount, key=key)
