@@ -9,8 +9,9 @@ trail and the outbox events agree, and ``verify`` finds nothing wrong.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
@@ -112,6 +113,24 @@ async def _stores(backend: Backend, n: int) -> list[Any]:
     return [await backend.open_store() for _ in range(n if backend.shared else 1)]
 
 
+@contextlib.asynccontextmanager
+async def _held_and_plain(
+    backend: Backend,
+) -> AsyncIterator[tuple[po.PaymentService, po.PaymentService]]:
+    """A service whose processor holds the money and one without a processor, on the
+    same database (one store when the backend cannot be opened twice)."""
+    stores = await _stores(backend, 2)
+    processor = SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=1)
+    try:
+        yield (
+            po.PaymentService(stores[0], processor=processor, cache=None),
+            po.PaymentService(stores[-1], cache=None),
+        )
+    finally:
+        for store in {id(s): s for s in stores}.values():
+            await store.aclose()
+
+
 # -- 1. rest refunds racing partial refunds across services ----------------------------
 
 
@@ -170,11 +189,7 @@ async def test_rest_refund_leaves_a_processor_queued_refund_alone(backend: Backe
     """A processor's service queues a refund of 30 (pending_refunds 30); a service
     without a processor on the same database refunds what is left in one step: 70,
     the payment stays Confirmed; once the processor settles its 30 it is Refunded."""
-    processor = SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=1)
-    stores = await _stores(backend, 2)
-    held = po.PaymentService(stores[0], processor=processor, cache=None)
-    plain = po.PaymentService(stores[-1], cache=None)
-    try:
+    async with _held_and_plain(backend) as (held, plain):
         payment = await held.create_payment(
             CUSTOMER, "100.00", actor=ADMIN, capture_method="automatic"
         )
@@ -200,20 +215,13 @@ async def test_rest_refund_leaves_a_processor_queued_refund_alone(backend: Backe
             PaymentStatus.REFUNDED, Decimal("100.00"), Decimal("0.00"),
         )  # fmt: skip
         await _agree(plain, payment.id, [rest])
-    finally:
-        for s in {id(s): s for s in stores}.values():
-            await s.aclose()
 
 
 async def test_rest_refund_with_only_a_queued_refund_left(backend: Backend) -> None:
     """With 70 refunded and the last 30 queued at the processor, a refund of what is
     left (nothing) is refused (AmountExceeded) and writes nothing: never a refund of
     0.00 with its audit entry and event."""
-    processor = SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=1)
-    stores = await _stores(backend, 2)
-    held = po.PaymentService(stores[0], processor=processor, cache=None)
-    plain = po.PaymentService(stores[-1], cache=None)
-    try:
+    async with _held_and_plain(backend) as (held, plain):
         payment = await held.create_payment(
             CUSTOMER, "100.00", actor=ADMIN, capture_method="automatic"
         )
@@ -224,9 +232,6 @@ async def test_rest_refund_with_only_a_queued_refund_left(backend: Backend) -> N
         with pytest.raises(_REFUSED):
             await plain.refund_payment(payment.id, actor=ADMIN)
         assert await _snapshot(plain, payment.id) == before
-    finally:
-        for s in {id(s): s for s in stores}.values():
-            await s.aclose()
 
 
 async def test_store_transition_rest_refund_directly(backend: Backend) -> None:
