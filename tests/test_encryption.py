@@ -425,3 +425,46 @@ async def test_an_encrypted_store_captures_in_one_step_as_a_plain_one(
             with pytest.raises(po.ValidationError):
                 await service.capture_payment(payment.id, actor=admin, amount=amount)
         assert (await service.verify()).ok
+
+
+async def test_encrypted_rest_refunds_and_fresh_plans(shared_backend: Backend) -> None:
+    """Refunds of what is left racing refunds of part, and a plan payment decided on the
+    sealed payment its store kept, through two encrypted services: the money adds up,
+    and what they answer and publish is open."""
+    from paymentorch.testing.contract._helpers import CUSTOMER as OWNER
+    from paymentorch.testing.contract._helpers import USER
+    from tests.test_refund_and_plan_attacks import _REFUSED, _agree, _confirmed, _events
+
+    url = shared_backend.url
+    async with await po.open_service(url, encryption=encryption()) as a, \
+            await po.open_service(url, encryption=encryption()) as b:  # fmt: skip
+        p = await _confirmed(a, "50.00")
+        calls = [
+            a.refund_payment(p.id, actor=ADMIN),
+            b.refund_payment(p.id, "5", actor=ADMIN),
+            b.refund_payment(p.id, actor=ADMIN),
+            a.refund_payment(p.id, "7", actor=ADMIN),
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert not [r for r in results if isinstance(r, BaseException)
+                    and not isinstance(r, _REFUSED)], results  # fmt: skip
+        given = [r for r in results if isinstance(r, po.Operation)]
+        final = await _agree(a, p.id, given)
+        assert final.status is po.PaymentStatus.REFUNDED
+        assert final.customer_id == OWNER
+        q = await a.create_payment(
+            OWNER, "80.00", actor=USER, plan=po.PlanTerms(), metadata={"secret": "s3"}
+        )
+        await b.confirm_payment(q.id, actor=ADMIN)
+        rest = await a.refund_payment(q.id, actor=ADMIN)
+        assert rest.amount == Decimal("80.00")
+        await _agree(a, q.id, [rest])
+        m = await a.create_payment(
+            OWNER, "80.00", actor=USER, plan=po.PlanTerms(), metadata={"secret": "s4"}
+        )
+        mine = await a.confirm_payment(m.id, actor=ADMIN)  # decided on the sealed memo
+        assert (mine.customer_id, dict(mine.metadata)) == (OWNER, {"secret": "s4"})
+        assert mine == await a.get_payment(m.id)
+        for event in await _events(a.store, m.id):
+            assert event.payment["customer_id"] == OWNER
+            assert dict(event.payment["metadata"]) == {"secret": "s4"}

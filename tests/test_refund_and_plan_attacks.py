@@ -38,7 +38,6 @@ from paymentorch.testing import Backend
 from paymentorch.testing._backend import service_on
 from paymentorch.testing.contract._helpers import ADMIN, CUSTOMER, USER
 from paymentorch.testing.simulated import SimulatedProcessor
-from tests.encryption import encryption
 
 pytestmark = pytest.mark.asyncio
 
@@ -465,6 +464,7 @@ async def test_fresh_plan_races_across_services(shared_backend: Backend) -> None
             await sb.aclose()
 
 
+@pytest.mark.postgres
 async def test_fresh_plan_metadata_mutated_by_the_caller(postgres_backend: Backend) -> None:
     """A caller's metadata dict changed after create_payment never reaches the store
     through the memo: the payment and its events keep what was created."""
@@ -484,6 +484,7 @@ async def test_fresh_plan_metadata_mutated_by_the_caller(postgres_backend: Backe
         assert all(dict(e.payment["metadata"]) == {"order": "1"} for e in events)
 
 
+@pytest.mark.postgres
 async def test_fresh_plans_past_the_limit(
     postgres_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -544,45 +545,6 @@ async def test_plan_rest_refunds_racing_installments(shared_backend: Backend) ->
         await sa.aclose()
         if sb is not sa:
             await sb.aclose()
-
-
-# -- 7. encrypted store -------------------------------------------------------------------
-
-
-async def test_encrypted_rest_refunds(shared_backend: Backend) -> None:
-    url = shared_backend.url
-    async with await po.open_service(url, encryption=encryption()) as a, \
-            await po.open_service(url, encryption=encryption()) as b:  # fmt: skip
-        p = await _confirmed(a, "50.00")
-        calls = [
-            a.refund_payment(p.id, actor=ADMIN),
-            b.refund_payment(p.id, "5", actor=ADMIN),
-            b.refund_payment(p.id, actor=ADMIN),
-            a.refund_payment(p.id, "7", actor=ADMIN),
-        ]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        assert not [r for r in results if isinstance(r, BaseException)
-                    and not isinstance(r, _REFUSED)], results  # fmt: skip
-        given = [r for r in results if isinstance(r, po.Operation)]
-        final = await _agree(a, p.id, given)
-        assert final.status is PaymentStatus.REFUNDED
-        assert final.customer_id == CUSTOMER
-        q = await a.create_payment(
-            CUSTOMER, "80.00", actor=USER, plan=PlanTerms(), metadata={"secret": "s3"}
-        )
-        await b.confirm_payment(q.id, actor=ADMIN)
-        rest = await a.refund_payment(q.id, actor=ADMIN)
-        assert rest.amount == Decimal("80.00")
-        await _agree(a, q.id, [rest])
-        m = await a.create_payment(
-            CUSTOMER, "80.00", actor=USER, plan=PlanTerms(), metadata={"secret": "s4"}
-        )
-        mine = await a.confirm_payment(m.id, actor=ADMIN)  # decided on the sealed memo
-        assert (mine.customer_id, dict(mine.metadata)) == (CUSTOMER, {"secret": "s4"})
-        assert mine == await a.get_payment(m.id)
-        for event in await _events(a.store, m.id):
-            assert event.payment["customer_id"] == CUSTOMER
-            assert dict(event.payment["metadata"]) == {"secret": "s4"}
 
 
 # -- 8. the blocking twin, with threads ---------------------------------------------------
@@ -828,6 +790,7 @@ async def test_twin_and_service_give_the_same_rest_refund(shared_backend: Backen
 # -- 13. the memo is what a read would have found ------------------------------------------
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(("currency", "amount", "terms", "metadata"), [
     ("USD", "100.00", PlanTerms(), None),
     ("USD", "100.01", PlanTerms(installments=3, remainder="last"), {"k": "v", "ü": "é"}),
