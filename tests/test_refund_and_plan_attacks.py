@@ -108,8 +108,15 @@ async def _agree(
     return payment
 
 
-async def _stores(backend: Backend, n: int) -> list[Any]:
-    return [await backend.open_store() for _ in range(n if backend.shared else 1)]
+@contextlib.asynccontextmanager
+async def _stores(backend: Backend, n: int) -> AsyncIterator[list[Any]]:
+    """``n`` stores on one database (one when the backend cannot be opened twice)."""
+    stores = [await backend.open_store() for _ in range(n if backend.shared else 1)]
+    try:
+        yield stores
+    finally:
+        for store in stores:
+            await store.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -117,17 +124,13 @@ async def _held_and_plain(
     backend: Backend,
 ) -> AsyncIterator[tuple[po.PaymentService, po.PaymentService]]:
     """A service whose processor holds the money and one without a processor, on the
-    same database (one store when the backend cannot be opened twice)."""
-    stores = await _stores(backend, 2)
+    same database."""
     processor = SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=1)
-    try:
+    async with _stores(backend, 2) as stores:
         yield (
             po.PaymentService(stores[0], processor=processor, cache=None),
             po.PaymentService(stores[-1], cache=None),
         )
-    finally:
-        for store in {id(s): s for s in stores}.values():
-            await store.aclose()
 
 
 # -- 1. rest refunds racing partial refunds across services ----------------------------
@@ -145,9 +148,8 @@ async def test_rest_refunds_race_partial_refunds(
     """Rest refunds and partial refunds of one payment at once, through three services
     over three stores: exactly one rest refund wins, the payment ends Refunded with
     everything captured given back once, and every record agrees."""
-    stores = await _stores(shared_backend, 3)
-    services = [po.PaymentService(s, cache=po.LocalCache()) for s in stores]
-    try:
+    async with _stores(shared_backend, 3) as stores:
+        services = [po.PaymentService(s, cache=po.LocalCache()) for s in stores]
         for round_ in range(5):
             payment = await _confirmed(services[0], amount, currency)
             for s in services:
@@ -176,9 +178,6 @@ async def test_rest_refunds_race_partial_refunds(
             assert final.status is PaymentStatus.REFUNDED
             assert final.refunded_amount == final.captured_amount == payment.amount
             assert sum((op.amount for op in won), Decimal(0)) == payment.amount
-    finally:
-        for s in stores:
-            await s.aclose()
 
 
 # -- 2. rest refund while a processor holds a queued refund ---------------------------
@@ -368,10 +367,9 @@ async def test_stale_fresh_plan_never_wins(shared_backend: Backend) -> None:
     A's first transition then decides on its memo of the created payment: the version
     guard must make it read again, so only B's change and what is valid after it are
     written."""
-    sa, sb = await _stores(shared_backend, 2)
-    a = po.PaymentService(sa, cache=None)
-    b = po.PaymentService(sb, cache=None)
-    try:
+    async with _stores(shared_backend, 2) as (sa, sb):
+        a = po.PaymentService(sa, cache=None)
+        b = po.PaymentService(sb, cache=None)
         # B cancels; A's confirm must be refused, writing nothing
         p = await a.create_payment(CUSTOMER, "100.00", actor=USER, plan=PlanTerms())
         await b.cancel_payment(p.id, actor=ADMIN, reason="r")
@@ -418,21 +416,16 @@ async def test_stale_fresh_plan_never_wins(shared_backend: Backend) -> None:
         assert len(entries) == 1
         report = await a.verify()
         assert report.ok, report.problems[:5]
-    finally:
-        await sa.aclose()
-        if sb is not sa:
-            await sb.aclose()
 
 
 async def test_fresh_plan_races_across_services(shared_backend: Backend) -> None:
     """Plan payments created by A, then confirmed, authorized, cancelled and captured by
     A and B at once: exactly one of confirm/authorize/cancel wins each, and the books,
     exposure and plans agree."""
-    sa, sb = await _stores(shared_backend, 2)
-    credit = po.CreditPolicy(limit=Decimal("100000.00"), currency="USD")
-    a = po.PaymentService(sa, cache=po.LocalCache(), credit=credit)
-    b = po.PaymentService(sb, cache=po.LocalCache(), credit=credit)
-    try:
+    async with _stores(shared_backend, 2) as (sa, sb):
+        credit = po.CreditPolicy(limit=Decimal("100000.00"), currency="USD")
+        a = po.PaymentService(sa, cache=po.LocalCache(), credit=credit)
+        b = po.PaymentService(sb, cache=po.LocalCache(), credit=credit)
         for round_ in range(8):
             p = await a.create_payment(CUSTOMER, "40.00", actor=USER, plan=PlanTerms())
             calls = [
@@ -458,10 +451,6 @@ async def test_fresh_plan_races_across_services(shared_backend: Backend) -> None
             Decimal(0),
         )
         assert await a.credit_exposure(CUSTOMER) == owed
-    finally:
-        await sa.aclose()
-        if sb is not sa:
-            await sb.aclose()
 
 
 @pytest.mark.postgres
@@ -513,11 +502,10 @@ async def test_fresh_plans_past_the_limit(
 async def test_plan_rest_refunds_racing_installments(shared_backend: Backend) -> None:
     """Pay-in-4 payments: installments paid, partial and rest refunds at once through
     two services: the plan, the payment and the books agree."""
-    sa, sb = await _stores(shared_backend, 2)
-    credit = po.CreditPolicy(limit=Decimal("100000.00"), currency="USD")
-    a = po.PaymentService(sa, cache=po.LocalCache(), credit=credit)
-    b = po.PaymentService(sb, cache=po.LocalCache(), credit=credit)
-    try:
+    async with _stores(shared_backend, 2) as (sa, sb):
+        credit = po.CreditPolicy(limit=Decimal("100000.00"), currency="USD")
+        a = po.PaymentService(sa, cache=po.LocalCache(), credit=credit)
+        b = po.PaymentService(sb, cache=po.LocalCache(), credit=credit)
         for round_ in range(4):
             p = await a.create_payment(CUSTOMER, "100.00", actor=USER, plan=PlanTerms())
             await a.confirm_payment(p.id, actor=ADMIN)
@@ -541,10 +529,6 @@ async def test_plan_rest_refunds_racing_installments(shared_backend: Backend) ->
             assert final.refunded_amount == Decimal("100.00")
         report = await a.verify()
         assert report.ok, report.problems[:5]
-    finally:
-        await sa.aclose()
-        if sb is not sa:
-            await sb.aclose()
 
 
 # -- 8. the blocking twin, with threads ---------------------------------------------------
@@ -601,40 +585,38 @@ async def test_store_rest_refunds_race_at_the_store(shared_backend: Backend) -> 
     stores: the store locks what is left, so exactly the written moves' operations add up
     to what was captured, each written one says what it gave back, the others are only
     found, and the books agree."""
-    stores = await _stores(shared_backend, 4)
-    try:
-        async with service_on(shared_backend, cache=None) as service:
-            for round_ in range(4):
-                payment = await _confirmed(service, "100.00")
-                moves = []
-                for n in range(16):
-                    amount = None if n % 4 == round_ % 4 else Decimal(f"{n % 5 + 1}.25")
-                    moves.append(Transition(
-                        payment.id, "refund", transition_sources("refund"), at=utc_now(),
-                        actor_id=ADMIN.id, amount=amount, operation_id=uuid7(),
-                    ))  # fmt: skip
-                results = await asyncio.gather(
-                    *(stores[n % len(stores)].transition(m) for n, m in enumerate(moves))
-                )
-                written = [r for r in results if r.written is not None]
-                assert all(r.operation is not None for r in written)
-                assert all(r.found is not None for r in results if r.written is None)
-                ops = [r.operation for r in written]
-                assert [op.id for op in ops] == [
-                    m.operation_id for m, r in zip(moves, results, strict=True) if r.written
-                ]
-                for m, r in zip(moves, results, strict=True):
-                    if r.written is not None and m.amount is not None:
-                        assert r.operation.amount == m.amount
-                final = await service.store.get(payment.id)
-                assert final.status is PaymentStatus.REFUNDED
-                assert sum((op.amount for op in ops), Decimal(0)) == Decimal("100.00")
-                assert len([m for m, r in zip(moves, results, strict=True)
-                            if r.written and m.amount is None]) <= 1  # fmt: skip
-                await _agree(service, payment.id, ops)
-    finally:
-        for s in stores:
-            await s.aclose()
+    async with (
+        _stores(shared_backend, 4) as stores,
+        service_on(shared_backend, cache=None) as service,
+    ):
+        for round_ in range(4):
+            payment = await _confirmed(service, "100.00")
+            moves = []
+            for n in range(16):
+                amount = None if n % 4 == round_ % 4 else Decimal(f"{n % 5 + 1}.25")
+                moves.append(Transition(
+                    payment.id, "refund", transition_sources("refund"), at=utc_now(),
+                    actor_id=ADMIN.id, amount=amount, operation_id=uuid7(),
+                ))  # fmt: skip
+            results = await asyncio.gather(
+                *(stores[n % len(stores)].transition(m) for n, m in enumerate(moves))
+            )
+            written = [r for r in results if r.written is not None]
+            assert all(r.operation is not None for r in written)
+            assert all(r.found is not None for r in results if r.written is None)
+            ops = [r.operation for r in written]
+            assert [op.id for op in ops] == [
+                m.operation_id for m, r in zip(moves, results, strict=True) if r.written
+            ]
+            for m, r in zip(moves, results, strict=True):
+                if r.written is not None and m.amount is not None:
+                    assert r.operation.amount == m.amount
+            final = await service.store.get(payment.id)
+            assert final.status is PaymentStatus.REFUNDED
+            assert sum((op.amount for op in ops), Decimal(0)) == Decimal("100.00")
+            assert len([m for m, r in zip(moves, results, strict=True)
+                        if r.written and m.amount is None]) <= 1  # fmt: skip
+            await _agree(service, payment.id, ops)
 
 
 # -- 10. the memo after this store's own keyed write --------------------------------------
@@ -891,11 +873,10 @@ async def test_rest_refunds_race_processor_queued_refunds(shared_backend: Backen
     is left in one step, at once: never more than captured is refunded or held, and
     once the processor settles, the books agree."""
     processor = SimulatedProcessor(success_rate=1.0, latency=(0, 0), seed=2)
-    stores = await _stores(shared_backend, 3)
-    held = po.PaymentService(stores[0], processor=processor, cache=po.LocalCache())
-    plains = [po.PaymentService(s, cache=po.LocalCache()) for s in stores[1:]]
-    zeros: list[Any] = []
-    try:
+    async with _stores(shared_backend, 3) as stores:
+        held = po.PaymentService(stores[0], processor=processor, cache=po.LocalCache())
+        plains = [po.PaymentService(s, cache=po.LocalCache()) for s in stores[1:]]
+        zeros: list[Any] = []
         for round_ in range(4):
             payment = await held.create_payment(
                 CUSTOMER, "100.00", actor=ADMIN, capture_method="automatic"
@@ -938,9 +919,6 @@ async def test_rest_refunds_race_processor_queued_refunds(shared_backend: Backen
         report = await held.verify()
         assert report.ok, report.problems[:5]
         assert zeros == []
-    finally:
-        for s in stores:
-            await s.aclose()
 
 
 # -- 16. two OS processes -----------------------------------------------------------------

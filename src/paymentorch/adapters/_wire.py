@@ -9,10 +9,23 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
+import attrs
+
 from paymentorch.domain import Payment, PaymentStatus
+
+FIELDS: Final = (
+    "id", "customer_id", "amount", "currency", "status", "created_at", "updated_at",
+    "version", "failure_reason", "idempotency_key", "metadata", "captured_amount",
+    "refunded_amount", "pending_refunds", "has_plan",
+)  # fmt: skip
+"""The payment's fields in the order ``encode`` writes them (a store that encodes in SQL
+lists them in this order too)."""
+
+if set(FIELDS) != {f.name for f in attrs.fields(Payment)}:
+    raise ImportError("paymentorch.adapters._wire does not encode every field of Payment")
 
 
 def encode(payment: Payment) -> str:

@@ -29,6 +29,7 @@ from uuid import UUID
 import attrs
 from iso4217 import Currency
 
+from paymentorch.adapters import _wire
 from paymentorch.adapters._sql import (
     AUDIT_INSERT_COLUMNS,
     JOURNAL_COLUMNS,
@@ -249,13 +250,25 @@ def _update(name: str, found: Shape) -> tuple[str, str, str, str]:
 def _encoded() -> str:
     """The payment as the row was written, as ``paymentorch.adapters._wire.encode`` writes
     it: what a held key returns (``find_request``)."""
-    fields = [
-        "upd.id::text", "upd.customer_id", "upd.amount::text", "upd.currency", "upd.status",
-        _iso("upd.created_at"), "%(at_text)s::text", "upd.version", "upd.failure_reason",
-        "upd.idempotency_key", "upd.metadata", "upd.captured_amount::text",
-        "upd.refunded_amount::text", "upd.pending_refunds::text", "upd.has_plan",
-    ]  # fmt: skip
-    return f"upd.version::text || '|' || json_build_array({', '.join(fields)})::text"
+    values = {
+        "id": "upd.id::text",
+        "customer_id": "upd.customer_id",
+        "amount": "upd.amount::text",
+        "currency": "upd.currency",
+        "status": "upd.status",
+        "created_at": _iso("upd.created_at"),
+        "updated_at": "%(at_text)s::text",
+        "version": "upd.version",
+        "failure_reason": "upd.failure_reason",
+        "idempotency_key": "upd.idempotency_key",
+        "metadata": "upd.metadata",
+        "captured_amount": "upd.captured_amount::text",
+        "refunded_amount": "upd.refunded_amount::text",
+        "pending_refunds": "upd.pending_refunds::text",
+        "has_plan": "upd.has_plan",
+    }
+    fields = ", ".join(values[name] for name in _wire.FIELDS)  # KeyError: a field left out
+    return f"upd.version::text || '|' || json_build_array({fields})::text"
 
 
 @functools.cache
