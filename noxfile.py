@@ -18,6 +18,7 @@ PYTHONS = ["3.11", "3.12", "3.13"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
+ONE_PYTHON = "not faults and not heavy and not once"  # what the other Pythons run
 ADAPTERS = "redis,rabbitmq,nats,crypto"  # the infrastructure adapters' extras
 ADAPTER_TESTS = [  # they need those extras, which a bare install has not
     f"--ignore=tests/{name}.py"
@@ -36,13 +37,14 @@ def install(
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The whole test suite; PostgreSQL tests need PAYMENTORCH_TEST_POSTGRES_URL. The fault
-    tests (marker ``faults``: private servers stopped, cut and locked) and the long
-    simulations (``heavy``) run on the first Python only."""
+    tests (marker ``faults``: private servers stopped, cut and locked), the long
+    simulations (``heavy``) and the tests whose subject does not vary with the Python
+    (``once``) run on the first Python only."""
     install(session, "tests")
     only_once = []
     if session.python != PYTHONS[0]:
-        session.log(f"fault tests and long simulations run on Python {PYTHONS[0]} only")
-        only_once = ["-m", "not faults and not heavy"]
+        session.log(f"tests marked faults, heavy or once run on Python {PYTHONS[0]} only")
+        only_once = ["-m", ONE_PYTHON]
     session.run("pytest", *only_once, *session.posargs)
 
 
@@ -83,12 +85,13 @@ print("pip install . : memory works; SQL libraries and adapters absent; extras n
 
 @nox.session(python=PYTHONS[0], reuse_venv=False)
 def bare(session: nox.Session) -> None:
-    """Installs as a user would (no editable, no dev extras): memory, then SQLite tests."""
+    """Installs as a user would (no editable, no dev extras): memory, then SQLite tests
+    (what the other Pythons run: the first Python's tests run them all)."""
     session.install(".")
     session.run("python", "-W", "error::DeprecationWarning", "-c", BARE_CHECK)
     session.install(".[sqlite]", *nox.project.dependency_groups(PYPROJECT, "tests-bare"))
     session.run(
-        "pytest", "-m", "not postgres and not faults", "-p", "no:cacheprovider",
+        "pytest", "-m", f"not postgres and {ONE_PYTHON}", "-p", "no:cacheprovider",
         "--ignore=tests/examples", "--ignore=tests/test_telemetry.py",
         "--ignore=tests/test_docs.py", "--ignore=tests/test_benchmarks.py",  # psycopg, SQLAlchemy
         *ADAPTER_TESTS, *session.posargs,

@@ -14,6 +14,8 @@ from paymentorch.testing import Backend
 from paymentorch.testing.contract import *  # noqa: F403
 from tests.encryption import open_encrypted
 
+pytestmark = pytest.mark.once  # the contract through the sealing wrapper
+
 
 def _encrypted_sqlite(sqlite_template: Path, tmp_path: Path) -> Backend:
     path = tmp_path / "sealed.db"

@@ -6,6 +6,8 @@ import pytest
 
 from tests import mutant_stores
 
+pytestmark = pytest.mark.once  # the suite catching each mutant: the same on every Python
+
 CONFTEST = """
 import pytest
 from paymentorch.testing import Backend

@@ -38,6 +38,8 @@ from paymentorch.domain.plans import refunded_total
 from paymentorch.testing import SimulatedProcessor
 from paymentorch.testing._money import books_problems, plan_money_problems
 
+pytestmark = pytest.mark.once  # long stateful models
+
 ADMIN = po.Actor("ops", roles={po.Role.ADMIN})
 CUSTOMERS = ["ABCD-00001", "ABCD-00002"]
 LIMIT = Decimal("600.00")

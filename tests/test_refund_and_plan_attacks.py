@@ -39,7 +39,7 @@ from paymentorch.testing._backend import service_on
 from paymentorch.testing.contract._helpers import ADMIN, CUSTOMER, USER
 from paymentorch.testing.simulated import SimulatedProcessor
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.once]  # attacks on this release's paths
 
 _REFUSED = (InvalidTransition, AmountExceeded)
 

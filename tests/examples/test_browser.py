@@ -18,6 +18,8 @@ import pytest
 
 from examples.common.webhooks import SIGNATURE_HEADER, signature
 
+pytestmark = pytest.mark.once  # journeys in one browser; the HTTP tests run everywhere
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 

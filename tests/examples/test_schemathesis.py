@@ -27,6 +27,8 @@ from examples.common.auth import make_token
 from examples.common.settings import Settings
 from tests.examples.conftest import SECRET
 
+pytestmark = pytest.mark.once  # fuzzing
+
 EXAMPLES = 40  # per operation and phase
 # The API answers 422 for rules no schema can state (a period that ends before it
 # starts, a cursor it never issued, a payment without a plan, a capture method without
