@@ -4,6 +4,7 @@ themselves (restarts, idle cuts, held locks) are in ``test_faults.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 import urllib.parse
@@ -84,6 +85,35 @@ async def test_settings_reach_the_pool_and_the_server(postgres_database: str) ->
         pool = store.pool
         assert (pool.min_size, pool.max_size, pool.timeout, pool.max_waiting) == (1, 3, 2, 7)
         assert (pool.max_idle, pool.max_lifetime, pool.reconnect_timeout) == (120, 900, 4.5)
+
+
+@pytest.mark.postgres
+async def test_a_quiet_host_keeps_using_one_connection(postgres_database: str) -> None:
+    """The store's own pool hands out the connection returned last: calls made one at a
+    time all run on one server process (psycopg_pool alone would go round all three),
+    and calls made at once still spread over the pool; the blocking twin's too."""
+    pids = "SELECT pg_backend_pid()"
+    async with await po.open_service(postgres_database, pool_size=3) as service:
+        store: Any = service.store
+        one_at_a_time = {(await store._fetch("pid", pids))[0][0] for _ in range(9)}
+        assert len(one_at_a_time) == 1
+        all_held = asyncio.Barrier(3)
+        at_once = await asyncio.gather(*(_held_pid(store, all_held) for _ in range(3)))
+        assert len(set(at_once)) == 3
+        payment = await service.create_payment("ABCD-12345", "4.00", actor=ADMIN)
+        await service.confirm_payment(payment.id, actor=ADMIN)
+        assert {(await store._fetch("pid", pids))[0][0] for _ in range(3)} <= set(at_once)
+    with po.open_sync_service(postgres_database, pool_size=3) as twin:
+        sync_store: Any = twin.store
+        assert len({sync_store._fetch("pid", pids)[0][0] for _ in range(9)}) == 1
+
+
+async def _held_pid(store: Any, all_held: asyncio.Barrier) -> int:
+    """The server process of a connection, held until the others are held too."""
+    async with store.pool.connection() as conn:
+        pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
+        await all_held.wait()
+        return int(pid)
 
 
 @pytest.mark.postgres

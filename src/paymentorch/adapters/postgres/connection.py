@@ -22,6 +22,7 @@ and the one seam where the driver's errors become paymentorch's.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -196,6 +197,29 @@ def pool_kwargs(found: Settings) -> dict[str, Any]:
         "max_lifetime": found.max_lifetime,
         "reconnect_timeout": found.reconnect_timeout,
     }
+
+
+class _Stack(collections.deque[Any]):
+    """Idle connections, the one returned last taken first."""
+
+    def popleft(self) -> Any:
+        return self.pop()
+
+
+def last_used_first(pool: Any) -> None:
+    """Make the store's own ``pool`` hand out the connection returned last.
+
+    psycopg_pool hands out the one idle longest, so a host calling one at a time goes
+    round every connection of the pool, each with its own server process and caches:
+    a lifecycle took about a quarter longer with the default 10 than with 1. Taken
+    last-used-first, a quiet host keeps using the same few. psycopg_pool has no option
+    for it: this replaces its private deque of idle connections (a shrinking pool then
+    closes the one returned last, not the one idle longest), and does nothing should
+    that deque ever be gone. A host's own pool is left as it is.
+    """
+    idle = getattr(pool, "_pool", None)
+    if type(idle) is collections.deque:
+        pool._pool = _Stack(idle)
 
 
 def found_closed(conn: psycopg.BaseConnection[Any]) -> bool:

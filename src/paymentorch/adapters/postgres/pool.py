@@ -27,6 +27,7 @@ from paymentorch.adapters.postgres.connection import (
     connect_errors,
     connection_kwargs,
     found_closed,
+    last_used_first,
     pool_kwargs,
     settings,
 )
@@ -70,6 +71,7 @@ class PostgresPool:
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             conninfo, kwargs=kwargs, open=False, name="paymentorch", **pool_kwargs(found)
         )
+        last_used_first(pool)
         try:
             await pool.open(wait=True, timeout=found.connect_timeout)
         except psycopg_pool.PoolTimeout as exc:
@@ -132,13 +134,20 @@ class PostgresPool:
     @contextlib.asynccontextmanager
     async def _connection(self, call: Call) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection from the pool that the server has not ended while it sat there."""
-        for _ in range(self._pool.max_size + 1):
-            async with self._pool.connection(timeout=call.wait()) as conn:
+        pool = self._pool
+        for _ in range(pool.max_size + 1):
+            # getconn and putconn, not pool.connection(), which commits or rolls back on
+            # the way out: an autocommit connection never needs it (a transaction the
+            # work opens ends in the work; putconn rolls back one left open).
+            conn = await pool.getconn(timeout=call.wait())
+            try:
                 if not found_closed(conn):
-                    self._connect_errors = connect_errors(self._pool)
+                    self._connect_errors = connect_errors(pool)
                     yield conn
                     return
                 await conn.close()  # never used: the pool makes another in its place
+            finally:
+                await pool.putconn(conn)
         raise StoreUnavailable(f"PostgreSQL ends every connection ({call.action})")
 
     async def _reopen_in_child(self) -> None:
@@ -158,6 +167,7 @@ class PostgresPool:
             open=False,
             name=old.name,
         )
+        last_used_first(self._pool)
         self._owns_pool = True
         self._generation = _fork.generation
         with Call(self._settings, self._pool, "reconnect after fork").errors():

@@ -30,6 +30,7 @@ from paymentorch.adapters.postgres.connection import (
     connect_errors,
     connection_kwargs,
     found_closed,
+    last_used_first,
     pool_kwargs,
     settings,
 )
@@ -71,6 +72,7 @@ class SyncPostgresPool:
         pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             conninfo, kwargs=kwargs, open=False, name="paymentorch", **pool_kwargs(found)
         )
+        last_used_first(pool)
         try:
             pool.open(wait=True, timeout=found.connect_timeout)
         except psycopg_pool.PoolTimeout as exc:
@@ -129,13 +131,20 @@ class SyncPostgresPool:
     @contextlib.contextmanager
     def _connection(self, call: Call) -> Iterator[psycopg.Connection[Any]]:
         """A connection from the pool that the server has not ended while it sat there."""
-        for _ in range(self._pool.max_size + 1):
-            with self._pool.connection(timeout=call.wait()) as conn:
+        pool = self._pool
+        for _ in range(pool.max_size + 1):
+            # getconn and putconn, not pool.connection(), which commits or rolls back on
+            # the way out: an autocommit connection never needs it (a transaction the
+            # work opens ends in the work; putconn rolls back one left open).
+            conn = pool.getconn(timeout=call.wait())
+            try:
                 if not found_closed(conn):
-                    self._connect_errors = connect_errors(self._pool)
+                    self._connect_errors = connect_errors(pool)
                     yield conn
                     return
                 conn.close()  # never used: the pool makes another in its place
+            finally:
+                pool.putconn(conn)
         raise StoreUnavailable(f"PostgreSQL ends every connection ({call.action})")
 
     def _reopen_in_child(self) -> None:
@@ -155,6 +164,7 @@ class SyncPostgresPool:
             open=False,
             name=old.name,
         )
+        last_used_first(self._pool)
         self._owns_pool = True
         self._generation = _fork.generation
         with Call(self._settings, self._pool, "reconnect after fork").errors():
