@@ -198,10 +198,15 @@ async def sqlite3_baseline(db: Databases, count: int, concurrency: int) -> float
         baseline.close()
 
 
-def _service(url: Callable[[Databases], str], *, local_cache: bool = False) -> Implementation:
+def _service(
+    url: Callable[[Databases], str], *, local_cache: bool = False, default_pool: bool = False
+) -> Implementation:
+    """The service on ``url``; on PostgreSQL with a pool as large as the tasks, like the
+    baselines' (``default_pool``: the default 10)."""
+
     async def run(db: Databases, count: int, concurrency: int) -> float:
         options: dict[str, Any] = {"cache": po.LocalCache()} if local_cache else {}
-        if "postgresql" in (target := url(db)):
+        if "postgresql" in (target := url(db)) and not default_pool:
             options["pool_size"] = concurrency
         async with await po.open_service(target, **options) as service:
             start = time.perf_counter()
@@ -236,6 +241,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     "paymentorch-postgresql": _service(lambda db: db.fresh_postgres()),
     # One process owning the database may cache locally: a transition then skips its read.
     "postgresql-localcache": _service(lambda db: db.fresh_postgres(), local_cache=True),
+    "postgresql-pool10": _service(lambda db: db.fresh_postgres(), default_pool=True),
     "sync-memory": _sync_service(lambda db: "memory://"),
     "sync-sqlite": _sync_service(lambda db: f"sqlite:///{db.fresh_sqlite()}"),
     "sync-postgresql": _sync_service(lambda db: db.fresh_postgres()),
