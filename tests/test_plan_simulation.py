@@ -70,6 +70,7 @@ async def test_a_year_of_plans_keeps_every_invariant(url: str) -> None:
         worker = po.PaymentWorker(service, batch_size=100)
         made: list[Any] = []
         figures: Counter[str] = Counter()
+        written_off: set[Any] = set()
         for day in range(DAYS):
             if day < MAKING:
                 await _create(service, rng, made, figures, PLANS // MAKING)
@@ -78,7 +79,7 @@ async def test_a_year_of_plans_keeps_every_invariant(url: str) -> None:
             await _one_collection_at_a_time(service)
             while await worker.run_once():
                 pass
-            await _people_act(service, rng, made, figures)
+            await _people_act(service, rng, made, figures, written_off)
         for _ in range(3):  # the last day's refunds, and lookups of answers lost on the way
             clock.advance(timedelta(hours=12))  # (a lookup is due a while after the loss)
             while await worker.run_once():
@@ -154,14 +155,19 @@ async def _create(
 
 
 async def _people_act(
-    service: po.PaymentService, rng: random.Random, made: list[Any], figures: Counter[str]
+    service: po.PaymentService,
+    rng: random.Random,
+    made: list[Any],
+    figures: Counter[str],
+    written_off: set[Any],
 ) -> None:
-    # Some customers each day, and every one whose collection's answer was lost today: a
-    # refund on such a plan races a collection under way (it waits for its answer).
+    # Some customers each day, and every one whose collection's answer was lost today (a
+    # refund on such a plan races a collection under way: it waits for its answer), and
+    # every one found with a charged-off plan still unpaid (collectors call again).
     lost = await service.store.operations_with_status(po.OperationStatus.UNKNOWN, limit=1000)
-    racing = {op.payment_id for op in lost}
+    called = {op.payment_id for op in lost} | written_off
     today = rng.sample(made, k=min(len(made), 15))
-    today += [p for p in made if p.id in racing and p not in today]
+    today += [p for p in made if p.id in called and p not in today]
     for payment in today:
         plan = await service.plan(payment.id)
         late = [i for i in plan.installments if i.status is InstallmentStatus.OVERDUE]
@@ -169,6 +175,7 @@ async def _people_act(
         answer_lost = any(o.status is po.OperationStatus.UNKNOWN for o in operations)
         if plan.status is po.PlanStatus.CHARGED_OFF:
             unpaid = [i for i in plan.installments if i.unpaid]
+            (written_off.add if unpaid else written_off.discard)(payment.id)
             if unpaid and rng.random() < 0.3:  # the customer pays after all: a recovery
                 await service.pay_installment(payment.id, unpaid[0].number, actor=ADMIN)
                 figures["recoveries"] += 1

@@ -296,14 +296,15 @@ class WorkQueue(Protocol):
     async def plans_due(self, late_before: datetime, repeat_before: datetime) -> list[UUID]:
         """Payments whose plan has an installment still ``scheduled`` and due before
         ``late_before``, or ``overdue`` and due before ``repeat_before`` (a repeat fee
-        may be due): the ones overdue processing looks at."""
+        may be due): the ones overdue processing looks at, in payment id order."""
         ...
 
     async def installments_due(self, now: datetime, limit: int) -> list[tuple[UUID, int]]:
         """(payment id, installment number) of unpaid installments due by ``now`` on running
         plans whose collection did not stop and with no collection or refund under way
         (an installment, or a refund, operation pending, unknown or needing attention):
-        never tried, or with a retry due by ``now``; soonest due first."""
+        never tried, or with a retry due by ``now``; soonest due first, then by payment id
+        and number."""
         ...
 
     async def plans_to_remind(
@@ -311,7 +312,7 @@ class WorkQueue(Protocol):
     ) -> list[UUID]:
         """Payments whose running plan (collection not stopped) has a scheduled installment
         after the first due after ``now`` and by ``until``, not yet reminded ``smallest``
-        before its due date: the ones reminders look at."""
+        before its due date: the ones reminders look at, in payment id order."""
         ...
 
 

@@ -377,6 +377,7 @@ def plans_due_sql(placeholder: str) -> str:
         " WHERE p.status IN ('active', 'delinquent')"
         f" AND ((i.status = 'scheduled' AND i.due_at <= {placeholder})"
         f" OR (i.status = 'overdue' AND i.due_at <= {placeholder}))"
+        " ORDER BY i.payment_id"
     )
 
 
@@ -399,7 +400,7 @@ def installments_due_sql(placeholder: str) -> str:
         " AND (o.kind = 'refund' OR (o.kind = 'installment' AND EXISTS (SELECT 1"
         " FROM paymentorch_installments j WHERE j.payment_id = o.payment_id"
         " AND j.number = o.installment AND j.status IN ('scheduled', 'overdue')))))"
-        f" ORDER BY i.due_at LIMIT {placeholder}"
+        f" ORDER BY i.due_at, i.payment_id, i.number LIMIT {placeholder}"
     )
 
 
@@ -414,6 +415,7 @@ def plans_to_remind_sql(placeholder: str) -> str:
         " AND i.status = 'scheduled' AND i.number > 1"
         f" AND i.due_at > {placeholder} AND i.due_at <= {placeholder}"
         f" AND (i.reminded_seconds IS NULL OR i.reminded_seconds > {placeholder})"
+        " ORDER BY i.payment_id"
     )
 
 

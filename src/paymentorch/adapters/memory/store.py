@@ -448,7 +448,7 @@ class InMemoryPaymentStore(MemoryLedger):
         """Payments whose plan has an installment late, or perhaps owing a repeat fee."""
         with self._lock:
             self._open()
-            return [
+            return sorted(
                 pid
                 for pid, plan in self._plans.items()
                 if plan.status in RUNNING
@@ -457,7 +457,7 @@ class InMemoryPaymentStore(MemoryLedger):
                     or (i.status is InstallmentStatus.OVERDUE and i.due_at <= repeat_before)
                     for i in plan.installments
                 )
-            ]
+            )
 
     async def plans_by_age(
         self, *, after: Keyset | None, limit: int
@@ -508,7 +508,7 @@ class InMemoryPaymentStore(MemoryLedger):
         """Plans with an installment a reminder may be due for."""
         with self._lock:
             self._open()
-            return [
+            return sorted(
                 pid
                 for pid, plan in self._plans.items()
                 if plan.status in RUNNING and not plan.collection_stopped
@@ -518,7 +518,7 @@ class InMemoryPaymentStore(MemoryLedger):
                     and (i.reminded is None or i.reminded > smallest)
                     for i in plan.installments
                 )
-            ]  # fmt: skip
+            )  # fmt: skip
 
     async def exposure(self, customer_id: str, currency: str) -> Decimal:
         """The customer's exposure in ``currency``."""

@@ -211,7 +211,7 @@ def last_used_first(pool: Any) -> None:
 
     psycopg_pool hands out the one idle longest, so a host calling one at a time goes
     round every connection of the pool, each with its own server process and caches:
-    a lifecycle took about a quarter longer with the default 10 than with 1. Taken
+    a lifecycle took a fifth to a third longer with the default 10 than with 1. Taken
     last-used-first, a quiet host keeps using the same few. psycopg_pool has no option
     for it: this replaces its private deque of idle connections (a shrinking pool then
     closes the one returned last, not the one idle longest), and does nothing should

@@ -107,6 +107,26 @@ class TestPlans:
                 "plan.installment_paid", "plan.completed",
             ]  # fmt: skip
 
+    async def test_due_work_is_listed_in_one_order(self, backend: Backend) -> None:
+        """Plans made at one moment fall due together: ``installments_due`` lists them
+        soonest first, then by payment id and number (a limit takes the first of that
+        order), ``plans_due`` and ``plans_to_remind`` by payment id; so workers on any
+        store take the same work first."""
+        now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        async with service_on(backend, clock=lambda: now) as service:
+            made = []
+            for _ in range(5):
+                p = await service.create_payment(CUSTOMER, "100.00", actor=USER, plan=PlanTerms())
+                await service.confirm_payment(p.id, actor=ADMIN)
+                made.append(p.id)
+            ids, store = sorted(made), service.store
+            at = now + timedelta(days=30)  # installments 2 and 3 are due (14 and 28 days)
+            due = await store.installments_due(at, 100)
+            assert due == [(pid, number) for number in (2, 3) for pid in ids]
+            assert await store.installments_due(at, 7) == due[:7]
+            assert await store.plans_due(at, at) == ids
+            assert await store.plans_to_remind(now, at, timedelta(days=3)) == ids
+
     async def test_the_worker_collects_installments_through_the_processor(
         self, backend: Backend
     ) -> None:

@@ -449,7 +449,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
         """Payments whose plan has an installment late, or perhaps owing a repeat fee."""
         with self._lock:
             self._open()
-            return [
+            return sorted(
                 pid
                 for pid, plan in self._plans.items()
                 if plan.status in RUNNING
@@ -458,7 +458,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
                     or (i.status is InstallmentStatus.OVERDUE and i.due_at <= repeat_before)
                     for i in plan.installments
                 )
-            ]
+            )
 
     def plans_by_age(self, *, after: Keyset | None, limit: int) -> list[tuple[UUID, datetime]]:
         """Running plans by oldest unpaid due date, then payment id, past ``after``."""
@@ -505,7 +505,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
         """Plans with an installment a reminder may be due for."""
         with self._lock:
             self._open()
-            return [
+            return sorted(
                 pid
                 for pid, plan in self._plans.items()
                 if plan.status in RUNNING and not plan.collection_stopped
@@ -515,7 +515,7 @@ class SyncInMemoryPaymentStore(SyncMemoryLedger):
                     and (i.reminded is None or i.reminded > smallest)
                     for i in plan.installments
                 )
-            ]  # fmt: skip
+            )  # fmt: skip
 
     def exposure(self, customer_id: str, currency: str) -> Decimal:
         """The customer's exposure in ``currency``."""
