@@ -136,9 +136,10 @@ _SNAPSHOT_KEYS: Final = (
 )  # fmt: skip
 
 
-def _snapshot() -> str:
-    """The event's payload: ``Payment.to_dict()`` of the row as written."""
-    values = {
+def _written() -> dict[str, str]:
+    """SQL for each field of the payment as the row was written (``upd``): ids, amounts
+    and times as text."""
+    return {
         "id": "upd.id::text",
         "customer_id": "upd.customer_id",
         "amount": "upd.amount::text",
@@ -150,9 +151,19 @@ def _snapshot() -> str:
         "failure_reason": "upd.failure_reason",
         "idempotency_key": "upd.idempotency_key",
         "metadata": "upd.metadata",
+        "captured_amount": "upd.captured_amount::text",
+        "refunded_amount": "upd.refunded_amount::text",
+        "pending_refunds": "upd.pending_refunds::text",
+        "has_plan": "upd.has_plan",
+    }
+
+
+def _snapshot() -> str:
+    """The event's payload: ``Payment.to_dict()`` of the row as written."""
+    values = {
+        **_written(),  # to_dict gives the sums at the currency's scale
         "captured_amount": "round(upd.captured_amount, upd.exponent)::text",
         "refunded_amount": "round(upd.refunded_amount, upd.exponent)::text",
-        "has_plan": "upd.has_plan",
     }
     return "jsonb_build_object(" + ", ".join(f"'{k}', {values[k]}" for k in _SNAPSHOT_KEYS) + ")"
 
@@ -250,23 +261,7 @@ def _update(name: str, found: Shape) -> tuple[str, str, str, str]:
 def _encoded() -> str:
     """The payment as the row was written, as ``paymentorch.adapters._wire.encode`` writes
     it: what a held key returns (``find_request``)."""
-    values = {
-        "id": "upd.id::text",
-        "customer_id": "upd.customer_id",
-        "amount": "upd.amount::text",
-        "currency": "upd.currency",
-        "status": "upd.status",
-        "created_at": _iso("upd.created_at"),
-        "updated_at": "%(at_text)s::text",
-        "version": "upd.version",
-        "failure_reason": "upd.failure_reason",
-        "idempotency_key": "upd.idempotency_key",
-        "metadata": "upd.metadata",
-        "captured_amount": "upd.captured_amount::text",
-        "refunded_amount": "upd.refunded_amount::text",
-        "pending_refunds": "upd.pending_refunds::text",
-        "has_plan": "upd.has_plan",
-    }
+    values = _written()
     fields = ", ".join(values[name] for name in _wire.FIELDS)  # KeyError: a field left out
     return f"upd.version::text || '|' || json_build_array({fields})::text"
 
