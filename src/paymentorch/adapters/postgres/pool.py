@@ -137,13 +137,17 @@ class PostgresPool:
         pool = self._pool
         for _ in range(pool.max_size + 1):
             # getconn and putconn, not pool.connection(), which commits or rolls back on
-            # the way out: an autocommit connection never needs it (a transaction the
-            # work opens ends in the work; putconn rolls back one left open).
+            # the way out: the store's own autocommit connections never need it (a
+            # transaction the work opens ends in the work).
             conn = await pool.getconn(timeout=call.wait())
             try:
                 if not found_closed(conn):
                     self._connect_errors = connect_errors(pool)
-                    yield conn
+                    if conn.autocommit:
+                        yield conn
+                    else:  # a host's pool without autocommit: each call is a transaction
+                        async with conn:
+                            yield conn
                     return
                 await conn.close()  # never used: the pool makes another in its place
             finally:
