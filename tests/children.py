@@ -3,10 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+import warnings
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import paymentorch as po
+
+
+def forked(body: Callable[[], int]) -> int:
+    """``body``'s return in a fork()ed child, as its exit code (1 if it raised); the
+    child never returns into pytest, and one still running after 30 s is killed."""
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a threaded process is risky: the tests that
+        # fork are about that very case (gunicorn --preload).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = body()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while not (done := os.waitpid(pid, os.WNOHANG))[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child hung")
+        time.sleep(0.05)  # polling a child's exit; nothing here races
+    return os.waitstatus_to_exitcode(done[1])
 
 
 def confirm(url: str, payment_id: str) -> str:

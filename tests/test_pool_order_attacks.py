@@ -12,7 +12,6 @@ import os
 import random
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ import paymentorch as po
 from paymentorch.domain.credit import CreditPolicy
 from paymentorch.domain.plans import PlanTerms
 from paymentorch.testing import Backend
+from tests.children import forked
 from tests.servers import PrivatePostgres, private_postgres
 
 pytestmark = pytest.mark.once  # attacks on this release's pool
@@ -269,18 +269,6 @@ async def test_expiring_and_shrinking_pool_costs_no_caller(postgres_database: st
         assert (await service.verify()).ok
 
 
-def _child_exit(pid: int) -> int:
-    """The exit code of a forked child (killed after 30 s)."""
-    deadline = time.monotonic() + 30
-    while not (done := os.waitpid(pid, os.WNOHANG))[0]:
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the child hung")
-        time.sleep(0.05)  # polling a child's exit
-    return os.waitstatus_to_exitcode(done[1])
-
-
 # -- fork -------------------------------------------------------------------------------
 
 
@@ -293,20 +281,15 @@ def test_a_forked_child_gets_its_own_last_used_first_pool(postgres_database: str
     with po.open_sync_service(postgres_database, pool_size=3) as service:
         store: Any = service.store
         parent = {store._fetch("pid", "SELECT pg_backend_pid()")[0][0] for _ in range(3)}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                made = service.create_payment(CUSTOMER, "2.00", actor=ADMIN)
-                service.confirm_payment(made.id, actor=ADMIN)
-                kind = type(store.pool._pool).__name__
-                seen = {store._fetch("pid", "SELECT pg_backend_pid()")[0][0] for _ in range(9)}
-                code = 0 if (kind, len(seen), seen & parent) == ("_Stack", 1, set()) else 3
-            finally:
-                os._exit(code)
-        assert _child_exit(pid) == 0
+
+        def child() -> int:
+            made = service.create_payment(CUSTOMER, "2.00", actor=ADMIN)
+            service.confirm_payment(made.id, actor=ADMIN)
+            kind = type(store.pool._pool).__name__
+            seen = {store._fetch("pid", "SELECT pg_backend_pid()")[0][0] for _ in range(9)}
+            return 0 if (kind, len(seen), seen & parent) == ("_Stack", 1, set()) else 3
+
+        assert forked(child) == 0
         assert type(store.pool._pool).__name__ == "_Stack"
         after = {store._fetch("pid", "SELECT pg_backend_pid()")[0][0] for _ in range(9)}
         assert len(after) == 1
@@ -538,26 +521,18 @@ async def test_an_async_service_opened_before_fork_works_in_the_child(
     async with await po.open_service(postgres_database, pool_size=3) as service:
         store: Any = service.store
         await _lifecycles(service, f"parent-{os.urandom(3).hex()}", 3)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
 
-                async def child() -> int:
-                    made = await service.create_payment(CUSTOMER, "2.00", actor=ADMIN)
-                    await service.confirm_payment(made.id, actor=ADMIN)
-                    kind = type(store.pool._pool).__name__
-                    seen = set()
-                    for _ in range(9):
-                        seen.add((await store._fetch("pid", "SELECT pg_backend_pid()"))[0][0])
-                    return 0 if (kind, len(seen)) == ("_Stack", 1) else 3
+        async def child() -> int:
+            made = await service.create_payment(CUSTOMER, "2.00", actor=ADMIN)
+            await service.confirm_payment(made.id, actor=ADMIN)
+            kind = type(store.pool._pool).__name__
+            seen = set()
+            for _ in range(9):
+                seen.add((await store._fetch("pid", "SELECT pg_backend_pid()"))[0][0])
+            return 0 if (kind, len(seen)) == ("_Stack", 1) else 3
 
-                code = asyncio.run(child())
-            finally:
-                os._exit(code)
-        assert await asyncio.to_thread(_child_exit, pid) == 0
+        # The child runs a loop of its own; the parent's waits (blocked) until it exits.
+        assert forked(lambda: asyncio.run(child())) == 0
         await _lifecycles(service, f"after-{os.urandom(3).hex()}", 3)
         await _all_back(store.pool, 3)
 

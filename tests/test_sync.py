@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-import warnings
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 import paymentorch as po
 from paymentorch.clock import ManualClock
 from paymentorch.testing import Backend, SimulatedProcessor
+from tests.children import forked
 
 ADMIN = po.Actor.system()
 
@@ -55,31 +54,13 @@ def test_a_twin_opened_before_fork_works_in_the_child(backend: Backend) -> None:
     """gunicorn --preload: the child uses the twin at once; the parent's stays usable."""
     with po.open_sync_service(backend.url or "memory://") as service:
         before = service.create_payment("ABCD-12345", "1.00", actor=ADMIN)
-        with warnings.catch_warnings():
-            # Python 3.12+ warns that forking a threaded process is risky: that is the case
-            # this test is about.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # the child: report by exit status, never return into pytest
-            code = 1
-            try:
-                made = service.create_payment("ABCD-12345", "2.00", actor=ADMIN)
-                service.confirm_payment(made.id, actor=ADMIN)
-                seen = service.get_payment(before.id)
-                code = 0 if seen.id == before.id else 2
-            finally:
-                os._exit(code)
-        deadline = time.monotonic() + 30
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                pytest.fail("the child hung on its first call")
-            time.sleep(0.05)  # polling a child's exit; nothing here races
-        assert os.waitstatus_to_exitcode(status) == 0
+
+        def child() -> int:
+            made = service.create_payment("ABCD-12345", "2.00", actor=ADMIN)
+            service.confirm_payment(made.id, actor=ADMIN)
+            return 0 if service.get_payment(before.id).id == before.id else 2
+
+        assert forked(child) == 0
         after = service.create_payment("ABCD-12345", "3.00", actor=ADMIN)
         assert service.confirm_payment(after.id, actor=ADMIN).status is po.PaymentStatus.CONFIRMED
         expected = 1 if backend.name == "memory" else 2  # the child's copy is its own
