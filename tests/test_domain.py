@@ -129,9 +129,9 @@ def test_copies_made_by_hand_keep_every_field() -> None:
         captured_amount=captured,
     )  # fmt: skip
     change = Change(**{f.name: object() for f in attrs.fields(Change)})
-    exposure, journal = object(), object()
-    assert _amended(change, exposure, journal) == attrs.evolve(  # type: ignore[arg-type]
-        change, exposure=exposure, journal=journal
+    exposure, limit, journal = object(), object(), object()
+    assert _amended(change, exposure, limit, journal) == attrs.evolve(  # type: ignore[arg-type]
+        change, exposure=exposure, credit_limit=limit, journal=journal
     )
 
 

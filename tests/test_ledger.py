@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from paymentorch.domain.ledger import (
     AccountKind,
     imbalance,
     journal_entry,
+    plain_postings,
     postings,
     standing,
 )
@@ -47,6 +49,30 @@ def test_a_plain_capture_debits_clearing_and_credits_payable() -> None:
         ("payable", "default"): D("-80.00"),
     }
     assert _lines((pending,), (transition(pending, "fail", at=NOW, reason="no"),)) == {}
+
+
+_cents = st.integers(min_value=0, max_value=10**9).map(lambda c: D(c).scaleb(-2))
+
+
+@given(
+    before=st.none() | st.tuples(_cents, _cents),
+    after=st.tuples(_cents, _cents),
+    clearing=st.sampled_from(["manual", "gw"]),
+)
+def test_a_plain_payment_posts_what_its_standing_says(
+    before: tuple[D, D] | None, after: tuple[D, D], clearing: str
+) -> None:
+    """The short way for a payment without a plan posts the lines, in order, of the
+    difference of its standings (captured and refunded amounts drawn at random)."""
+
+    def paid(captured: D, refunded: D) -> po.Payment:
+        return attrs.evolve(_payment("1.00"), captured_amount=captured, refunded_amount=refunded)
+
+    old = None if before is None else paid(*before)
+    new = paid(*after)
+    assert plain_postings(old, new, clearing=clearing) == postings(
+        standing(old), standing(new), customer=CUSTOMER, currency="USD", clearing=clearing
+    )
 
 
 def test_a_plans_confirmation_a_collection_a_fee_and_a_waiver() -> None:

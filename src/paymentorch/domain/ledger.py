@@ -177,18 +177,6 @@ def standing(payment: Payment | None, plan: Plan | None = None) -> Standing:
 _account = functools.lru_cache(maxsize=1024)(Account)
 
 
-def moves_money(before: Payment | None, after: Payment) -> bool:
-    """Whether a payment with no plan moves money from ``before`` to ``after`` (None: it
-    did not exist): its standing reads only what was captured and refunded, so a change
-    that leaves both alone posts nothing."""
-    if before is None:
-        return bool(after.captured_amount or after.refunded_amount)
-    return (
-        after.captured_amount != before.captured_amount
-        or after.refunded_amount != before.refunded_amount
-    )
-
-
 def postings(
     before: Standing,
     after: Standing,
@@ -215,6 +203,27 @@ def postings(
         Posting(_account(kind, owner, currency), amount) for kind, owner, amount in moves if amount
     ]
     return tuple(lines)
+
+
+def plain_postings(
+    before: Payment | None,
+    after: Payment,
+    *,
+    clearing: str = MANUAL,
+    merchant: str = DEFAULT_MERCHANT,
+) -> tuple[Posting, ...]:
+    """``postings`` of a payment without a plan, from ``before`` (None: it did not exist)
+    to ``after``: what came in less what went back moves from clearing to payable."""
+    moved = after.captured_amount - after.refunded_amount
+    if before is not None:
+        moved -= before.captured_amount - before.refunded_amount
+    if not moved:
+        return ()
+    currency = after.currency
+    return (
+        Posting(_account(AccountKind.CLEARING, clearing, currency), moved),
+        Posting(_account(AccountKind.PAYABLE, merchant, currency), -moved),
+    )
 
 
 def journal_entry(

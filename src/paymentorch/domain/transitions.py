@@ -22,7 +22,7 @@ from uuid import UUID
 import attrs
 
 from paymentorch.domain.actions import action
-from paymentorch.domain.consequences import booked, with_exposure
+from paymentorch.domain.consequences import with_consequences
 from paymentorch.domain.credit import OWED
 from paymentorch.domain.ids import uuid7
 from paymentorch.domain.money import at_scale, currency_exponent, decimal_places
@@ -158,7 +158,7 @@ class Transition:
             operation=operation,
             event_id=self.event_id,
         )
-        change = booked(with_exposure(change, payment), payment, entry_id=self.entry_id)
+        change = with_consequences(change, payment, entry_id=self.entry_id)
         if self.key is None:
             return change
         taken = new.captured_amount if self.action == "capture" else None

@@ -6,10 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from uuid import UUID
 
-import attrs
-
 from paymentorch.domain import Change, Payment, with_plan
-from paymentorch.domain.consequences import booked, with_exposure
+from paymentorch.domain.consequences import with_consequences
 from paymentorch.domain.ledger import MANUAL
 from paymentorch.domain.plans import Plan, after_payment
 
@@ -61,17 +59,10 @@ def consequences(
     clearing: str | None = None,
     operation_id: UUID | None = None,
 ) -> Change:
-    """``change`` with its exposure move and its journal entry, from the payment (and its
-    ``plan``) as they were before it."""
-    change = _with_credit(ctx, change, before, plan)
-    return booked(change, before, plan, clearing=clearing or MANUAL, operation_id=operation_id)
-
-
-def _with_credit(ctx: Context, change: Change, before: Payment | None, plan: Plan | None) -> Change:
-    """``change`` with its exposure move, and the limit a growing one must stay under,
-    where the credit policy applies."""
-    change = with_exposure(change, before, plan)
-    credit, payment = ctx.credit, change.payment
-    if change.exposure > 0 and credit is not None and credit.applies_to(payment):
-        return attrs.evolve(change, credit_limit=credit.limit_of(payment.customer_id))
-    return change
+    """``change`` with its exposure move (under the credit policy's limit, where it
+    applies) and its journal entry, from the payment (and its ``plan``) as they were
+    before it."""
+    return with_consequences(
+        change, before, plan, credit=ctx.credit, clearing=clearing or MANUAL,
+        operation_id=operation_id,
+    )  # fmt: skip

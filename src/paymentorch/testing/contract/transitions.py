@@ -29,7 +29,7 @@ from paymentorch.domain import (
     uuid7,
     with_plan,
 )
-from paymentorch.domain.consequences import booked, with_exposure
+from paymentorch.domain.consequences import with_consequences
 from paymentorch.domain.plans import PlanTerms, new_plan
 from paymentorch.domain.transitions import Stepped, Transition, transition_sources
 from paymentorch.ports import PaymentStore
@@ -95,7 +95,7 @@ async def _pair(
             name = "authorize" if status is PaymentStatus.AUTHORIZED else "confirm"
             new = transition(payment, name, at=at + timedelta(seconds=1))
             recorded = record_change(new, name, from_status=payment.status, actor_id="admin-1")
-            moved = booked(with_exposure(recorded, payment), payment)
+            moved = with_consequences(recorded, payment)
             assert await store.apply(moved, expected=PaymentStatus.PENDING)
             payment = new
         pair.append(payment)
