@@ -167,8 +167,14 @@ class Change:
             status=self.audit.from_status,
             version=self.payment.version - 1,
             refund_room=room,
-            credit_limit=self.credit_limit if self.exposure > 0 else None,
+            credit_limit=self.growth_limit,
         )
+
+    @property
+    def growth_limit(self) -> Decimal | None:
+        """The limit its exposure must stay within (``guard.credit_limit``): None when the
+        exposure does not grow, or no limit applies."""
+        return self.credit_limit if self.exposure > 0 else None
 
 
 @attrs.frozen

@@ -213,7 +213,7 @@ class InMemoryPaymentStore(MemoryLedger):
             key = (change.payment.customer_id, change.payment.currency)
             before = after.get(key, self._exposure.get(key, _ZERO))
             after[key] = before + change.exposure
-            limit = None if change.credit_limit is None else change.guard.credit_limit
+            limit = change.growth_limit
             if limit is not None and after[key] > limit:
                 raise CreditLimitExceeded(key[0], limit, before, change.exposure)
 

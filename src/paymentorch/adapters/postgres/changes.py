@@ -95,7 +95,7 @@ async def move_exposures(conn: psycopg.AsyncConnection[Any], changes: Sequence[C
     currency, when none has a credit limit to check (a bulk write's changes all move
     one way, so the sum clamps at zero as the moves one by one would); False, moving
     nothing, when one has: the caller moves them one by one."""
-    if any(c.guard.credit_limit is not None for c in changes if c.exposure):
+    if any(c.growth_limit is not None for c in changes if c.exposure):
         return False
     moves = [(c.payment.customer_id, c.payment.currency, c.exposure) for c in changes
              if c.exposure]  # fmt: skip
@@ -119,7 +119,7 @@ async def move_exposure(conn: psycopg.AsyncConnection[Any], change: Change) -> N
     """Move the customer's exposure by ``change.exposure`` in the caller's transaction;
     growing it past the guard's credit limit raises (the row lock orders concurrent ones)."""
     customer, currency = change.payment.customer_id, change.payment.currency
-    limit = change.guard.credit_limit
+    limit = change.growth_limit
     moved = None
     if limit is None or change.exposure <= limit:
         cur = await conn.execute(
@@ -135,7 +135,7 @@ async def refused(conn: psycopg.AsyncConnection[Any], change: Change) -> CreditL
     """The error of ``change``, whose exposure its customer's credit limit did not let
     grow: with the exposure as it is now."""
     customer, currency = change.payment.customer_id, change.payment.currency
-    limit = change.guard.credit_limit
+    limit = change.growth_limit
     cur = await conn.execute(READ_EXPOSURE, (customer, currency))
     found = await cur.fetchone()
     return CreditLimitExceeded(

@@ -10,8 +10,7 @@ twin's pool is generated from this module, with psycopg's synchronous pool.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self, TypeVar, cast
 
 import psycopg
@@ -124,16 +123,16 @@ class PostgresPool:
         call = Call(self._settings, self._pool, action, self._connect_errors)
         with call.errors():
             try:
-                async with self._connection(call) as conn, bounded(conn, call.left()):
-                    return await work(conn)
+                return await self._on_connection(call, work)
             except NEVER_RAN as exc:
                 logger.info("PostgreSQL ended the session (%s); once more: %s", action, exc)
-            async with self._connection(call) as conn, bounded(conn, call.left()):
-                return await work(conn)
+            return await self._on_connection(call, work)
 
-    @contextlib.asynccontextmanager
-    async def _connection(self, call: Call) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A connection from the pool that the server has not ended while it sat there."""
+    async def _on_connection(
+        self, call: Call, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> T:
+        """``work`` on a connection from the pool that the server has not ended while it
+        sat there, within what is left of the call's deadline."""
         pool = self._pool
         for _ in range(pool.max_size + 1):
             # getconn and putconn, not pool.connection(), which commits or rolls back on
@@ -144,11 +143,11 @@ class PostgresPool:
                 if not found_closed(conn):
                     self._connect_errors = connect_errors(pool)
                     if conn.autocommit:
-                        yield conn
-                    else:  # a host's pool without autocommit: each call is a transaction
-                        async with conn:
-                            yield conn
-                    return
+                        async with bounded(conn, call.left()):
+                            return await work(conn)
+                    # A host's pool without autocommit: each call is a transaction.
+                    async with conn, bounded(conn, call.left()):
+                        return await work(conn)
                 await conn.close()  # never used: the pool makes another in its place
             finally:
                 await pool.putconn(conn)

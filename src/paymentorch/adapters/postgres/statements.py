@@ -184,7 +184,7 @@ def create_sql(
 def guarded_params(change: Change) -> tuple[Any, ...]:
     """The parameters of a guarded creation's exposure move (``create_sql``)."""
     p, delta = change.payment, change.exposure
-    return (p.customer_id, p.currency, delta, delta, delta, change.guard.credit_limit)
+    return (p.customer_id, p.currency, delta, delta, delta, change.growth_limit)
 
 
 @functools.cache
@@ -203,7 +203,7 @@ def apply_sql(
 def inline_exposure(change: Change) -> bool:
     """Whether the change's exposure moves inside its one statement: it moves, and no
     credit limit must check it first."""
-    return bool(change.exposure) and change.guard.credit_limit is None
+    return bool(change.exposure) and change.growth_limit is None
 
 
 def statement_params(change: Change, head: tuple[Any, ...]) -> tuple[Any, ...]:

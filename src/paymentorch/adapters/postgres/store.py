@@ -151,7 +151,7 @@ class PostgresPaymentStore(PostgresLedger):
             plan=change.plan is not None,
             guarded=guarded,
         )
-        limit = change.guard.credit_limit
+        limit = change.growth_limit
         if guarded:
             params = (*guarded_params(change), *params)
 

@@ -97,7 +97,7 @@ def move_exposures_sync(conn: psycopg.Connection[Any], changes: Sequence[Change]
     currency, when none has a credit limit to check (a bulk write's changes all move
     one way, so the sum clamps at zero as the moves one by one would); False, moving
     nothing, when one has: the caller moves them one by one."""
-    if any(c.guard.credit_limit is not None for c in changes if c.exposure):
+    if any(c.growth_limit is not None for c in changes if c.exposure):
         return False
     moves = [(c.payment.customer_id, c.payment.currency, c.exposure) for c in changes
              if c.exposure]  # fmt: skip
@@ -121,7 +121,7 @@ def move_exposure_sync(conn: psycopg.Connection[Any], change: Change) -> None:
     """Move the customer's exposure by ``change.exposure`` in the caller's transaction;
     growing it past the guard's credit limit raises (the row lock orders concurrent ones)."""
     customer, currency = change.payment.customer_id, change.payment.currency
-    limit = change.guard.credit_limit
+    limit = change.growth_limit
     moved = None
     if limit is None or change.exposure <= limit:
         cur = conn.execute(
@@ -137,7 +137,7 @@ def refused_sync(conn: psycopg.Connection[Any], change: Change) -> CreditLimitEx
     """The error of ``change``, whose exposure its customer's credit limit did not let
     grow: with the exposure as it is now."""
     customer, currency = change.payment.customer_id, change.payment.currency
-    limit = change.guard.credit_limit
+    limit = change.growth_limit
     cur = conn.execute(READ_EXPOSURE, (customer, currency))
     found = cur.fetchone()
     return CreditLimitExceeded(

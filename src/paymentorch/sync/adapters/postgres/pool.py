@@ -11,9 +11,8 @@ twin's pool is generated from this module, with psycopg's synchronous pool.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar, cast
 
 import psycopg
@@ -121,16 +120,14 @@ class SyncPostgresPool:
         call = Call(self._settings, self._pool, action, self._connect_errors)
         with call.errors():
             try:
-                with self._connection(call) as conn, bounded_sync(conn, call.left()):
-                    return work(conn)
+                return self._on_connection(call, work)
             except NEVER_RAN as exc:
                 logger.info("PostgreSQL ended the session (%s); once more: %s", action, exc)
-            with self._connection(call) as conn, bounded_sync(conn, call.left()):
-                return work(conn)
+            return self._on_connection(call, work)
 
-    @contextlib.contextmanager
-    def _connection(self, call: Call) -> Iterator[psycopg.Connection[Any]]:
-        """A connection from the pool that the server has not ended while it sat there."""
+    def _on_connection(self, call: Call, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``work`` on a connection from the pool that the server has not ended while it
+        sat there, within what is left of the call's deadline."""
         pool = self._pool
         for _ in range(pool.max_size + 1):
             # getconn and putconn, not pool.connection(), which commits or rolls back on
@@ -141,11 +138,11 @@ class SyncPostgresPool:
                 if not found_closed(conn):
                     self._connect_errors = connect_errors(pool)
                     if conn.autocommit:
-                        yield conn
-                    else:  # a host's pool without autocommit: each call is a transaction
-                        with conn:
-                            yield conn
-                    return
+                        with bounded_sync(conn, call.left()):
+                            return work(conn)
+                    # A host's pool without autocommit: each call is a transaction.
+                    with conn, bounded_sync(conn, call.left()):
+                        return work(conn)
                 conn.close()  # never used: the pool makes another in its place
             finally:
                 pool.putconn(conn)
