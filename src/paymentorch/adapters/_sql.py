@@ -107,9 +107,13 @@ def plain(value: Mapping[str, Any]) -> dict[str, Any]:
     return value.to_dict() if isinstance(value, PaymentSnapshot) else dict(value)
 
 
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# One encoder: ``json.dumps`` builds a new one whenever its options are not the defaults.
+
+
 def dumps(value: Mapping[str, Any]) -> str:
     """Compact JSON text."""
-    return json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(plain(value)) if value else "{}"
 
 
 def payment_from_row(

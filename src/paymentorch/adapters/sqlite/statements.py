@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 from paymentorch.adapters._sql import (
     AUDIT_INSERT_COLUMNS,
@@ -124,24 +124,46 @@ RETURNING {OUTBOX_READ}, seq
 """
 
 
+_last_time: tuple[datetime | None, str] = (None, "")
+
+
 def time_text(value: datetime) -> str:
     """Fixed-width UTC text, so that text order is time order (years below 1000 too,
     which ``strftime("%Y")`` would not pad)."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    global _last_time  # noqa: PLW0603 - one change writes one time in four or five places
+    last = _last_time
+    if value is last[0]:
+        return last[1]
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    _last_time = (value, text)
+    return text
 
 
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 def hex_uuid(value: str) -> UUID:
-    return UUID(hex=value)
+    """The id written as 32 hex digits, without ``UUID()``'s parsing of other forms."""
+    if len(value) != 32 or not value.isalnum():  # not as written: UUID() says what is wrong
+        return UUID(hex=value)
+    uuid = _new(UUID)
+    _set(uuid, "int", int(value, 16))
+    _set(uuid, "is_safe", SafeUUID.unknown)
+    return uuid
+
+
+def _metadata(value: str) -> Any:
+    return {} if value == "{}" else json.loads(value)
 
 
 def row_payment(row: tuple[Any, ...]) -> Payment:
-    return payment_from_row(row, uuid=hex_uuid, time=parse_time, metadata=json.loads)
+    return payment_from_row(row, uuid=hex_uuid, time=parse_time, metadata=_metadata)
 
 
 def payment_params(change: Change) -> tuple[Any, ...]:
@@ -367,7 +389,7 @@ def move_exposure(conn: sqlite3.Connection, change: Change) -> None:
     the guard's credit limit; the transaction (``BEGIN IMMEDIATE``) makes it atomic.
     Without a limit to check it is one statement."""
     customer, currency = change.payment.customer_id, change.payment.currency
-    limit = change.guard.credit_limit
+    limit = change.growth_limit
     if limit is None:
         conn.execute(
             "INSERT INTO paymentorch_exposure (customer_id, currency, amount) VALUES (?, ?, ?)"
