@@ -97,6 +97,24 @@ class Databases:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@dataclass(frozen=True)
+class Timed:
+    """How long a run took: on the clock, and in this process's CPU (all its threads)."""
+
+    seconds: float
+    cpu: float
+
+
+class Stopwatch:
+    """Started when made; ``stop()`` gives what passed since, as ``Timed``."""
+
+    def __init__(self) -> None:
+        self._start, self._cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> Timed:
+        return Timed(time.perf_counter() - self._start, time.process_time() - self._cpu)
+
+
 async def split(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> None:
     """Run ``count`` lifecycles as ``concurrency`` tasks."""
     shares = [count // concurrency + (i < count % concurrency) for i in range(concurrency)]
@@ -148,12 +166,12 @@ def _sync_lifecycles(service: po.SyncPaymentService) -> Callable[[int], None]:
     return one
 
 
-Implementation = Callable[[Databases, int, int], Awaitable[float]]
-"""(databases, lifecycles, concurrency) -> seconds taken, on fresh state."""
+Implementation = Callable[[Databases, int, int], Awaitable[Timed]]
+"""(databases, lifecycles, concurrency) -> time taken, on fresh state."""
 
 
 def _psycopg(baseline: type[NaiveSql | OneStatement]) -> Implementation:
-    async def run(db: Databases, count: int, concurrency: int) -> float:
+    async def run(db: Databases, count: int, concurrency: int) -> Timed:
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             db.fresh_postgres(),
             min_size=concurrency,
@@ -164,16 +182,16 @@ def _psycopg(baseline: type[NaiveSql | OneStatement]) -> Implementation:
         await pool.open(wait=True)
         try:
             lifecycles = baseline(pool).lifecycles
-            start = time.perf_counter()
+            watch = Stopwatch()
             await split(count, concurrency, lifecycles)
-            return time.perf_counter() - start
+            return watch.stop()
         finally:
             await pool.close()
 
     return run
 
 
-async def orm(db: Databases, count: int, concurrency: int) -> float:
+async def orm(db: Databases, count: int, concurrency: int) -> Timed:
     url = db.fresh_postgres().replace("postgresql://", "postgresql+psycopg://", 1)
     engine = sa.create_engine(url, pool_size=concurrency, max_overflow=0)
     try:
@@ -181,19 +199,19 @@ async def orm(db: Databases, count: int, concurrency: int) -> float:
         await threads(concurrency, concurrency, lambda _: warm.lifecycles(1))  # connect all
         db.fresh_postgres()
         baseline = Orm(engine)  # its customers from the first again
-        start = time.perf_counter()
+        watch = Stopwatch()
         await threads(count, concurrency, baseline.lifecycles)
-        return time.perf_counter() - start
+        return watch.stop()
     finally:
         engine.dispose()
 
 
-async def sqlite3_baseline(db: Databases, count: int, concurrency: int) -> float:
+async def sqlite3_baseline(db: Databases, count: int, concurrency: int) -> Timed:
     baseline = Sqlite3(db.fresh_sqlite())
     try:
-        start = time.perf_counter()
+        watch = Stopwatch()
         await threads(count, concurrency, baseline.lifecycles)
-        return time.perf_counter() - start
+        return watch.stop()
     finally:
         baseline.close()
 
@@ -204,27 +222,27 @@ def _service(
     """The service on ``url``; on PostgreSQL with a pool as large as the tasks, like the
     baselines' (``default_pool``: the default 10)."""
 
-    async def run(db: Databases, count: int, concurrency: int) -> float:
+    async def run(db: Databases, count: int, concurrency: int) -> Timed:
         options: dict[str, Any] = {"cache": po.LocalCache()} if local_cache else {}
         if "postgresql" in (target := url(db)) and not default_pool:
             options["pool_size"] = concurrency
         async with await po.open_service(target, **options) as service:
-            start = time.perf_counter()
+            watch = Stopwatch()
             await split(count, concurrency, _lifecycles(service))
-            return time.perf_counter() - start
+            return watch.stop()
 
     return run
 
 
 def _sync_service(url: Callable[[Databases], str]) -> Implementation:
-    async def run(db: Databases, count: int, concurrency: int) -> float:
+    async def run(db: Databases, count: int, concurrency: int) -> Timed:
         target = url(db)
         extra = {"pool_size": concurrency} if "postgresql" in target else {}
         service = await asyncio.to_thread(po.open_sync_service, target, **extra)
         try:
-            start = time.perf_counter()
+            watch = Stopwatch()
             await threads(count, concurrency, _sync_lifecycles(service))
-            return time.perf_counter() - start
+            return watch.stop()
         finally:
             await asyncio.to_thread(service.close)
 
@@ -256,6 +274,7 @@ class Series:
     mode: str
     rates: list[float] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # client CPU per lifecycle
 
     @property
     def median(self) -> float:

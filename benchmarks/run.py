@@ -81,9 +81,10 @@ async def lifecycles(db: Databases, names: list[str], n: int, rounds: int) -> li
                     # Start each run with no garbage left by the previous one: a full
                     # collection landing inside a 70 ms run would double it.
                     gc.collect()
-                    seconds = await IMPLEMENTATIONS[name](db, n, concurrency)
+                    timed = await IMPLEMENTATIONS[name](db, n, concurrency)
                     entry = series[(name, mode)]
-                    entry.rates.append(n / seconds)
+                    entry.rates.append(n / timed.seconds)
+                    entry.cpu_us.append(timed.cpu / n * 1e6)
                     entry.rss.append(rss_mb())
                     bar.update()
     return list(series.values())
@@ -262,7 +263,7 @@ def table(series: list[Series], checks: list[dict[str, Any]], extra: dict[str, A
     found = {(s.name, s.mode): s for s in series}
     lines = [
         f"{'implementation':<24}{'mode':<12}{'lifecycles/s':>14}{'range':>20}"
-        f"{'x naive-sql':>13}{'x orm':>9}{'RSS MiB':>10}"
+        f"{'x naive-sql':>13}{'x orm':>9}{'CPU us':>8}{'RSS MiB':>10}"
     ]
     for s in series:
         vs = []
@@ -272,7 +273,7 @@ def table(series: list[Series], checks: list[dict[str, Any]], extra: dict[str, A
         lines.append(
             f"{s.name:<24}{s.mode:<12}{s.median:>14,.0f}"
             f"{f'{min(s.rates):,.0f}-{max(s.rates):,.0f}':>20}{vs[0]:>13}{vs[1]:>9}"
-            f"{max(s.rss):>10,.0f}"
+            f"{statistics.median(s.cpu_us):>8,.0f}{max(s.rss):>10,.0f}"
         )
     if extra:
         lines.append("")
@@ -376,6 +377,7 @@ async def main(argv: list[str] | None = None) -> int:
                 "mode": s.mode,
                 "rates": [round(r) for r in s.rates],
                 "median": round(s.median),
+                "cpu_us_per_lifecycle": [round(x, 1) for x in s.cpu_us],
                 "rss_mb": [round(x) for x in s.rss],
             }
             for s in series

@@ -124,7 +124,7 @@ async def main(argv: list[str] | None = None) -> int:
             n = 300 if args.quick else 2000
             lifecycle = IMPLEMENTATIONS["paymentorch-postgresql"]
             await lifecycle(db, 50, 1)  # warm up
-            rates = [n / await lifecycle(db, n, 1) for _ in range(3)]
+            rates = [n / (await lifecycle(db, n, 1)).seconds for _ in range(3)]
             figures = await run(db, args.quick)
         finally:
             db.drop()
