@@ -214,9 +214,11 @@ def plain_postings(
 ) -> tuple[Posting, ...]:
     """``postings`` of a payment without a plan, from ``before`` (None: it did not exist)
     to ``after``: what came in less what went back moves from clearing to payable."""
-    moved = after.captured_amount - after.refunded_amount
-    if before is not None:
-        moved -= before.captured_amount - before.refunded_amount
+    collected, returned = after.captured_amount, after.refunded_amount
+    if before is not None:  # differences first: each is exact where a sum might round
+        collected -= before.captured_amount
+        returned -= before.refunded_amount
+    moved = collected - returned
     if not moved:
         return ()
     currency = after.currency
