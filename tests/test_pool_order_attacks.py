@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -67,6 +67,15 @@ async def _all_back(pool: Any, size: int) -> dict[str, int]:
         await asyncio.sleep(0.02)  # polling the pool's background workers
     assert {c.pgconn.transaction_status for c in pool._pool} == {TransactionStatus.IDLE}
     return dict(stats)
+
+
+def _on_threads(run: Callable[[int], None], count: int) -> None:
+    """``run(n)`` for each n below ``count``, each on a thread of its own; wait for all."""
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 async def _lifecycles(service: po.PaymentService, prefix: str, n: int) -> list[Any]:
@@ -330,11 +339,7 @@ def test_eight_threads_race_confirm_and_cancel(postgres_database: str) -> None:
                 with lock:
                     wins[("confirm" if n % 2 else "cancel", pid)] += 1
 
-        threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _on_threads(run, 8)
         assert errors == []
         per_payment = Counter(pid for _, pid in wins.elements())
         assert sorted(per_payment.values()) == [1] * 40
@@ -497,11 +502,7 @@ def test_the_twins_bottom_of_the_stack_ended_by_idle_session_timeout(
                 except BaseException as exc:
                     errors.append(exc)
 
-        threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _on_threads(run, 8)
         assert errors == []
         made = store.pool.get_stats()["connections_num"] - before
         print(f"connections made after the idle cut: {made}")
