@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +178,114 @@ async def test_large_batches_never_hold_the_event_loop(tmp_path: Path) -> None:
         assert len(page.items) == 500
     # The batch took many milliseconds on the store's thread; the loop went round meanwhile.
     assert during > 10
+
+
+def _statements(service: po.PaymentService) -> list[str]:
+    """Every statement ``service``'s store runs from now on."""
+    seen: list[str] = []
+    service._ctx.store._conn.set_trace_callback(seen.append)  # type: ignore[attr-defined]
+    return seen
+
+
+def _reads(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+
+
+async def test_a_payment_it_created_is_changed_without_a_read(tmp_path: Path) -> None:
+    """The first transition of a payment this store created decides on the payment as
+    it wrote it: the guarded update and its records, no SELECT; later ones read."""
+    async with await po.open_service(f"sqlite:///{tmp_path}/p.db") as service:
+        statements = _statements(service)
+        payment = await service.create_payment("ABCD-12345", "10.00", actor=ADMIN)
+        statements.clear()
+        confirmed = await service.confirm_payment(payment.id, actor=ADMIN)
+        assert _reads(statements) == []
+        assert (confirmed.status, confirmed.version) == (po.PaymentStatus.CONFIRMED, 2)
+        assert await service.get_payment(payment.id) == confirmed
+        statements.clear()
+        await service.refund_payment(payment.id, "4.00", actor=ADMIN)
+        assert _reads(statements) != []
+        assert (await service.verify()).ok
+
+
+async def test_a_payment_changed_elsewhere_is_read_and_decided_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """A payment another process changed after this store created it fails the guarded
+    update; the store reads it in the same transaction and decides on it as it is: the
+    audit entry starts from its real status, the exposure and the books follow it."""
+    url = f"sqlite:///{tmp_path}/p.db"
+    async with await po.open_service(url) as mine, await po.open_service(url) as theirs:
+        payment = await mine.create_payment("ABCD-12345", "10.00", actor=ADMIN)
+        await theirs.authorize_payment(payment.id, actor=ADMIN)
+        statements = _statements(mine)
+        cancelled = await mine.cancel_payment(payment.id, actor=ADMIN)
+        assert _reads(statements) != []
+        assert (cancelled.status, cancelled.version) == (po.PaymentStatus.CANCELLED, 3)
+        trail = await mine.audit_trail(payment.id)
+        assert [(e.from_status, e.to_status) for e in trail][-1] == (
+            po.PaymentStatus.AUTHORIZED,
+            po.PaymentStatus.CANCELLED,
+        )
+        other = await mine.create_payment("ABCD-12345", "10.00", actor=ADMIN)
+        await theirs.confirm_payment(other.id, actor=ADMIN)
+        with pytest.raises(po.InvalidTransition):
+            await mine.confirm_payment(other.id, actor=ADMIN)
+        assert await mine.credit_exposure("ABCD-12345") == 0
+        assert (await mine.verify()).ok
+
+
+async def test_a_payment_created_long_ago_or_before_a_purge_is_read(tmp_path: Path) -> None:
+    """A payment kept as written serves its first transition for an hour after its
+    creation (by the service's clock), and not after a purge of idempotency keys."""
+    now = [datetime(2026, 12, 5, 9, 0, tzinfo=UTC)]
+    url = f"sqlite:///{tmp_path}/p.db"
+    async with await po.open_service(url, clock=lambda: now[0]) as service:
+        statements = _statements(service)
+        old = await service.create_payment("ABCD-12345", "10.00", actor=ADMIN)
+        now[0] += timedelta(hours=1)
+        statements.clear()
+        await service.confirm_payment(old.id, actor=ADMIN)
+        assert _reads(statements) != []
+        purged = await service.create_payment("ABCD-12345", "10.00", actor=ADMIN)
+        await service.purge_idempotency_keys(timedelta(days=1))
+        statements.clear()
+        await service.confirm_payment(purged.id, actor=ADMIN)
+        assert _reads(statements) != []
+
+
+def test_a_kept_payment_races_another_connection_for_its_first_change(tmp_path: Path) -> None:
+    """Confirmations decided on payments as this store wrote them race, thread against
+    thread, another connection's cancellations taken in the opposite order (which of
+    them waits out the other's lock is up to SQLite): each payment takes exactly one of
+    them, and the exposure and the books add up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from paymentorch.sync import open_sync_service
+
+    url = f"sqlite:///{tmp_path}/p.db"
+    with open_sync_service(url) as mine, open_sync_service(url) as theirs:
+        made = [mine.create_payment("ABCD-12345", "10.00", actor=ADMIN) for _ in range(200)]
+
+        start = threading.Barrier(2)
+
+        def each(call: Any, order: list[po.Payment]) -> list[object]:
+            outcomes: list[object] = []
+            start.wait()
+            for payment in order:
+                try:
+                    outcomes.append(call(payment.id, actor=ADMIN))
+                except po.InvalidTransition as exc:
+                    outcomes.append(exc)
+            return outcomes
+
+        with ThreadPoolExecutor(2) as pool:
+            confirming = pool.submit(each, mine.confirm_payment, made)
+            cancelling = pool.submit(each, theirs.cancel_payment, made[::-1])
+            confirmed, cancelled = confirming.result(), cancelling.result()[::-1]
+        wins = [isinstance(a, po.Payment) + isinstance(b, po.Payment)
+                for a, b in zip(confirmed, cancelled, strict=True)]  # fmt: skip
+        assert wins == [1] * len(made)
+        assert all(len(mine.audit_trail(p.id)) == 2 for p in made)
+        assert mine.credit_exposure("ABCD-12345") == 0
+        assert mine.verify().ok

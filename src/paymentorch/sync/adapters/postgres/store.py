@@ -28,6 +28,7 @@ from paymentorch._migrate import migrate_sync
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
     AUDIT_INSERT_COLUMNS,
+    FRESH_FOR,
     OPERATION_COLUMNS,
     OPERATION_KEY_INDEX,
     OUTBOX_COLUMNS,
@@ -112,11 +113,6 @@ KNOWN_PLANS = 10_000
 FRESH_PLANS = 1_000
 """How many of those a store keeps as it wrote them, payment and plan, until their first
 transition (``transition``): a checkout's confirmation then reads nothing first."""
-FRESH_FOR = timedelta(hours=1)
-"""How long after its creation (by the service's clock) a payment kept as written serves
-its first transition. A payment's own changes move its version, which guards the write
-decided on it; the one change that does not, a purge of its idempotency key, releases
-only keys a day old (``KEY_RETENTION``)."""
 
 
 class SyncPostgresPaymentStore(SyncPostgresLedger):

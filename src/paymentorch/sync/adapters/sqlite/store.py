@@ -10,6 +10,7 @@ twin's store is generated from these modules with ``SyncSQLiteConnection`` in it
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,8 @@ from uuid import UUID
 
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
+    FRESH_FOR,
+    FRESH_PAYMENTS,
     OPERATION_COLUMNS,
     REQUEST_READ,
     STATUS,
@@ -84,6 +87,12 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
 
     backend = "sqlite"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The newest payments it created, as written, until their first transition
+        # decides on them (``transition``).
+        self._fresh: OrderedDict[UUID, Payment] = OrderedDict()
+
     # -- writes -----------------------------------------------------------------
 
     def add(self, change: Change) -> Payment | None:
@@ -106,7 +115,13 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
                 raise StoreError("a payment with this id exists already")
             return row_payment(row)
 
-        return self._run(lambda conn: transaction(conn, body), inline=True)
+        holder = self._run(lambda conn: transaction(conn, body), inline=True)
+        if holder is None:
+            fresh = self._fresh
+            fresh[payment.id] = payment
+            if len(fresh) > FRESH_PAYMENTS:
+                fresh.popitem(last=False)
+        return holder
 
     def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all in one transaction (one hop)."""
@@ -135,10 +150,21 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
 
     def transition(self, move: Transition) -> Stepped:
         """Decide ``move`` on the payment as it is and write its change: one transaction,
-        no read before it. When it writes nothing it says what it found, with its plan
-        read in the same transaction."""
+        no read before it. A payment this store created is decided on as it wrote it,
+        the first time (the write is guarded by its version: if it changed meanwhile,
+        the row is read in the same transaction). When it writes nothing it says what
+        it found, with its plan read in the same transaction."""
+        fresh = self._fresh.pop(move.payment_id, None)
+        if fresh is not None and (
+            move.at - fresh.created_at >= FRESH_FOR or not move.applies_to(fresh)
+        ):
+            fresh = None
 
         def body(conn: sqlite3.Connection) -> Stepped:
+            if fresh is not None:
+                change = move.change(fresh)
+                if write_change(conn, change, fresh.status):
+                    return Stepped(written=change.payment, operation=change.operation)
             row = conn.execute(SELECT + " WHERE id = ?", (move.payment_id.hex,)).fetchone()
             old = None if row is None else row_payment(row)
             if old is None:
@@ -174,6 +200,7 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
 
     def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release keys of payments created before ``created_before``."""
+        self._fresh.clear()  # the keys they were written with may be released
 
         def body(conn: sqlite3.Connection) -> int:
             before = (time_text(created_before),)
