@@ -123,6 +123,35 @@ async def test_bottom_of_the_stack_ended_by_idle_session_timeout(server: Private
 
 
 @pytest.mark.postgres
+async def test_a_cancellation_as_the_connection_arrives_still_cancels(
+    postgres_database: str,
+) -> None:
+    """psycopg_pool waits for a connection with asyncio.wait_for, which on Python 3.11
+    drops a cancellation that arrives in the same turn as the connection: a call
+    cancelled there is cancelled all the same, and its connection goes back. The cancel
+    comes 0 to 11 turns of the loop after the connection is handed over, so one of them
+    lands in that turn."""
+    async with await po.open_service(postgres_database, pool_size=1) as service:
+        store: Any = service.store
+        pool = store.pool
+        swallowed = []
+        for turns in range(12):
+            held = await pool.getconn()
+            call = asyncio.create_task(store._write("ping", lambda c: c.execute("SELECT 1")))
+            while pool.get_stats().get("requests_waiting", 0) == 0:
+                await asyncio.sleep(0)  # until the call waits for the held connection
+            await pool.putconn(held)
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            requested = call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+                swallowed += [turns] if requested else []
+            await _all_back(pool, 1)
+        assert swallowed == []
+
+
+@pytest.mark.postgres
 async def test_cancelled_while_waiting_and_mid_statement(postgres_database: str) -> None:
     """Eight sleeps on a pool of two under asyncio.timeout (two mid-statement, six waiting),
     then eight cancelled by hand, then 40 creations cut at random moments: every connection

@@ -33,7 +33,7 @@ import select
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import attrs
 
@@ -222,6 +222,34 @@ def last_used_first(pool: Any) -> None:
         pool._pool = _Stack(idle)
 
 
+async def checked_out(
+    pool: psycopg_pool.AsyncConnectionPool[Any], wait: float
+) -> psycopg.AsyncConnection[Any]:
+    """``pool.getconn(timeout=wait)``, or the cancellation it swallowed.
+
+    psycopg_pool waits for a connection with ``asyncio.wait_for``, which on Python 3.11
+    returns the connection it got at the moment its task is cancelled, and drops the
+    cancellation (fixed in 3.12): a call cut short by ``asyncio.timeout`` would run on,
+    and the timeout never fire. The task's count of cancellations tells: the connection
+    goes back and the cancellation goes up.
+    """
+    task = asyncio.current_task()
+    before = 0 if task is None else task.cancelling()
+    conn: psycopg.AsyncConnection[Any] = await pool.getconn(timeout=wait)
+    if task is not None and task.cancelling() > before:
+        await pool.putconn(conn)
+        raise asyncio.CancelledError
+    return conn
+
+
+def checked_out_sync(
+    pool: psycopg_pool.ConnectionPool[Any], wait: float
+) -> psycopg.Connection[Any]:
+    """``checked_out`` for the blocking twin, which no task cancels."""
+    conn: psycopg.Connection[Any] = pool.getconn(timeout=wait)
+    return conn
+
+
 def found_closed(conn: psycopg.BaseConnection[Any]) -> bool:
     """Whether the server ended this connection while it sat idle in the pool.
 
@@ -270,41 +298,56 @@ class Call:
             limit="deadline",
         )
 
-    @contextlib.contextmanager
-    def errors(self) -> Iterator[None]:
-        """The one seam where psycopg's and psycopg_pool's errors become paymentorch's."""
-        try:
-            yield
-        except DeadlinePassed as exc:
-            raise self.past_deadline(
+    def errors(self) -> Self:
+        """The one seam where psycopg's and psycopg_pool's errors become paymentorch's:
+        ``with call.errors():``. A plain context manager, not a generator's: nearly
+        every call succeeds, and pays nothing for it."""
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if not isinstance(exc, Exception) or (mine := self._error(exc)) is None:
+            return
+        raise mine from (exc.__cause__ if isinstance(exc, DeadlinePassed) else exc)
+
+    def _error(self, exc: Exception) -> Exception | None:
+        """What ``exc`` becomes (None: it is not the driver's or the pool's; it goes up
+        as it is)."""
+        if isinstance(exc, DeadlinePassed):
+            return self.past_deadline(
                 "the statement was cancelled; if it was a write, it may have been applied"
-            ) from exc.__cause__
-        except psycopg_pool.TooManyRequests as exc:
+            )
+        if isinstance(exc, psycopg_pool.TooManyRequests):
             waiting = _stats(self.pool).get("requests_waiting", 0)
-            raise StoreUnavailable(
+            return StoreUnavailable(
                 f"PostgreSQL pool exhausted: {waiting} waiting ({self._named}); max_waiting"
                 f" is {self.settings.max_waiting}",
                 limit="max_waiting",
-            ) from exc
-        except psycopg_pool.PoolTimeout as exc:
-            raise self._timed_out() from exc
-        except pg_errors.QueryCanceled as exc:
-            raise _cancelled(exc, self.action, "statement_timeout", "statement timeout") from exc
-        except pg_errors.LockNotAvailable as exc:
-            raise _cancelled(exc, self.action, "lock_timeout", "lock timeout") from exc
-        except pg_errors.UniqueViolation as exc:
-            raise StoreError(
-                f"PostgreSQL refused to {self.action}: {exc.diag.message_primary}"
-            ) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolClosed) as exc:
-            raise StoreUnavailable(f"PostgreSQL is unavailable ({self.action}): {exc}") from exc
-        except pg_errors.UndefinedTable as exc:
-            raise StoreError(
+            )
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            return self._timed_out()
+        if isinstance(exc, pg_errors.QueryCanceled):
+            return _cancelled(exc, self.action, "statement_timeout", "statement timeout")
+        if isinstance(exc, pg_errors.LockNotAvailable):
+            return _cancelled(exc, self.action, "lock_timeout", "lock timeout")
+        if isinstance(exc, pg_errors.UniqueViolation):
+            return StoreError(f"PostgreSQL refused to {self.action}: {exc.diag.message_primary}")
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return StoreUnavailable(f"PostgreSQL is unavailable ({self.action}): {exc}")
+        if isinstance(exc, psycopg_pool.PoolClosed):
+            return StoreUnavailable(f"PostgreSQL is unavailable ({self.action}): {exc}")
+        if isinstance(exc, pg_errors.UndefinedTable):
+            return StoreError(
                 "the paymentorch schema is missing: run `paymentorch migrate URL` "
                 "or `await paymentorch.migrate(url)` first"
-            ) from exc
-        except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL failed to {self.action}: {exc}") from exc
+            )
+        if isinstance(exc, psycopg.Error):
+            return StoreError(f"PostgreSQL failed to {self.action}: {exc}")
+        return None
 
     @property
     def _named(self) -> str:
@@ -334,6 +377,9 @@ class DeadlinePassed(Exception):
 
 def connect_errors(pool: Any) -> int:
     """How many of the pool's attempts to connect have failed so far."""
+    counts = getattr(pool, "_stats", None)  # asked on every call: get_stats() builds a dict
+    if type(counts) is collections.Counter:
+        return counts["connections_errors"]
     return _stats(pool).get("connections_errors", 0)
 
 

@@ -23,6 +23,7 @@ from paymentorch.adapters.postgres.connection import (
     Call,
     Settings,
     bounded,
+    checked_out,
     connect_errors,
     connection_kwargs,
     found_closed,
@@ -138,12 +139,14 @@ class PostgresPool:
             # getconn and putconn, not pool.connection(), which commits or rolls back on
             # the way out: the store's own autocommit connections never need it (a
             # transaction the work opens ends in the work).
-            conn = await pool.getconn(timeout=call.wait())
+            conn = await checked_out(pool, call.wait())
             try:
                 if not found_closed(conn):
                     self._connect_errors = connect_errors(pool)
                     if conn.autocommit:
-                        async with bounded(conn, call.left()):
+                        if (left := call.left()) is None:
+                            return await work(conn)
+                        async with bounded(conn, left):
                             return await work(conn)
                     # A host's pool without autocommit: each call is a transaction.
                     async with conn, bounded(conn, call.left()):

@@ -26,6 +26,7 @@ from paymentorch.adapters.postgres.connection import (
     Call,
     Settings,
     bounded_sync,
+    checked_out_sync,
     connect_errors,
     connection_kwargs,
     found_closed,
@@ -133,12 +134,14 @@ class SyncPostgresPool:
             # getconn and putconn, not pool.connection(), which commits or rolls back on
             # the way out: the store's own autocommit connections never need it (a
             # transaction the work opens ends in the work).
-            conn = pool.getconn(timeout=call.wait())
+            conn = checked_out_sync(pool, call.wait())
             try:
                 if not found_closed(conn):
                     self._connect_errors = connect_errors(pool)
                     if conn.autocommit:
-                        with bounded_sync(conn, call.left()):
+                        if (left := call.left()) is None:
+                            return work(conn)
+                        with bounded_sync(conn, left):
                             return work(conn)
                     # A host's pool without autocommit: each call is a transaction.
                     with conn, bounded_sync(conn, call.left()):
