@@ -138,8 +138,10 @@ async def test_a_cancellation_as_the_connection_arrives_still_cancels(
         for turns in range(12):
             held = await pool.getconn()
             call = asyncio.create_task(store._write("ping", lambda c: c.execute("SELECT 1")))
+            deadline = time.monotonic() + 5
             while pool.get_stats().get("requests_waiting", 0) == 0:
                 await asyncio.sleep(0)  # until the call waits for the held connection
+                assert time.monotonic() < deadline
             await pool.putconn(held)
             for _ in range(turns):
                 await asyncio.sleep(0)

@@ -256,6 +256,24 @@ async def test_injected_clock_sets_times() -> None:
         assert payment.created_at == payment.updated_at == at
 
 
+async def test_a_manual_clock_keeps_utc_whatever_it_starts_in(tmp_path: Path) -> None:
+    """A ManualClock started in another time zone tells the same instant in UTC, so a
+    payment reads back as it was returned, whether a store kept it as written or read
+    it from disk."""
+    from datetime import UTC, datetime, timezone
+
+    from paymentorch.clock import ManualClock
+
+    start = datetime(2030, 5, 6, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    clock = ManualClock(start)
+    assert clock() == start
+    assert clock().tzinfo is UTC
+    async with await po.open_service(f"sqlite:///{tmp_path}/c.db", clock=clock) as service:
+        payment = await service.create_payment("ABCD-12345", "1.00", actor=USER)
+        confirmed = await service.confirm_payment(payment.id, actor=ADMIN)
+        assert (await service.get_payment(payment.id)).to_dict() == confirmed.to_dict()
+
+
 async def test_health_degrades_when_events_lag() -> None:
     """An outbox event older than the threshold, or a parked one, makes health degraded."""
     from paymentorch.clock import utc_now

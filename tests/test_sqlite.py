@@ -289,3 +289,23 @@ def test_a_kept_payment_races_another_connection_for_its_first_change(tmp_path: 
         assert all(len(mine.audit_trail(p.id)) == 2 for p in made)
         assert mine.credit_exposure("ABCD-12345") == 0
         assert mine.verify().ok
+
+
+def test_a_hosts_own_adapter_of_none_is_kept() -> None:
+    """The store binds None through an adapter of None to itself, registered at import
+    unless the host registered its own, which it keeps."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sqlite3\n"
+        "sqlite3.register_adapter(type(None), lambda value: 'host')\n"
+        "import paymentorch.adapters.sqlite.connection\n"
+        "print(sqlite3.connect(':memory:').execute('SELECT ?', (None,)).fetchone())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "('host',)"
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        assert conn.execute("SELECT ? IS NULL", (None,)).fetchone() == (1,)

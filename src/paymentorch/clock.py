@@ -16,12 +16,14 @@ def utc_now() -> datetime:
 
 class ManualClock:
     """A clock that tests and hosts move by hand: ``advance`` it through a plan's weeks
-    instead of sleeping. Pass it as ``open_service(url, clock=ManualClock(start))``."""
+    instead of sleeping. Pass it as ``open_service(url, clock=ManualClock(start))``;
+    ``start`` in any time zone is kept in UTC."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or utc_now()
-        if self._now.tzinfo is None:
+        start = start or utc_now()
+        if start.tzinfo is None:
             raise ValueError("a clock's time must be timezone-aware")
+        self._now = start.astimezone(UTC)  # a Clock's time is in UTC, whatever it was given in
 
     def __call__(self) -> datetime:
         return self._now

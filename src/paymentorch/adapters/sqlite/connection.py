@@ -39,8 +39,9 @@ Durability = Literal["normal", "full"]
 # adapters, and for a None with none registered raises and formats an AttributeError on
 # the way to binding NULL: a third of a microsecond per None, and a change binds a dozen.
 # Adapting None to itself binds the same NULL without it (for every sqlite3 user of this
-# process, which cannot tell the difference).
-sqlite3.register_adapter(type(None), lambda value: value)
+# process, which cannot tell the difference); a host's own adapter of None is kept.
+if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
+    sqlite3.register_adapter(type(None), lambda value: value)
 
 
 def connect(
