@@ -1,7 +1,7 @@
 """Client instructions per lifecycle, counted by valgrind: a figure the machine's other
 load does not move, for comparing the Python around the statements before and after a
 change. ``python -m benchmarks.instructions [--n 500] [--only NAME ...]`` (valgrind on
-the PATH; a few minutes).
+the PATH; about ten minutes for the five defaults).
 
 Each implementation of ``benchmarks.harness`` runs sequentially in two child processes
 under ``valgrind --tool=callgrind``: a warm-up run, then ``n`` lifecycles; and the

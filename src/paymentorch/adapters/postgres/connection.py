@@ -336,9 +336,7 @@ class Call:
             return _cancelled(exc, self.action, "lock_timeout", "lock timeout")
         if isinstance(exc, pg_errors.UniqueViolation):
             return StoreError(f"PostgreSQL refused to {self.action}: {exc.diag.message_primary}")
-        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-            return StoreUnavailable(f"PostgreSQL is unavailable ({self.action}): {exc}")
-        if isinstance(exc, psycopg_pool.PoolClosed):
+        if isinstance(exc, _UNAVAILABLE):
             return StoreUnavailable(f"PostgreSQL is unavailable ({self.action}): {exc}")
         if isinstance(exc, pg_errors.UndefinedTable):
             return StoreError(
@@ -369,6 +367,9 @@ class Call:
             f" {self.settings.wait:g}s (the server refuses or does not answer)",
             limit="pool_timeout",
         )
+
+
+_UNAVAILABLE: Final = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolClosed)
 
 
 class DeadlinePassed(Exception):
