@@ -799,7 +799,7 @@ async def test_fresh_plan_memo_equals_a_read(
         assert memo == await store.get_with_plan(memo_side.id)
         with pytest.raises(InvalidTransition):  # spends read_side's memo
             await service.refund_payment(read_side.id, actor=ADMIN)
-        assert read_side.id not in store._fresh
+        assert store._fresh.get(read_side.id) is None
         a = await service.confirm_payment(memo_side.id, actor=ADMIN)
         b = await service.confirm_payment(read_side.id, actor=ADMIN)
         assert (a.version, a.status, a.captured_amount) == (b.version, b.status, b.captured_amount)

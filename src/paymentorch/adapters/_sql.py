@@ -36,15 +36,6 @@ from paymentorch.domain.records import PaymentSnapshot
 from paymentorch.domain.requests import KeyedChange, RequestKey
 from paymentorch.ports import OutboxMessage
 
-FRESH_FOR: Final = timedelta(hours=1)
-"""How long after its creation (by the service's clock) a payment a store keeps as it
-wrote it serves its first transition. A payment's own changes move its version, which
-guards the write decided on it; the one change that does not, a purge of its idempotency
-key, releases only keys a day old (``KEY_RETENTION``)."""
-FRESH_PAYMENTS: Final = 1_000
-"""How many of the payments it created a SQLite store keeps as written, until their
-first transition: a checkout's confirmation then reads nothing first."""
-
 PAYMENT_COLUMNS: Final = (
     "id, customer_id, amount, currency, status, created_at, updated_at, version,"
     " failure_reason, idempotency_key, metadata, captured_amount, refunded_amount,"

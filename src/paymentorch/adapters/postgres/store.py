@@ -22,10 +22,10 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
+from paymentorch.adapters._kept import KeptAsWritten
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
     AUDIT_INSERT_COLUMNS,
-    FRESH_FOR,
     OPERATION_COLUMNS,
     OPERATION_KEY_INDEX,
     OUTBOX_COLUMNS,
@@ -131,7 +131,7 @@ class PostgresPaymentStore(PostgresLedger):
         # off its payment, so an id here is never stale).
         self._planned: OrderedDict[UUID, None] = OrderedDict()
         # The newest of them as written, until their first transition decides on them.
-        self._fresh: OrderedDict[UUID, tuple[Payment, Plan]] = OrderedDict()
+        self._fresh: KeptAsWritten[Plan] = KeptAsWritten(FRESH_PLANS)
 
     # -- writes -----------------------------------------------------------------
 
@@ -185,12 +185,9 @@ class PostgresPaymentStore(PostgresLedger):
         if change.plan is None:
             return
         self._planned[change.payment.id] = None
-        self._fresh[change.payment.id] = (change.payment, change.plan)
-        # popitem and pop are atomic, for the blocking twin's threads
-        if len(self._planned) > KNOWN_PLANS:
+        if len(self._planned) > KNOWN_PLANS:  # atomic, for the blocking twin's threads
             self._planned.popitem(last=False)
-        if len(self._fresh) > FRESH_PLANS:
-            self._fresh.popitem(last=False)
+        self._fresh.keep(change.payment, change.plan)
 
     async def add_many(self, changes: Sequence[Change]) -> None:
         """Insert all with ``COPY``, in one transaction."""
@@ -289,8 +286,7 @@ class PostgresPaymentStore(PostgresLedger):
         wrote it the first time (the change decided on it is guarded by its version, so
         one made meanwhile elsewhere makes the service read), and read with its plan
         after that (``_with_plan``)."""
-        fresh = self._fresh.pop(move.payment_id, None)
-        if fresh is not None and move.at - fresh[0].created_at < FRESH_FOR:
+        if (fresh := self._fresh.take(move.payment_id, move.at)) is not None:
             return Stepped(found=fresh[0], plan=fresh[1])
         if move.payment_id in self._planned:
             return await self._with_plan(move.payment_id)
@@ -357,7 +353,7 @@ class PostgresPaymentStore(PostgresLedger):
 
     async def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release keys of payments created before ``created_before``."""
-        self._fresh.clear()  # the keys they were written with may be released
+        self._fresh.forget()
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> int:
             cur = await conn.execute(

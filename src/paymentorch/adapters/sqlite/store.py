@@ -8,17 +8,15 @@ twin's store is generated from these modules with ``SyncSQLiteConnection`` in it
 from __future__ import annotations
 
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from paymentorch.adapters._kept import KeptAsWritten
 from paymentorch.adapters._sql import (
     AUDIT_COLUMNS,
-    FRESH_FOR,
-    FRESH_PAYMENTS,
     OPERATION_COLUMNS,
     REQUEST_READ,
     STATUS,
@@ -74,6 +72,10 @@ from paymentorch.domain.results import SummaryRow
 from paymentorch.domain.transitions import Stepped, Transition
 from paymentorch.ports import Keyset
 
+FRESH_PAYMENTS = 1_000
+"""How many of the payments it created a store keeps as it wrote them, until their first
+transition (``transition``): a checkout's confirmation then reads nothing first."""
+
 
 class SQLitePaymentStore(SQLiteLedger):
     """Payments in one SQLite file, shareable by several processes.
@@ -89,7 +91,7 @@ class SQLitePaymentStore(SQLiteLedger):
         super().__init__(*args, **kwargs)
         # The newest payments it created, as written, until their first transition
         # decides on them (``transition``).
-        self._fresh: OrderedDict[UUID, Payment] = OrderedDict()
+        self._fresh: KeptAsWritten[None] = KeptAsWritten(FRESH_PAYMENTS)
 
     # -- writes -----------------------------------------------------------------
 
@@ -115,10 +117,7 @@ class SQLitePaymentStore(SQLiteLedger):
 
         holder = await self._run(lambda conn: transaction(conn, body), inline=True)
         if holder is None:
-            fresh = self._fresh
-            fresh[payment.id] = payment
-            if len(fresh) > FRESH_PAYMENTS:
-                fresh.popitem(last=False)
+            self._fresh.keep(payment, None)
         return holder
 
     async def add_many(self, changes: Sequence[Change]) -> None:
@@ -152,11 +151,8 @@ class SQLitePaymentStore(SQLiteLedger):
         the first time (the write is guarded by its version: if it changed meanwhile,
         the row is read in the same transaction). When it writes nothing it says what
         it found, with its plan read in the same transaction."""
-        fresh = self._fresh.pop(move.payment_id, None)
-        if fresh is not None and (
-            move.at - fresh.created_at >= FRESH_FOR or not move.applies_to(fresh)
-        ):
-            fresh = None
+        kept = self._fresh.take(move.payment_id, move.at)
+        fresh = None if kept is None or not move.applies_to(kept[0]) else kept[0]
 
         def body(conn: sqlite3.Connection) -> Stepped:
             if fresh is not None:
@@ -198,7 +194,7 @@ class SQLitePaymentStore(SQLiteLedger):
 
     async def purge_idempotency_keys(self, created_before: datetime) -> int:
         """Release keys of payments created before ``created_before``."""
-        self._fresh.clear()  # the keys they were written with may be released
+        self._fresh.forget()
 
         def body(conn: sqlite3.Connection) -> int:
             before = (time_text(created_before),)
