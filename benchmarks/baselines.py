@@ -16,6 +16,7 @@ import json
 import sqlite3
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -544,3 +545,75 @@ def _sqlite_exposure(conn: sqlite3.Connection, customer: str, delta: Decimal) ->
         " ON CONFLICT (customer_id, currency) DO UPDATE SET amount = excluded.amount",
         (customer, str(amount)),
     )
+
+
+# -- dicts: a hand-written in-memory store, as a team writes its own test fake ------------
+
+
+@dataclass(frozen=True, slots=True)
+class DictPayment:
+    """A payment as the hand-written fake holds it."""
+
+    id: uuid.UUID
+    customer_id: str
+    amount: Decimal
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    captured_amount: Decimal
+
+
+class Dicts:
+    """The ceiling for the in-memory store: dicts and lists under one lock, async like the
+    service, holding the records paymentorch's memory store holds (the payment, its audit
+    entries, each step's outbox event with the payment's snapshot, the customer's
+    exposure, the capture's journal entry with its two lines); nothing else: no input
+    checks, roles, idempotency, cache, telemetry or books to verify."""
+
+    name = "dicts"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.payments: dict[uuid.UUID, DictPayment] = {}
+        self.audit: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+        self.outbox: list[tuple[Any, ...]] = []
+        self.exposure: dict[tuple[str, str], Decimal] = {}
+        self.journal: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+        self.customers = Customers()
+
+    async def lifecycles(self, count: int) -> None:
+        for _ in range(count):
+            pid = await self.create(self.customers.next())
+            await self.confirm(pid)
+
+    async def create(self, customer: str) -> uuid.UUID:
+        now, event = datetime.now(UTC), uuid.uuid4()
+        p = DictPayment(uuid.uuid4(), customer, AMOUNT, "Pending", now, now, 1, Decimal(0))
+        snapshot = _snapshot(p.id, customer, "Pending", now, now)
+        with self.lock:
+            self.payments[p.id] = p
+            self.audit[p.id] = [("created", None, "Pending", "bench", now, event)]
+            self.outbox.append((event, p.id, "payment.created", now, snapshot, "bench"))
+            key = (customer, "USD")
+            self.exposure[key] = self.exposure.get(key, Decimal(0)) + AMOUNT
+        return p.id
+
+    async def confirm(self, pid: uuid.UUID) -> None:
+        now, event, entry = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
+        with self.lock:
+            old = self.payments[pid]
+            if old.status != "Pending":
+                raise RuntimeError("not pending")
+            p = DictPayment(
+                pid, old.customer_id, old.amount, "Confirmed", old.created_at, now,
+                old.version + 1, old.amount,
+            )  # fmt: skip
+            self.payments[pid] = p
+            self.audit[pid].append(("confirmed", "Pending", "Confirmed", "bench", now, event))
+            snapshot = _snapshot(pid, p.customer_id, "Confirmed", p.created_at, now)
+            self.outbox.append((event, pid, "payment.confirmed", now, snapshot, "bench"))
+            key = (p.customer_id, "USD")
+            self.exposure[key] = max(self.exposure[key] - p.amount, Decimal(0))
+            lines = [(kind, owner, "USD", sign * p.amount) for _, kind, owner, sign in _POSTINGS]
+            self.journal[pid] = [(entry, "capture", now, lines)]

@@ -18,7 +18,7 @@ import psycopg_pool
 import sqlalchemy as sa
 
 import paymentorch as po
-from benchmarks.baselines import Customers, NaiveSql, OneStatement, Orm, Sqlite3
+from benchmarks.baselines import Customers, Dicts, NaiveSql, OneStatement, Orm, Sqlite3
 from paymentorch._migrate import migrate_sync
 
 ADMIN = po.Actor("bench", roles={po.Role.ADMIN})
@@ -216,6 +216,13 @@ async def sqlite3_baseline(db: Databases, count: int, concurrency: int) -> Timed
         baseline.close()
 
 
+async def dicts(db: Databases, count: int, concurrency: int) -> Timed:
+    baseline = Dicts()
+    watch = Stopwatch()
+    await split(count, concurrency, baseline.lifecycles)
+    return watch.stop()
+
+
 def _service(
     url: Callable[[Databases], str], *, local_cache: bool = False, default_pool: bool = False
 ) -> Implementation:
@@ -254,6 +261,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     "naive-sql": _psycopg(NaiveSql),
     "orm": orm,
     "sqlite3": sqlite3_baseline,
+    "dicts": dicts,
     "paymentorch-memory": _service(lambda db: "memory://"),
     "paymentorch-sqlite": _service(lambda db: f"sqlite:///{db.fresh_sqlite()}"),
     "paymentorch-postgresql": _service(lambda db: db.fresh_postgres()),

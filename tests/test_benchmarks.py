@@ -7,13 +7,18 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
-from benchmarks.harness import IMPLEMENTATIONS, Databases
+from benchmarks.baselines import Dicts
+from benchmarks.harness import IMPLEMENTATIONS, Databases, _lifecycles
+
+import paymentorch as po
 
 LIFECYCLES = 3
 PER_LIFECYCLE = {
@@ -120,3 +125,73 @@ def test_a_baseline_writes_the_rows_paymentorch_writes(
         table: count * LIFECYCLES for table, count in PER_LIFECYCLE.items()
     }
     assert _run(databases, theirs) == expected
+
+
+async def _memory_records(store: Any, payment_ids: list[UUID]) -> Rows:
+    """What the in-memory store holds after the lifecycles, table by table as the SQL
+    stores would hold it (ids and times aside)."""
+    now = datetime.now(UTC)
+    events = []
+    while claimed := await store.claim_events(100, now=now, lease_until=now):
+        events += [m.event for m in claimed]
+        await store.mark_delivered([m.event.id for m in claimed])
+    payments = [await store.get(pid) for pid in payment_ids]
+    rows: Rows = {
+        "payments": [
+            (p.customer_id, p.amount, p.status.value, p.version, p.captured_amount)
+            for p in payments
+        ],
+        "audit": [
+            (a.action, a.from_status and a.from_status.value, a.to_status.value, a.actor_id)
+            for pid in payment_ids
+            for a in await store.audit_trail(pid)
+        ],
+        "outbox": [
+            (e.type, _normal("payload", e.payment.to_dict()), e.actor_id) for e in events
+        ],
+        "exposure": [
+            (p.customer_id, "USD", await store.exposure(p.customer_id, "USD")) for p in payments
+        ],
+        "journal": [
+            (entry.kind, tuple(
+                (line.account.kind.value, line.account.owner, line.account.currency, line.amount)
+                for line in entry.lines
+            ))
+            for pid in payment_ids
+            for entry in await store.journal(pid)
+        ],
+    }  # fmt: skip
+    return {table: sorted(values, key=repr) for table, values in rows.items()}
+
+
+def _dicts_records(fake: Dicts) -> Rows:
+    """The same of the hand-written fake."""
+    rows: Rows = {
+        "payments": [
+            (p.customer_id, p.amount, p.status, p.version, p.captured_amount)
+            for p in fake.payments.values()
+        ],
+        "audit": [a[:4] for trail in fake.audit.values() for a in trail],
+        "outbox": [(e[2], _normal("payload", e[4]), e[5]) for e in fake.outbox],
+        "exposure": [(*key, amount) for key, amount in fake.exposure.items()],
+        "journal": [
+            (kind, tuple(lines))
+            for entries in fake.journal.values()
+            for _, kind, _, lines in entries
+        ],
+    }  # fmt: skip
+    return {table: sorted(values, key=repr) for table, values in rows.items()}
+
+
+async def test_the_in_memory_baseline_holds_what_the_memory_store_holds() -> None:
+    """The hand-written fake's lifecycles leave the records the library's in-memory store
+    leaves: payment, audit entries, events, exposure, journal entry and lines."""
+    async with await po.open_service("memory://") as service:
+        await _lifecycles(service)(LIFECYCLES)
+        store = service.store
+        ids = [p.id for p in (await service.list_payments(limit=10)).items]
+        expected = await _memory_records(store, ids)
+    assert [len(rows) for rows in expected.values()] == [LIFECYCLES * n for n in (1, 2, 2, 1, 1)]
+    fake = Dicts()
+    await fake.lifecycles(LIFECYCLES)
+    assert _dicts_records(fake) == expected
