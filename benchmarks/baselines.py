@@ -552,30 +552,59 @@ def _sqlite_exposure(conn: sqlite3.Connection, customer: str, delta: Decimal) ->
 
 @dataclass(frozen=True, slots=True)
 class DictPayment:
-    """A payment as the hand-written fake holds it."""
+    """A payment as the hand-written fake holds it: every field its snapshot shows."""
 
     id: uuid.UUID
     customer_id: str
     amount: Decimal
+    currency: str
     status: str
     created_at: datetime
     updated_at: datetime
     version: int
     captured_amount: Decimal
+    refunded_amount: Decimal = Decimal("0.00")
+    failure_reason: str | None = None
+    idempotency_key: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    has_plan: bool = False
+
+    def snapshot(self) -> dict[str, Any]:
+        """An event's payload: what ``Payment.to_dict()`` gives for it."""
+        return {
+            "id": str(self.id),
+            "customer_id": self.customer_id,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "version": self.version,
+            "failure_reason": self.failure_reason,
+            "idempotency_key": self.idempotency_key,
+            "metadata": dict(self.metadata),
+            "captured_amount": str(self.captured_amount.quantize(AMOUNT)),
+            "refunded_amount": str(self.refunded_amount.quantize(AMOUNT)),
+            "has_plan": self.has_plan,
+        }
 
 
 class Dicts:
     """The ceiling for the in-memory store: dicts and lists under one lock, async like the
-    service, holding the records paymentorch's memory store holds (the payment, its audit
-    entries, each step's outbox event with the payment's snapshot, the customer's
-    exposure, the capture's journal entry with its two lines); nothing else: no input
-    checks, roles, idempotency, cache, telemetry or books to verify."""
+    service, holding the records paymentorch's memory store holds (the payment, indexed
+    by creation and by customer; its audit entries; each step's outbox event with the
+    payment as written, its payload built when read, as the store's are; the customer's
+    exposure; the capture's journal entry with its two lines). It leaves out what else the
+    store does: input checks, roles, idempotency keys, the cache, telemetry and spans,
+    counts by status, account balances, checks of event ids and the outbox's sequence."""
 
     name = "dicts"
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.payments: dict[uuid.UUID, DictPayment] = {}
+        self.order: list[uuid.UUID] = []
+        self.by_customer: dict[str, list[uuid.UUID]] = {}
         self.audit: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
         self.outbox: list[tuple[Any, ...]] = []
         self.exposure: dict[tuple[str, str], Decimal] = {}
@@ -589,14 +618,15 @@ class Dicts:
 
     async def create(self, customer: str) -> uuid.UUID:
         now, event = datetime.now(UTC), uuid.uuid4()
-        p = DictPayment(uuid.uuid4(), customer, AMOUNT, "Pending", now, now, 1, Decimal(0))
-        snapshot = _snapshot(p.id, customer, "Pending", now, now)
+        p = DictPayment(uuid.uuid4(), customer, AMOUNT, "USD", "Pending", now, now, 1, _NONE)
         with self.lock:
             self.payments[p.id] = p
+            self.order.append(p.id)
+            self.by_customer.setdefault(customer, []).append(p.id)
             self.audit[p.id] = [("created", None, "Pending", "bench", now, event)]
-            self.outbox.append((event, p.id, "payment.created", now, snapshot, "bench"))
-            key = (customer, "USD")
-            self.exposure[key] = self.exposure.get(key, Decimal(0)) + AMOUNT
+            self.outbox.append((event, p.id, "payment.created", now, p, "bench"))
+            key = (customer, p.currency)
+            self.exposure[key] = self.exposure.get(key, _NONE) + p.amount
         return p.id
 
     async def confirm(self, pid: uuid.UUID) -> None:
@@ -606,14 +636,16 @@ class Dicts:
             if old.status != "Pending":
                 raise RuntimeError("not pending")
             p = DictPayment(
-                pid, old.customer_id, old.amount, "Confirmed", old.created_at, now,
-                old.version + 1, old.amount,
+                pid, old.customer_id, old.amount, old.currency, "Confirmed", old.created_at,
+                now, old.version + 1, old.amount,
             )  # fmt: skip
             self.payments[pid] = p
             self.audit[pid].append(("confirmed", "Pending", "Confirmed", "bench", now, event))
-            snapshot = _snapshot(pid, p.customer_id, "Confirmed", p.created_at, now)
-            self.outbox.append((event, pid, "payment.confirmed", now, snapshot, "bench"))
-            key = (p.customer_id, "USD")
-            self.exposure[key] = max(self.exposure[key] - p.amount, Decimal(0))
-            lines = [(kind, owner, "USD", sign * p.amount) for _, kind, owner, sign in _POSTINGS]
+            self.outbox.append((event, pid, "payment.confirmed", now, p, "bench"))
+            key = (p.customer_id, p.currency)
+            self.exposure[key] = max(self.exposure[key] - p.amount, _NONE)
+            lines = [(k, owner, p.currency, sign * p.amount) for _, k, owner, sign in _POSTINGS]
             self.journal[pid] = [(entry, "capture", now, lines)]
+
+
+_NONE = Decimal("0.00")

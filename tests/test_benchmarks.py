@@ -137,10 +137,7 @@ async def _memory_records(store: Any, payment_ids: list[UUID]) -> Rows:
         await store.mark_delivered([m.event.id for m in claimed])
     payments = [await store.get(pid) for pid in payment_ids]
     rows: Rows = {
-        "payments": [
-            (p.customer_id, p.amount, p.status.value, p.version, p.captured_amount)
-            for p in payments
-        ],
+        "payments": [(p.customer_id, _normal("payload", p.to_dict())) for p in payments],
         "audit": [
             (a.action, a.from_status and a.from_status.value, a.to_status.value, a.actor_id)
             for pid in payment_ids
@@ -168,11 +165,10 @@ def _dicts_records(fake: Dicts) -> Rows:
     """The same of the hand-written fake."""
     rows: Rows = {
         "payments": [
-            (p.customer_id, p.amount, p.status, p.version, p.captured_amount)
-            for p in fake.payments.values()
+            (p.customer_id, _normal("payload", p.snapshot())) for p in fake.payments.values()
         ],
         "audit": [a[:4] for trail in fake.audit.values() for a in trail],
-        "outbox": [(e[2], _normal("payload", e[4]), e[5]) for e in fake.outbox],
+        "outbox": [(e[2], _normal("payload", e[4].snapshot()), e[5]) for e in fake.outbox],
         "exposure": [(*key, amount) for key, amount in fake.exposure.items()],
         "journal": [
             (kind, tuple(lines))
