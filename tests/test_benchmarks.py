@@ -15,6 +15,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from benchmarks import budget
 from benchmarks.baselines import Dicts
 from benchmarks.harness import IMPLEMENTATIONS, Databases, _lifecycles
 
@@ -191,3 +192,10 @@ async def test_the_in_memory_baseline_holds_what_the_memory_store_holds() -> Non
     fake = Dicts()
     await fake.lifecycles(LIFECYCLES)
     assert _dicts_records(fake) == expected
+
+
+async def test_the_budget_times_every_piece() -> None:
+    """``benchmarks.budget`` times each piece of the service's own work (a quick run)."""
+    found = await budget.pieces(calls=200)
+    assert len(found) == 7
+    assert all(micros > 0 for micros in found.values())
