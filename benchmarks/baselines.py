@@ -549,6 +549,8 @@ def _sqlite_exposure(conn: sqlite3.Connection, customer: str, delta: Decimal) ->
 
 # -- dicts: a hand-written in-memory store, as a team writes its own test fake ------------
 
+_ZERO = Decimal("0.00")
+
 
 @dataclass(frozen=True, slots=True)
 class DictPayment:
@@ -563,7 +565,7 @@ class DictPayment:
     updated_at: datetime
     version: int
     captured_amount: Decimal
-    refunded_amount: Decimal = Decimal("0.00")
+    refunded_amount: Decimal = _ZERO
     failure_reason: str | None = None
     idempotency_key: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
@@ -618,7 +620,7 @@ class Dicts:
 
     async def create(self, customer: str) -> uuid.UUID:
         now, event = datetime.now(UTC), uuid.uuid4()
-        p = DictPayment(uuid.uuid4(), customer, AMOUNT, "USD", "Pending", now, now, 1, _NONE)
+        p = DictPayment(uuid.uuid4(), customer, AMOUNT, "USD", "Pending", now, now, 1, _ZERO)
         with self.lock:
             self.payments[p.id] = p
             self.order.append(p.id)
@@ -626,7 +628,7 @@ class Dicts:
             self.audit[p.id] = [("created", None, "Pending", "bench", now, event)]
             self.outbox.append((event, p.id, "payment.created", now, p, "bench"))
             key = (customer, p.currency)
-            self.exposure[key] = self.exposure.get(key, _NONE) + p.amount
+            self.exposure[key] = self.exposure.get(key, _ZERO) + p.amount
         return p.id
 
     async def confirm(self, pid: uuid.UUID) -> None:
@@ -643,9 +645,6 @@ class Dicts:
             self.audit[pid].append(("confirmed", "Pending", "Confirmed", "bench", now, event))
             self.outbox.append((event, pid, "payment.confirmed", now, p, "bench"))
             key = (p.customer_id, p.currency)
-            self.exposure[key] = max(self.exposure[key] - p.amount, _NONE)
+            self.exposure[key] = max(self.exposure[key] - p.amount, _ZERO)
             lines = [(k, owner, p.currency, sign * p.amount) for _, k, owner, sign in _POSTINGS]
             self.journal[pid] = [(entry, "capture", now, lines)]
-
-
-_NONE = Decimal("0.00")
