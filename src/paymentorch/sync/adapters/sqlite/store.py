@@ -148,19 +148,24 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
         return bool(self._apply([change], expected, inline=True))
 
     def transition(self, move: Transition) -> Stepped:
-        """Decide ``move`` on the payment as it is and write its change: one transaction,
-        no read before it. A payment this store created is decided on as it wrote it,
-        the first time (the write is guarded by its version: if it changed meanwhile,
-        the row is read in the same transaction). When it writes nothing it says what
-        it found, with its plan read in the same transaction."""
+        """Decide ``move`` on the payment as it is and write its change, in one
+        transaction. A payment this store created is decided on as it wrote it, the first
+        time, with no read (the write is guarded by its version: if it changed meanwhile,
+        the row is read in the same transaction); any other is read in the transaction
+        first. When it writes nothing it says what it found, with its plan read in the
+        same transaction."""
         kept = self._fresh.take(move.payment_id, move.at)
         fresh = None if kept is None or not move.applies_to(kept[0]) else kept[0]
 
+        def decided(conn: sqlite3.Connection, payment: Payment) -> Stepped | None:
+            change = move.change(payment)
+            if not write_change(conn, change, payment.status):
+                return None
+            return Stepped(written=change.payment, operation=change.operation)
+
         def body(conn: sqlite3.Connection) -> Stepped:
-            if fresh is not None:
-                change = move.change(fresh)
-                if write_change(conn, change, fresh.status):
-                    return Stepped(written=change.payment, operation=change.operation)
+            if fresh is not None and (written := decided(conn, fresh)) is not None:
+                return written
             row = conn.execute(SELECT + " WHERE id = ?", (move.payment_id.hex,)).fetchone()
             old = None if row is None else row_payment(row)
             if old is None:
@@ -168,11 +173,7 @@ class SyncSQLitePaymentStore(SyncSQLiteLedger):
             if not move.applies_to(old):
                 plan = read_plan(conn, old.id) if old.has_plan else None
                 return Stepped(found=old, plan=plan)
-            change = move.change(old)
-            written = write_change(conn, change, old.status)
-            if not written:
-                return Stepped()
-            return Stepped(written=change.payment, operation=change.operation)
+            return decided(conn, old) or Stepped()
 
         return self._run(lambda conn: transaction(conn, body), inline=True)
 
