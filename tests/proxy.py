@@ -76,6 +76,8 @@ class TcpProxy:
             while data := source.recv(65536):
                 if answers:  # counted before the client can see it, and ask again
                     self._answered(data, seen)
+                else:
+                    self._asked(data)
                 sink.sendall(data)
         except OSError:
             pass
@@ -87,6 +89,9 @@ class TcpProxy:
 
     def _answered(self, data: bytes, seen: bytearray) -> None:
         """What the server sent on one connection (``seen``: what came before it)."""
+
+    def _asked(self, data: bytes) -> None:
+        """What a client sent, before the server gets it."""
 
 
 class RoundTrips(TcpProxy):

@@ -150,6 +150,58 @@ async def test_nats_sink_loses_nothing_and_stores_each_event_once(
     print(f"NATS: {figures}")
 
 
+class CutOnStreamInfo(TcpProxy):
+    """Cuts every connection for ``seconds`` when a client first asks for a stream's info,
+    the first thing a NATS sink does on its new connection."""
+
+    def __init__(self, target: tuple[str, int], seconds: float) -> None:
+        self.seconds = seconds
+        self.cuts = 0
+        super().__init__(target)
+
+    def _asked(self, data: bytes) -> None:
+        if b"$JS.API.STREAM.INFO." in data and not self.cuts:
+            self.cuts += 1
+            self.cut(self.seconds)
+
+
+async def test_a_nats_cut_while_the_sink_sets_up_is_logged_and_outlived(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A connection lost before the sink's first call returns is a disconnect like any
+    other: logged. The call that lost its request raises (the relay keeps the batch);
+    the next one stores the event."""
+    from nats.errors import TimeoutError as NatsTimeout
+
+    from paymentorch.sinks import NatsSink
+
+    brokers.require("NATS", brokers.NATS)
+    name = f"T{uuid.uuid4().hex[:12]}"
+    prefix = f"t{name[1:]}"
+    async with await po.open_service("memory://") as service:
+        payment = await service.create_payment("CUST-00001", "10.00", actor=ADMIN)
+        now = service.clock()
+        events = [m.event for m in await service.store.claim_events(10, now=now, lease_until=now)]
+    # Refused for less than the client waits before it reconnects: one clean reconnect.
+    with CutOnStreamInfo(brokers.NATS, seconds=0.2) as proxy:
+        sink = NatsSink(
+            f"nats://127.0.0.1:{proxy.port}", stream=name, subject_prefix=prefix, timeout=1
+        )
+        try:
+            with caplog.at_level("WARNING", logger="paymentorch.sinks"):
+                with pytest.raises(NatsTimeout):
+                    await sink(events)
+                await sink(events)
+        finally:
+            await sink.aclose()
+    assert proxy.cuts == 1
+    assert caplog.messages.count("NATS: disconnected; reconnecting") == 1
+    received = await brokers.read_nats(brokers.NATS[1], name, prefix)
+    assert [(m["payment_id"], m["type"]) for m in received] == [
+        (str(payment.id), "payment.created")
+    ]
+
+
 async def test_rabbitmq_sink_loses_nothing_and_keeps_order(database: str, tmp_path: Path) -> None:
     """5,000 events; the relay killed twice and RabbitMQ cut for 3 s: every event reaches
     the queue (a batch re-sent after a kill arrives twice, with the same message id)."""

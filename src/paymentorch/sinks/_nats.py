@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from paymentorch.adapters._require import driver
@@ -61,13 +62,14 @@ class NatsSink:
     async def _ready(self) -> Any:
         async with self._lock:
             if self._jetstream is None:
-                client = await self._nats.connect(
+                client = self._nats.NATS()
+                await client.connect(
                     self.url,
                     connect_timeout=self.timeout,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
                     error_cb=self._log_error,
-                    disconnected_cb=self._log_disconnect,
+                    disconnected_cb=partial(self._log_disconnect, client),
                 )
                 try:
                     jetstream = client.jetstream(timeout=self.timeout)
@@ -102,6 +104,9 @@ class NatsSink:
     async def _log_error(self, error: Exception) -> None:
         logger.warning("NATS: %s: %s", type(error).__name__, error)
 
-    async def _log_disconnect(self) -> None:
-        if self._client is not None:  # not the close we asked for
+    @staticmethod
+    async def _log_disconnect(client: Any) -> None:
+        # Only a closed client's disconnect is expected (a close asked for); one lost
+        # while the first call still sets up the stream is as real as any later.
+        if not client.is_closed:
             logger.warning("NATS: disconnected; reconnecting")
